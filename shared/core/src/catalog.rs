@@ -1,0 +1,126 @@
+//! The catalog of actions: names, descriptions and params schemas.
+//!
+//! Validation checks `action` names and `params` against this catalog; wf-app implements each
+//! entry (a test there keeps the two in step). Params may be templates: a value that is exactly
+//! one `{{ expr }}` is only known when the step runs, so validation skips schema errors at it.
+
+use serde_json::{Value, json};
+
+/// One action of the catalog.
+#[derive(Debug, Clone)]
+pub struct ActionSpec {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub params_schema: Value,
+}
+
+/// Every action the engine knows, in documentation order.
+pub fn actions() -> Vec<ActionSpec> {
+    vec![
+        ActionSpec {
+            name: "http.request",
+            description: "Send an HTTP request. Output: { status, headers, body } (body is JSON when the response is JSON). A non-2xx status is a retryable failure unless listed in expectStatus.",
+            params_schema: json!({
+                "type": "object", "additionalProperties": false, "required": ["url"],
+                "properties": {
+                    "method": { "enum": ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"], "default": "GET" },
+                    "url": { "type": "string", "minLength": 1 },
+                    "headers": { "type": "object", "additionalProperties": { "type": "string" } },
+                    "query": { "type": "object", "additionalProperties": { "type": ["string", "number", "boolean"] } },
+                    "json": { "description": "A JSON body (sets Content-Type: application/json)." },
+                    "body": { "type": "string", "description": "A text body." },
+                    "timeoutMs": { "type": "integer", "minimum": 1, "maximum": 900000 },
+                    "expectStatus": { "type": "array", "items": { "type": "integer", "minimum": 100, "maximum": 599 },
+                                      "description": "Statuses that count as success besides 2xx." }
+                },
+                "not": { "required": ["json", "body"] }
+            }),
+        },
+        ActionSpec {
+            name: "record.create",
+            description: "Create a record in a collection. Output: { collection, id, data }. Fails if the id exists (a redelivered create with the same idempotency key succeeds). Emits `<collection>.created`.",
+            params_schema: json!({
+                "type": "object", "additionalProperties": false, "required": ["collection", "data"],
+                "properties": {
+                    "collection": { "type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$" },
+                    "id": { "type": "string", "minLength": 1, "maxLength": 256, "description": "Defaults to a new ULID." },
+                    "data": { "type": "object" }
+                }
+            }),
+        },
+        ActionSpec {
+            name: "record.get",
+            description: "Read a record. Output: { collection, id, data } or { collection, id, data: null } when absent (found: false).",
+            params_schema: json!({
+                "type": "object", "additionalProperties": false, "required": ["collection", "id"],
+                "properties": {
+                    "collection": { "type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$" },
+                    "id": { "type": "string", "minLength": 1, "maxLength": 256 }
+                }
+            }),
+        },
+        ActionSpec {
+            name: "record.update",
+            description: "Merge `data` into an existing record (top-level keys). Output: { collection, id, data }. Emits `<collection>.updated`.",
+            params_schema: json!({
+                "type": "object", "additionalProperties": false, "required": ["collection", "id", "data"],
+                "properties": {
+                    "collection": { "type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$" },
+                    "id": { "type": "string", "minLength": 1, "maxLength": 256 },
+                    "data": { "type": "object" }
+                }
+            }),
+        },
+        ActionSpec {
+            name: "record.delete",
+            description: "Delete a record. Output: { collection, id, deleted }. Emits `<collection>.deleted` when one was deleted.",
+            params_schema: json!({
+                "type": "object", "additionalProperties": false, "required": ["collection", "id"],
+                "properties": {
+                    "collection": { "type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$" },
+                    "id": { "type": "string", "minLength": 1, "maxLength": 256 }
+                }
+            }),
+        },
+        ActionSpec {
+            name: "record.query",
+            description: "List records of a collection by id. Output: { items: [{ id, data }], next } (pass next as `after` for the next page).",
+            params_schema: json!({
+                "type": "object", "additionalProperties": false, "required": ["collection"],
+                "properties": {
+                    "collection": { "type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$" },
+                    "after": { "type": ["string", "null"] },
+                    "limit": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 }
+                }
+            }),
+        },
+        ActionSpec {
+            name: "event.emit",
+            description: "Publish a platform event of a type with a detail. Output: { id, type }.",
+            params_schema: json!({
+                "type": "object", "additionalProperties": false, "required": ["type"],
+                "properties": {
+                    "type": { "type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$" },
+                    "detail": { "description": "Any JSON value; default {}." }
+                }
+            }),
+        },
+        ActionSpec {
+            name: "message.send",
+            description: "Post a message to a Slack-compatible incoming-webhook URL. Output: { status }.",
+            params_schema: json!({
+                "type": "object", "additionalProperties": false, "required": ["url", "text"],
+                "properties": {
+                    "url": { "type": "string", "minLength": 1 },
+                    "text": { "type": "string" },
+                    "blocks": { "type": "array" }
+                }
+            }),
+        },
+    ]
+}
+
+/// The spec of an action by name.
+pub fn action(name: &str) -> Option<ActionSpec> {
+    actions().into_iter().find(|a| a.name == name)
+}

@@ -1,0 +1,83 @@
+//! Error types of the core layer.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Why a step (or a whole execution) failed. Stored in step records and execution records,
+/// so it is plain data: a stable `code`, a human `message`, whether a retry may help.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "camelCase")]
+#[error("{code}: {message}")]
+pub struct StepError {
+    /// Stable machine-readable code, e.g. `template.undefined`, `http.status`, `timeout`.
+    pub code: String,
+    pub message: String,
+    /// Whether another attempt may succeed (network errors, 5xx, 429, timeouts).
+    #[serde(default)]
+    pub retryable: bool,
+    /// Extra structured facts (HTTP status, raw LLM text, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+impl StepError {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+            retryable: false,
+            details: None,
+        }
+    }
+
+    pub fn retryable(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            retryable: true,
+            ..Self::new(code, message)
+        }
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::retryable("timeout", message)
+    }
+}
+
+/// Errors of storage and queue adapters. `Conflict` is the typed outcome of a failed condition.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write lost (another writer got there first).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// An item or message over the backend's size limit; never retryable.
+    #[error("too large: {0}")]
+    TooLarge(String),
+    /// Throttling, timeouts, connection errors: the caller may retry.
+    #[error("unavailable (retryable): {0}")]
+    Unavailable(String),
+    /// Data that cannot be decoded, or any other permanent failure.
+    #[error("store error: {0}")]
+    Permanent(String),
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+impl From<StoreError> for StepError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::TooLarge(m) => StepError::new("payload.too_large", m),
+            StoreError::Unavailable(m) => StepError::retryable("store.unavailable", m),
+            other => StepError::new("store", other.to_string()),
+        }
+    }
+}

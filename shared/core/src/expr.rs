@@ -1,0 +1,429 @@
+//! Templates and expressions (minijinja), sandboxed.
+//!
+//! * A string that is exactly one `{{ expr }}` is an expression: it keeps the JSON type of its
+//!   value. Any other string containing `{{`/`{%` renders to a string.
+//! * Undefined values are errors (strict mode) except under `is defined` / `default(...)`;
+//!   the error names the variable.
+//! * No loader, no env, no network: the environment has only minijinja's builtins. Fuel bounds
+//!   the instructions of one evaluation and rendered strings are bounded in size.
+
+use std::collections::BTreeSet;
+use std::sync::LazyLock;
+
+use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value as JValue};
+use serde_json::{Map, Value};
+
+use crate::error::StepError;
+
+/// Instructions one evaluation may execute (bounds loops in templates).
+pub const FUEL: u64 = 100_000;
+/// Largest rendered string, in bytes.
+pub const MAX_RENDERED_BYTES: usize = 1024 * 1024;
+
+static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(FUEL));
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.set_recursion_limit(64);
+    env
+});
+
+/// If `s` is exactly one `{{ expr }}`, the expression inside (whitespace markers removed).
+pub fn single_expression(s: &str) -> Option<&str> {
+    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
+    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") || inner.contains("{#") {
+        return None;
+    }
+    let inner = inner.strip_prefix('-').unwrap_or(inner);
+    let inner = inner.strip_suffix('-').unwrap_or(inner);
+    let inner = inner.trim();
+    if inner.is_empty() { None } else { Some(inner) }
+}
+
+/// Whether a string contains template syntax at all.
+pub fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+/// Check the syntax of a template string (or single expression). The error says what is wrong
+/// and quotes the offending text.
+pub fn check_template(s: &str) -> Result<(), String> {
+    if let Some(expr) = single_expression(s) {
+        return ENV
+            .compile_expression(expr)
+            .map(|_| ())
+            .map_err(|e| syntax_message(&e, s));
+    }
+    if !is_template(s) {
+        return Ok(());
+    }
+    ENV.template_from_str(s)
+        .map(|_| ())
+        .map_err(|e| syntax_message(&e, s))
+}
+
+/// Check a field that must be exactly one `{{ expr }}` (condition `if`, trigger `filter`,
+/// loop `items`).
+pub fn check_expression(s: &str) -> Result<(), String> {
+    match single_expression(s) {
+        Some(expr) => ENV
+            .compile_expression(expr)
+            .map(|_| ())
+            .map_err(|e| syntax_message(&e, s)),
+        None => Err(format!(
+            "{s:?} must be exactly one expression in double braces, like \"{{{{ input.amount > 100 }}}}\""
+        )),
+    }
+}
+
+fn syntax_message(e: &minijinja::Error, src: &str) -> String {
+    let detail = e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string());
+    format!("template syntax error: {detail} in {src:?}")
+}
+
+/// Every variable path a template or expression reads, nested (`input.amount`, `steps.x.output`).
+pub fn referenced_variables(s: &str) -> BTreeSet<String> {
+    if let Some(expr) = single_expression(s) {
+        if let Ok(e) = ENV.compile_expression(expr) {
+            return e.undeclared_variables(true).into_iter().collect();
+        }
+        return BTreeSet::new();
+    }
+    if !is_template(s) {
+        return BTreeSet::new();
+    }
+    match ENV.template_from_str(s) {
+        Ok(t) => t.undeclared_variables(true).into_iter().collect(),
+        Err(_) => BTreeSet::new(),
+    }
+}
+
+/// Every variable path read by any string inside a JSON value.
+pub fn referenced_variables_in(v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::String(s) => out.extend(referenced_variables(s)),
+        Value::Array(a) => a.iter().for_each(|x| referenced_variables_in(x, out)),
+        Value::Object(o) => o.values().for_each(|x| referenced_variables_in(x, out)),
+        _ => {}
+    }
+}
+
+/// The evaluation context: `input`, `vars`, `steps`, `execution`, `item`, `index`, `event`,
+/// `secrets`. Built once per step and reused for all of its strings.
+pub struct ExprContext {
+    json: Map<String, Value>,
+    value: JValue,
+    secret_values: Vec<String>,
+}
+
+impl ExprContext {
+    pub fn new(json: Map<String, Value>) -> Self {
+        let secret_values = match json.get("secrets") {
+            Some(Value::Object(m)) => m
+                .values()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .filter(|s| !s.is_empty())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let value = JValue::from_serialize(&json);
+        Self {
+            json,
+            value,
+            secret_values,
+        }
+    }
+
+    pub fn json(&self) -> &Map<String, Value> {
+        &self.json
+    }
+
+    /// Replace every secret value used by this context with `***`.
+    pub fn redact(&self, v: &Value) -> Value {
+        redact(v, &self.secret_values)
+    }
+
+    /// Evaluate a field that must be exactly one `{{ expr }}` and keep the type of its value.
+    pub fn eval(&self, src: &str) -> Result<Value, StepError> {
+        let expr = single_expression(src).ok_or_else(|| {
+            StepError::new(
+                "template.syntax",
+                format!("{src:?} must be exactly one expression in double braces"),
+            )
+        })?;
+        let compiled = ENV
+            .compile_expression(expr)
+            .map_err(|e| StepError::new("template.syntax", syntax_message(&e, src)))?;
+        let out = compiled.eval(&self.value).map_err(|e| {
+            self.eval_error(e, src, || compiled.undeclared_variables(true).into_iter().collect())
+        })?;
+        to_json(&out, src)
+    }
+
+    /// Evaluate a condition/filter: exactly one `{{ expr }}` that must yield a boolean.
+    pub fn eval_bool(&self, src: &str) -> Result<bool, StepError> {
+        match self.eval(src)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(StepError::new(
+                "template.type",
+                format!(
+                    "{src:?} must yield a boolean, got {} ({})",
+                    type_name(&other),
+                    short(&other)
+                ),
+            )),
+        }
+    }
+
+    /// Render a string: a single expression keeps its type, other templates become strings,
+    /// plain strings are returned as they are.
+    pub fn render_str(&self, src: &str) -> Result<Value, StepError> {
+        if single_expression(src).is_some() {
+            return self.eval(src);
+        }
+        if !is_template(src) {
+            return Ok(Value::String(src.to_string()));
+        }
+        let tmpl = ENV
+            .template_from_str(src)
+            .map_err(|e| StepError::new("template.syntax", syntax_message(&e, src)))?;
+        let out = tmpl.render(&self.value).map_err(|e| {
+            self.eval_error(e, src, || tmpl.undeclared_variables(true).into_iter().collect())
+        })?;
+        if out.len() > MAX_RENDERED_BYTES {
+            return Err(StepError::new(
+                "template.too_large",
+                format!(
+                    "{src:?} rendered {} bytes, over the limit of {MAX_RENDERED_BYTES}",
+                    out.len()
+                ),
+            ));
+        }
+        Ok(Value::String(out))
+    }
+
+    /// Render every string inside a JSON value (object keys are kept as they are).
+    pub fn render(&self, v: &Value) -> Result<Value, StepError> {
+        Ok(match v {
+            Value::String(s) => self.render_str(s)?,
+            Value::Array(a) => Value::Array(a.iter().map(|x| self.render(x)).collect::<Result<_, _>>()?),
+            Value::Object(o) => {
+                let mut out = Map::with_capacity(o.len());
+                for (k, x) in o {
+                    out.insert(k.clone(), self.render(x)?);
+                }
+                Value::Object(out)
+            }
+            other => other.clone(),
+        })
+    }
+
+    fn eval_error(
+        &self,
+        e: minijinja::Error,
+        src: &str,
+        vars: impl FnOnce() -> BTreeSet<String>,
+    ) -> StepError {
+        match e.kind() {
+            ErrorKind::UndefinedError => {
+                let missing = vars()
+                    .into_iter()
+                    .find_map(|path| self.first_missing(&path))
+                    .unwrap_or_else(|| "a value".to_string());
+                StepError::new(
+                    "template.undefined",
+                    format!(
+                        "{missing} is undefined in {src:?} (use `is defined` or `default(...)` for optional values)"
+                    ),
+                )
+                .with_details(serde_json::json!({ "variable": missing }))
+            }
+            ErrorKind::OutOfFuel => StepError::new(
+                "template.limit",
+                format!("{src:?} ran too long (more than {FUEL} instructions)"),
+            ),
+            _ => {
+                let detail = e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string());
+                StepError::new("template.error", format!("{detail} in {src:?}"))
+            }
+        }
+    }
+
+    /// The first prefix of `path` (`a.b.c`) that the context does not define, e.g. `input.b`.
+    fn first_missing(&self, path: &str) -> Option<String> {
+        let mut parts = path.split('.');
+        let root = parts.next()?;
+        let mut cur = match self.json.get(root) {
+            Some(v) => v,
+            None => return Some(root.to_string()),
+        };
+        let mut walked = root.to_string();
+        for part in parts {
+            walked.push('.');
+            walked.push_str(part);
+            cur = match cur {
+                Value::Object(m) => match m.get(part) {
+                    Some(v) => v,
+                    None => return Some(walked),
+                },
+                _ => return None,
+            };
+        }
+        None
+    }
+}
+
+fn to_json(v: &JValue, src: &str) -> Result<Value, StepError> {
+    if v.is_undefined() {
+        return Err(StepError::new(
+            "template.undefined",
+            format!("{src:?} evaluated to an undefined value"),
+        ));
+    }
+    serde_json::to_value(v).map_err(|e| {
+        StepError::new(
+            "template.error",
+            format!("{src:?} produced a value that is not JSON: {e}"),
+        )
+    })
+}
+
+/// Replace every occurrence of any secret inside strings of `v` with `***`.
+pub fn redact(v: &Value, secrets: &[String]) -> Value {
+    if secrets.is_empty() {
+        return v.clone();
+    }
+    match v {
+        Value::String(s) => {
+            let mut out = s.clone();
+            for secret in secrets {
+                if out.contains(secret.as_str()) {
+                    out = out.replace(secret.as_str(), "***");
+                }
+            }
+            Value::String(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|x| redact(x, secrets)).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| (k.clone(), redact(x, secrets)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// JSON type name for messages.
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 80 {
+        format!("{}…", &s[..s.char_indices().nth(77).map(|(i, _)| i).unwrap_or(s.len())])
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx(v: Value) -> ExprContext {
+        ExprContext::new(v.as_object().unwrap().clone())
+    }
+
+    #[test]
+    fn single_expression_keeps_type_and_other_strings_render() {
+        let c = ctx(json!({"input": {"amount": 150, "tags": ["a"], "name": "Ann"}, "vars": {"t": 100}}));
+        assert_eq!(c.render_str("{{ input.amount }}").unwrap(), json!(150));
+        assert_eq!(c.render_str("{{ input.tags }}").unwrap(), json!(["a"]));
+        assert_eq!(c.render_str("{{ input.amount > vars.t }}").unwrap(), json!(true));
+        assert_eq!(c.render_str("Hi {{ input.name }}: {{ input.amount }}").unwrap(), json!("Hi Ann: 150"));
+        assert_eq!(c.render_str("plain").unwrap(), json!("plain"));
+        assert_eq!(c.render_str("{{- input.amount -}}").unwrap(), json!(150));
+        assert_eq!(c.render_str("{{ input | tojson }}").unwrap(), json!(r#"{"amount":150,"name":"Ann","tags":["a"]}"#));
+    }
+
+    #[test]
+    fn two_expressions_are_a_string_template() {
+        assert!(single_expression("{{ a }} and {{ b }}").is_none());
+        let c = ctx(json!({"a": 1, "b": 2}));
+        assert_eq!(c.render_str("{{ a }}{{ b }}").unwrap(), json!("12"));
+    }
+
+    #[test]
+    fn undefined_is_an_error_naming_the_variable() {
+        let c = ctx(json!({"input": {"amount": 1}, "steps": {}}));
+        let e = c.render_str("{{ input.missing > 3 }}").unwrap_err();
+        assert_eq!(e.code, "template.undefined");
+        assert!(e.message.contains("input.missing"), "{}", e.message);
+        let e = c.render_str("Total: {{ nothing }}").unwrap_err();
+        assert!(e.message.contains("nothing"), "{}", e.message);
+        let e = c.eval_bool("{{ steps.notify.output.status == 200 }}").unwrap_err();
+        assert!(e.message.contains("steps.notify"), "{}", e.message);
+        // but `is defined` and `default` are allowed
+        assert_eq!(c.eval("{{ steps.notify is defined }}").unwrap(), json!(false));
+        assert_eq!(c.eval("{{ input.missing | default(7) }}").unwrap(), json!(7));
+    }
+
+    #[test]
+    fn conditions_must_be_boolean() {
+        let c = ctx(json!({"input": {"amount": 1}}));
+        assert!(c.eval_bool("{{ input.amount > 0 }}").unwrap());
+        let e = c.eval_bool("{{ input.amount }}").unwrap_err();
+        assert_eq!(e.code, "template.type");
+        assert!(e.message.contains("number"));
+        let e = c.eval_bool("input.amount > 0").unwrap_err();
+        assert_eq!(e.code, "template.syntax");
+    }
+
+    #[test]
+    fn syntax_errors_quote_the_text() {
+        let e = check_template("Hello {{ input.name ").unwrap_err();
+        assert!(e.contains("Hello {{ input.name"), "{e}");
+        assert!(check_template("{{ input.amount > }}").is_err());
+        assert!(check_template("{% for x in input %}{{ x }}{% endfor %}").is_ok());
+        assert!(check_expression("input.amount").is_err());
+        assert!(check_expression("{{ a }} {{ b }}").is_err());
+    }
+
+    #[test]
+    fn loops_are_bounded_by_fuel_and_nothing_reaches_the_outside() {
+        let c = ctx(json!({"n": 1}));
+        let e = c
+            .render_str("{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor %}{% endfor %}")
+            .unwrap_err();
+        assert_eq!(e.code, "template.limit", "{e:?}");
+        // no loader: include/import fail
+        assert!(c.render_str("{% include '/etc/passwd' %}").is_err());
+        // no env access function exists
+        assert!(c.render_str("{{ env('HOME') }}").is_err());
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let c = ctx(json!({"secrets": {"TOKEN": "s3cr3t"}}));
+        let rendered = c.render(&json!({"h": "Bearer {{ secrets.TOKEN }}"})).unwrap();
+        assert_eq!(rendered, json!({"h": "Bearer s3cr3t"}));
+        assert_eq!(c.redact(&rendered), json!({"h": "Bearer ***"}));
+    }
+
+    #[test]
+    fn references_are_listed_nested() {
+        let r = referenced_variables("{{ steps.check.output.branch == 0 and input.x }}");
+        assert!(r.contains("steps.check.output.branch"), "{r:?}");
+        assert!(r.contains("input.x"));
+    }
+}

@@ -1,0 +1,23 @@
+//! wf-core: the pure heart of the workflow engine.
+//!
+//! * [`model`]: the workflow file format (serde + JSON Schema via schemars).
+//! * [`validate`]: every problem at once, each with a JSON pointer and a hint.
+//! * [`expr`]: minijinja templates and expressions, sandboxed.
+//! * [`engine`]: pure decisions (state + event -> effects); adapters perform them.
+//! * [`ports`]: the small traits adapters implement (store, queue, clock, bus, actions, LLM).
+//!
+//! Nothing in this crate performs I/O.
+
+pub mod catalog;
+pub mod engine;
+pub mod error;
+pub mod execution;
+pub mod expr;
+pub mod model;
+pub mod path;
+pub mod ports;
+pub mod schema;
+pub mod time_fmt;
+pub mod validate;
+
+pub use error::{StepError, StoreError};

@@ -1,0 +1,491 @@
+//! The workflow file format (`workflows/<id>.json`), as serde types.
+//!
+//! Every struct denies unknown fields. Shared step fields are repeated per variant on purpose:
+//! `#[serde(flatten)]` would silently disable `deny_unknown_fields` (DESIGN.md, known traps).
+//! `workflows/schema.json` is generated from these types (`wf schema`).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Default workflow deadline: 5 minutes.
+pub const DEFAULT_TIMEOUT_MS: u64 = 300_000;
+/// Default retries after the first attempt (3 = up to 4 attempts).
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+/// Default delay before a retry.
+pub const DEFAULT_BACKOFF_MS: u64 = 1_000;
+
+/// A workflow definition: a graph of steps started by the triggers on its start step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "Workflow")]
+pub struct Workflow {
+    /// Path of the JSON Schema for editors (usually `./schema.json`). Ignored by the engine.
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// URL-safe id: lowercase letters, digits and `-` (`^[a-z0-9][a-z0-9-]*$`).
+    pub id: String,
+    /// Human-readable name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub config: WorkflowConfig,
+    /// The steps. Exactly one has `"type": "start"`.
+    pub steps: Vec<Step>,
+}
+
+/// Workflow-wide settings. Everything except `active` is versioned with the definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WorkflowConfig {
+    /// Whether triggers start this workflow (only a published workflow can be active).
+    #[serde(default)]
+    pub active: bool,
+    /// Deadline of a whole execution, from its start, in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Retries after the first attempt for action and llm steps (per-step `retry` overrides).
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// Delay before the first retry, in milliseconds.
+    #[serde(default = "default_backoff_ms")]
+    pub backoff_ms: u64,
+    /// Multiply the delay by this factor after each retry (exponential backoff). Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_multiplier: Option<f64>,
+    /// Upper bound of the delay between retries, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_backoff_ms: Option<u64>,
+    /// Values visible to every step as `vars`.
+    #[serde(default)]
+    pub variables: Map<String, Value>,
+}
+
+fn default_timeout_ms() -> u64 {
+    DEFAULT_TIMEOUT_MS
+}
+fn default_max_retries() -> u32 {
+    DEFAULT_MAX_RETRIES
+}
+fn default_backoff_ms() -> u64 {
+    DEFAULT_BACKOFF_MS
+}
+
+impl Default for WorkflowConfig {
+    fn default() -> Self {
+        Self {
+            active: false,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            max_retries: DEFAULT_MAX_RETRIES,
+            backoff_ms: DEFAULT_BACKOFF_MS,
+            backoff_multiplier: None,
+            max_backoff_ms: None,
+            variables: Map::new(),
+        }
+    }
+}
+
+/// Per-step retry policy; unset fields fall back to the workflow config.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RetryPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_multiplier: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_backoff_ms: Option<u64>,
+}
+
+/// Where a step is drawn on a canvas. Ignored by the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Position {
+    pub x: f64,
+    pub y: f64,
+}
+
+/// One node of the graph. The `type` field selects the variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Step {
+    Start(StartStep),
+    Action(ActionStep),
+    Llm(LlmStep),
+    Condition(ConditionStep),
+    Loop(LoopStep),
+    Output(OutputStep),
+}
+
+/// The step types, in the order the docs list them.
+pub const STEP_TYPES: [&str; 6] = ["start", "action", "llm", "condition", "loop", "output"];
+
+/// The entry point: declares triggers and the input schema. Its output is the validated input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StartStep {
+    /// Step id: `^[A-Za-z_][A-Za-z0-9_]*$`, unique in the workflow.
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// What starts the workflow.
+    #[serde(default)]
+    pub triggers: Vec<Trigger>,
+    /// JSON Schema every input must match, whatever the trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_schema: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<Position>,
+}
+
+/// Runs a named action (`http.request`, `record.create`, ...) with templated params.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ActionStep {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The action to run, e.g. `http.request`.
+    pub action: String,
+    /// The action's parameters; strings may contain templates.
+    #[serde(default = "empty_object")]
+    pub params: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// Where to go when the step fails after its retries (else the execution fails).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+    /// Bound of one attempt, in milliseconds (always also bounded by the workflow deadline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<Position>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Map::new())
+}
+
+/// How the llm step's answer is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ResponseFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Asks a chat-completions model. Output: `{ text, json?, model, usage }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LlmStep {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Model name as the provider knows it; a `provider/` prefix is kept as is.
+    pub model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    pub prompt: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    #[serde(default)]
+    pub response_format: ResponseFormat,
+    /// With `responseFormat: "json"`: the JSON Schema the answer must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<Position>,
+}
+
+/// One branch of a condition: the first whose `if` is true wins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Branch {
+    /// Exactly one `{{ expr }}` that yields a boolean.
+    #[serde(rename = "if")]
+    pub condition: String,
+    pub next: String,
+}
+
+/// Routes to the first branch whose `if` is true, else to `else`. Output: `{ "branch": i | "else" }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConditionStep {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub branches: Vec<Branch>,
+    /// Where to go when no branch matches; without it that path ends.
+    #[serde(rename = "else", default, skip_serializing_if = "Option::is_none")]
+    pub otherwise: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<Position>,
+}
+
+/// Runs its nested `steps` once per item. Output: the iterations' results in item order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LoopStep {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Exactly one `{{ expr }}` that yields an array.
+    pub items: String,
+    /// How many iterations run at once (1..=100).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    /// The loop body; its first step is the entry. `item` and `index` are visible inside.
+    pub steps: Vec<Step>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<Position>,
+}
+
+fn default_concurrency() -> u32 {
+    1
+}
+
+/// Maps values into the execution's output (or, inside a loop body, the iteration's result).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OutputStep {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The value to produce; strings may contain templates.
+    #[serde(default)]
+    pub output: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<Position>,
+}
+
+/// What starts a workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Trigger {
+    Webhook(WebhookTrigger),
+    Schedule(ScheduleTrigger),
+    Event(EventTrigger),
+    Manual(ManualTrigger),
+}
+
+/// The trigger types.
+pub const TRIGGER_TYPES: [&str; 4] = ["webhook", "schedule", "event", "manual"];
+
+/// Signature scheme of incoming webhooks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookScheme {
+    /// Standard Webhooks (webhook-id / webhook-timestamp / webhook-signature).
+    #[default]
+    Standard,
+    /// GitHub `X-Hub-Signature-256`.
+    Github,
+    /// Stripe `Stripe-Signature`.
+    Stripe,
+    /// Slack `X-Slack-Signature` (v0).
+    Slack,
+    /// No signature: only the unguessable URL protects the hook.
+    None,
+}
+
+/// `POST /hooks/{workflowId}/{token}` with a JSON body; the body is the input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WebhookTrigger {
+    #[serde(default)]
+    pub scheme: WebhookScheme,
+    /// Environment variable holding the signing secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
+}
+
+/// A cron schedule in UTC (5 fields, or `@every5m`, `@hourly`, `@daily`, `@weekly`, `@monthly`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScheduleTrigger {
+    pub cron: String,
+}
+
+/// A platform event of a type; the input is the event's `detail`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EventTrigger {
+    /// The event type, e.g. `order.created`.
+    pub event: String,
+    /// Exactly one `{{ expr }}` over `event` that yields a boolean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+}
+
+/// Started by hand (CLI, API, test panel) with a given input.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManualTrigger {}
+
+impl Step {
+    pub fn id(&self) -> &str {
+        match self {
+            Step::Start(s) => &s.id,
+            Step::Action(s) => &s.id,
+            Step::Llm(s) => &s.id,
+            Step::Condition(s) => &s.id,
+            Step::Loop(s) => &s.id,
+            Step::Output(s) => &s.id,
+        }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Step::Start(_) => "start",
+            Step::Action(_) => "action",
+            Step::Llm(_) => "llm",
+            Step::Condition(_) => "condition",
+            Step::Loop(_) => "loop",
+            Step::Output(_) => "output",
+        }
+    }
+
+    /// Pure steps compute from the context alone: they fail deterministically (no retries)
+    /// and may run inline in the invocation that finished their predecessor.
+    pub fn is_pure(&self) -> bool {
+        matches!(self, Step::Start(_) | Step::Condition(_) | Step::Output(_))
+    }
+
+    pub fn next(&self) -> Option<&str> {
+        match self {
+            Step::Start(s) => s.next.as_deref(),
+            Step::Action(s) => s.next.as_deref(),
+            Step::Llm(s) => s.next.as_deref(),
+            Step::Loop(s) => s.next.as_deref(),
+            Step::Condition(_) | Step::Output(_) => None,
+        }
+    }
+
+    pub fn on_error(&self) -> Option<&str> {
+        match self {
+            Step::Action(s) => s.on_error.as_deref(),
+            Step::Llm(s) => s.on_error.as_deref(),
+            Step::Loop(s) => s.on_error.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Every outgoing edge with the JSON pointer suffix (relative to the step) that names it.
+    pub fn edges(&self) -> Vec<(String, &str)> {
+        let mut edges = Vec::new();
+        if let Some(n) = self.next() {
+            edges.push(("/next".to_string(), n));
+        }
+        if let Step::Condition(c) = self {
+            for (i, b) in c.branches.iter().enumerate() {
+                edges.push((format!("/branches/{i}/next"), b.next.as_str()));
+            }
+            if let Some(e) = &c.otherwise {
+                edges.push(("/else".to_string(), e.as_str()));
+            }
+        }
+        if let Some(e) = self.on_error() {
+            edges.push(("/onError".to_string(), e));
+        }
+        edges
+    }
+
+    pub fn retry(&self) -> Option<&RetryPolicy> {
+        match self {
+            Step::Action(s) => s.retry.as_ref(),
+            Step::Llm(s) => s.retry.as_ref(),
+            _ => None,
+        }
+    }
+
+    pub fn timeout_ms(&self) -> Option<u64> {
+        match self {
+            Step::Action(s) => s.timeout_ms,
+            Step::Llm(s) => s.timeout_ms,
+            _ => None,
+        }
+    }
+}
+
+impl Workflow {
+    pub fn start_step(&self) -> Option<&StartStep> {
+        self.steps.iter().find_map(|s| match s {
+            Step::Start(s) => Some(s),
+            _ => None,
+        })
+    }
+
+    pub fn triggers(&self) -> &[Trigger] {
+        self.start_step().map(|s| s.triggers.as_slice()).unwrap_or(&[])
+    }
+}
+
+/// The effective retry policy of a step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EffectiveRetry {
+    pub max_retries: u32,
+    pub backoff_ms: u64,
+    pub backoff_multiplier: f64,
+    pub max_backoff_ms: Option<u64>,
+}
+
+impl EffectiveRetry {
+    pub fn of(config: &WorkflowConfig, step: &Step) -> Self {
+        let r = step.retry().cloned().unwrap_or_default();
+        Self {
+            max_retries: r.max_retries.unwrap_or(config.max_retries),
+            backoff_ms: r.backoff_ms.unwrap_or(config.backoff_ms),
+            backoff_multiplier: r
+                .backoff_multiplier
+                .or(config.backoff_multiplier)
+                .unwrap_or(1.0),
+            max_backoff_ms: r.max_backoff_ms.or(config.max_backoff_ms),
+        }
+    }
+
+    /// Delay before attempt `next_attempt` (2 = first retry).
+    pub fn delay_before(&self, next_attempt: u32) -> u64 {
+        let retries_done = next_attempt.saturating_sub(2) as i32;
+        let raw = self.backoff_ms as f64 * self.backoff_multiplier.max(1.0).powi(retries_done);
+        let capped = match self.max_backoff_ms {
+            Some(max) => raw.min(max as f64),
+            None => raw,
+        };
+        capped.min(u64::MAX as f64 / 2.0) as u64
+    }
+}

@@ -1,0 +1,238 @@
+//! Ports: the small traits the engine's adapters implement.
+//!
+//! SQLite + in-process (wf-local) and DynamoDB + SQS + EventBridge (wf-aws) implement the same
+//! traits and pass the same conformance tests. All writes are idempotent or conditional: delivery
+//! is at-least-once everywhere.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{StepError, StoreError};
+use crate::execution::*;
+use crate::model::Workflow;
+
+/// Milliseconds since the Unix epoch.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> i64;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// The `META` item of a workflow: activation, the webhook token, the latest version.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowMeta {
+    pub id: String,
+    /// Whether triggers start the workflow.
+    #[serde(default)]
+    pub active: bool,
+    /// The version triggers start (set by activate; may be older than `latestVersion`).
+    #[serde(default)]
+    pub active_version: Option<u32>,
+    /// The newest published version (0 = never published).
+    #[serde(default)]
+    pub latest_version: u32,
+    /// Secret part of the webhook URL (made at first publish).
+    #[serde(default)]
+    pub webhook_token: Option<String>,
+    /// Where the definition came from (`file:workflows/x.json`) when not from the API.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Content hash of the latest published definition (to skip unchanged files).
+    #[serde(default)]
+    pub content_hash: Option<String>,
+    #[serde(default)]
+    pub updated_at: i64,
+}
+
+/// The `workflows` table: drafts (may be invalid), immutable versions, META.
+#[async_trait]
+pub trait DefinitionStore: Send + Sync {
+    /// Store the draft (raw JSON: drafts may be invalid). Overwrites.
+    async fn put_draft(&self, workflow_id: &str, draft: &Value, now: i64) -> Result<(), StoreError>;
+    async fn get_draft(&self, workflow_id: &str) -> Result<Option<Value>, StoreError>;
+    /// Put version `version` if it does not exist yet (`Conflict` if it does).
+    async fn put_version(&self, workflow: &Workflow, version: u32) -> Result<(), StoreError>;
+    async fn get_version(&self, workflow_id: &str, version: u32) -> Result<Option<Workflow>, StoreError>;
+    async fn get_meta(&self, workflow_id: &str) -> Result<Option<WorkflowMeta>, StoreError>;
+    /// Write META. With `expected_updated_at`, only if the stored one has that `updatedAt`
+    /// (optimistic concurrency; `Conflict` otherwise); `None` means "must not exist yet".
+    async fn put_meta(&self, meta: &WorkflowMeta, expected_updated_at: Option<i64>) -> Result<(), StoreError>;
+    async fn list_metas(&self) -> Result<Vec<WorkflowMeta>, StoreError>;
+    /// Delete the draft, every version and META.
+    async fn delete_workflow(&self, workflow_id: &str) -> Result<(), StoreError>;
+}
+
+/// The `executions` table: EXEC, STEP#, LOOP#, ITER# items and dedupe keys.
+#[async_trait]
+pub trait ExecutionStore: Send + Sync {
+    /// Create the execution and, with a dedupe key, the `DEDUPE#` item in one transaction.
+    /// A live key answers `Duplicate(first id)` and writes nothing. Creating an id that exists is
+    /// `Created` when the stored record is the same execution (a redelivered create) .
+    async fn create_execution(
+        &self,
+        execution: &ExecutionRecord,
+        dedupe: Option<&DedupeKey>,
+    ) -> Result<CreateOutcome, StoreError>;
+    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError>;
+    /// Apply `update` unless the execution is terminal already. Returns whether it applied.
+    async fn update_execution(&self, id: &str, update: &ExecutionUpdate) -> Result<bool, StoreError>;
+    async fn list_executions(&self, query: &ExecutionQuery) -> Result<ExecutionPage, StoreError>;
+    /// Delete an execution with all its items (retention).
+    async fn delete_execution(&self, id: &str) -> Result<(), StoreError>;
+
+    async fn get_step(&self, execution_id: &str, path: &str) -> Result<Option<StepRecord>, StoreError>;
+    /// Every step record of an execution, ordered by path.
+    async fn list_steps(&self, execution_id: &str) -> Result<Vec<StepRecord>, StoreError>;
+    /// Put `record` (status `running`) only if there is no record, or the stored one is
+    /// `running` with `leaseUntil <= now` and `attempts <= record.attempts`, or `retrying` with
+    /// `attempts < record.attempts`. Otherwise `Held(stored)`.
+    async fn claim_step(&self, execution_id: &str, record: &StepRecord, now: i64) -> Result<ClaimOutcome, StoreError>;
+    /// Replace the record only if the stored one is `running` with the same `attempts`
+    /// (the writer still holds its claim). Returns whether it applied.
+    async fn finish_step(&self, execution_id: &str, record: &StepRecord) -> Result<bool, StoreError>;
+
+    /// Put the loop state if absent; returns the stored state (the existing one on a repeat).
+    async fn init_loop(&self, execution_id: &str, loop_path: &str, state: &LoopState) -> Result<LoopState, StoreError>;
+    async fn get_loop(&self, execution_id: &str, loop_path: &str) -> Result<Option<LoopState>, StoreError>;
+    /// Mark the loop failed so the remaining iterations stop.
+    async fn fail_loop(&self, execution_id: &str, loop_path: &str) -> Result<(), StoreError>;
+    /// In one transaction: put `ITER#<loop_path>[index]` with `result` if absent and decrement
+    /// `remaining`. Exactly once per (loop, index).
+    async fn count_iteration(
+        &self,
+        execution_id: &str,
+        loop_path: &str,
+        index: u32,
+        result: &Value,
+    ) -> Result<IterationCount, StoreError>;
+    /// The counted iterations' results, ordered by index.
+    async fn list_iterations(&self, execution_id: &str, loop_path: &str) -> Result<Vec<(u32, Value)>, StoreError>;
+}
+
+/// Outcome of `RecordStore::create`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordCreate {
+    Created(Value),
+    /// The same idempotency key created this record before: a redelivered create.
+    Replayed(Value),
+    /// Another create made this id.
+    Exists,
+}
+
+/// The `records` table (what record.* actions read and write).
+#[async_trait]
+pub trait RecordStore: Send + Sync {
+    async fn create(&self, collection: &str, id: &str, data: &Value, idempotency_key: &str) -> Result<RecordCreate, StoreError>;
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<Value>, StoreError>;
+    /// Shallow-merge `patch` into the stored object; `NotFound` if absent. Returns the result.
+    async fn update(&self, collection: &str, id: &str, patch: &Value) -> Result<Value, StoreError>;
+    /// Returns whether a record was deleted.
+    async fn delete(&self, collection: &str, id: &str) -> Result<bool, StoreError>;
+    /// Records of a collection ordered by id, after `after`, at most `limit`.
+    async fn query(&self, collection: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Value)>, StoreError>;
+}
+
+/// One received task, with what acknowledges it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub task: StepTask,
+    /// Handle for `ack` (SQS receipt handle / local message id + receive count).
+    pub receipt: String,
+    /// How many times this message has been received (1 = first delivery).
+    pub receive_count: u32,
+}
+
+/// The step queue (SQS on AWS, a SQLite table locally). At-least-once.
+#[async_trait]
+pub trait TaskQueue: Send + Sync {
+    /// Send tasks, each with a delay in milliseconds (adapters chain delays past their limit).
+    async fn send(&self, tasks: &[(StepTask, u64)]) -> Result<(), StoreError>;
+    /// Receive up to `max` visible tasks, waiting up to `wait` for one. Received tasks are
+    /// invisible until acknowledged or until the visibility timeout passes.
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, StoreError>;
+    async fn ack(&self, receipt: &str) -> Result<(), StoreError>;
+}
+
+/// A platform event (EventBridge on AWS, the local bus in `wf dev`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformEvent {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub source: String,
+    pub detail: Value,
+    #[serde(with = "crate::time_fmt::rfc3339")]
+    pub time: i64,
+}
+
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    async fn publish(&self, events: &[PlatformEvent]) -> Result<(), StoreError>;
+}
+
+/// Where `{{ secrets.NAME }}` values come from.
+pub trait SecretSource: Send + Sync {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// What an action knows about the step it runs for.
+#[derive(Debug, Clone)]
+pub struct ActionContext {
+    pub execution_id: String,
+    pub path: String,
+    pub attempt: u32,
+    /// `<executionId>/<path>`: passed on (e.g. as an `Idempotency-Key` header) and honoured.
+    pub idempotency_key: String,
+    /// Time left for this attempt.
+    pub timeout: Duration,
+}
+
+/// Runs actions by name (`http.request`, `record.create`, ...).
+#[async_trait]
+pub trait ActionRunner: Send + Sync {
+    async fn run(&self, action: &str, params: Value, ctx: &ActionContext) -> Result<Value, StepError>;
+}
+
+/// A chat-completions request of the llm step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LlmRequest {
+    pub model: String,
+    pub system: Option<String>,
+    pub prompt: String,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<u32>,
+    pub json: bool,
+    pub json_schema: Option<Value>,
+}
+
+/// The provider's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LlmResponse {
+    pub text: String,
+    pub model: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+#[async_trait]
+pub trait LlmProvider: Send + Sync {
+    async fn complete(&self, request: &LlmRequest, timeout: Duration) -> Result<LlmResponse, StepError>;
+}
