@@ -1,1 +1,68 @@
-fn main() {}
+//! `wf`: validate, run and inspect workflows. All logic lives in the libraries; this binary
+//! parses arguments, wires adapters and maps results to exit codes.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for usage errors (BSD sysexits EX_USAGE).
+pub const EXIT_USAGE: u8 = 64;
+/// Exit code for an invalid workflow or input.
+pub const EXIT_INVALID: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "wf",
+    version,
+    about = "Workflow automation you can run on a laptop and deploy to AWS",
+    long_about = "Workflow automation you can run on a laptop and deploy to AWS.\n\n\
+        Workflows are JSON files in workflows/ (format: workflows/README.md, schema: `wf schema`).\n\
+        Exit codes: 0 ok, 1 failed, 2 timed out, 3 invalid workflow or input, 64 usage error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check workflow files and report every problem (file:line:column: pointer: message).
+    Validate(commands::validate::Args),
+    /// Run a workflow to completion in-process and print the execution record as JSON.
+    Run(commands::run::Args),
+    /// Print the JSON Schema of the workflow file format (workflows/schema.json is its output).
+    Schema,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_tracing();
+    match cli.command {
+        Command::Validate(args) => commands::validate::run(args),
+        Command::Run(args) => commands::run::run(args),
+        Command::Schema => {
+            print!("{}", wf_core::schema::workflow_schema_pretty());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Logs go to stderr (stdout carries results); `WF_LOG` or `RUST_LOG` sets the filter.
+fn init_tracing() {
+    let filter = std::env::var("WF_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "warn".to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,1 +1,13 @@
-//! (in progress)
+//! wf-app: the use cases over the ports. The local server (`wf dev`), `wf run` and the Lambda
+//! functions all run this same code.
+
+pub mod actions;
+pub mod context;
+pub mod llm;
+pub mod local;
+pub mod publish;
+pub mod runner;
+pub mod services;
+pub mod start;
+pub mod step_runner;
+pub mod worker;

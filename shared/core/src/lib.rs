@@ -3,12 +3,14 @@
 //! * [`model`]: the workflow file format (serde + JSON Schema via schemars).
 //! * [`validate`]: every problem at once, each with a JSON pointer and a hint.
 //! * [`expr`]: minijinja templates and expressions, sandboxed.
+//! * [`cron`]: schedules (cron, presets, plain English) and their EventBridge form.
 //! * [`engine`]: pure decisions (state + event -> effects); adapters perform them.
 //! * [`ports`]: the small traits adapters implement (store, queue, clock, bus, actions, LLM).
 //!
 //! Nothing in this crate performs I/O.
 
 pub mod catalog;
+pub mod cron;
 pub mod engine;
 pub mod error;
 pub mod execution;

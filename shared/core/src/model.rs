@@ -8,6 +8,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// Workflow ids: URL-safe (they appear in webhook URLs).
+pub const WORKFLOW_ID_PATTERN: &str = "^[a-z0-9][a-z0-9-]*$";
+/// Step ids: usable as `steps.<id>` in templates.
+pub const STEP_ID_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
+/// Environment variable names (webhook `secretEnv`).
+pub const ENV_NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
+
 /// Default workflow deadline: 5 minutes.
 pub const DEFAULT_TIMEOUT_MS: u64 = 300_000;
 /// Default retries after the first attempt (3 = up to 4 attempts).
@@ -24,12 +31,15 @@ pub struct Workflow {
     #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
     /// URL-safe id: lowercase letters, digits and `-` (`^[a-z0-9][a-z0-9-]*$`).
+    #[schemars(regex(pattern = WORKFLOW_ID_PATTERN))]
     pub id: String,
     /// Human-readable name.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    /// What the workflow is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Deadline, retries, variables and whether triggers are active.
     #[serde(default)]
     pub config: WorkflowConfig,
     /// The steps. Exactly one has `"type": "start"`.
@@ -45,6 +55,7 @@ pub struct WorkflowConfig {
     pub active: bool,
     /// Deadline of a whole execution, from its start, in milliseconds.
     #[serde(default = "default_timeout_ms")]
+    #[schemars(range(min = 1))]
     pub timeout_ms: u64,
     /// Retries after the first attempt for action and llm steps (per-step `retry` overrides).
     #[serde(default = "default_max_retries")]
@@ -129,6 +140,7 @@ pub const STEP_TYPES: [&str; 6] = ["start", "action", "llm", "condition", "loop"
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct StartStep {
     /// Step id: `^[A-Za-z_][A-Za-z0-9_]*$`, unique in the workflow.
+    #[schemars(regex(pattern = STEP_ID_PATTERN))]
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -140,7 +152,9 @@ pub struct StartStep {
     /// JSON Schema every input must match, whatever the trigger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_schema: Option<Value>,
+    /// The id of the step that runs after this one (same scope); without it the path ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = STEP_ID_PATTERN))]
     pub next: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
@@ -150,6 +164,8 @@ pub struct StartStep {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ActionStep {
+    /// Step id: `^[A-Za-z_][A-Za-z0-9_]*$`, unique in the workflow.
+    #[schemars(regex(pattern = STEP_ID_PATTERN))]
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -160,15 +176,19 @@ pub struct ActionStep {
     /// The action's parameters; strings may contain templates.
     #[serde(default = "empty_object")]
     pub params: Value,
+    /// The id of the step that runs after this one (same scope); without it the path ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = STEP_ID_PATTERN))]
     pub next: Option<String>,
     /// Where to go when the step fails after its retries (else the execution fails).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = STEP_ID_PATTERN))]
     pub on_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryPolicy>,
     /// Bound of one attempt, in milliseconds (always also bounded by the workflow deadline).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub timeout_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
@@ -191,6 +211,8 @@ pub enum ResponseFormat {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LlmStep {
+    /// Step id: `^[A-Za-z_][A-Za-z0-9_]*$`, unique in the workflow.
+    #[schemars(regex(pattern = STEP_ID_PATTERN))]
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -210,13 +232,19 @@ pub struct LlmStep {
     /// With `responseFormat: "json"`: the JSON Schema the answer must match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json_schema: Option<Value>,
+    /// The id of the step that runs after this one (same scope); without it the path ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = STEP_ID_PATTERN))]
     pub next: Option<String>,
+    /// Where to go when the step fails after its retries (else the execution fails).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = STEP_ID_PATTERN))]
     pub on_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryPolicy>,
+    /// Bound of one attempt, in milliseconds (always also bounded by the workflow deadline).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub timeout_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
@@ -229,6 +257,8 @@ pub struct Branch {
     /// Exactly one `{{ expr }}` that yields a boolean.
     #[serde(rename = "if")]
     pub condition: String,
+    /// The step to go to when `if` is true.
+    #[schemars(regex(pattern = STEP_ID_PATTERN))]
     pub next: String,
 }
 
@@ -236,6 +266,8 @@ pub struct Branch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConditionStep {
+    /// Step id: `^[A-Za-z_][A-Za-z0-9_]*$`, unique in the workflow.
+    #[schemars(regex(pattern = STEP_ID_PATTERN))]
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -244,6 +276,7 @@ pub struct ConditionStep {
     pub branches: Vec<Branch>,
     /// Where to go when no branch matches; without it that path ends.
     #[serde(rename = "else", default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = STEP_ID_PATTERN))]
     pub otherwise: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
@@ -253,6 +286,8 @@ pub struct ConditionStep {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LoopStep {
+    /// Step id: `^[A-Za-z_][A-Za-z0-9_]*$`, unique in the workflow.
+    #[schemars(regex(pattern = STEP_ID_PATTERN))]
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -262,12 +297,17 @@ pub struct LoopStep {
     pub items: String,
     /// How many iterations run at once (1..=100).
     #[serde(default = "default_concurrency")]
+    #[schemars(range(min = 1, max = 100))]
     pub concurrency: u32,
     /// The loop body; its first step is the entry. `item` and `index` are visible inside.
     pub steps: Vec<Step>,
+    /// The id of the step that runs after this one (same scope); without it the path ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = STEP_ID_PATTERN))]
     pub next: Option<String>,
+    /// Where to go when the step fails after its retries (else the execution fails).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = STEP_ID_PATTERN))]
     pub on_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
@@ -281,6 +321,8 @@ fn default_concurrency() -> u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OutputStep {
+    /// Step id: `^[A-Za-z_][A-Za-z0-9_]*$`, unique in the workflow.
+    #[schemars(regex(pattern = STEP_ID_PATTERN))]
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -329,8 +371,9 @@ pub enum WebhookScheme {
 pub struct WebhookTrigger {
     #[serde(default)]
     pub scheme: WebhookScheme,
-    /// Environment variable holding the signing secret.
+    /// Environment variable holding the signing secret (required unless `scheme` is `none`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = ENV_NAME_PATTERN))]
     pub secret_env: Option<String>,
 }
 
@@ -338,6 +381,9 @@ pub struct WebhookTrigger {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ScheduleTrigger {
+    /// 5-field cron in UTC (`0 9 * * 1-5`) or a preset (`@every5m`, `@every2h`, `@hourly`,
+    /// `@daily`, `@weekly`, `@monthly`). It must be expressible as an EventBridge schedule:
+    /// day-of-month and day-of-week cannot both be restricted.
     pub cron: String,
 }
 

@@ -1,0 +1,151 @@
+//! `wf run <file|id> --input JSON|@file [--var k=v]`: run to completion on a SQLite file and
+//! print the execution record. Exit 0 succeeded, 1 failed, 2 timed out, 3 invalid input/workflow.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde_json::Value;
+use wf_app::local::{LocalApp, LocalOptions, exit_code};
+use wf_app::start::{StartError, StartRequest, start_execution};
+use wf_core::execution::TriggerInfo;
+
+use crate::EXIT_INVALID;
+use crate::commands::validate::check_file;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A workflow file, or the id of one in workflows/ (workflows/<id>.json).
+    pub workflow: String,
+    /// The input: inline JSON, or @path to read it from a file (default {}).
+    #[arg(long, short)]
+    pub input: Option<String>,
+    /// Override a config variable: key=value (value parsed as JSON, else taken as a string).
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+    /// Keep state in this SQLite file (default: a temporary file, deleted afterwards).
+    #[arg(long, env = "WF_RUN_DB")]
+    pub db: Option<PathBuf>,
+    /// Worker loops.
+    #[arg(long, default_value_t = 4)]
+    pub workers: usize,
+}
+
+fn resolve(workflow: &str) -> PathBuf {
+    let p = Path::new(workflow);
+    if p.exists() || workflow.ends_with(".json") {
+        p.to_path_buf()
+    } else {
+        Path::new("workflows").join(format!("{workflow}.json"))
+    }
+}
+
+fn read_input(input: Option<&str>) -> Result<Value, String> {
+    let text = match input {
+        None => return Ok(Value::Object(Default::default())),
+        Some(s) => match s.strip_prefix('@') {
+            Some(file) => std::fs::read_to_string(file).map_err(|e| format!("cannot read input file {file}: {e}"))?,
+            None => s.to_string(),
+        },
+    };
+    serde_json::from_str(&text).map_err(|e| format!("--input is not valid JSON: {e} (line {}, column {})", e.line(), e.column()))
+}
+
+fn invalid(msg: &str) -> ExitCode {
+    eprintln!("wf run: {msg}");
+    ExitCode::from(EXIT_INVALID)
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let path = resolve(&args.workflow);
+    let report = match check_file(&path) {
+        Ok(r) => r,
+        Err(e) => return invalid(&e),
+    };
+    let Some(mut workflow) = report.workflow else {
+        eprint!("{}", wf_core::validate::format_problems(&path.display().to_string(), &report.problems));
+        return invalid(&format!("{} is not a valid workflow ({} problem(s))", path.display(), report.problems.len()));
+    };
+    for kv in &args.vars {
+        let Some((k, v)) = kv.split_once('=') else {
+            eprintln!("wf run: --var {kv:?} must be KEY=VALUE");
+            return ExitCode::from(crate::EXIT_USAGE);
+        };
+        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+        workflow.config.variables.insert(k.to_string(), value);
+    }
+    let input = match read_input(args.input.as_deref()) {
+        Ok(v) => v,
+        Err(e) => return invalid(&e),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("wf run: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let tmp;
+        let db = match &args.db {
+            Some(p) => p.clone(),
+            None => {
+                tmp = match tempfile::tempdir() {
+                    Ok(t) => t,
+                    Err(e) => {
+                        eprintln!("wf run: cannot make a temporary directory: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                tmp.path().join("run.db")
+            }
+        };
+        let options = LocalOptions {
+            workers: args.workers,
+            ..LocalOptions::default()
+        };
+        let app = match LocalApp::open(&db, options) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("wf run: cannot open {}: {e}", db.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        let compiled = match app.publish(workflow).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("wf run: cannot store the workflow: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let pool = app.start_workers();
+        let request = StartRequest::new(input, TriggerInfo::new("manual"));
+        let started = match start_execution(app.services(), &compiled, request).await {
+            Ok(s) => s,
+            Err(StartError::InvalidInput(violations)) => {
+                eprintln!("wf run: the input does not match the workflow's inputSchema:");
+                for v in violations {
+                    eprintln!("  {}: {}", if v.pointer.is_empty() { "/" } else { &v.pointer }, v.message);
+                }
+                pool.shutdown().await;
+                return ExitCode::from(EXIT_INVALID);
+            }
+            Err(e) => {
+                eprintln!("wf run: cannot start: {e}");
+                pool.shutdown().await;
+                return ExitCode::FAILURE;
+            }
+        };
+        let view = app.wait_finished(&started.execution_id).await;
+        pool.shutdown().await;
+        match view {
+            Ok(view) => {
+                println!("{}", serde_json::to_string_pretty(&view).unwrap_or_default());
+                ExitCode::from(exit_code(view.execution.status) as u8)
+            }
+            Err(e) => {
+                eprintln!("wf run: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

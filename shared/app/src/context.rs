@@ -1,0 +1,91 @@
+//! Builds the expression context of one step from the execution and the records it reads.
+
+use futures::future::try_join_all;
+use serde_json::{Map, Value, json};
+use wf_core::StepError;
+use wf_core::engine::CompiledWorkflow;
+use wf_core::execution::{ExecutionRecord, LoopState, StepStatus};
+use wf_core::path::StepPath;
+use wf_core::time_fmt::format_ms;
+
+use crate::services::Services;
+
+/// The enclosing loops of a path, outermost first, with their state and this iteration's index.
+pub type LoopFrames = Vec<(LoopState, u32)>;
+
+/// Context for a step at `path`: `input`, `vars`, `execution`, `steps` (only the records the
+/// step's templates read), `item`/`index` of the innermost loop, `secrets` it reads.
+pub async fn step_context(
+    svc: &Services,
+    execution: &ExecutionRecord,
+    compiled: &CompiledWorkflow,
+    path: &StepPath,
+    loops: &LoopFrames,
+) -> Result<Map<String, Value>, StepError> {
+    let mut ctx = base_context(execution, compiled);
+    let wanted = compiled
+        .visible_step_paths(path)
+        .unwrap_or_else(|| compiled.all_visible_step_paths(path));
+    let records = try_join_all(wanted.iter().map(|(id, p)| async move {
+        svc.executions
+            .get_step(&execution.id, p)
+            .await
+            .map(|r| (id.clone(), r))
+    }))
+    .await?;
+    let mut steps = Map::new();
+    for (id, rec) in records {
+        let Some(rec) = rec else { continue };
+        if matches!(rec.status, StepStatus::Succeeded | StepStatus::Failed | StepStatus::TimedOut) {
+            steps.insert(
+                id,
+                json!({ "output": rec.output, "error": rec.error, "status": rec.status }),
+            );
+        }
+    }
+    ctx.insert("steps".into(), Value::Object(steps));
+    if let Some((state, index)) = loops.last() {
+        let item = state.items.get(*index as usize).cloned().unwrap_or(Value::Null);
+        ctx.insert("item".into(), item);
+        ctx.insert("index".into(), json!(index));
+    }
+    let mut secrets = Map::new();
+    for name in compiled.secrets_read(path) {
+        match svc.secrets.get(name) {
+            Some(v) => {
+                secrets.insert(name.to_string(), Value::String(v));
+            }
+            None => {
+                return Err(StepError::new(
+                    "secret.missing",
+                    format!("secret {name} is not set (set the environment variable {name})"),
+                ));
+            }
+        }
+    }
+    if !secrets.is_empty() {
+        ctx.insert("secrets".into(), Value::Object(secrets));
+    }
+    Ok(ctx)
+}
+
+/// `input`, `vars` and `execution`: what every template sees.
+pub fn base_context(execution: &ExecutionRecord, compiled: &CompiledWorkflow) -> Map<String, Value> {
+    let mut ctx = Map::new();
+    ctx.insert("input".into(), execution.input.clone());
+    ctx.insert(
+        "vars".into(),
+        Value::Object(compiled.workflow.config.variables.clone()),
+    );
+    ctx.insert(
+        "execution".into(),
+        json!({
+            "id": execution.id,
+            "workflowId": execution.workflow_id,
+            "version": execution.version,
+            "startedAt": format_ms(execution.started_at),
+            "trigger": execution.trigger,
+        }),
+    );
+    ctx
+}

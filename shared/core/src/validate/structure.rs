@@ -1,0 +1,458 @@
+//! The structural pass: the document against our own generated JSON Schema, piece by piece.
+//!
+//! A whole-document validation would fail at `Step`'s `oneOf` with a message that names no
+//! field, so the top level, each step (against the schema of the variant its `type` selects)
+//! and each trigger are validated separately, and every error keeps its JSON pointer. Loop
+//! bodies and triggers are cut out of their parent's schema (`"steps": {"type": "array"}`) and
+//! checked on their own.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use jsonschema::Validator;
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use serde_json::{Map, Value, json};
+
+use super::{Problem, codes, escape_token, pointer_tokens, suggestion, type_of};
+use crate::model::{STEP_TYPES, TRIGGER_TYPES};
+
+/// A structural finding. Non-blocking ones (patterns, ranges) do not stop deserialization:
+/// the semantic pass reports them with better messages, or they are kept as they are.
+pub(super) struct Issue {
+    pub problem: Problem,
+    pub blocking: bool,
+}
+
+/// A compiled piece of the schema and the schema itself (for field lookups).
+struct Piece {
+    validator: Validator,
+    schema: Value,
+}
+
+struct Pieces {
+    defs: Value,
+    workflow: Piece,
+    steps: HashMap<String, Piece>,
+    triggers: HashMap<String, Piece>,
+}
+
+static PIECES: LazyLock<Pieces> = LazyLock::new(build);
+
+fn build() -> Pieces {
+    let mut full = crate::schema::workflow_schema();
+    nullable_to_if_else(&mut full);
+    let defs = full["$defs"].clone();
+    let compile = |mut schema: Value| -> Piece {
+        if let Value::Object(m) = &mut schema {
+            m.insert("$defs".into(), defs.clone());
+            m.insert(
+                "$schema".into(),
+                "https://json-schema.org/draft/2020-12/schema".into(),
+            );
+        }
+        let validator = jsonschema::options()
+            .build(&schema)
+            .expect("the generated workflow schema compiles");
+        Piece { validator, schema }
+    };
+
+    let mut top = full.clone();
+    if let Value::Object(m) = &mut top {
+        m.remove("$defs");
+    }
+    top["properties"]["steps"] = json!({ "type": "array" });
+    let workflow = compile(top);
+
+    let variants = |def: &str, cut: &[&str]| -> HashMap<String, Piece> {
+        let mut out = HashMap::new();
+        for variant in defs[def]["oneOf"].as_array().into_iter().flatten() {
+            let Some(name) = variant["properties"]["type"]["const"].as_str() else {
+                continue;
+            };
+            let mut v = variant.clone();
+            for field in cut {
+                if v["properties"].get(*field).is_some() {
+                    v["properties"][*field] = json!({ "type": "array" });
+                }
+            }
+            out.insert(name.to_string(), compile(v));
+        }
+        out
+    };
+    let steps = variants("Step", &["steps", "triggers"]);
+    let triggers = variants("Trigger", &[]);
+    debug_assert_eq!(steps.len(), STEP_TYPES.len());
+    debug_assert_eq!(triggers.len(), TRIGGER_TYPES.len());
+    Pieces {
+        defs,
+        workflow,
+        steps,
+        triggers,
+    }
+}
+
+/// `anyOf: [X, {"type": "null"}]` (schemars' `Option<Struct>`) fails with a message that says
+/// nothing; `if null then ok else X` reports X's own errors with their pointers.
+fn nullable_to_if_else(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            let rewrite = m.get("anyOf").and_then(Value::as_array).and_then(|alts| {
+                if alts.len() != 2 {
+                    return None;
+                }
+                let is_null = |s: &Value| s == &json!({ "type": "null" });
+                match (is_null(&alts[0]), is_null(&alts[1])) {
+                    (false, true) => Some(alts[0].clone()),
+                    (true, false) => Some(alts[1].clone()),
+                    _ => None,
+                }
+            });
+            if let Some(other) = rewrite {
+                m.remove("anyOf");
+                m.insert("if".into(), json!({ "type": "null" }));
+                m.insert("else".into(), other);
+            }
+            m.values_mut().for_each(nullable_to_if_else);
+        }
+        Value::Array(a) => a.iter_mut().for_each(nullable_to_if_else),
+        _ => {}
+    }
+}
+
+/// Every structural issue of a workflow document.
+pub(super) fn check(doc: &Value) -> Vec<Issue> {
+    let p = &*PIECES;
+    let mut out = Vec::new();
+    let Value::Object(top) = doc else {
+        out.push(blocking(Problem::new(
+            codes::NOT_OBJECT,
+            "",
+            format!("a workflow must be a JSON object, found {}", type_of(doc)),
+            "start from an example in workflows/ (an object with `id`, `config` and `steps`)",
+        )));
+        return out;
+    };
+    run(&p.workflow, doc, "", &mut out);
+    if let Some(Value::Array(steps)) = top.get("steps") {
+        check_steps(steps, "/steps", &mut out);
+    }
+    out
+}
+
+fn check_steps(steps: &[Value], base: &str, out: &mut Vec<Issue>) {
+    let p = &*PIECES;
+    for (i, step) in steps.iter().enumerate() {
+        let ptr = format!("{base}/{i}");
+        let Value::Object(obj) = step else {
+            out.push(blocking(Problem::new(
+                codes::WRONG_TYPE,
+                &ptr,
+                format!("a step must be an object, found {}", type_of(step)),
+                "write the step as {\"id\": \"...\", \"type\": \"...\", ...}",
+            )));
+            continue;
+        };
+        let Some(ty) = variant_type(obj, &ptr, "step", &STEP_TYPES, codes::STEP_TYPE, out) else {
+            continue;
+        };
+        let Some(piece) = p.steps.get(ty) else {
+            continue;
+        };
+        run(piece, step, &ptr, out);
+        if ty == "loop" {
+            if let Some(Value::Array(body)) = obj.get("steps") {
+                check_steps(body, &format!("{ptr}/steps"), out);
+            }
+        }
+        if ty == "start" {
+            if let Some(Value::Array(triggers)) = obj.get("triggers") {
+                for (k, trigger) in triggers.iter().enumerate() {
+                    check_trigger(trigger, &format!("{ptr}/triggers/{k}"), out);
+                }
+            }
+        }
+    }
+}
+
+fn check_trigger(trigger: &Value, ptr: &str, out: &mut Vec<Issue>) {
+    let Value::Object(obj) = trigger else {
+        out.push(blocking(Problem::new(
+            codes::WRONG_TYPE,
+            ptr,
+            format!("a trigger must be an object, found {}", type_of(trigger)),
+            "write the trigger as {\"type\": \"manual\"} (or webhook, schedule, event)",
+        )));
+        return;
+    };
+    let Some(ty) = variant_type(obj, ptr, "trigger", &TRIGGER_TYPES, codes::TRIGGER_TYPE, out) else {
+        return;
+    };
+    if let Some(piece) = PIECES.triggers.get(ty) {
+        run(piece, trigger, ptr, out);
+    }
+}
+
+/// The `type` of a step or trigger, or a problem at `<ptr>/type`.
+fn variant_type<'a>(
+    obj: &'a Map<String, Value>,
+    ptr: &str,
+    what: &str,
+    types: &[&str],
+    code: &'static str,
+    out: &mut Vec<Issue>,
+) -> Option<&'a str> {
+    let valid = types.join(", ");
+    match obj.get("type") {
+        Some(Value::String(t)) if types.contains(&t.as_str()) => Some(t.as_str()),
+        Some(Value::String(t)) => {
+            out.push(blocking(Problem::new(
+                code,
+                format!("{ptr}/type"),
+                format!(
+                    "unknown {what} type {t:?}{}",
+                    suggestion(t, types.iter().copied())
+                ),
+                format!("the {what} types are: {valid}"),
+            )));
+            None
+        }
+        Some(other) => {
+            out.push(blocking(Problem::new(
+                code,
+                format!("{ptr}/type"),
+                format!("the {what} `type` must be a string, found {}", type_of(other)),
+                format!("the {what} types are: {valid}"),
+            )));
+            None
+        }
+        None => {
+            out.push(blocking(Problem::new(
+                code,
+                format!("{ptr}/type"),
+                format!("the {what} has no `type`"),
+                format!("add \"type\": one of {valid}"),
+            )));
+            None
+        }
+    }
+}
+
+fn blocking(problem: Problem) -> Issue {
+    Issue {
+        problem,
+        blocking: true,
+    }
+}
+
+fn run(piece: &Piece, instance: &Value, base: &str, out: &mut Vec<Issue>) {
+    for err in piece.validator.iter_errors(instance) {
+        let path = err.instance_path.as_str();
+        let tokens = pointer_tokens(path);
+        let at = format!("{base}{path}");
+        let field = tokens.last().map(String::as_str);
+        let subject = match field {
+            Some(f) if f.parse::<usize>().is_err() => format!("`{f}`"),
+            Some(_) => "this item".to_string(),
+            None => "the value".to_string(),
+        };
+        match &err.kind {
+            ValidationErrorKind::AdditionalProperties { unexpected }
+            | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
+                let allowed = allowed_fields(&piece.schema, &tokens);
+                let allowed_refs: Vec<&str> = allowed.iter().map(String::as_str).collect();
+                for name in unexpected {
+                    out.push(blocking(Problem::new(
+                        codes::UNKNOWN_FIELD,
+                        format!("{at}/{}", escape_token(name)),
+                        format!(
+                            "unknown field `{name}`{}",
+                            suggestion(name, allowed_refs.iter().copied())
+                        ),
+                        if allowed.is_empty() {
+                            "remove it".to_string()
+                        } else {
+                            format!("remove or rename it; the fields here are: {}", allowed.join(", "))
+                        },
+                    )));
+                }
+            }
+            ValidationErrorKind::Required { property } => {
+                let name = property.as_str().unwrap_or_default();
+                let mut sub = tokens.clone();
+                sub.push(name.to_string());
+                let hint = match subschema_at(&piece.schema, &sub) {
+                    Some(s) => match (expected_types(s), s.get("description").and_then(Value::as_str)) {
+                        (Some(t), Some(d)) => format!("add `{name}` ({t}): {d}"),
+                        (Some(t), None) => format!("add `{name}` ({t})"),
+                        (None, Some(d)) => format!("add `{name}`: {d}"),
+                        (None, None) => format!("add `{name}`"),
+                    },
+                    None => format!("add `{name}`"),
+                };
+                out.push(blocking(Problem::new(
+                    codes::MISSING_FIELD,
+                    format!("{at}/{}", escape_token(name)),
+                    format!("missing required field `{name}`"),
+                    hint,
+                )));
+            }
+            ValidationErrorKind::Type { kind } => {
+                let expected = match kind {
+                    TypeKind::Single(t) => t.to_string(),
+                    TypeKind::Multiple(set) => {
+                        let names: Vec<String> = set
+                            .iter()
+                            .map(|t| t.to_string())
+                            .filter(|t| t != "null")
+                            .collect();
+                        names.join(" or ")
+                    }
+                };
+                out.push(blocking(Problem::new(
+                    codes::WRONG_TYPE,
+                    at,
+                    format!(
+                        "{subject} must be {} {expected}, found {}",
+                        article(&expected),
+                        type_of(&err.instance)
+                    ),
+                    format!("write {subject} as {} {expected}", article(&expected)),
+                )));
+            }
+            ValidationErrorKind::Enum { options } => {
+                let opts: Vec<&str> = options
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let found = err.instance.as_str().map(str::to_string).unwrap_or_else(|| err.instance.to_string());
+                out.push(blocking(Problem::new(
+                    codes::BAD_VALUE,
+                    at,
+                    format!(
+                        "{subject} is {:?}, which is not allowed{}",
+                        found,
+                        suggestion(&found, opts.iter().copied())
+                    ),
+                    format!("use one of: {}", options_list(options)),
+                )));
+            }
+            ValidationErrorKind::Pattern { .. }
+            | ValidationErrorKind::Minimum { .. }
+            | ValidationErrorKind::Maximum { .. }
+            | ValidationErrorKind::ExclusiveMinimum { .. }
+            | ValidationErrorKind::ExclusiveMaximum { .. }
+            | ValidationErrorKind::MinLength { .. }
+            | ValidationErrorKind::MaxLength { .. }
+            | ValidationErrorKind::MinItems { .. }
+            | ValidationErrorKind::MaxItems { .. }
+            | ValidationErrorKind::MultipleOf { .. }
+            | ValidationErrorKind::Format { .. } => out.push(Issue {
+                problem: Problem::new(codes::BAD_VALUE, at, format!("{subject}: {err}"), "see workflows/schema.json"),
+                blocking: false,
+            }),
+            _ => out.push(blocking(Problem::new(
+                codes::BAD_VALUE,
+                at,
+                format!("{subject}: {err}"),
+                "compare with workflows/schema.json",
+            ))),
+        }
+    }
+}
+
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
+}
+
+fn options_list(options: &Value) -> String {
+    options
+        .as_array()
+        .map(|a| a.iter().map(Value::to_string).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
+}
+
+/// Follow `$ref` into `$defs` and our `if null / else` wrapper.
+fn resolve<'a>(mut s: &'a Value) -> &'a Value {
+    let defs = &PIECES.defs;
+    for _ in 0..16 {
+        if let Some(name) = s
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix("#/$defs/"))
+        {
+            if let Some(d) = defs.get(name) {
+                s = d;
+                continue;
+            }
+        }
+        if let Some(e) = s.get("else") {
+            s = e;
+            continue;
+        }
+        break;
+    }
+    s
+}
+
+/// The subschema describing the instance at `tokens` (relative to `schema`).
+fn subschema_at<'a>(schema: &'a Value, tokens: &[String]) -> Option<&'a Value> {
+    let mut s = resolve(schema);
+    for t in tokens {
+        s = if let Some(p) = s.get("properties").and_then(|p| p.get(t.as_str())) {
+            resolve(p)
+        } else if let Some(items) = s.get("items").filter(|_| t.parse::<usize>().is_ok()) {
+            resolve(items)
+        } else if let Some(ap) = s.get("additionalProperties").filter(|a| a.is_object()) {
+            resolve(ap)
+        } else {
+            return None;
+        };
+    }
+    Some(s)
+}
+
+/// The field names the object at `tokens` may have.
+fn allowed_fields(schema: &Value, tokens: &[String]) -> Vec<String> {
+    subschema_at(schema, tokens)
+        .and_then(|s| s.get("properties"))
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// "a string", "an integer" ... from a schema's `type`.
+fn expected_types(s: &Value) -> Option<String> {
+    let names: Vec<String> = match s.get("type")? {
+        Value::String(t) => vec![t.clone()],
+        Value::Array(a) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|t| *t != "null")
+            .map(str::to_string)
+            .collect(),
+        _ => return None,
+    };
+    if names.is_empty() {
+        return None;
+    }
+    let joined = names.join(" or ");
+    Some(format!("{} {joined}", article(&joined)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_has_a_piece() {
+        assert_eq!(PIECES.steps.len(), STEP_TYPES.len());
+        assert_eq!(PIECES.triggers.len(), TRIGGER_TYPES.len());
+    }
+
+    #[test]
+    fn nullable_becomes_if_else() {
+        let mut v = json!({"anyOf": [{"$ref": "#/$defs/X"}, {"type": "null"}]});
+        nullable_to_if_else(&mut v);
+        assert_eq!(v, json!({"if": {"type": "null"}, "else": {"$ref": "#/$defs/X"}}));
+    }
+}

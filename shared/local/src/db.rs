@@ -1,0 +1,580 @@
+//! The SQLite file: one writer thread with group commit, a small pool of read-only connections.
+//!
+//! A rusqlite `Connection` is `!Sync` and every call blocks, so no connection is ever touched
+//! from an async task directly:
+//! * writes are closures sent over a channel to ONE writer thread that owns the write
+//!   connection. The thread takes everything pending, runs the batch in ONE transaction (each job
+//!   inside its own `SAVEPOINT`, so a job that fails rolls back only its own changes) and commits
+//!   once (group commit: one fsync-free WAL append per batch instead of one per write). Replies
+//!   are sent only after the commit, so a caller never sees a write that could still be lost to a
+//!   failed commit;
+//! * reads run on `spawn_blocking` against read-only connections from a small pool. In WAL mode
+//!   readers never block the writer and always see the last committed state.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle, ThreadId};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
+use tokio::sync::{Notify, broadcast, oneshot};
+use wf_core::StoreError;
+use wf_core::ports::PlatformEvent;
+
+use crate::schema;
+
+/// How long a connection waits on a lock held by another connection (another process using the
+/// same file, or a checkpoint) before the operation fails with `Unavailable`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Upper bound of jobs committed in one transaction (keeps a single commit short).
+const MAX_BATCH: usize = 512;
+/// Read-only connections kept open for reuse.
+const READ_POOL: usize = 4;
+/// Events buffered per subscriber of the local bus before a slow one starts lagging.
+const EVENT_CAPACITY: usize = 1024;
+
+/// How to answer a job's caller once the fate of the transaction is known (`Some` = the commit
+/// failed, so the job's changes are lost).
+type Completion = Box<dyn FnOnce(Option<StoreError>) + Send>;
+
+/// One write sent to the writer thread.
+trait WriteJob: Send {
+    /// Run inside the batch transaction; returns whether it succeeded (else its savepoint is
+    /// rolled back) and how to answer the caller after the commit.
+    fn run(self: Box<Self>, txn: &Transaction<'_>) -> (bool, Completion);
+    /// Answer the caller without running (the transaction could not be started).
+    fn fail(self: Box<Self>, err: StoreError);
+}
+
+struct TypedJob<F, R> {
+    f: F,
+    reply: oneshot::Sender<Result<R, StoreError>>,
+}
+
+impl<F, R> WriteJob for TypedJob<F, R>
+where
+    R: Send + 'static,
+    F: FnOnce(&Transaction<'_>) -> Result<R, StoreError> + Send + 'static,
+{
+    fn run(self: Box<Self>, txn: &Transaction<'_>) -> (bool, Completion) {
+        let TypedJob { f, reply } = *self;
+        let result = f(txn);
+        let ok = result.is_ok();
+        let completion: Completion = Box::new(move |commit_error| {
+            let answer = match (result, commit_error) {
+                (Ok(_), Some(e)) => Err(e),
+                (result, _) => result,
+            };
+            // The caller may have gone away (its future dropped): nothing to answer.
+            let _ = reply.send(answer);
+        });
+        (ok, completion)
+    }
+
+    fn fail(self: Box<Self>, err: StoreError) {
+        let _ = self.reply.send(Err(err));
+    }
+}
+
+type Job = Box<dyn WriteJob>;
+
+/// Map a rusqlite error: busy/locked is retryable, anything else is permanent.
+pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
+            StoreError::Unavailable(format!("sqlite: {e}"))
+        }
+        _ => StoreError::Permanent(format!("sqlite: {e}")),
+    }
+}
+
+/// Shared handle on the database file (cheap to clone).
+#[derive(Clone)]
+pub(crate) struct Db {
+    inner: Arc<DbInner>,
+}
+
+struct DbInner {
+    path: PathBuf,
+    sender: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    writer_id: ThreadId,
+    /// Transactions committed by the writer (a batch of jobs is one).
+    commits: Arc<AtomicU64>,
+    readers: Mutex<Vec<Connection>>,
+    /// Woken on every local queue send (receivers waiting on an empty queue re-check).
+    queue_notify: Notify,
+    /// The local event bus's in-process fan-out (shared by every bus handle on this file).
+    events: broadcast::Sender<PlatformEvent>,
+}
+
+impl Db {
+    /// Open (or create) the file, apply the schema, start the writer thread.
+    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path).map_err(map_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(map_err)?;
+        // WAL: readers and the writer do not block each other. `synchronous=NORMAL` with WAL
+        // syncs the WAL only at checkpoints, not on every commit: a committed transaction is in
+        // the WAL file (the OS page cache) when commit returns, so it survives the process
+        // crashing or being killed; only an OS crash or power loss can lose the last commits
+        // (the database itself never corrupts). That is the right trade for a local dev engine.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(map_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(%mode, "sqlite did not switch to WAL mode");
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(map_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(map_err)?;
+        schema::migrate(&mut conn)?;
+
+        let (sender, receiver) = mpsc::channel::<Job>();
+        let commits = Arc::new(AtomicU64::new(0));
+        let writer_commits = commits.clone();
+        let writer = thread::Builder::new()
+            .name("wf-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, receiver, &writer_commits))
+            .map_err(|e| StoreError::Permanent(format!("cannot start the sqlite writer: {e}")))?;
+        let writer_id = writer.thread().id();
+        Ok(Self {
+            inner: Arc::new(DbInner {
+                path: path.to_path_buf(),
+                sender: Mutex::new(Some(sender)),
+                writer: Mutex::new(Some(writer)),
+                writer_id,
+                commits,
+                readers: Mutex::new(Vec::new()),
+                queue_notify: Notify::new(),
+                events: broadcast::channel(EVENT_CAPACITY).0,
+            }),
+        })
+    }
+
+    /// Run `f` on the writer thread inside the current batch's transaction (in its own
+    /// savepoint). `Ok` is answered only after the batch committed.
+    pub(crate) async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel::<Result<R, StoreError>>();
+        let job: Job = Box::new(TypedJob { f, reply });
+        {
+            let sender = self
+                .inner
+                .sender
+                .lock()
+                .map_err(|_| StoreError::Permanent("sqlite writer lock poisoned".into()))?;
+            let sender = sender
+                .as_ref()
+                .ok_or_else(|| StoreError::Permanent("sqlite store is closed".into()))?;
+            sender
+                .send(job)
+                .map_err(|_| StoreError::Permanent("sqlite writer thread is gone".into()))?;
+        }
+        rx.await.map_err(|_| {
+            StoreError::Permanent("sqlite writer dropped the job (it panicked)".into())
+        })?
+    }
+
+    /// Run `f` on a blocking thread with a read-only connection.
+    pub(crate) async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = db.take_reader()?;
+            let result = f(&conn);
+            db.give_back_reader(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Permanent(format!("sqlite reader task failed: {e}")))?
+    }
+
+    /// Write transactions committed so far (each holds a batch of jobs).
+    pub(crate) fn commit_count(&self) -> u64 {
+        self.inner.commits.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn queue_notify(&self) -> &Notify {
+        &self.inner.queue_notify
+    }
+
+    pub(crate) fn events(&self) -> &broadcast::Sender<PlatformEvent> {
+        &self.inner.events
+    }
+
+    fn take_reader(&self) -> Result<Connection, StoreError> {
+        if let Ok(mut pool) = self.inner.readers.lock()
+            && let Some(conn) = pool.pop()
+        {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.inner.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(map_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(map_err)?;
+        Ok(conn)
+    }
+
+    fn give_back_reader(&self, conn: Connection) {
+        // A connection left inside a transaction (should not happen) is not reused.
+        if !conn.is_autocommit() {
+            return;
+        }
+        if let Ok(mut pool) = self.inner.readers.lock()
+            && pool.len() < READ_POOL
+        {
+            pool.push(conn);
+        }
+    }
+}
+
+impl Drop for DbInner {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer loop once it has committed what is pending; wait
+        // for it so that reopening the same file right after a drop sees every write.
+        if let Ok(mut sender) = self.sender.lock() {
+            sender.take();
+        }
+        if thread::current().id() == self.writer_id {
+            return;
+        }
+        if let Ok(mut writer) = self.writer.lock()
+            && let Some(handle) = writer.take()
+            && handle.join().is_err()
+        {
+            tracing::error!("sqlite writer thread panicked");
+        }
+    }
+}
+
+fn writer_loop(mut conn: Connection, receiver: mpsc::Receiver<Job>, commits: &AtomicU64) {
+    tracing::debug!("sqlite writer started");
+    // Block for the first job, then take whatever else is already waiting: that is the batch.
+    while let Ok(first) = receiver.recv() {
+        let mut batch = Vec::with_capacity(16);
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(&mut conn, batch, commits);
+    }
+    tracing::debug!("sqlite writer stopped");
+}
+
+/// Run a batch of jobs in as few transactions as possible (one unless SQLite aborts one).
+fn run_batch(conn: &mut Connection, batch: Vec<Job>, commits: &AtomicU64) {
+    let mut jobs = batch.into_iter().peekable();
+    while jobs.peek().is_some() {
+        let txn = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(txn) => txn,
+            Err(e) => {
+                let err = map_err(e);
+                tracing::warn!(error = %err, "sqlite: cannot begin a write transaction");
+                // Answer every job of the batch; nothing ran.
+                for job in jobs {
+                    fail_unrun(job, err.clone());
+                }
+                return;
+            }
+        };
+        let mut completions: Vec<Completion> = Vec::new();
+        let mut aborted = false;
+        for job in jobs.by_ref() {
+            if let Err(e) = txn.execute_batch("SAVEPOINT job") {
+                let err = map_err(e);
+                fail_unrun(job, err);
+                continue;
+            }
+            let (ok, completion) = match catch_unwind(AssertUnwindSafe(|| job.run(&txn))) {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    tracing::error!("sqlite write job panicked; rolled back");
+                    // The job's reply sender was dropped with it: its caller gets an error.
+                    (false, Box::new(|_| {}) as Completion)
+                }
+            };
+            if txn.is_autocommit() {
+                // SQLite rolled back the whole transaction (e.g. disk full, I/O error):
+                // every job of this transaction so far is lost; answer them all with an error.
+                let err = StoreError::Unavailable(
+                    "sqlite aborted the write transaction; retry".to_string(),
+                );
+                tracing::error!("sqlite rolled back a write transaction");
+                for c in completions.drain(..) {
+                    c(Some(err.clone()));
+                }
+                completion(Some(err));
+                aborted = true;
+                break;
+            }
+            let end = if ok {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
+            if let Err(e) = txn.execute_batch(end) {
+                let err = map_err(e);
+                tracing::error!(error = %err, "sqlite: cannot close a savepoint");
+                completion(Some(err));
+                continue;
+            }
+            completions.push(completion);
+        }
+        if aborted {
+            // The transaction is gone already; drop the handle without a second rollback.
+            drop(txn);
+            continue;
+        }
+        let commit_error = txn.commit().err().map(map_err);
+        match &commit_error {
+            Some(err) => tracing::error!(error = %err, "sqlite: group commit failed"),
+            None => {
+                commits.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        for c in completions {
+            c(commit_error.clone());
+        }
+    }
+}
+
+/// Answer a job that never ran.
+fn fail_unrun(job: Job, err: StoreError) {
+    tracing::warn!(error = %err, "sqlite write job not run");
+    job.fail(err);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::params;
+
+    fn open() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("t.db")).expect("open");
+        (dir, db)
+    }
+
+    async fn create_table(db: &Db) {
+        db.write(|txn| {
+            txn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+                .map_err(map_err)
+        })
+        .await
+        .expect("create table");
+    }
+
+    async fn count(db: &Db) -> i64 {
+        db.read(|conn| {
+            conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                .map_err(map_err)
+        })
+        .await
+        .expect("count")
+    }
+
+    /// Occupy the writer until the returned sender is used, so the jobs sent meanwhile are
+    /// pending together and form one batch.
+    fn block_writer(db: &Db) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<()>) {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let db = db.clone();
+        let handle = tokio::spawn(async move {
+            db.write(move |_| {
+                let _ = wait.recv();
+                Ok(())
+            })
+            .await
+            .expect("blocking job");
+        });
+        (release, handle)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_concurrent_writes_all_land_in_few_commits() {
+        let (_dir, db) = open();
+        create_table(&db).await;
+        let (release, blocker) = block_writer(&db);
+        let mut tasks = Vec::new();
+        for k in 0..500i64 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                db.write(move |txn| {
+                    txn.execute("INSERT INTO t (k, v) VALUES (?1, 'x')", params![k])
+                        .map_err(map_err)
+                })
+                .await
+            }));
+        }
+        // Let the writes queue up behind the blocker, then let the writer go.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let before = db.commit_count();
+        release.send(()).expect("release");
+        blocker.await.expect("blocker");
+        for t in tasks {
+            assert_eq!(t.await.expect("join").expect("write"), 1);
+        }
+        assert_eq!(count(&db).await, 500);
+        let commits = db.commit_count() - before;
+        assert!(
+            commits <= 3,
+            "500 pending writes should be group-committed, took {commits} commits"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_job_rolls_back_only_itself() {
+        let (_dir, db) = open();
+        create_table(&db).await;
+        let (release, blocker) = block_writer(&db);
+        let mut tasks = Vec::new();
+        for k in 0..20i64 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                db.write(move |txn| {
+                    txn.execute("INSERT INTO t (k, v) VALUES (?1, 'x')", params![k])
+                        .map_err(map_err)?;
+                    if k % 5 == 0 {
+                        // Wrote, then failed: its insert must be rolled back.
+                        return Err(StoreError::Conflict(format!("job {k} fails")));
+                    }
+                    if k == 7 {
+                        // A SQL error (NOT NULL) after a successful insert.
+                        txn.execute("INSERT INTO t (k, v) VALUES (1007, NULL)", [])
+                            .map_err(map_err)?;
+                    }
+                    Ok(k)
+                })
+                .await
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let before = db.commit_count();
+        release.send(()).expect("release");
+        blocker.await.expect("blocker");
+        let mut ok = Vec::new();
+        for (k, t) in tasks.into_iter().enumerate() {
+            match t.await.expect("join") {
+                Ok(v) => ok.push(v),
+                Err(StoreError::Conflict(m)) => assert!(k % 5 == 0, "{m}"),
+                Err(StoreError::Permanent(m)) => assert_eq!(k, 7, "{m}"),
+                Err(e) => panic!("unexpected {e:?}"),
+            }
+        }
+        assert_eq!(ok.len(), 15);
+        assert_eq!(count(&db).await, 15);
+        assert!(db.commit_count() - before <= 2);
+        let stored: Vec<i64> = db
+            .read(|conn| {
+                let mut st = conn
+                    .prepare("SELECT k FROM t ORDER BY k")
+                    .map_err(map_err)?;
+                let rows = st.query_map([], |r| r.get(0)).map_err(map_err)?;
+                rows.collect::<Result<Vec<i64>, _>>().map_err(map_err)
+            })
+            .await
+            .expect("read");
+        assert_eq!(stored, ok);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_does_not_stop_the_writer() {
+        let (_dir, db) = open();
+        create_table(&db).await;
+        let err = db
+            .write(|_| -> Result<(), StoreError> { panic!("boom") })
+            .await
+            .expect_err("panicked job");
+        assert!(matches!(err, StoreError::Permanent(_)), "{err:?}");
+        db.write(|txn| {
+            txn.execute("INSERT INTO t (k, v) VALUES (1, 'after')", [])
+                .map_err(map_err)
+        })
+        .await
+        .expect("writer still alive");
+        assert_eq!(count(&db).await, 1);
+    }
+
+    #[tokio::test]
+    async fn writes_survive_drop_and_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        {
+            let db = Db::open(&path).expect("open");
+            create_table(&db).await;
+            db.write(|txn| {
+                txn.execute("INSERT INTO t (k, v) VALUES (1, 'kept')", [])
+                    .map_err(map_err)
+            })
+            .await
+            .expect("insert");
+        }
+        let db = Db::open(&path).expect("reopen");
+        assert_eq!(count(&db).await, 1);
+        let mode: String = db
+            .read(|conn| {
+                conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                    .map_err(map_err)
+            })
+            .await
+            .expect("pragma");
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn busy_and_locked_are_retryable() {
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        assert!(map_err(busy).is_retryable());
+        let locked = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_LOCKED),
+            None,
+        );
+        assert!(map_err(locked).is_retryable());
+        assert!(!map_err(rusqlite::Error::QueryReturnedNoRows).is_retryable());
+    }
+
+    #[tokio::test]
+    async fn a_second_process_holding_the_lock_is_unavailable() {
+        let (dir, db) = open();
+        create_table(&db).await;
+        // Lower the writer's busy timeout so the test is quick.
+        db.write(|txn| txn.busy_timeout(Duration::from_millis(50)).map_err(map_err))
+            .await
+            .expect("set timeout");
+        // Another connection (as another process would) takes the write lock and keeps it.
+        let other = Connection::open(dir.path().join("t.db")).expect("other");
+        other.execute_batch("BEGIN IMMEDIATE").expect("lock");
+        let err = db
+            .write(|txn| {
+                txn.execute("INSERT INTO t (k, v) VALUES (1, 'x')", [])
+                    .map_err(map_err)
+            })
+            .await
+            .expect_err("locked");
+        assert!(err.is_retryable(), "{err:?}");
+        other.execute_batch("ROLLBACK").expect("unlock");
+        db.write(|txn| {
+            txn.execute("INSERT INTO t (k, v) VALUES (1, 'x')", [])
+                .map_err(map_err)
+        })
+        .await
+        .expect("works again");
+    }
+}

@@ -1,0 +1,1072 @@
+//! `SqliteStore`: the definition, execution and record stores on one SQLite file.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{OptionalExtension, params, params_from_iter};
+use serde_json::Value;
+use wf_core::StoreError;
+use wf_core::execution::{
+    ClaimOutcome, CreateOutcome, DedupeKey, ExecutionPage, ExecutionQuery, ExecutionRecord,
+    ExecutionUpdate, IterationCount, LoopState, StepRecord, StepStatus,
+};
+use wf_core::model::Workflow;
+use wf_core::ports::{DefinitionStore, ExecutionStore, RecordCreate, RecordStore, WorkflowMeta};
+
+use crate::bus::LocalEventBus;
+use crate::db::{Db, map_err};
+use crate::items::{
+    MAX_ITEM_BYTES, from_body, get_exec_item, iter_index, iter_prefix, iter_sk, loop_sk,
+    prefix_upper, put_exec_item, step_sk, to_body, version_sk,
+};
+use crate::queue::{QueueConfig, SqliteQueue};
+
+/// Page size of `list_executions` when the query asks for 0.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+/// Largest page `list_executions` returns.
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+const EXEC_SK: &str = "EXEC";
+const DRAFT_SK: &str = "DRAFT";
+const META_SK: &str = "META";
+
+/// The local store: every table in one SQLite file (WAL, one writer thread with group commit,
+/// read-only connections for reads). Cheap to clone; clones share the file and the writer.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pub(crate) db: Db,
+    path: PathBuf,
+    item_limit: usize,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Open (or create) the database file, migrate its schema and start the writer thread.
+    /// Blocks briefly (file open + migration): call it at startup.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let db = Db::open(&path)?;
+        tracing::debug!(path = %path.display(), "sqlite store opened");
+        Ok(Self {
+            db,
+            path,
+            item_limit: MAX_ITEM_BYTES,
+        })
+    }
+
+    /// Write transactions committed so far; each holds a whole batch of writes (group commit),
+    /// so this grows slower than the number of writes under load. For metrics and tests.
+    pub fn write_commits(&self) -> u64 {
+        self.db.commit_count()
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The task queue on the same file, sharing this store's writer.
+    pub fn queue(&self, config: QueueConfig) -> SqliteQueue {
+        SqliteQueue::new(self.db.clone(), config)
+    }
+
+    /// The local event bus on the same file (outbox table + in-process broadcast).
+    pub fn event_bus(&self) -> LocalEventBus {
+        LocalEventBus::new(self.db.clone())
+    }
+
+    /// Delete dedupe keys that expired at or before `now` (the local stand-in for DynamoDB TTL).
+    /// Returns how many were deleted.
+    pub async fn purge_expired_dedupe(&self, now: i64) -> Result<usize, StoreError> {
+        self.db
+            .write(move |txn| {
+                txn.execute("DELETE FROM dedupe WHERE expires_at <= ?1", params![now])
+                    .map_err(map_err)
+            })
+            .await
+    }
+
+    /// Ids of executions that started before `before` (for the retention sweep), oldest first.
+    pub async fn executions_started_before(
+        &self,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let limit = limit as i64;
+        self.db
+            .read(move |conn| {
+                let mut st = conn
+                    .prepare_cached(
+                        "SELECT pk FROM executions WHERE sk = 'EXEC' AND started_at < ?1
+                         ORDER BY started_at, pk LIMIT ?2",
+                    )
+                    .map_err(map_err)?;
+                let rows = st
+                    .query_map(params![before, limit], |r| r.get::<_, String>(0))
+                    .map_err(map_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(map_err)
+            })
+            .await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Definitions
+
+fn get_workflow_body(
+    conn: &rusqlite::Connection,
+    pk: &str,
+    sk: &str,
+) -> Result<Option<String>, StoreError> {
+    conn.prepare_cached("SELECT body FROM workflows WHERE pk = ?1 AND sk = ?2")
+        .and_then(|mut st| st.query_row(params![pk, sk], |r| r.get(0)).optional())
+        .map_err(map_err)
+}
+
+#[async_trait]
+impl DefinitionStore for SqliteStore {
+    async fn put_draft(
+        &self,
+        workflow_id: &str,
+        draft: &Value,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let pk = workflow_id.to_string();
+        let body = to_body(draft, &pk, DRAFT_SK, self.item_limit)?;
+        self.db
+            .write(move |txn| {
+                txn.execute(
+                    "INSERT INTO workflows (pk, sk, body, updated_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (pk, sk) DO UPDATE
+                     SET body = excluded.body, updated_at = excluded.updated_at",
+                    params![pk, DRAFT_SK, body, now],
+                )
+                .map_err(map_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_draft(&self, workflow_id: &str) -> Result<Option<Value>, StoreError> {
+        let pk = workflow_id.to_string();
+        self.db
+            .read(move |conn| {
+                get_workflow_body(conn, &pk, DRAFT_SK)?
+                    .map(|b| from_body(&b, &pk, DRAFT_SK))
+                    .transpose()
+            })
+            .await
+    }
+
+    async fn put_version(&self, workflow: &Workflow, version: u32) -> Result<(), StoreError> {
+        let pk = workflow.id.clone();
+        let sk = version_sk(version);
+        let body = to_body(workflow, &pk, &sk, self.item_limit)?;
+        self.db
+            .write(move |txn| {
+                let inserted = txn
+                    .execute(
+                        "INSERT INTO workflows (pk, sk, body) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (pk, sk) DO NOTHING",
+                        params![pk, sk, body],
+                    )
+                    .map_err(map_err)?;
+                if inserted == 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "workflow {pk} version {version} exists already"
+                    )));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_version(
+        &self,
+        workflow_id: &str,
+        version: u32,
+    ) -> Result<Option<Workflow>, StoreError> {
+        let pk = workflow_id.to_string();
+        let sk = version_sk(version);
+        self.db
+            .read(move |conn| {
+                get_workflow_body(conn, &pk, &sk)?
+                    .map(|b| from_body(&b, &pk, &sk))
+                    .transpose()
+            })
+            .await
+    }
+
+    async fn get_meta(&self, workflow_id: &str) -> Result<Option<WorkflowMeta>, StoreError> {
+        let pk = workflow_id.to_string();
+        self.db
+            .read(move |conn| {
+                get_workflow_body(conn, &pk, META_SK)?
+                    .map(|b| from_body(&b, &pk, META_SK))
+                    .transpose()
+            })
+            .await
+    }
+
+    async fn put_meta(
+        &self,
+        meta: &WorkflowMeta,
+        expected_updated_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let pk = meta.id.clone();
+        let body = to_body(meta, &pk, META_SK, self.item_limit)?;
+        let updated_at = meta.updated_at;
+        self.db
+            .write(move |txn| {
+                let stored: Option<WorkflowMeta> = get_workflow_body(txn, &pk, META_SK)?
+                    .map(|b| from_body(&b, &pk, META_SK))
+                    .transpose()?;
+                match (expected_updated_at, &stored) {
+                    (None, None) => {}
+                    (Some(expected), Some(stored)) if stored.updated_at == expected => {}
+                    (None, Some(_)) => {
+                        return Err(StoreError::Conflict(format!(
+                            "workflow {pk} META exists already"
+                        )));
+                    }
+                    (Some(expected), Some(stored)) => {
+                        return Err(StoreError::Conflict(format!(
+                            "workflow {pk} META changed (updatedAt {} , expected {expected})",
+                            stored.updated_at
+                        )));
+                    }
+                    (Some(_), None) => {
+                        return Err(StoreError::Conflict(format!(
+                            "workflow {pk} META does not exist"
+                        )));
+                    }
+                }
+                txn.execute(
+                    "INSERT INTO workflows (pk, sk, body, updated_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (pk, sk) DO UPDATE
+                     SET body = excluded.body, updated_at = excluded.updated_at",
+                    params![pk, META_SK, body, updated_at],
+                )
+                .map_err(map_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn list_metas(&self) -> Result<Vec<WorkflowMeta>, StoreError> {
+        self.db
+            .read(move |conn| {
+                let mut st = conn
+                    .prepare_cached("SELECT pk, body FROM workflows WHERE sk = ?1 ORDER BY pk")
+                    .map_err(map_err)?;
+                let rows = st
+                    .query_map(params![META_SK], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .map_err(map_err)?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (pk, body) = row.map_err(map_err)?;
+                    out.push(from_body(&body, &pk, META_SK)?);
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn delete_workflow(&self, workflow_id: &str) -> Result<(), StoreError> {
+        let pk = workflow_id.to_string();
+        self.db
+            .write(move |txn| {
+                txn.execute("DELETE FROM workflows WHERE pk = ?1", params![pk])
+                    .map_err(map_err)?;
+                Ok(())
+            })
+            .await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Executions
+
+fn load_execution(
+    conn: &rusqlite::Connection,
+    id: &str,
+) -> Result<Option<ExecutionRecord>, StoreError> {
+    get_exec_item(conn, id, EXEC_SK)?
+        .map(|b| from_body(&b, id, EXEC_SK))
+        .transpose()
+}
+
+fn put_execution(
+    conn: &rusqlite::Connection,
+    record: &ExecutionRecord,
+    body: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO executions
+             (pk, sk, body, workflow_id, started_at, status, trigger_type, version)
+         VALUES (?1, 'EXEC', ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (pk, sk) DO UPDATE SET
+             body = excluded.body, workflow_id = excluded.workflow_id,
+             started_at = excluded.started_at, status = excluded.status,
+             trigger_type = excluded.trigger_type, version = excluded.version",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            record.id,
+            body,
+            record.workflow_id,
+            record.started_at,
+            record.status.as_str(),
+            record.trigger.kind,
+            record.version,
+        ])
+    })
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Whether a stored record is the same execution as one being (re-)created.
+fn same_execution(stored: &ExecutionRecord, new: &ExecutionRecord) -> bool {
+    stored.workflow_id == new.workflow_id
+        && stored.version == new.version
+        && stored.started_at == new.started_at
+        && stored.trigger == new.trigger
+        && stored.input == new.input
+}
+
+fn load_step(
+    conn: &rusqlite::Connection,
+    execution_id: &str,
+    path: &str,
+) -> Result<Option<StepRecord>, StoreError> {
+    let sk = step_sk(path);
+    get_exec_item(conn, execution_id, &sk)?
+        .map(|b| from_body(&b, execution_id, &sk))
+        .transpose()
+}
+
+fn load_loop(
+    conn: &rusqlite::Connection,
+    execution_id: &str,
+    loop_path: &str,
+) -> Result<Option<LoopState>, StoreError> {
+    let sk = loop_sk(loop_path);
+    get_exec_item(conn, execution_id, &sk)?
+        .map(|b| from_body(&b, execution_id, &sk))
+        .transpose()
+}
+
+/// Whether a claim of `new` may replace `stored` (see `ExecutionStore::claim_step`).
+fn claimable(stored: &StepRecord, new: &StepRecord, now: i64) -> bool {
+    match stored.status {
+        // A running record without a lease is treated as expired: nobody can hold it.
+        StepStatus::Running => {
+            stored.lease_until.is_none_or(|lease| lease <= now) && stored.attempts <= new.attempts
+        }
+        StepStatus::Retrying => stored.attempts < new.attempts,
+        _ => false,
+    }
+}
+
+/// The opaque cursor of `list_executions`: the last item's sort key, hex-encoded.
+fn encode_cursor(started_at: i64, id: &str) -> String {
+    format!("{started_at}\n{id}")
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn decode_cursor(cursor: &str) -> Result<(i64, String), StoreError> {
+    let bad = || StoreError::Permanent(format!("invalid cursor {cursor:?}"));
+    if !cursor.len().is_multiple_of(2) || !cursor.is_ascii() {
+        return Err(bad());
+    }
+    let bytes = (0..cursor.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&cursor[i..i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (started_at, id) = text.split_once('\n').ok_or_else(bad)?;
+    Ok((started_at.parse().map_err(|_| bad())?, id.to_string()))
+}
+
+#[async_trait]
+impl ExecutionStore for SqliteStore {
+    async fn create_execution(
+        &self,
+        execution: &ExecutionRecord,
+        dedupe: Option<&DedupeKey>,
+    ) -> Result<CreateOutcome, StoreError> {
+        let record = execution.clone();
+        let body = to_body(&record, &record.id, EXEC_SK, self.item_limit)?;
+        let dedupe = dedupe.cloned();
+        self.db
+            .write(move |txn| {
+                // "Now" for the dedupe key's expiry is the execution's start: the trigger sets
+                // it from its clock, so an injected clock governs dedupe as well.
+                let now = record.started_at;
+                if let Some(key) = &dedupe {
+                    let existing: Option<(String, i64)> = txn
+                        .prepare_cached(
+                            "SELECT execution_id, expires_at FROM dedupe WHERE key = ?1",
+                        )
+                        .and_then(|mut st| {
+                            st.query_row(params![key.key], |r| Ok((r.get(0)?, r.get(1)?)))
+                                .optional()
+                        })
+                        .map_err(map_err)?;
+                    if let Some((first, expires_at)) = existing
+                        && expires_at > now
+                        && first != record.id
+                    {
+                        return Ok(CreateOutcome::Duplicate(first));
+                    }
+                }
+                match load_execution(txn, &record.id)? {
+                    Some(stored) if same_execution(&stored, &record) => {
+                        // A redelivered create: leave the record as it stands.
+                    }
+                    Some(_) => {
+                        return Err(StoreError::Conflict(format!(
+                            "execution {} exists already and is a different execution",
+                            record.id
+                        )));
+                    }
+                    None => put_execution(txn, &record, &body)?,
+                }
+                if let Some(key) = &dedupe {
+                    txn.prepare_cached(
+                        "INSERT INTO dedupe (key, execution_id, expires_at) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (key) DO UPDATE SET
+                             execution_id = excluded.execution_id,
+                             expires_at = excluded.expires_at",
+                    )
+                    .and_then(|mut st| st.execute(params![key.key, record.id, key.expires_at]))
+                    .map_err(map_err)?;
+                }
+                Ok(CreateOutcome::Created)
+            })
+            .await
+    }
+
+    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        let id = id.to_string();
+        self.db.read(move |conn| load_execution(conn, &id)).await
+    }
+
+    async fn update_execution(
+        &self,
+        id: &str,
+        update: &ExecutionUpdate,
+    ) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        let update = update.clone();
+        let limit = self.item_limit;
+        self.db
+            .write(move |txn| {
+                let Some(mut record) = load_execution(txn, &id)? else {
+                    return Err(StoreError::NotFound(format!("execution {id}")));
+                };
+                if record.status.is_terminal() {
+                    return Ok(false);
+                }
+                record.status = update.status;
+                if let Some(output) = update.output {
+                    record.output = output;
+                }
+                if let Some(error) = update.error {
+                    record.error = Some(error);
+                }
+                if let Some(finished_at) = update.finished_at {
+                    record.finished_at = Some(finished_at);
+                    record.duration_ms = Some(finished_at - record.started_at);
+                }
+                let body = to_body(&record, &id, EXEC_SK, limit)?;
+                put_execution(txn, &record, &body)?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn list_executions(&self, query: &ExecutionQuery) -> Result<ExecutionPage, StoreError> {
+        let query = query.clone();
+        let limit = match query.limit {
+            0 => DEFAULT_PAGE_SIZE,
+            n => n.min(MAX_PAGE_SIZE),
+        };
+        let cursor = query.cursor.as_deref().map(decode_cursor).transpose()?;
+        self.db
+            .read(move |conn| {
+                let mut sql =
+                    String::from("SELECT pk, body, started_at FROM executions WHERE sk = 'EXEC'");
+                let mut args: Vec<SqlValue> = Vec::new();
+                let mut arg = |sql: &mut String, clause: &str, value: SqlValue| {
+                    args.push(value);
+                    sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+                };
+                if let Some(workflow_id) = &query.workflow_id {
+                    arg(&mut sql, " AND workflow_id = ?", workflow_id.clone().into());
+                }
+                if let Some(status) = query.status {
+                    arg(
+                        &mut sql,
+                        " AND status = ?",
+                        status.as_str().to_string().into(),
+                    );
+                }
+                if let Some(trigger) = &query.trigger {
+                    arg(&mut sql, " AND trigger_type = ?", trigger.clone().into());
+                }
+                if let Some(version) = query.version {
+                    arg(&mut sql, " AND version = ?", i64::from(version).into());
+                }
+                if let Some(after) = query.started_after {
+                    arg(&mut sql, " AND started_at >= ?", after.into());
+                }
+                if let Some(before) = query.started_before {
+                    arg(&mut sql, " AND started_at < ?", before.into());
+                }
+                if let Some((started_at, id)) = &cursor {
+                    arg(&mut sql, " AND (started_at < ?", (*started_at).into());
+                    arg(&mut sql, " OR (started_at = ?", (*started_at).into());
+                    arg(&mut sql, " AND pk < ?))", id.clone().into());
+                }
+                sql.push_str(" ORDER BY started_at DESC, pk DESC");
+                arg(&mut sql, " LIMIT ?", ((limit + 1) as i64).into());
+
+                let mut st = conn.prepare_cached(&sql).map_err(map_err)?;
+                let rows = st
+                    .query_map(params_from_iter(args.iter()), |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .map_err(map_err)?;
+                let mut items = Vec::new();
+                let mut more = false;
+                for row in rows {
+                    let (pk, body) = row.map_err(map_err)?;
+                    if items.len() == limit {
+                        more = true;
+                        break;
+                    }
+                    items.push(from_body::<ExecutionRecord>(&body, &pk, EXEC_SK)?);
+                }
+                let next_cursor = if more {
+                    items.last().map(|r| encode_cursor(r.started_at, &r.id))
+                } else {
+                    None
+                };
+                Ok(ExecutionPage { items, next_cursor })
+            })
+            .await
+    }
+
+    async fn delete_execution(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.db
+            .write(move |txn| {
+                txn.execute("DELETE FROM executions WHERE pk = ?1", params![id])
+                    .map_err(map_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_step(
+        &self,
+        execution_id: &str,
+        path: &str,
+    ) -> Result<Option<StepRecord>, StoreError> {
+        let (id, path) = (execution_id.to_string(), path.to_string());
+        self.db.read(move |conn| load_step(conn, &id, &path)).await
+    }
+
+    async fn list_steps(&self, execution_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+        let id = execution_id.to_string();
+        self.db
+            .read(move |conn| {
+                let lower = "STEP#";
+                let upper = prefix_upper(lower);
+                let mut st = conn
+                    .prepare_cached(
+                        "SELECT sk, body FROM executions
+                         WHERE pk = ?1 AND sk >= ?2 AND sk < ?3 ORDER BY sk",
+                    )
+                    .map_err(map_err)?;
+                let rows = st
+                    .query_map(params![id, lower, upper], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .map_err(map_err)?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (sk, body) = row.map_err(map_err)?;
+                    out.push(from_body(&body, &id, &sk)?);
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn claim_step(
+        &self,
+        execution_id: &str,
+        record: &StepRecord,
+        now: i64,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let id = execution_id.to_string();
+        let record = record.clone();
+        let sk = step_sk(&record.path);
+        let body = to_body(&record, &id, &sk, self.item_limit)?;
+        self.db
+            .write(move |txn| {
+                if let Some(stored) = load_step(txn, &id, &record.path)?
+                    && !claimable(&stored, &record, now)
+                {
+                    return Ok(ClaimOutcome::Held(stored));
+                }
+                put_exec_item(txn, &id, &sk, &body)?;
+                Ok(ClaimOutcome::Claimed)
+            })
+            .await
+    }
+
+    async fn finish_step(
+        &self,
+        execution_id: &str,
+        record: &StepRecord,
+    ) -> Result<bool, StoreError> {
+        let id = execution_id.to_string();
+        let record = record.clone();
+        let sk = step_sk(&record.path);
+        let body = to_body(&record, &id, &sk, self.item_limit)?;
+        self.db
+            .write(move |txn| {
+                match load_step(txn, &id, &record.path)? {
+                    Some(stored)
+                        if stored.status == StepStatus::Running
+                            && stored.attempts == record.attempts => {}
+                    _ => return Ok(false),
+                }
+                put_exec_item(txn, &id, &sk, &body)?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn init_loop(
+        &self,
+        execution_id: &str,
+        loop_path: &str,
+        state: &LoopState,
+    ) -> Result<LoopState, StoreError> {
+        let id = execution_id.to_string();
+        let loop_path = loop_path.to_string();
+        let state = state.clone();
+        let sk = loop_sk(&loop_path);
+        let body = to_body(&state, &id, &sk, self.item_limit)?;
+        self.db
+            .write(move |txn| {
+                if let Some(stored) = load_loop(txn, &id, &loop_path)? {
+                    return Ok(stored);
+                }
+                put_exec_item(txn, &id, &sk, &body)?;
+                Ok(state)
+            })
+            .await
+    }
+
+    async fn get_loop(
+        &self,
+        execution_id: &str,
+        loop_path: &str,
+    ) -> Result<Option<LoopState>, StoreError> {
+        let (id, loop_path) = (execution_id.to_string(), loop_path.to_string());
+        self.db
+            .read(move |conn| load_loop(conn, &id, &loop_path))
+            .await
+    }
+
+    async fn fail_loop(&self, execution_id: &str, loop_path: &str) -> Result<(), StoreError> {
+        let (id, loop_path) = (execution_id.to_string(), loop_path.to_string());
+        let limit = self.item_limit;
+        self.db
+            .write(move |txn| {
+                let Some(mut state) = load_loop(txn, &id, &loop_path)? else {
+                    return Err(StoreError::NotFound(format!("loop {loop_path} of {id}")));
+                };
+                if !state.failed {
+                    state.failed = true;
+                    let sk = loop_sk(&loop_path);
+                    let body = to_body(&state, &id, &sk, limit)?;
+                    put_exec_item(txn, &id, &sk, &body)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn count_iteration(
+        &self,
+        execution_id: &str,
+        loop_path: &str,
+        index: u32,
+        result: &Value,
+    ) -> Result<IterationCount, StoreError> {
+        let (id, loop_path) = (execution_id.to_string(), loop_path.to_string());
+        let iter_key = iter_sk(&loop_path, index);
+        let iter_body = to_body(result, &id, &iter_key, self.item_limit)?;
+        let limit = self.item_limit;
+        self.db
+            .write(move |txn| {
+                if get_exec_item(txn, &id, &iter_key)?.is_some() {
+                    return Ok(IterationCount::AlreadyCounted);
+                }
+                let Some(mut state) = load_loop(txn, &id, &loop_path)? else {
+                    return Err(StoreError::NotFound(format!("loop {loop_path} of {id}")));
+                };
+                if index >= state.total {
+                    return Err(StoreError::Permanent(format!(
+                        "loop {loop_path} of {id} has {} items; there is no iteration {index}",
+                        state.total
+                    )));
+                }
+                if state.remaining == 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "loop {loop_path} of {id} has no iteration left to count (index {index})"
+                    )));
+                }
+                state.remaining -= 1;
+                let sk = loop_sk(&loop_path);
+                let body = to_body(&state, &id, &sk, limit)?;
+                put_exec_item(txn, &id, &iter_key, &iter_body)?;
+                put_exec_item(txn, &id, &sk, &body)?;
+                Ok(IterationCount::Counted {
+                    remaining: state.remaining,
+                })
+            })
+            .await
+    }
+
+    async fn list_iterations(
+        &self,
+        execution_id: &str,
+        loop_path: &str,
+    ) -> Result<Vec<(u32, Value)>, StoreError> {
+        let id = execution_id.to_string();
+        let lower = iter_prefix(loop_path);
+        let upper = prefix_upper(&lower);
+        let lower_len = lower.len();
+        self.db
+            .read(move |conn| {
+                let mut st = conn
+                    .prepare_cached(
+                        "SELECT sk, body FROM executions
+                         WHERE pk = ?1 AND sk >= ?2 AND sk < ?3 ORDER BY sk",
+                    )
+                    .map_err(map_err)?;
+                let rows = st
+                    .query_map(params![id, lower, upper], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .map_err(map_err)?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (sk, body) = row.map_err(map_err)?;
+                    // The prefix also matches iterations of loops nested in this one
+                    // (`ITER#each[..]/inner[..]`): keep only `<prefix><10 digits>]`.
+                    if sk.len() != lower_len + 11 {
+                        continue;
+                    }
+                    let index = iter_index(&sk).ok_or_else(|| {
+                        StoreError::Permanent(format!("bad iteration key {id}/{sk}"))
+                    })?;
+                    out.push((index, from_body(&body, &id, &sk)?));
+                }
+                Ok(out)
+            })
+            .await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records
+
+fn load_record(
+    conn: &rusqlite::Connection,
+    collection: &str,
+    id: &str,
+) -> Result<Option<(Value, Option<String>)>, StoreError> {
+    let row: Option<(String, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT data, idempotency_key FROM records WHERE collection = ?1 AND id = ?2",
+        )
+        .and_then(|mut st| {
+            st.query_row(params![collection, id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(map_err)?;
+    row.map(|(data, key)| Ok((from_body(&data, collection, id)?, key)))
+        .transpose()
+}
+
+#[async_trait]
+impl RecordStore for SqliteStore {
+    async fn create(
+        &self,
+        collection: &str,
+        id: &str,
+        data: &Value,
+        idempotency_key: &str,
+    ) -> Result<RecordCreate, StoreError> {
+        let (collection, id) = (collection.to_string(), id.to_string());
+        let key = idempotency_key.to_string();
+        let body = to_body(
+            data,
+            &collection,
+            &id,
+            self.item_limit.saturating_sub(key.len()),
+        )?;
+        let data = data.clone();
+        self.db
+            .write(move |txn| {
+                if let Some((stored, stored_key)) = load_record(txn, &collection, &id)? {
+                    return Ok(if stored_key.as_deref() == Some(key.as_str()) {
+                        RecordCreate::Replayed(stored)
+                    } else {
+                        RecordCreate::Exists
+                    });
+                }
+                txn.execute(
+                    "INSERT INTO records (collection, id, data, idempotency_key)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![collection, id, body, key],
+                )
+                .map_err(map_err)?;
+                Ok(RecordCreate::Created(data))
+            })
+            .await
+    }
+
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<Value>, StoreError> {
+        let (collection, id) = (collection.to_string(), id.to_string());
+        self.db
+            .read(move |conn| Ok(load_record(conn, &collection, &id)?.map(|(data, _)| data)))
+            .await
+    }
+
+    async fn update(&self, collection: &str, id: &str, patch: &Value) -> Result<Value, StoreError> {
+        let (collection, id) = (collection.to_string(), id.to_string());
+        let Value::Object(patch) = patch.clone() else {
+            return Err(StoreError::Permanent(format!(
+                "record {collection}/{id}: an update needs a JSON object to merge"
+            )));
+        };
+        let limit = self.item_limit;
+        self.db
+            .write(move |txn| {
+                let Some((stored, key)) = load_record(txn, &collection, &id)? else {
+                    return Err(StoreError::NotFound(format!("record {collection}/{id}")));
+                };
+                let merged = match stored {
+                    Value::Object(mut object) => {
+                        object.extend(patch);
+                        Value::Object(object)
+                    }
+                    _ => Value::Object(patch),
+                };
+                let key_len = key.as_deref().map_or(0, str::len);
+                let body = to_body(&merged, &collection, &id, limit.saturating_sub(key_len))?;
+                txn.execute(
+                    "UPDATE records SET data = ?3 WHERE collection = ?1 AND id = ?2",
+                    params![collection, id, body],
+                )
+                .map_err(map_err)?;
+                Ok(merged)
+            })
+            .await
+    }
+
+    async fn delete(&self, collection: &str, id: &str) -> Result<bool, StoreError> {
+        let (collection, id) = (collection.to_string(), id.to_string());
+        self.db
+            .write(move |txn| {
+                let n = txn
+                    .execute(
+                        "DELETE FROM records WHERE collection = ?1 AND id = ?2",
+                        params![collection, id],
+                    )
+                    .map_err(map_err)?;
+                Ok(n > 0)
+            })
+            .await
+    }
+
+    async fn query(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Value)>, StoreError> {
+        let collection = collection.to_string();
+        let after = after.map(str::to_string);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.db
+            .read(move |conn| {
+                let mut st = conn
+                    .prepare_cached(
+                        "SELECT id, data FROM records
+                         WHERE collection = ?1 AND (?2 IS NULL OR id > ?2)
+                         ORDER BY id LIMIT ?3",
+                    )
+                    .map_err(map_err)?;
+                let rows = st
+                    .query_map(params![collection, after, limit], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .map_err(map_err)?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (id, data) = row.map_err(map_err)?;
+                    let value = from_body(&data, &collection, &id)?;
+                    out.push((id, value));
+                }
+                Ok(out)
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use wf_core::execution::{ExecutionStatus, TriggerInfo};
+
+    use super::*;
+
+    fn record(id: &str, started_at: i64) -> ExecutionRecord {
+        ExecutionRecord {
+            id: id.into(),
+            workflow_id: "wf".into(),
+            version: 1,
+            status: ExecutionStatus::Queued,
+            trigger: TriggerInfo::new("manual"),
+            input: json!({}),
+            output: Value::Null,
+            error: None,
+            started_at,
+            finished_at: None,
+            duration_ms: None,
+            deadline_at: started_at + 1000,
+            rerun_of: None,
+        }
+    }
+
+    fn open() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path().join("s.db")).expect("open");
+        (dir, store)
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = encode_cursor(1_700_000_000_000, "01JD#weird id");
+        assert_eq!(
+            decode_cursor(&c).expect("decode"),
+            (1_700_000_000_000, "01JD#weird id".to_string())
+        );
+        for bad in ["", "zz", "abc", "00", "é1"] {
+            assert!(decode_cursor(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_cursor_is_an_error_and_limit_zero_is_the_default_page() {
+        let (_dir, store) = open();
+        for i in 0..(DEFAULT_PAGE_SIZE as i64 + 5) {
+            let outcome = store
+                .create_execution(&record(&format!("e{i:03}"), i), None)
+                .await
+                .expect("create");
+            assert_eq!(outcome, CreateOutcome::Created);
+        }
+        let page = store
+            .list_executions(&ExecutionQuery::default())
+            .await
+            .expect("list");
+        assert_eq!(page.items.len(), DEFAULT_PAGE_SIZE);
+        assert!(page.next_cursor.is_some());
+        let bad = store
+            .list_executions(&ExecutionQuery {
+                cursor: Some("not-a-cursor".into()),
+                ..Default::default()
+            })
+            .await;
+        assert!(matches!(bad, Err(StoreError::Permanent(_))), "{bad:?}");
+        let old = store
+            .executions_started_before(3, 10)
+            .await
+            .expect("retention");
+        assert_eq!(old, ["e000", "e001", "e002"]);
+    }
+
+    #[tokio::test]
+    async fn expired_dedupe_keys_are_purged() {
+        let (_dir, store) = open();
+        let key = DedupeKey {
+            key: "wf#k".into(),
+            expires_at: 100,
+        };
+        store
+            .create_execution(&record("e1", 10), Some(&key))
+            .await
+            .expect("create");
+        assert_eq!(store.purge_expired_dedupe(99).await.expect("purge"), 0);
+        assert_eq!(
+            store
+                .create_execution(&record("e2", 20), Some(&key))
+                .await
+                .expect("create"),
+            CreateOutcome::Duplicate("e1".into())
+        );
+        assert_eq!(store.purge_expired_dedupe(100).await.expect("purge"), 1);
+        assert_eq!(
+            store
+                .create_execution(&record("e2", 20), Some(&key))
+                .await
+                .expect("create"),
+            CreateOutcome::Created
+        );
+    }
+
+    #[tokio::test]
+    async fn count_iteration_without_a_loop_is_not_found_and_writes_nothing() {
+        let (_dir, store) = open();
+        store
+            .create_execution(&record("e1", 10), None)
+            .await
+            .expect("create");
+        let err = store
+            .count_iteration("e1", "each", 0, &json!(1))
+            .await
+            .expect_err("no loop");
+        assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+        assert!(
+            store
+                .list_iterations("e1", "each")
+                .await
+                .expect("list")
+                .is_empty()
+        );
+    }
+}

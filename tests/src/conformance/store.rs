@@ -1,0 +1,1099 @@
+//! Conformance of `ExecutionStore`, `DefinitionStore` and `RecordStore`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use wf_core::StoreError;
+use wf_core::execution::{
+    ClaimOutcome, CreateOutcome, DedupeKey, ExecutionQuery, ExecutionRecord, ExecutionStatus,
+    ExecutionUpdate, IterationCount, StepStatus, TriggerInfo,
+};
+use wf_core::model::Workflow;
+use wf_core::ports::{DefinitionStore, ExecutionStore, RecordCreate, RecordStore, WorkflowMeta};
+
+use super::{T0, big_string, execution, execution_id, loop_state, step, unique};
+
+/// Over DynamoDB's 400 KB item limit.
+const TOO_LARGE: usize = 420 * 1024;
+
+fn expect_too_large<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
+    match result {
+        Err(StoreError::TooLarge(message)) => {
+            assert!(!message.is_empty(), "{what}: TooLarge names the item");
+        }
+        other => panic!("{what}: expected TooLarge, got {other:?}"),
+    }
+}
+
+async fn create<S: ExecutionStore + ?Sized>(store: &S, record: &ExecutionRecord) {
+    let outcome = store
+        .create_execution(record, None)
+        .await
+        .expect("create_execution");
+    assert_eq!(outcome, CreateOutcome::Created, "create {}", record.id);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steps
+
+/// Claims: fresh, held lease, expired lease, retrying with a higher attempt, stale attempts.
+pub async fn claim_semantics<S: ExecutionStore + ?Sized>(store: &S) {
+    let id = execution_id(T0);
+    create(store, &execution(&id, &unique("wf"), T0)).await;
+    let now = T0 + 1_000;
+
+    // Fresh: no record yet.
+    let first = step("a", StepStatus::Running, 1, Some(now + 30_000));
+    assert_eq!(
+        store.claim_step(&id, &first, now).await.expect("claim"),
+        ClaimOutcome::Claimed,
+        "a fresh step is claimable"
+    );
+    assert_eq!(
+        store.get_step(&id, "a").await.expect("get"),
+        Some(first.clone())
+    );
+
+    // Held: the lease runs until now + 30 s.
+    let rival = step("a", StepStatus::Running, 1, Some(now + 60_000));
+    match store
+        .claim_step(&id, &rival, now + 10_000)
+        .await
+        .expect("claim")
+    {
+        ClaimOutcome::Held(stored) => assert_eq!(stored, first, "Held answers the stored record"),
+        other => panic!("a live lease must hold, got {other:?}"),
+    }
+    // Expired lease with the same attempt number: claimable again (the worker died).
+    let takeover = step("a", StepStatus::Running, 1, Some(now + 90_000));
+    assert_eq!(
+        store
+            .claim_step(&id, &takeover, now + 30_000)
+            .await
+            .expect("claim"),
+        ClaimOutcome::Claimed,
+        "a lease that ended at or before now is claimable"
+    );
+    // Expired lease, but the claimer is an older attempt than the stored one: held.
+    let newer = step("b", StepStatus::Running, 3, Some(now));
+    assert_eq!(
+        store.claim_step(&id, &newer, now).await.expect("claim"),
+        ClaimOutcome::Claimed
+    );
+    let stale = step("b", StepStatus::Running, 2, Some(now + 100_000));
+    assert!(
+        matches!(
+            store
+                .claim_step(&id, &stale, now + 50_000)
+                .await
+                .expect("claim"),
+            ClaimOutcome::Held(_)
+        ),
+        "an older attempt cannot take over even an expired lease"
+    );
+
+    // Retrying: attempt 2 failed; attempt 3 may claim, a redelivered attempt 2 may not.
+    let retrying = step("c", StepStatus::Running, 2, Some(now + 30_000));
+    assert_eq!(
+        store.claim_step(&id, &retrying, now).await.expect("claim"),
+        ClaimOutcome::Claimed
+    );
+    let mut failed_attempt = retrying.clone();
+    failed_attempt.status = StepStatus::Retrying;
+    failed_attempt.lease_until = None;
+    assert!(
+        store
+            .finish_step(&id, &failed_attempt)
+            .await
+            .expect("finish")
+    );
+    let again = step("c", StepStatus::Running, 2, Some(now + 30_000));
+    match store.claim_step(&id, &again, now).await.expect("claim") {
+        ClaimOutcome::Held(stored) => assert_eq!(stored.status, StepStatus::Retrying),
+        other => panic!("the same attempt cannot claim a retrying step, got {other:?}"),
+    }
+    let next = step("c", StepStatus::Running, 3, Some(now + 30_000));
+    assert_eq!(
+        store.claim_step(&id, &next, now).await.expect("claim"),
+        ClaimOutcome::Claimed,
+        "the next attempt claims a retrying step"
+    );
+
+    // Finished steps are never claimable.
+    let mut done = next.clone();
+    done.status = StepStatus::Succeeded;
+    done.output = json!({ "ok": true });
+    assert!(store.finish_step(&id, &done).await.expect("finish"));
+    let late = step("c", StepStatus::Running, 4, Some(now + 30_000));
+    match store
+        .claim_step(&id, &late, now + 1_000_000)
+        .await
+        .expect("claim")
+    {
+        ClaimOutcome::Held(stored) => assert_eq!(stored, done),
+        other => panic!("a succeeded step cannot be claimed, got {other:?}"),
+    }
+}
+
+/// `finish_step` applies once: only over a running record with the same attempts.
+pub async fn finish_step_once<S: ExecutionStore + ?Sized>(store: &S) {
+    let id = execution_id(T0);
+    create(store, &execution(&id, &unique("wf"), T0)).await;
+
+    let mut orphan = step("nobody", StepStatus::Succeeded, 1, None);
+    orphan.output = json!(1);
+    assert!(
+        !store.finish_step(&id, &orphan).await.expect("finish"),
+        "finishing an unclaimed step is refused"
+    );
+    assert_eq!(store.get_step(&id, "nobody").await.expect("get"), None);
+
+    let claim = step("a", StepStatus::Running, 2, Some(T0 + 30_000));
+    assert_eq!(
+        store.claim_step(&id, &claim, T0).await.expect("claim"),
+        ClaimOutcome::Claimed
+    );
+    let mut wrong_attempt = step("a", StepStatus::Succeeded, 1, None);
+    wrong_attempt.output = json!("old");
+    assert!(
+        !store
+            .finish_step(&id, &wrong_attempt)
+            .await
+            .expect("finish"),
+        "another attempt's finish is refused"
+    );
+
+    let mut done = step("a", StepStatus::Succeeded, 2, None);
+    done.output = json!({ "first": true });
+    done.finished_at = Some(T0 + 10);
+    done.duration_ms = Some(10);
+    assert!(store.finish_step(&id, &done).await.expect("finish"));
+    let mut second = done.clone();
+    second.output = json!({ "first": false });
+    assert!(
+        !store.finish_step(&id, &second).await.expect("finish"),
+        "a second finish is refused"
+    );
+    assert_eq!(store.get_step(&id, "a").await.expect("get"), Some(done));
+}
+
+/// Steps are listed ordered by path; `delete_execution` removes every item of an execution.
+pub async fn list_steps_and_delete<S: ExecutionStore + ?Sized>(store: &S) {
+    let workflow = unique("wf");
+    let id = execution_id(T0);
+    let other = execution_id(T0 + 1);
+    create(store, &execution(&id, &workflow, T0)).await;
+    create(store, &execution(&other, &workflow, T0 + 1)).await;
+
+    let paths = ["start", "each[1]/price", "each[0]/price", "check", "each"];
+    for path in paths {
+        let record = step(path, StepStatus::Running, 1, Some(T0));
+        assert_eq!(
+            store.claim_step(&id, &record, T0).await.expect("claim"),
+            ClaimOutcome::Claimed
+        );
+    }
+    let keep = step("start", StepStatus::Running, 1, Some(T0));
+    store.claim_step(&other, &keep, T0).await.expect("claim");
+    store
+        .init_loop(&id, "each", &loop_state(2, 1))
+        .await
+        .expect("init_loop");
+    store
+        .count_iteration(&id, "each", 0, &json!(0))
+        .await
+        .expect("count");
+
+    let listed: Vec<String> = store
+        .list_steps(&id)
+        .await
+        .expect("list_steps")
+        .into_iter()
+        .map(|s| s.path)
+        .collect();
+    let mut expected: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+    expected.sort();
+    assert_eq!(listed, expected, "steps ordered by path, and only steps");
+
+    store.delete_execution(&id).await.expect("delete");
+    assert_eq!(store.get_execution(&id).await.expect("get"), None);
+    assert!(store.list_steps(&id).await.expect("list").is_empty());
+    assert_eq!(store.get_loop(&id, "each").await.expect("loop"), None);
+    assert!(
+        store
+            .list_iterations(&id, "each")
+            .await
+            .expect("iterations")
+            .is_empty()
+    );
+    assert!(
+        store.get_execution(&other).await.expect("get").is_some(),
+        "other executions are untouched"
+    );
+    assert_eq!(store.list_steps(&other).await.expect("list").len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Executions
+
+/// Updates apply until the execution is terminal, then are refused.
+pub async fn update_execution_until_terminal<S: ExecutionStore + ?Sized>(store: &S) {
+    let id = execution_id(T0);
+    let record = execution(&id, &unique("wf"), T0);
+    create(store, &record).await;
+
+    let running = ExecutionUpdate {
+        status: ExecutionStatus::Running,
+        output: None,
+        error: None,
+        finished_at: None,
+    };
+    assert!(store.update_execution(&id, &running).await.expect("update"));
+    let done = ExecutionUpdate {
+        status: ExecutionStatus::Succeeded,
+        output: Some(json!({ "total": 3 })),
+        error: None,
+        finished_at: Some(T0 + 41),
+    };
+    assert!(store.update_execution(&id, &done).await.expect("update"));
+    let stored = store
+        .get_execution(&id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(stored.status, ExecutionStatus::Succeeded);
+    assert_eq!(stored.output, json!({ "total": 3 }));
+    assert_eq!(stored.finished_at, Some(T0 + 41));
+    assert_eq!(
+        stored.duration_ms,
+        Some(41),
+        "duration from startedAt to finishedAt"
+    );
+    assert_eq!(stored.input, record.input);
+
+    let late = ExecutionUpdate {
+        status: ExecutionStatus::TimedOut,
+        output: None,
+        error: Some(wf_core::StepError::timeout("deadline")),
+        finished_at: Some(T0 + 500_000),
+    };
+    assert!(
+        !store.update_execution(&id, &late).await.expect("update"),
+        "a terminal execution is not updated"
+    );
+    assert_eq!(
+        store.get_execution(&id).await.expect("get"),
+        Some(stored),
+        "nothing changed"
+    );
+    let missing = store.update_execution(&execution_id(T0), &running).await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "updating a missing execution is NotFound, got {missing:?}"
+    );
+}
+
+/// Dedupe keys: a live key answers the first id and writes nothing; a redelivered create is
+/// `Created` and changes nothing; an expired key is replaced.
+pub async fn dedupe_keys<S: ExecutionStore + ?Sized>(store: &S) {
+    let workflow = unique("wf");
+    let key = DedupeKey {
+        key: format!("{workflow}#order-1"),
+        expires_at: T0 + 86_400_000,
+    };
+    let first = execution(&execution_id(T0), &workflow, T0);
+    assert_eq!(
+        store
+            .create_execution(&first, Some(&key))
+            .await
+            .expect("create"),
+        CreateOutcome::Created
+    );
+
+    let second = execution(&execution_id(T0 + 5_000), &workflow, T0 + 5_000);
+    assert_eq!(
+        store
+            .create_execution(&second, Some(&key))
+            .await
+            .expect("create"),
+        CreateOutcome::Duplicate(first.id.clone()),
+        "a live key answers the first execution"
+    );
+    assert_eq!(
+        store.get_execution(&second.id).await.expect("get"),
+        None,
+        "nothing is written for a duplicate"
+    );
+
+    // A redelivered create of the first execution (after it moved on) changes nothing.
+    let running = ExecutionUpdate {
+        status: ExecutionStatus::Running,
+        output: None,
+        error: None,
+        finished_at: None,
+    };
+    assert!(
+        store
+            .update_execution(&first.id, &running)
+            .await
+            .expect("update")
+    );
+    assert_eq!(
+        store
+            .create_execution(&first, Some(&key))
+            .await
+            .expect("create"),
+        CreateOutcome::Created,
+        "re-creating the same execution is Created"
+    );
+    assert_eq!(
+        store.create_execution(&first, None).await.expect("create"),
+        CreateOutcome::Created
+    );
+    let stored = store
+        .get_execution(&first.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(stored.status, ExecutionStatus::Running, "left as it stands");
+
+    // Another execution under an existing id is not a redelivery.
+    let mut impostor = execution(&first.id, &unique("wf"), T0 + 7);
+    impostor.input = json!({ "other": true });
+    let outcome = store.create_execution(&impostor, None).await;
+    assert!(
+        !matches!(outcome, Ok(CreateOutcome::Created)),
+        "a different execution with an existing id is refused, got {outcome:?}"
+    );
+    assert_eq!(
+        store
+            .get_execution(&first.id)
+            .await
+            .expect("get")
+            .map(|e| e.workflow_id),
+        Some(workflow.clone())
+    );
+
+    // Past its expiry the key is replaced by the new execution.
+    let later = T0 + 86_400_000 + 1;
+    let third = execution(&execution_id(later), &workflow, later);
+    let renewed = DedupeKey {
+        key: key.key.clone(),
+        expires_at: later + 86_400_000,
+    };
+    assert_eq!(
+        store
+            .create_execution(&third, Some(&renewed))
+            .await
+            .expect("create"),
+        CreateOutcome::Created,
+        "an expired key does not dedupe"
+    );
+    let fourth = execution(&execution_id(later + 1), &workflow, later + 1);
+    assert_eq!(
+        store
+            .create_execution(&fourth, Some(&renewed))
+            .await
+            .expect("create"),
+        CreateOutcome::Duplicate(third.id.clone()),
+        "the replaced key answers the new execution"
+    );
+
+    // Keys are per workflow and per key.
+    let other_key = DedupeKey {
+        key: format!("{workflow}#order-2"),
+        expires_at: later + 86_400_000,
+    };
+    let fifth = execution(&execution_id(later + 2), &workflow, later + 2);
+    assert_eq!(
+        store
+            .create_execution(&fifth, Some(&other_key))
+            .await
+            .expect("create"),
+        CreateOutcome::Created
+    );
+}
+
+fn sorted_newest_first(mut items: Vec<ExecutionRecord>) -> Vec<String> {
+    items.sort_by(|a, b| {
+        b.started_at
+            .cmp(&a.started_at)
+            .then_with(|| b.id.cmp(&a.id))
+    });
+    items.into_iter().map(|e| e.id).collect()
+}
+
+/// Walk every page of `query` with `limit`, checking there are no duplicates.
+async fn walk<S: ExecutionStore + ?Sized>(
+    store: &S,
+    query: &ExecutionQuery,
+    limit: usize,
+) -> Vec<String> {
+    let mut query = query.clone();
+    query.limit = limit;
+    query.cursor = None;
+    let mut seen = Vec::new();
+    for _ in 0..1_000 {
+        let page = store
+            .list_executions(&query)
+            .await
+            .expect("list_executions");
+        assert!(
+            page.items.len() <= limit,
+            "a page holds at most limit items"
+        );
+        seen.extend(page.items.into_iter().map(|e| e.id));
+        match page.next_cursor {
+            Some(cursor) => query.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no execution appears twice");
+    seen
+}
+
+/// Newest first with every filter, and a cursor that walks all pages without gaps.
+pub async fn list_executions_pages<S: ExecutionStore + ?Sized>(store: &S) {
+    let wf_a = unique("wf-a");
+    let wf_b = unique("wf-b");
+    let statuses = [
+        ExecutionStatus::Succeeded,
+        ExecutionStatus::Failed,
+        ExecutionStatus::Running,
+    ];
+    let triggers = ["webhook", "manual", "schedule", "event"];
+    let mut all = Vec::new();
+    for i in 0..30i64 {
+        // Three executions share each start time: ties are broken by id, newest first.
+        let started_at = T0 + (i / 3) * 1_000;
+        let workflow = if i % 2 == 0 { &wf_a } else { &wf_b };
+        let mut record = execution(&execution_id(started_at), workflow, started_at);
+        record.version = 1 + (i % 3) as u32;
+        record.trigger = TriggerInfo::new(triggers[(i % 4) as usize]).with("n", i);
+        create(store, &record).await;
+        let status = statuses[(i % 3) as usize];
+        let finished = status.is_terminal().then_some(started_at + 5);
+        let update = ExecutionUpdate {
+            status,
+            output: None,
+            error: None,
+            finished_at: finished,
+        };
+        assert!(
+            store
+                .update_execution(&record.id, &update)
+                .await
+                .expect("update")
+        );
+        record.status = status;
+        all.push(record);
+    }
+
+    type Keep = Box<dyn Fn(&ExecutionRecord) -> bool>;
+    let filters: Vec<(&str, ExecutionQuery, Keep)> = vec![
+        ("no filter", ExecutionQuery::default(), Box::new(|_| true)),
+        (
+            "workflow",
+            ExecutionQuery {
+                workflow_id: Some(wf_a.clone()),
+                ..Default::default()
+            },
+            Box::new({
+                let wf_a = wf_a.clone();
+                move |e| e.workflow_id == wf_a
+            }),
+        ),
+        (
+            "status",
+            ExecutionQuery {
+                status: Some(ExecutionStatus::Failed),
+                ..Default::default()
+            },
+            Box::new(|e| e.status == ExecutionStatus::Failed),
+        ),
+        (
+            "workflow + status",
+            ExecutionQuery {
+                workflow_id: Some(wf_b.clone()),
+                status: Some(ExecutionStatus::Succeeded),
+                ..Default::default()
+            },
+            Box::new({
+                let wf_b = wf_b.clone();
+                move |e| e.workflow_id == wf_b && e.status == ExecutionStatus::Succeeded
+            }),
+        ),
+        (
+            "trigger",
+            ExecutionQuery {
+                trigger: Some("schedule".into()),
+                ..Default::default()
+            },
+            Box::new(|e| e.trigger.kind == "schedule"),
+        ),
+        (
+            "version",
+            ExecutionQuery {
+                workflow_id: Some(wf_a.clone()),
+                version: Some(2),
+                ..Default::default()
+            },
+            Box::new({
+                let wf_a = wf_a.clone();
+                move |e| e.workflow_id == wf_a && e.version == 2
+            }),
+        ),
+        (
+            "started window",
+            ExecutionQuery {
+                started_after: Some(T0 + 2_000),
+                started_before: Some(T0 + 7_000),
+                ..Default::default()
+            },
+            Box::new(|e| e.started_at >= T0 + 2_000 && e.started_at < T0 + 7_000),
+        ),
+    ];
+    for (name, query, keep) in &filters {
+        let expected = sorted_newest_first(all.iter().filter(|e| keep(e)).cloned().collect());
+        assert!(
+            !expected.is_empty(),
+            "{name}: the fixture matches something"
+        );
+        for limit in [1, 4, 7, 100] {
+            let got = walk(store, query, limit).await;
+            assert_eq!(
+                &got, &expected,
+                "{name}, limit {limit}: newest first, every page, no gaps"
+            );
+        }
+    }
+
+    // A single page with everything carries no cursor; items are whole records.
+    let page = store
+        .list_executions(&ExecutionQuery {
+            workflow_id: Some(wf_b.clone()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(page.items.len(), 15);
+    assert_eq!(page.next_cursor, None);
+    let newest = &page.items[0];
+    let fixture = all.iter().find(|e| e.id == newest.id).expect("known");
+    assert_eq!(newest.trigger, fixture.trigger);
+    assert_eq!(newest.status, fixture.status);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loops
+
+/// 50 concurrent counts over 20 indices: each index counted once, `remaining` reaches 0 once.
+pub async fn loop_join_counts_each_iteration_once<S: ExecutionStore + ?Sized + 'static>(
+    store: Arc<S>,
+) {
+    let id = execution_id(T0);
+    create(&*store, &execution(&id, &unique("wf"), T0)).await;
+    let initial = loop_state(20, 5);
+    assert_eq!(
+        store
+            .init_loop(&id, "each", &initial)
+            .await
+            .expect("init_loop"),
+        initial
+    );
+    // A repeated init answers the stored state, not the new one.
+    assert_eq!(
+        store
+            .init_loop(&id, "each", &loop_state(99, 1))
+            .await
+            .expect("init_loop"),
+        initial,
+        "init_loop is put-if-absent"
+    );
+
+    let mut handles = Vec::new();
+    for n in 0..50u32 {
+        let store = store.clone();
+        let id = id.clone();
+        let index = (n * 7) % 20;
+        handles.push(tokio::spawn(async move {
+            let outcome = store
+                .count_iteration(&id, "each", index, &json!({ "index": index }))
+                .await
+                .expect("count_iteration");
+            (index, outcome)
+        }));
+    }
+    let mut counted: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut remaining_seen = Vec::new();
+    let mut already = 0;
+    for handle in handles {
+        let (index, outcome) = handle.await.expect("task");
+        match outcome {
+            IterationCount::Counted { remaining } => {
+                *counted.entry(index).or_default() += 1;
+                remaining_seen.push(remaining);
+            }
+            IterationCount::AlreadyCounted => already += 1,
+        }
+    }
+    assert_eq!(counted.len(), 20, "every index counted");
+    assert!(
+        counted.values().all(|&n| n == 1),
+        "each index counted exactly once: {counted:?}"
+    );
+    assert_eq!(already, 30, "the repeats are AlreadyCounted");
+    remaining_seen.sort_unstable();
+    assert_eq!(
+        remaining_seen,
+        (0..20).collect::<Vec<u32>>(),
+        "each count saw a distinct remaining; 0 exactly once"
+    );
+    let state = store
+        .get_loop(&id, "each")
+        .await
+        .expect("get_loop")
+        .expect("exists");
+    assert_eq!(state.remaining, 0);
+    assert!(!state.failed);
+    assert_eq!(
+        store
+            .count_iteration(&id, "each", 3, &json!("again"))
+            .await
+            .expect("count"),
+        IterationCount::AlreadyCounted,
+        "a redelivered count after completion is still AlreadyCounted"
+    );
+    let iterations = store
+        .list_iterations(&id, "each")
+        .await
+        .expect("list_iterations");
+    assert_eq!(iterations.len(), 20);
+    for (i, (index, result)) in iterations.iter().enumerate() {
+        assert_eq!(*index, i as u32);
+        assert_eq!(result, &json!({ "index": i }), "the first result is kept");
+    }
+
+    store.fail_loop(&id, "each").await.expect("fail_loop");
+    assert!(
+        store
+            .get_loop(&id, "each")
+            .await
+            .expect("get_loop")
+            .expect("exists")
+            .failed
+    );
+}
+
+/// Iterations are listed by numeric index, per loop path (nested and look-alike paths apart).
+pub async fn list_iterations_in_index_order<S: ExecutionStore + ?Sized>(store: &S) {
+    let id = execution_id(T0);
+    create(store, &execution(&id, &unique("wf"), T0)).await;
+    for path in ["a[1]/b", "a[1]/bb", "a[1]/b_", "a[10]/b", "a[1]/b%"] {
+        store
+            .init_loop(&id, path, &loop_state(200, 10))
+            .await
+            .expect("init_loop");
+    }
+    for index in [10u32, 2, 100, 0, 11, 1] {
+        let outcome = store
+            .count_iteration(&id, "a[1]/b", index, &json!(format!("r{index}")))
+            .await
+            .expect("count");
+        assert!(matches!(outcome, IterationCount::Counted { .. }));
+    }
+    for path in ["a[1]/bb", "a[1]/b_", "a[10]/b", "a[1]/b%"] {
+        store
+            .count_iteration(&id, path, 5, &json!("other loop"))
+            .await
+            .expect("count");
+    }
+    let listed = store
+        .list_iterations(&id, "a[1]/b")
+        .await
+        .expect("list_iterations");
+    let expected: Vec<(u32, Value)> = [0u32, 1, 2, 10, 11, 100]
+        .into_iter()
+        .map(|i| (i, json!(format!("r{i}"))))
+        .collect();
+    assert_eq!(
+        listed, expected,
+        "ordered by index; other loops' iterations apart"
+    );
+    let remaining = store
+        .get_loop(&id, "a[1]/b")
+        .await
+        .expect("get_loop")
+        .expect("exists")
+        .remaining;
+    assert_eq!(remaining, 194);
+    assert!(
+        store
+            .list_iterations(&id, "nothing")
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Definitions
+
+fn workflow(id: &str, name: &str) -> Workflow {
+    serde_json::from_value(json!({
+        "id": id,
+        "name": name,
+        "steps": [ { "id": "start", "type": "start", "triggers": [ { "type": "manual" } ] } ]
+    }))
+    .expect("workflow fixture")
+}
+
+/// Drafts overwrite, versions are immutable, META uses optimistic concurrency.
+pub async fn definitions<S: DefinitionStore + ?Sized>(store: &S) {
+    let id = unique("wf");
+    assert_eq!(store.get_draft(&id).await.expect("get_draft"), None);
+    // Drafts may be invalid: any JSON.
+    store
+        .put_draft(&id, &json!({ "id": id, "steps": "not yet" }), T0)
+        .await
+        .expect("put_draft");
+    let draft = json!({ "id": id, "name": "second" });
+    store
+        .put_draft(&id, &draft, T0 + 1)
+        .await
+        .expect("put_draft");
+    assert_eq!(store.get_draft(&id).await.expect("get_draft"), Some(draft));
+
+    let v1 = workflow(&id, "one");
+    store.put_version(&v1, 1).await.expect("put_version");
+    let again = store.put_version(&workflow(&id, "changed"), 1).await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict(_))),
+        "versions are immutable, got {again:?}"
+    );
+    store
+        .put_version(&workflow(&id, "two"), 2)
+        .await
+        .expect("put_version");
+    assert_eq!(store.get_version(&id, 1).await.expect("get"), Some(v1));
+    assert_eq!(
+        store
+            .get_version(&id, 2)
+            .await
+            .expect("get")
+            .map(|w| w.name),
+        Some("two".to_string())
+    );
+    assert_eq!(store.get_version(&id, 3).await.expect("get"), None);
+
+    assert_eq!(store.get_meta(&id).await.expect("get_meta"), None);
+    let meta = WorkflowMeta {
+        id: id.clone(),
+        active: false,
+        latest_version: 1,
+        webhook_token: Some("t0k3n".into()),
+        updated_at: T0,
+        ..Default::default()
+    };
+    store.put_meta(&meta, None).await.expect("put_meta");
+    let exists = store.put_meta(&meta, None).await;
+    assert!(
+        matches!(exists, Err(StoreError::Conflict(_))),
+        "None means must not exist, got {exists:?}"
+    );
+    let activated = WorkflowMeta {
+        active: true,
+        active_version: Some(2),
+        latest_version: 2,
+        updated_at: T0 + 10,
+        ..meta.clone()
+    };
+    store
+        .put_meta(&activated, Some(T0))
+        .await
+        .expect("put_meta with the right updatedAt");
+    let stale = store
+        .put_meta(
+            &WorkflowMeta {
+                active: false,
+                updated_at: T0 + 20,
+                ..meta.clone()
+            },
+            Some(T0),
+        )
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::Conflict(_))),
+        "a stale updatedAt loses, got {stale:?}"
+    );
+    assert_eq!(
+        store.get_meta(&id).await.expect("get_meta"),
+        Some(activated.clone())
+    );
+    let missing = store
+        .put_meta(
+            &WorkflowMeta {
+                id: unique("wf"),
+                ..Default::default()
+            },
+            Some(T0),
+        )
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::Conflict(_))),
+        "{missing:?}"
+    );
+
+    let other = unique("wf");
+    store
+        .put_meta(
+            &WorkflowMeta {
+                id: other.clone(),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .expect("put_meta");
+    let metas = store.list_metas().await.expect("list_metas");
+    let ids: Vec<&str> = metas.iter().map(|m| m.id.as_str()).collect();
+    assert!(
+        ids.contains(&id.as_str()) && ids.contains(&other.as_str()),
+        "{ids:?}"
+    );
+    assert!(metas.contains(&activated));
+
+    store.delete_workflow(&id).await.expect("delete_workflow");
+    assert_eq!(store.get_draft(&id).await.expect("get"), None);
+    assert_eq!(store.get_version(&id, 1).await.expect("get"), None);
+    assert_eq!(store.get_version(&id, 2).await.expect("get"), None);
+    assert_eq!(store.get_meta(&id).await.expect("get"), None);
+    assert!(store.get_meta(&other).await.expect("get").is_some());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records
+
+/// create / replay / exists / get / update-merge / delete / query.
+pub async fn records<S: RecordStore + ?Sized>(store: &S) {
+    let col = unique("orders");
+    let data = json!({ "sku": "A-1", "qty": 2, "tags": ["x"] });
+    assert_eq!(
+        store
+            .create(&col, "o1", &data, "exec1/save")
+            .await
+            .expect("create"),
+        RecordCreate::Created(data.clone())
+    );
+    assert_eq!(
+        store
+            .create(&col, "o1", &json!({ "sku": "changed" }), "exec1/save")
+            .await
+            .expect("create"),
+        RecordCreate::Replayed(data.clone()),
+        "the same idempotency key replays the stored record"
+    );
+    assert_eq!(
+        store
+            .create(&col, "o1", &json!({ "sku": "B" }), "exec2/save")
+            .await
+            .expect("create"),
+        RecordCreate::Exists,
+        "another create of the same id"
+    );
+    assert_eq!(
+        store.get(&col, "o1").await.expect("get"),
+        Some(data.clone())
+    );
+    assert_eq!(store.get(&col, "nope").await.expect("get"), None);
+
+    let merged = store
+        .update(&col, "o1", &json!({ "qty": 3, "note": "rush" }))
+        .await
+        .expect("update");
+    let expected = json!({ "sku": "A-1", "qty": 3, "tags": ["x"], "note": "rush" });
+    assert_eq!(merged, expected, "shallow merge");
+    assert_eq!(store.get(&col, "o1").await.expect("get"), Some(expected));
+    let missing = store.update(&col, "nope", &json!({ "a": 1 })).await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "update of a missing record, got {missing:?}"
+    );
+
+    for id in ["o3", "o2", "o5", "o4"] {
+        store
+            .create(&col, id, &json!({ "id": id }), &format!("k/{id}"))
+            .await
+            .expect("create");
+    }
+    store
+        .create(&unique("other"), "o0", &json!({}), "k")
+        .await
+        .expect("create elsewhere");
+    let ids = |rows: Vec<(String, Value)>| rows.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.query(&col, None, 100).await.expect("query")),
+        ["o1", "o2", "o3", "o4", "o5"],
+        "ordered by id, only this collection"
+    );
+    let first = store.query(&col, None, 2).await.expect("query");
+    assert_eq!(first[1].1, json!({ "id": "o2" }));
+    assert_eq!(ids(first), ["o1", "o2"]);
+    assert_eq!(
+        ids(store.query(&col, Some("o2"), 2).await.expect("query")),
+        ["o3", "o4"]
+    );
+    assert!(
+        store
+            .query(&col, Some("o5"), 2)
+            .await
+            .expect("query")
+            .is_empty()
+    );
+
+    assert!(store.delete(&col, "o1").await.expect("delete"));
+    assert!(
+        !store.delete(&col, "o1").await.expect("delete"),
+        "already gone"
+    );
+    assert_eq!(store.get(&col, "o1").await.expect("get"), None);
+    assert_eq!(
+        store
+            .create(&col, "o1", &json!({ "new": true }), "exec3/save")
+            .await
+            .expect("create"),
+        RecordCreate::Created(json!({ "new": true })),
+        "a deleted id can be created again"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payload limit
+
+/// Items over 400 KB are refused with `TooLarge`, and nothing is written.
+pub async fn payload_limit<S>(store: &S)
+where
+    S: ExecutionStore + RecordStore + DefinitionStore + ?Sized,
+{
+    let big = big_string(TOO_LARGE);
+    let workflow = unique("wf");
+
+    // Execution with a huge input: refused, and its dedupe key is not taken either.
+    let mut huge = execution(&execution_id(T0), &workflow, T0);
+    huge.input = json!({ "blob": big });
+    let key = DedupeKey {
+        key: format!("{workflow}#k"),
+        expires_at: T0 + 86_400_000,
+    };
+    expect_too_large(store.create_execution(&huge, Some(&key)).await, "execution");
+    assert_eq!(store.get_execution(&huge.id).await.expect("get"), None);
+    let small = execution(&execution_id(T0 + 1), &workflow, T0 + 1);
+    assert_eq!(
+        store
+            .create_execution(&small, Some(&key))
+            .await
+            .expect("create"),
+        CreateOutcome::Created,
+        "the refused create did not take the dedupe key"
+    );
+
+    // Step output too large: the claim stays as it was.
+    let claim = step("a", StepStatus::Running, 1, Some(T0 + 30_000));
+    store
+        .claim_step(&small.id, &claim, T0)
+        .await
+        .expect("claim");
+    let mut done = step("a", StepStatus::Succeeded, 1, None);
+    done.output = json!(big);
+    expect_too_large(store.finish_step(&small.id, &done).await, "step");
+    assert_eq!(
+        store.get_step(&small.id, "a").await.expect("get"),
+        Some(claim),
+        "a refused finish leaves the claim"
+    );
+    let mut huge_claim = step("b", StepStatus::Running, 1, Some(T0));
+    huge_claim.input = json!(big);
+    expect_too_large(store.claim_step(&small.id, &huge_claim, T0).await, "claim");
+    assert_eq!(store.get_step(&small.id, "b").await.expect("get"), None);
+
+    // Execution output too large: the execution is unchanged.
+    let update = ExecutionUpdate {
+        status: ExecutionStatus::Succeeded,
+        output: Some(json!(big)),
+        error: None,
+        finished_at: Some(T0 + 2),
+    };
+    expect_too_large(store.update_execution(&small.id, &update).await, "update");
+    assert_eq!(
+        store
+            .get_execution(&small.id)
+            .await
+            .expect("get")
+            .map(|e| e.status),
+        Some(ExecutionStatus::Queued)
+    );
+
+    // Iteration result too large: not counted.
+    store
+        .init_loop(&small.id, "each", &loop_state(3, 1))
+        .await
+        .expect("init_loop");
+    expect_too_large(
+        store
+            .count_iteration(&small.id, "each", 0, &json!(big))
+            .await,
+        "iteration",
+    );
+    assert_eq!(
+        store
+            .get_loop(&small.id, "each")
+            .await
+            .expect("get")
+            .map(|l| l.remaining),
+        Some(3)
+    );
+    assert!(
+        store
+            .list_iterations(&small.id, "each")
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    // Records and drafts.
+    let col = unique("blobs");
+    expect_too_large(
+        store.create(&col, "r1", &json!({ "blob": big }), "k").await,
+        "record",
+    );
+    assert_eq!(store.get(&col, "r1").await.expect("get"), None);
+    store
+        .create(&col, "r2", &json!({ "a": 1 }), "k2")
+        .await
+        .expect("create");
+    expect_too_large(
+        store.update(&col, "r2", &json!({ "blob": big })).await,
+        "record update",
+    );
+    assert_eq!(
+        store.get(&col, "r2").await.expect("get"),
+        Some(json!({ "a": 1 }))
+    );
+    expect_too_large(
+        store
+            .put_draft(&workflow, &json!({ "blob": big }), T0)
+            .await,
+        "draft",
+    );
+    assert_eq!(store.get_draft(&workflow).await.expect("get"), None);
+
+    // Just under the limit is fine.
+    let fits = big_string(300 * 1024);
+    store
+        .create(&col, "r3", &json!({ "blob": fits }), "k3")
+        .await
+        .expect("a 300 KB record fits");
+}

@@ -1,0 +1,267 @@
+//! An engine on a real SQLite file with wiremock peers, and queue wrappers that misbehave the
+//! way SQS may: deliver twice, lose an acknowledgement, fail a send.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use wf_app::actions::{BuiltinActions, OutboundPolicy};
+use wf_app::llm::{LlmConfig, OpenAiCompatible};
+use wf_app::runner::WorkerPool;
+use wf_app::services::{EnvSecrets, Services};
+use wf_app::start::{StartRequest, start_execution};
+use wf_app::worker::Worker;
+use wf_core::StoreError;
+use wf_core::execution::*;
+use wf_core::model::Workflow;
+use wf_core::ports::*;
+use wf_local::{QueueConfig, SqliteStore};
+
+/// How the queue misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueMode {
+    Clean,
+    /// Every task is sent twice.
+    DeliverTwice,
+    /// The first acknowledgement of every message is lost (the step ran; the task comes back).
+    DropFirstAck,
+    /// Every third send fails once (the worker dies between its writes and its sends).
+    FailSomeSends,
+}
+
+/// A queue wrapper implementing the misbehaviour.
+pub struct FaultyQueue {
+    inner: Arc<dyn TaskQueue>,
+    mode: QueueMode,
+    acked: Mutex<HashMap<String, u32>>,
+    sends: AtomicUsize,
+}
+
+#[async_trait]
+impl TaskQueue for FaultyQueue {
+    async fn send(&self, tasks: &[(StepTask, u64)]) -> Result<(), StoreError> {
+        match self.mode {
+            QueueMode::DeliverTwice => {
+                let doubled: Vec<_> = tasks.iter().flat_map(|t| [t.clone(), t.clone()]).collect();
+                self.inner.send(&doubled).await
+            }
+            QueueMode::FailSomeSends => {
+                let n = self.sends.fetch_add(1, Ordering::SeqCst);
+                if n % 3 == 2 {
+                    return Err(StoreError::Unavailable("injected send failure".into()));
+                }
+                self.inner.send(tasks).await
+            }
+            _ => self.inner.send(tasks).await,
+        }
+    }
+
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, StoreError> {
+        self.inner.receive(max, wait).await
+    }
+
+    async fn ack(&self, receipt: &str) -> Result<(), StoreError> {
+        if self.mode == QueueMode::DropFirstAck {
+            let id = receipt.split(':').next().unwrap_or(receipt).to_string();
+            let mut acked = self.acked.lock().unwrap();
+            let n = acked.entry(id).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                return Ok(()); // lost: the message reappears after the visibility timeout
+            }
+        }
+        self.inner.ack(receipt).await
+    }
+}
+
+/// Counts applied terminal step writes per path (a step output must be written once).
+pub struct CountingStore {
+    inner: Arc<SqliteStore>,
+    pub terminal_writes: Mutex<HashMap<String, u32>>,
+}
+
+#[async_trait]
+impl ExecutionStore for CountingStore {
+    async fn create_execution(&self, e: &ExecutionRecord, d: Option<&DedupeKey>) -> Result<CreateOutcome, StoreError> {
+        self.inner.create_execution(e, d).await
+    }
+    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        self.inner.get_execution(id).await
+    }
+    async fn update_execution(&self, id: &str, u: &ExecutionUpdate) -> Result<bool, StoreError> {
+        self.inner.update_execution(id, u).await
+    }
+    async fn list_executions(&self, q: &ExecutionQuery) -> Result<ExecutionPage, StoreError> {
+        self.inner.list_executions(q).await
+    }
+    async fn delete_execution(&self, id: &str) -> Result<(), StoreError> {
+        self.inner.delete_execution(id).await
+    }
+    async fn get_step(&self, e: &str, p: &str) -> Result<Option<StepRecord>, StoreError> {
+        self.inner.get_step(e, p).await
+    }
+    async fn list_steps(&self, e: &str) -> Result<Vec<StepRecord>, StoreError> {
+        self.inner.list_steps(e).await
+    }
+    async fn claim_step(&self, e: &str, r: &StepRecord, now: i64) -> Result<ClaimOutcome, StoreError> {
+        self.inner.claim_step(e, r, now).await
+    }
+    async fn finish_step(&self, e: &str, r: &StepRecord) -> Result<bool, StoreError> {
+        let applied = self.inner.finish_step(e, r).await?;
+        if applied && r.status.is_terminal() {
+            *self.terminal_writes.lock().unwrap().entry(r.path.clone()).or_insert(0) += 1;
+        }
+        Ok(applied)
+    }
+    async fn init_loop(&self, e: &str, p: &str, s: &LoopState) -> Result<LoopState, StoreError> {
+        self.inner.init_loop(e, p, s).await
+    }
+    async fn get_loop(&self, e: &str, p: &str) -> Result<Option<LoopState>, StoreError> {
+        self.inner.get_loop(e, p).await
+    }
+    async fn fail_loop(&self, e: &str, p: &str) -> Result<(), StoreError> {
+        self.inner.fail_loop(e, p).await
+    }
+    async fn count_iteration(&self, e: &str, p: &str, i: u32, r: &Value) -> Result<IterationCount, StoreError> {
+        self.inner.count_iteration(e, p, i, r).await
+    }
+    async fn list_iterations(&self, e: &str, p: &str) -> Result<Vec<(u32, Value)>, StoreError> {
+        self.inner.list_iterations(e, p).await
+    }
+}
+
+/// A test engine: SQLite file in a temp dir, real built-in actions (local outbound policy, so
+/// wiremock on loopback is reachable), the LLM provider pointed at `llm_base_url`.
+pub struct TestEngine {
+    pub dir: tempfile::TempDir,
+    pub store: Arc<SqliteStore>,
+    pub counting: Arc<CountingStore>,
+    pub worker: Arc<Worker>,
+    pub queue: Arc<FaultyQueue>,
+    pool: Option<WorkerPool>,
+}
+
+impl TestEngine {
+    pub async fn new(mode: QueueMode, llm_base_url: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db: PathBuf = dir.path().join("test.db");
+        let store = Arc::new(SqliteStore::open(&db).unwrap());
+        let visibility = match mode {
+            QueueMode::Clean | QueueMode::DeliverTwice => Duration::from_secs(30),
+            _ => Duration::from_millis(300),
+        };
+        let inner: Arc<dyn TaskQueue> = Arc::new(store.queue(QueueConfig {
+            visibility_timeout: visibility,
+        }));
+        let queue = Arc::new(FaultyQueue {
+            inner,
+            mode,
+            acked: Mutex::new(HashMap::new()),
+            sends: AtomicUsize::new(0),
+        });
+        let counting = Arc::new(CountingStore {
+            inner: store.clone(),
+            terminal_writes: Mutex::new(HashMap::new()),
+        });
+        let bus = Arc::new(store.event_bus());
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let actions = BuiltinActions::with_policy(store.clone(), bus.clone(), clock.clone(), OutboundPolicy::local()).unwrap();
+        let llm = OpenAiCompatible::new(LlmConfig::new(llm_base_url, None)).unwrap();
+        let svc = Services {
+            executions: counting.clone(),
+            definitions: store.clone(),
+            records: store.clone(),
+            queue: queue.clone(),
+            bus,
+            actions: Arc::new(actions),
+            llm: Arc::new(llm),
+            clock,
+            secrets: Arc::new(EnvSecrets),
+        };
+        let worker = Arc::new(Worker::new(svc));
+        let pool = WorkerPool::start(worker.clone(), queue.clone(), 4, 10);
+        Self {
+            dir,
+            store,
+            counting,
+            worker,
+            queue,
+            pool: Some(pool),
+        }
+    }
+
+    /// Publish a workflow from JSON (it must be valid) and run it with `input` to the end.
+    pub async fn run(&self, workflow: Value, input: Value) -> ExecutionView {
+        let wf: Workflow = serde_json::from_value(workflow).expect("workflow JSON");
+        let report = wf_core::validate::validate_workflow(&wf);
+        assert!(report.is_empty(), "test workflow is invalid: {report:#?}");
+        let published = wf_app::publish::publish(&*self.store, &wf, 1).await.unwrap();
+        let compiled = self.worker.definition(&wf.id, published.version).await.unwrap();
+        let started = start_execution(self.worker.services(), &compiled, StartRequest::new(input, TriggerInfo::new("manual")))
+            .await
+            .unwrap();
+        self.wait(&started.execution_id).await
+    }
+
+    /// Wait (up to 30 s) until the execution is terminal.
+    pub async fn wait(&self, id: &str) -> ExecutionView {
+        for _ in 0..3000 {
+            let e = self.store.get_execution(id).await.unwrap().unwrap();
+            if e.status.is_terminal() {
+                // let redelivered duplicates drain, so the record is final
+                let steps = self.store.list_steps(id).await.unwrap();
+                return ExecutionView { execution: e, steps };
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("execution {id} did not finish within 30 s");
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(p) = self.pool.take() {
+            p.shutdown().await;
+        }
+    }
+}
+
+/// The parts of an execution that must not depend on timing or delivery: status, output,
+/// error code, and per step path, status, attempts, input, output, error code.
+pub fn essence(view: &ExecutionView) -> Value {
+    let steps: Vec<Value> = view
+        .steps
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "path": s.path, "type": s.step_type, "status": s.status, "attempts": s.attempts,
+                "input": s.input, "output": without_date_headers(&s.output), "error": s.error.as_ref().map(|e| e.code.clone()),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "status": view.execution.status,
+        "output": view.execution.output,
+        "error": view.execution.error.as_ref().map(|e| e.code.clone()),
+        "steps": steps,
+    })
+}
+
+/// The status record of a step by path.
+pub fn step<'a>(view: &'a ExecutionView, path: &str) -> &'a StepRecord {
+    view.steps
+        .iter()
+        .find(|s| s.path == path)
+        .unwrap_or_else(|| panic!("no step {path} in {:#?}", view.steps.iter().map(|s| &s.path).collect::<Vec<_>>()))
+}
+
+/// HTTP outputs carry the server's `date` header, which differs between runs by wall clock.
+fn without_date_headers(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(h) = v.get_mut("headers").and_then(Value::as_object_mut) {
+        h.remove("date");
+    }
+    v
+}

@@ -1,0 +1,71 @@
+//! At-least-once proof: the same workflow under a queue that delivers every task twice, one
+//! that loses the first acknowledgement of every message (the step ran, the task comes back),
+//! and one that fails some sends (the worker dies between its writes and its sends). The final
+//! record must equal a clean run's, no step result may be written twice, and no side effect
+//! (HTTP call) may happen twice.
+
+use serde_json::{Value, json};
+use wf_core::execution::ExecutionStatus;
+use wf_core::ports::ExecutionStore;
+use wf_tests::harness::{QueueMode, TestEngine, essence};
+use wiremock::matchers::path_regex;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn workflow(base: &str) -> Value {
+    json!({
+        "id": "alo", "config": { "backoffMs": 10 },
+        "steps": [
+            { "id": "start", "type": "start", "triggers": [{ "type": "manual" }], "next": "fetch" },
+            { "id": "fetch", "type": "action", "action": "http.request", "params": { "url": format!("{base}/order") }, "next": "check" },
+            { "id": "check", "type": "condition",
+              "branches": [ { "if": "{{ steps.fetch.output.body.total > 10 }}", "next": "lines" } ], "else": "small" },
+            { "id": "lines", "type": "loop", "items": "{{ input.lines }}", "concurrency": 3,
+              "steps": [
+                { "id": "price", "type": "action", "action": "http.request", "params": { "url": format!("{base}/price/{{{{ item }}}}") }, "next": "keep" },
+                { "id": "keep", "type": "output", "output": { "sku": "{{ item }}", "price": "{{ steps.price.output.body.price }}" } }
+              ], "next": "save" },
+            { "id": "save", "type": "action", "action": "record.create",
+              "params": { "collection": "orders", "id": "{{ input.orderId }}", "data": { "lines": "{{ steps.lines.output }}" } }, "next": "done" },
+            { "id": "done", "type": "output", "output": { "lines": "{{ steps.lines.output | length }}", "saved": "{{ steps.save.output.id }}" } },
+            { "id": "small", "type": "output", "output": "small" }
+        ]
+    })
+}
+
+async fn run(mode: QueueMode, order_id: &str) -> (Value, usize, Vec<u32>) {
+    let server = MockServer::start().await;
+    Mock::given(path_regex("^/order$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "total": 42 })))
+        .mount(&server)
+        .await;
+    Mock::given(path_regex("^/price/.*$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "price": 3 })))
+        .mount(&server)
+        .await;
+    let e = TestEngine::new(mode, &server.uri()).await;
+    let lines: Vec<String> = (0..8).map(|i| format!("sku{i}")).collect();
+    let v = e.run(workflow(&server.uri()), json!({ "orderId": order_id, "lines": lines })).await;
+    assert_eq!(v.execution.status, ExecutionStatus::Succeeded, "{mode:?}: {v:#?}");
+    // give redelivered duplicates time to arrive and be handled, then count
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let requests = server.received_requests().await.unwrap().len();
+    let writes: Vec<u32> = e.counting.terminal_writes.lock().unwrap().values().copied().collect();
+    let after = e.store.get_execution(&v.execution.id).await.unwrap().unwrap();
+    assert_eq!(after.status, ExecutionStatus::Succeeded, "a late duplicate changed the execution");
+    e.shutdown().await;
+    (essence(&v), requests, writes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_delivery_lost_acks_and_failed_sends_change_nothing() {
+    let (clean, clean_requests, clean_writes) = run(QueueMode::Clean, "o-1").await;
+    assert_eq!(clean_requests, 9, "1 order fetch + 8 prices");
+    assert!(clean_writes.iter().all(|&n| n == 1));
+    for mode in [QueueMode::DeliverTwice, QueueMode::DropFirstAck, QueueMode::FailSomeSends] {
+        let (got, requests, writes) = run(mode, "o-1").await;
+        assert_eq!(got, clean, "{mode:?} produced a different execution record");
+        assert_eq!(requests, clean_requests, "{mode:?}: a side effect ran twice");
+        assert_eq!(writes.len(), clean_writes.len(), "{mode:?}");
+        assert!(writes.iter().all(|&n| n == 1), "{mode:?}: a step result was written twice: {writes:?}");
+    }
+}

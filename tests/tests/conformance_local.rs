@@ -1,0 +1,100 @@
+//! The port conformance suite against the local adapters (SQLite store + SQLite queue).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wf_local::{QueueConfig, SqliteQueue, SqliteStore};
+use wf_tests::conformance::{queue, store};
+
+/// A short visibility timeout so redelivery tests are quick.
+const VISIBILITY: Duration = Duration::from_millis(200);
+
+fn open(dir: &Path) -> SqliteStore {
+    SqliteStore::open(dir.join("wf.db")).expect("open the sqlite store")
+}
+
+fn fresh() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    (dir, store)
+}
+
+fn fresh_queue() -> (tempfile::TempDir, SqliteStore, SqliteQueue) {
+    let (dir, store) = fresh();
+    let queue = store.queue(QueueConfig {
+        visibility_timeout: VISIBILITY,
+    });
+    (dir, store, queue)
+}
+
+macro_rules! store_checks {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let (_dir, s) = fresh();
+            store::$name(&s).await;
+        }
+    )*};
+}
+
+store_checks!(
+    claim_semantics,
+    finish_step_once,
+    list_steps_and_delete,
+    update_execution_until_terminal,
+    dedupe_keys,
+    list_executions_pages,
+    list_iterations_in_index_order,
+    definitions,
+    records,
+    payload_limit,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loop_join_counts_each_iteration_once() {
+    let (_dir, s) = fresh();
+    store::loop_join_counts_each_iteration_once(Arc::new(s)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_delay_is_honoured() {
+    let (_dir, _store, q) = fresh_queue();
+    queue::delay_is_honoured(&q, Duration::from_millis(500)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_redelivery_and_stale_receipts() {
+    let (_dir, _store, q) = fresh_queue();
+    queue::redelivery_and_stale_receipts(&q, VISIBILITY).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_batch_send() {
+    let (_dir, _store, q) = fresh_queue();
+    queue::batch_send(&q).await;
+    assert_eq!(q.approximate_len().await.expect("len"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_receive_wakes_on_send() {
+    let (_dir, _store, q) = fresh_queue();
+    queue::receive_wakes_on_send(Arc::new(q)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_across_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_path_buf();
+    queue::durable_across_reopen(
+        move || {
+            let store = open(&path);
+            let q = store.queue(QueueConfig {
+                visibility_timeout: VISIBILITY,
+            });
+            async move { (Arc::new(store), q) }
+        },
+        VISIBILITY,
+    )
+    .await;
+}
