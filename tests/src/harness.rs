@@ -86,7 +86,11 @@ pub struct CountingStore {
 
 #[async_trait]
 impl ExecutionStore for CountingStore {
-    async fn create_execution(&self, e: &ExecutionRecord, d: Option<&DedupeKey>) -> Result<CreateOutcome, StoreError> {
+    async fn create_execution(
+        &self,
+        e: &ExecutionRecord,
+        d: Option<&DedupeKey>,
+    ) -> Result<CreateOutcome, StoreError> {
         self.inner.create_execution(e, d).await
     }
     async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
@@ -107,13 +111,23 @@ impl ExecutionStore for CountingStore {
     async fn list_steps(&self, e: &str) -> Result<Vec<StepRecord>, StoreError> {
         self.inner.list_steps(e).await
     }
-    async fn claim_step(&self, e: &str, r: &StepRecord, now: i64) -> Result<ClaimOutcome, StoreError> {
+    async fn claim_step(
+        &self,
+        e: &str,
+        r: &StepRecord,
+        now: i64,
+    ) -> Result<ClaimOutcome, StoreError> {
         self.inner.claim_step(e, r, now).await
     }
     async fn finish_step(&self, e: &str, r: &StepRecord) -> Result<bool, StoreError> {
         let applied = self.inner.finish_step(e, r).await?;
         if applied && r.status.is_terminal() {
-            *self.terminal_writes.lock().unwrap().entry(r.path.clone()).or_insert(0) += 1;
+            *self
+                .terminal_writes
+                .lock()
+                .unwrap()
+                .entry(r.path.clone())
+                .or_insert(0) += 1;
         }
         Ok(applied)
     }
@@ -126,7 +140,13 @@ impl ExecutionStore for CountingStore {
     async fn fail_loop(&self, e: &str, p: &str) -> Result<(), StoreError> {
         self.inner.fail_loop(e, p).await
     }
-    async fn count_iteration(&self, e: &str, p: &str, i: u32, r: &Value) -> Result<IterationCount, StoreError> {
+    async fn count_iteration(
+        &self,
+        e: &str,
+        p: &str,
+        i: u32,
+        r: &Value,
+    ) -> Result<IterationCount, StoreError> {
         self.inner.count_iteration(e, p, i, r).await
     }
     async fn list_iterations(&self, e: &str, p: &str) -> Result<Vec<(u32, Value)>, StoreError> {
@@ -169,7 +189,13 @@ impl TestEngine {
         });
         let bus = Arc::new(store.event_bus());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let actions = BuiltinActions::with_policy(store.clone(), bus.clone(), clock.clone(), OutboundPolicy::local()).unwrap();
+        let actions = BuiltinActions::with_policy(
+            store.clone(),
+            bus.clone(),
+            clock.clone(),
+            OutboundPolicy::local(),
+        )
+        .unwrap();
         let llm = OpenAiCompatible::new(LlmConfig::new(llm_base_url, None)).unwrap();
         let svc = Services {
             executions: counting.clone(),
@@ -199,11 +225,21 @@ impl TestEngine {
         let wf: Workflow = serde_json::from_value(workflow).expect("workflow JSON");
         let report = wf_core::validate::validate_workflow(&wf);
         assert!(report.is_empty(), "test workflow is invalid: {report:#?}");
-        let published = wf_app::publish::publish(&*self.store, &wf, 1).await.unwrap();
-        let compiled = self.worker.definition(&wf.id, published.version).await.unwrap();
-        let started = start_execution(self.worker.services(), &compiled, StartRequest::new(input, TriggerInfo::new("manual")))
+        let published = wf_app::publish::publish(&*self.store, &wf, 1)
             .await
             .unwrap();
+        let compiled = self
+            .worker
+            .definition(&wf.id, published.version)
+            .await
+            .unwrap();
+        let started = start_execution(
+            self.worker.services(),
+            &compiled,
+            StartRequest::new(input, TriggerInfo::new("manual")),
+        )
+        .await
+        .unwrap();
         self.wait(&started.execution_id).await
     }
 
@@ -214,7 +250,10 @@ impl TestEngine {
             if e.status.is_terminal() {
                 // let redelivered duplicates drain, so the record is final
                 let steps = self.store.list_steps(id).await.unwrap();
-                return ExecutionView { execution: e, steps };
+                return ExecutionView {
+                    execution: e,
+                    steps,
+                };
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -254,7 +293,12 @@ pub fn step<'a>(view: &'a ExecutionView, path: &str) -> &'a StepRecord {
     view.steps
         .iter()
         .find(|s| s.path == path)
-        .unwrap_or_else(|| panic!("no step {path} in {:#?}", view.steps.iter().map(|s| &s.path).collect::<Vec<_>>()))
+        .unwrap_or_else(|| {
+            panic!(
+                "no step {path} in {:#?}",
+                view.steps.iter().map(|s| &s.path).collect::<Vec<_>>()
+            )
+        })
 }
 
 /// HTTP outputs carry the server's `date` header, which differs between runs by wall clock.

@@ -2,3 +2,4 @@
 
 pub mod conformance;
 pub mod harness;
+pub mod local_llm;

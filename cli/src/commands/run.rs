@@ -43,11 +43,18 @@ fn read_input(input: Option<&str>) -> Result<Value, String> {
     let text = match input {
         None => return Ok(Value::Object(Default::default())),
         Some(s) => match s.strip_prefix('@') {
-            Some(file) => std::fs::read_to_string(file).map_err(|e| format!("cannot read input file {file}: {e}"))?,
+            Some(file) => std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read input file {file}: {e}"))?,
             None => s.to_string(),
         },
     };
-    serde_json::from_str(&text).map_err(|e| format!("--input is not valid JSON: {e} (line {}, column {})", e.line(), e.column()))
+    serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "--input is not valid JSON: {e} (line {}, column {})",
+            e.line(),
+            e.column()
+        )
+    })
 }
 
 fn invalid(msg: &str) -> ExitCode {
@@ -62,8 +69,15 @@ pub fn run(args: Args) -> ExitCode {
         Err(e) => return invalid(&e),
     };
     let Some(mut workflow) = report.workflow else {
-        eprint!("{}", wf_core::validate::format_problems(&path.display().to_string(), &report.problems));
-        return invalid(&format!("{} is not a valid workflow ({} problem(s))", path.display(), report.problems.len()));
+        eprint!(
+            "{}",
+            wf_core::validate::format_problems(&path.display().to_string(), &report.problems)
+        );
+        return invalid(&format!(
+            "{} is not a valid workflow ({} problem(s))",
+            path.display(),
+            report.problems.len()
+        ));
     };
     for kv in &args.vars {
         let Some((k, v)) = kv.split_once('=') else {
@@ -77,7 +91,10 @@ pub fn run(args: Args) -> ExitCode {
         Ok(v) => v,
         Err(e) => return invalid(&e),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("wf run: cannot start the runtime: {e}");
@@ -124,7 +141,15 @@ pub fn run(args: Args) -> ExitCode {
             Err(StartError::InvalidInput(violations)) => {
                 eprintln!("wf run: the input does not match the workflow's inputSchema:");
                 for v in violations {
-                    eprintln!("  {}: {}", if v.pointer.is_empty() { "/" } else { &v.pointer }, v.message);
+                    eprintln!(
+                        "  {}: {}",
+                        if v.pointer.is_empty() {
+                            "/"
+                        } else {
+                            &v.pointer
+                        },
+                        v.message
+                    );
                 }
                 pool.shutdown().await;
                 return ExitCode::from(EXIT_INVALID);
@@ -139,7 +164,10 @@ pub fn run(args: Args) -> ExitCode {
         pool.shutdown().await;
         match view {
             Ok(view) => {
-                println!("{}", serde_json::to_string_pretty(&view).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&view).unwrap_or_default()
+                );
                 ExitCode::from(exit_code(view.execution.status) as u8)
             }
             Err(e) => {

@@ -21,7 +21,10 @@ pub fn workflow_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
         if p.is_dir() {
             let mut found: Vec<PathBuf> = std::fs::read_dir(p)?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.extension().is_some_and(|x| x == "json") && f.file_name().is_some_and(|n| n != "schema.json"))
+                .filter(|f| {
+                    f.extension().is_some_and(|x| x == "json")
+                        && f.file_name().is_some_and(|n| n != "schema.json")
+                })
                 .collect();
             found.sort();
             files.extend(found);
@@ -34,16 +37,23 @@ pub fn workflow_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
 
 /// Validate one file: the validator's problems plus "the file name must be `<id>.json`".
 pub fn check_file(path: &Path) -> Result<wf_core::validate::Report, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     let mut report = validate_source(&text);
     if let Some(wf) = &report.workflow
         && let Some(stem) = path.file_stem().and_then(|s| s.to_str())
         && stem != wf.id
-        && path.parent().and_then(|p| p.file_name()).is_some_and(|d| d == "workflows")
+        && path
+            .parent()
+            .and_then(|p| p.file_name())
+            .is_some_and(|d| d == "workflows")
     {
         report.problems.push(Problem {
             pointer: "/id".into(),
-            message: format!("the id {:?} does not match the file name {stem}.json", wf.id),
+            message: format!(
+                "the id {:?} does not match the file name {stem}.json",
+                wf.id
+            ),
             hint: format!("rename the file to {}.json or set \"id\": {stem:?}", wf.id),
             code: "id.file_name",
             line: None,
@@ -68,7 +78,14 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     if files.is_empty() {
-        eprintln!("wf validate: no workflow files found in {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+        eprintln!(
+            "wf validate: no workflow files found in {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         return ExitCode::from(crate::EXIT_USAGE);
     }
     let mut bad_files = 0;
@@ -104,11 +121,21 @@ pub fn run(args: Args) -> ExitCode {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json_out).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json_out).unwrap_or_default()
+        );
     } else if bad_files > 0 {
-        println!("\n{total} problem(s) in {bad_files} of {} file(s)", files.len());
+        println!(
+            "\n{total} problem(s) in {bad_files} of {} file(s)",
+            files.len()
+        );
     } else {
         println!("\nall {} file(s) valid", files.len());
     }
-    if bad_files > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if bad_files > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

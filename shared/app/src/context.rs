@@ -36,7 +36,10 @@ pub async fn step_context(
     let mut steps = Map::new();
     for (id, rec) in records {
         let Some(rec) = rec else { continue };
-        if matches!(rec.status, StepStatus::Succeeded | StepStatus::Failed | StepStatus::TimedOut) {
+        if matches!(
+            rec.status,
+            StepStatus::Succeeded | StepStatus::Failed | StepStatus::TimedOut
+        ) {
             steps.insert(
                 id,
                 json!({ "output": rec.output, "error": rec.error, "status": rec.status }),
@@ -45,7 +48,11 @@ pub async fn step_context(
     }
     ctx.insert("steps".into(), Value::Object(steps));
     if let Some((state, index)) = loops.last() {
-        let item = state.items.get(*index as usize).cloned().unwrap_or(Value::Null);
+        let item = state
+            .items
+            .get(*index as usize)
+            .cloned()
+            .unwrap_or(Value::Null);
         ctx.insert("item".into(), item);
         ctx.insert("index".into(), json!(index));
     }
@@ -70,7 +77,10 @@ pub async fn step_context(
 }
 
 /// `input`, `vars` and `execution`: what every template sees.
-pub fn base_context(execution: &ExecutionRecord, compiled: &CompiledWorkflow) -> Map<String, Value> {
+pub fn base_context(
+    execution: &ExecutionRecord,
+    compiled: &CompiledWorkflow,
+) -> Map<String, Value> {
     let mut ctx = Map::new();
     ctx.insert("input".into(), execution.input.clone());
     ctx.insert(

@@ -61,8 +61,13 @@ impl LocalApp {
         }));
         let bus = Arc::new(store.event_bus());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let actions = BuiltinActions::with_policy(store.clone(), bus.clone(), clock.clone(), OutboundPolicy::local())
-            .map_err(|e| LocalError::Http(e.to_string()))?;
+        let actions = BuiltinActions::with_policy(
+            store.clone(),
+            bus.clone(),
+            clock.clone(),
+            OutboundPolicy::local(),
+        )
+        .map_err(|e| LocalError::Http(e.to_string()))?;
         let llm = OpenAiCompatible::from_env().map_err(|e| LocalError::Http(e.to_string()))?;
         let svc = Services {
             executions: store.clone(),
@@ -89,14 +94,22 @@ impl LocalApp {
 
     /// Start the worker loops.
     pub fn start_workers(&self) -> WorkerPool {
-        WorkerPool::start(self.worker.clone(), self.queue.clone(), self.options.workers, 10)
+        WorkerPool::start(
+            self.worker.clone(),
+            self.queue.clone(),
+            self.options.workers,
+            10,
+        )
     }
 
     /// Publish `workflow` as the next version (immutable) and return it compiled.
     pub async fn publish(&self, workflow: Workflow) -> Result<Arc<CompiledWorkflow>, LocalError> {
         let now = self.services().clock.now_ms();
         let published = crate::publish::publish(&*self.store, &workflow, now).await?;
-        Ok(self.worker.definition(&workflow.id, published.version).await?)
+        Ok(self
+            .worker
+            .definition(&workflow.id, published.version)
+            .await?)
     }
 
     /// Wait until an execution is terminal (or its deadline passed, then time it out).
@@ -108,12 +121,20 @@ impl LocalApp {
             };
             if exec.status.is_terminal() {
                 let steps = self.store.list_steps(execution_id).await?;
-                return Ok(ExecutionView { execution: exec, steps });
+                return Ok(ExecutionView {
+                    execution: exec,
+                    steps,
+                });
             }
             let now = self.services().clock.now_ms();
             if now > exec.deadline_at + 1_000 {
-                let compiled = self.worker.definition(&exec.workflow_id, exec.version).await?;
-                self.worker.time_out(&mut exec, compiled.workflow.config.timeout_ms).await?;
+                let compiled = self
+                    .worker
+                    .definition(&exec.workflow_id, exec.version)
+                    .await?;
+                self.worker
+                    .time_out(&mut exec, compiled.workflow.config.timeout_ms)
+                    .await?;
                 continue;
             }
             let _ = tokio::time::timeout(Duration::from_millis(250), async {

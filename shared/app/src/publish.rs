@@ -22,7 +22,11 @@ pub fn new_webhook_token() -> String {
 
 /// Publish `workflow` (it must be valid) as the next version. Safe to repeat after a crash:
 /// a version written without its META update is found and skipped over.
-pub async fn publish(defs: &dyn DefinitionStore, workflow: &Workflow, now: i64) -> Result<Published, StoreError> {
+pub async fn publish(
+    defs: &dyn DefinitionStore,
+    workflow: &Workflow,
+    now: i64,
+) -> Result<Published, StoreError> {
     for _ in 0..5 {
         let stored = defs.get_meta(&workflow.id).await?;
         let mut meta = stored.clone().unwrap_or_else(|| WorkflowMeta {

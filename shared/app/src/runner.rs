@@ -8,9 +8,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, warn};
+use wf_core::StepError;
 use wf_core::execution::{ExecutionStatus, ExecutionUpdate};
 use wf_core::ports::TaskQueue;
-use wf_core::StepError;
 
 use crate::worker::Worker;
 

@@ -60,7 +60,17 @@ pub enum StartError {
 
 fn summary(v: &[InputViolation]) -> String {
     v.iter()
-        .map(|x| format!("{}: {}", if x.pointer.is_empty() { "/" } else { &x.pointer }, x.message))
+        .map(|x| {
+            format!(
+                "{}: {}",
+                if x.pointer.is_empty() {
+                    "/"
+                } else {
+                    &x.pointer
+                },
+                x.message
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -81,7 +91,11 @@ pub struct Started {
 
 /// Check an input against the start step's `inputSchema`; every violation is listed.
 pub fn check_input(compiled: &CompiledWorkflow, input: &Value) -> Result<(), Vec<InputViolation>> {
-    let Some(schema) = compiled.workflow.start_step().and_then(|s| s.input_schema.as_ref()) else {
+    let Some(schema) = compiled
+        .workflow
+        .start_step()
+        .and_then(|s| s.input_schema.as_ref())
+    else {
         return Ok(());
     };
     let validator = match jsonschema::validator_for(schema) {
@@ -108,13 +122,20 @@ pub fn check_input(compiled: &CompiledWorkflow, input: &Value) -> Result<(), Vec
 }
 
 /// Start an execution of `compiled`. Nothing is written when the input is invalid.
-pub async fn start_execution(svc: &Services, compiled: &CompiledWorkflow, req: StartRequest) -> Result<Started, StartError> {
+pub async fn start_execution(
+    svc: &Services,
+    compiled: &CompiledWorkflow,
+    req: StartRequest,
+) -> Result<Started, StartError> {
     check_input(compiled, &req.input).map_err(StartError::InvalidInput)?;
     let start = compiled.start_path().ok_or(StartError::NoStartStep)?;
     let now = svc.clock.now_ms();
-    let id = req
-        .execution_id
-        .unwrap_or_else(|| ulid::Ulid::from_datetime(std::time::UNIX_EPOCH + std::time::Duration::from_millis(now.max(0) as u64)).to_string());
+    let id = req.execution_id.unwrap_or_else(|| {
+        ulid::Ulid::from_datetime(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(now.max(0) as u64),
+        )
+        .to_string()
+    });
     let record = ExecutionRecord {
         id: id.clone(),
         workflow_id: compiled.workflow.id.clone(),
@@ -134,7 +155,11 @@ pub async fn start_execution(svc: &Services, compiled: &CompiledWorkflow, req: S
         key: format!("{}#{}", compiled.workflow.id, k),
         expires_at: now + DEDUPE_TTL_MS,
     });
-    match svc.executions.create_execution(&record, dedupe.as_ref()).await? {
+    match svc
+        .executions
+        .create_execution(&record, dedupe.as_ref())
+        .await?
+    {
         CreateOutcome::Duplicate(first) => {
             return Ok(Started {
                 execution_id: first,

@@ -70,7 +70,12 @@ pub async fn run_step(
     }
 }
 
-async fn run_action(svc: &Services, step: &ActionStep, ctx: &ExprContext, actx: ActionContext) -> StepRun {
+async fn run_action(
+    svc: &Services,
+    step: &ActionStep,
+    ctx: &ExprContext,
+    actx: ActionContext,
+) -> StepRun {
     let params = match ctx.render(&step.params) {
         Ok(p) => p,
         Err(e) => return StepRun::failed(Value::Null, e),
@@ -115,7 +120,12 @@ async fn run_llm(svc: &Services, step: &LlmStep, ctx: &ExprContext, timeout: Dur
         Ok(p) => p,
         Err(e) => return StepRun::failed(Value::Null, e),
     };
-    let system = match step.system.as_deref().map(|s| render_text(ctx, s)).transpose() {
+    let system = match step
+        .system
+        .as_deref()
+        .map(|s| render_text(ctx, s))
+        .transpose()
+    {
         Ok(s) => s,
         Err(e) => return StepRun::failed(Value::Null, e),
     };
@@ -136,7 +146,10 @@ async fn run_llm(svc: &Services, step: &LlmStep, ctx: &ExprContext, timeout: Dur
         Err(_) => {
             return StepRun::failed(
                 input,
-                StepError::timeout(format!("the model did not answer within {} ms", timeout.as_millis())),
+                StepError::timeout(format!(
+                    "the model did not answer within {} ms",
+                    timeout.as_millis()
+                )),
             );
         }
     };
@@ -193,7 +206,8 @@ fn parse_model_json(text: &str) -> Result<Value, serde_json::Error> {
 }
 
 fn check_schema(schema: &Value, v: &Value) -> Result<(), String> {
-    let validator = jsonschema::validator_for(schema).map_err(|e| format!("invalid jsonSchema: {e}"))?;
+    let validator =
+        jsonschema::validator_for(schema).map_err(|e| format!("invalid jsonSchema: {e}"))?;
     let errors: Vec<String> = validator
         .iter_errors(v)
         .map(|e| format!("{}: {}", e.instance_path, e))
@@ -201,7 +215,10 @@ fn check_schema(schema: &Value, v: &Value) -> Result<(), String> {
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(format!("the model's JSON does not match jsonSchema: {}", errors.join("; ")))
+        Err(format!(
+            "the model's JSON does not match jsonSchema: {}",
+            errors.join("; ")
+        ))
     }
 }
 
@@ -211,7 +228,10 @@ mod tests {
 
     #[test]
     fn model_json_may_be_fenced() {
-        assert_eq!(parse_model_json("```json\n{\"a\":1}\n```").unwrap(), json!({"a": 1}));
+        assert_eq!(
+            parse_model_json("```json\n{\"a\":1}\n```").unwrap(),
+            json!({"a": 1})
+        );
         assert_eq!(parse_model_json(" {\"a\":1} ").unwrap(), json!({"a": 1}));
         assert!(parse_model_json("sure! {\"a\":1}").is_err());
     }

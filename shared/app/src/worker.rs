@@ -10,8 +10,8 @@ use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
 use wf_core::engine::{
     self, CompiledWorkflow, Effect, StepOutcome, TaskPlan, claim_record, effects_for,
-    finish_record, following_iteration, initial_iterations, loop_output, loop_state,
-    plan_task, with_execution_id,
+    finish_record, following_iteration, initial_iterations, loop_output, loop_state, plan_task,
+    with_execution_id,
 };
 use wf_core::execution::{
     ClaimOutcome, ExecutionRecord, ExecutionStatus, ExecutionUpdate, IterationCount, StepRecord,
@@ -74,7 +74,11 @@ impl Worker {
     }
 
     /// The compiled definition of a published version (immutable, so cached forever).
-    pub async fn definition(&self, workflow_id: &str, version: u32) -> Result<Arc<CompiledWorkflow>, WorkerError> {
+    pub async fn definition(
+        &self,
+        workflow_id: &str,
+        version: u32,
+    ) -> Result<Arc<CompiledWorkflow>, WorkerError> {
         let key = (workflow_id.to_string(), version);
         if let Some(c) = self.lock_definitions().get(&key) {
             return Ok(c.clone());
@@ -90,7 +94,9 @@ impl Worker {
         Ok(compiled)
     }
 
-    fn lock_definitions(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u32), Arc<CompiledWorkflow>>> {
+    fn lock_definitions(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(String, u32), Arc<CompiledWorkflow>>> {
         // A poisoned cache is still a valid cache: entries are immutable.
         self.definitions.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -99,11 +105,18 @@ impl Worker {
     /// to be redelivered. Pure successors run inline in this call; others are queued.
     #[tracing::instrument(skip_all, fields(execution_id = %task.execution_id, path = %task.path, attempt = task.attempt))]
     pub async fn handle(&self, task: &StepTask) -> Result<(), WorkerError> {
-        let Some(mut execution) = self.svc.executions.get_execution(&task.execution_id).await? else {
+        let Some(mut execution) = self
+            .svc
+            .executions
+            .get_execution(&task.execution_id)
+            .await?
+        else {
             warn!("task for an unknown execution: acknowledged");
             return Ok(());
         };
-        let compiled = self.definition(&execution.workflow_id, execution.version).await?;
+        let compiled = self
+            .definition(&execution.workflow_id, execution.version)
+            .await?;
         let mut run = Run {
             w: self,
             compiled: &compiled,
@@ -124,10 +137,19 @@ impl Worker {
     }
 
     /// Time out an execution past its deadline (the sweeper and workers both call this).
-    pub async fn time_out(&self, execution: &mut ExecutionRecord, timeout_ms: u64) -> Result<(), WorkerError> {
+    pub async fn time_out(
+        &self,
+        execution: &mut ExecutionRecord,
+        timeout_ms: u64,
+    ) -> Result<(), WorkerError> {
         let error = engine::deadline_error(timeout_ms);
-        self.finish_execution(execution, ExecutionStatus::TimedOut, Value::Null, Some(error))
-            .await
+        self.finish_execution(
+            execution,
+            ExecutionStatus::TimedOut,
+            Value::Null,
+            Some(error),
+        )
+        .await
     }
 
     async fn finish_execution(
@@ -144,7 +166,11 @@ impl Worker {
             error: error.clone(),
             finished_at: Some(now),
         };
-        let applied = self.svc.executions.update_execution(&execution.id, &update).await?;
+        let applied = self
+            .svc
+            .executions
+            .update_execution(&execution.id, &update)
+            .await?;
         if applied {
             info!(execution_id = %execution.id, status = status.as_str(), "execution finished");
             execution.status = status;
@@ -172,17 +198,28 @@ impl Run<'_> {
         &self.w.svc
     }
 
-    async fn process(&mut self, execution: &mut ExecutionRecord, path_str: &str, attempt: u32) -> Result<(), WorkerError> {
+    async fn process(
+        &mut self,
+        execution: &mut ExecutionRecord,
+        path_str: &str,
+        attempt: u32,
+    ) -> Result<(), WorkerError> {
         let Some(path) = StepPath::parse(path_str) else {
             warn!(path = path_str, "malformed step path: acknowledged");
             return Ok(());
         };
         let Some(step) = self.compiled.step(&path).cloned() else {
-            warn!(path = path_str, "no such step in this version: acknowledged");
+            warn!(
+                path = path_str,
+                "no such step in this version: acknowledged"
+            );
             return Ok(());
         };
         let Some(loops) = self.loop_frames(&execution.id, &path).await? else {
-            debug!(path = path_str, "enclosing loop failed or absent: acknowledged");
+            debug!(
+                path = path_str,
+                "enclosing loop failed or absent: acknowledged"
+            );
             return Ok(());
         };
         let task = StepTask {
@@ -190,7 +227,11 @@ impl Run<'_> {
             path: path_str.to_string(),
             attempt,
         };
-        let mut stored = self.svc().executions.get_step(&execution.id, path_str).await?;
+        let mut stored = self
+            .svc()
+            .executions
+            .get_step(&execution.id, path_str)
+            .await?;
         // At most two rounds: plan, and re-plan once if the claim lost to another writer.
         for _ in 0..2 {
             let now = self.svc().clock.now_ms();
@@ -203,14 +244,29 @@ impl Run<'_> {
                     let timeout = self.compiled.workflow.config.timeout_ms;
                     if let Some(rec) = stored.filter(|r| r.status == StepStatus::Running) {
                         let outcome = StepOutcome::Failed(engine::deadline_error(timeout));
-                        let done = finish_record(self.compiled, &rec, &step, rec.input.clone(), outcome, now);
-                        self.svc().executions.finish_step(&execution.id, &done).await?;
+                        let done = finish_record(
+                            self.compiled,
+                            &rec,
+                            &step,
+                            rec.input.clone(),
+                            outcome,
+                            now,
+                        );
+                        self.svc()
+                            .executions
+                            .finish_step(&execution.id, &done)
+                            .await?;
                     }
                     return self.w.time_out(execution, timeout).await;
                 }
                 TaskPlan::Busy { retry_after_ms } => {
                     let loop_started = matches!(step, Step::Loop(_))
-                        && self.svc().executions.get_loop(&execution.id, path_str).await?.is_some();
+                        && self
+                            .svc()
+                            .executions
+                            .get_loop(&execution.id, path_str)
+                            .await?
+                            .is_some();
                     if !loop_started {
                         // Look again when the lease ends: if its holder died, we take over.
                         self.sends.push((task, retry_after_ms.min(900_000)));
@@ -229,10 +285,24 @@ impl Run<'_> {
                     return self.apply(execution, &path, &rec).await;
                 }
                 TaskPlan::Claim => {
-                    let claim = claim_record(&path, &step, attempt, now, execution.deadline_at, stored.as_ref());
-                    match self.svc().executions.claim_step(&execution.id, &claim, now).await? {
+                    let claim = claim_record(
+                        &path,
+                        &step,
+                        attempt,
+                        now,
+                        execution.deadline_at,
+                        stored.as_ref(),
+                    );
+                    match self
+                        .svc()
+                        .executions
+                        .claim_step(&execution.id, &claim, now)
+                        .await?
+                    {
                         ClaimOutcome::Claimed => {
-                            return self.run_claimed(execution, &path, &step, claim, &loops).await;
+                            return self
+                                .run_claimed(execution, &path, &step, claim, &loops)
+                                .await;
                         }
                         ClaimOutcome::Held(current) => stored = Some(current),
                     }
@@ -244,11 +314,20 @@ impl Run<'_> {
 
     /// The states of the loops enclosing `path` (outermost first) with this iteration's index;
     /// `None` when one of them failed or does not exist (the task is moot).
-    async fn loop_frames(&self, execution_id: &str, path: &StepPath) -> Result<Option<LoopFrames>, WorkerError> {
+    async fn loop_frames(
+        &self,
+        execution_id: &str,
+        path: &StepPath,
+    ) -> Result<Option<LoopFrames>, WorkerError> {
         let mut frames = Vec::new();
         let mut p = path.clone();
         while let Some((loop_path, index)) = p.enclosing_loop() {
-            match self.svc().executions.get_loop(execution_id, &loop_path.to_string()).await? {
+            match self
+                .svc()
+                .executions
+                .get_loop(execution_id, &loop_path.to_string())
+                .await?
+            {
                 Some(state) if !state.failed => frames.push((state, index)),
                 _ => return Ok(None),
             }
@@ -273,16 +352,34 @@ impl Run<'_> {
                 error: None,
                 finished_at: None,
             };
-            if self.svc().executions.update_execution(&execution.id, &update).await? {
+            if self
+                .svc()
+                .executions
+                .update_execution(&execution.id, &update)
+                .await?
+            {
                 execution.status = ExecutionStatus::Running;
             }
         }
         let ctx = match step_context(self.svc(), execution, self.compiled, path, loops).await {
             Ok(map) => ExprContext::new(map),
-            Err(e) => return self.finish(execution, path, step, &claim, Value::Null, StepOutcome::Failed(e)).await,
+            Err(e) => {
+                return self
+                    .finish(
+                        execution,
+                        path,
+                        step,
+                        &claim,
+                        Value::Null,
+                        StepOutcome::Failed(e),
+                    )
+                    .await;
+            }
         };
         if let Step::Loop(l) = step {
-            return self.start_loop(execution, path, step, l, &claim, &ctx).await;
+            return self
+                .start_loop(execution, path, step, l, &claim, &ctx)
+                .await;
         }
         let now = self.svc().clock.now_ms();
         let remaining = (execution.deadline_at - now).max(0) as u64;
@@ -301,9 +398,12 @@ impl Run<'_> {
             && e.code == "timeout"
             && step_budget >= remaining
         {
-            run.outcome = StepOutcome::Failed(engine::deadline_error(self.compiled.workflow.config.timeout_ms));
+            run.outcome = StepOutcome::Failed(engine::deadline_error(
+                self.compiled.workflow.config.timeout_ms,
+            ));
         }
-        self.finish(execution, path, step, &claim, run.input, run.outcome).await
+        self.finish(execution, path, step, &claim, run.input, run.outcome)
+            .await
     }
 
     async fn start_loop(
@@ -326,9 +426,29 @@ impl Run<'_> {
                         wf_core::expr::type_name(&other)
                     ),
                 );
-                return self.finish(execution, path, step, claim, Value::Null, StepOutcome::Failed(e)).await;
+                return self
+                    .finish(
+                        execution,
+                        path,
+                        step,
+                        claim,
+                        Value::Null,
+                        StepOutcome::Failed(e),
+                    )
+                    .await;
             }
-            Err(e) => return self.finish(execution, path, step, claim, Value::Null, StepOutcome::Failed(e)).await,
+            Err(e) => {
+                return self
+                    .finish(
+                        execution,
+                        path,
+                        step,
+                        claim,
+                        Value::Null,
+                        StepOutcome::Failed(e),
+                    )
+                    .await;
+            }
         };
         let input = json!({ "items": items.clone() });
         if items.is_empty() {
@@ -336,7 +456,9 @@ impl Run<'_> {
                 output: json!([]),
                 next: l.next.clone(),
             };
-            return self.finish(execution, path, step, claim, input, outcome).await;
+            return self
+                .finish(execution, path, step, claim, input, outcome)
+                .await;
         }
         let path_str = path.to_string();
         let state = match self
@@ -348,7 +470,16 @@ impl Run<'_> {
             Ok(s) => s,
             Err(StoreError::TooLarge(m)) => {
                 let e = StepError::new("payload.too_large", format!("loop {path}: {m}"));
-                return self.finish(execution, path, step, claim, Value::Null, StepOutcome::Failed(e)).await;
+                return self
+                    .finish(
+                        execution,
+                        path,
+                        step,
+                        claim,
+                        Value::Null,
+                        StepOutcome::Failed(e),
+                    )
+                    .await;
             }
             Err(e) => return Err(e.into()),
         };
@@ -356,10 +487,18 @@ impl Run<'_> {
         let mut waiting = claim.clone();
         waiting.input = input;
         waiting.lease_until = Some(execution.deadline_at);
-        if !self.svc().executions.finish_step(&execution.id, &waiting).await? {
+        if !self
+            .svc()
+            .executions
+            .finish_step(&execution.id, &waiting)
+            .await?
+        {
             return Ok(()); // lost the claim: its new holder starts the loop
         }
-        let effects = with_execution_id(initial_iterations(self.compiled, path, &state), &execution.id);
+        let effects = with_execution_id(
+            initial_iterations(self.compiled, path, &state),
+            &execution.id,
+        );
         self.perform(execution, effects).await
     }
 
@@ -375,13 +514,28 @@ impl Run<'_> {
     ) -> Result<(), WorkerError> {
         let now = self.svc().clock.now_ms();
         let mut done = finish_record(self.compiled, claim, step, input, outcome, now);
-        let applied = match self.svc().executions.finish_step(&execution.id, &done).await {
+        let applied = match self
+            .svc()
+            .executions
+            .finish_step(&execution.id, &done)
+            .await
+        {
             Ok(applied) => applied,
             Err(StoreError::TooLarge(m)) => {
                 // Never half-write: keep the claim's input out too, and fail the step cleanly.
                 let e = StepError::new("payload.too_large", format!("step {path}: {m}"));
-                done = finish_record(self.compiled, claim, step, Value::Null, StepOutcome::Failed(e), now);
-                self.svc().executions.finish_step(&execution.id, &done).await?
+                done = finish_record(
+                    self.compiled,
+                    claim,
+                    step,
+                    Value::Null,
+                    StepOutcome::Failed(e),
+                    now,
+                );
+                self.svc()
+                    .executions
+                    .finish_step(&execution.id, &done)
+                    .await?
             }
             Err(e) => return Err(e.into()),
         };
@@ -393,12 +547,21 @@ impl Run<'_> {
     }
 
     /// Perform the effects of a stored step record.
-    async fn apply(&mut self, execution: &mut ExecutionRecord, path: &StepPath, rec: &StepRecord) -> Result<(), WorkerError> {
+    async fn apply(
+        &mut self,
+        execution: &mut ExecutionRecord,
+        path: &StepPath,
+        rec: &StepRecord,
+    ) -> Result<(), WorkerError> {
         let effects = with_execution_id(effects_for(self.compiled, path, rec), &execution.id);
         self.perform(execution, effects).await
     }
 
-    async fn perform(&mut self, execution: &mut ExecutionRecord, effects: Vec<Effect>) -> Result<(), WorkerError> {
+    async fn perform(
+        &mut self,
+        execution: &mut ExecutionRecord,
+        effects: Vec<Effect>,
+    ) -> Result<(), WorkerError> {
         let mut pending: VecDeque<Effect> = effects.into();
         while let Some(effect) = pending.pop_front() {
             match effect {
@@ -411,12 +574,22 @@ impl Run<'_> {
                 }
                 Effect::FailExecution { error } => {
                     self.w
-                        .finish_execution(execution, ExecutionStatus::Failed, Value::Null, Some(error))
+                        .finish_execution(
+                            execution,
+                            ExecutionStatus::Failed,
+                            Value::Null,
+                            Some(error),
+                        )
                         .await?;
                 }
                 Effect::TimeOutExecution { error } => {
                     self.w
-                        .finish_execution(execution, ExecutionStatus::TimedOut, Value::Null, Some(error))
+                        .finish_execution(
+                            execution,
+                            ExecutionStatus::TimedOut,
+                            Value::Null,
+                            Some(error),
+                        )
                         .await?;
                 }
                 Effect::CountIteration {
@@ -424,7 +597,9 @@ impl Run<'_> {
                     index,
                     result,
                 } => {
-                    let more = self.count_iteration(execution, &loop_path, index, &result).await?;
+                    let more = self
+                        .count_iteration(execution, &loop_path, index, &result)
+                        .await?;
                     pending.extend(more);
                 }
                 Effect::FailLoop { loop_path, error } => {
@@ -443,7 +618,8 @@ impl Run<'_> {
         index: u32,
         result: &Value,
     ) -> Result<Vec<Effect>, WorkerError> {
-        let lp = StepPath::parse(loop_path).ok_or_else(|| StoreError::Permanent(format!("bad loop path {loop_path}")))?;
+        let lp = StepPath::parse(loop_path)
+            .ok_or_else(|| StoreError::Permanent(format!("bad loop path {loop_path}")))?;
         let counted = match self
             .svc()
             .executions
@@ -452,7 +628,10 @@ impl Run<'_> {
         {
             Ok(c) => c,
             Err(StoreError::TooLarge(m)) => {
-                let e = StepError::new("payload.too_large", format!("iteration {loop_path}[{index}]: {m}"));
+                let e = StepError::new(
+                    "payload.too_large",
+                    format!("iteration {loop_path}[{index}]: {m}"),
+                );
                 return Ok(vec![Effect::FailLoop {
                     loop_path: loop_path.to_string(),
                     error: e,
@@ -460,7 +639,12 @@ impl Run<'_> {
             }
             Err(e) => return Err(e.into()),
         };
-        let Some(state) = self.svc().executions.get_loop(&execution.id, loop_path).await? else {
+        let Some(state) = self
+            .svc()
+            .executions
+            .get_loop(&execution.id, loop_path)
+            .await?
+        else {
             return Ok(Vec::new());
         };
         let mut effects: Vec<Effect> = following_iteration(self.compiled, &lp, &state, index)
@@ -471,22 +655,46 @@ impl Run<'_> {
             IterationCount::AlreadyCounted => state.remaining == 0,
         };
         if done && !state.failed {
-            effects.extend(self.finish_loop(execution, &lp, StepOutcomeKind::Succeeded).await?);
+            effects.extend(
+                self.finish_loop(execution, &lp, StepOutcomeKind::Succeeded)
+                    .await?,
+            );
         }
         Ok(with_execution_id(effects, &execution.id))
     }
 
-    async fn fail_loop(&mut self, execution: &ExecutionRecord, loop_path: &str, error: StepError) -> Result<Vec<Effect>, WorkerError> {
-        let lp = StepPath::parse(loop_path).ok_or_else(|| StoreError::Permanent(format!("bad loop path {loop_path}")))?;
-        self.svc().executions.fail_loop(&execution.id, loop_path).await?;
-        let effects = self.finish_loop(execution, &lp, StepOutcomeKind::Failed(error)).await?;
+    async fn fail_loop(
+        &mut self,
+        execution: &ExecutionRecord,
+        loop_path: &str,
+        error: StepError,
+    ) -> Result<Vec<Effect>, WorkerError> {
+        let lp = StepPath::parse(loop_path)
+            .ok_or_else(|| StoreError::Permanent(format!("bad loop path {loop_path}")))?;
+        self.svc()
+            .executions
+            .fail_loop(&execution.id, loop_path)
+            .await?;
+        let effects = self
+            .finish_loop(execution, &lp, StepOutcomeKind::Failed(error))
+            .await?;
         Ok(with_execution_id(effects, &execution.id))
     }
 
     /// Finish the loop step (idempotently) and return its effects.
-    async fn finish_loop(&mut self, execution: &ExecutionRecord, lp: &StepPath, kind: StepOutcomeKind) -> Result<Vec<Effect>, WorkerError> {
+    async fn finish_loop(
+        &mut self,
+        execution: &ExecutionRecord,
+        lp: &StepPath,
+        kind: StepOutcomeKind,
+    ) -> Result<Vec<Effect>, WorkerError> {
         let loop_path = lp.to_string();
-        let Some(rec) = self.svc().executions.get_step(&execution.id, &loop_path).await? else {
+        let Some(rec) = self
+            .svc()
+            .executions
+            .get_step(&execution.id, &loop_path)
+            .await?
+        else {
             return Ok(Vec::new());
         };
         if rec.status.is_terminal() {
@@ -497,7 +705,11 @@ impl Run<'_> {
         };
         let outcome = match kind {
             StepOutcomeKind::Succeeded => {
-                let results = self.svc().executions.list_iterations(&execution.id, &loop_path).await?;
+                let results = self
+                    .svc()
+                    .executions
+                    .list_iterations(&execution.id, &loop_path)
+                    .await?;
                 StepOutcome::Succeeded {
                     output: loop_output(results),
                     next: step.next().map(str::to_string),
@@ -507,18 +719,38 @@ impl Run<'_> {
         };
         let now = self.svc().clock.now_ms();
         let mut done = finish_record(self.compiled, &rec, step, rec.input.clone(), outcome, now);
-        let applied = match self.svc().executions.finish_step(&execution.id, &done).await {
+        let applied = match self
+            .svc()
+            .executions
+            .finish_step(&execution.id, &done)
+            .await
+        {
             Ok(a) => a,
             Err(StoreError::TooLarge(m)) => {
                 let e = StepError::new("payload.too_large", format!("loop {loop_path}: {m}"));
-                done = finish_record(self.compiled, &rec, step, Value::Null, StepOutcome::Failed(e), now);
-                self.svc().executions.finish_step(&execution.id, &done).await?
+                done = finish_record(
+                    self.compiled,
+                    &rec,
+                    step,
+                    Value::Null,
+                    StepOutcome::Failed(e),
+                    now,
+                );
+                self.svc()
+                    .executions
+                    .finish_step(&execution.id, &done)
+                    .await?
             }
             Err(e) => return Err(e.into()),
         };
         if !applied {
             // Someone else finished it meanwhile: follow what they stored.
-            return match self.svc().executions.get_step(&execution.id, &loop_path).await? {
+            return match self
+                .svc()
+                .executions
+                .get_step(&execution.id, &loop_path)
+                .await?
+            {
                 Some(r) if r.status.is_terminal() => Ok(effects_for(self.compiled, lp, &r)),
                 _ => Ok(Vec::new()),
             };

@@ -4,7 +4,9 @@
 
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
 use serde_json::{Value, json};
-use wf_core::engine::{CompiledWorkflow, StepOutcome, claim_record, effects_for, evaluate_condition, finish_record};
+use wf_core::engine::{
+    CompiledWorkflow, StepOutcome, claim_record, effects_for, evaluate_condition, finish_record,
+};
 use wf_core::expr::ExprContext;
 use wf_core::model::{Step, Workflow};
 use wf_core::path::StepPath;
@@ -46,7 +48,13 @@ fn pure_step(c: &CompiledWorkflow, path: &StepPath, steps: Value) -> usize {
         }
         Step::Output(o) => {
             let v = ctx.render(&o.output).unwrap();
-            (ctx.redact(&v), StepOutcome::Succeeded { output: v, next: None })
+            (
+                ctx.redact(&v),
+                StepOutcome::Succeeded {
+                    output: v,
+                    next: None,
+                },
+            )
         }
         _ => unreachable!(),
     };
@@ -58,9 +66,17 @@ fn bench(cr: &mut Criterion) {
     let c = workflow();
     let check = StepPath::top("check");
     let done = StepPath::top("done");
-    cr.bench_function("pure step: condition", |b| b.iter(|| black_box(pure_step(&c, &check, json!({})))));
+    cr.bench_function("pure step: condition", |b| {
+        b.iter(|| black_box(pure_step(&c, &check, json!({}))))
+    });
     cr.bench_function("pure step: output", |b| {
-        b.iter(|| black_box(pure_step(&c, &done, json!({ "check": { "output": { "branch": 0 } } }))))
+        b.iter(|| {
+            black_box(pure_step(
+                &c,
+                &done,
+                json!({ "check": { "output": { "branch": 0 } } }),
+            ))
+        })
     });
 }
 

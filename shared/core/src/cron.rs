@@ -279,7 +279,10 @@ fn preset(p: &str) -> Result<String, String> {
         )
     };
     let rest = lower.strip_prefix("@every").ok_or_else(unknown)?.trim();
-    let (num, unit) = rest.split_at(rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len()));
+    let (num, unit) = rest.split_at(
+        rest.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len()),
+    );
     let n: u32 = num.parse().map_err(|_| unknown())?;
     match unit.trim() {
         "m" | "min" | "mins" | "minute" | "minutes" => every_minutes(n),
@@ -345,11 +348,11 @@ fn parse_field(unit: Unit, text: &str) -> Result<Field, String> {
                 .ok_or_else(|| format!("`#{n}` must be 1-5 (the nth such weekday of the month)"))?;
             return Ok(Field::NthWeekday(d, n));
         }
-        if t != "L" {
-            if let Some(d) = t.strip_suffix('L') {
-                let d = parse_value(unit, d)? % 7;
-                return Ok(Field::LastWeekday(d));
-            }
+        if t != "L"
+            && let Some(d) = t.strip_suffix('L')
+        {
+            let d = parse_value(unit, d)? % 7;
+            return Ok(Field::LastWeekday(d));
         }
     }
     let (lo_bound, hi_bound) = unit.bounds();
@@ -364,7 +367,9 @@ fn parse_field(unit: Unit, text: &str) -> Result<Field, String> {
                     .parse()
                     .ok()
                     .filter(|s| *s >= 1 && *s <= hi_bound.max(1))
-                    .ok_or_else(|| format!("step {s:?} in {item:?} must be a number from 1 to {hi_bound}"))?;
+                    .ok_or_else(|| {
+                        format!("step {s:?} in {item:?} must be a number from 1 to {hi_bound}")
+                    })?;
                 (r, Some(step))
             }
             None => (item, None),
@@ -382,7 +387,11 @@ fn parse_field(unit: Unit, text: &str) -> Result<Field, String> {
             (a, b)
         } else {
             let v = parse_value(unit, range)?;
-            if step.is_some() { (v, hi_bound) } else { (v, v) }
+            if step.is_some() {
+                (v, hi_bound)
+            } else {
+                (v, v)
+            }
         };
         for v in (lo..=hi).step_by(step.unwrap_or(1) as usize) {
             bits |= 1u64 << v;
@@ -402,7 +411,11 @@ fn parse_value(unit: Unit, s: &str) -> Result<u8, String> {
         _ => &[],
     };
     if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
-        return Ok(if unit == Unit::Month { i as u8 + 1 } else { i as u8 });
+        return Ok(if unit == Unit::Month {
+            i as u8 + 1
+        } else {
+            i as u8
+        });
     }
     if s.is_empty() || !s.chars().all(|c| c.is_ascii_digit()) {
         return Err(format!(
@@ -506,10 +519,11 @@ pub fn parse_any(text: &str) -> Result<CronSpec, String> {
 fn looks_like_cron(text: &str) -> bool {
     let t = text.trim();
     t.starts_with('@')
-        || t.split_whitespace()
-            .next()
-            .is_some_and(|first| first.chars().all(|c| c.is_ascii_digit() || "*?/,-".contains(c)))
-            && t.split_whitespace().count() >= 3
+        || t.split_whitespace().next().is_some_and(|first| {
+            first
+                .chars()
+                .all(|c| c.is_ascii_digit() || "*?/,-".contains(c))
+        }) && t.split_whitespace().count() >= 3
 }
 
 /// Turn plain English into a 5-field cron expression (UTC), e.g. "every weekday at 9am" ->
@@ -562,8 +576,21 @@ pub fn parse_english(text: &str) -> Result<String, String> {
 fn is_time_zone(w: &str) -> bool {
     matches!(
         w,
-        "est" | "edt" | "cst" | "cdt" | "mst" | "mdt" | "pst" | "pdt" | "cet" | "cest" | "bst" | "ist" | "jst"
-            | "aest" | "local"
+        "est"
+            | "edt"
+            | "cst"
+            | "cdt"
+            | "mst"
+            | "mdt"
+            | "pst"
+            | "pdt"
+            | "cet"
+            | "cest"
+            | "bst"
+            | "ist"
+            | "jst"
+            | "aest"
+            | "local"
     )
 }
 
@@ -581,7 +608,9 @@ fn english(s: &str) -> Result<String, Option<String>> {
     let w: Vec<&str> = head.split(' ').filter(|w| !w.is_empty()).collect();
     let no_time = |what: &str| -> Result<(), Option<String>> {
         if times.is_some() {
-            Err(Some(format!("{what} runs several times a day; it cannot also have \"at <time>\"")))
+            Err(Some(format!(
+                "{what} runs several times a day; it cannot also have \"at <time>\""
+            )))
         } else {
             Ok(())
         }
@@ -598,17 +627,22 @@ fn english(s: &str) -> Result<String, Option<String>> {
         }
         ["every", n, unit] if is_unit(unit, &["second", "seconds", "sec", "secs", "s"]) => {
             let _ = n;
-            return Err(Some("schedules run at most once a minute; seconds are not supported".into()));
+            return Err(Some(
+                "schedules run at most once a minute; seconds are not supported".into(),
+            ));
         }
         ["every" | "each", "second"] => {
-            return Err(Some("schedules run at most once a minute; seconds are not supported".into()));
+            return Err(Some(
+                "schedules run at most once a minute; seconds are not supported".into(),
+            ));
         }
         ["hourly"] | ["every" | "each", "hour"] | ["every", "1", "hour"] => {
             // "every hour at :15" / "hourly at 15" -> minute 15
             return match &times {
                 None => Ok("0 * * * *".into()),
                 Some(_) => Err(Some(
-                    "for a minute past every hour write a cron expression, e.g. \"15 * * * *\"".into(),
+                    "for a minute past every hour write a cron expression, e.g. \"15 * * * *\""
+                        .into(),
                 )),
             };
         }
@@ -621,7 +655,10 @@ fn english(s: &str) -> Result<String, Option<String>> {
             let (m, h) = at((0, vec![0]));
             return Ok(format!("{m} {h} * * *"));
         }
-        ["every" | "on", "weekday" | "weekdays" | "workday" | "workdays"]
+        [
+            "every" | "on",
+            "weekday" | "weekdays" | "workday" | "workdays",
+        ]
         | ["weekdays" | "workdays"]
         | ["every" | "on", "business", "day" | "days"] => {
             let (m, h) = at((0, vec![0]));
@@ -645,7 +682,9 @@ fn english(s: &str) -> Result<String, Option<String>> {
     }
     // weekly on <days> / every <days> / on <days> / <days>
     let days_part = match w.as_slice() {
-        ["weekly" | "every" | "each", "week", "on", rest @ ..] | ["weekly", "on", rest @ ..] => rest,
+        ["weekly" | "every" | "each", "week", "on", rest @ ..] | ["weekly", "on", rest @ ..] => {
+            rest
+        }
         ["every" | "each" | "on", rest @ ..] => rest,
         rest => rest,
     };
@@ -656,7 +695,9 @@ fn english(s: &str) -> Result<String, Option<String>> {
     // Day of the month: "on the 1st of every month", "monthly on the 15th", "every month on the 2nd",
     // "on the last day of the month".
     let (dom_part, monthly) = match w.as_slice() {
-        ["monthly" | "every" | "each", "month", "on", rest @ ..] | ["monthly", "on", rest @ ..] => (rest, true),
+        ["monthly" | "every" | "each", "month", "on", rest @ ..] | ["monthly", "on", rest @ ..] => {
+            (rest, true)
+        }
         ["on", rest @ ..] => (rest, false),
         rest => (rest, false),
     };
@@ -749,7 +790,9 @@ fn day_of_week(word: &str) -> Option<u8> {
         &["friday", "fridays", "fri"],
         &["saturday", "saturdays", "sat"],
     ];
-    DAYS.iter().position(|names| names.contains(&word)).map(|i| i as u8)
+    DAYS.iter()
+        .position(|names| names.contains(&word))
+        .map(|i| i as u8)
 }
 
 /// "monday", "mon and thu", "monday, wednesday and friday", "monday to friday" -> `1`, `1,4`,
@@ -758,22 +801,20 @@ fn parse_days(words: &[&str]) -> Result<Option<String>, Option<String>> {
     if words.is_empty() {
         return Ok(None);
     }
-    if let [a, "to" | "through" | "thru" | "-", b] = words {
-        if let (Some(a), Some(b)) = (day_of_week(a), day_of_week(b)) {
-            if a <= b {
-                return Ok(Some(format!("{a}-{b}")));
-            }
-            return Ok(Some(format!("{a}-6,0-{b}")));
+    if let [a, "to" | "through" | "thru" | "-", b] = words
+        && let (Some(a), Some(b)) = (day_of_week(a), day_of_week(b))
+    {
+        if a <= b {
+            return Ok(Some(format!("{a}-{b}")));
         }
+        return Ok(Some(format!("{a}-6,0-{b}")));
     }
-    if let [one] = words {
-        if let Some((a, b)) = one.split_once('-') {
-            if let (Some(a), Some(b)) = (day_of_week(a), day_of_week(b)) {
-                if a <= b {
-                    return Ok(Some(format!("{a}-{b}")));
-                }
-            }
-        }
+    if let [one] = words
+        && let Some((a, b)) = one.split_once('-')
+        && let (Some(a), Some(b)) = (day_of_week(a), day_of_week(b))
+        && a <= b
+    {
+        return Ok(Some(format!("{a}-{b}")));
     }
     let mut days = Vec::new();
     for w in words {
@@ -846,7 +887,10 @@ fn parse_time(s: &str) -> Result<(u32, u32), String> {
         Some((h, m)) => (h, m),
         None => (body, "0"),
     };
-    if h.is_empty() || !h.chars().all(|c| c.is_ascii_digit()) || !m.chars().all(|c| c.is_ascii_digit()) {
+    if h.is_empty()
+        || !h.chars().all(|c| c.is_ascii_digit())
+        || !m.chars().all(|c| c.is_ascii_digit())
+    {
         return Err(bad());
     }
     if body.contains([':', '.']) && m.len() != 2 {
@@ -903,8 +947,30 @@ mod tests {
 
     #[test]
     fn parses_five_fields_and_presets() {
-        assert_eq!(CronSpec::parse("0 9 * * 1-5").unwrap().expression(), "0 9 * * 1-5");
-        assert_eq!(CronSpec::parse("  0   9 * *  MON-FRI ").unwrap().expression(), "0 9 * * MON-FRI");
+        assert_eq!(
+            CronSpec::parse("0 9 * * 1-5").unwrap().expression(),
+            "0 9 * * 1-5"
+        );
+        assert_eq!(
+            CronSpec::parse("  0   9 * *  MON-FRI ")
+                .unwrap()
+                .expression(),
+            "0 9 * * MON-FRI"
+        );
+        // names and special characters in any case
+        for expr in [
+            "0 9 * * mon-fri",
+            "0 9 * jan,Jul *",
+            "0 9 15w * *",
+            "0 9 l * *",
+            "0 9 * * fri#2",
+            "0 9 * * 5l",
+        ] {
+            let spec = CronSpec::parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+            assert!(spec.next_after(0).is_some(), "{expr}");
+            assert!(spec.to_eventbridge().is_ok(), "{expr}");
+        }
+        assert_eq!(eb("0 9 * * mon-fri"), "cron(0 9 ? * MON-FRI *)");
         for (p, e) in [
             ("@every5m", "*/5 * * * *"),
             ("@every1m", "* * * * *"),
@@ -957,19 +1023,36 @@ mod tests {
     #[test]
     fn next_runs_are_strictly_after_and_cross_month_ends() {
         // exactly on a run time: the next one, not the same
-        assert_eq!(runs("0 9 * * *", "2026-11-24T09:00:00.000Z", 1), ["2026-11-25T09:00:00.000Z"]);
+        assert_eq!(
+            runs("0 9 * * *", "2026-11-24T09:00:00.000Z", 1),
+            ["2026-11-25T09:00:00.000Z"]
+        );
         // a millisecond before: that very run
-        assert_eq!(runs("0 9 * * *", "2026-11-24T08:59:59.999Z", 1), ["2026-11-24T09:00:00.000Z"]);
+        assert_eq!(
+            runs("0 9 * * *", "2026-11-24T08:59:59.999Z", 1),
+            ["2026-11-24T09:00:00.000Z"]
+        );
         // a millisecond after
-        assert_eq!(runs("0 9 * * *", "2026-11-24T09:00:00.001Z", 1), ["2026-11-25T09:00:00.000Z"]);
+        assert_eq!(
+            runs("0 9 * * *", "2026-11-24T09:00:00.001Z", 1),
+            ["2026-11-25T09:00:00.000Z"]
+        );
         // month ends, leap years, year ends
         assert_eq!(
             runs("30 23 L * *", "2028-01-31T23:30:00.000Z", 3),
-            ["2028-02-29T23:30:00.000Z", "2028-03-31T23:30:00.000Z", "2028-04-30T23:30:00.000Z"]
+            [
+                "2028-02-29T23:30:00.000Z",
+                "2028-03-31T23:30:00.000Z",
+                "2028-04-30T23:30:00.000Z"
+            ]
         );
         assert_eq!(
             runs("0 0 31 * *", "2026-01-31T00:00:00.000Z", 3),
-            ["2026-03-31T00:00:00.000Z", "2026-05-31T00:00:00.000Z", "2026-07-31T00:00:00.000Z"]
+            [
+                "2026-03-31T00:00:00.000Z",
+                "2026-05-31T00:00:00.000Z",
+                "2026-07-31T00:00:00.000Z"
+            ]
         );
         assert_eq!(
             runs("@monthly", "2026-12-15T10:00:00.000Z", 2),
@@ -988,10 +1071,24 @@ mod tests {
             ["2028-02-29T00:00:00.000Z"]
         );
         // day-of-week 7 is Sunday
-        assert_eq!(runs("0 12 * * 7", "2026-11-24T00:00:00.000Z", 1), ["2026-11-29T12:00:00.000Z"]);
+        assert_eq!(
+            runs("0 12 * * 7", "2026-11-24T00:00:00.000Z", 1),
+            ["2026-11-29T12:00:00.000Z"]
+        );
+        // the weekday nearest the 15th: Sunday 2026-11-15 -> Monday 16th
+        assert_eq!(
+            runs("0 6 15W * *", "2026-11-01T00:00:00.000Z", 1),
+            ["2026-11-16T06:00:00.000Z"]
+        );
         // last Friday, second Monday
-        assert_eq!(runs("0 8 * * 5L", "2026-11-01T00:00:00.000Z", 1), ["2026-11-27T08:00:00.000Z"]);
-        assert_eq!(runs("0 8 * * 1#2", "2026-11-01T00:00:00.000Z", 1), ["2026-11-09T08:00:00.000Z"]);
+        assert_eq!(
+            runs("0 8 * * 5L", "2026-11-01T00:00:00.000Z", 1),
+            ["2026-11-27T08:00:00.000Z"]
+        );
+        assert_eq!(
+            runs("0 8 * * 1#2", "2026-11-01T00:00:00.000Z", 1),
+            ["2026-11-09T08:00:00.000Z"]
+        );
     }
 
     #[test]
@@ -1024,10 +1121,18 @@ mod tests {
         assert_eq!(eb("0 6 ? * *"), "cron(0 6 * * ? *)");
         assert_eq!(eb("0 6 * * ?"), "cron(0 6 * * ? *)");
         // both restricted: EventBridge cannot
-        let err = CronSpec::parse("0 9 1 * 1").unwrap().to_eventbridge().unwrap_err();
+        let err = CronSpec::parse("0 9 1 * 1")
+            .unwrap()
+            .to_eventbridge()
+            .unwrap_err();
         assert!(err.contains("both the day of the month"), "{err}");
         assert!(err.contains("\"0 9 1 * *\" and \"0 9 * * 1\""), "{err}");
-        assert!(CronSpec::parse("0 9 L * FRI").unwrap().to_eventbridge().is_err());
+        assert!(
+            CronSpec::parse("0 9 L * FRI")
+                .unwrap()
+                .to_eventbridge()
+                .is_err()
+        );
     }
 
     #[test]
@@ -1089,28 +1194,74 @@ mod tests {
     #[test]
     fn english_errors_are_clear() {
         let e = parse_english("whenever the moon is full").unwrap_err();
-        assert!(e.contains("could not read") && e.contains("every weekday at 9am"), "{e}");
-        assert!(parse_english("every 7 minutes").unwrap_err().contains("must divide 60"));
-        assert!(parse_english("every 5 hours").unwrap_err().contains("must divide 24"));
-        assert!(parse_english("every 10 seconds").unwrap_err().contains("seconds are not supported"));
-        assert!(parse_english("every day at 25:00").unwrap_err().contains("hours go up to 23"));
-        assert!(parse_english("every day at 13pm").unwrap_err().contains("1-12"));
-        assert!(parse_english("every day at 9am EST").unwrap_err().contains("UTC"));
-        assert!(parse_english("every day at 9:00 and 17:30").unwrap_err().contains("same minute"));
+        assert!(
+            e.contains("could not read") && e.contains("every weekday at 9am"),
+            "{e}"
+        );
+        assert!(
+            parse_english("every 7 minutes")
+                .unwrap_err()
+                .contains("must divide 60")
+        );
+        assert!(
+            parse_english("every 5 hours")
+                .unwrap_err()
+                .contains("must divide 24")
+        );
+        assert!(
+            parse_english("every 10 seconds")
+                .unwrap_err()
+                .contains("seconds are not supported")
+        );
+        assert!(
+            parse_english("every day at 25:00")
+                .unwrap_err()
+                .contains("hours go up to 23")
+        );
+        assert!(
+            parse_english("every day at 13pm")
+                .unwrap_err()
+                .contains("1-12")
+        );
+        assert!(
+            parse_english("every day at 9am EST")
+                .unwrap_err()
+                .contains("UTC")
+        );
+        assert!(
+            parse_english("every day at 9:00 and 17:30")
+                .unwrap_err()
+                .contains("same minute")
+        );
         assert!(parse_english("on the 32nd of every month").is_err());
     }
 
     #[test]
     fn parse_any_prefers_cron_and_falls_back_to_english() {
-        assert_eq!(parse_any("0 9 * * 1-5").unwrap().expression(), "0 9 * * 1-5");
+        assert_eq!(
+            parse_any("0 9 * * 1-5").unwrap().expression(),
+            "0 9 * * 1-5"
+        );
         let spec = parse_any("every weekday at 9am").unwrap();
         assert_eq!(spec.expression(), "0 9 * * 1-5");
         assert_eq!(spec.source(), "every weekday at 9am");
         assert_eq!(spec.to_eventbridge().unwrap(), "cron(0 9 ? * MON-FRI *)");
         // cron-looking text reports the cron error
-        assert!(parse_any("0 25 * * *").unwrap_err().contains("hour value 25"));
-        assert!(parse_any("@every7m").unwrap_err().contains("must divide 60"));
+        assert!(
+            parse_any("0 25 * * *")
+                .unwrap_err()
+                .contains("hour value 25")
+        );
+        assert!(
+            parse_any("@every7m")
+                .unwrap_err()
+                .contains("must divide 60")
+        );
         // other text reports the English error
-        assert!(parse_any("sometimes").unwrap_err().contains("could not read"));
+        assert!(
+            parse_any("sometimes")
+                .unwrap_err()
+                .contains("could not read")
+        );
     }
 }

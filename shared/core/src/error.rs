@@ -15,9 +15,10 @@ pub struct StepError {
     /// Whether another attempt may succeed (network errors, 5xx, 429, timeouts).
     #[serde(default)]
     pub retryable: bool,
-    /// Extra structured facts (HTTP status, raw LLM text, ...).
+    /// Extra structured facts (HTTP status, raw LLM text, ...). Boxed: errors travel in
+    /// `Result`s on every hot path, and a JSON value inline would make them large.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub details: Option<Value>,
+    pub details: Option<Box<Value>>,
 }
 
 impl StepError {
@@ -38,7 +39,7 @@ impl StepError {
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 

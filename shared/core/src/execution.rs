@@ -220,6 +220,8 @@ pub enum CreateOutcome {
 }
 
 /// Outcome of a conditional claim of a step.
+// Returned once per claim and matched at once; boxing the record would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClaimOutcome {
     Claimed,

@@ -32,7 +32,8 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
 /// If `s` is exactly one `{{ expr }}`, the expression inside (whitespace markers removed).
 pub fn single_expression(s: &str) -> Option<&str> {
     let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
-    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") || inner.contains("{#") {
+    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") || inner.contains("{#")
+    {
         return None;
     }
     let inner = inner.strip_prefix('-').unwrap_or(inner);
@@ -78,7 +79,10 @@ pub fn check_expression(s: &str) -> Result<(), String> {
 }
 
 fn syntax_message(e: &minijinja::Error, src: &str) -> String {
-    let detail = e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string());
+    let detail = e
+        .detail()
+        .map(str::to_string)
+        .unwrap_or_else(|| e.kind().to_string());
     format!("template syntax error: {detail} in {src:?}")
 }
 
@@ -156,7 +160,9 @@ impl ExprContext {
             .compile_expression(expr)
             .map_err(|e| StepError::new("template.syntax", syntax_message(&e, src)))?;
         let out = compiled.eval(&self.value).map_err(|e| {
-            self.eval_error(e, src, || compiled.undeclared_variables(true).into_iter().collect())
+            self.eval_error(e, src, || {
+                compiled.undeclared_variables(true).into_iter().collect()
+            })
         })?;
         to_json(&out, src)
     }
@@ -189,7 +195,9 @@ impl ExprContext {
             .template_from_str(src)
             .map_err(|e| StepError::new("template.syntax", syntax_message(&e, src)))?;
         let out = tmpl.render(&self.value).map_err(|e| {
-            self.eval_error(e, src, || tmpl.undeclared_variables(true).into_iter().collect())
+            self.eval_error(e, src, || {
+                tmpl.undeclared_variables(true).into_iter().collect()
+            })
         })?;
         if out.len() > MAX_RENDERED_BYTES {
             return Err(StepError::new(
@@ -207,7 +215,9 @@ impl ExprContext {
     pub fn render(&self, v: &Value) -> Result<Value, StepError> {
         Ok(match v {
             Value::String(s) => self.render_str(s)?,
-            Value::Array(a) => Value::Array(a.iter().map(|x| self.render(x)).collect::<Result<_, _>>()?),
+            Value::Array(a) => {
+                Value::Array(a.iter().map(|x| self.render(x)).collect::<Result<_, _>>()?)
+            }
             Value::Object(o) => {
                 let mut out = Map::with_capacity(o.len());
                 for (k, x) in o {
@@ -244,7 +254,10 @@ impl ExprContext {
                 format!("{src:?} ran too long (more than {FUEL} instructions)"),
             ),
             _ => {
-                let detail = e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string());
+                let detail = e
+                    .detail()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| e.kind().to_string());
                 StepError::new("template.error", format!("{detail} in {src:?}"))
             }
         }
@@ -329,7 +342,10 @@ pub fn type_name(v: &Value) -> &'static str {
 fn short(v: &Value) -> String {
     let s = v.to_string();
     if s.len() > 80 {
-        format!("{}…", &s[..s.char_indices().nth(77).map(|(i, _)| i).unwrap_or(s.len())])
+        format!(
+            "{}…",
+            &s[..s.char_indices().nth(77).map(|(i, _)| i).unwrap_or(s.len())]
+        )
     } else {
         s
     }
@@ -346,14 +362,26 @@ mod tests {
 
     #[test]
     fn single_expression_keeps_type_and_other_strings_render() {
-        let c = ctx(json!({"input": {"amount": 150, "tags": ["a"], "name": "Ann"}, "vars": {"t": 100}}));
+        let c = ctx(
+            json!({"input": {"amount": 150, "tags": ["a"], "name": "Ann"}, "vars": {"t": 100}}),
+        );
         assert_eq!(c.render_str("{{ input.amount }}").unwrap(), json!(150));
         assert_eq!(c.render_str("{{ input.tags }}").unwrap(), json!(["a"]));
-        assert_eq!(c.render_str("{{ input.amount > vars.t }}").unwrap(), json!(true));
-        assert_eq!(c.render_str("Hi {{ input.name }}: {{ input.amount }}").unwrap(), json!("Hi Ann: 150"));
+        assert_eq!(
+            c.render_str("{{ input.amount > vars.t }}").unwrap(),
+            json!(true)
+        );
+        assert_eq!(
+            c.render_str("Hi {{ input.name }}: {{ input.amount }}")
+                .unwrap(),
+            json!("Hi Ann: 150")
+        );
         assert_eq!(c.render_str("plain").unwrap(), json!("plain"));
         assert_eq!(c.render_str("{{- input.amount -}}").unwrap(), json!(150));
-        assert_eq!(c.render_str("{{ input | tojson }}").unwrap(), json!(r#"{"amount":150,"name":"Ann","tags":["a"]}"#));
+        assert_eq!(
+            c.render_str("{{ input | tojson }}").unwrap(),
+            json!(r#"{"amount":150,"name":"Ann","tags":["a"]}"#)
+        );
     }
 
     #[test]
@@ -371,11 +399,19 @@ mod tests {
         assert!(e.message.contains("input.missing"), "{}", e.message);
         let e = c.render_str("Total: {{ nothing }}").unwrap_err();
         assert!(e.message.contains("nothing"), "{}", e.message);
-        let e = c.eval_bool("{{ steps.notify.output.status == 200 }}").unwrap_err();
+        let e = c
+            .eval_bool("{{ steps.notify.output.status == 200 }}")
+            .unwrap_err();
         assert!(e.message.contains("steps.notify"), "{}", e.message);
         // but `is defined` and `default` are allowed
-        assert_eq!(c.eval("{{ steps.notify is defined }}").unwrap(), json!(false));
-        assert_eq!(c.eval("{{ input.missing | default(7) }}").unwrap(), json!(7));
+        assert_eq!(
+            c.eval("{{ steps.notify is defined }}").unwrap(),
+            json!(false)
+        );
+        assert_eq!(
+            c.eval("{{ input.missing | default(7) }}").unwrap(),
+            json!(7)
+        );
     }
 
     #[test]
@@ -403,7 +439,9 @@ mod tests {
     fn loops_are_bounded_by_fuel_and_nothing_reaches_the_outside() {
         let c = ctx(json!({"n": 1}));
         let e = c
-            .render_str("{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor %}{% endfor %}")
+            .render_str(
+                "{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor %}{% endfor %}",
+            )
             .unwrap_err();
         assert_eq!(e.code, "template.limit", "{e:?}");
         // no loader: include/import fail
@@ -415,7 +453,9 @@ mod tests {
     #[test]
     fn secrets_are_redacted() {
         let c = ctx(json!({"secrets": {"TOKEN": "s3cr3t"}}));
-        let rendered = c.render(&json!({"h": "Bearer {{ secrets.TOKEN }}"})).unwrap();
+        let rendered = c
+            .render(&json!({"h": "Bearer {{ secrets.TOKEN }}"}))
+            .unwrap();
         assert_eq!(rendered, json!({"h": "Bearer s3cr3t"}));
         assert_eq!(c.redact(&rendered), json!({"h": "Bearer ***"}));
     }

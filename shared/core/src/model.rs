@@ -497,7 +497,9 @@ impl Workflow {
     }
 
     pub fn triggers(&self) -> &[Trigger] {
-        self.start_step().map(|s| s.triggers.as_slice()).unwrap_or(&[])
+        self.start_step()
+            .map(|s| s.triggers.as_slice())
+            .unwrap_or(&[])
     }
 }
 

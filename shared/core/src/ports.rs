@@ -63,15 +63,24 @@ pub struct WorkflowMeta {
 #[async_trait]
 pub trait DefinitionStore: Send + Sync {
     /// Store the draft (raw JSON: drafts may be invalid). Overwrites.
-    async fn put_draft(&self, workflow_id: &str, draft: &Value, now: i64) -> Result<(), StoreError>;
+    async fn put_draft(&self, workflow_id: &str, draft: &Value, now: i64)
+    -> Result<(), StoreError>;
     async fn get_draft(&self, workflow_id: &str) -> Result<Option<Value>, StoreError>;
     /// Put version `version` if it does not exist yet (`Conflict` if it does).
     async fn put_version(&self, workflow: &Workflow, version: u32) -> Result<(), StoreError>;
-    async fn get_version(&self, workflow_id: &str, version: u32) -> Result<Option<Workflow>, StoreError>;
+    async fn get_version(
+        &self,
+        workflow_id: &str,
+        version: u32,
+    ) -> Result<Option<Workflow>, StoreError>;
     async fn get_meta(&self, workflow_id: &str) -> Result<Option<WorkflowMeta>, StoreError>;
     /// Write META. With `expected_updated_at`, only if the stored one has that `updatedAt`
     /// (optimistic concurrency; `Conflict` otherwise); `None` means "must not exist yet".
-    async fn put_meta(&self, meta: &WorkflowMeta, expected_updated_at: Option<i64>) -> Result<(), StoreError>;
+    async fn put_meta(
+        &self,
+        meta: &WorkflowMeta,
+        expected_updated_at: Option<i64>,
+    ) -> Result<(), StoreError>;
     async fn list_metas(&self) -> Result<Vec<WorkflowMeta>, StoreError>;
     /// Delete the draft, every version and META.
     async fn delete_workflow(&self, workflow_id: &str) -> Result<(), StoreError>;
@@ -90,25 +99,51 @@ pub trait ExecutionStore: Send + Sync {
     ) -> Result<CreateOutcome, StoreError>;
     async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError>;
     /// Apply `update` unless the execution is terminal already. Returns whether it applied.
-    async fn update_execution(&self, id: &str, update: &ExecutionUpdate) -> Result<bool, StoreError>;
+    async fn update_execution(
+        &self,
+        id: &str,
+        update: &ExecutionUpdate,
+    ) -> Result<bool, StoreError>;
     async fn list_executions(&self, query: &ExecutionQuery) -> Result<ExecutionPage, StoreError>;
     /// Delete an execution with all its items (retention).
     async fn delete_execution(&self, id: &str) -> Result<(), StoreError>;
 
-    async fn get_step(&self, execution_id: &str, path: &str) -> Result<Option<StepRecord>, StoreError>;
+    async fn get_step(
+        &self,
+        execution_id: &str,
+        path: &str,
+    ) -> Result<Option<StepRecord>, StoreError>;
     /// Every step record of an execution, ordered by path.
     async fn list_steps(&self, execution_id: &str) -> Result<Vec<StepRecord>, StoreError>;
     /// Put `record` (status `running`) only if there is no record, or the stored one is
     /// `running` with `leaseUntil <= now` and `attempts <= record.attempts`, or `retrying` with
     /// `attempts < record.attempts`. Otherwise `Held(stored)`.
-    async fn claim_step(&self, execution_id: &str, record: &StepRecord, now: i64) -> Result<ClaimOutcome, StoreError>;
+    async fn claim_step(
+        &self,
+        execution_id: &str,
+        record: &StepRecord,
+        now: i64,
+    ) -> Result<ClaimOutcome, StoreError>;
     /// Replace the record only if the stored one is `running` with the same `attempts`
     /// (the writer still holds its claim). Returns whether it applied.
-    async fn finish_step(&self, execution_id: &str, record: &StepRecord) -> Result<bool, StoreError>;
+    async fn finish_step(
+        &self,
+        execution_id: &str,
+        record: &StepRecord,
+    ) -> Result<bool, StoreError>;
 
     /// Put the loop state if absent; returns the stored state (the existing one on a repeat).
-    async fn init_loop(&self, execution_id: &str, loop_path: &str, state: &LoopState) -> Result<LoopState, StoreError>;
-    async fn get_loop(&self, execution_id: &str, loop_path: &str) -> Result<Option<LoopState>, StoreError>;
+    async fn init_loop(
+        &self,
+        execution_id: &str,
+        loop_path: &str,
+        state: &LoopState,
+    ) -> Result<LoopState, StoreError>;
+    async fn get_loop(
+        &self,
+        execution_id: &str,
+        loop_path: &str,
+    ) -> Result<Option<LoopState>, StoreError>;
     /// Mark the loop failed so the remaining iterations stop.
     async fn fail_loop(&self, execution_id: &str, loop_path: &str) -> Result<(), StoreError>;
     /// In one transaction: put `ITER#<loop_path>[index]` with `result` if absent and decrement
@@ -121,7 +156,11 @@ pub trait ExecutionStore: Send + Sync {
         result: &Value,
     ) -> Result<IterationCount, StoreError>;
     /// The counted iterations' results, ordered by index.
-    async fn list_iterations(&self, execution_id: &str, loop_path: &str) -> Result<Vec<(u32, Value)>, StoreError>;
+    async fn list_iterations(
+        &self,
+        execution_id: &str,
+        loop_path: &str,
+    ) -> Result<Vec<(u32, Value)>, StoreError>;
 }
 
 /// Outcome of `RecordStore::create`.
@@ -137,14 +176,25 @@ pub enum RecordCreate {
 /// The `records` table (what record.* actions read and write).
 #[async_trait]
 pub trait RecordStore: Send + Sync {
-    async fn create(&self, collection: &str, id: &str, data: &Value, idempotency_key: &str) -> Result<RecordCreate, StoreError>;
+    async fn create(
+        &self,
+        collection: &str,
+        id: &str,
+        data: &Value,
+        idempotency_key: &str,
+    ) -> Result<RecordCreate, StoreError>;
     async fn get(&self, collection: &str, id: &str) -> Result<Option<Value>, StoreError>;
     /// Shallow-merge `patch` into the stored object; `NotFound` if absent. Returns the result.
     async fn update(&self, collection: &str, id: &str, patch: &Value) -> Result<Value, StoreError>;
     /// Returns whether a record was deleted.
     async fn delete(&self, collection: &str, id: &str) -> Result<bool, StoreError>;
     /// Records of a collection ordered by id, after `after`, at most `limit`.
-    async fn query(&self, collection: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Value)>, StoreError>;
+    async fn query(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Value)>, StoreError>;
 }
 
 /// One received task, with what acknowledges it.
@@ -206,7 +256,12 @@ pub struct ActionContext {
 /// Runs actions by name (`http.request`, `record.create`, ...).
 #[async_trait]
 pub trait ActionRunner: Send + Sync {
-    async fn run(&self, action: &str, params: Value, ctx: &ActionContext) -> Result<Value, StepError>;
+    async fn run(
+        &self,
+        action: &str,
+        params: Value,
+        ctx: &ActionContext,
+    ) -> Result<Value, StepError>;
 }
 
 /// A chat-completions request of the llm step.
@@ -234,5 +289,9 @@ pub struct LlmResponse {
 
 #[async_trait]
 pub trait LlmProvider: Send + Sync {
-    async fn complete(&self, request: &LlmRequest, timeout: Duration) -> Result<LlmResponse, StepError>;
+    async fn complete(
+        &self,
+        request: &LlmRequest,
+        timeout: Duration,
+    ) -> Result<LlmResponse, StepError>;
 }

@@ -330,6 +330,8 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, commits: &AtomicU64) {
             if let Err(e) = txn.execute_batch(end) {
                 let err = map_err(e);
                 tracing::error!(error = %err, "sqlite: cannot close a savepoint");
+                // Make sure nothing of a job answered with an error gets committed.
+                let _ = txn.execute_batch("ROLLBACK TO job; RELEASE job");
                 completion(Some(err));
                 continue;
             }

@@ -147,15 +147,27 @@ impl CompiledWorkflow {
             .collect()
     }
 
-    fn resolve_in_scope(&self, from: &StepPath, target_loops: &[String], id: &str) -> Option<String> {
+    fn resolve_in_scope(
+        &self,
+        from: &StepPath,
+        target_loops: &[String],
+        id: &str,
+    ) -> Option<String> {
         // The target's scope must enclose (or equal) the current scope.
-        let from_loops: Vec<&str> = from.segments[..from.depth()].iter().map(|s| s.id.as_str()).collect();
+        let from_loops: Vec<&str> = from.segments[..from.depth()]
+            .iter()
+            .map(|s| s.id.as_str())
+            .collect();
         if target_loops.len() > from_loops.len()
             || target_loops.iter().zip(&from_loops).any(|(a, b)| a != b)
         {
             return None;
         }
-        Some(format!("{}{}", from.scope_prefix_at(target_loops.len()), id))
+        Some(format!(
+            "{}{}",
+            from.scope_prefix_at(target_loops.len()),
+            id
+        ))
     }
 
     /// Secret names the step at `path` reads.
@@ -184,6 +196,8 @@ fn template_strings(step: &Step) -> Vec<&str> {
 }
 
 /// What the worker must do with a delivered task, before running anything.
+// Made once per task and matched at once; boxing the record would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum TaskPlan {
     /// Nothing to do (terminal execution, stale attempt, unknown path): acknowledge.
@@ -260,7 +274,10 @@ pub fn claim_record(
     deadline: i64,
     previous: Option<&StepRecord>,
 ) -> StepRecord {
-    let step_budget = step.timeout_ms().map(|t| t as i64).unwrap_or(deadline - now);
+    let step_budget = step
+        .timeout_ms()
+        .map(|t| t as i64)
+        .unwrap_or(deadline - now);
     StepRecord {
         path: path.to_string(),
         step_type: step.type_name().to_string(),
@@ -281,7 +298,10 @@ pub fn claim_record(
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepOutcome {
     /// Succeeded with an output; `next` is the chosen edge (conditions) or the step's `next`.
-    Succeeded { output: Value, next: Option<String> },
+    Succeeded {
+        output: Value,
+        next: Option<String>,
+    },
     Failed(StepError),
 }
 
@@ -363,9 +383,15 @@ pub enum Effect {
     Enqueue(StepTask, u64),
     /// Run a pure successor right away in this invocation (checkpointed like any step).
     RunInline(String),
-    CompleteExecution { output: Value },
-    FailExecution { error: StepError },
-    TimeOutExecution { error: StepError },
+    CompleteExecution {
+        output: Value,
+    },
+    FailExecution {
+        error: StepError,
+    },
+    TimeOutExecution {
+        error: StepError,
+    },
     /// Count iteration `index` of the loop at `loop_path` with its result (exactly once).
     CountIteration {
         loop_path: String,
@@ -373,7 +399,10 @@ pub enum Effect {
         result: Value,
     },
     /// An iteration failed: the loop fails with this error.
-    FailLoop { loop_path: String, error: StepError },
+    FailLoop {
+        loop_path: String,
+        error: StepError,
+    },
 }
 
 /// The effects of a stored step record. Used after a fresh finish and again on redelivery:
@@ -451,7 +480,12 @@ pub fn effects_for(compiled: &CompiledWorkflow, path: &StepPath, rec: &StepRecor
     }
 }
 
-fn successor(compiled: &CompiledWorkflow, path: &StepPath, next: &str, execution_id: String) -> Effect {
+fn successor(
+    compiled: &CompiledWorkflow,
+    path: &StepPath,
+    next: &str,
+    execution_id: String,
+) -> Effect {
     let next_path = path.sibling(next);
     match compiled.step(&next_path) {
         Some(s) if s.is_pure() => Effect::RunInline(next_path.to_string()),
@@ -479,9 +513,16 @@ pub fn loop_state(items: Vec<Value>, concurrency: u32) -> LoopState {
 }
 
 /// The path of iteration `index`'s entry step, or None for an empty body.
-pub fn iteration_entry(compiled: &CompiledWorkflow, loop_path: &StepPath, index: u32) -> Option<StepPath> {
+pub fn iteration_entry(
+    compiled: &CompiledWorkflow,
+    loop_path: &StepPath,
+    index: u32,
+) -> Option<StepPath> {
     match compiled.step(loop_path)? {
-        Step::Loop(l) => l.steps.first().map(|s| loop_path.iteration_child(index, s.id())),
+        Step::Loop(l) => l
+            .steps
+            .first()
+            .map(|s| loop_path.iteration_child(index, s.id())),
         _ => None,
     }
 }
@@ -489,7 +530,11 @@ pub fn iteration_entry(compiled: &CompiledWorkflow, loop_path: &StepPath, index:
 /// The first iterations to start: one per concurrency slot. Slot `k` runs iterations
 /// `k, k + c, k + 2c, ...` one after the other: finishing iteration `i` starts `i + c`.
 /// Deterministic, so re-sending after a redelivery is harmless, and at most `c` run at once.
-pub fn initial_iterations(compiled: &CompiledWorkflow, loop_path: &StepPath, state: &LoopState) -> Vec<Effect> {
+pub fn initial_iterations(
+    compiled: &CompiledWorkflow,
+    loop_path: &StepPath,
+    state: &LoopState,
+) -> Vec<Effect> {
     (0..state.concurrency.min(state.total))
         .filter_map(|i| iteration_task(compiled, loop_path, i))
         .collect()

@@ -80,18 +80,45 @@ fn plan_covers_every_stored_state() {
     let running = execution(ExecutionStatus::Running);
     let t = task("call", 1);
     assert_eq!(plan_task(&running, None, &t, 0), TaskPlan::Claim);
-    assert!(matches!(plan_task(&execution(ExecutionStatus::Succeeded), None, &t, 0), TaskPlan::Ack { .. }));
+    assert!(matches!(
+        plan_task(&execution(ExecutionStatus::Succeeded), None, &t, 0),
+        TaskPlan::Ack { .. }
+    ));
     assert_eq!(plan_task(&running, None, &t, 10_000), TaskPlan::TimeOut);
     let held = record("call", StepStatus::Running, 1);
-    assert_eq!(plan_task(&running, Some(&held), &t, 1_000), TaskPlan::Busy { retry_after_ms: 4_000 });
-    assert_eq!(plan_task(&running, Some(&held), &t, 5_000), TaskPlan::Claim, "expired lease");
+    assert_eq!(
+        plan_task(&running, Some(&held), &t, 1_000),
+        TaskPlan::Busy {
+            retry_after_ms: 4_000
+        }
+    );
+    assert_eq!(
+        plan_task(&running, Some(&held), &t, 5_000),
+        TaskPlan::Claim,
+        "expired lease"
+    );
     let newer = record("call", StepStatus::Running, 2);
-    assert!(matches!(plan_task(&running, Some(&newer), &t, 6_000), TaskPlan::Ack { .. }), "stale attempt");
+    assert!(
+        matches!(
+            plan_task(&running, Some(&newer), &t, 6_000),
+            TaskPlan::Ack { .. }
+        ),
+        "stale attempt"
+    );
     let retrying = record("call", StepStatus::Retrying, 1);
-    assert_eq!(plan_task(&running, Some(&retrying), &task("call", 2), 0), TaskPlan::Claim);
-    assert_eq!(plan_task(&running, Some(&retrying), &t, 0), TaskPlan::EnsureRetry { attempt: 2 });
+    assert_eq!(
+        plan_task(&running, Some(&retrying), &task("call", 2), 0),
+        TaskPlan::Claim
+    );
+    assert_eq!(
+        plan_task(&running, Some(&retrying), &t, 0),
+        TaskPlan::EnsureRetry { attempt: 2 }
+    );
     let done = record("call", StepStatus::Succeeded, 1);
-    assert_eq!(plan_task(&running, Some(&done), &t, 0), TaskPlan::Replay(done.clone()));
+    assert_eq!(
+        plan_task(&running, Some(&done), &t, 0),
+        TaskPlan::Replay(done.clone())
+    );
 }
 
 #[test]
@@ -100,18 +127,45 @@ fn failures_retry_then_route_to_on_error() {
     let step = c.step(&p("call")).unwrap().clone();
     let claim = claim_record(&p("call"), &step, 1, 0, 10_000, None);
     let retryable = StepError::retryable("http.status", "503");
-    let r = finish_record(&c, &claim, &step, Value::Null, StepOutcome::Failed(retryable.clone()), 10);
+    let r = finish_record(
+        &c,
+        &claim,
+        &step,
+        Value::Null,
+        StepOutcome::Failed(retryable.clone()),
+        10,
+    );
     assert_eq!(r.status, StepStatus::Retrying);
     let effects = with_execution_id(effects_for(&c, &p("call"), &r), "E");
     assert_eq!(effects, vec![Effect::Enqueue(task("call", 2), 100)]);
     // the last attempt (maxRetries 2 = 3 attempts) routes to onError
     let mut third = claim.clone();
     third.attempts = 3;
-    let r = finish_record(&c, &third, &step, Value::Null, StepOutcome::Failed(retryable), 10);
-    assert_eq!((r.status, r.next.as_deref()), (StepStatus::Failed, Some("oops")));
-    assert_eq!(effects_for(&c, &p("call"), &r), vec![Effect::RunInline("oops".into())]);
+    let r = finish_record(
+        &c,
+        &third,
+        &step,
+        Value::Null,
+        StepOutcome::Failed(retryable),
+        10,
+    );
+    assert_eq!(
+        (r.status, r.next.as_deref()),
+        (StepStatus::Failed, Some("oops"))
+    );
+    assert_eq!(
+        effects_for(&c, &p("call"), &r),
+        vec![Effect::RunInline("oops".into())]
+    );
     // non-retryable errors do not retry
-    let r = finish_record(&c, &claim, &step, Value::Null, StepOutcome::Failed(StepError::new("x", "y")), 10);
+    let r = finish_record(
+        &c,
+        &claim,
+        &step,
+        Value::Null,
+        StepOutcome::Failed(StepError::new("x", "y")),
+        10,
+    );
     assert_eq!(r.status, StepStatus::Failed);
 }
 
@@ -120,13 +174,24 @@ fn successors_run_inline_when_pure_and_queue_otherwise() {
     let c = compiled();
     let mut r = record("start", StepStatus::Succeeded, 1);
     r.next = Some("call".into());
-    assert_eq!(with_execution_id(effects_for(&c, &p("start"), &r), "E"), vec![Effect::Enqueue(task("call", 1), 0)]);
+    assert_eq!(
+        with_execution_id(effects_for(&c, &p("start"), &r), "E"),
+        vec![Effect::Enqueue(task("call", 1), 0)]
+    );
     r.next = Some("check".into());
-    assert_eq!(effects_for(&c, &p("call"), &r), vec![Effect::RunInline("check".into())]);
+    assert_eq!(
+        effects_for(&c, &p("call"), &r),
+        vec![Effect::RunInline("check".into())]
+    );
     // a condition that matched nothing ends the path: the execution completes with null
     let mut cond = record("check", StepStatus::Succeeded, 1);
     cond.next = None;
-    assert_eq!(effects_for(&c, &p("check"), &cond), vec![Effect::CompleteExecution { output: Value::Null }]);
+    assert_eq!(
+        effects_for(&c, &p("check"), &cond),
+        vec![Effect::CompleteExecution {
+            output: Value::Null
+        }]
+    );
 }
 
 #[test]
@@ -134,11 +199,18 @@ fn outputs_complete_the_execution_or_the_iteration() {
     let c = compiled();
     let mut done = record("done", StepStatus::Succeeded, 1);
     done.output = json!([1]);
-    assert_eq!(effects_for(&c, &p("done"), &done), vec![Effect::CompleteExecution { output: json!([1]) }]);
+    assert_eq!(
+        effects_for(&c, &p("done"), &done),
+        vec![Effect::CompleteExecution { output: json!([1]) }]
+    );
     let fmt = record("each[3]/fmt", StepStatus::Succeeded, 1);
     assert_eq!(
         effects_for(&c, &p("each[3]/fmt"), &fmt),
-        vec![Effect::CountIteration { loop_path: "each".into(), index: 3, result: json!("out") }]
+        vec![Effect::CountIteration {
+            loop_path: "each".into(),
+            index: 3,
+            result: json!("out")
+        }]
     );
     let mut failed = record("each[3]/get", StepStatus::Failed, 4);
     failed.error = Some(StepError::new("record", "boom"));
@@ -156,14 +228,29 @@ fn loop_slots_start_c_iterations_and_chain_by_c() {
     let c = compiled();
     let state = loop_state((0..5).map(|i| json!(i)).collect(), 2);
     let first = with_execution_id(initial_iterations(&c, &p("each"), &state), "E");
-    assert_eq!(first, vec![Effect::Enqueue(task("each[0]/get", 1), 0), Effect::Enqueue(task("each[1]/get", 1), 0)]);
+    assert_eq!(
+        first,
+        vec![
+            Effect::Enqueue(task("each[0]/get", 1), 0),
+            Effect::Enqueue(task("each[1]/get", 1), 0)
+        ]
+    );
     let after_1 = following_iteration(&c, &p("each"), &state, 1).unwrap();
-    assert_eq!(with_execution_id(vec![after_1], "E"), vec![Effect::Enqueue(task("each[3]/get", 1), 0)]);
-    assert!(following_iteration(&c, &p("each"), &state, 3).is_none(), "5 is past the end");
+    assert_eq!(
+        with_execution_id(vec![after_1], "E"),
+        vec![Effect::Enqueue(task("each[3]/get", 1), 0)]
+    );
+    assert!(
+        following_iteration(&c, &p("each"), &state, 3).is_none(),
+        "5 is past the end"
+    );
     let mut failed = state.clone();
     failed.failed = true;
     assert!(following_iteration(&c, &p("each"), &failed, 0).is_none());
-    assert_eq!(loop_output(vec![(1, json!("b")), (0, json!("a"))]), json!(["a", "b"]));
+    assert_eq!(
+        loop_output(vec![(1, json!("b")), (0, json!("a"))]),
+        json!(["a", "b"])
+    );
 }
 
 #[test]
@@ -174,9 +261,15 @@ fn reads_are_resolved_to_the_right_scope() {
     assert_eq!(reads, vec![("get".to_string(), "each[2]/get".to_string())]);
     let reads = c.visible_step_paths(&p("each[2]/get")).unwrap();
     assert_eq!(reads, vec![("call".to_string(), "call".to_string())]);
-    assert_eq!(c.secrets_read(&p("each[0]/fmt")).collect::<Vec<_>>(), vec!["KEY"]);
+    assert_eq!(
+        c.secrets_read(&p("each[0]/fmt")).collect::<Vec<_>>(),
+        vec!["KEY"]
+    );
     // top-level steps cannot see into a loop body
-    assert!(c.resolve_in_scope(&p("done"), &["each".to_string()], "get").is_none());
+    assert!(
+        c.resolve_in_scope(&p("done"), &["each".to_string()], "get")
+            .is_none()
+    );
 }
 
 #[test]
@@ -184,9 +277,19 @@ fn the_deadline_times_out_a_running_step() {
     let c = compiled();
     let step = c.step(&p("call")).unwrap().clone();
     let claim = claim_record(&p("call"), &step, 1, 0, 10_000, None);
-    let r = finish_record(&c, &claim, &step, Value::Null, StepOutcome::Failed(deadline_error(10_000)), 10_000);
+    let r = finish_record(
+        &c,
+        &claim,
+        &step,
+        Value::Null,
+        StepOutcome::Failed(deadline_error(10_000)),
+        10_000,
+    );
     assert_eq!(r.status, StepStatus::TimedOut);
-    assert!(matches!(effects_for(&c, &p("call"), &r)[..], [Effect::TimeOutExecution { .. }]));
+    assert!(matches!(
+        effects_for(&c, &p("call"), &r)[..],
+        [Effect::TimeOutExecution { .. }]
+    ));
 }
 
 #[test]
@@ -197,7 +300,10 @@ fn exponential_backoff_is_capped() {
     cfg.max_backoff_ms = Some(500);
     let step = c.step(&p("call")).unwrap();
     let r = EffectiveRetry::of(&cfg, step);
-    assert_eq!((r.delay_before(2), r.delay_before(3), r.delay_before(4)), (100, 300, 500));
+    assert_eq!(
+        (r.delay_before(2), r.delay_before(3), r.delay_before(4)),
+        (100, 300, 500)
+    );
 }
 
 #[test]

@@ -197,7 +197,9 @@ impl Scanner<'_> {
                                 if self.s.get(self.i..self.i + 2) == Some(b"\\u") {
                                     self.i += 2;
                                     let lo = self.read_hex4()?;
-                                    let cp = 0x10000 + ((hi - 0xD800) << 10) + (lo.wrapping_sub(0xDC00) & 0x3FF);
+                                    let cp = 0x10000
+                                        + ((hi - 0xD800) << 10)
+                                        + (lo.wrapping_sub(0xDC00) & 0x3FF);
                                     char::from_u32(cp).unwrap_or('\u{FFFD}')
                                 } else {
                                     '\u{FFFD}'

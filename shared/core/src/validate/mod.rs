@@ -312,19 +312,31 @@ pub(crate) fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'
     }
 }
 
+/// Edit distance counting an adjacent transposition as one edit (optimal string alignment):
+/// "nmae" is one edit from "name".
 fn levenshtein(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j + 1] + 1).min(cur[j] + 1).min(prev[j] + cost);
-        }
-        std::mem::swap(&mut prev, &mut cur);
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// JSON type name of a value, for messages.
@@ -343,7 +355,11 @@ mod tests {
         assert_eq!(did_you_mean("onerror", c), Some("onError"));
         assert_eq!(did_you_mean("completely", c), None);
         assert_eq!(did_you_mean("notfy", ["notify", "done"]), Some("notify"));
-        assert_eq!(suggestion("http.reqest", ["http.request", "record.get"]), " (did you mean \"http.request\"?)");
+        assert_eq!(did_you_mean("nmae", c), Some("name"));
+        assert_eq!(
+            suggestion("http.reqest", ["http.request", "record.get"]),
+            " (did you mean \"http.request\"?)"
+        );
     }
 
     #[test]

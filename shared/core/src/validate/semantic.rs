@@ -14,8 +14,7 @@ use crate::cron::{CronSpec, parse_english};
 use crate::expr::{check_expression, check_template, is_template, single_expression};
 use crate::model::{Step, Trigger, WebhookScheme, Workflow};
 
-const TEMPLATE_HINT: &str =
-    "templates are Jinja (minijinja): `{{ expr }}` for values, `{% if %}`/`{% for %}` blocks; check the braces and the expression";
+const TEMPLATE_HINT: &str = "templates are Jinja (minijinja): `{{ expr }}` for values, `{% if %}`/`{% for %}` blocks; check the braces and the expression";
 
 /// A step with where it is.
 struct Node<'a> {
@@ -114,7 +113,13 @@ fn slug(s: &str) -> String {
 fn step_id_fix(s: &str) -> String {
     let mut out: String = s
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
@@ -216,15 +221,15 @@ fn check_start(g: &Graph, out: &mut Vec<Problem>) -> Option<usize> {
             r#"add a step {"id": "start", "type": "start", "triggers": [{"type": "manual"}], "next": "<first step>"}"#,
         )),
         Some(f) => {
-            if let Step::Start(s) = g.nodes[f].step {
-                if s.triggers.is_empty() {
-                    out.push(Problem::new(
-                        codes::TRIGGER_MISSING,
-                        format!("{}/triggers", g.nodes[f].ptr),
-                        "the workflow has no trigger: nothing can start it",
-                        r#"add a trigger to the start step, e.g. "triggers": [{"type": "manual"}] (or webhook, schedule, event)"#,
-                    ));
-                }
+            if let Step::Start(s) = g.nodes[f].step
+                && s.triggers.is_empty()
+            {
+                out.push(Problem::new(
+                    codes::TRIGGER_MISSING,
+                    format!("{}/triggers", g.nodes[f].ptr),
+                    "the workflow has no trigger: nothing can start it",
+                    r#"add a trigger to the start step, e.g. "triggers": [{"type": "manual"}] (or webhook, schedule, event)"#,
+                ));
             }
         }
     }
@@ -534,7 +539,9 @@ fn check_params(spec: &catalog::ActionSpec, params: &Value, base: &str, out: &mu
             }
             ValidationErrorKind::Required { property } => {
                 let name = property.as_str().unwrap_or_default();
-                let prop = sub.and_then(|s| s.get("properties")).and_then(|p| p.get(name));
+                let prop = sub
+                    .and_then(|s| s.get("properties"))
+                    .and_then(|p| p.get(name));
                 let desc = prop
                     .and_then(|p| p.get("description"))
                     .and_then(Value::as_str)
@@ -555,27 +562,47 @@ fn check_params(spec: &catalog::ActionSpec, params: &Value, base: &str, out: &mu
             ValidationErrorKind::Type { kind } => {
                 let expected = match kind {
                     TypeKind::Single(t) => t.to_string(),
-                    TypeKind::Multiple(set) => set.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" or "),
+                    TypeKind::Multiple(set) => set
+                        .iter()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" or "),
                 };
                 out.push(Problem::new(
                     codes::ACTION_PARAMS,
                     at,
-                    format!("{subject} must be {expected}, found {}", type_of(&err.instance)),
                     format!(
-                        "write {subject} as {expected}, or as one \"{{{{ expr }}}}\" that yields it at run time"
+                        "{subject} must be {} {expected}, found {}",
+                        article(&expected),
+                        type_of(&err.instance)
+                    ),
+                    format!(
+                        "write {subject} as {} {expected}, or as one \"{{{{ expr }}}}\" that yields it at run time",
+                        article(&expected)
                     ),
                 ));
             }
             ValidationErrorKind::Not { schema: not } => {
                 let message = match not.get("required").and_then(Value::as_array) {
                     Some(names) => {
-                        let names: Vec<String> =
-                            names.iter().filter_map(Value::as_str).map(|n| format!("`{n}`")).collect();
-                        format!("{} cannot be used together in {action}", names.join(" and "))
+                        let names: Vec<String> = names
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .map(|n| format!("`{n}`"))
+                            .collect();
+                        format!(
+                            "{} cannot be used together in {action}",
+                            names.join(" and ")
+                        )
                     }
                     None => format!("{action} params: {err}"),
                 };
-                out.push(Problem::new(codes::ACTION_PARAMS, at, message, "keep only one of them"));
+                out.push(Problem::new(
+                    codes::ACTION_PARAMS,
+                    at,
+                    message,
+                    "keep only one of them",
+                ));
             }
             _ => out.push(Problem::new(
                 codes::ACTION_PARAMS,
@@ -584,6 +611,14 @@ fn check_params(spec: &catalog::ActionSpec, params: &Value, base: &str, out: &mu
                 format!("see the params schema of {action} (`wf actions` / the catalog)"),
             )),
         }
+    }
+}
+
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
     }
 }
 
@@ -603,28 +638,40 @@ fn param_schema_at<'a>(schema: &'a Value, tokens: &[String]) -> Option<&'a Value
 
 const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
 
-/// Meta-schema validators by `$schema` URI (without a trailing `#`). They come bundled with
-/// jsonschema: nothing is fetched.
-static META: LazyLock<HashMap<&'static str, Validator>> = LazyLock::new(|| {
-    [
-        DRAFT_2020_12,
-        "https://json-schema.org/draft/2019-09/schema",
-        "http://json-schema.org/draft-07/schema",
-        "http://json-schema.org/draft-06/schema",
-        "http://json-schema.org/draft-04/schema",
-    ]
-    .into_iter()
-    .filter_map(|uri| {
-        jsonschema::options()
-            // `$schema` selects that draft's registry, where its meta-schema lives
-            .build(&json!({ "$schema": uri, "$ref": uri }))
-            .ok()
-            .map(|v| (uri, v))
-    })
-    .collect()
-});
+/// The drafts whose meta-schemas come bundled with jsonschema (nothing is fetched).
+const META_URIS: [&str; 5] = [
+    DRAFT_2020_12,
+    "https://json-schema.org/draft/2019-09/schema",
+    "http://json-schema.org/draft-07/schema",
+    "http://json-schema.org/draft-06/schema",
+    "http://json-schema.org/draft-04/schema",
+];
 
-const JSON_TYPES: &[&str] = &["string", "number", "integer", "boolean", "object", "array", "null"];
+/// Meta-schema validators by `$schema` URI (without a trailing `#`), each compiled on first
+/// use: a compiled meta-schema costs megabytes, and most workflows only use one draft.
+static META: [LazyLock<Option<Validator>>; 5] = [
+    LazyLock::new(|| meta_validator(META_URIS[0])),
+    LazyLock::new(|| meta_validator(META_URIS[1])),
+    LazyLock::new(|| meta_validator(META_URIS[2])),
+    LazyLock::new(|| meta_validator(META_URIS[3])),
+    LazyLock::new(|| meta_validator(META_URIS[4])),
+];
+
+fn meta_validator(uri: &str) -> Option<Validator> {
+    jsonschema::options()
+        // `$schema` selects that draft's registry, where its meta-schema lives
+        .build(&json!({ "$schema": uri, "$ref": uri }))
+        .ok()
+}
+
+fn meta_for(uri: &str) -> Option<&'static Validator> {
+    let i = META_URIS.iter().position(|u| *u == uri)?;
+    META[i].as_ref()
+}
+
+const JSON_TYPES: &[&str] = &[
+    "string", "number", "integer", "boolean", "object", "array", "null",
+];
 
 fn check_json_schema(schema: &Value, at: &str, field: &str, out: &mut Vec<Problem>) {
     let hint = format!(
@@ -638,7 +685,10 @@ fn check_json_schema(schema: &Value, at: &str, field: &str, out: &mut Vec<Proble
             out.push(Problem::new(
                 codes::JSON_SCHEMA,
                 at,
-                format!("`{field}` must be a JSON Schema (an object), found {}", type_of(other)),
+                format!(
+                    "`{field}` must be a JSON Schema (an object), found {}",
+                    type_of(other)
+                ),
                 hint,
             ));
             return;
@@ -649,7 +699,7 @@ fn check_json_schema(schema: &Value, at: &str, field: &str, out: &mut Vec<Proble
         .and_then(Value::as_str)
         .unwrap_or(DRAFT_2020_12)
         .trim_end_matches('#');
-    if let Some(meta) = META.get(uri) {
+    if let Some(meta) = meta_for(uri) {
         let mut seen = HashSet::new();
         for err in meta.iter_errors(schema) {
             let path = err.instance_path.as_str().to_string();
@@ -662,9 +712,19 @@ fn check_json_schema(schema: &Value, at: &str, field: &str, out: &mut Vec<Proble
                     "{t:?} is not a JSON Schema type{}",
                     suggestion(t, JSON_TYPES.iter().copied())
                 ),
+                (Some("type"), other) if !other.is_array() => format!(
+                    "`type` must name a type ({}) or list them, found {}",
+                    JSON_TYPES.join(", "),
+                    type_of(other)
+                ),
                 _ => format!("invalid JSON Schema: {err}"),
             };
-            out.push(Problem::new(codes::JSON_SCHEMA, format!("{at}{path}"), message, &hint));
+            out.push(Problem::new(
+                codes::JSON_SCHEMA,
+                format!("{at}{path}"),
+                message,
+                &hint,
+            ));
         }
         if !seen.is_empty() {
             return;
@@ -724,11 +784,19 @@ fn check_graph(g: &Graph, start: Option<usize>, out: &mut Vec<Problem>) {
                         hint,
                     ));
                 } else {
-                    let shown: Vec<&str> = names.iter().copied().filter(|n| *n != node.step.id()).take(12).collect();
+                    let shown: Vec<&str> = names
+                        .iter()
+                        .copied()
+                        .filter(|n| *n != node.step.id())
+                        .take(12)
+                        .collect();
                     out.push(Problem::new(
                         codes::UNKNOWN_STEP,
                         at,
-                        format!("unknown step id {target:?}{}", suggestion(target, names.iter().copied())),
+                        format!(
+                            "unknown step id {target:?}{}",
+                            suggestion(target, names.iter().copied())
+                        ),
                         if shown.is_empty() {
                             format!("`{field}` must name another step of {}", scope.describe())
                         } else {
@@ -775,7 +843,10 @@ fn check_graph(g: &Graph, start: Option<usize>, out: &mut Vec<Problem>) {
             out.push(Problem::new(
                 codes::UNREACHABLE,
                 &node.ptr,
-                format!("step {:?} is unreachable: no path from {from} leads to it", node.step.id()),
+                format!(
+                    "step {:?} is unreachable: no path from {from} leads to it",
+                    node.step.id()
+                ),
                 "point a `next`, a branch, `else` or `onError` at it, or remove it",
             ));
         }
@@ -802,7 +873,10 @@ fn cycles(g: &Graph, scope: &Scope, adj: &[Vec<(usize, String)>], out: &mut Vec<
                     }
                     1 => {
                         let from = stack.iter().position(|(n, _)| n == v).unwrap_or(0);
-                        let mut path: Vec<&str> = stack[from..].iter().map(|(n, _)| g.nodes[*n].step.id()).collect();
+                        let mut path: Vec<&str> = stack[from..]
+                            .iter()
+                            .map(|(n, _)| g.nodes[*n].step.id())
+                            .collect();
                         path.push(g.nodes[*v].step.id());
                         out.push(Problem::new(
                             codes::CYCLE,
@@ -838,7 +912,8 @@ mod tests {
 
     #[test]
     fn run_time_values_are_found_at_or_above_the_error() {
-        let p = json!({"a": "{{ x }}", "b": {"c": "{{ y }}", "d": "text {{ z }}"}, "e": ["{{ q }}"]});
+        let p =
+            json!({"a": "{{ x }}", "b": {"c": "{{ y }}", "d": "text {{ z }}"}, "e": ["{{ q }}"]});
         let t = |s: &str| pointer_tokens(s);
         assert!(known_at_run_time(&p, &t("/a")));
         assert!(known_at_run_time(&p, &t("/a/deeper")));
@@ -851,7 +926,8 @@ mod tests {
 
     #[test]
     fn meta_schemas_are_bundled() {
-        assert!(META.contains_key(DRAFT_2020_12), "{:?}", META.keys().collect::<Vec<_>>());
-        assert!(META.contains_key("http://json-schema.org/draft-07/schema"));
+        for uri in META_URIS {
+            assert!(meta_for(uri).is_some(), "{uri} is not bundled");
+        }
     }
 }

@@ -159,16 +159,16 @@ fn check_steps(steps: &[Value], base: &str, out: &mut Vec<Issue>) {
             continue;
         };
         run(piece, step, &ptr, out);
-        if ty == "loop" {
-            if let Some(Value::Array(body)) = obj.get("steps") {
-                check_steps(body, &format!("{ptr}/steps"), out);
-            }
+        if ty == "loop"
+            && let Some(Value::Array(body)) = obj.get("steps")
+        {
+            check_steps(body, &format!("{ptr}/steps"), out);
         }
-        if ty == "start" {
-            if let Some(Value::Array(triggers)) = obj.get("triggers") {
-                for (k, trigger) in triggers.iter().enumerate() {
-                    check_trigger(trigger, &format!("{ptr}/triggers/{k}"), out);
-                }
+        if ty == "start"
+            && let Some(Value::Array(triggers)) = obj.get("triggers")
+        {
+            for (k, trigger) in triggers.iter().enumerate() {
+                check_trigger(trigger, &format!("{ptr}/triggers/{k}"), out);
             }
         }
     }
@@ -184,7 +184,14 @@ fn check_trigger(trigger: &Value, ptr: &str, out: &mut Vec<Issue>) {
         )));
         return;
     };
-    let Some(ty) = variant_type(obj, ptr, "trigger", &TRIGGER_TYPES, codes::TRIGGER_TYPE, out) else {
+    let Some(ty) = variant_type(
+        obj,
+        ptr,
+        "trigger",
+        &TRIGGER_TYPES,
+        codes::TRIGGER_TYPE,
+        out,
+    ) else {
         return;
     };
     if let Some(piece) = PIECES.triggers.get(ty) {
@@ -220,7 +227,10 @@ fn variant_type<'a>(
             out.push(blocking(Problem::new(
                 code,
                 format!("{ptr}/type"),
-                format!("the {what} `type` must be a string, found {}", type_of(other)),
+                format!(
+                    "the {what} `type` must be a string, found {}",
+                    type_of(other)
+                ),
                 format!("the {what} types are: {valid}"),
             )));
             None
@@ -271,7 +281,10 @@ fn run(piece: &Piece, instance: &Value, base: &str, out: &mut Vec<Issue>) {
                         if allowed.is_empty() {
                             "remove it".to_string()
                         } else {
-                            format!("remove or rename it; the fields here are: {}", allowed.join(", "))
+                            format!(
+                                "remove or rename it; the fields here are: {}",
+                                allowed.join(", ")
+                            )
                         },
                     )));
                 }
@@ -281,7 +294,12 @@ fn run(piece: &Piece, instance: &Value, base: &str, out: &mut Vec<Issue>) {
                 let mut sub = tokens.clone();
                 sub.push(name.to_string());
                 let hint = match subschema_at(&piece.schema, &sub) {
-                    Some(s) => match (expected_types(s), s.get("description").and_then(Value::as_str)) {
+                    Some(s) => match (
+                        expected_types(s),
+                        s.get("description")
+                            .and_then(Value::as_str)
+                            .map(|d| d.split_whitespace().collect::<Vec<_>>().join(" ")),
+                    ) {
                         (Some(t), Some(d)) => format!("add `{name}` ({t}): {d}"),
                         (Some(t), None) => format!("add `{name}` ({t})"),
                         (None, Some(d)) => format!("add `{name}`: {d}"),
@@ -320,26 +338,42 @@ fn run(piece: &Piece, instance: &Value, base: &str, out: &mut Vec<Issue>) {
                 )));
             }
             ValidationErrorKind::Enum { options } => {
-                let opts: Vec<&str> = options
-                    .as_array()
-                    .map(|a| a.iter().filter_map(Value::as_str).collect())
-                    .unwrap_or_default();
-                let found = err.instance.as_str().map(str::to_string).unwrap_or_else(|| err.instance.to_string());
-                out.push(blocking(Problem::new(
+                out.push(blocking(not_allowed(&subject, at, &err.instance, options)));
+            }
+            ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::AnyOf { .. }
+                if constants(&piece.schema, &tokens).is_some() =>
+            {
+                let options = constants(&piece.schema, &tokens).unwrap_or_default();
+                out.push(blocking(not_allowed(&subject, at, &err.instance, &options)));
+            }
+            ValidationErrorKind::Minimum { limit } => out.push(Issue {
+                problem: Problem::new(
                     codes::BAD_VALUE,
                     at,
-                    format!(
-                        "{subject} is {:?}, which is not allowed{}",
-                        found,
-                        suggestion(&found, opts.iter().copied())
-                    ),
-                    format!("use one of: {}", options_list(options)),
-                )));
-            }
-            ValidationErrorKind::Pattern { .. }
-            | ValidationErrorKind::Minimum { .. }
-            | ValidationErrorKind::Maximum { .. }
-            | ValidationErrorKind::ExclusiveMinimum { .. }
+                    format!("{subject} is {}, below the minimum {limit}", err.instance),
+                    format!("use a value of at least {limit}"),
+                ),
+                blocking: false,
+            }),
+            ValidationErrorKind::Maximum { limit } => out.push(Issue {
+                problem: Problem::new(
+                    codes::BAD_VALUE,
+                    at,
+                    format!("{subject} is {}, above the maximum {limit}", err.instance),
+                    format!("use a value of at most {limit}"),
+                ),
+                blocking: false,
+            }),
+            ValidationErrorKind::Pattern { pattern } => out.push(Issue {
+                problem: Problem::new(
+                    codes::BAD_VALUE,
+                    at,
+                    format!("{subject} {} does not match {pattern}", err.instance),
+                    "see the field's description in workflows/schema.json",
+                ),
+                blocking: false,
+            }),
+            ValidationErrorKind::ExclusiveMinimum { .. }
             | ValidationErrorKind::ExclusiveMaximum { .. }
             | ValidationErrorKind::MinLength { .. }
             | ValidationErrorKind::MaxLength { .. }
@@ -347,7 +381,12 @@ fn run(piece: &Piece, instance: &Value, base: &str, out: &mut Vec<Issue>) {
             | ValidationErrorKind::MaxItems { .. }
             | ValidationErrorKind::MultipleOf { .. }
             | ValidationErrorKind::Format { .. } => out.push(Issue {
-                problem: Problem::new(codes::BAD_VALUE, at, format!("{subject}: {err}"), "see workflows/schema.json"),
+                problem: Problem::new(
+                    codes::BAD_VALUE,
+                    at,
+                    format!("{subject}: {err}"),
+                    "see workflows/schema.json",
+                ),
                 blocking: false,
             }),
             _ => out.push(blocking(Problem::new(
@@ -360,30 +399,78 @@ fn run(piece: &Piece, instance: &Value, base: &str, out: &mut Vec<Issue>) {
     }
 }
 
+/// "`scheme` is "githb", which is not allowed (did you mean "github"?)".
+fn not_allowed(subject: &str, at: String, instance: &Value, options: &Value) -> Problem {
+    let opts: Vec<&str> = options
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let found = instance
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| instance.to_string());
+    Problem::new(
+        codes::BAD_VALUE,
+        at,
+        format!(
+            "{subject} is {found:?}, which is not allowed{}",
+            suggestion(&found, opts.iter().copied())
+        ),
+        format!("use one of: {}", options_list(options)),
+    )
+}
+
+/// When the schema at `tokens` is a `oneOf`/`anyOf` of constants (an enum whose variants have
+/// descriptions): those constants.
+fn constants(schema: &Value, tokens: &[String]) -> Option<Value> {
+    let sub = subschema_at(schema, tokens)?;
+    let alts = sub.get("oneOf").or_else(|| sub.get("anyOf"))?.as_array()?;
+    let mut out = Vec::new();
+    for alt in alts {
+        let alt = resolve(alt);
+        if let Some(c) = alt.get("const") {
+            out.push(c.clone());
+        } else if let Some(Value::Array(e)) = alt.get("enum") {
+            out.extend(e.iter().cloned());
+        } else {
+            return None;
+        }
+    }
+    Some(Value::Array(out))
+}
+
 fn article(word: &str) -> &'static str {
-    if word.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 fn options_list(options: &Value) -> String {
     options
         .as_array()
-        .map(|a| a.iter().map(Value::to_string).collect::<Vec<_>>().join(", "))
+        .map(|a| {
+            a.iter()
+                .map(Value::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
         .unwrap_or_default()
 }
 
 /// Follow `$ref` into `$defs` and our `if null / else` wrapper.
-fn resolve<'a>(mut s: &'a Value) -> &'a Value {
+fn resolve(mut s: &Value) -> &Value {
     let defs = &PIECES.defs;
     for _ in 0..16 {
         if let Some(name) = s
             .get("$ref")
             .and_then(Value::as_str)
             .and_then(|r| r.strip_prefix("#/$defs/"))
+            && let Some(d) = defs.get(name)
         {
-            if let Some(d) = defs.get(name) {
-                s = d;
-                continue;
-            }
+            s = d;
+            continue;
         }
         if let Some(e) = s.get("else") {
             s = e;
@@ -453,6 +540,9 @@ mod tests {
     fn nullable_becomes_if_else() {
         let mut v = json!({"anyOf": [{"$ref": "#/$defs/X"}, {"type": "null"}]});
         nullable_to_if_else(&mut v);
-        assert_eq!(v, json!({"if": {"type": "null"}, "else": {"$ref": "#/$defs/X"}}));
+        assert_eq!(
+            v,
+            json!({"if": {"type": "null"}, "else": {"$ref": "#/$defs/X"}})
+        );
     }
 }
