@@ -62,6 +62,10 @@ pub enum StoreError {
     /// Throttling, timeouts, connection errors: the caller may retry.
     #[error("unavailable (retryable): {0}")]
     Unavailable(String),
+    /// The caller asked for something malformed (a cursor that does not decode, a bad filter):
+    /// an API answers 400 with it.
+    #[error("invalid request: {0}")]
+    Invalid(String),
     /// Data that cannot be decoded, or any other permanent failure.
     #[error("store error: {0}")]
     Permanent(String),

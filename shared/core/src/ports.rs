@@ -104,6 +104,8 @@ pub trait ExecutionStore: Send + Sync {
         id: &str,
         update: &ExecutionUpdate,
     ) -> Result<bool, StoreError>;
+    /// Newest first. `started_after` is inclusive, `started_before` exclusive; `limit` 0 means
+    /// 50, at most 1000. A cursor that does not decode is `Invalid`.
     async fn list_executions(&self, query: &ExecutionQuery) -> Result<ExecutionPage, StoreError>;
     /// Delete an execution with all its items (retention).
     async fn delete_execution(&self, id: &str) -> Result<(), StoreError>;
@@ -116,8 +118,9 @@ pub trait ExecutionStore: Send + Sync {
     /// Every step record of an execution, ordered by path.
     async fn list_steps(&self, execution_id: &str) -> Result<Vec<StepRecord>, StoreError>;
     /// Put `record` (status `running`) only if there is no record, or the stored one is
-    /// `running` with `leaseUntil <= now` and `attempts <= record.attempts`, or `retrying` with
-    /// `attempts < record.attempts`. Otherwise `Held(stored)`.
+    /// `running` with `leaseUntil <= now` (a missing `leaseUntil` counts as expired) and
+    /// `attempts <= record.attempts`, or `retrying` with `attempts < record.attempts`.
+    /// Otherwise `Held(stored)`.
     async fn claim_step(
         &self,
         execution_id: &str,
@@ -188,7 +191,8 @@ pub trait RecordStore: Send + Sync {
     async fn update(&self, collection: &str, id: &str, patch: &Value) -> Result<Value, StoreError>;
     /// Returns whether a record was deleted.
     async fn delete(&self, collection: &str, id: &str) -> Result<bool, StoreError>;
-    /// Records of a collection ordered by id, after `after`, at most `limit`.
+    /// Records of a collection ordered by id, after `after`: exactly `min(limit, remaining)`
+    /// (never a short page while more remain, so a caller asking `limit + 1` detects the end).
     async fn query(
         &self,
         collection: &str,
@@ -233,6 +237,9 @@ pub struct PlatformEvent {
 
 #[async_trait]
 pub trait EventBus: Send + Sync {
+    /// Publish events. Ids are deterministic (derived from the idempotency key of the step that
+    /// emits them), so a redelivered publish repeats an id: adapters keep one event per id where
+    /// they can, and triggers dedupe executions by event id in any case.
     async fn publish(&self, events: &[PlatformEvent]) -> Result<(), StoreError>;
 }
 

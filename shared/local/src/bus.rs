@@ -98,29 +98,34 @@ impl EventBus for LocalEventBus {
         }
         let published_at = SystemClock.now_ms();
         let events = events.to_vec();
-        self.db
+        let fresh = self
+            .db
             .write(move |txn| {
                 let mut st = txn
                     .prepare_cached(
-                        "INSERT INTO events (id, type, source, time, body, published_at)
+                        "INSERT OR IGNORE INTO events (id, type, source, time, body, published_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     )
                     .map_err(map_err)?;
+                let mut fresh = Vec::with_capacity(rows.len());
                 for (event, body) in &rows {
-                    st.execute(params![
-                        event.id,
-                        event.event_type,
-                        event.source,
-                        event.time,
-                        body,
-                        published_at
-                    ])
-                    .map_err(map_err)?;
+                    let inserted = st
+                        .execute(params![
+                            event.id,
+                            event.event_type,
+                            event.source,
+                            event.time,
+                            body,
+                            published_at
+                        ])
+                        .map_err(map_err)?;
+                    fresh.push(inserted == 1);
                 }
-                Ok(())
+                Ok(fresh)
             })
             .await?;
-        for event in events {
+        // Only events seen for the first time go to subscribers: a repeat is a redelivery.
+        for (event, _) in events.into_iter().zip(fresh).filter(|(_, f)| *f) {
             // No subscriber is fine: the event is in the outbox.
             let _ = self.db.events().send(event);
         }

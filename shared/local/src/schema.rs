@@ -74,6 +74,11 @@ const MIGRATIONS: &[&str] = &[
         published_at INTEGER NOT NULL
     );
     "#,
+    // 2: one outbox row per event id (a redelivered publish repeats its deterministic id).
+    r#"
+    DELETE FROM events WHERE seq NOT IN (SELECT MIN(seq) FROM events GROUP BY id);
+    CREATE UNIQUE INDEX IF NOT EXISTS events_by_id ON events (id);
+    "#,
 ];
 
 /// Bring the schema up to date (idempotent; each step in its own transaction).

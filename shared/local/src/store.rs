@@ -387,7 +387,7 @@ fn encode_cursor(started_at: i64, id: &str) -> String {
 }
 
 fn decode_cursor(cursor: &str) -> Result<(i64, String), StoreError> {
-    let bad = || StoreError::Permanent(format!("invalid cursor {cursor:?}"));
+    let bad = || StoreError::Invalid(format!("invalid cursor {cursor:?}"));
     if !cursor.len().is_multiple_of(2) || !cursor.is_ascii() {
         return Err(bad());
     }
