@@ -28,6 +28,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve everything locally: webhooks, schedules, events, the management API and
+    /// execution history, on a SQLite file; publishes workflows/*.json as they change.
+    Dev(commands::dev::Args),
     /// Check workflow files and report every problem (file:line:column: pointer: message).
     Validate(commands::validate::Args),
     /// Run a workflow to completion in-process and print the execution record as JSON.
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
     };
     init_tracing();
     match cli.command {
+        Command::Dev(args) => commands::dev::run(args),
         Command::Validate(args) => commands::validate::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Schema => {

@@ -1,2 +1,3 @@
+pub mod dev;
 pub mod run;
 pub mod validate;

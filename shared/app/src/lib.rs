@@ -2,7 +2,11 @@
 //! functions all run this same code.
 
 pub mod actions;
+pub mod activation;
 pub mod context;
+pub mod dev;
+pub mod event_router;
+pub mod http;
 pub mod llm;
 pub mod local;
 pub mod publish;
@@ -10,4 +14,7 @@ pub mod runner;
 pub mod services;
 pub mod start;
 pub mod step_runner;
+pub mod sweeper;
+pub mod triggers;
+pub mod webhooks;
 pub mod worker;

@@ -121,23 +121,23 @@ pub fn check_input(compiled: &CompiledWorkflow, input: &Value) -> Result<(), Vec
     }
 }
 
-/// Start an execution of `compiled`. Nothing is written when the input is invalid.
-pub async fn start_execution(
-    svc: &Services,
+/// A new execution id: a ULID whose time part is `now` (ids sort by start time).
+pub fn new_execution_id(now: i64) -> String {
+    ulid::Ulid::from_datetime(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(now.max(0) as u64),
+    )
+    .to_string()
+}
+
+/// The `queued` record of a new execution.
+pub fn new_record(
     compiled: &CompiledWorkflow,
+    id: &str,
     req: StartRequest,
-) -> Result<Started, StartError> {
-    check_input(compiled, &req.input).map_err(StartError::InvalidInput)?;
-    let start = compiled.start_path().ok_or(StartError::NoStartStep)?;
-    let now = svc.clock.now_ms();
-    let id = req.execution_id.unwrap_or_else(|| {
-        ulid::Ulid::from_datetime(
-            std::time::UNIX_EPOCH + std::time::Duration::from_millis(now.max(0) as u64),
-        )
-        .to_string()
-    });
-    let record = ExecutionRecord {
-        id: id.clone(),
+    now: i64,
+) -> ExecutionRecord {
+    ExecutionRecord {
+        id: id.to_string(),
         workflow_id: compiled.workflow.id.clone(),
         version: compiled.version,
         status: ExecutionStatus::Queued,
@@ -150,11 +150,27 @@ pub async fn start_execution(
         duration_ms: None,
         deadline_at: now + compiled.workflow.config.timeout_ms as i64,
         rerun_of: req.rerun_of,
-    };
-    let dedupe = req.dedupe_key.map(|k| DedupeKey {
+    }
+}
+
+/// Start an execution of `compiled`. Nothing is written when the input is invalid.
+pub async fn start_execution(
+    svc: &Services,
+    compiled: &CompiledWorkflow,
+    req: StartRequest,
+) -> Result<Started, StartError> {
+    check_input(compiled, &req.input).map_err(StartError::InvalidInput)?;
+    let start = compiled.start_path().ok_or(StartError::NoStartStep)?;
+    let now = svc.clock.now_ms();
+    let id = req
+        .execution_id
+        .clone()
+        .unwrap_or_else(|| new_execution_id(now));
+    let dedupe = req.dedupe_key.clone().map(|k| DedupeKey {
         key: format!("{}#{}", compiled.workflow.id, k),
         expires_at: now + DEDUPE_TTL_MS,
     });
+    let record = new_record(compiled, &id, req, now);
     match svc
         .executions
         .create_execution(&record, dedupe.as_ref())

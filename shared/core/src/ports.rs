@@ -49,6 +49,10 @@ pub struct WorkflowMeta {
     /// Secret part of the webhook URL (made at first publish).
     #[serde(default)]
     pub webhook_token: Option<String>,
+    /// Signing secrets set through the API (checked besides the trigger's `secretEnv`); several
+    /// at once during a rotation. Never shown by the API.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhook_secrets: Vec<String>,
     /// Where the definition came from (`file:workflows/x.json`) when not from the API.
     #[serde(default)]
     pub source: Option<String>,

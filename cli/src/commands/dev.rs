@@ -1,0 +1,100 @@
+//! `wf dev`: serve the whole product locally (see wf_app::dev).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use wf_app::dev::{DevOptions, DevServer};
+use wf_app::sweeper::{SweepSettings, retention_from_env};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address to listen on (loopback by default: nothing is exposed to the network).
+    #[arg(long, env = "WF_DEV_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+    /// The SQLite file that keeps definitions, executions and the queue (survives restarts).
+    #[arg(long, env = "WF_DEV_DB", default_value = ".wf/dev.db")]
+    pub db: PathBuf,
+    /// Folder of workflow files to publish and watch.
+    #[arg(long, default_value = "workflows")]
+    pub workflows: PathBuf,
+    /// Worker loops running steps.
+    #[arg(long, default_value_t = 4)]
+    pub workers: usize,
+    /// Seconds between sweeps (timeouts, stuck executions, retention by WF_RETENTION_DAYS).
+    #[arg(long, default_value_t = 60)]
+    pub sweep_secs: u64,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let retention = match retention_from_env() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("wf dev: {e}");
+            return ExitCode::from(crate::EXIT_USAGE);
+        }
+    };
+    let options = DevOptions {
+        addr: args.addr,
+        db: args.db,
+        workflows_dir: args.workflows,
+        workers: args.workers,
+        sweep: SweepSettings {
+            retention: Some(retention),
+            ..SweepSettings::default()
+        },
+        sweep_interval: Duration::from_secs(args.sweep_secs.max(1)),
+        watch_interval: Duration::from_millis(500),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("wf dev: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let server = match DevServer::start(options).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("wf dev: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match server.banner().await {
+            Ok(b) => print!("{b}"),
+            Err(e) => eprintln!("wf dev: {e}"),
+        }
+        println!("Ctrl-C to stop.");
+        wait_for_signal().await;
+        eprintln!("wf dev: stopping");
+        server.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

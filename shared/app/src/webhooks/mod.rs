@@ -1,0 +1,25 @@
+//! Incoming webhooks (`POST /hooks/{workflowId}/{token}`): the checks that come before an
+//! execution starts. Pure functions over headers and the raw body; the HTTP handler does the I/O.
+//!
+//! How the handler uses them, in order:
+//! 1. Look up the workflow and its webhook trigger (a wrong token is a 404, before any of this).
+//! 2. [`secrets_from_env`] with the trigger's `secretEnv` (or [`Secrets::new`] with secrets kept
+//!    elsewhere), then [`verify`] with the trigger's scheme, the headers, the **raw** body bytes
+//!    (before any JSON parsing: signatures are over the exact bytes) and the current Unix time.
+//!    On `Err(e)`: answer `e.http_status()` (401, or 500 for a server-side configuration
+//!    problem) with `e.to_string()` as the message, count `e.reason()` (see
+//!    [`FailureCounters`]), and log at most the reason and the message: neither ever contains a
+//!    secret.
+//! 3. For the Slack scheme, [`slack_url_verification`] on the verified body: when it gives a
+//!    challenge, answer `200` with it and start nothing.
+//! 4. [`idempotency_key`]: the `Idempotency-Key` header, else the scheme's message id; the
+//!    trigger stores `DEDUPE#<workflow>#<key>` for [`IDEMPOTENCY_WINDOW_SECS`] and answers a
+//!    repeat with the first execution.
+
+pub mod signature;
+
+pub use signature::{
+    FailureCounters, IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_WINDOW_SECS, REASONS, Secrets,
+    SignatureError, TOLERANCE_SECS, Verified, idempotency_key, secrets_from_env, sign,
+    slack_url_verification, verify,
+};
