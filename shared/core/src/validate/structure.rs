@@ -38,16 +38,51 @@ struct Pieces {
 
 static PIECES: LazyLock<Pieces> = LazyLock::new(build);
 
+/// The `$defs` entries `schema` reaches through `#/$defs/...` references, transitively.
+fn referenced_defs(schema: &Value, defs: &Value) -> Value {
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref")
+                    && let Some(name) = r.strip_prefix("#/$defs/")
+                {
+                    out.push(name.to_string());
+                }
+                m.values().for_each(|x| refs(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let mut todo = Vec::new();
+    refs(schema, &mut todo);
+    let mut used = serde_json::Map::new();
+    while let Some(name) = todo.pop() {
+        if used.contains_key(&name) {
+            continue;
+        }
+        if let Some(def) = defs.get(&name) {
+            refs(def, &mut todo);
+            used.insert(name, def.clone());
+        }
+    }
+    Value::Object(used)
+}
+
 fn build() -> Pieces {
     let mut full = crate::schema::workflow_schema();
     nullable_to_if_else(&mut full);
     let defs = full["$defs"].clone();
     let compile = |mut schema: Value| -> Piece {
+        // Only the definitions this piece references: jsonschema meta-validates every schema
+        // it compiles, and doing that for the whole `$defs` in each of ~15 pieces cost ~60 MB
+        // of (transient, but never returned) heap at start-up.
+        let used = referenced_defs(&schema, &defs);
         if let Value::Object(m) = &mut schema {
-            m.insert("$defs".into(), defs.clone());
+            m.insert("$defs".into(), used);
             m.insert(
                 "$schema".into(),
-                "https://json-schema.org/draft/2020-12/schema".into(),
+                "http://json-schema.org/draft-07/schema#".into(),
             );
         }
         let validator = jsonschema::options()
