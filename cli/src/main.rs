@@ -33,10 +33,16 @@ enum Command {
     Dev(commands::dev::Args),
     /// Check workflow files and report every problem (file:line:column: pointer: message).
     Validate(commands::validate::Args),
+    /// Create workflows/<id>.json: an empty one (a start step), or with --describe "..." one
+    /// the configured LLM writes and the engine validates (saved as a draft, never activated).
+    New(commands::new::Args),
     /// Run a workflow to completion in-process and print the execution record as JSON.
     Run(commands::run::Args),
     /// Print the JSON Schema of the workflow file format (workflows/schema.json is its output).
     Schema,
+    /// Show a schedule (cron, preset or plain English) as 5-field cron, its EventBridge form
+    /// and its next runs in UTC.
+    Cron(commands::cron::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,7 +58,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Dev(args) => commands::dev::run(args),
         Command::Validate(args) => commands::validate::run(args),
+        Command::New(args) => commands::new::run(args),
         Command::Run(args) => commands::run::run(args),
+        Command::Cron(args) => commands::cron::run(args),
         Command::Schema => {
             print!("{}", wf_core::schema::workflow_schema_pretty());
             ExitCode::SUCCESS

@@ -1,5 +1,8 @@
-//! An engine on a real SQLite file with wiremock peers, and queue wrappers that misbehave the
-//! way SQS may: deliver twice, lose an acknowledgement, fail a send.
+//! An engine on a real backend with wiremock peers, and queue wrappers that misbehave the way
+//! SQS may: deliver twice, lose an acknowledgement, fail a send. The backend is a SQLite file
+//! (`Backend::Local`) or DynamoDB + SQS + EventBridge on a moto_server of the engine's own
+//! (`Backend::Aws`), driven by the same worker loops: receive, handle, acknowledge (SQS
+//! DeleteMessage) only on success.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,11 +18,36 @@ use wf_app::runner::WorkerPool;
 use wf_app::services::{EnvSecrets, Services};
 use wf_app::start::{StartRequest, start_execution};
 use wf_app::worker::Worker;
+use wf_aws::{DynamoStore, EventBridgeBus, SqsQueue};
 use wf_core::StoreError;
 use wf_core::execution::*;
 use wf_core::model::Workflow;
 use wf_core::ports::*;
 use wf_local::{QueueConfig, SqliteStore};
+
+use crate::moto::{Moto, unique_prefix};
+
+/// Where the engine keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite file + SQLite queue + local bus.
+    Local,
+    /// DynamoDB + SQS + EventBridge on moto_server.
+    Aws,
+}
+
+/// What a backend provides: the stores, the queue, the bus, and what must outlive the engine.
+type BackendParts = (
+    Arc<dyn EngineStore>,
+    Arc<dyn TaskQueue>,
+    Arc<dyn EventBus>,
+    Option<tempfile::TempDir>,
+    Option<Moto>,
+);
+
+/// Every store port at once (both backends implement all three on one value).
+pub trait EngineStore: ExecutionStore + DefinitionStore + RecordStore {}
+impl<T: ExecutionStore + DefinitionStore + RecordStore + ?Sized> EngineStore for T {}
 
 /// How the queue misbehaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +108,7 @@ impl TaskQueue for FaultyQueue {
 
 /// Counts applied terminal step writes per path (a step output must be written once).
 pub struct CountingStore {
-    inner: Arc<SqliteStore>,
+    inner: Arc<dyn ExecutionStore>,
     pub terminal_writes: Mutex<HashMap<String, u32>>,
 }
 
@@ -154,43 +182,80 @@ impl ExecutionStore for CountingStore {
     }
 }
 
-/// A test engine: SQLite file in a temp dir, real built-in actions (local outbound policy, so
-/// wiremock on loopback is reachable), the LLM provider pointed at `llm_base_url`.
+/// A test engine: a backend (SQLite file in a temp dir, or tables and a queue on a moto_server
+/// of its own), real built-in actions (local outbound policy, so wiremock on loopback is
+/// reachable), the LLM provider pointed at `llm_base_url`.
 pub struct TestEngine {
-    pub dir: tempfile::TempDir,
-    pub store: Arc<SqliteStore>,
+    pub backend: Backend,
+    pub store: Arc<dyn EngineStore>,
     pub counting: Arc<CountingStore>,
     pub worker: Arc<Worker>,
     pub queue: Arc<FaultyQueue>,
     pool: Option<WorkerPool>,
+    /// Kept alive for the engine's life (the SQLite file's directory, the moto_server).
+    _dir: Option<tempfile::TempDir>,
+    _moto: Option<Moto>,
 }
 
 impl TestEngine {
+    /// A local engine.
     pub async fn new(mode: QueueMode, llm_base_url: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let db: PathBuf = dir.path().join("test.db");
-        let store = Arc::new(SqliteStore::open(&db).unwrap());
-        let visibility = match mode {
-            QueueMode::Clean | QueueMode::DeliverTwice => Duration::from_secs(30),
-            _ => Duration::from_millis(300),
+        Self::on(Backend::Local, mode, llm_base_url).await
+    }
+
+    /// An engine on `backend`.
+    pub async fn on(backend: Backend, mode: QueueMode, llm_base_url: &str) -> Self {
+        // Redelivery modes need a short visibility timeout (SQS counts it in whole seconds).
+        let short = !matches!(mode, QueueMode::Clean | QueueMode::DeliverTwice);
+        let (store, inner, bus, dir, moto): BackendParts = match backend {
+            Backend::Local => {
+                let dir = tempfile::tempdir().unwrap();
+                let db: PathBuf = dir.path().join("test.db");
+                let store = Arc::new(SqliteStore::open(&db).unwrap());
+                let visibility = if short {
+                    Duration::from_millis(300)
+                } else {
+                    Duration::from_secs(30)
+                };
+                let queue = Arc::new(store.queue(QueueConfig {
+                    visibility_timeout: visibility,
+                }));
+                let bus = Arc::new(store.event_bus());
+                (store, queue, bus, Some(dir), None)
+            }
+            Backend::Aws => {
+                let moto = Moto::start();
+                let visibility = if short {
+                    Duration::from_secs(1)
+                } else {
+                    Duration::from_secs(30)
+                };
+                let config = moto.provision(&unique_prefix("engine"), visibility).await;
+                let clients = moto.clients(None).await;
+                let store = Arc::new(DynamoStore::new(clients.dynamodb.clone(), &config));
+                let queue = Arc::new(SqsQueue::new(clients.sqs.clone(), &config.queue_url));
+                let bus = Arc::new(EventBridgeBus::new(
+                    clients.eventbridge.clone(),
+                    &config.event_bus,
+                ));
+                (store, queue, bus, None, Some(moto))
+            }
         };
-        let inner: Arc<dyn TaskQueue> = Arc::new(store.queue(QueueConfig {
-            visibility_timeout: visibility,
-        }));
         let queue = Arc::new(FaultyQueue {
             inner,
             mode,
             acked: Mutex::new(HashMap::new()),
             sends: AtomicUsize::new(0),
         });
+        let executions: Arc<dyn ExecutionStore> = store.clone();
         let counting = Arc::new(CountingStore {
-            inner: store.clone(),
+            inner: executions,
             terminal_writes: Mutex::new(HashMap::new()),
         });
-        let bus = Arc::new(store.event_bus());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let records: Arc<dyn RecordStore> = store.clone();
         let actions = BuiltinActions::with_policy(
-            store.clone(),
+            records.clone(),
             bus.clone(),
             clock.clone(),
             OutboundPolicy::local(),
@@ -200,7 +265,7 @@ impl TestEngine {
         let svc = Services {
             executions: counting.clone(),
             definitions: store.clone(),
-            records: store.clone(),
+            records,
             queue: queue.clone(),
             bus,
             actions: Arc::new(actions),
@@ -211,12 +276,23 @@ impl TestEngine {
         let worker = Arc::new(Worker::new(svc));
         let pool = WorkerPool::start(worker.clone(), queue.clone(), 4, 10);
         Self {
-            dir,
+            backend,
             store,
             counting,
             worker,
             queue,
             pool: Some(pool),
+            _dir: dir,
+            _moto: moto,
+        }
+    }
+
+    /// How long to let redelivered duplicates arrive and be handled before counting effects:
+    /// past the queue's short visibility timeout (300 ms locally, 1 s on SQS).
+    pub fn settle_time(&self) -> Duration {
+        match self.backend {
+            Backend::Local => Duration::from_millis(800),
+            Backend::Aws => Duration::from_millis(2_500),
         }
     }
 
@@ -243,9 +319,14 @@ impl TestEngine {
         self.wait(&started.execution_id).await
     }
 
-    /// Wait (up to 30 s) until the execution is terminal.
+    /// Wait until the execution is terminal: up to 30 s locally, 90 s on moto_server (an
+    /// emulator in Python on a shared 2-core machine).
     pub async fn wait(&self, id: &str) -> ExecutionView {
-        for _ in 0..3000 {
+        let (polls, every) = match self.backend {
+            Backend::Local => (3000, 10),
+            Backend::Aws => (1800, 50),
+        };
+        for _ in 0..polls {
             let e = self.store.get_execution(id).await.unwrap().unwrap();
             if e.status.is_terminal() {
                 // let redelivered duplicates drain, so the record is final
@@ -255,9 +336,12 @@ impl TestEngine {
                     steps,
                 };
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(every)).await;
         }
-        panic!("execution {id} did not finish within 30 s");
+        panic!(
+            "execution {id} did not finish within {} s",
+            polls * every / 1000
+        );
     }
 
     pub async fn shutdown(mut self) {

@@ -3,3 +3,4 @@
 pub mod conformance;
 pub mod harness;
 pub mod local_llm;
+pub mod moto;

@@ -2,12 +2,11 @@
 //! that loses the first acknowledgement of every message (the step ran, the task comes back),
 //! and one that fails some sends (the worker dies between its writes and its sends). The final
 //! record must equal a clean run's, no step result may be written twice, and no side effect
-//! (HTTP call) may happen twice.
+//! (HTTP call) may happen twice. On both backends: SQLite, and DynamoDB + SQS on moto_server.
 
 use serde_json::{Value, json};
 use wf_core::execution::ExecutionStatus;
-use wf_core::ports::ExecutionStore;
-use wf_tests::harness::{QueueMode, TestEngine, essence};
+use wf_tests::harness::{Backend, QueueMode, TestEngine, essence};
 use wiremock::matchers::path_regex;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -32,7 +31,7 @@ fn workflow(base: &str) -> Value {
     })
 }
 
-async fn run(mode: QueueMode, order_id: &str) -> (Value, usize, Vec<u32>) {
+async fn run(backend: Backend, mode: QueueMode, order_id: &str) -> (Value, usize, Vec<u32>) {
     let server = MockServer::start().await;
     Mock::given(path_regex("^/order$"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "total": 42 })))
@@ -42,7 +41,7 @@ async fn run(mode: QueueMode, order_id: &str) -> (Value, usize, Vec<u32>) {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "price": 3 })))
         .mount(&server)
         .await;
-    let e = TestEngine::new(mode, &server.uri()).await;
+    let e = TestEngine::on(backend, mode, &server.uri()).await;
     let lines: Vec<String> = (0..8).map(|i| format!("sku{i}")).collect();
     let v = e
         .run(
@@ -56,7 +55,7 @@ async fn run(mode: QueueMode, order_id: &str) -> (Value, usize, Vec<u32>) {
         "{mode:?}: {v:#?}"
     );
     // give redelivered duplicates time to arrive and be handled, then count
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    tokio::time::sleep(e.settle_time()).await;
     let requests = server.received_requests().await.unwrap().len();
     let writes: Vec<u32> = e
         .counting
@@ -81,9 +80,8 @@ async fn run(mode: QueueMode, order_id: &str) -> (Value, usize, Vec<u32>) {
     (essence(&v), requests, writes)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn duplicate_delivery_lost_acks_and_failed_sends_change_nothing() {
-    let (clean, clean_requests, clean_writes) = run(QueueMode::Clean, "o-1").await;
+async fn duplicate_delivery_lost_acks_and_failed_sends_change_nothing(backend: Backend) {
+    let (clean, clean_requests, clean_writes) = run(backend, QueueMode::Clean, "o-1").await;
     assert_eq!(clean_requests, 9, "1 order fetch + 8 prices");
     assert!(clean_writes.iter().all(|&n| n == 1));
     for mode in [
@@ -91,8 +89,11 @@ async fn duplicate_delivery_lost_acks_and_failed_sends_change_nothing() {
         QueueMode::DropFirstAck,
         QueueMode::FailSomeSends,
     ] {
-        let (got, requests, writes) = run(mode, "o-1").await;
-        assert_eq!(got, clean, "{mode:?} produced a different execution record");
+        let (got, requests, writes) = run(backend, mode, "o-1").await;
+        assert_eq!(
+            got, clean,
+            "{backend:?} {mode:?} produced a different execution record"
+        );
         assert_eq!(
             requests, clean_requests,
             "{mode:?}: a side effect ran twice"
@@ -103,4 +104,16 @@ async fn duplicate_delivery_lost_acks_and_failed_sends_change_nothing() {
             "{mode:?}: a step result was written twice: {writes:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_duplicate_delivery_lost_acks_and_failed_sends_change_nothing() {
+    duplicate_delivery_lost_acks_and_failed_sends_change_nothing(Backend::Local).await;
+}
+
+/// The same proof on SQS + DynamoDB (moto_server): SQS redelivers after its visibility timeout,
+/// the store's conditions keep every write single.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_duplicate_delivery_lost_acks_and_failed_sends_change_nothing() {
+    duplicate_delivery_lost_acks_and_failed_sends_change_nothing(Backend::Aws).await;
 }

@@ -4,8 +4,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+use wf_core::ports::PlatformEvent;
 use wf_local::{QueueConfig, SqliteQueue, SqliteStore};
-use wf_tests::conformance::{queue, store};
+use wf_tests::conformance::bus::BusProbe;
+use wf_tests::conformance::{bus, queue, store};
 
 /// A short visibility timeout so redelivery tests are quick.
 const VISIBILITY: Duration = Duration::from_millis(200);
@@ -97,4 +101,50 @@ async fn durable_across_reopen() {
         VISIBILITY,
     )
     .await;
+}
+
+/// The local bus broadcasts every event; a subscriber keeps the type it routes (what the local
+/// event router does).
+struct LocalProbe {
+    store: SqliteStore,
+    subscription: Option<(String, broadcast::Receiver<PlatformEvent>)>,
+}
+
+#[async_trait]
+impl BusProbe for LocalProbe {
+    async fn subscribe(&mut self, event_type: &str) {
+        self.subscription = Some((event_type.to_string(), self.store.event_bus().subscribe()));
+    }
+
+    async fn delivered(&mut self, wait: Duration) -> Vec<PlatformEvent> {
+        let Some((event_type, rx)) = self.subscription.as_mut() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let next = if out.is_empty() {
+                tokio::time::timeout_at(deadline, rx.recv()).await
+            } else {
+                // After the first, take what is already there.
+                tokio::time::timeout(Duration::from_millis(50), rx.recv()).await
+            };
+            match next {
+                Ok(Ok(e)) if &e.event_type == event_type => out.push(e),
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) | Err(_) => return out,
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bus_routes_by_type() {
+    let (_dir, s) = fresh();
+    let bus = s.event_bus();
+    let mut probe = LocalProbe {
+        store: s.clone(),
+        subscription: None,
+    };
+    bus::routes_by_type(&bus, &mut probe).await;
 }

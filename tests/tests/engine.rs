@@ -1,9 +1,10 @@
-//! Table-driven end-to-end engine tests: every step type and every failure path, on a real
-//! SQLite file, real worker loops, and wiremock as the HTTP peer and the LLM.
+//! Table-driven end-to-end engine tests: every step type and every failure path, on each
+//! backend (a real SQLite file; DynamoDB + SQS + EventBridge on moto_server), real worker loops,
+//! and wiremock as the HTTP peer and the LLM.
 
 use serde_json::{Value, json};
 use wf_core::execution::{ExecutionStatus, StepStatus};
-use wf_tests::harness::{QueueMode, TestEngine, step};
+use wf_tests::harness::{Backend, QueueMode, TestEngine, step};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -19,14 +20,36 @@ fn start(next: &str) -> Value {
     json!({ "id": "start", "type": "start", "triggers": [{ "type": "manual" }], "next": next })
 }
 
-async fn engine(server: &MockServer) -> TestEngine {
-    TestEngine::new(QueueMode::Clean, &server.uri()).await
+async fn engine(server: &MockServer, backend: Backend) -> TestEngine {
+    TestEngine::on(backend, QueueMode::Clean, &server.uri()).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn condition_routes_to_the_first_true_branch_and_output_completes() {
+/// Each scenario runs on both backends: `local::<name>` (SQLite) and `aws::<name>` (DynamoDB +
+/// SQS + EventBridge on moto_server), with the same assertions.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod local {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Local).await
+                }
+            )*
+        }
+        mod aws {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Aws).await
+                }
+            )*
+        }
+    };
+}
+
+async fn condition_routes_to_the_first_true_branch_and_output_completes(backend: Backend) {
     let server = MockServer::start().await;
-    let e = engine(&server).await;
+    let e = engine(&server, backend).await;
     let w = wf(json!([
         start("check"),
         { "id": "check", "type": "condition",
@@ -49,10 +72,9 @@ async fn condition_routes_to_the_first_true_branch_and_output_completes() {
     e.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn condition_with_no_match_and_no_else_completes_with_null() {
+async fn condition_with_no_match_and_no_else_completes_with_null(backend: Backend) {
     let server = MockServer::start().await;
-    let e = engine(&server).await;
+    let e = engine(&server, backend).await;
     let v = e
         .run(
             wf(json!([start("check"),
@@ -67,8 +89,7 @@ async fn condition_with_no_match_and_no_else_completes_with_null() {
     e.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_action_sends_the_rendered_request_with_an_idempotency_key() {
+async fn http_action_sends_the_rendered_request_with_an_idempotency_key(backend: Backend) {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/sales"))
@@ -76,7 +97,7 @@ async fn http_action_sends_the_rendered_request_with_an_idempotency_key() {
         .expect(1)
         .mount(&server)
         .await;
-    let e = engine(&server).await;
+    let e = engine(&server, backend).await;
     let v = e
         .run(
             wf(json!([start("notify"),
@@ -104,8 +125,7 @@ async fn http_action_sends_the_rendered_request_with_an_idempotency_key() {
     e.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retry_then_succeed() {
+async fn retry_then_succeed(backend: Backend) {
     let server = MockServer::start().await;
     Mock::given(path("/flaky"))
         .respond_with(ResponseTemplate::new(503))
@@ -116,7 +136,7 @@ async fn retry_then_succeed() {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!(1)))
         .mount(&server)
         .await;
-    let e = engine(&server).await;
+    let e = engine(&server, backend).await;
     let v = e
         .run(
             wf(json!([start("call"),
@@ -133,14 +153,13 @@ async fn retry_then_succeed() {
     e.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retries_exhausted_fails_the_execution_with_the_error() {
+async fn retries_exhausted_fails_the_execution_with_the_error(backend: Backend) {
     let server = MockServer::start().await;
     Mock::given(path("/down"))
         .respond_with(ResponseTemplate::new(500))
         .mount(&server)
         .await;
-    let e = engine(&server).await;
+    let e = engine(&server, backend).await;
     let v = e
         .run(
             wf(json!([start("call"),
@@ -160,14 +179,13 @@ async fn retries_exhausted_fails_the_execution_with_the_error() {
     e.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_error_routes_after_the_last_attempt_and_exposes_the_error() {
+async fn on_error_routes_after_the_last_attempt_and_exposes_the_error(backend: Backend) {
     let server = MockServer::start().await;
     Mock::given(path("/down"))
         .respond_with(ResponseTemplate::new(500))
         .mount(&server)
         .await;
-    let e = engine(&server).await;
+    let e = engine(&server, backend).await;
     let v = e
         .run(
             wf(json!([start("call"),
@@ -185,14 +203,13 @@ async fn on_error_routes_after_the_last_attempt_and_exposes_the_error() {
     e.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timeout_mid_step_times_the_execution_out() {
+async fn timeout_mid_step_times_the_execution_out(backend: Backend) {
     let server = MockServer::start().await;
     Mock::given(path("/slow"))
         .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(5)))
         .mount(&server)
         .await;
-    let e = engine(&server).await;
+    let e = engine(&server, backend).await;
     let mut w = wf(json!([start("call"),
         { "id": "call", "type": "action", "action": "http.request", "params": { "url": format!("{}/slow", server.uri()) } }]));
     w["config"]["timeoutMs"] = json!(700);
@@ -211,14 +228,13 @@ async fn timeout_mid_step_times_the_execution_out() {
     e.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn step_timeout_is_a_retryable_failure() {
+async fn step_timeout_is_a_retryable_failure(backend: Backend) {
     let server = MockServer::start().await;
     Mock::given(path("/slow"))
         .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(3)))
         .mount(&server)
         .await;
-    let e = engine(&server).await;
+    let e = engine(&server, backend).await;
     let v = e
         .run(
             wf(json!([start("call"),
@@ -245,10 +261,9 @@ fn loop_wf(concurrency: u32, items: &str) -> Value {
         { "id": "done", "type": "output", "output": "{{ steps.each.output }}" }]))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn loops_keep_item_order_at_any_concurrency() {
+async fn loops_keep_item_order_at_any_concurrency(backend: Backend) {
     let server = MockServer::start().await;
-    let e = engine(&server).await;
+    let e = engine(&server, backend).await;
     let items: Vec<i64> = (0..25).collect();
     let expected: Vec<Value> = items
         .iter()
@@ -271,10 +286,9 @@ async fn loops_keep_item_order_at_any_concurrency() {
     e.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn empty_loop_outputs_an_empty_array_and_moves_on() {
+async fn empty_loop_outputs_an_empty_array_and_moves_on(backend: Backend) {
     let server = MockServer::start().await;
-    let e = engine(&server).await;
+    let e = engine(&server, backend).await;
     let v = e
         .run(loop_wf(3, "{{ input.items }}"), json!({ "items": [] }))
         .await;
@@ -283,10 +297,9 @@ async fn empty_loop_outputs_an_empty_array_and_moves_on() {
     e.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn loop_items_must_be_an_array() {
+async fn loop_items_must_be_an_array(backend: Backend) {
     let server = MockServer::start().await;
-    let e = engine(&server).await;
+    let e = engine(&server, backend).await;
     let v = e
         .run(loop_wf(3, "{{ input.items }}"), json!({ "items": 5 }))
         .await;
@@ -297,10 +310,9 @@ async fn loop_items_must_be_an_array() {
     e.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nested_loops_see_their_own_item_and_index() {
+async fn nested_loops_see_their_own_item_and_index(backend: Backend) {
     let server = MockServer::start().await;
-    let e = engine(&server).await;
+    let e = engine(&server, backend).await;
     let w = wf(json!([start("rows"),
         { "id": "rows", "type": "loop", "items": "{{ input.rows }}", "concurrency": 2,
           "steps": [
@@ -325,8 +337,7 @@ async fn nested_loops_see_their_own_item_and_index() {
     e.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_iteration_fails_the_loop_which_follows_on_error() {
+async fn a_failed_iteration_fails_the_loop_which_follows_on_error(backend: Backend) {
     let server = MockServer::start().await;
     Mock::given(path("/item/2"))
         .respond_with(ResponseTemplate::new(500))
@@ -336,7 +347,7 @@ async fn a_failed_iteration_fails_the_loop_which_follows_on_error() {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!("ok")))
         .mount(&server)
         .await;
-    let e = engine(&server).await;
+    let e = engine(&server, backend).await;
     let v = e
         .run(
             wf(json!([start("each"),
@@ -361,10 +372,9 @@ async fn a_failed_iteration_fails_the_loop_which_follows_on_error() {
     e.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn undefined_variables_fail_the_step_naming_the_variable() {
+async fn undefined_variables_fail_the_step_naming_the_variable(backend: Backend) {
     let server = MockServer::start().await;
-    let e = engine(&server).await;
+    let e = engine(&server, backend).await;
     let v = e
         .run(
             wf(json!([start("check"),
@@ -381,10 +391,9 @@ async fn undefined_variables_fail_the_step_naming_the_variable() {
     e.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conditions_must_yield_booleans() {
+async fn conditions_must_yield_booleans(backend: Backend) {
     let server = MockServer::start().await;
-    let e = engine(&server).await;
+    let e = engine(&server, backend).await;
     let v = e
         .run(
             wf(json!([start("check"),
@@ -401,8 +410,7 @@ async fn conditions_must_yield_booleans() {
     e.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn secrets_are_used_but_never_recorded() {
+async fn secrets_are_used_but_never_recorded(backend: Backend) {
     let server = MockServer::start().await;
     Mock::given(path("/echo"))
         .respond_with(|req: &wiremock::Request| {
@@ -419,7 +427,7 @@ async fn secrets_are_used_but_never_recorded() {
         .await;
     // SAFETY: set before any worker reads it; the name is unique to this test.
     unsafe { std::env::set_var("WF_TEST_SECRET_TOKEN", "hunter2-very-secret") };
-    let e = engine(&server).await;
+    let e = engine(&server, backend).await;
     let v = e
         .run(
             wf(json!([start("call"),
@@ -448,10 +456,9 @@ async fn secrets_are_used_but_never_recorded() {
     e.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_secret_is_a_clear_step_error() {
+async fn a_missing_secret_is_a_clear_step_error(backend: Backend) {
     let server = MockServer::start().await;
-    let e = engine(&server).await;
+    let e = engine(&server, backend).await;
     let v = e
         .run(
             wf(json!([start("out"), { "id": "out", "type": "output", "output": "{{ secrets.WF_TEST_SURELY_UNSET }}" }])),
@@ -465,8 +472,7 @@ async fn a_missing_secret_is_a_clear_step_error() {
     e.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn llm_step_parses_json_and_records_usage() {
+async fn llm_step_parses_json_and_records_usage(backend: Backend) {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/chat/completions"))
@@ -476,7 +482,7 @@ async fn llm_step_parses_json_and_records_usage() {
         })))
         .mount(&server)
         .await;
-    let e = engine(&server).await;
+    let e = engine(&server, backend).await;
     let v = e
         .run(
             wf(json!([start("triage"),
@@ -504,8 +510,7 @@ async fn llm_step_parses_json_and_records_usage() {
     e.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn llm_invalid_json_is_retried_with_the_raw_text_kept() {
+async fn llm_invalid_json_is_retried_with_the_raw_text_kept(backend: Backend) {
     let server = MockServer::start().await;
     Mock::given(path("/chat/completions"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
@@ -514,7 +519,7 @@ async fn llm_invalid_json_is_retried_with_the_raw_text_kept() {
         })))
         .mount(&server)
         .await;
-    let e = engine(&server).await;
+    let e = engine(&server, backend).await;
     let v = e
         .run(
             wf(json!([start("ask"),
@@ -531,10 +536,9 @@ async fn llm_invalid_json_is_retried_with_the_raw_text_kept() {
     e.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn records_round_trip_and_create_is_idempotent_per_step() {
+async fn records_round_trip_and_create_is_idempotent_per_step(backend: Backend) {
     let server = MockServer::start().await;
-    let e = engine(&server).await;
+    let e = engine(&server, backend).await;
     let v = e
         .run(
             wf(json!([start("create"),
@@ -567,10 +571,9 @@ async fn records_round_trip_and_create_is_idempotent_per_step() {
     e.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_path_without_output_completes_with_null() {
+async fn a_path_without_output_completes_with_null(backend: Backend) {
     let server = MockServer::start().await;
-    let e = engine(&server).await;
+    let e = engine(&server, backend).await;
     let v = e
         .run(
             wf(json!([start("emit"),
@@ -584,15 +587,14 @@ async fn a_path_without_output_completes_with_null() {
     e.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversized_step_output_fails_cleanly_without_a_half_written_record() {
+async fn oversized_step_output_fails_cleanly_without_a_half_written_record(backend: Backend) {
     let server = MockServer::start().await;
     let big = "x".repeat(500 * 1024);
     Mock::given(path("/big"))
         .respond_with(ResponseTemplate::new(200).set_body_string(big))
         .mount(&server)
         .await;
-    let e = engine(&server).await;
+    let e = engine(&server, backend).await;
     let v = e
         .run(
             wf(json!([start("call"),
@@ -606,3 +608,28 @@ async fn oversized_step_output_fails_cleanly_without_a_half_written_record() {
     assert_eq!(s.output, Value::Null);
     e.shutdown().await;
 }
+
+on_both_backends!(
+    condition_routes_to_the_first_true_branch_and_output_completes,
+    condition_with_no_match_and_no_else_completes_with_null,
+    http_action_sends_the_rendered_request_with_an_idempotency_key,
+    retry_then_succeed,
+    retries_exhausted_fails_the_execution_with_the_error,
+    on_error_routes_after_the_last_attempt_and_exposes_the_error,
+    timeout_mid_step_times_the_execution_out,
+    step_timeout_is_a_retryable_failure,
+    loops_keep_item_order_at_any_concurrency,
+    empty_loop_outputs_an_empty_array_and_moves_on,
+    loop_items_must_be_an_array,
+    nested_loops_see_their_own_item_and_index,
+    a_failed_iteration_fails_the_loop_which_follows_on_error,
+    undefined_variables_fail_the_step_naming_the_variable,
+    conditions_must_yield_booleans,
+    secrets_are_used_but_never_recorded,
+    a_missing_secret_is_a_clear_step_error,
+    llm_step_parses_json_and_records_usage,
+    llm_invalid_json_is_retried_with_the_raw_text_kept,
+    records_round_trip_and_create_is_idempotent_per_step,
+    a_path_without_output_completes_with_null,
+    oversized_step_output_fails_cleanly_without_a_half_written_record,
+);

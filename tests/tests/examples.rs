@@ -4,7 +4,6 @@
 use serde_json::{Value, json};
 use wf_core::execution::ExecutionStatus;
 use wf_core::expr::ExprContext;
-use wf_core::ports::RecordStore;
 use wf_tests::harness::{QueueMode, TestEngine, step};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

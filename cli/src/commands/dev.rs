@@ -22,6 +22,10 @@ pub struct Args {
     /// Worker loops running steps.
     #[arg(long, default_value_t = 4)]
     pub workers: usize,
+    /// Seconds a received step task stays invisible before it is redelivered: after a crash,
+    /// unfinished work resumes within this time of the restart.
+    #[arg(long, env = "WF_QUEUE_VISIBILITY_SECS", default_value_t = 30)]
+    pub visibility_secs: u64,
     /// Seconds between sweeps (timeouts, stuck executions, retention by WF_RETENTION_DAYS).
     #[arg(long, default_value_t = 60)]
     pub sweep_secs: u64,
@@ -40,6 +44,7 @@ pub fn run(args: Args) -> ExitCode {
         db: args.db,
         workflows_dir: args.workflows,
         workers: args.workers,
+        visibility_timeout: Duration::from_secs(args.visibility_secs.max(1)),
         sweep: SweepSettings {
             retention: Some(retention),
             ..SweepSettings::default()

@@ -37,6 +37,9 @@ pub struct DevOptions {
     pub db: PathBuf,
     pub workflows_dir: PathBuf,
     pub workers: usize,
+    /// How long a received task stays invisible before it is delivered again (how soon work
+    /// of a killed process resumes after a restart).
+    pub visibility_timeout: Duration,
     pub sweep: SweepSettings,
     pub sweep_interval: Duration,
     /// How often workflow files are checked for changes.
@@ -100,7 +103,7 @@ impl DevServer {
             &options.db,
             LocalOptions {
                 workers: options.workers,
-                ..LocalOptions::default()
+                visibility_timeout: options.visibility_timeout,
             },
         )?);
         let scheduler = Arc::new(Scheduler::for_worker(app.worker.clone()));
@@ -379,12 +382,19 @@ pub async fn sync_file(
         .await
         .map_err(|e| e.to_string())?
         .ok_or("the workflow vanished")?;
-    let meta = activation::write_meta(worker, meta, |m| {
-        m.source = Some(source.clone());
-        m.content_hash = Some(hash.clone());
-    })
-    .await
-    .map_err(|e| e.message)?;
+    // Only write when something changed: `updatedAt` must not move on every start.
+    let meta = if meta.source.as_deref() == Some(source.as_str())
+        && meta.content_hash.as_deref() == Some(hash.as_str())
+    {
+        meta
+    } else {
+        activation::write_meta(worker, meta, |m| {
+            m.source = Some(source.clone());
+            m.content_hash = Some(hash.clone());
+        })
+        .await
+        .map_err(|e| e.message)?
+    };
     if workflow.config.active {
         if !meta.active || meta.active_version != Some(meta.latest_version) {
             activation::activate(worker, triggers, &workflow.id, None)

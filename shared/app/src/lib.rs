@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod activation;
+pub mod ai;
 pub mod context;
 pub mod dev;
 pub mod event_router;

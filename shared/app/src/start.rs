@@ -91,34 +91,11 @@ pub struct Started {
 
 /// Check an input against the start step's `inputSchema`; every violation is listed.
 pub fn check_input(compiled: &CompiledWorkflow, input: &Value) -> Result<(), Vec<InputViolation>> {
-    let Some(schema) = compiled
-        .workflow
-        .start_step()
-        .and_then(|s| s.input_schema.as_ref())
-    else {
-        return Ok(());
-    };
-    let validator = match jsonschema::validator_for(schema) {
-        Ok(v) => v,
-        Err(e) => {
-            return Err(vec![InputViolation {
-                pointer: String::new(),
-                message: format!("the workflow's inputSchema is invalid: {e}"),
-            }]);
-        }
-    };
-    let violations: Vec<InputViolation> = validator
-        .iter_errors(input)
-        .map(|e| InputViolation {
-            pointer: e.instance_path.to_string(),
-            message: e.to_string(),
-        })
-        .collect();
-    if violations.is_empty() {
-        Ok(())
-    } else {
-        Err(violations)
-    }
+    compiled.check_input(input).map_err(|v| {
+        v.into_iter()
+            .map(|(pointer, message)| InputViolation { pointer, message })
+            .collect()
+    })
 }
 
 /// A new execution id: a ULID whose time part is `now` (ids sort by start time).

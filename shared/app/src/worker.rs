@@ -284,6 +284,51 @@ impl Run<'_> {
                     debug!("step finished before: replaying its effects");
                     return self.apply(execution, &path, &rec).await;
                 }
+                TaskPlan::Claim if step.is_pure() && stored.is_none() => {
+                    // Pure steps are deterministic: compute the final record and store it with
+                    // one put-if-absent instead of a claim and a finish. A concurrent duplicate
+                    // computes the same record and replays the stored one.
+                    let claim =
+                        claim_record(&path, &step, attempt, now, execution.deadline_at, None);
+                    let done = self
+                        .run_pure(execution, &path, &step, &claim, &loops)
+                        .await?;
+                    match self
+                        .svc()
+                        .executions
+                        .claim_step(&execution.id, &done, now)
+                        .await
+                    {
+                        Ok(ClaimOutcome::Claimed) => {
+                            return self.apply(execution, &path, &done).await;
+                        }
+                        Ok(ClaimOutcome::Held(current)) => stored = Some(current),
+                        Err(StoreError::TooLarge(m)) => {
+                            let e =
+                                StepError::new("payload.too_large", format!("step {path}: {m}"));
+                            let failed = finish_record(
+                                self.compiled,
+                                &claim,
+                                &step,
+                                Value::Null,
+                                StepOutcome::Failed(e),
+                                self.svc().clock.now_ms(),
+                            );
+                            match self
+                                .svc()
+                                .executions
+                                .claim_step(&execution.id, &failed, now)
+                                .await?
+                            {
+                                ClaimOutcome::Claimed => {
+                                    return self.apply(execution, &path, &failed).await;
+                                }
+                                ClaimOutcome::Held(current) => stored = Some(current),
+                            }
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
                 TaskPlan::Claim => {
                     let claim = claim_record(
                         &path,
@@ -337,6 +382,42 @@ impl Run<'_> {
         Ok(Some(frames))
     }
 
+    /// Run a pure step (start, condition, output) and return its final record (not stored).
+    async fn run_pure(
+        &mut self,
+        execution: &ExecutionRecord,
+        path: &StepPath,
+        step: &Step,
+        claim: &StepRecord,
+        loops: &LoopFrames,
+    ) -> Result<StepRecord, WorkerError> {
+        let (input, outcome) =
+            match step_context(self.svc(), execution, self.compiled, path, loops).await {
+                Ok(map) => {
+                    let ctx = ExprContext::new(map);
+                    let action_ctx = ActionContext {
+                        execution_id: execution.id.clone(),
+                        path: path.to_string(),
+                        attempt: claim.attempts,
+                        idempotency_key: format!("{}/{}", execution.id, path),
+                        timeout: Duration::ZERO,
+                    };
+                    let run = run_step(self.svc(), step, &ctx, &execution.input, action_ctx).await;
+                    (run.input, run.outcome)
+                }
+                Err(e) => (Value::Null, StepOutcome::Failed(e)),
+            };
+        let now = self.svc().clock.now_ms();
+        Ok(finish_record(
+            self.compiled,
+            claim,
+            step,
+            input,
+            outcome,
+            now,
+        ))
+    }
+
     async fn run_claimed(
         &mut self,
         execution: &mut ExecutionRecord,
@@ -345,6 +426,8 @@ impl Run<'_> {
         claim: StepRecord,
         loops: &LoopFrames,
     ) -> Result<(), WorkerError> {
+        // `running` is written before the first step that does real work; an execution made
+        // only of pure steps goes from queued to its final status in one write.
         if execution.status == ExecutionStatus::Queued {
             let update = ExecutionUpdate {
                 status: ExecutionStatus::Running,

@@ -386,13 +386,13 @@ async fn event_emit_publishes_with_a_deterministic_id() {
         .await
         .expect("no detail");
 
+    // The redelivery published the same id again; the bus keeps one event per id.
     let events = f.events().await;
-    assert_eq!(events.len(), 3);
+    assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[0].id, id);
     assert_eq!(events[0].source, "wf.workflow");
     assert_eq!(events[0].detail, json!({ "orderId": 7 }));
-    assert_eq!(events[1].id, id, "a redelivery repeats the id");
-    assert_eq!(events[2].detail, json!({}), "detail defaults to {{}}");
+    assert_eq!(events[1].detail, json!({}), "detail defaults to {{}}");
 }
 
 #[tokio::test]

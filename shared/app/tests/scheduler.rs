@@ -13,14 +13,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use wf_app::local::{LocalApp, LocalOptions};
 use wf_app::triggers::schedule::{
-    FireError, FireSink, Fired, ManualClock, Scheduler, StartExecutionSink, schedule_specs,
-    scheduled_execution_id, start_scheduled,
+    FireError, FireSink, Fired, ManualClock, Scheduler, Sleeper, StartExecutionSink, TokioSleeper,
+    schedule_specs, scheduled_execution_id, start_scheduled,
 };
 use wf_app::worker::Worker;
 use wf_core::cron::CronSpec;
 use wf_core::execution::{ExecutionQuery, ExecutionStatus};
 use wf_core::model::Workflow;
-use wf_core::ports::{DefinitionStore, ExecutionStore};
+use wf_core::ports::{Clock, DefinitionStore, ExecutionStore, SystemClock};
 use wf_core::time_fmt::{format_ms, parse_ms};
 
 const MINUTE: i64 = 60_000;
@@ -110,7 +110,7 @@ impl FireSink for Recorder {
             workflow: workflow_id.to_string(),
             version,
             scheduled: scheduled_ms,
-            at: wf_core::ports::Clock::now_ms(&*self.clock),
+            at: self.clock.now_ms(),
             duplicate: fired.duplicate,
         });
         Ok(fired)
@@ -618,7 +618,11 @@ async fn two_schedulers_on_one_store_start_one_execution_per_fire() {
     for r in &recorders {
         assert_eq!(fmt_all(&r.times("tick")), fmt_all(&times));
         // each fired on time, first try (a conflict would have been a retry a second later)
-        assert!(r.fires().iter().all(|f| f.at == f.scheduled), "{:?}", r.fires());
+        assert!(
+            r.fires().iter().all(|f| f.at == f.scheduled),
+            "{:?}",
+            r.fires()
+        );
     }
     // One execution per fire time, with the derived id, the schedule input and trigger.
     let execs = tick_executions(&app).await;
@@ -706,4 +710,16 @@ async fn sync_schedules_the_active_versions_of_the_store() {
     set_active(false, 2).await;
     assert_eq!(s.sync(&*app.store).await.unwrap(), 0);
     assert!(s.scheduled().is_empty());
+}
+
+#[tokio::test]
+async fn the_tokio_sleeper_wakes_at_the_wall_clock_time() {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let sleeper = TokioSleeper::new(clock.clone()).with_max_nap(Duration::from_millis(20));
+    let target = clock.now_ms() + 150;
+    within("sleep", sleeper.sleep_until(target)).await;
+    let now = clock.now_ms();
+    assert!(now >= target && now < target + 1_000, "{now} vs {target}");
+    // a time in the past returns at once
+    within("past", sleeper.sleep_until(target - 10_000)).await;
 }

@@ -1,7 +1,10 @@
 //! Peak memory of validation (development aid): `cargo run --release -p wf-core --example rss_probe -- workflows/order-alert.json`.
 fn rss() -> String {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines().filter(|l| l.starts_with("VmHWM")).collect::<Vec<_>>().join(" ")
+    s.lines()
+        .filter(|l| l.starts_with("VmHWM"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 fn main() {
     println!("start {}", rss());

@@ -124,7 +124,8 @@ pub trait ExecutionStore: Send + Sync {
     /// Put `record` (status `running`) only if there is no record, or the stored one is
     /// `running` with `leaseUntil <= now` (a missing `leaseUntil` counts as expired) and
     /// `attempts <= record.attempts`, or `retrying` with `attempts < record.attempts`.
-    /// Otherwise `Held(stored)`.
+    /// Otherwise `Held(stored)`. The record is stored as given: pure steps pass their final
+    /// (terminal) record here, which makes this a put-if-absent of the result.
     async fn claim_step(
         &self,
         execution_id: &str,

@@ -1012,7 +1012,7 @@ mod tests {
                 ..Default::default()
             })
             .await;
-        assert!(matches!(bad, Err(StoreError::Permanent(_))), "{bad:?}");
+        assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
         let old = store
             .executions_started_before(3, 10)
             .await

@@ -2,8 +2,10 @@
 //! local queue, DynamoDB + SQS) runs the very same checks.
 //!
 //! Each check expects a fresh, empty store or queue (tests make one per check) and panics with a
-//! message on the first difference. Instantiations: `tests/tests/conformance_local.rs`.
+//! message on the first difference. Instantiations: `tests/tests/conformance_local.rs` (SQLite) and
+//! `tests/tests/conformance_aws.rs` (DynamoDB + SQS + EventBridge on moto_server).
 
+pub mod bus;
 pub mod queue;
 pub mod store;
 

@@ -3,6 +3,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use async_trait::async_trait;
+
 use serde_json::{Value, json};
 use wf_core::StoreError;
 use wf_core::execution::{
@@ -1096,4 +1098,51 @@ where
         .create(&col, "r3", &json!({ "blob": fits }), "k3")
         .await
         .expect("a 300 KB record fits");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retention
+
+/// What a backend with per-item expiry (DynamoDB TTL) shows of an execution's items.
+#[async_trait]
+pub trait RetentionProbe: Send + Sync {
+    /// Every item of the execution: its sort key and its expiry (epoch seconds), if any.
+    async fn expiries(&self, execution_id: &str) -> Vec<(String, Option<i64>)>;
+}
+
+/// Every item of an execution (EXEC, STEP#, LOOP#, ITER#) carries the same expiry: the
+/// execution's start plus the retention.
+pub async fn retention_marks_every_item<S, P>(store: &S, probe: &P, retention_days: u32)
+where
+    S: ExecutionStore + ?Sized,
+    P: RetentionProbe + ?Sized,
+{
+    let id = execution_id(T0);
+    create(store, &execution(&id, &unique("wf"), T0)).await;
+    let claim = step("a", StepStatus::Running, 1, Some(T0 + 30_000));
+    store.claim_step(&id, &claim, T0).await.expect("claim");
+    let mut done = step("a", StepStatus::Succeeded, 1, None);
+    done.started_at = T0 + 5_000;
+    store.finish_step(&id, &done).await.expect("finish");
+    store
+        .init_loop(&id, "each", &loop_state(2, 1))
+        .await
+        .expect("init_loop");
+    store
+        .count_iteration(&id, "each", 1, &json!("r"))
+        .await
+        .expect("count");
+    let items = probe.expiries(&id).await;
+    assert!(
+        items.len() >= 4,
+        "EXEC, STEP, LOOP and ITER items: {items:?}"
+    );
+    let expected = T0 / 1000 + i64::from(retention_days) * 86_400;
+    for (sk, expiry) in &items {
+        assert_eq!(
+            *expiry,
+            Some(expected),
+            "{sk} expires with its execution (start + {retention_days} days)"
+        );
+    }
 }

@@ -51,10 +51,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({ "code": self.code, "message": self.message });
-        if !self.details.is_null() {
-            error["details"] = self.details;
-        }
+        // `details` is always present (null when there are none): the documented shape.
+        let error = json!({ "code": self.code, "message": self.message, "details": self.details });
         (self.status, Json(json!({ "error": error }))).into_response()
     }
 }
@@ -134,4 +132,48 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     let v = parse_json(body)?;
     serde_json::from_value(v)
         .map_err(|e| ApiError::bad_request("invalid_request", format!("invalid request body: {e}")))
+}
+
+/// `axum::extract::Query` whose rejection (an unknown parameter, a value of the wrong type) is
+/// an [`ApiError`] (400 `invalid_query`) instead of axum's plain-text answer.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+    }
+}
+
+/// `axum::extract::Path` whose rejection (e.g. a version that is not a number) is an
+/// [`ApiError`] (400 `invalid_path`) instead of axum's plain-text answer.
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiPath<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+    }
 }

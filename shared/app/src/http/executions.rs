@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -20,7 +20,7 @@ use wf_core::time_fmt::parse_ms;
 use wf_core::validate::validate_value;
 
 use super::{AppState, MAX_WAIT_SECS, RawBody, wait_for_execution};
-use crate::http::ApiError;
+use crate::http::{ApiError, ApiPath, ApiQuery};
 use crate::start::{StartRequest, start_execution};
 
 /// Versions at or above this are snapshots of drafts made for test runs (`?draft=true`); they
@@ -101,8 +101,8 @@ pub async fn started_response(
               (status = 422, description = "Invalid input (every violation) or invalid draft (every problem)")))]
 pub async fn run_manual(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(params): Query<RunParams>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<RunParams>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let req: RunBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -248,19 +248,29 @@ async fn list_page(state: &AppState, q: ExecutionQuery) -> Result<Json<Value>, A
     responses((status = 200, description = "`{ items, nextCursor }`, newest first"), (status = 400, description = "Bad filter or cursor")))]
 pub async fn list(
     State(state): State<AppState>,
-    Query(p): Query<ListParams>,
+    ApiQuery(p): ApiQuery<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
     list_page(&state, query_of(p)?).await
 }
 
 #[utoipa::path(get, path = "/workflows/{id}/executions", tag = "executions",
     params(("id" = String, Path, description = "Workflow id")),
-    responses((status = 200, description = "Like GET /executions?workflowId={id}")))]
+    responses((status = 200, description = "Like GET /executions?workflowId={id}"), (status = 404, description = "Unknown workflow")))]
 pub async fn list_for_workflow(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(mut p): Query<ListParams>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(mut p): ApiQuery<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
+    if state
+        .worker
+        .services()
+        .definitions
+        .get_meta(&id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found(format!("workflow {id} does not exist")));
+    }
     p.workflow_id = Some(id);
     list_page(&state, query_of(p)?).await
 }
@@ -280,7 +290,7 @@ async fn view(state: &AppState, id: &str) -> Result<ExecutionView, ApiError> {
     responses((status = 200, description = "The execution with every step record"), (status = 404, description = "Unknown execution")))]
 pub async fn get_one(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ExecutionView>, ApiError> {
     Ok(Json(view(&state, &id).await?))
 }
@@ -291,7 +301,7 @@ pub async fn get_one(
               (status = 404, description = "Unknown execution"), (status = 409, description = "Already finished")))]
 pub async fn cancel(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ExecutionView>, ApiError> {
     let svc = state.worker.services();
     let update = ExecutionUpdate {
@@ -347,8 +357,8 @@ fn downstream(workflow: &Workflow, from: &str) -> HashSet<String> {
               (status = 404, description = "Unknown execution"), (status = 422, description = "Unknown step, or invalid input")))]
 pub async fn rerun(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(params): Query<RunParams>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<RunParams>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let req: RerunBody = if body.iter().all(u8::is_ascii_whitespace) {

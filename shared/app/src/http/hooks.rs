@@ -1,7 +1,7 @@
 //! `POST /hooks/{workflowId}/{token}`: a signed JSON body starts the workflow's active version.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use wf_core::model::{Trigger, WebhookScheme, WebhookTrigger};
 
 use super::executions::started_response;
 use super::{AppState, RawBody, parse_json};
-use crate::http::ApiError;
+use crate::http::{ApiError, ApiPath, ApiQuery};
 use crate::start::{StartRequest, start_execution};
 use crate::webhooks::signature::{
     Secrets, idempotency_key, secrets_from_env, slack_url_verification, verify,
@@ -84,8 +84,8 @@ fn body_as_json(
               (status = 415, description = "Not JSON"), (status = 422, description = "Input fails inputSchema (every violation)")))]
 pub async fn receive(
     State(state): State<AppState>,
-    Path((workflow_id, token)): Path<(String, String)>,
-    Query(params): Query<HookParams>,
+    ApiPath((workflow_id, token)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<HookParams>,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {

@@ -3,6 +3,7 @@
 //! Handlers read the raw body and parse JSON themselves, so every error has the one shape
 //! `{"error": {"code", "message", "details"}}` ([`ApiError`]).
 
+mod ai;
 mod error;
 mod events;
 mod executions;
@@ -16,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::routing::{get, post};
-pub use error::{ApiError, parse_body, parse_json};
+pub use error::{ApiError, ApiPath, ApiQuery, parse_body, parse_json};
 pub use wait::wait_for_execution;
 
 use crate::activation::TriggerSync;
@@ -72,8 +73,14 @@ pub fn router(state: AppState) -> Router {
             "/workflows/{id}",
             get(workflows::get_one)
                 .put(workflows::replace)
-                .delete(workflows::delete),
+                .delete(workflows::delete)
+                .post(ai::post_workflow), // POST /workflows/generate
         )
+        .route(
+            "/workflows/{id}/chat",
+            post(ai::chat).get(ai::chat_history).delete(ai::forget_chat),
+        )
+        .route("/cron", post(ai::cron))
         .route("/workflows/{id}/validate", post(workflows::validate))
         .route("/workflows/{id}/publish", post(workflows::publish))
         .route("/workflows/{id}/activate", post(workflows::activate))
@@ -107,6 +114,13 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method; see /openapi.json",
+            )
+        })
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -37,6 +37,11 @@ use super::workflows::{ValidationResult, WorkflowSummary};
         super::executions::get_one,
         super::executions::cancel,
         super::executions::rerun,
+        super::ai::generate,
+        super::ai::chat,
+        super::ai::chat_history,
+        super::ai::forget_chat,
+        super::ai::cron,
     ),
     components(schemas(WorkflowSummary, ValidationResult)),
     tags(
@@ -44,6 +49,7 @@ use super::workflows::{ValidationResult, WorkflowSummary};
         (name = "events", description = "Publish platform events"),
         (name = "workflows", description = "Drafts, versions, activation, config"),
         (name = "executions", description = "Runs and their step-by-step history"),
+        (name = "ai", description = "AI-assisted authoring: generate, chat about a draft, plain English to cron"),
     )
 )]
 pub struct ApiDoc;

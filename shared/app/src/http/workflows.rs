@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -16,7 +16,7 @@ use wf_core::validate::{Problem, validate_value};
 
 use super::{AppState, RawBody, parse_json};
 use crate::activation;
-use crate::http::ApiError;
+use crate::http::{ApiError, ApiPath};
 use crate::publish::{new_webhook_token, publish as publish_version};
 
 /// A workflow as the API lists it.
@@ -178,7 +178,7 @@ pub async fn create(
     responses((status = 200, description = "Summary, draft and the draft's validation"), (status = 404, description = "Unknown workflow")))]
 pub async fn get_one(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let meta = load_meta(&state, &id).await?;
     let draft = state
@@ -205,7 +205,7 @@ pub async fn get_one(
               (status = 409, description = "The workflow is edited in a file"), (status = 422, description = "The body's id differs")))]
 pub async fn replace(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     RawBody(body): RawBody,
 ) -> Result<Json<Value>, ApiError> {
     let mut draft = parse_json(&body)?;
@@ -243,7 +243,7 @@ pub async fn replace(
               (status = 409, description = "The workflow is edited in a file")))]
 pub async fn delete(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let meta = load_meta(&state, &id).await?;
     refuse_file_backed(&meta)?;
@@ -263,7 +263,7 @@ pub async fn delete(
     responses((status = 200, description = "Validation result", body = ValidationResult)))]
 pub async fn validate(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     RawBody(body): RawBody,
 ) -> Result<Json<ValidationResult>, ApiError> {
     let draft = if body.iter().all(u8::is_ascii_whitespace) {
@@ -336,7 +336,7 @@ pub fn version_diff(old: Option<&Workflow>, new: &Workflow) -> Value {
               (status = 404, description = "Unknown workflow"), (status = 422, description = "The draft is invalid: every problem listed")))]
 pub async fn publish(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let meta = load_meta(&state, &id).await?;
     refuse_file_backed(&meta)?;
@@ -395,7 +395,7 @@ struct ActivateBody {
               (status = 409, description = "Never published"), (status = 422, description = "No such version")))]
 pub async fn activate(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     RawBody(body): RawBody,
 ) -> Result<Json<WorkflowSummary>, ApiError> {
     let req: ActivateBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -412,7 +412,7 @@ pub async fn activate(
     responses((status = 200, description = "Deactivated", body = WorkflowSummary), (status = 404, description = "Unknown workflow")))]
 pub async fn deactivate(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<WorkflowSummary>, ApiError> {
     let meta = activation::deactivate(&state.worker, &*state.triggers, &id).await?;
     Ok(Json(summary(&state, &meta, None)))
@@ -423,7 +423,7 @@ pub async fn deactivate(
     responses((status = 200, description = "The draft's config, with `active` from activation"), (status = 404, description = "Unknown workflow")))]
 pub async fn get_config(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let meta = load_meta(&state, &id).await?;
     let draft = state
@@ -447,7 +447,7 @@ pub async fn get_config(
               (status = 409, description = "Edited in a file, or activating a never-published workflow")))]
 pub async fn patch_config(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     RawBody(body): RawBody,
 ) -> Result<Json<Value>, ApiError> {
     let patch = parse_json(&body)?;
@@ -521,7 +521,7 @@ pub async fn patch_config(
     responses((status = 200, description = "Published version numbers, the active one marked")))]
 pub async fn list_versions(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let meta = load_meta(&state, &id).await?;
     let versions: Vec<Value> = (1..=meta.latest_version)
@@ -535,7 +535,7 @@ pub async fn list_versions(
     responses((status = 200, description = "The immutable definition"), (status = 404, description = "No such version")))]
 pub async fn get_version(
     State(state): State<AppState>,
-    Path((id, version)): Path<(String, u32)>,
+    ApiPath((id, version)): ApiPath<(String, u32)>,
 ) -> Result<Json<Workflow>, ApiError> {
     let wf = state
         .worker
@@ -553,7 +553,7 @@ pub async fn get_version(
     responses((status = 200, description = "A new webhook URL; the old one answers 404 from now on", body = WorkflowSummary)))]
 pub async fn rotate_token(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<WorkflowSummary>, ApiError> {
     let meta = load_meta(&state, &id).await?;
     let token = new_webhook_token();
@@ -576,7 +576,7 @@ struct SecretsBody {
     responses((status = 200, description = "Stored", body = WorkflowSummary)))]
 pub async fn set_secrets(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     RawBody(body): RawBody,
 ) -> Result<Json<WorkflowSummary>, ApiError> {
     let req: SecretsBody = super::parse_body(&body)?;

@@ -824,7 +824,7 @@ mod tests {
         // sortable by scheduled time
         assert!(a < scheduled_execution_id("a", t + 1_000));
         // stable across releases: a fixed value
-        assert_eq!(a, "PROBE");
+        assert_eq!(a, "01M86CH3M0MFX8MK3GE08189AY");
         assert_eq!(schedule_dedupe_key(t), "schedule:2026-11-24T09:00:00.000Z");
     }
 

@@ -8,6 +8,7 @@
 //! effects from the stored record ([`effects_for`]) and performs them again harmlessly.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Value, json};
 
@@ -17,8 +18,10 @@ use crate::expr::{ExprContext, referenced_variables, referenced_variables_in};
 use crate::model::{ConditionStep, EffectiveRetry, Step, Workflow};
 use crate::path::StepPath;
 
-/// Extra lease time past a step's own timeout before another worker may take it over.
-pub const LEASE_MARGIN_MS: i64 = 30_000;
+/// Extra lease time past a step's own budget before another worker may take it over. A step
+/// is cut at its budget by the worker's own timer, so the margin only covers writing the
+/// result and scheduling delays.
+pub const LEASE_MARGIN_MS: i64 = 5_000;
 
 /// Where a step id lives: the loop ids enclosing it (empty at top level).
 #[derive(Debug, Clone)]
@@ -38,6 +41,17 @@ pub struct CompiledWorkflow {
     pub workflow: Workflow,
     pub version: u32,
     info: HashMap<String, StepInfo>,
+    /// The start step's inputSchema, compiled on first use (every trigger checks it).
+    input_validator: Arc<OnceLock<Result<InputValidator, String>>>,
+}
+
+/// A compiled input schema (wrapped: jsonschema's validator has no Debug).
+pub struct InputValidator(jsonschema::Validator);
+
+impl std::fmt::Debug for InputValidator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InputValidator")
+    }
 }
 
 impl CompiledWorkflow {
@@ -93,6 +107,37 @@ impl CompiledWorkflow {
             workflow,
             version,
             info,
+            input_validator: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Check an input against the start step's `inputSchema`: every violation as
+    /// (JSON pointer, message). The schema is compiled once per version.
+    pub fn check_input(&self, input: &Value) -> Result<(), Vec<(String, String)>> {
+        let Some(schema) = self
+            .workflow
+            .start_step()
+            .and_then(|s| s.input_schema.as_ref())
+        else {
+            return Ok(());
+        };
+        let compiled = self.input_validator.get_or_init(|| {
+            jsonschema::validator_for(schema)
+                .map(InputValidator)
+                .map_err(|e| format!("the workflow's inputSchema is invalid: {e}"))
+        });
+        let validator = match compiled {
+            Ok(v) => &v.0,
+            Err(e) => return Err(vec![(String::new(), e.clone())]),
+        };
+        let violations: Vec<(String, String)> = validator
+            .iter_errors(input)
+            .map(|e| (e.instance_path.to_string(), e.to_string()))
+            .collect();
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(violations)
         }
     }
 

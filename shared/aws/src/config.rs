@@ -1,0 +1,242 @@
+//! Configuration of the AWS adapters, read once per process (Lambda init, a worker's start) from
+//! the environment, and the SDK clients built from it.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::config::SharedInterceptor;
+
+/// Default names, matching the stack's resources when nothing else is configured.
+pub const DEFAULT_WORKFLOWS_TABLE: &str = "wf-workflows";
+pub const DEFAULT_EXECUTIONS_TABLE: &str = "wf-executions";
+pub const DEFAULT_RECORDS_TABLE: &str = "wf-records";
+pub const DEFAULT_EVENT_BUS: &str = "wf-events";
+/// How long execution records are kept (DynamoDB TTL) unless configured.
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+
+/// The environment variables [`Config::from_env`] reads.
+pub mod env {
+    /// Region of every client (`AWS_DEFAULT_REGION` is the fallback, as in the SDK).
+    pub const REGION: &str = "AWS_REGION";
+    pub const REGION_FALLBACK: &str = "AWS_DEFAULT_REGION";
+    /// An endpoint for every service (emulators such as moto_server); the SDK's own variable
+    /// `AWS_ENDPOINT_URL` is the fallback.
+    pub const ENDPOINT: &str = "WF_AWS_ENDPOINT_URL";
+    pub const ENDPOINT_FALLBACK: &str = "AWS_ENDPOINT_URL";
+    pub const WORKFLOWS_TABLE: &str = "WF_WORKFLOWS_TABLE";
+    pub const EXECUTIONS_TABLE: &str = "WF_EXECUTIONS_TABLE";
+    pub const RECORDS_TABLE: &str = "WF_RECORDS_TABLE";
+    /// The step queue's URL (required).
+    pub const QUEUE_URL: &str = "WF_QUEUE_URL";
+    /// The platform's custom event bus (event triggers and `event.emit`).
+    pub const EVENT_BUS: &str = "WF_EVENT_BUS";
+    /// What trigger rules target: the trigger function's ARN.
+    pub const TRIGGER_TARGET_ARN: &str = "WF_TRIGGER_TARGET_ARN";
+    /// Days an execution's items are kept before DynamoDB TTL removes them.
+    pub const RETENTION_DAYS: &str = "WF_RETENTION_DAYS";
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    #[error("{name} is invalid: {message}")]
+    Invalid { name: &'static str, message: String },
+}
+
+/// Everything the AWS adapters need to know about the deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub region: String,
+    /// Endpoint override for every service (moto_server in tests); `None` = the real AWS.
+    pub endpoint_url: Option<String>,
+    pub workflows_table: String,
+    pub executions_table: String,
+    pub records_table: String,
+    pub queue_url: String,
+    pub event_bus: String,
+    /// What trigger rules target (the trigger function); required only by trigger sync.
+    pub trigger_target_arn: Option<String>,
+    pub retention_days: u32,
+}
+
+impl Config {
+    /// Read the configuration from the process environment (see [`env`]). Call once at start.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Read the configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let region = get(env::REGION)
+            .or_else(|| get(env::REGION_FALLBACK))
+            .ok_or(ConfigError::Missing(env::REGION))?;
+        let retention_days = match get(env::RETENTION_DAYS) {
+            None => DEFAULT_RETENTION_DAYS,
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|d| *d > 0)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: env::RETENTION_DAYS,
+                    message: format!("{v:?} is not a positive number of days"),
+                })?,
+        };
+        Ok(Self {
+            region,
+            endpoint_url: get(env::ENDPOINT).or_else(|| get(env::ENDPOINT_FALLBACK)),
+            workflows_table: get(env::WORKFLOWS_TABLE)
+                .unwrap_or_else(|| DEFAULT_WORKFLOWS_TABLE.into()),
+            executions_table: get(env::EXECUTIONS_TABLE)
+                .unwrap_or_else(|| DEFAULT_EXECUTIONS_TABLE.into()),
+            records_table: get(env::RECORDS_TABLE).unwrap_or_else(|| DEFAULT_RECORDS_TABLE.into()),
+            queue_url: get(env::QUEUE_URL).ok_or(ConfigError::Missing(env::QUEUE_URL))?,
+            event_bus: get(env::EVENT_BUS).unwrap_or_else(|| DEFAULT_EVENT_BUS.into()),
+            trigger_target_arn: get(env::TRIGGER_TARGET_ARN),
+            retention_days,
+        })
+    }
+
+    /// The environment variables that reproduce this configuration (for child processes).
+    pub fn to_env(&self) -> Vec<(&'static str, String)> {
+        let mut vars = vec![
+            (env::REGION, self.region.clone()),
+            (env::WORKFLOWS_TABLE, self.workflows_table.clone()),
+            (env::EXECUTIONS_TABLE, self.executions_table.clone()),
+            (env::RECORDS_TABLE, self.records_table.clone()),
+            (env::QUEUE_URL, self.queue_url.clone()),
+            (env::EVENT_BUS, self.event_bus.clone()),
+            (env::RETENTION_DAYS, self.retention_days.to_string()),
+        ];
+        if let Some(endpoint) = &self.endpoint_url {
+            vars.push((env::ENDPOINT, endpoint.clone()));
+        }
+        if let Some(arn) = &self.trigger_target_arn {
+            vars.push((env::TRIGGER_TARGET_ARN, arn.clone()));
+        }
+        vars
+    }
+
+    /// The SDK configuration: region and endpoint from here, credentials from the default chain.
+    pub async fn load_sdk_config(&self) -> aws_config::SdkConfig {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new(self.region.clone()));
+        if let Some(endpoint) = &self.endpoint_url {
+            loader = loader.endpoint_url(endpoint);
+        }
+        loader.load().await
+    }
+}
+
+/// The three service clients, built once and shared (they are cheap to clone).
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub eventbridge: aws_sdk_eventbridge::Client,
+}
+
+impl AwsClients {
+    /// Clients from the environment's credentials and `config`'s region and endpoint.
+    pub async fn load(config: &Config) -> Self {
+        Self::from_sdk_config(&config.load_sdk_config().await, None)
+    }
+
+    /// Clients from an SDK configuration, each with `interceptor` when given (request counting
+    /// in the cost script, tracing). Timeouts bound every call so a stuck connection becomes a
+    /// retryable error rather than a hung worker.
+    pub fn from_sdk_config(
+        sdk: &aws_config::SdkConfig,
+        interceptor: Option<SharedInterceptor>,
+    ) -> Self {
+        let short = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .operation_attempt_timeout(Duration::from_secs(10))
+            .operation_timeout(Duration::from_secs(30))
+            .build();
+        // Long polls wait up to 20 s: the SQS budget must exceed that.
+        let long = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .operation_attempt_timeout(Duration::from_secs(30))
+            .operation_timeout(Duration::from_secs(60))
+            .build();
+        let mut dynamodb =
+            aws_sdk_dynamodb::config::Builder::from(sdk).timeout_config(short.clone());
+        let mut sqs = aws_sdk_sqs::config::Builder::from(sdk).timeout_config(long);
+        let mut eventbridge = aws_sdk_eventbridge::config::Builder::from(sdk).timeout_config(short);
+        if let Some(i) = interceptor {
+            dynamodb = dynamodb.interceptor(i.clone());
+            sqs = sqs.interceptor(i.clone());
+            eventbridge = eventbridge.interceptor(i);
+        }
+        Self {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
+            eventbridge: aws_sdk_eventbridge::Client::from_conf(eventbridge.build()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn reads_defaults_and_requires_region_and_queue() {
+        let c = Config::from_lookup(lookup(&[
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ("WF_QUEUE_URL", "http://q"),
+        ]))
+        .expect("config");
+        assert_eq!(c.region, "eu-west-1");
+        assert_eq!(c.executions_table, DEFAULT_EXECUTIONS_TABLE);
+        assert_eq!(c.retention_days, DEFAULT_RETENTION_DAYS);
+        assert_eq!(c.endpoint_url, None);
+        assert_eq!(
+            Config::from_lookup(lookup(&[("WF_QUEUE_URL", "q")])),
+            Err(ConfigError::Missing(env::REGION))
+        );
+        assert_eq!(
+            Config::from_lookup(lookup(&[("AWS_REGION", "r")])),
+            Err(ConfigError::Missing(env::QUEUE_URL))
+        );
+        let bad = Config::from_lookup(lookup(&[
+            ("AWS_REGION", "r"),
+            ("WF_QUEUE_URL", "q"),
+            ("WF_RETENTION_DAYS", "soon"),
+        ]));
+        assert!(matches!(bad, Err(ConfigError::Invalid { .. })), "{bad:?}");
+    }
+
+    #[test]
+    fn round_trips_through_env_vars() {
+        let c = Config::from_lookup(lookup(&[
+            ("AWS_REGION", "us-east-1"),
+            ("WF_QUEUE_URL", "http://127.0.0.1:1/q"),
+            ("WF_AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+            ("WF_EXECUTIONS_TABLE", "ex"),
+            (
+                "WF_TRIGGER_TARGET_ARN",
+                "arn:aws:lambda:us-east-1:1:function:t",
+            ),
+            ("WF_RETENTION_DAYS", "7"),
+        ]))
+        .expect("config");
+        let vars: HashMap<&str, String> = c.to_env().into_iter().collect();
+        let again = Config::from_lookup(|k| vars.get(k).cloned()).expect("again");
+        assert_eq!(again, c);
+    }
+}

@@ -1,0 +1,942 @@
+//! `ExecutionStore` on the `executions` table.
+//!
+//! Where the protocol needs atomicity:
+//! * `create_execution` with a dedupe key: the EXEC put and the DEDUPE put in one
+//!   TransactWriteItems (nothing is written for a duplicate).
+//! * `claim_step` / `finish_step`: one conditional PutItem each (the claim's condition is the
+//!   lease rule of the port; the finish's is "still my claim").
+//! * `init_loop`: the counter and the items in one TransactWriteItems, put only if absent.
+//! * `count_iteration`: the result goes to its `ITER#` item (put if absent: the first result is
+//!   kept), then one conditional UpdateItem on the small counter item does
+//!   `ADD remaining -1, counted {i}` unless `i` is in `counted`. The "counted" marker and the
+//!   decrement live in the same item, so a single-item write makes them atomic (what a two-item
+//!   transaction would give) at a quarter of its write cost, and `ReturnValues` answers the exact
+//!   `remaining` of this count. A crash between the two writes leaves a stored but uncounted
+//!   result, which the redelivered task counts.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
+use serde_json::Value;
+use wf_core::StoreError;
+use wf_core::execution::{
+    ClaimOutcome, CreateOutcome, DedupeKey, ExecutionPage, ExecutionQuery, ExecutionRecord,
+    ExecutionStatus, ExecutionUpdate, IterationCount, LoopState, StepRecord, StepStatus,
+};
+use wf_core::ports::{Clock, ExecutionStore, SystemClock};
+
+use super::items::{
+    DedupeItem, ExecItem, Item, IterItem, LoopCounterItem, LoopItemsItem, StepItem, check_size,
+    decode, encode, get_n, get_s, loop_items, n, s,
+};
+use super::keys::{self, EXEC_SK, EXECUTIONS_PK, SK};
+use super::{
+    DynamoStore, QuerySpec, backoff, put_condition_failed, transaction_cancelled,
+    update_condition_failed,
+};
+use crate::error::{SdkResultExt, build_error};
+
+/// Page size of `list_executions` when the query asks for 0.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+/// Largest page `list_executions` returns.
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+fn key(pk: &str, sk: &str) -> Item {
+    Item::from([(EXECUTIONS_PK.to_string(), s(pk)), (SK.to_string(), s(sk))])
+}
+
+/// Whether a stored record is the same execution as one being (re-)created.
+fn same_execution(stored: &ExecutionRecord, new: &ExecutionRecord) -> bool {
+    stored.workflow_id == new.workflow_id
+        && stored.version == new.version
+        && stored.started_at == new.started_at
+        && stored.trigger == new.trigger
+        && stored.input == new.input
+}
+
+fn status_value(status: ExecutionStatus) -> AttributeValue {
+    s(status.as_str())
+}
+
+fn step_status_value(status: StepStatus) -> Result<AttributeValue, StoreError> {
+    match serde_json::to_value(status) {
+        Ok(Value::String(v)) => Ok(s(v)),
+        other => Err(StoreError::Permanent(format!(
+            "step status {status:?} does not encode as a string: {other:?}"
+        ))),
+    }
+}
+
+/// The opaque cursor of `list_executions`: the last item's `startedKey`, hex-encoded.
+fn encode_cursor(started_key: &str) -> String {
+    started_key.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_cursor(cursor: &str) -> Result<String, StoreError> {
+    let bad = || StoreError::Invalid(format!("invalid cursor {cursor:?}"));
+    if cursor.is_empty() || !cursor.len().is_multiple_of(2) || !cursor.is_ascii() {
+        return Err(bad());
+    }
+    let bytes = (0..cursor.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&cursor[i..i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    // A started key is 16 digits, `#`, an id.
+    match text.split_once('#') {
+        Some((ms, id))
+            if ms.len() == 16 && ms.bytes().all(|b| b.is_ascii_digit()) && !id.is_empty() =>
+        {
+            Ok(text)
+        }
+        _ => Err(bad()),
+    }
+}
+
+impl DynamoStore {
+    fn ttl_of(&self, execution_id: &str, fallback_ms: i64) -> i64 {
+        keys::expiry(execution_id, fallback_ms, self.retention_days)
+    }
+
+    async fn load_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        self.get_item(&self.executions, key(id, EXEC_SK), "get_execution")
+            .await?
+            .map(|i| decode::<ExecItem>(i, &format!("{id}/{EXEC_SK}")).map(ExecItem::into_record))
+            .transpose()
+    }
+
+    async fn load_dedupe(&self, pk: &str) -> Result<Option<DedupeItem>, StoreError> {
+        self.get_item(&self.executions, key(pk, keys::DEDUPE_SK), "get dedupe key")
+            .await?
+            .map(|i| decode::<DedupeItem>(i, pk))
+            .transpose()
+    }
+
+    /// Put the dedupe key for `id` unless a live key of another execution holds it.
+    /// `Some(first)` when one does.
+    async fn put_dedupe(
+        &self,
+        item: Item,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.executions)
+            .set_item(Some(item))
+            .condition_expression(DEDUPE_CONDITION)
+            .expression_attribute_names("#pk", EXECUTIONS_PK)
+            .expression_attribute_names("#first", "first")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":id", s(id))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(None),
+            Err(e) => {
+                let stored = put_condition_failed("put dedupe key", e)?;
+                Ok(stored.and_then(|i| get_s(&i, "first").map(str::to_string)))
+            }
+        }
+    }
+
+    /// The counter and the items of a loop (one query over their adjacent keys).
+    async fn load_loop(
+        &self,
+        execution_id: &str,
+        loop_path: &str,
+    ) -> Result<Option<LoopState>, StoreError> {
+        let rows = self
+            .query_all(QuerySpec {
+                op: "get_loop",
+                table: &self.executions,
+                condition: "#pk = :pk AND #sk BETWEEN :lo AND :hi",
+                names: &[("#pk", EXECUTIONS_PK), ("#sk", SK)],
+                values: &[
+                    (":pk", s(execution_id)),
+                    (":lo", s(keys::loop_sk(loop_path))),
+                    (":hi", s(keys::loop_items_sk(loop_path))),
+                ],
+                projection: None,
+            })
+            .await?;
+        let mut counter: Option<LoopCounterItem> = None;
+        let mut items: Option<LoopItemsItem> = None;
+        let what = format!("{execution_id}/{}", keys::loop_sk(loop_path));
+        for row in rows {
+            match get_s(&row, SK) {
+                Some(sk) if sk == keys::loop_sk(loop_path) => counter = Some(decode(row, &what)?),
+                Some(sk) if sk == keys::loop_items_sk(loop_path) => {
+                    items = Some(decode(row, &what)?)
+                }
+                _ => {}
+            }
+        }
+        match (counter, items) {
+            (None, _) => Ok(None),
+            (Some(c), Some(i)) => Ok(Some(LoopState {
+                items: i.items,
+                total: c.total,
+                remaining: c.remaining,
+                concurrency: c.concurrency,
+                failed: c.failed,
+            })),
+            (Some(_), None) => Err(StoreError::Permanent(format!(
+                "loop {what} has a counter but no items"
+            ))),
+        }
+    }
+
+    /// Keys of the executions, newest first, in `[lower, upper)` of the `startedKey` space.
+    /// Returns one page of index keys and where to go on.
+    async fn index_page(
+        &self,
+        query: &ExecutionQuery,
+        lower: Option<&str>,
+        upper: Option<&str>,
+        page_size: i32,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
+        let (index, pk_name, pk_value) = match &query.workflow_id {
+            Some(w) => (keys::BY_WORKFLOW_INDEX, keys::WORKFLOW_ID_ATTR, w.clone()),
+            None => (
+                keys::BY_START_INDEX,
+                keys::ENTITY_ATTR,
+                keys::EXEC_ENTITY.to_string(),
+            ),
+        };
+        let condition = match (lower, upper) {
+            (Some(_), Some(_)) => "#ipk = :ipk AND #isk BETWEEN :lo AND :hi",
+            (Some(_), None) => "#ipk = :ipk AND #isk >= :lo",
+            (None, Some(_)) => "#ipk = :ipk AND #isk < :hi",
+            (None, None) => "#ipk = :ipk",
+        };
+        let mut req = self
+            .client
+            .query()
+            .table_name(&self.executions)
+            .index_name(index)
+            .key_condition_expression(condition)
+            .expression_attribute_names("#ipk", pk_name)
+            .expression_attribute_values(":ipk", s(pk_value))
+            .scan_index_forward(false)
+            .limit(page_size)
+            .set_exclusive_start_key(start);
+        if lower.is_some() || upper.is_some() {
+            req = req.expression_attribute_names("#isk", keys::STARTED_KEY_ATTR);
+        }
+        if let Some(lo) = lower {
+            req = req.expression_attribute_values(":lo", s(lo));
+        }
+        if let Some(hi) = upper {
+            req = req.expression_attribute_values(":hi", s(hi));
+        }
+        let out = req.send().await.store_err("list_executions")?;
+        let mut rows = out.items.unwrap_or_default();
+        // BETWEEN includes its upper end; the upper bound is exclusive.
+        if let (Some(_), Some(hi)) = (lower, upper) {
+            rows.retain(|r| get_s(r, keys::STARTED_KEY_ATTR) != Some(hi));
+        }
+        let next = out.last_evaluated_key.filter(|k| !k.is_empty());
+        Ok((rows, next))
+    }
+
+    /// The `EXEC` items of `ids` (BatchGetItem, 100 per request), in the order of `ids`.
+    async fn batch_get_executions(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let mut found = std::collections::HashMap::new();
+        for chunk in ids.chunks(100) {
+            let mut keys_left: Vec<Item> = chunk.iter().map(|id| key(id, EXEC_SK)).collect();
+            let mut attempt = 0u32;
+            while !keys_left.is_empty() {
+                if attempt > 0 {
+                    backoff(attempt).await;
+                }
+                if attempt > 8 {
+                    return Err(StoreError::Unavailable(
+                        "list_executions: reads still unprocessed after retries".into(),
+                    ));
+                }
+                attempt += 1;
+                let ka = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut keys_left)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| build_error("a batch read", e))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.executions, ka)
+                    .send()
+                    .await
+                    .store_err("list_executions")?;
+                for item in out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.executions))
+                    .unwrap_or_default()
+                {
+                    let record = decode::<ExecItem>(item, "EXEC")?.into_record();
+                    found.insert(record.id.clone(), record);
+                }
+                keys_left = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.executions))
+                    .map(|ka| ka.keys)
+                    .unwrap_or_default();
+            }
+        }
+        // An id the index listed but the table no longer has was deleted meanwhile: skip it.
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+}
+
+/// A dedupe key may be (re)written when absent, expired, or already this execution's.
+const DEDUPE_CONDITION: &str = "attribute_not_exists(#pk) OR expiresAt <= :now OR #first = :id";
+
+#[async_trait]
+impl ExecutionStore for DynamoStore {
+    async fn create_execution(
+        &self,
+        execution: &ExecutionRecord,
+        dedupe: Option<&DedupeKey>,
+    ) -> Result<CreateOutcome, StoreError> {
+        let id = &execution.id;
+        let exec_item = encode(
+            &ExecItem::new(execution, self.retention_days),
+            &format!("{id}/{EXEC_SK}"),
+            self.item_limit,
+        )?;
+        let Some(dedupe) = dedupe else {
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.executions)
+                .set_item(Some(exec_item))
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", EXECUTIONS_PK)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .send()
+                .await;
+            return match result {
+                Ok(_) => Ok(CreateOutcome::Created),
+                Err(e) => {
+                    let stored = match put_condition_failed("create_execution", e)? {
+                        Some(item) => Some(decode::<ExecItem>(item, id)?.into_record()),
+                        None => self.load_execution(id).await?,
+                    };
+                    match stored {
+                        Some(stored) if same_execution(&stored, execution) => {
+                            Ok(CreateOutcome::Created)
+                        }
+                        _ => Err(StoreError::Conflict(format!(
+                            "execution {id} exists already and is a different execution"
+                        ))),
+                    }
+                }
+            };
+        };
+
+        // "Now" for the key's expiry is the execution's start (set from the trigger's clock).
+        let now = execution.started_at;
+        let dedupe_pk = keys::dedupe_pk(&dedupe.key);
+        let dedupe_item = encode(
+            &DedupeItem {
+                execution_id: dedupe_pk.clone(),
+                sk: keys::DEDUPE_SK.into(),
+                first: id.clone(),
+                expires_at: dedupe.expires_at,
+                ttl: dedupe.expires_at.div_euclid(1000) + 1,
+            },
+            &dedupe_pk,
+            self.item_limit,
+        )?;
+        for attempt in 0..5u32 {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let put_exec = Put::builder()
+                .table_name(&self.executions)
+                .set_item(Some(exec_item.clone()))
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", EXECUTIONS_PK)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .map_err(|e| build_error("a transaction put", e))?;
+            let put_key = Put::builder()
+                .table_name(&self.executions)
+                .set_item(Some(dedupe_item.clone()))
+                .condition_expression(DEDUPE_CONDITION)
+                .expression_attribute_names("#pk", EXECUTIONS_PK)
+                .expression_attribute_names("#first", "first")
+                .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":id", s(id))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .map_err(|e| build_error("a transaction put", e))?;
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(put_exec).build())
+                .transact_items(TransactWriteItem::builder().put(put_key).build())
+                .send()
+                .await;
+            let reasons = match result {
+                Ok(_) => return Ok(CreateOutcome::Created),
+                Err(e) => transaction_cancelled("create_execution", e)?,
+            };
+            let exec_reason = reasons.first().cloned().unwrap_or_default();
+            let key_reason = reasons.get(1).cloned().unwrap_or_default();
+            if key_reason.condition_failed() {
+                // A live key of another execution: answer with it, write nothing.
+                let first = match key_reason.item.as_ref().and_then(|i| get_s(i, "first")) {
+                    Some(first) => Some(first.to_string()),
+                    None => self.load_dedupe(&dedupe_pk).await?.map(|d| d.first),
+                };
+                match first {
+                    Some(first) if &first != id => return Ok(CreateOutcome::Duplicate(first)),
+                    // It expired or went away meanwhile: try again.
+                    _ => continue,
+                }
+            }
+            if exec_reason.condition_failed() {
+                let stored = match exec_reason.item {
+                    Some(item) => Some(decode::<ExecItem>(item, id)?.into_record()),
+                    None => self.load_execution(id).await?,
+                };
+                return match stored {
+                    Some(stored) if same_execution(&stored, execution) => {
+                        // A redelivered create: the record stands; make sure the key does too.
+                        match self.put_dedupe(dedupe_item.clone(), id, now).await? {
+                            Some(first) if &first != id => Ok(CreateOutcome::Duplicate(first)),
+                            _ => Ok(CreateOutcome::Created),
+                        }
+                    }
+                    _ => Err(StoreError::Conflict(format!(
+                        "execution {id} exists already and is a different execution"
+                    ))),
+                };
+            }
+            // Cancelled for another reason (a conflicting transaction): retry.
+            tracing::debug!(execution_id = %id, ?reasons, "create transaction cancelled; retrying");
+        }
+        Err(StoreError::Unavailable(format!(
+            "create_execution {id}: the transaction kept being cancelled"
+        )))
+    }
+
+    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        self.load_execution(id).await
+    }
+
+    async fn update_execution(
+        &self,
+        id: &str,
+        update: &ExecutionUpdate,
+    ) -> Result<bool, StoreError> {
+        let what = format!("{id}/{EXEC_SK}");
+        let mut sets = vec!["#status = :status"];
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.executions)
+            .set_key(Some(key(id, EXEC_SK)))
+            .expression_attribute_names("#pk", EXECUTIONS_PK)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", status_value(update.status))
+            .expression_attribute_values(":queued", status_value(ExecutionStatus::Queued))
+            .expression_attribute_values(":running", status_value(ExecutionStatus::Running));
+        // The new attributes alone must fit; DynamoDB refuses a whole item over the limit
+        // itself (mapped to TooLarge), and either way nothing is written.
+        let mut added = Item::new();
+        if let Some(output) = &update.output {
+            let text = serde_json::to_string(output)
+                .map_err(|e| StoreError::Permanent(format!("cannot encode output of {id}: {e}")))?;
+            added.insert("output".into(), s(text));
+            sets.push("#output = :output");
+            req = req.expression_attribute_names("#output", "output");
+        }
+        if let Some(error) = &update.error {
+            let text = serde_json::to_string(error)
+                .map_err(|e| StoreError::Permanent(format!("cannot encode error of {id}: {e}")))?;
+            added.insert("error".into(), s(text));
+            sets.push("#error = :error");
+            req = req.expression_attribute_names("#error", "error");
+        }
+        check_size(&added, &what, self.item_limit)?;
+        for (k, v) in added {
+            req = req.expression_attribute_values(format!(":{k}"), v);
+        }
+        if let Some(finished_at) = update.finished_at {
+            sets.push("finishedAt = :finished");
+            sets.push("durationMs = :finished - startedAt");
+            req = req.expression_attribute_values(":finished", n(finished_at));
+        }
+        let result = req
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .condition_expression("attribute_exists(#pk) AND #status IN (:queued, :running)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => match update_condition_failed("update_execution", e)? {
+                Some(_) => Ok(false),
+                None => match self.load_execution(id).await? {
+                    Some(_) => Ok(false),
+                    None => Err(StoreError::NotFound(format!("execution {id}"))),
+                },
+            },
+        }
+    }
+
+    async fn list_executions(&self, query: &ExecutionQuery) -> Result<ExecutionPage, StoreError> {
+        let limit = match query.limit {
+            0 => DEFAULT_PAGE_SIZE,
+            l => l.min(MAX_PAGE_SIZE),
+        };
+        let cursor = query.cursor.as_deref().map(decode_cursor).transpose()?;
+        let lower = query.started_after.map(keys::started_bound);
+        let upper = match (cursor, query.started_before.map(keys::started_bound)) {
+            (Some(c), Some(b)) => Some(c.min(b)),
+            (c, b) => c.or(b),
+        };
+        if let (Some(lo), Some(hi)) = (&lower, &upper)
+            && lo >= hi
+        {
+            return Ok(ExecutionPage::default());
+        }
+        let keep = |r: &ExecutionRecord| {
+            query.status.is_none_or(|st| r.status == st)
+                && query.trigger.as_ref().is_none_or(|t| &r.trigger.kind == t)
+                && query.version.is_none_or(|v| r.version == v)
+                && query
+                    .workflow_id
+                    .as_ref()
+                    .is_none_or(|w| &r.workflow_id == w)
+        };
+        let filtered = query.status.is_some() || query.trigger.is_some() || query.version.is_some();
+        let mut items: Vec<ExecutionRecord> = Vec::new();
+        let mut start: Option<Item> = None;
+        // `Limit` applies before filtering, so a page may yield nothing: keep going until the
+        // page is full (plus one, to know whether there is more) or the index is exhausted.
+        loop {
+            let want = limit + 1 - items.len();
+            let page_size = if filtered {
+                (want * 4).clamp(25, 1000)
+            } else {
+                want.min(1000)
+            };
+            let (rows, next) = self
+                .index_page(
+                    query,
+                    lower.as_deref(),
+                    upper.as_deref(),
+                    i32::try_from(page_size).unwrap_or(1000),
+                    start.take(),
+                )
+                .await?;
+            let ids: Vec<String> = rows
+                .iter()
+                .filter_map(|r| get_s(r, EXECUTIONS_PK).map(str::to_string))
+                .collect();
+            for record in self.batch_get_executions(&ids).await? {
+                if keep(&record) && items.len() <= limit {
+                    items.push(record);
+                }
+            }
+            match next {
+                Some(n) if items.len() <= limit => start = Some(n),
+                _ => break,
+            }
+        }
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next_cursor = if more {
+            items
+                .last()
+                .map(|r| encode_cursor(&keys::started_key(r.started_at, &r.id)))
+        } else {
+            None
+        };
+        Ok(ExecutionPage { items, next_cursor })
+    }
+
+    async fn delete_execution(&self, id: &str) -> Result<(), StoreError> {
+        let keys = self
+            .query_all(QuerySpec {
+                op: "delete_execution",
+                table: &self.executions,
+                condition: "#pk = :pk",
+                names: &[("#pk", EXECUTIONS_PK), ("#sk", SK)],
+                values: &[(":pk", s(id))],
+                projection: Some("#pk, #sk"),
+            })
+            .await?;
+        self.delete_keys(&self.executions, keys, "delete_execution")
+            .await
+    }
+
+    async fn get_step(
+        &self,
+        execution_id: &str,
+        path: &str,
+    ) -> Result<Option<StepRecord>, StoreError> {
+        let sk = keys::step_sk(path);
+        self.get_item(&self.executions, key(execution_id, &sk), "get_step")
+            .await?
+            .map(|i| {
+                decode::<StepItem>(i, &format!("{execution_id}/{sk}")).map(StepItem::into_record)
+            })
+            .transpose()
+    }
+
+    async fn list_steps(&self, execution_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+        let rows = self
+            .query_all(QuerySpec {
+                op: "list_steps",
+                table: &self.executions,
+                condition: "#pk = :pk AND begins_with(#sk, :prefix)",
+                names: &[("#pk", EXECUTIONS_PK), ("#sk", SK)],
+                values: &[(":pk", s(execution_id)), (":prefix", s(keys::STEP_PREFIX))],
+                projection: None,
+            })
+            .await?;
+        rows.into_iter()
+            .map(|i| decode::<StepItem>(i, execution_id).map(StepItem::into_record))
+            .collect()
+    }
+
+    async fn claim_step(
+        &self,
+        execution_id: &str,
+        record: &StepRecord,
+        now: i64,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let sk = keys::step_sk(&record.path);
+        let what = format!("{execution_id}/{sk}");
+        let item = encode(
+            &StepItem::new(execution_id, record, self.retention_days),
+            &what,
+            self.item_limit,
+        )?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.executions)
+            .set_item(Some(item))
+            .condition_expression(
+                "attribute_not_exists(#sk) \
+                 OR (#status = :running AND (attribute_not_exists(leaseUntil) OR leaseUntil <= :now) \
+                     AND attempts <= :attempts) \
+                 OR (#status = :retrying AND attempts < :attempts)",
+            )
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":running", step_status_value(StepStatus::Running)?)
+            .expression_attribute_values(":retrying", step_status_value(StepStatus::Retrying)?)
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":attempts", n(record.attempts))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(ClaimOutcome::Claimed),
+            Err(e) => {
+                let stored = match put_condition_failed("claim_step", e)? {
+                    Some(item) => Some(decode::<StepItem>(item, &what)?.into_record()),
+                    None => self.get_step(execution_id, &record.path).await?,
+                };
+                match stored {
+                    Some(stored) => Ok(ClaimOutcome::Held(stored)),
+                    // Gone between the write and the read (a retention delete): claim again.
+                    None => Err(StoreError::Unavailable(format!(
+                        "claim of {what} raced a delete"
+                    ))),
+                }
+            }
+        }
+    }
+
+    async fn finish_step(
+        &self,
+        execution_id: &str,
+        record: &StepRecord,
+    ) -> Result<bool, StoreError> {
+        let sk = keys::step_sk(&record.path);
+        let item = encode(
+            &StepItem::new(execution_id, record, self.retention_days),
+            &format!("{execution_id}/{sk}"),
+            self.item_limit,
+        )?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.executions)
+            .set_item(Some(item))
+            .condition_expression("#status = :running AND attempts = :attempts")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":running", step_status_value(StepStatus::Running)?)
+            .expression_attribute_values(":attempts", n(record.attempts))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => put_condition_failed("finish_step", e).map(|_| false),
+        }
+    }
+
+    async fn init_loop(
+        &self,
+        execution_id: &str,
+        loop_path: &str,
+        state: &LoopState,
+    ) -> Result<LoopState, StoreError> {
+        let ttl = self.ttl_of(execution_id, SystemClock.now_ms());
+        let (counter, items) = loop_items(execution_id, loop_path, state, ttl);
+        let counter = encode(
+            &counter,
+            &format!("{execution_id}/{}", counter.sk),
+            self.item_limit,
+        )?;
+        let items = encode(
+            &items,
+            &format!("{execution_id}/{}", items.sk),
+            self.item_limit,
+        )?;
+        for attempt in 0..5u32 {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let put = |item: Item| {
+                Put::builder()
+                    .table_name(&self.executions)
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(#sk)")
+                    .expression_attribute_names("#sk", SK)
+                    .build()
+                    .map(|p| TransactWriteItem::builder().put(p).build())
+                    .map_err(|e| build_error("a transaction put", e))
+            };
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(put(counter.clone())?)
+                .transact_items(put(items.clone())?)
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(state.clone()),
+                Err(e) => {
+                    let reasons = transaction_cancelled("init_loop", e)?;
+                    if reasons.iter().any(|r| r.condition_failed())
+                        && let Some(stored) = self.load_loop(execution_id, loop_path).await?
+                    {
+                        return Ok(stored);
+                    }
+                }
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "init_loop {execution_id}/{loop_path}: the transaction kept being cancelled"
+        )))
+    }
+
+    async fn get_loop(
+        &self,
+        execution_id: &str,
+        loop_path: &str,
+    ) -> Result<Option<LoopState>, StoreError> {
+        self.load_loop(execution_id, loop_path).await
+    }
+
+    async fn fail_loop(&self, execution_id: &str, loop_path: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.executions)
+            .set_key(Some(key(execution_id, &keys::loop_sk(loop_path))))
+            .update_expression("SET failed = :true")
+            .condition_expression("attribute_exists(#sk)")
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                update_condition_failed("fail_loop", e)?;
+                Err(StoreError::NotFound(format!(
+                    "loop {loop_path} of {execution_id}"
+                )))
+            }
+        }
+    }
+
+    async fn count_iteration(
+        &self,
+        execution_id: &str,
+        loop_path: &str,
+        index: u32,
+        result: &Value,
+    ) -> Result<IterationCount, StoreError> {
+        let iter_key = keys::iter_sk(loop_path, index);
+        let what = format!("{execution_id}/{iter_key}");
+        let iter = encode(
+            &IterItem {
+                execution_id: execution_id.to_string(),
+                sk: iter_key.clone(),
+                index,
+                result: result.clone(),
+                ttl: self.ttl_of(execution_id, SystemClock.now_ms()),
+            },
+            &what,
+            self.item_limit,
+        )?;
+        // 1. The result, if there is none yet (a redelivery keeps the first one).
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.executions)
+            .set_item(Some(iter))
+            .condition_expression("attribute_not_exists(#sk)")
+            .expression_attribute_names("#sk", SK)
+            .send()
+            .await;
+        if let Err(e) = put {
+            put_condition_failed("count_iteration", e)?;
+        }
+        // 2. The count: marker and decrement in one conditional single-item update.
+        let counted = self
+            .client
+            .update_item()
+            .table_name(&self.executions)
+            .set_key(Some(key(execution_id, &keys::loop_sk(loop_path))))
+            .update_expression("ADD remaining :minus_one, counted :index_set")
+            .condition_expression(
+                "attribute_exists(#sk) AND NOT contains(counted, :index) \
+                 AND remaining > :zero AND #total > :index",
+            )
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_names("#total", "total")
+            .expression_attribute_values(":minus_one", n(-1))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":index", n(index))
+            .expression_attribute_values(":index_set", AttributeValue::Ns(vec![index.to_string()]))
+            .return_values(ReturnValue::UpdatedNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let stored = match counted {
+            Ok(out) => {
+                let remaining = out
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| get_n(a, "remaining"))
+                    .and_then(|r| u32::try_from(r).ok())
+                    .ok_or_else(|| {
+                        StoreError::Permanent(format!(
+                            "count of {what}: no remaining in the update's answer"
+                        ))
+                    })?;
+                return Ok(IterationCount::Counted { remaining });
+            }
+            Err(e) => match update_condition_failed("count_iteration", e)? {
+                Some(item) => Some(item),
+                None => {
+                    self.get_item(
+                        &self.executions,
+                        key(execution_id, &keys::loop_sk(loop_path)),
+                        "count_iteration",
+                    )
+                    .await?
+                }
+            },
+        };
+        let Some(stored) = stored else {
+            return Err(StoreError::NotFound(format!(
+                "loop {loop_path} of {execution_id}"
+            )));
+        };
+        let already = match stored.get("counted") {
+            Some(AttributeValue::Ns(set)) => {
+                set.iter().any(|i| i.parse::<u32>().ok() == Some(index))
+            }
+            _ => false,
+        };
+        if already {
+            return Ok(IterationCount::AlreadyCounted);
+        }
+        let total = get_n(&stored, "total").unwrap_or_default();
+        if i64::from(index) >= total {
+            return Err(StoreError::Permanent(format!(
+                "loop {loop_path} of {execution_id} has {total} items; there is no iteration {index}"
+            )));
+        }
+        Err(StoreError::Conflict(format!(
+            "loop {loop_path} of {execution_id} has no iteration left to count (index {index})"
+        )))
+    }
+
+    async fn list_iterations(
+        &self,
+        execution_id: &str,
+        loop_path: &str,
+    ) -> Result<Vec<(u32, Value)>, StoreError> {
+        let prefix = keys::iter_prefix(loop_path);
+        let rows = self
+            .query_all(QuerySpec {
+                op: "list_iterations",
+                table: &self.executions,
+                condition: "#pk = :pk AND begins_with(#sk, :prefix)",
+                names: &[("#pk", EXECUTIONS_PK), ("#sk", SK)],
+                values: &[(":pk", s(execution_id)), (":prefix", s(prefix.clone()))],
+                projection: None,
+            })
+            .await?;
+        let mut out = Vec::new();
+        for row in rows {
+            // The prefix also matches iterations of loops nested in this one
+            // (`ITER#each[..]/inner[..]`): keep only `<prefix><10 digits>]`.
+            let Some(sk) = get_s(&row, SK) else { continue };
+            if sk.len() != prefix.len() + 11 {
+                continue;
+            }
+            let what = format!("{execution_id}/{sk}");
+            let item: IterItem = decode(row, &what)?;
+            out.push((item.index, item.result));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = encode_cursor(&keys::started_key(1_700_000_000_000, "01JD"));
+        assert_eq!(
+            decode_cursor(&c).expect("decode"),
+            keys::started_key(1_700_000_000_000, "01JD")
+        );
+        for bad in ["", "zz", "abc", "00", "é1", "6162"] {
+            assert!(
+                matches!(decode_cursor(bad), Err(StoreError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}

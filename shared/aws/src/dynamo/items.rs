@@ -1,0 +1,510 @@
+//! The DynamoDB items, mapped with serde_dynamo.
+//!
+//! Scalar fields (status, attempts, times in epoch milliseconds, versions) are native attributes,
+//! so condition expressions and indexes can use them. User JSON (inputs, outputs, errors, loop
+//! items, records, definitions) is stored as JSON text: a native map would turn `1.0` into `1`,
+//! refuse numbers past 1e126 and documents nested deeper than 32 levels, which JSON allows.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use wf_core::StepError;
+use wf_core::StoreError;
+use wf_core::execution::{
+    ExecutionRecord, ExecutionStatus, LoopState, StepRecord, StepStatus, TriggerInfo,
+};
+use wf_core::model::Workflow;
+use wf_core::ports::WorkflowMeta;
+
+use super::keys;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// DynamoDB's item limit: 400 KB, attribute names included.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// (De)serialize any serde value as one string attribute holding its JSON.
+pub(crate) mod json_text {
+    use serde::de::{DeserializeOwned, Error as _};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        let text = serde_json::to_string(value).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<T, D::Error> {
+        let text = String::deserialize(d)?;
+        serde_json::from_str(&text).map_err(D::Error::custom)
+    }
+}
+
+/// [`json_text`] for optional values (absent attribute = `None`).
+pub(crate) mod json_text_opt {
+    use serde::de::{DeserializeOwned, Error as _};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(
+        value: &Option<T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(v) => super::json_text::serialize(v, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(D::Error::custom),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Encode an item struct, refusing it when it is over `limit` bytes.
+pub(crate) fn encode<T: Serialize>(
+    value: &T,
+    what: &str,
+    limit: usize,
+) -> Result<Item, StoreError> {
+    let item: Item = serde_dynamo::to_item(value)
+        .map_err(|e| StoreError::Permanent(format!("cannot encode item {what}: {e}")))?;
+    check_size(&item, what, limit)?;
+    Ok(item)
+}
+
+/// Decode an item into its struct.
+pub(crate) fn decode<T: DeserializeOwned>(item: Item, what: &str) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item)
+        .map_err(|e| StoreError::Permanent(format!("cannot decode item {what}: {e}")))
+}
+
+/// Refuse an item over `limit` bytes, naming it and its size.
+pub(crate) fn check_size(item: &Item, what: &str, limit: usize) -> Result<(), StoreError> {
+    let size = item_size(item);
+    if size > limit {
+        return Err(too_large(what, size, limit));
+    }
+    Ok(())
+}
+
+pub(crate) fn too_large(what: &str, size: usize, limit: usize) -> StoreError {
+    StoreError::TooLarge(format!(
+        "item {what} is {size} bytes; DynamoDB's limit is {limit} bytes ({} KB)",
+        limit / 1024
+    ))
+}
+
+/// The size DynamoDB bills and limits: attribute names plus values (UTF-8 strings, numbers at
+/// most 21 bytes, 3 bytes of overhead per map or list plus 1 per element).
+pub fn item_size(item: &Item) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+pub(crate) fn value_size(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(s) => s.len(),
+        // Numbers: about one byte per two digits plus one; the text length is an upper bound.
+        AttributeValue::N(n) => n.len().min(21) + 1,
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::Ss(items) => items.iter().map(String::len).sum(),
+        AttributeValue::Ns(items) => items.iter().map(|n| n.len().min(21) + 1).sum(),
+        AttributeValue::Bs(items) => items.iter().map(|b| b.as_ref().len()).sum(),
+        AttributeValue::L(items) => 3 + items.iter().map(|i| 1 + value_size(i)).sum::<usize>(),
+        AttributeValue::M(map) => {
+            3 + map
+                .iter()
+                .map(|(k, i)| 1 + k.len() + value_size(i))
+                .sum::<usize>()
+        }
+        _ => 0,
+    }
+}
+
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// A number attribute of an item, if present and numeric.
+pub(crate) fn get_n(item: &Item, name: &str) -> Option<i64> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().ok(),
+        _ => None,
+    }
+}
+
+pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// executions table
+
+/// The `EXEC` item.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ExecItem {
+    pub execution_id: String,
+    pub sk: String,
+    pub workflow_id: String,
+    pub version: u32,
+    pub status: ExecutionStatus,
+    /// `trigger.type`, apart for filtering.
+    pub trigger_type: String,
+    #[serde(with = "json_text")]
+    pub trigger: TriggerInfo,
+    #[serde(with = "json_text")]
+    pub input: Value,
+    #[serde(with = "json_text")]
+    pub output: Value,
+    #[serde(
+        with = "json_text_opt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub error: Option<StepError>,
+    pub started_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+    pub deadline_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<String>,
+    pub started_key: String,
+    pub entity: String,
+    pub ttl: i64,
+}
+
+impl ExecItem {
+    pub fn new(r: &ExecutionRecord, retention_days: u32) -> Self {
+        Self {
+            execution_id: r.id.clone(),
+            sk: keys::EXEC_SK.into(),
+            workflow_id: r.workflow_id.clone(),
+            version: r.version,
+            status: r.status,
+            trigger_type: r.trigger.kind.clone(),
+            trigger: r.trigger.clone(),
+            input: r.input.clone(),
+            output: r.output.clone(),
+            error: r.error.clone(),
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            duration_ms: r.duration_ms,
+            deadline_at: r.deadline_at,
+            rerun_of: r.rerun_of.clone(),
+            started_key: keys::started_key(r.started_at, &r.id),
+            entity: keys::EXEC_ENTITY.into(),
+            ttl: keys::expiry(&r.id, r.started_at, retention_days),
+        }
+    }
+
+    pub fn into_record(self) -> ExecutionRecord {
+        ExecutionRecord {
+            id: self.execution_id,
+            workflow_id: self.workflow_id,
+            version: self.version,
+            status: self.status,
+            trigger: self.trigger,
+            input: self.input,
+            output: self.output,
+            error: self.error,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            duration_ms: self.duration_ms,
+            deadline_at: self.deadline_at,
+            rerun_of: self.rerun_of,
+        }
+    }
+}
+
+/// A `STEP#<path>` item.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StepItem {
+    pub execution_id: String,
+    pub sk: String,
+    pub path: String,
+    #[serde(rename = "type")]
+    pub step_type: String,
+    pub status: StepStatus,
+    pub attempts: u32,
+    #[serde(with = "json_text")]
+    pub input: Value,
+    #[serde(with = "json_text")]
+    pub output: Value,
+    #[serde(
+        with = "json_text_opt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub error: Option<StepError>,
+    pub started_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+    /// Absent when there is no lease (claims treat that as expired).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    pub ttl: i64,
+}
+
+impl StepItem {
+    pub fn new(execution_id: &str, r: &StepRecord, retention_days: u32) -> Self {
+        Self {
+            execution_id: execution_id.to_string(),
+            sk: keys::step_sk(&r.path),
+            path: r.path.clone(),
+            step_type: r.step_type.clone(),
+            status: r.status,
+            attempts: r.attempts,
+            input: r.input.clone(),
+            output: r.output.clone(),
+            error: r.error.clone(),
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            duration_ms: r.duration_ms,
+            lease_until: r.lease_until,
+            next: r.next.clone(),
+            ttl: keys::expiry(execution_id, r.started_at, retention_days),
+        }
+    }
+
+    pub fn into_record(self) -> StepRecord {
+        StepRecord {
+            path: self.path,
+            step_type: self.step_type,
+            status: self.status,
+            attempts: self.attempts,
+            input: self.input,
+            output: self.output,
+            error: self.error,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            duration_ms: self.duration_ms,
+            lease_until: self.lease_until,
+            next: self.next,
+        }
+    }
+}
+
+/// The `LOOP#<path>` join counter. `counted` (a number set of the counted indexes) is only
+/// written by update expressions and only read from condition failures, so it is not mapped.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LoopCounterItem {
+    pub execution_id: String,
+    pub sk: String,
+    pub total: u32,
+    pub remaining: u32,
+    pub concurrency: u32,
+    #[serde(default)]
+    pub failed: bool,
+    pub ttl: i64,
+}
+
+/// The `LOOP#<path>#items` item.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LoopItemsItem {
+    pub execution_id: String,
+    pub sk: String,
+    #[serde(with = "json_text")]
+    pub items: Vec<Value>,
+    pub ttl: i64,
+}
+
+pub(crate) fn loop_items(
+    execution_id: &str,
+    path: &str,
+    state: &LoopState,
+    ttl: i64,
+) -> (LoopCounterItem, LoopItemsItem) {
+    (
+        LoopCounterItem {
+            execution_id: execution_id.to_string(),
+            sk: keys::loop_sk(path),
+            total: state.total,
+            remaining: state.remaining,
+            concurrency: state.concurrency,
+            failed: state.failed,
+            ttl,
+        },
+        LoopItemsItem {
+            execution_id: execution_id.to_string(),
+            sk: keys::loop_items_sk(path),
+            items: state.items.clone(),
+            ttl,
+        },
+    )
+}
+
+/// An `ITER#<path>[i]` item: the result of a counted iteration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct IterItem {
+    pub execution_id: String,
+    pub sk: String,
+    pub index: u32,
+    #[serde(with = "json_text")]
+    pub result: Value,
+    pub ttl: i64,
+}
+
+/// A `DEDUPE#<workflow>#<key>` item: the first execution started with the key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DedupeItem {
+    pub execution_id: String,
+    pub sk: String,
+    /// The execution the key belongs to.
+    pub first: String,
+    /// Milliseconds; the key is dead from then on, whether or not TTL has removed it yet.
+    pub expires_at: i64,
+    pub ttl: i64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// workflows table
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DraftItem {
+    pub id: String,
+    pub sk: String,
+    #[serde(with = "json_text")]
+    pub draft: Value,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct VersionItem {
+    pub id: String,
+    pub sk: String,
+    pub version: u32,
+    #[serde(with = "json_text")]
+    pub definition: Workflow,
+}
+
+/// META: the port's struct as it is (its `id` is the partition key), plus the sort key, so
+/// fields added to `WorkflowMeta` are stored without touching this crate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct MetaItem {
+    pub sk: String,
+    #[serde(flatten)]
+    pub meta: WorkflowMeta,
+}
+
+impl From<&WorkflowMeta> for MetaItem {
+    fn from(m: &WorkflowMeta) -> Self {
+        Self {
+            sk: keys::META_SK.into(),
+            meta: m.clone(),
+        }
+    }
+}
+
+impl From<MetaItem> for WorkflowMeta {
+    fn from(m: MetaItem) -> Self {
+        m.meta
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// records table
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RecordItem {
+    pub collection: String,
+    pub id: String,
+    #[serde(with = "json_text")]
+    pub data: Value,
+    pub idempotency_key: String,
+    /// Bumped by every update: updates are read-merge-write under a condition on it.
+    pub rev: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn step_items_round_trip_and_keep_json_exact() {
+        // Deeper than DynamoDB's 32 levels of nested maps and lists.
+        let mut deep = json!(1);
+        for _ in 0..40 {
+            deep = json!([deep]);
+        }
+        let record = StepRecord {
+            path: "each[2]/get".into(),
+            step_type: "action".into(),
+            status: StepStatus::Running,
+            attempts: 2,
+            input: json!({ "f": 1.0, "big": 1e300, "deep": deep }),
+            output: Value::Null,
+            error: Some(
+                StepError::retryable("http.status", "503").with_details(json!({ "status": 503 })),
+            ),
+            started_at: 1_700_000_000_000,
+            finished_at: None,
+            duration_ms: None,
+            lease_until: Some(1_700_000_030_000),
+            next: None,
+        };
+        let item = encode(&StepItem::new("e1", &record, 30), "t", MAX_ITEM_BYTES).expect("encode");
+        assert_eq!(item.get("status"), Some(&s("running")));
+        assert_eq!(item.get("leaseUntil"), Some(&n(1_700_000_030_000i64)));
+        assert!(
+            !item.contains_key("finishedAt"),
+            "absent options are absent attributes"
+        );
+        let back: StepItem = decode(item, "t").expect("decode");
+        assert_eq!(back.into_record(), record);
+    }
+
+    #[test]
+    fn size_counts_names_and_values() {
+        let mut item = Item::new();
+        item.insert("ab".into(), s("xyz"));
+        assert_eq!(item_size(&item), 5);
+        item.insert(
+            "m".into(),
+            AttributeValue::M([("k".to_string(), s("v"))].into()),
+        );
+        assert_eq!(item_size(&item), 5 + 1 + 3 + 1 + 1 + 1);
+        let big = json!("x".repeat(MAX_ITEM_BYTES));
+        let err = encode(&json!({ "v": big }), "e1/STEP#a", MAX_ITEM_BYTES).unwrap_err();
+        match err {
+            StoreError::TooLarge(m) => {
+                assert!(m.contains("e1/STEP#a") && m.contains("bytes"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Table layout: key attribute names, sort keys, index names, TTL.
+//!
+//! * `workflows`: pk `id`, sk `DRAFT` | `V#000001` | `META`.
+//! * `executions`: pk `executionId`, sk `EXEC` | `STEP#<path>` | `LOOP#<path>` (the join
+//!   counter) | `LOOP#<path>#items` (the loop's items, apart so that counting stays a 1 KB
+//!   write) | `ITER#<path>[0000000003]`; dedupe keys are items with pk `DEDUPE#<workflow>#<key>`
+//!   and sk `DEDUPE`. Two sparse, keys-only indexes over the `EXEC` items list executions newest
+//!   first: `byWorkflow` (`workflowId`, `startedKey`) and `byStart` (`entity` = `EXEC`,
+//!   `startedKey`). Every item of an execution carries the TTL attribute `ttl`.
+//! * `records`: pk `collection`, sk `id`.
+
+/// Partition and sort key attribute names.
+pub const WORKFLOWS_PK: &str = "id";
+pub const EXECUTIONS_PK: &str = "executionId";
+pub const RECORDS_PK: &str = "collection";
+pub const RECORDS_SK: &str = "id";
+pub const SK: &str = "sk";
+
+/// The TTL attribute (epoch seconds) of the executions table.
+pub const TTL_ATTRIBUTE: &str = "ttl";
+
+/// Index of executions by workflow, newest first.
+pub const BY_WORKFLOW_INDEX: &str = "byWorkflow";
+/// Index of every execution, newest first (partition `entity` = `EXEC`).
+pub const BY_START_INDEX: &str = "byStart";
+pub const WORKFLOW_ID_ATTR: &str = "workflowId";
+pub const STARTED_KEY_ATTR: &str = "startedKey";
+pub const ENTITY_ATTR: &str = "entity";
+pub const EXEC_ENTITY: &str = "EXEC";
+
+pub const EXEC_SK: &str = "EXEC";
+pub const DRAFT_SK: &str = "DRAFT";
+pub const META_SK: &str = "META";
+pub const DEDUPE_SK: &str = "DEDUPE";
+pub const STEP_PREFIX: &str = "STEP#";
+
+pub fn step_sk(path: &str) -> String {
+    format!("{STEP_PREFIX}{path}")
+}
+
+/// The join counter of a loop.
+pub fn loop_sk(path: &str) -> String {
+    format!("LOOP#{path}")
+}
+
+/// The items of a loop. `#` never occurs in a step path, so a key range from [`loop_sk`] to
+/// this one holds exactly the loop's two items.
+pub fn loop_items_sk(path: &str) -> String {
+    format!("LOOP#{path}#items")
+}
+
+/// `ITER#<loop path>[0000000003]`: ten digits hold any u32, so iterations sort by index.
+pub fn iter_sk(loop_path: &str, index: u32) -> String {
+    format!("ITER#{loop_path}[{index:010}]")
+}
+
+pub fn iter_prefix(loop_path: &str) -> String {
+    format!("ITER#{loop_path}[")
+}
+
+/// The index of an `ITER#...[0000000003]` sort key.
+pub fn iter_index(sk: &str) -> Option<u32> {
+    let open = sk.rfind('[')?;
+    sk[open + 1..].strip_suffix(']')?.parse().ok()
+}
+
+pub fn version_sk(version: u32) -> String {
+    format!("V#{version:06}")
+}
+
+pub fn dedupe_pk(key: &str) -> String {
+    format!("DEDUPE#{key}")
+}
+
+/// Sort key of the listing indexes: start time (16 digits, so it sorts as text) then the id, so
+/// executions that started in the same millisecond still have distinct, ordered keys.
+pub fn started_key(started_at: i64, id: &str) -> String {
+    format!("{:016}#{id}", started_at.max(0))
+}
+
+/// The bound of a start-time window in the `startedKey` space: every key of an execution that
+/// started at `ms` or later is `>=` it, every key of one that started earlier is `<` it.
+pub fn started_bound(ms: i64) -> String {
+    format!("{:016}", ms.max(0))
+}
+
+/// The TTL (epoch seconds) of the items of execution `execution_id`: its start plus the
+/// retention. Execution ids are ULIDs carrying their start time, so every item of an execution
+/// expires together; an id that is not a ULID falls back to `fallback_ms`.
+pub fn expiry(execution_id: &str, fallback_ms: i64, retention_days: u32) -> i64 {
+    let start_ms = ulid::Ulid::from_string(execution_id)
+        .ok()
+        .map(|u| i64::try_from(u.timestamp_ms()).unwrap_or(fallback_ms))
+        .unwrap_or(fallback_ms);
+    start_ms.div_euclid(1000) + i64::from(retention_days) * 86_400
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_and_parse() {
+        assert_eq!(iter_sk("each", 3), "ITER#each[0000000003]");
+        assert_eq!(iter_index(&iter_sk("a[1]/b", u32::MAX)), Some(u32::MAX));
+        assert!(iter_sk("each", 9) < iter_sk("each", 10));
+        assert_eq!(version_sk(12), "V#000012");
+        assert!(started_key(999, "z") < started_key(1000, "a"));
+        assert!(started_key(1000, "a") < started_key(1000, "b"));
+        assert!(started_bound(1000) <= started_key(1000, "a"));
+        assert!(started_key(999, "zzzz") < started_bound(1000));
+        assert!(loop_sk("a") < loop_items_sk("a"));
+        // A nested loop's counter sorts outside the range of its parent's two items.
+        let nested = loop_sk("a[1]/b");
+        assert!(!(loop_sk("a") <= nested && nested <= loop_items_sk("a")));
+    }
+
+    #[test]
+    fn expiry_follows_the_ulid_start() {
+        let id = ulid::Ulid::from_parts(1_700_000_000_123, 7).to_string();
+        assert_eq!(expiry(&id, 0, 1), 1_700_000_000 + 86_400);
+        assert_eq!(expiry("not-a-ulid", 5_000, 2), 5 + 2 * 86_400);
+    }
+}

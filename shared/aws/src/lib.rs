@@ -1,0 +1,26 @@
+//! wf-aws: the AWS adapters of the wf-core ports.
+//!
+//! * [`DynamoStore`]: `DefinitionStore`, `ExecutionStore`, `RecordStore` on three DynamoDB
+//!   tables (layout in [`dynamo::keys`]; items in [`dynamo::items`]).
+//! * [`SqsQueue`]: the `TaskQueue` on SQS (batched sends, delays with a re-delay chain past
+//!   900 s, tracing attributes).
+//! * [`EventBridgeBus`]: the `EventBus` on the platform's custom bus, and [`TriggerRules`]: the
+//!   schedule and event rules of active workflows (idempotent sync that repairs drift).
+//! * [`Config`]: every name and the region/endpoint, read once from the environment;
+//!   [`AwsClients`]: the SDK clients built from it.
+//!
+//! Errors map to `StoreError`: a lost condition is `Conflict`, throttling and timeouts are
+//! `Unavailable` (retryable), an item or message over its service's limit is `TooLarge`
+//! (checked before the write, so nothing is half-written).
+
+pub mod config;
+pub mod dynamo;
+mod error;
+pub mod eventbridge;
+pub mod provision;
+pub mod sqs;
+
+pub use config::{AwsClients, Config, ConfigError};
+pub use dynamo::DynamoStore;
+pub use eventbridge::{EventBridgeBus, RuleSpec, SyncReport, TriggerInput, TriggerRules};
+pub use sqs::SqsQueue;

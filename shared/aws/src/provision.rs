@@ -1,0 +1,86 @@
+//! Creating the resources the adapters use (tables, queue, bus) when no stack did: tests on
+//! moto_server, the cost script, a developer's own account. Every call is idempotent.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use wf_core::StoreError;
+
+use crate::config::{AwsClients, Config};
+use crate::error::{SdkResultExt, store_error};
+
+/// Names of the resources to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resources {
+    pub workflows_table: String,
+    pub executions_table: String,
+    pub records_table: String,
+    pub queue_name: String,
+    pub event_bus: String,
+    /// How long a received task stays invisible. The deployed queue needs at least 6x the
+    /// worker function's timeout (the event source mapping's rule).
+    pub visibility_timeout: Duration,
+}
+
+impl Resources {
+    /// Resource names that start with `prefix` (tests give each run its own).
+    pub fn prefixed(prefix: &str, visibility_timeout: Duration) -> Self {
+        Self {
+            workflows_table: format!("{prefix}-workflows"),
+            executions_table: format!("{prefix}-executions"),
+            records_table: format!("{prefix}-records"),
+            queue_name: format!("{prefix}-steps"),
+            event_bus: format!("{prefix}-events"),
+            visibility_timeout,
+        }
+    }
+}
+
+/// Create every resource (or find it) and return the configuration that uses them.
+pub async fn ensure(
+    clients: &AwsClients,
+    resources: &Resources,
+    region: &str,
+    endpoint_url: Option<&str>,
+) -> Result<Config, StoreError> {
+    let visibility = resources.visibility_timeout.as_secs().to_string();
+    let queue = clients
+        .sqs
+        .create_queue()
+        .queue_name(&resources.queue_name)
+        .attributes(QueueAttributeName::VisibilityTimeout, visibility)
+        // Four days, SQS's default: a stuck execution is swept long before.
+        .attributes(QueueAttributeName::MessageRetentionPeriod, "345600")
+        .send()
+        .await
+        .store_err("CreateQueue")?;
+    let queue_url = queue
+        .queue_url
+        .ok_or_else(|| StoreError::Permanent("CreateQueue answered no queue URL".into()))?;
+    match clients
+        .eventbridge
+        .create_event_bus()
+        .name(&resources.event_bus)
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_already_exists_exception()) => {}
+        Err(e) => return Err(store_error("CreateEventBus", e)),
+    }
+    let config = Config {
+        region: region.to_string(),
+        endpoint_url: endpoint_url.map(str::to_string),
+        workflows_table: resources.workflows_table.clone(),
+        executions_table: resources.executions_table.clone(),
+        records_table: resources.records_table.clone(),
+        queue_url,
+        event_bus: resources.event_bus.clone(),
+        trigger_target_arn: None,
+        retention_days: crate::config::DEFAULT_RETENTION_DAYS,
+    };
+    crate::dynamo::tables::ensure_tables(&clients.dynamodb, &config).await?;
+    Ok(config)
+}

@@ -1,0 +1,171 @@
+//! moto_server for tests of the AWS adapters: started on a free 127.0.0.1 port, reset on
+//! demand (`POST /moto-api/reset`), killed on drop. Clients get fake credentials, a fixed
+//! region and the server's endpoint through their configuration (not the process environment),
+//! so nothing probes the instance metadata address.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::config::{Credentials, SharedInterceptor};
+use wf_aws::provision::{Resources, ensure};
+use wf_aws::{AwsClients, Config};
+
+pub const REGION: &str = "us-east-1";
+/// moto's default account.
+pub const ACCOUNT: &str = "123456789012";
+
+/// Runs moto_server and exits when its standard input closes, so a test process that is killed
+/// (a timeout, Ctrl-C) does not leave a server behind: the pipe closes with the process.
+const LAUNCHER: &str = r#"
+import os, sys, threading
+def watch():
+    sys.stdin.read()
+    os._exit(0)
+threading.Thread(target=watch, daemon=True).start()
+from moto.server import main
+main(["-H", "127.0.0.1", "-p", sys.argv[1]])
+"#;
+
+/// A running moto_server, killed on drop.
+pub struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Moto {
+    /// Start moto_server on a free loopback port and wait until it answers (up to 30 s).
+    pub fn start() -> Self {
+        let mut last_error = String::new();
+        // A port taken between choosing it and binding it makes moto exit: try again.
+        for _ in 0..3 {
+            let port = free_port();
+            let child = Command::new("python3")
+                .args(["-c", LAUNCHER, &port.to_string()])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start moto_server (python3 -m moto.server; pip install 'moto[server]')");
+            let mut moto = Moto { child, port };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(status)) = moto.child.try_wait() {
+                    last_error = format!("moto_server exited with {status}");
+                    break;
+                }
+                if http(port, "GET", "/moto-api/").is_ok() {
+                    return moto;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if last_error.is_empty() {
+                last_error = "moto_server did not answer within 30 s".into();
+            }
+        }
+        panic!("{last_error}");
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Forget every resource (tables, queues, buses) of every service.
+    pub fn reset(&self) {
+        http(self.port, "POST", "/moto-api/reset").expect("reset moto_server");
+    }
+
+    /// An SDK configuration for this server: fake static credentials, fixed region.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new(REGION))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+            .load()
+            .await
+    }
+
+    /// Clients for this server, each with `interceptor` when given.
+    pub async fn clients(&self, interceptor: Option<SharedInterceptor>) -> AwsClients {
+        AwsClients::from_sdk_config(&self.sdk_config().await, interceptor)
+    }
+
+    /// Create tables, queue and bus named after `prefix`; the configuration that uses them.
+    pub async fn provision(&self, prefix: &str, visibility: Duration) -> Config {
+        let clients = self.clients(None).await;
+        ensure(
+            &clients,
+            &Resources::prefixed(prefix, visibility),
+            REGION,
+            Some(&self.endpoint()),
+        )
+        .await
+        .expect("provision tables, queue and bus on moto")
+    }
+
+    /// Environment variables a child process needs to reach this server as `config` says
+    /// (fake credentials, no instance metadata probing).
+    pub fn child_env(config: &Config) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = config
+            .to_env()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        for (k, v) in [
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ] {
+            env.push((k.to_string(), v.to_string()));
+        }
+        env
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A minimal HTTP/1.1 request (no client dependency for two admin calls); Ok on a 2xx answer.
+fn http(port: u16, method: &str, path: &str) -> Result<(), String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .map_err(|e| e.to_string())?;
+    match answer.split_whitespace().nth(1) {
+        Some(code) if code.starts_with('2') => Ok(()),
+        other => Err(format!("{method} {path}: HTTP {other:?}")),
+    }
+}
+
+/// A short unique resource prefix (table and queue names allow `-`).
+pub fn unique_prefix(what: &str) -> String {
+    format!("{what}-{}", ulid::Ulid::new().to_string().to_lowercase())
+}

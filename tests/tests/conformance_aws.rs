@@ -1,0 +1,322 @@
+//! The port conformance suite against the AWS adapters (DynamoDB store, SQS queue, EventBridge
+//! bus and trigger rules) on moto_server: the same generic checks as `conformance_local.rs`.
+//! Each test has its own moto_server (killed when the test ends).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::{Value, json};
+use wf_aws::{
+    AwsClients, Config, DynamoStore, EventBridgeBus, SqsQueue, TriggerInput, TriggerRules,
+};
+use wf_core::ports::{ExecutionStore, PlatformEvent};
+use wf_tests::conformance::bus::BusProbe;
+use wf_tests::conformance::store::RetentionProbe;
+use wf_tests::conformance::{bus, queue, store};
+use wf_tests::moto::{ACCOUNT, Moto, REGION, unique_prefix};
+
+/// SQS's visibility timeout is whole seconds: the shortest useful one.
+const VISIBILITY: Duration = Duration::from_secs(1);
+
+struct Aws {
+    moto: Moto,
+    config: Config,
+    clients: AwsClients,
+}
+
+impl Aws {
+    async fn start() -> Self {
+        let moto = Moto::start();
+        let config = moto.provision(&unique_prefix("conf"), VISIBILITY).await;
+        let clients = moto.clients(None).await;
+        Self {
+            moto,
+            config,
+            clients,
+        }
+    }
+
+    fn store(&self) -> DynamoStore {
+        DynamoStore::new(self.clients.dynamodb.clone(), &self.config)
+    }
+
+    fn queue(&self) -> SqsQueue {
+        SqsQueue::new(self.clients.sqs.clone(), &self.config.queue_url)
+    }
+}
+
+macro_rules! store_checks {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let aws = Aws::start().await;
+            store::$name(&aws.store()).await;
+        }
+    )*};
+}
+
+store_checks!(
+    claim_semantics,
+    finish_step_once,
+    list_steps_and_delete,
+    update_execution_until_terminal,
+    dedupe_keys,
+    list_executions_pages,
+    list_iterations_in_index_order,
+    definitions,
+    records,
+    payload_limit,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loop_join_counts_each_iteration_once() {
+    let aws = Aws::start().await;
+    store::loop_join_counts_each_iteration_once(Arc::new(aws.store())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_delay_is_honoured() {
+    let aws = Aws::start().await;
+    // DelaySeconds is whole seconds.
+    queue::delay_is_honoured(&aws.queue(), Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_redelivery_and_stale_receipts() {
+    let aws = Aws::start().await;
+    queue::redelivery_and_stale_receipts(&aws.queue(), VISIBILITY).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_batch_send() {
+    let aws = Aws::start().await;
+    queue::batch_send(&aws.queue()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_receive_wakes_on_send() {
+    let aws = Aws::start().await;
+    queue::receive_wakes_on_send(Arc::new(aws.queue())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_across_reopen() {
+    let aws = Aws::start().await;
+    let (config, sdk) = (aws.config.clone(), aws.moto.sdk_config().await);
+    queue::durable_across_reopen(
+        move || {
+            // New clients each time: what survives is what the services kept.
+            let clients = AwsClients::from_sdk_config(&sdk, None);
+            let store = DynamoStore::new(clients.dynamodb.clone(), &config);
+            let q = SqsQueue::new(clients.sqs, &config.queue_url);
+            async move { (Arc::new(store), q) }
+        },
+        VISIBILITY,
+    )
+    .await;
+}
+
+/// Reads the raw `ttl` attribute of every item of an execution.
+struct TtlProbe {
+    store: DynamoStore,
+}
+
+#[async_trait]
+impl RetentionProbe for TtlProbe {
+    async fn expiries(&self, execution_id: &str) -> Vec<(String, Option<i64>)> {
+        let out = self
+            .store
+            .client()
+            .query()
+            .table_name(self.store.executions_table())
+            .key_condition_expression("executionId = :id")
+            .expression_attribute_values(":id", AttributeValue::S(execution_id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("query items");
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| {
+                let sk = match item.get("sk") {
+                    Some(AttributeValue::S(s)) => s.clone(),
+                    other => panic!("item without sk: {other:?}"),
+                };
+                let ttl = match item.get("ttl") {
+                    Some(AttributeValue::N(n)) => n.parse().ok(),
+                    _ => None,
+                };
+                (sk, ttl)
+            })
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_ttl_is_set_on_every_item() {
+    let aws = Aws::start().await;
+    let store = aws.store();
+    let ttl = aws
+        .clients
+        .dynamodb
+        .describe_time_to_live()
+        .table_name(store.executions_table())
+        .send()
+        .await
+        .expect("describe TTL");
+    let spec = ttl.time_to_live_description.expect("TTL description");
+    assert_eq!(spec.attribute_name(), Some("ttl"));
+    assert_eq!(
+        spec.time_to_live_status().map(|s| s.as_str()),
+        Some("ENABLED")
+    );
+    let probe = TtlProbe {
+        store: store.clone(),
+    };
+    store::retention_marks_every_item(&store, &probe, store.retention_days()).await;
+}
+
+/// Subscribes with the production event rule (TriggerRules) whose target is an SQS queue this
+/// probe reads (moto cannot invoke a Lambda target), so the rule, its pattern, its input
+/// transformer and the envelope parsing are all exercised.
+struct RuleProbe {
+    clients: AwsClients,
+    config: Config,
+    queue_url: String,
+    queue_arn: String,
+}
+
+impl RuleProbe {
+    async fn new(aws: &Aws) -> Self {
+        let created = aws
+            .clients
+            .sqs
+            .create_queue()
+            .queue_name(format!("{}-probe", unique_prefix("bus")))
+            .send()
+            .await
+            .expect("probe queue");
+        let queue_url = created.queue_url.expect("queue url");
+        let attrs = aws
+            .clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue arn");
+        let queue_arn = attrs
+            .attributes
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .unwrap_or_else(|| {
+                let name = queue_url.rsplit('/').next().unwrap_or_default();
+                format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}")
+            });
+        Self {
+            clients: aws.clients.clone(),
+            config: aws.config.clone(),
+            queue_url,
+            queue_arn,
+        }
+    }
+}
+
+#[async_trait]
+impl BusProbe for RuleProbe {
+    async fn subscribe(&mut self, event_type: &str) {
+        let rules = TriggerRules::new(
+            self.clients.eventbridge.clone(),
+            &self.config.event_bus,
+            &self.queue_arn,
+        );
+        let workflow = serde_json::from_value(json!({
+            "id": "bus-probe",
+            "steps": [ { "id": "start", "type": "start", "triggers": [ { "type": "event", "event": event_type } ] } ]
+        }))
+        .expect("workflow");
+        let report = rules
+            .sync("bus-probe", Some(&workflow))
+            .await
+            .expect("sync rules");
+        assert_eq!(report.created, ["wf-bus-probe-ev"]);
+    }
+
+    async fn delivered(&mut self, wait: Duration) -> Vec<PlatformEvent> {
+        let out = self
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(i32::try_from(wait.as_secs().clamp(0, 20)).unwrap_or(1))
+            .send()
+            .await
+            .expect("receive from the probe queue");
+        let mut events = Vec::new();
+        for m in out.messages.unwrap_or_default() {
+            let body: Value = serde_json::from_str(m.body().unwrap_or("null")).expect("JSON body");
+            match TriggerInput::parse(&body) {
+                Some(TriggerInput::Event { workflow_id, event }) => {
+                    assert_eq!(workflow_id, "bus-probe");
+                    events.push(event);
+                }
+                other => panic!("unexpected rule input {body}: {other:?}"),
+            }
+            self.clients
+                .sqs
+                .delete_message()
+                .queue_url(&self.queue_url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
+        }
+        events
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bus_routes_by_type() {
+    let aws = Aws::start().await;
+    let bus = EventBridgeBus::new(aws.clients.eventbridge.clone(), &aws.config.event_bus);
+    let mut probe = RuleProbe::new(&aws).await;
+    bus::routes_by_type(&bus, &mut probe).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_cursor_is_invalid_and_pages_default_to_50() {
+    let aws = Aws::start().await;
+    let store = aws.store();
+    let bad = store
+        .list_executions(&wf_core::execution::ExecutionQuery {
+            cursor: Some("not-a-cursor".into()),
+            ..Default::default()
+        })
+        .await;
+    assert!(
+        matches!(bad, Err(wf_core::StoreError::Invalid(_))),
+        "{bad:?}"
+    );
+    let workflow = wf_tests::conformance::unique("wf");
+    for i in 0..55 {
+        let id = wf_tests::conformance::execution_id(wf_tests::conformance::T0 + i);
+        store
+            .create_execution(
+                &wf_tests::conformance::execution(&id, &workflow, wf_tests::conformance::T0 + i),
+                None,
+            )
+            .await
+            .expect("create");
+    }
+    let page = store
+        .list_executions(&wf_core::execution::ExecutionQuery::default())
+        .await
+        .expect("list");
+    assert_eq!(page.items.len(), 50);
+    assert!(page.next_cursor.is_some());
+}
