@@ -101,9 +101,6 @@ struct DbInner {
     path: PathBuf,
     sender: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    /// Dropping the sender stops the checkpoint thread.
-    stop_checkpoints: Mutex<Option<mpsc::Sender<()>>>,
-    checkpointer: Mutex<Option<JoinHandle<()>>>,
     writer_id: ThreadId,
     /// Transactions committed by the writer (a batch of jobs is one).
     commits: Arc<AtomicU64>,
@@ -134,12 +131,7 @@ impl Db {
             .map_err(map_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(map_err)?;
-        // Checkpoints run on their own thread (below), not inside a commit: an automatic
-        // checkpoint on the writer stalls every write queued behind it (the p99 tail).
-        conn.pragma_update(None, "wal_autocheckpoint", 0)
-            .map_err(map_err)?;
         schema::migrate(&mut conn)?;
-        let (stop_checkpoints, checkpointer) = start_checkpointer(path)?;
 
         let (sender, receiver) = mpsc::channel::<Job>();
         let commits = Arc::new(AtomicU64::new(0));
@@ -154,8 +146,6 @@ impl Db {
                 path: path.to_path_buf(),
                 sender: Mutex::new(Some(sender)),
                 writer: Mutex::new(Some(writer)),
-                stop_checkpoints: Mutex::new(Some(stop_checkpoints)),
-                checkpointer: Mutex::new(Some(checkpointer)),
                 writer_id,
                 commits,
                 readers: Mutex::new(Vec::new()),
@@ -254,14 +244,6 @@ impl Drop for DbInner {
         if let Ok(mut sender) = self.sender.lock() {
             sender.take();
         }
-        if let Ok(mut stop) = self.stop_checkpoints.lock() {
-            stop.take();
-        }
-        if let Ok(mut checkpointer) = self.checkpointer.lock()
-            && let Some(handle) = checkpointer.take()
-        {
-            let _ = handle.join();
-        }
         if thread::current().id() == self.writer_id {
             return;
         }
@@ -272,31 +254,6 @@ impl Drop for DbInner {
             tracing::error!("sqlite writer thread panicked");
         }
     }
-}
-
-/// How often the checkpoint thread copies the WAL back into the database.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-
-/// A thread with its own connection that runs a PASSIVE checkpoint every second. PASSIVE never
-/// waits for the writer or readers: it copies what it can, and the WAL stays bounded.
-fn start_checkpointer(path: &Path) -> Result<(mpsc::Sender<()>, JoinHandle<()>), StoreError> {
-    let conn = Connection::open(path).map_err(map_err)?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(map_err)?;
-    let (stop, stopped) = mpsc::channel::<()>();
-    let handle = thread::Builder::new()
-        .name("wf-sqlite-checkpoint".into())
-        .spawn(move || {
-            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY)
-            {
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "sqlite checkpoint failed");
-                }
-            }
-            // A last full copy so the file is compact when the store closes.
-            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-        })
-        .map_err(|e| StoreError::Permanent(format!("cannot start the sqlite checkpointer: {e}")))?;
-    Ok((stop, handle))
 }
 
 fn writer_loop(mut conn: Connection, receiver: mpsc::Receiver<Job>, commits: &AtomicU64) {
