@@ -19,12 +19,25 @@ pub const ACCOUNT: &str = "123456789012";
 
 /// Runs moto_server and exits when its standard input closes, so a test process that is killed
 /// (a timeout, Ctrl-C) does not leave a server behind: the pipe closes with the process.
+///
+/// moto serves each request on its own thread and its DynamoDB backend takes no lock, so two
+/// concurrent UpdateItems on one item can both read the old value and one update is lost (a loop
+/// counter decremented once for two iterations). DynamoDB applies each write to an item
+/// atomically; the launcher restores that by running DynamoDB calls one at a time. SQS stays
+/// concurrent (its long polls must not block everyone).
 const LAUNCHER: &str = r#"
 import os, sys, threading
 def watch():
     sys.stdin.read()
     os._exit(0)
 threading.Thread(target=watch, daemon=True).start()
+from moto.dynamodb.responses import DynamoHandler
+_dynamodb_lock = threading.Lock()
+_call_action = DynamoHandler.call_action
+def _serialized(self):
+    with _dynamodb_lock:
+        return _call_action(self)
+DynamoHandler.call_action = _serialized
 from moto.server import main
 main(["-H", "127.0.0.1", "-p", sys.argv[1]])
 "#;

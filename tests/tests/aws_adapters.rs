@@ -312,3 +312,19 @@ async fn messages_and_events_over_their_limits_are_refused_whole() {
         "{err:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_reset_forgets_every_resource() {
+    let moto = Moto::start();
+    let config = moto
+        .provision(&unique_prefix("reset"), Duration::from_secs(30))
+        .await;
+    let clients = moto.clients(None).await;
+    let tables = clients.dynamodb.list_tables().send().await.expect("tables");
+    assert!(tables.table_names().contains(&config.executions_table));
+    moto.reset();
+    let tables = clients.dynamodb.list_tables().send().await.expect("tables");
+    assert!(tables.table_names().is_empty(), "{tables:?}");
+    let queues = clients.sqs.list_queues().send().await.expect("queues");
+    assert!(queues.queue_urls().is_empty(), "{queues:?}");
+}

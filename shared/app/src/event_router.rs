@@ -29,6 +29,26 @@ pub fn event_context(event: &PlatformEvent) -> Value {
     })
 }
 
+/// The execution id of `workflow_id`'s run for event `event_id`: a ULID whose time part is the
+/// event's time (now when it has none) and whose random part is a stable hash (FNV-1a, 128 bits)
+/// of the workflow and the event id. A redelivered event, even after its dedupe key expired,
+/// names the execution it started already.
+pub fn event_execution_id(workflow_id: &str, event_id: &str, time_ms: i64) -> String {
+    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+    let mut h = OFFSET;
+    let bytes = b"event\0"
+        .iter()
+        .chain(workflow_id.as_bytes())
+        .chain(b"\0")
+        .chain(event_id.as_bytes());
+    for b in bytes {
+        h ^= u128::from(*b);
+        h = h.wrapping_mul(PRIME);
+    }
+    ulid::Ulid::from_parts(time_ms.max(0) as u64, h >> 48).to_string()
+}
+
 /// Start every subscribed workflow whose filter is true. Errors of one workflow (a filter that
 /// fails, an input that fails its schema) are logged and skip that workflow only; store errors
 /// are returned so the caller retries the event.
@@ -36,9 +56,24 @@ pub async fn route_event(
     worker: &Worker,
     event: &PlatformEvent,
 ) -> Result<Vec<Routed>, wf_core::StoreError> {
+    route_event_to(worker, event, None).await
+}
+
+/// [`route_event`], limited to workflow `only` when given (an EventBridge rule per workflow
+/// delivers `{"workflowId", "event"}`: that delivery is for that workflow alone, and reading one
+/// META is cheaper than listing them all).
+pub async fn route_event_to(
+    worker: &Worker,
+    event: &PlatformEvent,
+    only: Option<&str>,
+) -> Result<Vec<Routed>, wf_core::StoreError> {
     let svc = worker.services();
     let mut routed = Vec::new();
-    for meta in svc.definitions.list_metas().await? {
+    let metas = match only {
+        Some(id) => svc.definitions.get_meta(id).await?.into_iter().collect(),
+        None => svc.definitions.list_metas().await?,
+    };
+    for meta in metas {
         let Some(version) = meta.active_version.filter(|_| meta.active) else {
             continue;
         };
@@ -80,7 +115,37 @@ pub async fn route_event(
                     .with("eventType", event.event_type.clone()),
             );
             req.dedupe_key = Some(format!("event:{}", event.id));
-            match start_execution(svc, &compiled, req).await {
+            let time = if event.time > 0 {
+                event.time
+            } else {
+                svc.clock.now_ms()
+            };
+            let execution_id = event_execution_id(&meta.id, &event.id, time);
+            req.execution_id = Some(execution_id.clone());
+            // A redelivered event (EventBridge retries, a replayed outbox): its execution exists.
+            if svc.executions.get_execution(&execution_id).await?.is_some() {
+                debug!(workflow_id = %meta.id, event_id = %event.id, "event seen before");
+                routed.push(Routed {
+                    workflow_id: meta.id.clone(),
+                    execution_id,
+                    duplicate: true,
+                });
+                break;
+            }
+            let result = match start_execution(svc, &compiled, req).await {
+                // The execution exists although the dedupe key is gone (expired): a replay.
+                Err(StartError::Store(wf_core::StoreError::Conflict(reason))) => {
+                    match svc.executions.get_execution(&execution_id).await? {
+                        Some(_) => Ok(crate::start::Started {
+                            execution_id,
+                            duplicate: true,
+                        }),
+                        None => Err(StartError::Store(wf_core::StoreError::Conflict(reason))),
+                    }
+                }
+                other => other,
+            };
+            match result {
                 Ok(started) => {
                     info!(workflow_id = %meta.id, event_id = %event.id, execution_id = %started.execution_id, "event started a workflow");
                     routed.push(Routed {

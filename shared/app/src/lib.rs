@@ -4,10 +4,12 @@
 pub mod actions;
 pub mod activation;
 pub mod ai;
+pub mod aws;
 pub mod context;
 pub mod dev;
 pub mod event_router;
 pub mod http;
+pub mod lambda;
 pub mod llm;
 pub mod local;
 pub mod publish;

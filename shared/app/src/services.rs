@@ -29,4 +29,8 @@ impl SecretSource for EnvSecrets {
     fn get(&self, name: &str) -> Option<String> {
         std::env::var(name).ok()
     }
+
+    fn describe(&self, name: &str) -> String {
+        format!("environment variable `{name}`")
+    }
 }

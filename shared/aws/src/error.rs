@@ -127,3 +127,86 @@ where
 pub(crate) fn build_error(what: &str, err: impl std::fmt::Display) -> StoreError {
     StoreError::Permanent(format!("cannot build {what}: {err}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+
+    fn service(err: PutItemError, status: u16) -> SdkError<PutItemError, HttpResponse> {
+        let raw = HttpResponse::new(
+            StatusCode::try_from(status).expect("status"),
+            SdkBody::empty(),
+        );
+        SdkError::service_error(err, raw)
+    }
+
+    fn generic(code: &str, message: &str, status: u16) -> SdkError<PutItemError, HttpResponse> {
+        service(
+            PutItemError::generic(ErrorMetadata::builder().code(code).message(message).build()),
+            status,
+        )
+    }
+
+    #[test]
+    fn conditions_conflict_throttles_retry_sizes_are_too_large() {
+        let lost = service(
+            PutItemError::ConditionalCheckFailedException(
+                // As the SDK deserializes it: the code travels in the error's metadata.
+                ConditionalCheckFailedException::builder()
+                    .message("The conditional request failed")
+                    .meta(
+                        ErrorMetadata::builder()
+                            .code("ConditionalCheckFailedException")
+                            .message("The conditional request failed")
+                            .build(),
+                    )
+                    .build(),
+            ),
+            400,
+        );
+        assert!(
+            matches!(store_error("claim_step", lost), StoreError::Conflict(m) if m.contains("claim_step"))
+        );
+        for code in [
+            "ThrottlingException",
+            "ProvisionedThroughputExceededException",
+            "RequestLimitExceeded",
+        ] {
+            let e = store_error("put", generic(code, "slow down", 400));
+            assert!(e.is_retryable(), "{code}: {e:?}");
+        }
+        assert!(store_error("put", generic("Whatever", "boom", 503)).is_retryable());
+        assert!(matches!(
+            store_error(
+                "put",
+                generic(
+                    "ValidationException",
+                    "Item size has exceeded the maximum allowed size",
+                    400
+                )
+            ),
+            StoreError::TooLarge(_)
+        ));
+        assert!(matches!(
+            store_error("put", generic("ValidationException", "bad expression", 400)),
+            StoreError::Permanent(_)
+        ));
+        assert!(matches!(
+            store_error("put", generic("ResourceNotFoundException", "no table", 400)),
+            StoreError::Permanent(_)
+        ));
+        let timeout: SdkError<PutItemError, HttpResponse> =
+            SdkError::timeout_error("took too long");
+        assert!(store_error("put", timeout).is_retryable());
+        assert_eq!(
+            classify(&generic("TransactionCanceledException", "cancelled", 400)),
+            Failure::Cancelled
+        );
+    }
+}

@@ -251,6 +251,12 @@ pub trait EventBus: Send + Sync {
 /// Where `{{ secrets.NAME }}` values come from.
 pub trait SecretSource: Send + Sync {
     fn get(&self, name: &str) -> Option<String>;
+
+    /// Where secret `name` is looked up, for error messages ("environment variable `X`",
+    /// "SSM parameter /wf/prod/X"). Never the value.
+    fn describe(&self, name: &str) -> String {
+        format!("secret `{name}`")
+    }
 }
 
 /// What an action knows about the step it runs for.

@@ -16,7 +16,7 @@ use super::{AppState, RawBody, parse_json};
 use crate::http::{ApiError, ApiPath, ApiQuery};
 use crate::start::{StartRequest, start_execution};
 use crate::webhooks::signature::{
-    Secrets, idempotency_key, secrets_from_env, slack_url_verification, verify,
+    Secrets, idempotency_key, secrets_from_source, slack_url_verification, verify,
 };
 
 #[derive(Debug, Deserialize)]
@@ -116,7 +116,7 @@ pub async fn receive(
             .with_source("the API (PUT /workflows/{id}/webhook/secrets)")
     } else {
         match &trigger.secret_env {
-            Some(var) => secrets_from_env(var),
+            Some(var) => secrets_from_source(&*svc.secrets, var),
             None => Secrets::default().with_source("no secretEnv on the webhook trigger"),
         }
     };

@@ -63,10 +63,25 @@ pub struct AppState {
     pub public_url: String,
 }
 
-/// The whole HTTP surface.
+/// The whole HTTP surface (`wf dev`, and the api function).
 pub fn router(state: AppState) -> Router {
+    finish(hook_routes().merge(api_routes()), state)
+}
+
+/// Only the webhook route (and `/health`): what the public webhook function serves, so that its
+/// unauthenticated URL exposes nothing of the management API.
+pub fn hooks_router(state: AppState) -> Router {
+    finish(hook_routes(), state)
+}
+
+fn hook_routes() -> Router<AppState> {
     Router::new()
         .route("/hooks/{workflow_id}/{token}", post(hooks::receive))
+        .route("/health", get(|| async { "ok" }))
+}
+
+fn api_routes() -> Router<AppState> {
+    Router::new()
         .route("/events", post(events::publish))
         .route("/workflows", get(workflows::list).post(workflows::create))
         .route(
@@ -111,8 +126,12 @@ pub fn router(state: AppState) -> Router {
         .route("/executions/{id}/cancel", post(executions::cancel))
         .route("/executions/{id}/rerun", post(executions::rerun))
         .route("/openapi.json", get(openapi::document))
-        .route("/health", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
+}
+
+/// The answers every router shares: unknown routes and methods in the API's error shape, tracing.
+fn finish(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

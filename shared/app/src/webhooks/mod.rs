@@ -20,6 +20,6 @@ pub mod signature;
 
 pub use signature::{
     FailureCounters, IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_WINDOW_SECS, REASONS, Secrets,
-    SignatureError, TOLERANCE_SECS, Verified, idempotency_key, secrets_from_env, sign,
-    slack_url_verification, verify,
+    SignatureError, TOLERANCE_SECS, Verified, idempotency_key, secrets_from_env,
+    secrets_from_source, sign, slack_url_verification, verify,
 };

@@ -160,6 +160,16 @@ impl fmt::Debug for Secrets {
     }
 }
 
+/// The secrets named `var` in `source` (the environment locally, SSM on AWS; see
+/// [`Secrets::parse`] for the list syntax); none when it is unset or empty.
+pub fn secrets_from_source(source: &dyn wf_core::ports::SecretSource, var: &str) -> Secrets {
+    let secrets = match source.get(var) {
+        Some(list) => Secrets::parse(&list),
+        None => Secrets::default(),
+    };
+    secrets.with_source(source.describe(var))
+}
+
 /// The secrets in environment variable `var` (see [`Secrets::parse`] for the list syntax); none
 /// when the variable is unset, empty or not Unicode.
 pub fn secrets_from_env(var: &str) -> Secrets {

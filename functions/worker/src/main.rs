@@ -1,0 +1,28 @@
+//! The worker function: SQS batches of step tasks with `ReportBatchItemFailures`. Everything
+//! else lives in `wf_app::lambda::sqs`.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{LambdaEvent, service_fn};
+use wf_app::aws::{AwsContext, AwsOptions};
+use wf_app::http::AppState;
+use wf_app::lambda::{BatchSettings, handle_sqs_batch_until};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    wf_app::lambda::init_tracing();
+    let config = wf_aws::Config::from_env()?;
+    let aws = AwsContext::load(&config).await;
+    let worker = AppState::aws(&aws, &AwsOptions::from_env(true)?)
+        .await?
+        .worker;
+    let settings = BatchSettings::from_env()?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        let (worker, settings) = (worker.clone(), settings.clone());
+        let deadline = Some(event.context.deadline());
+        async move {
+            let answer = handle_sqs_batch_until(&worker, event.payload, &settings, deadline).await;
+            Ok::<_, lambda_runtime::Error>(answer)
+        }
+    }))
+    .await
+}

@@ -1,0 +1,199 @@
+//! The Lambda handlers wired by `AppState::aws` on moto_server (DynamoDB, SQS, EventBridge,
+//! SSM): a signed function-URL webhook whose secret lives in SSM starts an execution, the
+//! worker handler runs its SQS messages (as the event source would deliver them) to the end,
+//! every step is recorded in DynamoDB, and the schedule trigger starts its execution there.
+
+mod lambda_support;
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use axum::body::to_bytes;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use wf_app::activation::activate;
+use wf_app::aws::{AwsContext, AwsOptions};
+use wf_app::http::AppState;
+use wf_app::lambda::bridge::sqs_event;
+use wf_app::lambda::{BatchSettings, handle_sqs_batch, handle_trigger, webhook_router};
+use wf_app::webhooks::sign;
+use wf_aws::provision::{Resources, ensure};
+use wf_core::execution::{ExecutionStatus, StepStatus};
+use wf_core::model::{WebhookScheme, Workflow};
+use wf_core::ports::{Clock, SystemClock};
+
+use lambda_support::{Moto, fixture};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn order_alert() -> Value {
+    json!({
+        "id": "order-alert", "name": "Orders",
+        "config": { "active": true, "variables": { "threshold": 100 } },
+        "steps": [
+            { "id": "start", "type": "start",
+              "triggers": [{ "type": "webhook", "scheme": "standard", "secretEnv": "ORDER_ALERT_SECRET" },
+                           { "type": "schedule", "cron": "0 9 * * *" }],
+              "next": "check" },
+            { "id": "check", "type": "condition",
+              "branches": [{ "if": "{{ (input.amount | default(0)) > vars.threshold }}", "next": "big" }],
+              "else": "small" },
+            { "id": "big", "type": "output", "output": { "alerted": true } },
+            { "id": "small", "type": "output", "output": { "alerted": false } }
+        ]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_and_worker_handlers_run_an_execution_on_aws_adapters() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let prefix = format!("lam-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let bootstrap = AwsContext::from_sdk_config(
+        &wf_aws::Config::from_lookup(|k| match k {
+            "AWS_REGION" => Some("us-east-1".into()),
+            "WF_QUEUE_URL" => Some("unused".into()),
+            _ => None,
+        })
+        .unwrap(),
+        &sdk,
+    );
+    let config = ensure(
+        &bootstrap.clients,
+        &Resources::prefixed(&prefix, Duration::from_secs(30)),
+        "us-east-1",
+        Some(&moto.endpoint()),
+    )
+    .await
+    .unwrap();
+    let aws = AwsContext::from_sdk_config(&config, &sdk);
+    // The webhook's signing secret lives in SSM under the secrets path.
+    aws.ssm
+        .put_parameter()
+        .name("/wf/test/ORDER_ALERT_SECRET")
+        .value(SECRET)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    let options = AwsOptions {
+        secrets_path: Some("/wf/test".into()),
+        webhook_base_url: "https://hooks.example".into(),
+        allow_private_outbound: false,
+    };
+    let state = AppState::aws(&aws, &options).await.unwrap();
+    let worker = state.worker.clone();
+    let svc = worker.services();
+    let wf: Workflow = serde_json::from_value(order_alert()).unwrap();
+    wf_app::publish::publish(&*svc.definitions, &wf, SystemClock.now_ms())
+        .await
+        .unwrap();
+    let meta = activate(&worker, &*state.triggers, "order-alert", None)
+        .await
+        .unwrap();
+    let token = meta.webhook_token.unwrap();
+
+    // The webhook function's router on a function-URL request.
+    let body = r#"{"orderId":"A-9","amount":250}"#;
+    let now = SystemClock.now_ms() / 1000;
+    let headers = sign(
+        WebhookScheme::Standard,
+        SECRET,
+        body.as_bytes(),
+        now,
+        "msg_aws1",
+    )
+    .unwrap();
+    let escaped = serde_json::to_string(body).unwrap();
+    let path = format!("/hooks/order-alert/{token}");
+    let text = fixture(
+        "function_url_webhook.json",
+        &[
+            ("PATH", &path),
+            ("QUERY", ""),
+            ("MSG_ID", &headers[0].1),
+            ("TIMESTAMP", &headers[1].1),
+            ("SIGNATURE", &headers[2].1),
+            ("BODY", &escaped[1..escaped.len() - 1]),
+        ],
+    );
+    let request = lambda_http::request::from_str(&text).unwrap();
+    let response = webhook_router(state.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    let status = response.status();
+    let answer: Value =
+        serde_json::from_slice(&to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let id = answer["executionId"].as_str().unwrap().to_string();
+
+    // The event source mapping's part: receive, invoke the handler with the SQS event, delete
+    // what it acknowledged.
+    let sqs = &aws.clients.sqs;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut batches = 0;
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(&config.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap();
+        let messages = out.messages.unwrap_or_default();
+        if !messages.is_empty() {
+            batches += 1;
+            let event = sqs_event(
+                &messages,
+                "arn:aws:sqs:us-east-1:123456789012:q",
+                "us-east-1",
+            );
+            assert_eq!(event.records[0].attributes["ApproximateReceiveCount"], "1");
+            let answer = handle_sqs_batch(&worker, event, &BatchSettings::default()).await;
+            assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+            for m in &messages {
+                sqs.delete_message()
+                    .queue_url(&config.queue_url)
+                    .receipt_handle(m.receipt_handle.clone().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        let exec = svc.executions.get_execution(&id).await.unwrap().unwrap();
+        if exec.status.is_terminal() {
+            assert_eq!(exec.status, ExecutionStatus::Succeeded, "{exec:?}");
+            assert_eq!(exec.output, json!({ "alerted": true }));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "execution did not finish: {exec:?}"
+        );
+    }
+    // Pure steps run inline: one task, one batch, for the whole execution.
+    assert_eq!(batches, 1);
+    let steps = svc.executions.list_steps(&id).await.unwrap();
+    let paths: Vec<&str> = steps.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(paths.len(), 3, "{paths:?}");
+    for p in ["start", "check", "big"] {
+        assert!(paths.contains(&p), "{paths:?}");
+    }
+    assert!(steps.iter().all(|s| s.status == StepStatus::Succeeded));
+
+    // The trigger handler on the same adapters: a schedule fire creates its execution.
+    let fired = handle_trigger(
+        &worker,
+        json!({ "workflowId": "order-alert", "scheduledTime": "2026-11-24T09:00:00Z" }),
+    )
+    .await
+    .unwrap();
+    let sid = fired["started"][0]["executionId"].as_str().unwrap();
+    let exec = svc.executions.get_execution(sid).await.unwrap().unwrap();
+    assert_eq!(exec.trigger.kind, "schedule");
+}
