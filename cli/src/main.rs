@@ -1,4 +1,4 @@
-//! `wf`: validate, run and inspect workflows. All logic lives in the libraries; this binary
+//! `wf`: validate, run, serve and deploy workflows. All logic lives in the libraries; this binary
 //! parses arguments, wires adapters and maps results to exit codes.
 
 mod commands;
@@ -19,7 +19,9 @@ pub const EXIT_INVALID: u8 = 3;
     about = "Workflow automation you can run on a laptop and deploy to AWS",
     long_about = "Workflow automation you can run on a laptop and deploy to AWS.\n\n\
         Workflows are JSON files in workflows/ (format: workflows/README.md, schema: `wf schema`).\n\
-        Exit codes: 0 ok, 1 failed, 2 timed out, 3 invalid workflow or input, 64 usage error."
+        `wf deploy --api-url URL` syncs them to a deployed stack (or to `wf dev`).\n\
+        Exit codes: 0 ok, 1 failed, 2 timed out, 3 invalid workflow or input, 64 usage error\n\
+        (`wf validate` and `wf deploy` exit 1 on an invalid workflow; see each command's --help)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -43,6 +45,9 @@ enum Command {
     /// Show a schedule (cron, preset or plain English) as 5-field cron, its EventBridge form
     /// and its next runs in UTC.
     Cron(commands::cron::Args),
+    /// Sync workflows/*.json to a deployed stack's management API (or `wf dev`): validate all,
+    /// then create, publish what changed and (de)activate per config.active; idempotent.
+    Deploy(commands::deploy::Args),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +66,7 @@ fn main() -> ExitCode {
         Command::New(args) => commands::new::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Cron(args) => commands::cron::run(args),
+        Command::Deploy(args) => commands::deploy::run(args),
         Command::Schema => {
             print!("{}", wf_core::schema::workflow_schema_pretty());
             ExitCode::SUCCESS

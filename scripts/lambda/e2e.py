@@ -1,7 +1,8 @@
 """Drive the functions under `cargo lambda watch` (scripts/lambda-local) end to end: put a
 workflow through the api function, publish and activate it, give it a webhook signing secret,
 send a signed webhook (Standard Webhooks) to the webhook function, and wait until the execution
-succeeded with every step recorded (read back through the api). Prints a JSON summary.
+succeeded with every step recorded (read back through the api); a second delivery of the same
+webhook starts nothing new and a forged one is refused. Prints a JSON summary.
 
     python3 scripts/lambda/e2e.py http://127.0.0.1:PORT [SALES_HOOK_URL]
 
@@ -24,7 +25,7 @@ API = BASE + "/lambda-url/api"
 SECRET = "whsec_" + base64.b64encode(b"local-emulator-secret-0123456789").decode()
 
 
-def call(method, url, body=None, headers=None, timeout=600):
+def call(method, url, body=None, headers=None, timeout=120):
     data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
     req = urllib.request.Request(url, data=data, method=method)
     req.add_header("content-type", "application/json")
@@ -84,10 +85,17 @@ def main():
     key = base64.b64decode(SECRET[len("whsec_"):])
     sig = base64.b64encode(hmac.new(key, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()).decode()
     t1 = time.time()
-    status, answer = call("POST", hook, body, {"webhook-id": msg_id, "webhook-timestamp": ts,
-                                               "webhook-signature": f"v1,{sig}"})
+    headers = {"webhook-id": msg_id, "webhook-timestamp": ts, "webhook-signature": f"v1,{sig}"}
+    status, answer = call("POST", hook, body, headers)
     assert status == 202, (status, answer)
     execution_id = answer["executionId"]
+    # The sender retries (at-least-once delivery): the same webhook-id starts nothing new.
+    status, again = call("POST", hook, body, headers)
+    assert status in (200, 202) and again["executionId"] == execution_id, (status, again)
+    # A wrong signature is refused and starts nothing.
+    status, refused = call("POST", hook, body, dict(headers, **{"webhook-id": "msg_e2e_forged",
+                                                                "webhook-signature": "v1,AAAA"}))
+    assert status == 401, (status, refused)
     deadline = time.time() + 300
     while True:
         status, view = call("GET", f"{API}/executions/{execution_id}")
@@ -101,6 +109,7 @@ def main():
         "output": view.get("output"),
         "steps": [{"path": s["path"], "status": s["status"]} for s in view["steps"]],
         "salesMessages": len(Sales.received),
+        "duplicateDelivery": again,
         "setupSeconds": round(setup_s, 2),
         "webhookToDoneSeconds": round(time.time() - t1, 2),
     }))

@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests.
 
 pub mod conformance;
+pub mod functions;
 pub mod harness;
 pub mod local_llm;
 pub mod moto;

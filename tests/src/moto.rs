@@ -17,30 +17,10 @@ pub const REGION: &str = "us-east-1";
 /// moto's default account.
 pub const ACCOUNT: &str = "123456789012";
 
-/// Runs moto_server and exits when its standard input closes, so a test process that is killed
-/// (a timeout, Ctrl-C) does not leave a server behind: the pipe closes with the process.
-///
-/// moto serves each request on its own thread and its DynamoDB backend takes no lock, so two
-/// concurrent UpdateItems on one item can both read the old value and one update is lost (a loop
-/// counter decremented once for two iterations). DynamoDB applies each write to an item
-/// atomically; the launcher restores that by running DynamoDB calls one at a time. SQS stays
-/// concurrent (its long polls must not block everyone).
-const LAUNCHER: &str = r#"
-import os, sys, threading
-def watch():
-    sys.stdin.read()
-    os._exit(0)
-threading.Thread(target=watch, daemon=True).start()
-from moto.dynamodb.responses import DynamoHandler
-_dynamodb_lock = threading.Lock()
-_call_action = DynamoHandler.call_action
-def _serialized(self):
-    with _dynamodb_lock:
-        return _call_action(self)
-DynamoHandler.call_action = _serialized
-from moto.server import main
-main(["-H", "127.0.0.1", "-p", sys.argv[1]])
-"#;
+/// moto_server with DynamoDB calls serialized (moto takes no lock per item, DynamoDB is atomic
+/// per item), exiting when its standard input closes so a killed test leaves no server behind:
+/// see the launcher's own comment. scripts/lambda-local runs the same file.
+const LAUNCHER: &str = include_str!("../../scripts/moto-server.py");
 
 /// A running moto_server, killed on drop.
 pub struct Moto {
@@ -56,7 +36,7 @@ impl Moto {
         for _ in 0..3 {
             let port = free_port();
             let child = Command::new("python3")
-                .args(["-c", LAUNCHER, &port.to_string()])
+                .args(["-c", LAUNCHER, &port.to_string(), "--exit-with-stdin"])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())

@@ -1,4 +1,5 @@
 pub mod cron;
+pub mod deploy;
 pub mod dev;
 pub mod new;
 pub mod run;

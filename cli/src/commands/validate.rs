@@ -37,6 +37,12 @@ pub fn workflow_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
 
 /// Validate one file: the validator's problems plus "the file name must be `<id>.json`".
 pub fn check_file(path: &Path) -> Result<wf_core::validate::Report, String> {
+    read_and_check(path).map(|(_, report)| report)
+}
+
+/// [`check_file`], also returning the file's text (what `wf deploy` sends as the draft, so the
+/// bytes validated are the bytes sent).
+pub fn read_and_check(path: &Path) -> Result<(String, wf_core::validate::Report), String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     let mut report = validate_source(&text);
@@ -61,57 +67,79 @@ pub fn check_file(path: &Path) -> Result<wf_core::validate::Report, String> {
         });
         report.workflow = None;
     }
-    Ok(report)
+    Ok((text, report))
 }
 
-pub fn run(args: Args) -> ExitCode {
-    let paths = if args.paths.is_empty() {
-        vec![PathBuf::from("workflows")]
-    } else {
-        args.paths
-    };
-    let files = match workflow_files(&paths) {
+/// The workflow files under `paths`, or the exit code of a usage error (already printed as
+/// `wf <command>: …`): a folder that cannot be read, or no workflow file at all.
+pub fn files_or_usage(command: &str, paths: &[PathBuf]) -> Result<Vec<PathBuf>, ExitCode> {
+    let files = match workflow_files(paths) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("wf validate: {e}");
-            return ExitCode::from(crate::EXIT_USAGE);
+            eprintln!("wf {command}: {e}");
+            return Err(ExitCode::from(crate::EXIT_USAGE));
         }
     };
     if files.is_empty() {
         eprintln!(
-            "wf validate: no workflow files found in {}",
+            "wf {command}: no workflow files found in {}",
             paths
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        return ExitCode::from(crate::EXIT_USAGE);
+        return Err(ExitCode::from(crate::EXIT_USAGE));
     }
-    let mut bad_files = 0;
-    let mut total = 0;
-    let mut json_out = Vec::new();
-    for file in &files {
-        let name = file.display().to_string();
-        match check_file(file) {
-            Ok(report) if report.problems.is_empty() => {
-                if !args.json {
-                    println!("ok   {name}");
+    Ok(files)
+}
+
+/// One file's check: the validator's report, or why the file could not be read.
+pub struct Checked {
+    pub file: PathBuf,
+    pub result: Result<wf_core::validate::Report, String>,
+}
+
+impl Checked {
+    pub fn is_valid(&self) -> bool {
+        self.result.as_ref().is_ok_and(|r| r.problems.is_empty())
+    }
+}
+
+/// The problems of `checked` as `wf validate --json` prints them: {file, pointer, message, hint,
+/// line, column} (a file that cannot be read: {file, message}).
+pub fn problems_json(checked: &[Checked]) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for c in checked {
+        let name = c.file.display().to_string();
+        match &c.result {
+            Ok(report) => {
+                for p in &report.problems {
+                    let mut v = serde_json::to_value(p).unwrap_or_default();
+                    v["file"] = name.clone().into();
+                    out.push(v);
                 }
             }
+            Err(e) => out.push(serde_json::json!({ "file": name, "message": e })),
+        }
+    }
+    out
+}
+
+/// Print the checks as `wf validate` does (`ok`/`FAIL` per file, every problem with its
+/// position and hint, the totals) and return the number of files with problems.
+pub fn print_checks(checked: &[Checked]) -> usize {
+    let mut bad_files = 0;
+    let mut total = 0;
+    for c in checked {
+        let name = c.file.display().to_string();
+        match &c.result {
+            Ok(report) if report.problems.is_empty() => println!("ok   {name}"),
             Ok(report) => {
                 bad_files += 1;
                 total += report.problems.len();
-                if args.json {
-                    for p in &report.problems {
-                        let mut v = serde_json::to_value(p).unwrap_or_default();
-                        v["file"] = name.clone().into();
-                        json_out.push(v);
-                    }
-                } else {
-                    println!("FAIL {name}");
-                    print!("{}", format_problems(&name, &report.problems));
-                }
+                println!("FAIL {name}");
+                print!("{}", format_problems(&name, &report.problems));
             }
             Err(e) => {
                 bad_files += 1;
@@ -120,18 +148,49 @@ pub fn run(args: Args) -> ExitCode {
             }
         }
     }
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json_out).unwrap_or_default()
-        );
-    } else if bad_files > 0 {
+    if bad_files > 0 {
         println!(
             "\n{total} problem(s) in {bad_files} of {} file(s)",
-            files.len()
+            checked.len()
         );
     } else {
-        println!("\nall {} file(s) valid", files.len());
+        println!("\nall {} file(s) valid", checked.len());
+    }
+    bad_files
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from("workflows")]
+    } else {
+        args.paths
+    };
+    let files = match files_or_usage("validate", &paths) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    let checked: Vec<Checked> = files
+        .into_iter()
+        .map(|file| Checked {
+            result: check_file(&file),
+            file,
+        })
+        .collect();
+    let bad_files = checked.iter().filter(|c| !c.is_valid()).count();
+    if args.json {
+        // A file that cannot be read goes to stderr, as in the text form.
+        for c in &checked {
+            if let Err(e) = &c.result {
+                eprintln!("{e}");
+            }
+        }
+        let readable: Vec<Checked> = checked.into_iter().filter(|c| c.result.is_ok()).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&problems_json(&readable)).unwrap_or_default()
+        );
+    } else {
+        print_checks(&checked);
     }
     if bad_files > 0 {
         ExitCode::FAILURE

@@ -4,14 +4,15 @@
 
 use wf_app::aws::{AwsContext, AwsOptions};
 use wf_app::http::AppState;
-use wf_app::lambda::ApiAuth;
+use wf_app::lambda::{ApiAuth, exit_on_init_error};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     wf_app::lambda::init_tracing();
-    let config = wf_aws::Config::from_env()?;
+    let config = exit_on_init_error(wf_aws::Config::from_env());
+    let options = exit_on_init_error(AwsOptions::from_env(false));
     let aws = AwsContext::load(&config).await;
-    let state = AppState::aws(&aws, &AwsOptions::from_env(false)?).await?;
-    let auth = ApiAuth::from_env(&aws).await?;
+    let state = exit_on_init_error(AppState::aws(&aws, &options).await);
+    let auth = exit_on_init_error(ApiAuth::from_env(&aws).await);
     lambda_http::run(wf_app::lambda::api_router(state, auth)).await
 }

@@ -6,15 +6,15 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 use wf_app::aws::{AwsContext, AwsOptions};
 use wf_app::http::AppState;
+use wf_app::lambda::exit_on_init_error;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     wf_app::lambda::init_tracing();
-    let config = wf_aws::Config::from_env()?;
+    let config = exit_on_init_error(wf_aws::Config::from_env());
+    let options = exit_on_init_error(AwsOptions::from_env(false));
     let aws = AwsContext::load(&config).await;
-    let worker = AppState::aws(&aws, &AwsOptions::from_env(false)?)
-        .await?
-        .worker;
+    let worker = exit_on_init_error(AppState::aws(&aws, &options).await).worker;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let worker = worker.clone();
         async move {

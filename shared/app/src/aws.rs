@@ -171,7 +171,8 @@ impl AwsContext {
                     self.clients.eventbridge.clone(),
                     &self.config.event_bus,
                     arn,
-                ),
+                )
+                .with_prefix(&self.config.rule_prefix),
             }),
             None => {
                 info!("WF_TRIGGER_TARGET_ARN is not set: activation creates no EventBridge rules");

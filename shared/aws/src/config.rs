@@ -14,6 +14,9 @@ pub const DEFAULT_RECORDS_TABLE: &str = "wf-records";
 pub const DEFAULT_EVENT_BUS: &str = "wf-events";
 /// How long execution records are kept (DynamoDB TTL) unless configured.
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+/// Prefix of the EventBridge rules the trigger sync manages unless configured (the template's
+/// `RulePrefix`, whose IAM policy is scoped to it).
+pub const DEFAULT_RULE_PREFIX: &str = "wf-";
 
 /// The environment variables [`Config::from_env`] reads.
 pub mod env {
@@ -35,6 +38,8 @@ pub mod env {
     pub const TRIGGER_TARGET_ARN: &str = "WF_TRIGGER_TARGET_ARN";
     /// Days an execution's items are kept before DynamoDB TTL removes them.
     pub const RETENTION_DAYS: &str = "WF_RETENTION_DAYS";
+    /// Prefix of every trigger rule's name (letters, digits, `-`, `_`, `.`; at most 16).
+    pub const RULE_PREFIX: &str = "WF_RULE_PREFIX";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,6 +64,8 @@ pub struct Config {
     /// What trigger rules target (the trigger function); required only by trigger sync.
     pub trigger_target_arn: Option<String>,
     pub retention_days: u32,
+    /// Prefix of the trigger rules' names ([`DEFAULT_RULE_PREFIX`] unless configured).
+    pub rule_prefix: String,
 }
 
 impl Config {
@@ -85,6 +92,13 @@ impl Config {
                     message: format!("{v:?} is not a positive number of days"),
                 })?,
         };
+        let rule_prefix = match get(env::RULE_PREFIX) {
+            None => DEFAULT_RULE_PREFIX.to_string(),
+            Some(p) => check_rule_prefix(p.trim()).map_err(|message| ConfigError::Invalid {
+                name: env::RULE_PREFIX,
+                message,
+            })?,
+        };
         Ok(Self {
             region,
             endpoint_url: get(env::ENDPOINT).or_else(|| get(env::ENDPOINT_FALLBACK)),
@@ -97,6 +111,7 @@ impl Config {
             event_bus: get(env::EVENT_BUS).unwrap_or_else(|| DEFAULT_EVENT_BUS.into()),
             trigger_target_arn: get(env::TRIGGER_TARGET_ARN),
             retention_days,
+            rule_prefix,
         })
     }
 
@@ -110,6 +125,7 @@ impl Config {
             (env::QUEUE_URL, self.queue_url.clone()),
             (env::EVENT_BUS, self.event_bus.clone()),
             (env::RETENTION_DAYS, self.retention_days.to_string()),
+            (env::RULE_PREFIX, self.rule_prefix.clone()),
         ];
         if let Some(endpoint) = &self.endpoint_url {
             vars.push((env::ENDPOINT, endpoint.clone()));
@@ -129,6 +145,25 @@ impl Config {
         }
         loader.load().await
     }
+}
+
+/// A rule prefix EventBridge accepts and that leaves room for the workflow part of rule names
+/// (names are at most 64 characters).
+pub fn check_rule_prefix(prefix: &str) -> Result<String, String> {
+    if prefix.is_empty() || prefix.len() > 16 {
+        return Err(format!(
+            "{prefix:?} must be 1 to 16 characters (rule names are at most 64)"
+        ));
+    }
+    if let Some(c) = prefix
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(format!(
+            "{prefix:?} contains {c:?}: use letters, digits, '-', '_' or '.'"
+        ));
+    }
+    Ok(prefix.to_string())
 }
 
 /// The three service clients, built once and shared (they are cheap to clone).
@@ -219,6 +254,28 @@ mod tests {
             ("WF_RETENTION_DAYS", "soon"),
         ]));
         assert!(matches!(bad, Err(ConfigError::Invalid { .. })), "{bad:?}");
+        assert_eq!(c.rule_prefix, DEFAULT_RULE_PREFIX);
+    }
+
+    #[test]
+    fn refuses_rule_prefixes_eventbridge_would_refuse() {
+        for (prefix, says) in [
+            ("wf prod", "contains ' '"),
+            ("wf/prod-", "contains '/'"),
+            ("a-very-long-rule-prefix-", "1 to 16 characters"),
+        ] {
+            let err = Config::from_lookup(lookup(&[
+                ("AWS_REGION", "r"),
+                ("WF_QUEUE_URL", "q"),
+                ("WF_RULE_PREFIX", prefix),
+            ]))
+            .expect_err(prefix);
+            let text = err.to_string();
+            assert!(
+                text.contains("WF_RULE_PREFIX") && text.contains(says),
+                "{prefix}: {text}"
+            );
+        }
     }
 
     #[test]
@@ -233,8 +290,10 @@ mod tests {
                 "arn:aws:lambda:us-east-1:1:function:t",
             ),
             ("WF_RETENTION_DAYS", "7"),
+            ("WF_RULE_PREFIX", "wf-prod-"),
         ]))
         .expect("config");
+        assert_eq!(c.rule_prefix, "wf-prod-");
         let vars: HashMap<&str, String> = c.to_env().into_iter().collect();
         let again = Config::from_lookup(|k| vars.get(k).cloned()).expect("again");
         assert_eq!(again, c);

@@ -46,8 +46,8 @@ pub const EVENT_ID_RESOURCE_PREFIX: &str = "wf:event:";
 pub const WRAPPED_DETAIL_KEY: &str = "$value";
 /// The bus scheduled rules live on.
 pub const SCHEDULE_BUS: &str = "default";
-/// Prefix of every rule this module manages.
-pub const RULE_PREFIX: &str = "wf-";
+/// Prefix of every rule this module manages unless configured (`WF_RULE_PREFIX`).
+pub const RULE_PREFIX: &str = crate::config::DEFAULT_RULE_PREFIX;
 /// The id of the single target of each rule.
 pub const TARGET_ID: &str = "wf-trigger";
 const DESCRIPTION_PREFIX: &str = "wf trigger of workflow ";
@@ -312,9 +312,14 @@ fn short_id(workflow_id: &str) -> String {
     format!("{head}-{hash:08x}")
 }
 
-/// The prefix of every rule of `workflow_id`.
+/// The prefix of every rule of `workflow_id` under the managed prefix `managed`.
+pub fn rule_prefix_under(managed: &str, workflow_id: &str) -> String {
+    format!("{managed}{}-", short_id(workflow_id))
+}
+
+/// The prefix of every rule of `workflow_id` under the default managed prefix.
 pub fn rule_prefix(workflow_id: &str) -> String {
-    format!("{RULE_PREFIX}{}-", short_id(workflow_id))
+    rule_prefix_under(RULE_PREFIX, workflow_id)
 }
 
 /// Whether `name` (listed under `prefix`) is one of that workflow's own rules, and not a rule of
@@ -341,6 +346,7 @@ pub struct TriggerRules {
     client: Client,
     event_bus: String,
     target_arn: String,
+    prefix: String,
 }
 
 impl TriggerRules {
@@ -355,13 +361,21 @@ impl TriggerRules {
             client,
             event_bus: event_bus.into(),
             target_arn: target_arn.into(),
+            prefix: RULE_PREFIX.to_string(),
         }
+    }
+
+    /// Manage rules named `<prefix><workflow>-…` instead of [`RULE_PREFIX`] (the stack's
+    /// `RulePrefix`, checked by [`crate::config::check_rule_prefix`]).
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
     }
 
     /// The rules `workflow` should have while active. A schedule EventBridge cannot run is
     /// `Invalid` (validation refuses those before publishing).
     pub fn desired(&self, workflow: &Workflow) -> Result<Vec<RuleSpec>, StoreError> {
-        let prefix = rule_prefix(&workflow.id);
+        let prefix = rule_prefix_under(&self.prefix, &workflow.id);
         let description = format!("{DESCRIPTION_PREFIX}{}", workflow.id);
         let id_json = Value::String(workflow.id.clone()).to_string();
         let mut rules = Vec::new();
@@ -544,7 +558,7 @@ impl TriggerRules {
             Some(w) => self.desired(w)?,
             None => Vec::new(),
         };
-        let prefix = rule_prefix(workflow_id);
+        let prefix = rule_prefix_under(&self.prefix, workflow_id);
         let mut report = SyncReport::default();
         let buses: BTreeSet<&str> = [SCHEDULE_BUS, self.event_bus.as_str()].into();
         for bus in buses {
@@ -622,7 +636,7 @@ impl TriggerRules {
         let mut owners = BTreeSet::new();
         let buses: BTreeSet<&str> = [SCHEDULE_BUS, self.event_bus.as_str()].into();
         for bus in buses {
-            for rule in self.list_rules(bus, RULE_PREFIX).await? {
+            for rule in self.list_rules(bus, &self.prefix).await? {
                 if let Some(owner) = owner_of(&rule) {
                     owners.insert(owner);
                 }
@@ -696,6 +710,9 @@ mod tests {
                 .expect("none")
                 .is_empty()
         );
+        let staged = rules.with_prefix("wf-prod-").desired(&wf).expect("desired");
+        assert_eq!(staged[0].name, "wf-prod-order-alert-s0");
+        assert_eq!(staged[1].name, "wf-prod-order-alert-ev");
     }
 
     #[test]

@@ -80,6 +80,7 @@ pub async fn ensure(
         event_bus: resources.event_bus.clone(),
         trigger_target_arn: None,
         retention_days: crate::config::DEFAULT_RETENTION_DAYS,
+        rule_prefix: crate::config::DEFAULT_RULE_PREFIX.to_string(),
     };
     crate::dynamo::tables::ensure_tables(&clients.dynamodb, &config).await?;
     Ok(config)

@@ -61,6 +61,7 @@ async fn setup(prefix: &str) -> anyhow::Result<()> {
         event_bus: String::new(),
         trigger_target_arn: None,
         retention_days: 30,
+        rule_prefix: wf_aws::config::DEFAULT_RULE_PREFIX.to_string(),
     };
     let aws = AwsContext::load(&bootstrap).await;
     let config = ensure(

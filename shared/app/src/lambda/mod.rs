@@ -28,3 +28,16 @@ pub fn init_tracing() {
         .with_ansi(false)
         .try_init();
 }
+
+/// What init built, or, when it failed, the reason logged as one JSON line (its Display, which
+/// names the setting and how to fix it) and exit code 1: Lambda reports a failed init and shows
+/// that line. For the functions' `main`s, so a misconfiguration reads as a sentence.
+pub fn exit_on_init_error<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(e) => {
+            tracing::error!(error = %e, "init failed");
+            std::process::exit(1)
+        }
+    }
+}
