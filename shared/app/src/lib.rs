@@ -6,11 +6,13 @@ pub mod activation;
 pub mod ai;
 pub mod aws;
 pub mod context;
+#[cfg(feature = "local")]
 pub mod dev;
 pub mod event_router;
 pub mod http;
 pub mod lambda;
 pub mod llm;
+#[cfg(feature = "local")]
 pub mod local;
 pub mod publish;
 pub mod runner;

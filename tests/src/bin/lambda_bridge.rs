@@ -3,7 +3,8 @@
 //! * `lambda_bridge setup [PREFIX]`: create the tables, the step queue with its dead-letter queue
 //!   (redrive after WF_MAX_RECEIVE_COUNT, default 5) and the event bus on the endpoint in
 //!   `WF_AWS_ENDPOINT_URL`/`AWS_ENDPOINT_URL`; print the functions' environment (KEY=VALUE lines,
-//!   what `cargo lambda watch --env-file` reads).
+//!   what `cargo lambda watch --env-file` reads), plus a queue that a rule on the bus fills with
+//!   every platform event (`WF_LOCAL_EVENTS_QUEUE_URL`).
 //! * `lambda_bridge run INVOKE_URL`: with that environment, feed the worker function SQS batches
 //!   and the trigger function due schedules and the sweep through the emulator's invoke
 //!   endpoint (`wf_app::lambda::bridge`). Stops on Ctrl-C, SIGTERM or (with `--stdin`) when
@@ -105,19 +106,76 @@ async fn setup(prefix: &str) -> anyhow::Result<()> {
         .send()
         .await
         .context("setting the redrive policy")?;
+    let events_queue = events_to_queue(&aws, prefix, &config.event_bus).await?;
     for (k, v) in config.to_env() {
         println!("{k}={v}");
     }
+    println!("{EVENTS_QUEUE_ENV}={events_queue}");
     println!("WF_DEAD_LETTER_QUEUE_URL={dlq}");
     println!("WF_MAX_RECEIVE_COUNT={max_receive}");
     Ok(())
+}
+
+/// Where the bridge reads the platform bus's events (printed by setup).
+const EVENTS_QUEUE_ENV: &str = "WF_LOCAL_EVENTS_QUEUE_URL";
+
+/// A queue receiving every event of the platform bus (a rule with an SQS target): what the bridge
+/// hands to the trigger function. On AWS, each workflow's own rule targets the trigger instead.
+async fn events_to_queue(aws: &AwsContext, prefix: &str, bus: &str) -> anyhow::Result<String> {
+    let sqs = &aws.clients.sqs;
+    let url = sqs
+        .create_queue()
+        .queue_name(format!("{prefix}-events"))
+        .send()
+        .await
+        .context("creating the events queue")?
+        .queue_url
+        .context("no events queue URL")?;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .context("reading the events queue's ARN")?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .context("no events queue ARN")?;
+    let rule = format!("{prefix}-local-bridge");
+    let eventbridge = &aws.clients.eventbridge;
+    eventbridge
+        .put_rule()
+        .event_bus_name(bus)
+        .name(&rule)
+        .event_pattern(r#"{"source": [{"prefix": ""}]}"#)
+        .send()
+        .await
+        .context("creating the events rule")?;
+    eventbridge
+        .put_targets()
+        .event_bus_name(bus)
+        .rule(&rule)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("lambda-bridge")
+                .arn(arn)
+                .build()
+                .context("the events rule's target")?,
+        )
+        .send()
+        .await
+        .context("targeting the events queue")?;
+    Ok(url)
 }
 
 async fn run(invoke_url: &str, watch_stdin: bool) -> anyhow::Result<()> {
     let config = Config::from_env().context("reading the configuration (run setup first)")?;
     let aws = AwsContext::load(&config).await;
     let state = AppState::aws(&aws, &AwsOptions::default()).await?;
-    let options = BridgeOptions::new(invoke_url, &config.queue_url, &config.region);
+    let mut options = BridgeOptions::new(invoke_url, &config.queue_url, &config.region);
+    options.events_queue_url = std::env::var(EVENTS_QUEUE_ENV)
+        .ok()
+        .filter(|u| !u.is_empty());
     let bridge = Bridge::new(options, aws.clients.sqs.clone(), state.worker);
     let counts = bridge.invoker.counts.clone();
     let (stop, stopped) = tokio::sync::watch::channel(false);

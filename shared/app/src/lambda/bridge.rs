@@ -9,6 +9,10 @@
 //!   workflows in the store and invokes the trigger function with the rule's input
 //!   `{"workflowId", "scheduledTime"}`.
 //! * The sweep rule: `{"sweep": true}` to the trigger function every minute.
+//! * Event rules: a rule on the platform bus sends every event to a queue (`lambda_bridge setup`
+//!   creates both; moto delivers rule targets to SQS), and the bridge hands each envelope to the
+//!   trigger function as is, which routes it to every subscribed workflow (filter evaluated,
+//!   execution id from the event id), as the per-workflow rules do on AWS.
 //!
 //! It counts the invocations it makes (the figures of `scripts/lambda-local`).
 
@@ -44,6 +48,8 @@ pub struct BridgeOptions {
     pub sweep_every: Duration,
     /// How often the active workflows' schedules are read again.
     pub schedules_every: Duration,
+    /// The queue the platform bus's events reach (`None`: events start nothing locally).
+    pub events_queue_url: Option<String>,
 }
 
 impl BridgeOptions {
@@ -62,6 +68,7 @@ impl BridgeOptions {
             batch_size: 10,
             sweep_every: Duration::from_secs(60),
             schedules_every: Duration::from_secs(5),
+            events_queue_url: None,
         }
     }
 }
@@ -268,21 +275,93 @@ impl Bridge {
                 }
             }));
         }
-        info!(queue = %self.options.queue_url, invoke = %self.options.invoke_url, "bridge started");
+        let this = Arc::new(self);
+        if let Some(events) = this.options.events_queue_url.clone() {
+            let (bridge, mut stop) = (this.clone(), shutdown.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = bridge.pump_events_once(&events) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            }));
+        }
+        let this = &*this;
+        info!(queue = %this.options.queue_url, invoke = %this.options.invoke_url, "bridge started");
         let mut stop = shutdown.clone();
         loop {
             if *stop.borrow() {
                 break;
             }
             tokio::select! {
-                _ = self.pump_once() => {}
+                _ = this.pump_once() => {}
                 _ = stop.changed() => break,
             }
         }
         for t in tasks {
             t.abort();
         }
-        info!(invocations = %self.invoker.counts.snapshot(), "bridge stopped");
+        info!(invocations = %this.invoker.counts.snapshot(), "bridge stopped");
+    }
+
+    /// One receive from the events queue; each event goes to the trigger function (an event
+    /// rule's delivery) and is deleted once handled; a failed invocation leaves it for redelivery.
+    pub async fn pump_events_once(&self, queue_url: &str) -> usize {
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await;
+        let messages = match received {
+            Ok(out) => out.messages.unwrap_or_default(),
+            Err(e) => {
+                warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "receive of events failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                return 0;
+            }
+        };
+        for message in &messages {
+            let envelope: Value = match message.body.as_deref().map(serde_json::from_str) {
+                Some(Ok(v)) => v,
+                _ => {
+                    warn!(body = ?message.body, "an events queue message is not an EventBridge event: dropped");
+                    self.delete(queue_url, message).await;
+                    continue;
+                }
+            };
+            match self
+                .invoker
+                .invoke(&self.options.trigger_function, &envelope)
+                .await
+            {
+                Ok(answer) => {
+                    info!(event = %envelope["detail-type"], %answer, "event delivered to trigger");
+                    self.delete(queue_url, message).await;
+                }
+                Err(e) => warn!(error = %e, "event delivery failed; it comes back after the visibility timeout"),
+            }
+        }
+        messages.len()
+    }
+
+    async fn delete(&self, queue_url: &str, message: &Message) {
+        let Some(receipt) = message.receipt_handle() else {
+            return;
+        };
+        if let Err(e) = self
+            .sqs
+            .delete_message()
+            .queue_url(queue_url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+        {
+            warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "delete failed");
+        }
     }
 
     /// One receive and (when it got tasks) one worker invocation; returns the tasks handed on.
