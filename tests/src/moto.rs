@@ -8,7 +8,6 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::{Credentials, SharedInterceptor};
 use wf_aws::provision::{Resources, ensure};
 use wf_aws::{AwsClients, Config};
@@ -76,7 +75,7 @@ impl Moto {
 
     /// An SDK configuration for this server: fake static credentials, fixed region.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
+        wf_aws::config::sdk_loader()
             .region(aws_config::Region::new(REGION))
             .endpoint_url(self.endpoint())
             .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))

@@ -70,7 +70,9 @@ impl LocalLambdas {
             .env("WF_LOCAL_BRIDGE_BIN", env!("CARGO_BIN_EXE_lambda_bridge"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            // A file, not this test's stderr: processes the script starts must not hold the
+            // test's output open after it ends.
+            .stderr(std::fs::File::create(dir.path().join("script.err")).expect("script.err"))
             .spawn()
             .expect("run scripts/lambda-local");
         let stdout = child.stdout.take().expect("stdout");
@@ -214,7 +216,8 @@ async fn wait_until_done(api: &str, execution_id: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_signed_webhook_a_schedule_and_an_event_run_through_the_real_functions_under_cargo_lambda_watch() {
+async fn a_signed_webhook_a_schedule_and_an_event_run_through_the_real_functions_under_cargo_lambda_watch()
+ {
     let moto = Moto::start();
     let lambdas = LocalLambdas::start(&moto);
     let base = lambdas.base();
@@ -341,7 +344,10 @@ async fn a_signed_webhook_a_schedule_and_an_event_run_through_the_real_functions
     for action in ["publish", "activate"] {
         let url = format!("{api}/workflows/lambda-paid/{action}");
         let (status, answer) = call(reqwest::Method::POST, &url, Some(json!({}))).await;
-        assert!(status == 200 || status == 201, "{action}: {status} {answer}");
+        assert!(
+            status == 200 || status == 201,
+            "{action}: {status} {answer}"
+        );
     }
     for event in [
         json!({ "type": "order.paid", "id": "evt-paid-1", "detail": { "amount": 50 } }),

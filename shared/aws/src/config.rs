@@ -138,13 +138,27 @@ impl Config {
 
     /// The SDK configuration: region and endpoint from here, credentials from the default chain.
     pub async fn load_sdk_config(&self) -> aws_config::SdkConfig {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(aws_config::Region::new(self.region.clone()));
+        let mut loader = sdk_loader().region(aws_config::Region::new(self.region.clone()));
         if let Some(endpoint) = &self.endpoint_url {
             loader = loader.endpoint_url(endpoint);
         }
         loader.load().await
     }
+}
+
+/// The SDK's HTTPS client: rustls on ring with the system's root certificates. The workspace
+/// turns off the SDK's `default-https-client` (rustls on aws-lc), so every SDK configuration
+/// must come from [`sdk_loader`] (or set this client itself).
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
+/// `aws_config::defaults` with the latest behavior version and [`https_client`].
+pub fn sdk_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest()).http_client(https_client())
 }
 
 /// A rule prefix EventBridge accepts and that leaves room for the workflow part of rule names

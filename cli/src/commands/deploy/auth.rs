@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_config::{BehaviorVersion, Region};
+use aws_config::Region;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
@@ -63,14 +63,16 @@ impl Signer {
     pub async fn from_environment(region: Option<String>, host: &str) -> Result<Self, AuthError> {
         let region = match region.or_else(|| region_from_host(host)) {
             Some(r) => r,
-            None => aws_config::default_provider::region::DefaultRegionChain::builder()
-                .build()
-                .region()
+            // The SDK's own chain (AWS_PROFILE's region, instance metadata), through the loader
+            // so it gets the HTTP client (the workspace has no default one).
+            None => wf_aws::config::sdk_loader()
+                .load()
                 .await
+                .region()
                 .map(|r| r.to_string())
                 .ok_or(AuthError::NoRegion)?,
         };
-        let config = aws_config::defaults(BehaviorVersion::latest())
+        let config = wf_aws::config::sdk_loader()
             .region(Region::new(region.clone()))
             .load()
             .await;

@@ -342,7 +342,9 @@ impl Bridge {
                     info!(event = %envelope["detail-type"], %answer, "event delivered to trigger");
                     self.delete(queue_url, message).await;
                 }
-                Err(e) => warn!(error = %e, "event delivery failed; it comes back after the visibility timeout"),
+                Err(e) => {
+                    warn!(error = %e, "event delivery failed; it comes back after the visibility timeout")
+                }
             }
         }
         messages.len()

@@ -117,7 +117,7 @@ impl Moto {
 
     /// Fake credentials, fixed region, this endpoint.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
+        wf_aws::config::sdk_loader()
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(self.endpoint())
             .credentials_provider(aws_sdk_ssm::config::Credentials::new(
