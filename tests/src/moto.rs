@@ -8,9 +8,16 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use aws_sdk_dynamodb::config::{Credentials, SharedInterceptor};
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::{Value, json};
+use wf_aws::eventbridge::RULE_PREFIX;
 use wf_aws::provision::{Resources, ensure};
-use wf_aws::{AwsClients, Config};
+use wf_aws::{AwsClients, Config, TriggerInput, TriggerRules};
+use wf_core::ports::PlatformEvent;
+
+use crate::conformance::bus::BusProbe;
 
 pub const REGION: &str = "us-east-1";
 /// moto's default account.
@@ -160,4 +167,100 @@ fn http(port: u16, method: &str, path: &str) -> Result<(), String> {
 /// A short unique resource prefix (table and queue names allow `-`).
 pub fn unique_prefix(what: &str) -> String {
     format!("{what}-{}", ulid::Ulid::new().to_string().to_lowercase())
+}
+
+/// A [`BusProbe`] that subscribes with the production event rule (`TriggerRules`) on `bus`,
+/// targeting an SQS queue it reads (moto cannot invoke a Lambda target): the rule, its pattern,
+/// its input transformer and the envelope parsing are all exercised. Used by the conformance
+/// suite on moto and on the stack's bus.
+pub struct RuleProbe {
+    clients: AwsClients,
+    bus: String,
+    queue_url: String,
+    queue_arn: String,
+}
+
+impl RuleProbe {
+    /// Create the probe's queue.
+    pub async fn new(clients: &AwsClients, bus: &str) -> Self {
+        let queue_url = clients
+            .sqs
+            .create_queue()
+            .queue_name(format!("{}-probe", unique_prefix("bus")))
+            .send()
+            .await
+            .expect("probe queue")
+            .queue_url
+            .expect("queue url");
+        let queue_arn = clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue arn")
+            .attributes
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .unwrap_or_else(|| {
+                let name = queue_url.rsplit('/').next().unwrap_or_default();
+                format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}")
+            });
+        Self {
+            clients: clients.clone(),
+            bus: bus.to_string(),
+            queue_url,
+            queue_arn,
+        }
+    }
+}
+
+#[async_trait]
+impl BusProbe for RuleProbe {
+    async fn subscribe(&mut self, event_type: &str) {
+        let rules = TriggerRules::new(self.clients.eventbridge.clone(), &self.bus, &self.queue_arn);
+        let workflow = serde_json::from_value(json!({
+            "id": "bus-probe",
+            "steps": [ { "id": "start", "type": "start", "triggers": [ { "type": "event", "event": event_type } ] } ]
+        }))
+        .expect("workflow");
+        let report = rules
+            .sync("bus-probe", Some(&workflow))
+            .await
+            .expect("sync rules");
+        assert_eq!(report.created, [format!("{RULE_PREFIX}bus-probe-ev")]);
+    }
+
+    async fn delivered(&mut self, wait: Duration) -> Vec<PlatformEvent> {
+        let out = self
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(i32::try_from(wait.as_secs().clamp(0, 20)).unwrap_or(1))
+            .send()
+            .await
+            .expect("receive from the probe queue");
+        let mut events = Vec::new();
+        for m in out.messages.unwrap_or_default() {
+            let body: Value = serde_json::from_str(m.body().unwrap_or("null")).expect("JSON body");
+            match TriggerInput::parse(&body) {
+                Some(TriggerInput::Event { workflow_id, event }) => {
+                    assert_eq!(workflow_id, "bus-probe");
+                    events.push(event);
+                }
+                other => panic!("unexpected rule input {body}: {other:?}"),
+            }
+            self.clients
+                .sqs
+                .delete_message()
+                .queue_url(&self.queue_url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
+        }
+        events
+    }
 }

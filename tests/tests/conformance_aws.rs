@@ -7,16 +7,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_sqs::types::QueueAttributeName;
-use serde_json::{Value, json};
-use wf_aws::{
-    AwsClients, Config, DynamoStore, EventBridgeBus, SqsQueue, TriggerInput, TriggerRules,
-};
-use wf_core::ports::{ExecutionStore, PlatformEvent};
-use wf_tests::conformance::bus::BusProbe;
+use wf_aws::{AwsClients, Config, DynamoStore, EventBridgeBus, SqsQueue};
+use wf_core::ports::ExecutionStore;
 use wf_tests::conformance::store::RetentionProbe;
 use wf_tests::conformance::{bus, queue, store};
-use wf_tests::moto::{ACCOUNT, Moto, REGION, unique_prefix};
+use wf_tests::moto::{Moto, RuleProbe, unique_prefix};
 
 /// SQS's visibility timeout is whole seconds: the shortest useful one.
 const VISIBILITY: Duration = Duration::from_secs(1);
@@ -180,111 +175,11 @@ async fn retention_ttl_is_set_on_every_item() {
     store::retention_marks_every_item(&store, &probe, store.retention_days()).await;
 }
 
-/// Subscribes with the production event rule (TriggerRules) whose target is an SQS queue this
-/// probe reads (moto cannot invoke a Lambda target), so the rule, its pattern, its input
-/// transformer and the envelope parsing are all exercised.
-struct RuleProbe {
-    clients: AwsClients,
-    config: Config,
-    queue_url: String,
-    queue_arn: String,
-}
-
-impl RuleProbe {
-    async fn new(aws: &Aws) -> Self {
-        let created = aws
-            .clients
-            .sqs
-            .create_queue()
-            .queue_name(format!("{}-probe", unique_prefix("bus")))
-            .send()
-            .await
-            .expect("probe queue");
-        let queue_url = created.queue_url.expect("queue url");
-        let attrs = aws
-            .clients
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("queue arn");
-        let queue_arn = attrs
-            .attributes
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-            .unwrap_or_else(|| {
-                let name = queue_url.rsplit('/').next().unwrap_or_default();
-                format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}")
-            });
-        Self {
-            clients: aws.clients.clone(),
-            config: aws.config.clone(),
-            queue_url,
-            queue_arn,
-        }
-    }
-}
-
-#[async_trait]
-impl BusProbe for RuleProbe {
-    async fn subscribe(&mut self, event_type: &str) {
-        let rules = TriggerRules::new(
-            self.clients.eventbridge.clone(),
-            &self.config.event_bus,
-            &self.queue_arn,
-        );
-        let workflow = serde_json::from_value(json!({
-            "id": "bus-probe",
-            "steps": [ { "id": "start", "type": "start", "triggers": [ { "type": "event", "event": event_type } ] } ]
-        }))
-        .expect("workflow");
-        let report = rules
-            .sync("bus-probe", Some(&workflow))
-            .await
-            .expect("sync rules");
-        assert_eq!(report.created, ["wf-bus-probe-ev"]);
-    }
-
-    async fn delivered(&mut self, wait: Duration) -> Vec<PlatformEvent> {
-        let out = self
-            .clients
-            .sqs
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(i32::try_from(wait.as_secs().clamp(0, 20)).unwrap_or(1))
-            .send()
-            .await
-            .expect("receive from the probe queue");
-        let mut events = Vec::new();
-        for m in out.messages.unwrap_or_default() {
-            let body: Value = serde_json::from_str(m.body().unwrap_or("null")).expect("JSON body");
-            match TriggerInput::parse(&body) {
-                Some(TriggerInput::Event { workflow_id, event }) => {
-                    assert_eq!(workflow_id, "bus-probe");
-                    events.push(event);
-                }
-                other => panic!("unexpected rule input {body}: {other:?}"),
-            }
-            self.clients
-                .sqs
-                .delete_message()
-                .queue_url(&self.queue_url)
-                .receipt_handle(m.receipt_handle().unwrap_or_default())
-                .send()
-                .await
-                .expect("delete");
-        }
-        events
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bus_routes_by_type() {
     let aws = Aws::start().await;
     let bus = EventBridgeBus::new(aws.clients.eventbridge.clone(), &aws.config.event_bus);
-    let mut probe = RuleProbe::new(&aws).await;
+    let mut probe = RuleProbe::new(&aws.clients, &aws.config.event_bus).await;
     bus::routes_by_type(&bus, &mut probe).await;
 }
 

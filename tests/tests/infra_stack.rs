@@ -26,11 +26,9 @@ use wf_aws::eventbridge::RULE_PREFIX;
 use wf_aws::{
     AwsClients, Config, DynamoStore, EventBridgeBus, SqsQueue, TriggerInput, TriggerRules,
 };
-use wf_core::ports::PlatformEvent;
-use wf_tests::conformance::bus::BusProbe;
 use wf_tests::conformance::store::RetentionProbe;
 use wf_tests::conformance::{bus, queue, store};
-use wf_tests::moto::{ACCOUNT, Moto, REGION, unique_prefix};
+use wf_tests::moto::{ACCOUNT, Moto, REGION, RuleProbe, unique_prefix};
 
 /// The four functions of the template (logical ids).
 const FUNCTIONS: [&str; 4] = [
@@ -982,65 +980,6 @@ async fn queue_conformance_on_the_stack_queue() {
     local.run_until(run_all(checks)).await;
 }
 
-/// Subscribes with the production event rule (TriggerRules) on the stack's bus; the target is an
-/// SQS queue this probe reads, because moto cannot invoke a Lambda target.
-struct RuleProbe {
-    clients: AwsClients,
-    bus: String,
-    queue_url: String,
-    queue_arn: String,
-}
-
-#[async_trait]
-impl BusProbe for RuleProbe {
-    async fn subscribe(&mut self, event_type: &str) {
-        let rules = TriggerRules::new(self.clients.eventbridge.clone(), &self.bus, &self.queue_arn);
-        let workflow = serde_json::from_value(json!({
-            "id": "bus-probe",
-            "steps": [ { "id": "start", "type": "start", "triggers": [ { "type": "event", "event": event_type } ] } ]
-        }))
-        .expect("workflow");
-        let report = rules
-            .sync("bus-probe", Some(&workflow))
-            .await
-            .expect("sync rules");
-        assert_eq!(report.created, [format!("{RULE_PREFIX}bus-probe-ev")]);
-    }
-
-    async fn delivered(&mut self, wait: Duration) -> Vec<PlatformEvent> {
-        let out = self
-            .clients
-            .sqs
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(i32::try_from(wait.as_secs().clamp(0, 20)).unwrap_or(1))
-            .send()
-            .await
-            .expect("receive from the probe queue");
-        let mut events = Vec::new();
-        for m in out.messages.unwrap_or_default() {
-            let body: Value = serde_json::from_str(m.body().unwrap_or("null")).expect("JSON body");
-            match TriggerInput::parse(&body) {
-                Some(TriggerInput::Event { workflow_id, event }) => {
-                    assert_eq!(workflow_id, "bus-probe");
-                    events.push(event);
-                }
-                other => panic!("unexpected rule input {body}: {other:?}"),
-            }
-            self.clients
-                .sqs
-                .delete_message()
-                .queue_url(&self.queue_url)
-                .receipt_handle(m.receipt_handle().unwrap_or_default())
-                .send()
-                .await
-                .expect("delete");
-        }
-        events
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bus_conformance_on_the_stack_bus() {
     let moto = Moto::start();
@@ -1051,22 +990,8 @@ async fn bus_conformance_on_the_stack_bus() {
     let config = stack.config("WorkerFunction", &moto);
     assert_eq!(config.event_bus, stack.output("EventBusName"));
     let clients = moto.clients(None).await;
-    let probe_queue = clients
-        .sqs
-        .create_queue()
-        .queue_name(format!("{name}-probe"))
-        .send()
-        .await
-        .expect("probe queue");
-    let queue_url = probe_queue.queue_url.expect("queue url");
-    let queue_arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}-probe");
     let bus = EventBridgeBus::new(clients.eventbridge.clone(), &config.event_bus);
-    let mut probe = RuleProbe {
-        clients: clients.clone(),
-        bus: config.event_bus.clone(),
-        queue_url,
-        queue_arn,
-    };
+    let mut probe = RuleProbe::new(&clients, &config.event_bus).await;
     bus::routes_by_type(&bus, &mut probe).await;
 }
 
