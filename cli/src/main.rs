@@ -74,13 +74,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr (stdout carries results); `WF_LOG` or `RUST_LOG` sets the filter.
+/// Logs go to stderr (stdout carries results), scrubbed of the secrets steps resolved;
+/// `WF_LOG` or `RUST_LOG` sets the filter.
 fn init_tracing() {
     let filter = std::env::var("WF_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "warn".to_string());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
+        .with_writer(wf_app::logs::ScrubbingWriter(std::io::stderr))
         .try_init();
 }

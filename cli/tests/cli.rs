@@ -226,6 +226,63 @@ fn validate_accepts_the_examples_and_reports_problems_with_positions() {
 }
 
 #[test]
+fn validate_prints_warnings_without_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    // 5 retries from 2 s doubling: 62 s of backoff against a 60 s timeout.
+    let slow = json!({
+        "id": "slow",
+        "config": { "timeoutMs": 60000 },
+        "steps": [
+            { "id": "start", "type": "start", "triggers": [{ "type": "manual" }], "next": "notify" },
+            { "id": "notify", "type": "action", "action": "message.send",
+              "params": { "url": "https://hooks.example.com/x", "text": "hi" },
+              "retry": { "maxRetries": 5, "backoffMs": 2000, "backoffMultiplier": 2 } }
+        ]
+    });
+    write(dir.path(), "slow.json", &slow);
+    let out = wf(&["validate", "slow.json"], dir.path());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "only a warning: {text}");
+    assert!(text.contains("ok   slow.json"), "{text}");
+    let warning = text
+        .lines()
+        .find(|l| l.starts_with("warning: slow.json:"))
+        .unwrap_or_else(|| panic!("no warning line: {text}"));
+    assert!(
+        warning.contains("/steps/1/retry")
+            && warning.contains("62000 ms")
+            && warning.contains("60000 ms"),
+        "{warning}"
+    );
+    assert!(text.contains("1 warning(s)"), "{text}");
+    let out = wf(&["validate", "--json", "slow.json"], dir.path());
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v:#}");
+    assert_eq!(v[0]["severity"], json!("warning"));
+    assert_eq!(v[0]["code"], json!("retry.outlasts_timeout"));
+    assert_eq!(v[0]["pointer"], json!("/steps/1/retry"));
+    assert_eq!(v[0]["file"], json!("slow.json"));
+}
+
+#[test]
+fn validate_refuses_a_workflow_id_the_api_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut long = simple(json!(1));
+    long["id"] = json!("a".repeat(70));
+    write(dir.path(), "long.json", &long);
+    let out = wf(&["validate", "--json", "long.json"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["pointer"], json!("/id"), "{v:#}");
+    assert_eq!(v[0]["severity"], json!("error"));
+    assert!(
+        v[0]["message"].as_str().unwrap().contains("too long"),
+        "{v:#}"
+    );
+}
+
+#[test]
 fn schema_prints_what_workflows_schema_json_holds() {
     let out = wf(&["schema"], repo());
     assert_eq!(out.status.code(), Some(0));

@@ -246,6 +246,64 @@ async fn an_execution_interrupted_by_a_kill_resumes_and_finishes_after_restart()
     );
 }
 
+/// The case of issue 10: a step without `timeoutMs` (a 10-minute deadline) interrupted by
+/// `kill -9`, with the default settings (30 s lease renewed while the step runs, 30 s
+/// visibility). The restarted process takes it over when the lease runs out, not at the
+/// deadline. Prints the time from the kill to the finished execution.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_without_timeout_resumes_after_a_kill_within_the_default_lease() {
+    let up = upstream().await;
+    let mut dev = DevProcess::new()
+        .workflow(json!({
+            "id": "no-timeout",
+            "config": { "active": true, "timeoutMs": 600000 },
+            "steps": [
+                { "id": "start", "type": "start", "triggers": [ { "type": "manual" } ], "next": "call" },
+                { "id": "call", "type": "action", "action": "http.request",
+                  "params": { "url": format!("http://127.0.0.1:{}/work", up.port) }, "next": "out" },
+                { "id": "out", "type": "output", "output": "{{ steps.call.output.body }}" }
+            ]
+        }))
+        .start();
+    let r = dev
+        .post("/workflows/no-timeout/executions", json!({ "input": {} }))
+        .await;
+    let id = r.expect(202)["executionId"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while up.requests.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the step never called upstream");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let e = dev.execution(&id).await;
+    let call = step(&e, "call");
+    assert_eq!(call["status"], json!("running"), "{e:#}");
+    dev.kill();
+    up.answer.store(true, Ordering::SeqCst);
+
+    let killed_at = Instant::now();
+    dev.launch();
+    let e = dev.wait_execution_secs(&id, 90).await;
+    let resumed = killed_at.elapsed();
+    eprintln!("resume time after kill -9 (default lease 30 s, visibility 30 s): {resumed:?}");
+    assert_eq!(e["status"], json!("succeeded"), "{e:#}");
+    assert_eq!(e["output"], json!({ "done": true }));
+    let call = step(&e, "call");
+    assert_eq!(
+        call["attempts"],
+        json!(1),
+        "a lost lease is not an attempt: {call:#}"
+    );
+    assert_eq!(
+        call["leaseLost"],
+        json!(1),
+        "the crash is on the step: {call:#}"
+    );
+    assert!(
+        resumed < Duration::from_secs(45),
+        "resumed within lease + visibility, not at the 10-minute deadline: {resumed:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sweeper_deletes_executions_older_than_the_retention() {
     let mut dev = DevProcess::new()
@@ -270,7 +328,8 @@ async fn the_sweeper_deletes_executions_older_than_the_retention() {
     for (name, age) in [("old", 3 * DAY), ("young", DAY)] {
         let mut v = recent.clone();
         let shift = age;
-        v.execution.id = wf_app::start::new_execution_id(recent.execution.started_at - shift);
+        v.execution.id =
+            wf_app::app::executions::new_execution_id(recent.execution.started_at - shift);
         v.execution.started_at -= shift;
         v.execution.deadline_at -= shift;
         v.execution.finished_at = v.execution.finished_at.map(|t| t - shift);

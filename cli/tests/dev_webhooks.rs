@@ -631,8 +631,10 @@ async fn webhook_errors_have_the_right_status_and_shape_and_start_nothing() {
     let r = dev.post(&manual_path, good.clone()).await;
     assert_eq!(r.expect_error(404, "not_found"), &unknown);
 
-    // A webhook whose secret is missing or unusable: 500 (the sender retries once it is
-    // fixed), the reason given and counted, never a secret in the message.
+    // A webhook whose secret is missing or unusable: 503 `not_configured`, a configuration
+    // problem of the server (it was 500: a server-error class for a configuration problem),
+    // the sender retries once it is fixed; the reason given and counted, the variable named,
+    // never a secret in the message.
     let now = now_secs();
     let body = br#"{"id":"evt_1"}"#;
     let no_secret = dev.hook_path("no-secret").await;
@@ -647,7 +649,7 @@ async fn webhook_errors_have_the_right_status_and_shape_and_start_nothing() {
             &[],
         )
         .await;
-    let err = r.expect_error(500, "signature");
+    let err = r.expect_error(503, "not_configured");
     assert_eq!(err["details"]["reason"], json!("no_secret"));
     assert!(
         err["message"]
@@ -668,11 +670,27 @@ async fn webhook_errors_have_the_right_status_and_shape_and_start_nothing() {
             &[],
         )
         .await;
-    let err = r.expect_error(500, "signature");
+    let err = r.expect_error(503, "not_configured");
     assert_eq!(err["details"]["reason"], json!("invalid_secret"));
     assert!(!err.to_string().contains("not base64 at all"), "{err}");
     assert_eq!(dev.signature_failures("no_secret").await, 1);
     assert_eq!(dev.signature_failures("invalid_secret").await, 1);
+    // `wf dev` said so at start, next to that webhook's URL (and of no other).
+    let banner = dev.stdout();
+    let lines: Vec<&str> = banner.lines().collect();
+    let warnings: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].contains("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{banner}");
+    let w = warnings[0];
+    assert!(
+        lines[w].contains("refuses requests until environment variable `HOOK_UNSET_SECRET` is set"),
+        "{banner}"
+    );
+    assert!(
+        lines[w - 1].contains("/hooks/no-secret/"),
+        "the warning is not next to its URL: {banner}"
+    );
 
     // Not JSON: 400 with the position of the error.
     let r = dev

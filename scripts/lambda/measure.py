@@ -719,10 +719,17 @@ def report(r):
     print(json.dumps(r, separators=(",", ":")))
 
 
+def cargo_target_dir():
+    """cargo's target directory of the workspace (./target unless cargo's config says otherwise)."""
+    out = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"], cwd=ROOT,
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["target_directory"]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("bin_dir", help="directory with the webhook, api, trigger and worker binaries")
-    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+    target = os.environ.get("CARGO_TARGET_DIR") or cargo_target_dir()
     parser.add_argument("--bridge", default=os.path.join(target, "debug", "lambda_bridge"),
                         help="the lambda_bridge binary (default $CARGO_TARGET_DIR/debug/lambda_bridge)")
     parser.add_argument("--runs", type=int, default=5, help="spawns per function for the init time")

@@ -12,12 +12,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
+use wf_app::App;
 use wf_app::actions::{BuiltinActions, OutboundPolicy};
+use wf_app::app::executions::StartRequest;
+use wf_app::app::workflows::PublishMode;
 use wf_app::llm::{LlmConfig, OpenAiCompatible};
-use wf_app::runner::WorkerPool;
+use wf_app::runner::{PoolSettings, WorkerPool};
 use wf_app::services::{EnvSecrets, Services};
-use wf_app::start::{StartRequest, start_execution};
-use wf_app::worker::Worker;
+use wf_app::settings::EngineSettings;
 use wf_aws::{DynamoStore, EventBridgeBus, SqsQueue};
 use wf_core::StoreError;
 use wf_core::execution::*;
@@ -53,6 +55,9 @@ impl<T: ExecutionStore + DefinitionStore + RecordStore + ?Sized> EngineStore for
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueueMode {
     Clean,
+    /// Clean, with a short visibility timeout: an unacknowledged task comes back within a
+    /// second (tests of redelivery itself).
+    Redeliver,
     /// Every task is sent twice.
     DeliverTwice,
     /// The first acknowledgement of every message is lost (the step ran; the task comes back).
@@ -159,6 +164,9 @@ impl ExecutionStore for CountingStore {
         }
         Ok(applied)
     }
+    async fn renew_lease(&self, e: &str, r: &StepRecord, until: i64) -> Result<bool, StoreError> {
+        self.inner.renew_lease(e, r, until).await
+    }
     async fn init_loop(&self, e: &str, p: &str, s: &LoopState) -> Result<LoopState, StoreError> {
         self.inner.init_loop(e, p, s).await
     }
@@ -189,7 +197,7 @@ pub struct TestEngine {
     pub backend: Backend,
     pub store: Arc<dyn EngineStore>,
     pub counting: Arc<CountingStore>,
-    pub worker: Arc<Worker>,
+    pub app: Arc<App>,
     pub queue: Arc<FaultyQueue>,
     pool: Option<WorkerPool>,
     /// Kept alive for the engine's life (the SQLite file's directory, the moto_server).
@@ -205,6 +213,16 @@ impl TestEngine {
 
     /// An engine on `backend`.
     pub async fn on(backend: Backend, mode: QueueMode, llm_base_url: &str) -> Self {
+        Self::with_settings(backend, mode, llm_base_url, EngineSettings::default()).await
+    }
+
+    /// An engine on `backend` with the deployment settings `settings` (a short lease, ...).
+    pub async fn with_settings(
+        backend: Backend,
+        mode: QueueMode,
+        llm_base_url: &str,
+        settings: EngineSettings,
+    ) -> Self {
         // Redelivery modes need a short visibility timeout (SQS counts it in whole seconds).
         let short = !matches!(mode, QueueMode::Clean | QueueMode::DeliverTwice);
         let (store, inner, bus, dir, moto): BackendParts = match backend {
@@ -273,13 +291,13 @@ impl TestEngine {
             clock,
             secrets: Arc::new(EnvSecrets),
         };
-        let worker = Arc::new(Worker::new(svc));
-        let pool = WorkerPool::start(worker.clone(), queue.clone(), 4, 10);
+        let app = Arc::new(App::new(svc).with_settings(settings));
+        let pool = WorkerPool::start(app.clone(), queue.clone(), PoolSettings::default());
         Self {
             backend,
             store,
             counting,
-            worker,
+            app,
             queue,
             pool: Some(pool),
             _dir: dir,
@@ -301,62 +319,75 @@ impl TestEngine {
         let wf: Workflow = serde_json::from_value(workflow).expect("workflow JSON");
         let report = wf_core::validate::validate_workflow(&wf);
         assert!(report.is_empty(), "test workflow is invalid: {report:#?}");
-        let published = wf_app::publish::publish(&*self.store, &wf, 1)
-            .await
-            .unwrap();
+        let published = self.app.publish(&wf, PublishMode::Always).await.unwrap();
         let compiled = self
-            .worker
+            .app
             .definition(&wf.id, published.version)
             .await
             .unwrap();
-        let started = start_execution(
-            self.worker.services(),
-            &compiled,
-            StartRequest::new(input, TriggerInfo::new("manual")),
-        )
-        .await
-        .unwrap();
+        let started = self
+            .app
+            .start(
+                &compiled,
+                StartRequest::new(input, TriggerInfo::new("manual")),
+            )
+            .await
+            .unwrap();
         self.wait(&started.execution_id).await
     }
 
     /// Wait until the execution is terminal: up to 30 s locally, 90 s on moto_server (an
     /// emulator in Python on a shared 2-core machine).
     pub async fn wait(&self, id: &str) -> ExecutionView {
-        let (polls, every) = match self.backend {
-            Backend::Local => (3000, 10),
-            Backend::Aws => (1800, 50),
+        let secs = match self.backend {
+            Backend::Local => 30,
+            Backend::Aws => 90,
         };
-        for _ in 0..polls {
-            let e = self.store.get_execution(id).await.unwrap().unwrap();
-            if e.status.is_terminal() {
-                // let redelivered duplicates drain, so the record is final
-                let steps = self.store.list_steps(id).await.unwrap();
-                return ExecutionView {
-                    execution: e,
-                    steps,
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(every)).await;
+        match self
+            .app
+            .wait_finished(id, Some(Duration::from_secs(secs)))
+            .await
+        {
+            Ok(Some(view)) => view,
+            Ok(None) => panic!("execution {id} did not finish within {secs} s"),
+            Err(e) => panic!("execution {id}: {e}"),
         }
-        panic!(
-            "execution {id} did not finish within {} s",
-            polls * every / 1000
-        );
     }
 
-    pub async fn shutdown(mut self) {
+    /// Kill the worker loops as a crash would (tasks in flight dropped mid-step, not
+    /// acknowledged, their leases no longer renewed), then start fresh ones on the same
+    /// backend: the "restarted process".
+    pub fn crash_and_restart_workers(&mut self) {
+        if let Some(p) = self.pool.take() {
+            p.kill();
+        }
+        self.pool = Some(WorkerPool::start(
+            self.app.clone(),
+            self.queue.clone(),
+            PoolSettings::default(),
+        ));
+    }
+
+    /// Stop the worker loops (the backend stays up until the engine is dropped).
+    pub async fn stop_workers(&mut self) {
         if let Some(p) = self.pool.take() {
             p.shutdown().await;
         }
+    }
+
+    pub async fn shutdown(mut self) {
+        self.stop_workers().await;
     }
 }
 
 /// The parts of an execution that must not depend on timing or delivery: status, output,
 /// error code, and per step path, status, attempts, input, output, error code.
+/// Steps are compared by path: concurrent loop iterations start in any order.
 pub fn essence(view: &ExecutionView) -> Value {
-    let steps: Vec<Value> = view
-        .steps
-        .iter()
+    let mut by_path: Vec<&StepRecord> = view.steps.iter().collect();
+    by_path.sort_by(|a, b| wf_core::path::compare_paths(&a.path, &b.path));
+    let steps: Vec<Value> = by_path
+        .into_iter()
         .map(|s| {
             serde_json::json!({
                 "path": s.path, "type": s.step_type, "status": s.status, "attempts": s.attempts,

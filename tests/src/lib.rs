@@ -1,5 +1,6 @@
 //! Shared helpers for the integration tests.
 
+pub mod bridge;
 pub mod conformance;
 pub mod functions;
 pub mod harness;

@@ -15,10 +15,12 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
+use wf_app::App;
 use wf_app::actions::{BuiltinActions, OutboundPolicy};
+use wf_app::app::executions::StartRequest;
+use wf_app::app::workflows::PublishMode;
 use wf_app::llm::{LlmConfig, OpenAiCompatible};
 use wf_app::services::{EnvSecrets, Services};
-use wf_app::start::{StartRequest, start_execution};
 use wf_aws::{DynamoStore, EventBridgeBus, SqsQueue};
 use wf_core::engine::CompiledWorkflow;
 use wf_core::execution::{ExecutionStatus, StepStatus, TriggerInfo};
@@ -143,7 +145,9 @@ async fn four_worker_processes_run_100_loop_executions_exactly_once() {
     }))
     .expect("workflow");
     assert!(wf_core::validate::validate_workflow(&workflow).is_empty());
-    let published = wf_app::publish::publish(&*store, &workflow, SystemClock.now_ms())
+    let app = App::new(svc);
+    let published = app
+        .publish(&workflow, PublishMode::Always)
         .await
         .expect("publish");
     let compiled = CompiledWorkflow::new(workflow, published.version);
@@ -152,13 +156,13 @@ async fn four_worker_processes_run_100_loop_executions_exactly_once() {
     for run in 0..executions {
         let items = items_of(run);
         let input = json!({ "run": run, "items": (0..items).collect::<Vec<usize>>() });
-        let started = start_execution(
-            &svc,
-            &compiled,
-            StartRequest::new(input, TriggerInfo::new("manual")),
-        )
-        .await
-        .expect("start");
+        let started = app
+            .start(
+                &compiled,
+                StartRequest::new(input, TriggerInfo::new("manual")),
+            )
+            .await
+            .expect("start");
         ids.push((started.execution_id, items));
     }
 

@@ -45,7 +45,9 @@ macro_rules! store_checks {
 store_checks!(
     claim_semantics,
     finish_step_once,
+    renew_lease_only_while_held,
     list_steps_and_delete,
+    list_steps_in_start_order,
     update_execution_until_terminal,
     dedupe_keys,
     list_executions_pages,
@@ -53,6 +55,7 @@ store_checks!(
     definitions,
     records,
     payload_limit,
+    deep_values_round_trip,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -218,11 +218,20 @@ fn strings_of(v: &Value) -> Vec<String> {
 
 /// Whether an Allow statement of `statements` grants `action` on `arn`.
 fn allows(statements: &[Value], action: &str, arn: &str) -> bool {
-    statements.iter().any(|st| {
-        st["Effect"] == "Allow"
-            && strings_of(&st["Action"]).iter().any(|a| glob(a, action))
-            && strings_of(&st["Resource"]).iter().any(|r| glob(r, arn))
-    })
+    statements.iter().any(|st| grants(st, action, arn))
+}
+
+fn grants(st: &Value, action: &str, arn: &str) -> bool {
+    st["Effect"] == "Allow"
+        && strings_of(&st["Action"]).iter().any(|a| glob(a, action))
+        && strings_of(&st["Resource"]).iter().any(|r| glob(r, arn))
+}
+
+/// Allowed without a condition (a condition narrows it to some keys).
+fn allows_unconditionally(statements: &[Value], action: &str, arn: &str) -> bool {
+    statements
+        .iter()
+        .any(|st| grants(st, action, arn) && st.get("Condition").is_none())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -757,7 +766,9 @@ async fn stack_matches_what_the_adapters_and_functions_expect() {
             if strings_of(&st["Resource"]).iter().any(|r| r == "*") {
                 assert_eq!(actions, ["events:ListRules"], "{role}: Resource * in {st}");
             }
-            if role != "ApiRole" {
+            // The api syncs rules on activation, the trigger's sweep reconciles them; the
+            // webhook and the worker never change rules.
+            if !["ApiRole", "TriggerRole"].contains(&role) {
                 assert!(
                     !actions
                         .iter()
@@ -767,12 +778,14 @@ async fn stack_matches_what_the_adapters_and_functions_expect() {
             }
         }
     }
-    // Writes per role: the webhook and trigger start executions but never touch records.
+    // Writes per role: the webhook and trigger start executions but never touch records; the
+    // api keeps the AI chat history in the records table's `_chat` partition and nothing else
+    // (it was denied the table altogether, so generate and chat failed on AWS).
     let records_arn = format!(
         "arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{}",
         worker.records_table
     );
-    for role in ["WebhookRole", "ApiRole", "TriggerRole"] {
+    for role in ["WebhookRole", "TriggerRole"] {
         assert!(
             !allows(
                 &stack.role_statements(role),
@@ -780,6 +793,27 @@ async fn stack_matches_what_the_adapters_and_functions_expect() {
                 &records_arn
             ),
             "{role}"
+        );
+    }
+    let api = stack.role_statements("ApiRole");
+    assert!(!allows_unconditionally(
+        &api,
+        "dynamodb:PutItem",
+        &records_arn
+    ));
+    for action in [
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+    ] {
+        let st = api
+            .iter()
+            .find(|st| grants(st, action, &records_arn))
+            .unwrap_or_else(|| panic!("ApiRole cannot {action} the chat history"));
+        assert_eq!(
+            st["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"],
+            serde_json::json!(["_chat"]),
+            "{st}"
         );
     }
     assert!(allows(

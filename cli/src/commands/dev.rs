@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use wf_app::app::maintenance::{SweepSettings, retention_from_env};
 use wf_app::dev::{DevOptions, DevServer};
-use wf_app::sweeper::{SweepSettings, retention_from_env};
+use wf_app::settings::EngineSettings;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -29,11 +30,24 @@ pub struct Args {
     /// Seconds between sweeps (timeouts, stuck executions, retention by WF_RETENTION_DAYS).
     #[arg(long, default_value_t = 60)]
     pub sweep_secs: u64,
+    /// Deliveries a step task that cannot be handled gets; after the last one its execution
+    /// fails with `dead_letter` and the reason (as SQS's maxReceiveCount does on AWS)
+    #[arg(long, env = "WF_MAX_RECEIVE_COUNT", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_receive_count: u32,
 }
 
 pub fn run(args: Args) -> ExitCode {
     let retention = match retention_from_env() {
         Ok(r) => r,
+        Err(e) => {
+            eprintln!("wf dev: {e}");
+            return ExitCode::from(crate::EXIT_USAGE);
+        }
+    };
+    // WF_LEASE_SECS, WF_EVENT_MAX_DEPTH: read once here.
+    let settings = match EngineSettings::from_env() {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("wf dev: {e}");
             return ExitCode::from(crate::EXIT_USAGE);
@@ -45,6 +59,8 @@ pub fn run(args: Args) -> ExitCode {
         workflows_dir: args.workflows,
         workers: args.workers,
         visibility_timeout: Duration::from_secs(args.visibility_secs.max(1)),
+        max_receive_count: args.max_receive_count,
+        settings,
         sweep: SweepSettings {
             retention: Some(retention),
             ..SweepSettings::default()
@@ -63,13 +79,24 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let server = match DevServer::start(options).await {
+        let mut server = match DevServer::start(options).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("wf dev: {e}");
                 return ExitCode::FAILURE;
             }
         };
+        // What happens to the workflow files (the first sync's results are queued already).
+        if let Some(mut notices) = server.take_notices() {
+            while let Ok(n) = notices.try_recv() {
+                eprintln!("{n}");
+            }
+            tokio::spawn(async move {
+                while let Some(n) = notices.recv().await {
+                    eprintln!("{n}");
+                }
+            });
+        }
         match server.banner().await {
             Ok(b) => print!("{b}"),
             Err(e) => eprintln!("wf dev: {e}"),

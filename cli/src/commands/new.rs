@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::{Map, Value};
-use wf_app::ai::generate::{GenerateRequest, Generated, empty_draft, generate_with};
-use wf_app::ai::{AiError, AiSettings, check_id};
+use wf_app::AppError;
+use wf_app::ai::generate::{GenerateRequest, Generated, empty_draft};
+use wf_app::ai::{AiSettings, check_id};
 use wf_app::local::{LocalApp, LocalOptions};
 use wf_core::validate::format_problems;
 
@@ -120,7 +121,7 @@ fn describe(args: Args, description: String) -> ExitCode {
     let taken = move |id: &str| file_of(&dir, id).exists();
     let settings = AiSettings::from_env();
     eprintln!("wf new: asking {} ...", settings.model);
-    let result = runtime.block_on(generate_with(app.services(), &settings, request, &taken));
+    let result = runtime.block_on(app.app.generate_workflow(&settings, request, &taken));
     let generated = match result {
         Ok(g) => g,
         Err(e) => return report_error(e, &args.db),
@@ -170,29 +171,42 @@ fn print_report(g: &Generated, path: &Path, db: &Path) {
     );
 }
 
-fn report_error(e: AiError, db: &Path) -> ExitCode {
-    match e {
-        AiError::Invalid(inv) => {
-            eprint!(
-                "{}",
-                format_problems("(the model's workflow)", &inv.problems)
-            );
+fn report_error(e: AppError, db: &Path) -> ExitCode {
+    match e.code() {
+        "ai_invalid_workflow" => {
+            let problems = e.details()["problems"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for p in &problems {
+                let at = p["pointer"].as_str().unwrap_or_default();
+                eprintln!(
+                    "(the model's workflow): {}: {}",
+                    if at.is_empty() { "/" } else { at },
+                    p["message"].as_str().unwrap_or_default()
+                );
+                if let Some(hint) = p["hint"].as_str().filter(|h| !h.is_empty()) {
+                    eprintln!("  hint: {hint}");
+                }
+            }
             eprintln!(
                 "wf new: the model's workflow still has {} problem(s) after {} answer(s); \
                  nothing was written or saved. Describe it differently, or start from \
                  `wf new <id>`.",
-                inv.problems.len(),
-                inv.rounds
+                problems.len(),
+                e.details()["rounds"]
             );
             ExitCode::from(EXIT_INVALID)
         }
-        AiError::Provider(p) => failed(&format!(
-            "the LLM provider failed ({}): {} (configure WF_LLM_BASE_URL, WF_LLM_API_KEY, WF_AI_MODEL)",
-            p.code, p.message
+        "llm_timeout" | "llm_unavailable" | "llm_error" => failed(&format!(
+            "the LLM provider failed ({}): {} (configure WF_LLM_BASE_URL, WF_LLM_API_KEY, \
+             WF_AI_MODEL)",
+            e.details()["providerCode"].as_str().unwrap_or(e.code()),
+            e.message()
         )),
-        AiError::Exists(m) => failed(&format!("{m} (in {})", db.display())),
-        AiError::BadRequest(_, m) => usage(&m),
-        other => failed(&other.to_string()),
+        "exists" => failed(&format!("{} (in {})", e.message(), db.display())),
+        _ if e.kind() == wf_app::ErrorKind::Invalid => usage(e.message()),
+        _ => failed(&e.to_string()),
     }
 }
 

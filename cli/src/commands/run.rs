@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::Value;
+use wf_app::app::executions::StartRequest;
 use wf_app::local::{LocalApp, LocalOptions, exit_code};
-use wf_app::start::{StartError, StartRequest, start_execution};
 use wf_core::execution::TriggerInfo;
 
 use crate::EXIT_INVALID;
@@ -136,19 +136,16 @@ pub fn run(args: Args) -> ExitCode {
         };
         let pool = app.start_workers();
         let request = StartRequest::new(input, TriggerInfo::new("manual"));
-        let started = match start_execution(app.services(), &compiled, request).await {
+        let started = match app.app.start(&compiled, request).await {
             Ok(s) => s,
-            Err(StartError::InvalidInput(violations)) => {
+            Err(e) if e.code() == "invalid_input" => {
                 eprintln!("wf run: the input does not match the workflow's inputSchema:");
-                for v in violations {
+                for v in e.details()["violations"].as_array().into_iter().flatten() {
+                    let at = v["pointer"].as_str().unwrap_or_default();
                     eprintln!(
                         "  {}: {}",
-                        if v.pointer.is_empty() {
-                            "/"
-                        } else {
-                            &v.pointer
-                        },
-                        v.message
+                        if at.is_empty() { "/" } else { at },
+                        v["message"].as_str().unwrap_or_default()
                     );
                 }
                 pool.shutdown().await;

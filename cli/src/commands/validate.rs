@@ -1,15 +1,18 @@
 //! `wf validate [paths…]`: every problem of every file, readably; non-zero exit on any.
+//! Warnings (valid, but likely not what was meant) are printed too, prefixed `warning:`, and
+//! do not change the exit code.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use wf_core::validate::{Problem, format_problems, validate_source};
+use wf_core::validate::{Problem, format_problems, format_warnings, validate_source};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Workflow files or folders (default: workflows/). `schema.json` is skipped.
     pub paths: Vec<PathBuf>,
-    /// Print the problems as JSON (an array of {file, pointer, message, hint, line, column}).
+    /// Print the problems as JSON: an array of {file, severity, code, pointer, message, hint,
+    /// line, column}, the errors (`severity` "error") then the warnings ("warning").
     #[arg(long)]
     pub json: bool,
 }
@@ -106,8 +109,17 @@ impl Checked {
     }
 }
 
-/// The problems of `checked` as `wf validate --json` prints them: {file, pointer, message, hint,
-/// line, column} (a file that cannot be read: {file, message}).
+/// One problem or warning as JSON: {file, severity, code, pointer, message, hint, line, column}.
+fn finding_json(file: &str, p: &Problem, severity: &str) -> serde_json::Value {
+    let mut v = serde_json::to_value(p).unwrap_or_default();
+    v["file"] = file.into();
+    v["severity"] = severity.into();
+    v
+}
+
+/// The problems (errors) of `checked` as `wf validate --json` prints them: {file, severity
+/// "error", code, pointer, message, hint, line, column} (a file that cannot be read: {file,
+/// message}).
 pub fn problems_json(checked: &[Checked]) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     for c in checked {
@@ -115,9 +127,7 @@ pub fn problems_json(checked: &[Checked]) -> Vec<serde_json::Value> {
         match &c.result {
             Ok(report) => {
                 for p in &report.problems {
-                    let mut v = serde_json::to_value(p).unwrap_or_default();
-                    v["file"] = name.clone().into();
-                    out.push(v);
+                    out.push(finding_json(&name, p, "error"));
                 }
             }
             Err(e) => out.push(serde_json::json!({ "file": name, "message": e })),
@@ -126,20 +136,41 @@ pub fn problems_json(checked: &[Checked]) -> Vec<serde_json::Value> {
     out
 }
 
+/// The warnings of `checked`, shaped as [`problems_json`] with `severity` "warning".
+pub fn warnings_json(checked: &[Checked]) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for c in checked {
+        if let Ok(report) = &c.result {
+            let name = c.file.display().to_string();
+            for p in &report.warnings {
+                out.push(finding_json(&name, p, "warning"));
+            }
+        }
+    }
+    out
+}
+
 /// Print the checks as `wf validate` does (`ok`/`FAIL` per file, every problem with its
-/// position and hint, the totals) and return the number of files with problems.
+/// position and hint, every warning prefixed `warning:`, the totals) and return the number of
+/// files with problems (warnings do not count).
 pub fn print_checks(checked: &[Checked]) -> usize {
     let mut bad_files = 0;
     let mut total = 0;
+    let mut warnings = 0;
     for c in checked {
         let name = c.file.display().to_string();
         match &c.result {
-            Ok(report) if report.problems.is_empty() => println!("ok   {name}"),
             Ok(report) => {
-                bad_files += 1;
-                total += report.problems.len();
-                println!("FAIL {name}");
-                print!("{}", format_problems(&name, &report.problems));
+                if report.problems.is_empty() {
+                    println!("ok   {name}");
+                } else {
+                    bad_files += 1;
+                    total += report.problems.len();
+                    println!("FAIL {name}");
+                    print!("{}", format_problems(&name, &report.problems));
+                }
+                warnings += report.warnings.len();
+                print!("{}", format_warnings(&name, &report.warnings));
             }
             Err(e) => {
                 bad_files += 1;
@@ -148,13 +179,17 @@ pub fn print_checks(checked: &[Checked]) -> usize {
             }
         }
     }
+    let warned = match warnings {
+        0 => String::new(),
+        n => format!(", {n} warning(s)"),
+    };
     if bad_files > 0 {
         println!(
-            "\n{total} problem(s) in {bad_files} of {} file(s)",
+            "\n{total} problem(s) in {bad_files} of {} file(s){warned}",
             checked.len()
         );
     } else {
-        println!("\nall {} file(s) valid", checked.len());
+        println!("\nall {} file(s) valid{warned}", checked.len());
     }
     bad_files
 }
@@ -185,9 +220,11 @@ pub fn run(args: Args) -> ExitCode {
             }
         }
         let readable: Vec<Checked> = checked.into_iter().filter(|c| c.result.is_ok()).collect();
+        let mut findings = problems_json(&readable);
+        findings.extend(warnings_json(&readable));
         println!(
             "{}",
-            serde_json::to_string_pretty(&problems_json(&readable)).unwrap_or_default()
+            serde_json::to_string_pretty(&findings).unwrap_or_default()
         );
     } else {
         print_checks(&checked);

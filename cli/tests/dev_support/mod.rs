@@ -21,6 +21,8 @@ const SCRUBBED_ENV: &[&str] = &[
     "WF_DEV_ADDR",
     "WF_DEV_DB",
     "WF_QUEUE_VISIBILITY_SECS",
+    "WF_LEASE_SECS",
+    "WF_EVENT_MAX_DEPTH",
     "WF_RETENTION_DAYS",
     "WF_LOG",
     "RUST_LOG",

@@ -15,11 +15,10 @@ use wf_core::engine::CompiledWorkflow;
 use wf_core::ports::{Clock, SecretSource, SystemClock};
 
 use crate::actions::{BuiltinActions, OutboundPolicy};
-use crate::activation::{NoTriggerSync, TriggerSync};
-use crate::http::{AppState, Metrics};
-use crate::llm::OpenAiCompatible;
+use crate::app::{App, NoTriggerSync, TriggerSync};
+use crate::llm::{LlmConfig, OpenAiCompatible};
 use crate::services::{EnvSecrets, Services};
-use crate::worker::Worker;
+use crate::settings::EngineSettings;
 
 /// Environment variables read here (beyond `wf_aws::Config`'s).
 pub mod env {
@@ -29,6 +28,9 @@ pub mod env {
     pub const WEBHOOK_BASE_URL: &str = "WF_WEBHOOK_BASE_URL";
     /// `true` lets `http.request` reach private ranges and loopback (refused on AWS by default).
     pub const OUTBOUND_ALLOW_PRIVATE: &str = "WF_OUTBOUND_ALLOW_PRIVATE";
+    /// SSM SecureString holding the LLM provider's key (the key itself is never in the
+    /// environment or the template); `WF_LLM_BASE_URL` and `WF_AI_MODEL` name the endpoint.
+    pub const LLM_API_KEY_PARAMETER: &str = "WF_LLM_API_KEY_PARAMETER";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,8 @@ pub struct AwsOptions {
     /// Base URL shown in webhook URLs (no trailing slash).
     pub webhook_base_url: String,
     pub allow_private_outbound: bool,
+    /// `WF_LEASE_SECS`, `WF_EVENT_MAX_DEPTH`, `WF_WORKER_TIMEOUT_SECS`.
+    pub settings: EngineSettings,
 }
 
 impl AwsOptions {
@@ -83,6 +87,10 @@ impl AwsOptions {
                 .map(|u| u.trim_end_matches('/').to_string())
                 .unwrap_or_default(),
             allow_private_outbound,
+            settings: EngineSettings::from_lookup(&lookup).map_err(|e| AwsAppError::Invalid {
+                name: "engine settings",
+                message: e.to_string(),
+            })?,
         })
     }
 }
@@ -140,7 +148,20 @@ impl AwsContext {
         let actions =
             BuiltinActions::with_policy(store.clone(), bus.clone(), clock.clone(), policy)
                 .map_err(|e| AwsAppError::Http(e.to_string()))?;
-        let llm = OpenAiCompatible::from_env().map_err(|e| AwsAppError::Http(e.to_string()))?;
+        let mut llm_config = LlmConfig::from_env();
+        if let Some(name) = std::env::var(env::LLM_API_KEY_PARAMETER)
+            .ok()
+            .filter(|n| !n.trim().is_empty())
+        {
+            // Read once per cold start; a missing parameter leaves the provider keyless (its
+            // calls then fail with the provider's own refusal, not at init).
+            match ssm_parameter(&self.ssm, name.trim()).await {
+                Ok(key) => llm_config.api_key = Some(key),
+                Err(e) => warn!(parameter = %name, error = %e, "no LLM key from SSM"),
+            }
+        }
+        let llm =
+            OpenAiCompatible::new(llm_config).map_err(|e| AwsAppError::Http(e.to_string()))?;
         let secrets: Arc<dyn SecretSource> = match &options.secrets_path {
             Some(path) => {
                 let s = SsmSecrets::load(self.ssm.clone(), path).await?;
@@ -185,16 +206,23 @@ impl AwsContext {
 /// How often a warm function reads its secrets again (rotation takes effect within this).
 pub const SECRETS_REFRESH: Duration = Duration::from_secs(300);
 
-impl AppState {
-    /// The handlers' state on AWS: worker over the AWS adapters, EventBridge rule sync.
-    pub async fn aws(ctx: &AwsContext, options: &AwsOptions) -> Result<Self, AwsAppError> {
-        let services = ctx.services(options).await?;
-        Ok(AppState {
-            worker: Arc::new(Worker::new(services)),
-            triggers: ctx.trigger_sync(),
-            metrics: Arc::new(Metrics::default()),
-            public_url: options.webhook_base_url.clone(),
-        })
+impl AwsContext {
+    /// The application over the AWS adapters. `with_triggers`: whether activation keeps the
+    /// EventBridge rules in step (the api function; others never activate).
+    pub async fn app(
+        &self,
+        options: &AwsOptions,
+        with_triggers: bool,
+    ) -> Result<Arc<App>, AwsAppError> {
+        let services = self.services(options).await?;
+        let triggers = if with_triggers {
+            self.trigger_sync()
+        } else {
+            Arc::new(NoTriggerSync)
+        };
+        Ok(Arc::new(
+            App::with_triggers(services, triggers).with_settings(options.settings),
+        ))
     }
 }
 
@@ -214,6 +242,13 @@ impl TriggerSync for AwsTriggerSync {
             .sync(workflow_id, active.as_deref().map(|c| &c.workflow))
             .await
             .map(|_| ())
+    }
+
+    async fn reconcile(&self, active: Vec<Arc<CompiledWorkflow>>) -> Result<usize, StoreError> {
+        let workflows: Vec<wf_core::model::Workflow> =
+            active.iter().map(|c| c.workflow.clone()).collect();
+        let report = self.rules.sync_all(&workflows).await?;
+        Ok(report.created.len() + report.updated.len() + report.deleted.len())
     }
 }
 

@@ -6,29 +6,27 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use sha2::{Digest, Sha256};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use wf_core::StoreError;
 use wf_core::engine::CompiledWorkflow;
 use wf_core::model::Trigger;
-use wf_core::ports::{Clock, DefinitionStore, SystemClock};
+use wf_core::ports::{Clock, SystemClock};
 use wf_core::time_fmt::format_ms;
-use wf_core::validate::{format_problems, validate_source};
 use wf_local::LocalEventBus;
 
-use crate::activation::{self, TriggerSync};
-use crate::event_router::route_event;
-use crate::http::{AppState, Metrics, router};
-use crate::local::{LocalApp, LocalError, LocalOptions};
-use crate::sweeper::{SweepSettings, run_sweeper};
+use crate::app::maintenance::SweepSettings;
+use crate::app::workflows::FileSynced;
+use crate::app::{App, AppError, TriggerSync};
+use crate::http::{AppState, router};
+use crate::local::{LocalApp, LocalOptions};
+use crate::settings::EngineSettings;
 use crate::triggers::schedule::{Scheduler, schedule_specs};
-use crate::worker::Worker;
 
 /// Settings of `wf dev`.
 #[derive(Debug, Clone)]
@@ -40,6 +38,10 @@ pub struct DevOptions {
     /// How long a received task stays invisible before it is delivered again (how soon work
     /// of a killed process resumes after a restart).
     pub visibility_timeout: Duration,
+    /// Deliveries a task that cannot be handled gets before its execution is failed.
+    pub max_receive_count: u32,
+    /// The engine's settings (`WF_LEASE_SECS`, `WF_EVENT_MAX_DEPTH`).
+    pub settings: EngineSettings,
     pub sweep: SweepSettings,
     pub sweep_interval: Duration,
     /// How often workflow files are checked for changes.
@@ -60,7 +62,8 @@ impl TriggerSync for LocalTriggers {
     ) -> Result<(), StoreError> {
         match active {
             Some(c) => {
-                let specs = schedule_specs(&c.workflow).map_err(StoreError::Invalid)?;
+                let specs =
+                    schedule_specs(&c.workflow).map_err(|e| StoreError::Invalid(e.to_string()))?;
                 self.scheduler.set(workflow_id, c.version, specs);
             }
             None => {
@@ -71,93 +74,108 @@ impl TriggerSync for LocalTriggers {
     }
 }
 
+/// Something about a workflow file the developer should read (the CLI prints these).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileNotice {
+    pub path: PathBuf,
+    pub what: FileSynced,
+}
+
+impl std::fmt::Display for FileNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = self.path.display();
+        match &self.what {
+            FileSynced::Invalid { problems } => write!(
+                f,
+                "{problems}wf dev: {path}: invalid: the previous version (if any) keeps running"
+            ),
+            FileSynced::Published { version, .. } => {
+                write!(f, "wf dev: {path}: published version {version}")
+            }
+            FileSynced::Unchanged { .. } => write!(f, "wf dev: {path}: unchanged"),
+            FileSynced::Failed { message } => write!(f, "wf dev: {path}: {message}"),
+        }
+    }
+}
+
 /// A running `wf dev`.
 pub struct DevServer {
     pub addr: SocketAddr,
-    pub app: Arc<LocalApp>,
+    pub local: Arc<LocalApp>,
     pub state: AppState,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     pool: Option<crate::runner::WorkerPool>,
+    notices: Option<mpsc::UnboundedReceiver<FileNotice>>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum DevError {
-    #[error(transparent)]
-    Local(#[from] LocalError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("cannot listen on {0}: {1}")]
-    Bind(SocketAddr, std::io::Error),
-    #[error("cannot read {0}: {1}")]
-    Io(PathBuf, std::io::Error),
+fn io_error(what: String, e: std::io::Error) -> AppError {
+    AppError::permanent("io", format!("{what}: {e}"))
 }
 
 impl DevServer {
     /// Open the store, publish the workflow files, start every loop and the HTTP server.
-    pub async fn start(options: DevOptions) -> Result<Self, DevError> {
+    pub async fn start(options: DevOptions) -> Result<Self, AppError> {
         if let Some(parent) = options.db.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| DevError::Io(parent.to_path_buf(), e))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| io_error(format!("cannot create {}", parent.display()), e))?;
         }
-        let app = Arc::new(LocalApp::open(
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let mut scheduler = None;
+        let local = Arc::new(LocalApp::open_with(
             &options.db,
             LocalOptions {
                 workers: options.workers,
                 visibility_timeout: options.visibility_timeout,
+                max_receive_count: options.max_receive_count,
+                settings: options.settings,
+            },
+            |app: Weak<App>| {
+                let s = Arc::new(Scheduler::for_app(clock.clone(), app));
+                scheduler = Some(s.clone());
+                Arc::new(LocalTriggers { scheduler: s }) as Arc<dyn TriggerSync>
             },
         )?);
-        let scheduler = Arc::new(Scheduler::for_worker(app.worker.clone()));
-        let triggers: Arc<dyn TriggerSync> = Arc::new(LocalTriggers {
-            scheduler: scheduler.clone(),
-        });
+        let scheduler = scheduler
+            .ok_or_else(|| AppError::permanent("internal", "the scheduler was not built"))?;
+        let app = local.app.clone();
         let listener = tokio::net::TcpListener::bind(options.addr)
             .await
-            .map_err(|e| DevError::Bind(options.addr, e))?;
+            .map_err(|e| io_error(format!("cannot listen on {}", options.addr), e))?;
         let addr = listener
             .local_addr()
-            .map_err(|e| DevError::Bind(options.addr, e))?;
-        let state = AppState {
-            worker: app.worker.clone(),
-            triggers: triggers.clone(),
-            metrics: Arc::new(Metrics::default()),
-            public_url: format!("http://{addr}"),
-        };
+            .map_err(|e| io_error(format!("cannot listen on {}", options.addr), e))?;
+        let state = AppState::new(app.clone(), format!("http://{addr}"));
         // Repair drift: triggers follow what the store says is active.
-        for meta in app.store.list_metas().await? {
-            if let Some(v) = meta.active_version.filter(|_| meta.active)
-                && let Ok(c) = app.worker.definition(&meta.id, v).await
-            {
-                triggers.sync(&meta.id, Some(c)).await?;
-            }
-        }
-        let mut files = FileSync::new(options.workflows_dir.clone());
-        files.sync_all(&app.worker, &*triggers).await;
+        app.reconcile_triggers().await?;
+        let (notify, notices) = mpsc::unbounded_channel();
+        let mut files = FileSync::new(options.workflows_dir.clone(), notify);
+        files.sync_all(&app).await;
 
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
-        let pool = app.start_workers();
+        let pool = local.start_workers();
         tasks.push(tokio::spawn(scheduler.clone().run(stop_rx.clone())));
         tasks.push(tokio::spawn(run_sweeper(
-            app.worker.clone(),
+            app.clone(),
             options.sweep.clone(),
             options.sweep_interval,
             stop_rx.clone(),
         )));
         tasks.push(tokio::spawn(pump_events(
-            app.worker.clone(),
-            app.store.event_bus(),
+            app.clone(),
+            local.store.event_bus(),
             cursor_file(&options.db),
             stop_rx.clone(),
         )));
         {
-            let worker = app.worker.clone();
-            let triggers = triggers.clone();
+            let app = app.clone();
             let mut rx = stop_rx.clone();
             let interval = options.watch_interval;
             tasks.push(tokio::spawn(async move {
                 loop {
                     tokio::select! {
-                        _ = tokio::time::sleep(interval) => files.sync_all(&worker, &*triggers).await,
+                        _ = tokio::time::sleep(interval) => files.sync_all(&app).await,
                         _ = rx.changed() => return,
                     }
                 }
@@ -180,12 +198,19 @@ impl DevServer {
         }
         Ok(Self {
             addr,
-            app,
+            local,
             state,
             stop,
             tasks,
             pool: Some(pool),
+            notices: Some(notices),
         })
+    }
+
+    /// What happened to the workflow files, as it happens (the first sync's notices are
+    /// queued already). Taken once.
+    pub fn take_notices(&mut self) -> Option<mpsc::UnboundedReceiver<FileNotice>> {
+        self.notices.take()
     }
 
     /// What `wf dev` prints at start: each webhook URL and each schedule's next runs.
@@ -196,7 +221,13 @@ impl DevServer {
             self.addr
         ));
         let now = SystemClock.now_ms();
-        for meta in self.app.store.list_metas().await? {
+        let app = &self.state.app;
+        for w in app
+            .list_workflows()
+            .await
+            .map_err(|e| StoreError::Permanent(e.to_string()))?
+        {
+            let meta = w.meta;
             let Some(v) = meta.active_version.filter(|_| meta.active) else {
                 out.push_str(&format!(
                     "  {:<24} inactive (latest version {})\n",
@@ -204,10 +235,11 @@ impl DevServer {
                 ));
                 continue;
             };
-            let Ok(c) = self.app.worker.definition(&meta.id, v).await else {
+            let Ok(c) = app.definition(&meta.id, v).await else {
                 continue;
             };
             out.push_str(&format!("  {:<24} v{v} active\n", meta.id));
+            let unusable = app.webhook_unusable(&meta.id).await.ok().flatten();
             for t in c.workflow.triggers() {
                 match t {
                     Trigger::Webhook(w) => {
@@ -216,6 +248,11 @@ impl DevServer {
                                 "      webhook  POST {}/hooks/{}/{}  (scheme {:?})\n",
                                 self.state.public_url, meta.id, token, w.scheme
                             ));
+                            if let Some(why) = &unusable {
+                                out.push_str(&format!(
+                                    "               warning: this webhook {why}\n"
+                                ));
+                            }
                         }
                     }
                     Trigger::Schedule(s) => {
@@ -255,11 +292,32 @@ fn cursor_file(db: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// Sweep every `interval` until `shutdown` flips to true.
+async fn run_sweeper(
+    app: Arc<App>,
+    settings: SweepSettings,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        if let Err(e) = app.sweep(&settings).await {
+            warn!(error = %e, "sweep failed; trying again next time");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
+
 /// Route every event of the local bus to the workflows it triggers. The outbox is read from a
 /// cursor kept in a file, so events published while routing was behind (or down) are routed
 /// later; routing is idempotent (one execution per workflow and event id).
 async fn pump_events(
-    worker: Arc<Worker>,
+    app: Arc<App>,
     bus: LocalEventBus,
     cursor_path: PathBuf,
     mut stop: watch::Receiver<bool>,
@@ -273,7 +331,7 @@ async fn pump_events(
         match bus.list_events(cursor, 100).await {
             Ok(batch) if !batch.is_empty() => {
                 for (seq, event) in batch {
-                    if let Err(e) = route_event(&worker, &event).await {
+                    if let Err(e) = app.route_event(&event, None).await {
                         warn!(event_id = %event.id, error = %e, "routing failed; will retry");
                         break;
                     }
@@ -295,21 +353,23 @@ async fn pump_events(
     }
 }
 
-/// Keeps `workflows/*.json` published: content hash per file, publish on change.
+/// Keeps `workflows/*.json` published: a file is synced when its modification time changes.
 struct FileSync {
     dir: PathBuf,
     seen: HashMap<PathBuf, SystemTime>,
+    notify: mpsc::UnboundedSender<FileNotice>,
 }
 
 impl FileSync {
-    fn new(dir: PathBuf) -> Self {
+    fn new(dir: PathBuf, notify: mpsc::UnboundedSender<FileNotice>) -> Self {
         Self {
             dir,
             seen: HashMap::new(),
+            notify,
         }
     }
 
-    async fn sync_all(&mut self, worker: &Worker, triggers: &dyn TriggerSync) {
+    async fn sync_all(&mut self, app: &App) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
         };
@@ -329,82 +389,38 @@ impl FileSync {
             if let Some(m) = modified {
                 self.seen.insert(path.clone(), m);
             }
-            if let Err(e) = sync_file(worker, triggers, &path).await {
-                eprintln!("wf dev: {}: {e}", path.display());
+            let what = sync_file(app, &path).await;
+            match &what {
+                FileSynced::Published { id, version } => {
+                    info!(workflow_id = %id, version, path = %path.display(), "published from file");
+                }
+                FileSynced::Unchanged { .. } => continue,
+                FileSynced::Invalid { .. } | FileSynced::Failed { .. } => {
+                    warn!(path = %path.display(), "workflow file not published");
+                }
             }
+            let _ = self.notify.send(FileNotice { path, what });
         }
     }
 }
 
 /// Publish one workflow file if its content changed, and (de)activate it per `config.active`.
-pub async fn sync_file(
-    worker: &Worker,
-    triggers: &dyn TriggerSync,
-    path: &Path,
-) -> Result<(), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
-    let name = path.display().to_string();
-    let report = validate_source(&text);
-    let Some(workflow) = report.workflow else {
-        // Printing is the point here: the developer watches this terminal.
-        eprint!("{}", format_problems(&name, &report.problems));
-        return Err("invalid: the previous version (if any) keeps running".into());
-    };
-    let svc = worker.services();
-    let hash = hex::encode(Sha256::digest(
-        serde_json::to_vec(&workflow).unwrap_or_default(),
-    ));
-    let meta = svc
-        .definitions
-        .get_meta(&workflow.id)
-        .await
-        .map_err(|e| e.to_string())?;
-    let source = format!("file:{name}");
-    let unchanged = meta
-        .as_ref()
-        .is_some_and(|m| m.content_hash.as_deref() == Some(hash.as_str()));
-    let now = svc.clock.now_ms();
-    if !unchanged {
-        let draft = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-        svc.definitions
-            .put_draft(&workflow.id, &draft, now)
-            .await
-            .map_err(|e| e.to_string())?;
-        let published = crate::publish::publish(&*svc.definitions, &workflow, now)
-            .await
-            .map_err(|e| e.to_string())?;
-        info!(workflow_id = %workflow.id, version = published.version, "published from file");
-        eprintln!("wf dev: {name}: published version {}", published.version);
-    }
-    let meta = svc
-        .definitions
-        .get_meta(&workflow.id)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the workflow vanished")?;
-    // Only write when something changed: `updatedAt` must not move on every start.
-    let meta = if meta.source.as_deref() == Some(source.as_str())
-        && meta.content_hash.as_deref() == Some(hash.as_str())
-    {
-        meta
-    } else {
-        activation::write_meta(worker, meta, |m| {
-            m.source = Some(source.clone());
-            m.content_hash = Some(hash.clone());
-        })
-        .await
-        .map_err(|e| e.message)?
-    };
-    if workflow.config.active {
-        if !meta.active || meta.active_version != Some(meta.latest_version) {
-            activation::activate(worker, triggers, &workflow.id, None)
-                .await
-                .map_err(|e| e.message)?;
+pub async fn sync_file(app: &App, path: &Path) -> FileSynced {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            return FileSynced::Failed {
+                message: format!("cannot read: {e}"),
+            };
         }
-    } else if meta.active {
-        activation::deactivate(worker, triggers, &workflow.id)
-            .await
-            .map_err(|e| e.message)?;
+    };
+    match app
+        .sync_workflow_file(&path.display().to_string(), &text)
+        .await
+    {
+        Ok(synced) => synced,
+        Err(e) => FileSynced::Failed {
+            message: e.to_string(),
+        },
     }
-    Ok(())
 }

@@ -1,21 +1,24 @@
-//! The whole engine in one process on one SQLite file: what `wf run` (and later `wf dev`) use.
+//! The local home: the whole engine in one process on one SQLite file (store, task queue and
+//! event bus), with the built-in actions and the LLM from the environment. What `wf run` and
+//! `wf dev` use.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use wf_core::StoreError;
 use wf_core::engine::CompiledWorkflow;
 use wf_core::execution::{ExecutionStatus, ExecutionView};
 use wf_core::model::Workflow;
-use wf_core::ports::{Clock, ExecutionStore, SystemClock};
+use wf_core::ports::{Clock, SystemClock};
 use wf_local::{QueueConfig, SqliteQueue, SqliteStore};
 
 use crate::actions::{BuiltinActions, OutboundPolicy};
+use crate::app::workflows::PublishMode;
+use crate::app::{App, AppError, NoTriggerSync, TriggerSync};
 use crate::llm::OpenAiCompatible;
-use crate::runner::WorkerPool;
+use crate::runner::{PoolSettings, WorkerPool};
 use crate::services::{EnvSecrets, Services};
-use crate::worker::{Worker, WorkerError};
+use crate::settings::EngineSettings;
 
 /// Options of a local engine.
 #[derive(Debug, Clone)]
@@ -24,6 +27,10 @@ pub struct LocalOptions {
     pub workers: usize,
     /// How long a received task stays invisible before it is redelivered.
     pub visibility_timeout: Duration,
+    /// Deliveries a task that cannot be handled gets before its execution is failed.
+    pub max_receive_count: u32,
+    /// The deployment's engine settings (the lease of a claimed step, event chain bounds).
+    pub settings: EngineSettings,
 }
 
 impl Default for LocalOptions {
@@ -31,30 +38,33 @@ impl Default for LocalOptions {
         Self {
             workers: 4,
             visibility_timeout: Duration::from_secs(30),
+            max_receive_count: crate::app::maintenance::DEFAULT_MAX_RECEIVE_COUNT,
+            settings: EngineSettings::default(),
         }
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LocalError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("cannot build the HTTP client: {0}")]
-    Http(String),
-    #[error(transparent)]
-    Worker(#[from] WorkerError),
 }
 
 /// The local engine: SQLite store and queue, built-in actions, the LLM from the environment.
 pub struct LocalApp {
     pub store: Arc<SqliteStore>,
     pub queue: Arc<SqliteQueue>,
-    pub worker: Arc<Worker>,
+    pub app: Arc<App>,
     options: LocalOptions,
 }
 
 impl LocalApp {
-    pub fn open(db: &Path, options: LocalOptions) -> Result<Self, LocalError> {
+    /// An engine with no trigger infrastructure (`wf run`, tests).
+    pub fn open(db: &Path, options: LocalOptions) -> Result<Self, AppError> {
+        Self::open_with(db, options, |_| Arc::new(NoTriggerSync))
+    }
+
+    /// An engine whose activations keep `triggers(app)` in step: the trigger sync may hold a
+    /// weak reference to the application it serves (the scheduler starts executions with it).
+    pub fn open_with(
+        db: &Path,
+        options: LocalOptions,
+        triggers: impl FnOnce(Weak<App>) -> Arc<dyn TriggerSync>,
+    ) -> Result<Self, AppError> {
         let store = Arc::new(SqliteStore::open(db)?);
         let queue = Arc::new(store.queue(QueueConfig {
             visibility_timeout: options.visibility_timeout,
@@ -67,8 +77,9 @@ impl LocalApp {
             clock.clone(),
             OutboundPolicy::local(),
         )
-        .map_err(|e| LocalError::Http(e.to_string()))?;
-        let llm = OpenAiCompatible::from_env().map_err(|e| LocalError::Http(e.to_string()))?;
+        .map_err(|e| AppError::permanent("http_client", e.to_string()))?;
+        let llm = OpenAiCompatible::from_env()
+            .map_err(|e| AppError::permanent("http_client", e.to_string()))?;
         let svc = Services {
             executions: store.clone(),
             definitions: store.clone(),
@@ -80,71 +91,49 @@ impl LocalApp {
             clock,
             secrets: Arc::new(EnvSecrets),
         };
+        let settings = options.settings;
+        let app = Arc::new_cyclic(|weak| {
+            App::with_triggers(svc, triggers(weak.clone())).with_settings(settings)
+        });
         Ok(Self {
             store,
             queue,
-            worker: Arc::new(Worker::new(svc)),
+            app,
             options,
         })
     }
 
     pub fn services(&self) -> &Services {
-        self.worker.services()
+        self.app.services()
     }
 
     /// Start the worker loops.
     pub fn start_workers(&self) -> WorkerPool {
         WorkerPool::start(
-            self.worker.clone(),
+            self.app.clone(),
             self.queue.clone(),
-            self.options.workers,
-            10,
+            PoolSettings {
+                loops: self.options.workers,
+                max_receive_count: self.options.max_receive_count,
+                ..PoolSettings::default()
+            },
         )
     }
 
-    /// Publish `workflow` as the next version (immutable) and return it compiled.
-    pub async fn publish(&self, workflow: Workflow) -> Result<Arc<CompiledWorkflow>, LocalError> {
-        let now = self.services().clock.now_ms();
-        let published = crate::publish::publish(&*self.store, &workflow, now).await?;
-        Ok(self
-            .worker
-            .definition(&workflow.id, published.version)
-            .await?)
+    /// Publish `workflow` (it must be valid) as a new version and return it compiled.
+    pub async fn publish(&self, workflow: Workflow) -> Result<Arc<CompiledWorkflow>, AppError> {
+        let published = self.app.publish(&workflow, PublishMode::Always).await?;
+        self.app.definition(&workflow.id, published.version).await
     }
 
-    /// Wait until an execution is terminal (or its deadline passed, then time it out).
-    pub async fn wait_finished(&self, execution_id: &str) -> Result<ExecutionView, LocalError> {
-        let mut finished = self.worker.subscribe_finished();
-        loop {
-            let Some(mut exec) = self.store.get_execution(execution_id).await? else {
-                return Err(StoreError::NotFound(format!("execution {execution_id}")).into());
-            };
-            if exec.status.is_terminal() {
-                let steps = self.store.list_steps(execution_id).await?;
-                return Ok(ExecutionView {
-                    execution: exec,
-                    steps,
-                });
-            }
-            let now = self.services().clock.now_ms();
-            if now > exec.deadline_at + 1_000 {
-                let compiled = self
-                    .worker
-                    .definition(&exec.workflow_id, exec.version)
-                    .await?;
-                self.worker
-                    .time_out(&mut exec, compiled.workflow.config.timeout_ms)
-                    .await?;
-                continue;
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(250), async {
-                while let Ok((id, _)) = finished.recv().await {
-                    if id == execution_id {
-                        break;
-                    }
-                }
-            })
-            .await;
+    /// Wait until an execution is terminal (timing it out once its deadline has passed).
+    pub async fn wait_finished(&self, execution_id: &str) -> Result<ExecutionView, AppError> {
+        match self.app.wait_finished(execution_id, None).await? {
+            Some(view) => Ok(view),
+            None => Err(AppError::retryable(
+                "not_finished",
+                format!("execution {execution_id} did not finish"),
+            )),
         }
     }
 }

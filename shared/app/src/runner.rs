@@ -1,18 +1,19 @@
 //! Worker loops over a pollable queue (the local SQLite queue, or SQS in tests): receive a
-//! batch, handle each task, acknowledge what succeeded. Unacknowledged tasks come back after
-//! the queue's visibility timeout (at-least-once), which is how a crash mid-step recovers.
+//! batch, run each task, acknowledge what succeeded. A task that fails is left for redelivery
+//! (it comes back after the queue's visibility timeout: at-least-once, which is how a crash
+//! mid-step recovers) until its last delivery, when [`App::task_failed`] gives it up exactly as
+//! the SQS batch handler does.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{error, warn};
-use wf_core::StepError;
-use wf_core::execution::{ExecutionStatus, ExecutionUpdate};
-use wf_core::ports::TaskQueue;
+use tracing::warn;
+use wf_core::ports::{Delivery, TaskQueue};
 
-use crate::worker::Worker;
+use crate::app::App;
+use crate::app::maintenance::FailedDelivery;
 
 /// Running worker loops; dropping the handle does not stop them, `shutdown` does.
 pub struct WorkerPool {
@@ -20,22 +21,60 @@ pub struct WorkerPool {
     handles: Vec<JoinHandle<()>>,
 }
 
+/// Settings of the worker loops.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Loops polling the queue.
+    pub loops: usize,
+    /// Tasks received at a time.
+    pub batch: usize,
+    /// Deliveries a failing task gets before it is given up.
+    pub max_receive_count: u32,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            loops: 4,
+            batch: 10,
+            max_receive_count: crate::app::maintenance::DEFAULT_MAX_RECEIVE_COUNT,
+        }
+    }
+}
+
+/// Run one delivery: acknowledge it when it ran (or was given up), else leave it.
+pub async fn handle_delivery(app: &App, queue: &dyn TaskQueue, d: &Delivery, max_receive: u32) {
+    let done = match app.run_task(&d.task).await {
+        Ok(()) => true,
+        Err(e) => {
+            let verdict = app
+                .task_failed(&d.task, d.receive_count, max_receive, &e.to_string())
+                .await;
+            verdict == FailedDelivery::GivenUp
+        }
+    };
+    if done && let Err(e) = queue.ack(&d.receipt).await {
+        warn!(error = %e, "ack failed; the task will be redelivered");
+    }
+}
+
 impl WorkerPool {
-    /// Start `n` loops, each receiving up to `batch` tasks at a time.
-    pub fn start(worker: Arc<Worker>, queue: Arc<dyn TaskQueue>, n: usize, batch: usize) -> Self {
+    /// Start the loops.
+    pub fn start(app: Arc<App>, queue: Arc<dyn TaskQueue>, settings: PoolSettings) -> Self {
         let (stop, rx) = watch::channel(false);
-        let handles = (0..n.max(1))
+        let handles = (0..settings.loops.max(1))
             .map(|_| {
-                let worker = worker.clone();
+                let app = app.clone();
                 let queue = queue.clone();
                 let mut rx = rx.clone();
+                let settings = settings.clone();
                 tokio::spawn(async move {
                     loop {
                         if *rx.borrow() {
                             break;
                         }
                         let received = tokio::select! {
-                            r = queue.receive(batch, Duration::from_millis(500)) => r,
+                            r = queue.receive(settings.batch, Duration::from_millis(500)) => r,
                             _ = rx.changed() => break,
                         };
                         let deliveries = match received {
@@ -47,34 +86,22 @@ impl WorkerPool {
                             }
                         };
                         for d in deliveries {
-                            match worker.handle(&d.task).await {
-                                Ok(()) => {
-                                    if let Err(e) = queue.ack(&d.receipt).await {
-                                        warn!(error = %e, "ack failed; the task will be redelivered");
-                                    }
-                                }
-                                Err(e) if e.is_retryable() => {
-                                    warn!(error = %e, execution_id = %d.task.execution_id, "task failed; left for redelivery");
-                                }
-                                Err(e) => {
-                                    // A poison task: fail its execution with the reason, then drop it.
-                                    error!(error = %e, execution_id = %d.task.execution_id, path = %d.task.path, "task cannot be handled");
-                                    let update = ExecutionUpdate {
-                                        status: ExecutionStatus::Failed,
-                                        output: None,
-                                        error: Some(StepError::new("engine", e.to_string())),
-                                        finished_at: Some(worker.services().clock.now_ms()),
-                                    };
-                                    let _ = worker.services().executions.update_execution(&d.task.execution_id, &update).await;
-                                    let _ = queue.ack(&d.receipt).await;
-                                }
-                            }
+                            handle_delivery(&app, &*queue, &d, settings.max_receive_count).await;
                         }
                     }
                 })
             })
             .collect();
         Self { stop, handles }
+    }
+
+    /// Stop the loops at once, as a crash would: tasks in flight are dropped mid-step without
+    /// acknowledgement (their queue delivers them again after the visibility timeout, and
+    /// their claims' leases run out since nothing renews them).
+    pub fn kill(self) {
+        for h in self.handles {
+            h.abort();
+        }
     }
 
     /// Stop receiving and wait for the loops to finish their current batch.

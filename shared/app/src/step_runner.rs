@@ -164,11 +164,7 @@ async fn run_llm(svc: &Services, step: &LlmStep, ctx: &ExprContext, timeout: Dur
                 if let Some(schema) = &step.json_schema
                     && let Err(e) = check_schema(schema, &v)
                 {
-                    return StepRun::failed(
-                        input,
-                        StepError::retryable("llm.schema_mismatch", e)
-                            .with_details(json!({ "raw": response.text })),
-                    );
+                    return StepRun::failed(input, e.with_details(json!({ "raw": response.text })));
                 }
                 output["json"] = v;
             }
@@ -205,9 +201,11 @@ fn parse_model_json(text: &str) -> Result<Value, serde_json::Error> {
     serde_json::from_str(t)
 }
 
-fn check_schema(schema: &Value, v: &Value) -> Result<(), String> {
-    let validator =
-        jsonschema::validator_for(schema).map_err(|e| format!("invalid jsonSchema: {e}"))?;
+/// Check the model's JSON against the step's `jsonSchema` (a mismatch is retryable: another
+/// answer may fit).
+fn check_schema(schema: &Value, v: &Value) -> Result<(), StepError> {
+    let validator = jsonschema::validator_for(schema)
+        .map_err(|e| StepError::new("llm.schema", format!("invalid jsonSchema: {e}")))?;
     let errors: Vec<String> = validator
         .iter_errors(v)
         .map(|e| format!("{}: {}", e.instance_path, e))
@@ -215,9 +213,12 @@ fn check_schema(schema: &Value, v: &Value) -> Result<(), String> {
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "the model's JSON does not match jsonSchema: {}",
-            errors.join("; ")
+        Err(StepError::retryable(
+            "llm.schema_mismatch",
+            format!(
+                "the model's JSON does not match jsonSchema: {}",
+                errors.join("; ")
+            ),
         ))
     }
 }

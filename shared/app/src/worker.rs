@@ -1,112 +1,42 @@
-//! The worker: runs one step task by the protocol in DESIGN.md ("How an execution runs").
-//! Every decision comes from `wf_core::engine`; this module only performs them with the ports.
+//! The worker: runs one step task by the protocol in ARCHITECTURE.md ("How a step runs"). It
+//! only runs tasks: every decision comes from `wf_core::engine`, every other use case lives in
+//! [`crate::app`], and this module performs the engine's decisions with the ports.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::broadcast;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
+use wf_core::StoreError;
 use wf_core::engine::{
-    self, CompiledWorkflow, Effect, StepOutcome, TaskPlan, claim_record, effects_for,
-    finish_record, following_iteration, initial_iterations, loop_output, loop_state, plan_task,
-    with_execution_id,
+    self, AttemptBudget, CompiledWorkflow, Effect, StepOutcome, TaskPlan, attempt_budget_within,
+    claim_record, effects_for, finish_record, heartbeat_interval_ms, initial_iterations,
+    iteration_counted, loop_output, loop_state, lost_record, plan_task, renewed_lease,
+    settle_attempt, too_large_error, too_large_record,
 };
 use wf_core::execution::{
-    ClaimOutcome, ExecutionRecord, ExecutionStatus, ExecutionUpdate, IterationCount, StepRecord,
+    ClaimOutcome, ExecutionRecord, ExecutionStatus, ExecutionUpdate, LoopState, StepRecord,
     StepStatus, StepTask,
 };
 use wf_core::expr::ExprContext;
 use wf_core::model::Step;
 use wf_core::path::StepPath;
 use wf_core::ports::ActionContext;
-use wf_core::{StepError, StoreError};
+use wf_core::scrub::Scrubber;
 
+use crate::app::{App, AppError};
 use crate::context::{LoopFrames, step_context};
 use crate::services::Services;
 use crate::step_runner::run_step;
 
-/// Why a task could not be handled. Retryable errors leave the task unacknowledged.
-#[derive(Debug, thiserror::Error)]
-pub enum WorkerError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("execution {0} not found")]
-    ExecutionNotFound(String),
-    #[error("workflow {0} version {1} not found")]
-    DefinitionNotFound(String, u32),
-}
-
-impl WorkerError {
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            WorkerError::Store(e) => e.is_retryable(),
-            _ => false,
-        }
-    }
-}
-
-/// Runs step tasks. One per process; cheap to share.
-pub struct Worker {
-    svc: Services,
-    definitions: Mutex<HashMap<(String, u32), Arc<CompiledWorkflow>>>,
-    finished: broadcast::Sender<(String, ExecutionStatus)>,
-}
-
-impl Worker {
-    pub fn new(svc: Services) -> Self {
-        let (finished, _) = broadcast::channel(1024);
-        Self {
-            svc,
-            definitions: Mutex::new(HashMap::new()),
-            finished,
-        }
-    }
-
-    pub fn services(&self) -> &Services {
-        &self.svc
-    }
-
-    /// Executions this worker brought to a terminal status, as they happen.
-    pub fn subscribe_finished(&self) -> broadcast::Receiver<(String, ExecutionStatus)> {
-        self.finished.subscribe()
-    }
-
-    /// The compiled definition of a published version (immutable, so cached forever).
-    pub async fn definition(
-        &self,
-        workflow_id: &str,
-        version: u32,
-    ) -> Result<Arc<CompiledWorkflow>, WorkerError> {
-        let key = (workflow_id.to_string(), version);
-        if let Some(c) = self.lock_definitions().get(&key) {
-            return Ok(c.clone());
-        }
-        let wf = self
-            .svc
-            .definitions
-            .get_version(workflow_id, version)
-            .await?
-            .ok_or_else(|| WorkerError::DefinitionNotFound(workflow_id.to_string(), version))?;
-        let compiled = Arc::new(CompiledWorkflow::new(wf, version));
-        self.lock_definitions().insert(key, compiled.clone());
-        Ok(compiled)
-    }
-
-    fn lock_definitions(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, u32), Arc<CompiledWorkflow>>> {
-        // A poisoned cache is still a valid cache: entries are immutable.
-        self.definitions.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Handle one delivered task. `Ok` means acknowledge it; a retryable `Err` means leave it
-    /// to be redelivered. Pure successors run inline in this call; others are queued.
+impl App {
+    /// Run one delivered step task. `Ok` means acknowledge it; an `Err` means it could not be
+    /// handled (a retryable one may succeed on redelivery; see [`App::task_failed`]). Pure
+    /// successors run inline in this call; others are queued.
     #[tracing::instrument(skip_all, fields(execution_id = %task.execution_id, path = %task.path, attempt = task.attempt))]
-    pub async fn handle(&self, task: &StepTask) -> Result<(), WorkerError> {
+    pub async fn run_task(&self, task: &StepTask) -> Result<(), AppError> {
         let Some(mut execution) = self
-            .svc
+            .services()
             .executions
             .get_execution(&task.execution_id)
             .await?
@@ -117,9 +47,11 @@ impl Worker {
         let compiled = self
             .definition(&execution.workflow_id, execution.version)
             .await?;
+        let scrub = self.scrubber(&compiled);
         let mut run = Run {
-            w: self,
+            app: self,
             compiled: &compiled,
+            scrub: &scrub,
             sends: Vec::new(),
             inline: VecDeque::new(),
         };
@@ -131,71 +63,132 @@ impl Worker {
             run.process(&mut execution, &path, attempt).await?;
         }
         if !run.sends.is_empty() {
-            self.svc.queue.send(&run.sends).await?;
+            self.services().queue.send(&run.sends).await?;
         }
         Ok(())
     }
+}
 
-    /// Time out an execution past its deadline (the sweeper and workers both call this).
-    pub async fn time_out(
-        &self,
-        execution: &mut ExecutionRecord,
-        timeout_ms: u64,
-    ) -> Result<(), WorkerError> {
-        let error = engine::deadline_error(timeout_ms);
-        self.finish_execution(
-            execution,
-            ExecutionStatus::TimedOut,
-            Value::Null,
-            Some(error),
-        )
-        .await
-    }
-
-    async fn finish_execution(
-        &self,
-        execution: &mut ExecutionRecord,
-        status: ExecutionStatus,
-        output: Value,
-        error: Option<StepError>,
-    ) -> Result<(), WorkerError> {
-        let now = self.svc.clock.now_ms();
-        let update = ExecutionUpdate {
-            status,
-            output: Some(output.clone()),
-            error: error.clone(),
-            finished_at: Some(now),
-        };
-        let applied = self
-            .svc
-            .executions
-            .update_execution(&execution.id, &update)
-            .await?;
-        if applied {
-            info!(execution_id = %execution.id, status = status.as_str(), "execution finished");
-            execution.status = status;
-            execution.output = output;
-            execution.error = error;
-            execution.finished_at = Some(now);
-            let _ = self.finished.send((execution.id.clone(), status));
-        } else if let Some(stored) = self.svc.executions.get_execution(&execution.id).await? {
-            *execution = stored;
-        }
-        Ok(())
+impl App {
+    /// The scrubber of an execution of `compiled`: every secret value a step of it may resolve
+    /// (a secret one step sent may come back in a later step's answer). The values are also
+    /// handed to the log scrubber ([`crate::logs`]).
+    pub fn scrubber(&self, compiled: &CompiledWorkflow) -> Scrubber {
+        let values: Vec<String> = compiled
+            .all_secrets_read()
+            .into_iter()
+            .filter_map(|name| self.services().secrets.get(name))
+            .filter(|v| !v.is_empty())
+            .collect();
+        crate::logs::remember_secrets(&values);
+        Scrubber::new(values)
     }
 }
 
 /// The state of one `handle` call.
 struct Run<'a> {
-    w: &'a Worker,
+    app: &'a App,
     compiled: &'a CompiledWorkflow,
+    /// Applied by [`Scrubbed`], the worker's only way to write execution state.
+    scrub: &'a Scrubber,
     sends: Vec<(StepTask, u64)>,
     inline: VecDeque<(String, u32)>,
 }
 
+/// The one boundary between a run and the store: every step record, loop state, iteration
+/// result and execution result the worker writes passes the execution's [`Scrubber`] first
+/// (inputs, outputs, error messages and details, LLM raw text). Records are scrubbed in place,
+/// so what the worker goes on with (effects, the execution's output) is what was stored.
+struct Scrubbed<'a> {
+    app: &'a App,
+    scrub: &'a Scrubber,
+}
+
+impl Scrubbed<'_> {
+    fn store(&self) -> &dyn wf_core::ports::ExecutionStore {
+        &*self.app.services().executions
+    }
+
+    async fn claim_step(
+        &self,
+        execution_id: &str,
+        record: &mut StepRecord,
+        now: i64,
+    ) -> Result<ClaimOutcome, StoreError> {
+        self.scrub.step_record(record);
+        self.store().claim_step(execution_id, record, now).await
+    }
+
+    async fn finish_step(
+        &self,
+        execution_id: &str,
+        record: &mut StepRecord,
+    ) -> Result<bool, StoreError> {
+        self.scrub.step_record(record);
+        self.store().finish_step(execution_id, record).await
+    }
+
+    async fn update_execution(
+        &self,
+        execution_id: &str,
+        update: &mut ExecutionUpdate,
+    ) -> Result<bool, StoreError> {
+        self.scrub.execution_update(update);
+        self.store().update_execution(execution_id, update).await
+    }
+
+    async fn init_loop(
+        &self,
+        execution_id: &str,
+        loop_path: &str,
+        state: &mut LoopState,
+    ) -> Result<LoopState, StoreError> {
+        state.items.iter_mut().for_each(|i| self.scrub.value(i));
+        self.store().init_loop(execution_id, loop_path, state).await
+    }
+
+    async fn count_iteration(
+        &self,
+        execution_id: &str,
+        loop_path: &str,
+        index: u32,
+        result: &Value,
+    ) -> Result<wf_core::execution::IterationCount, StoreError> {
+        let result = self.scrub.scrubbed(result);
+        self.store()
+            .count_iteration(execution_id, loop_path, index, &result)
+            .await
+    }
+
+    /// Bring the execution to a terminal status with its output and error scrubbed.
+    async fn finish_execution(
+        &self,
+        execution: &mut ExecutionRecord,
+        status: ExecutionStatus,
+        mut output: Value,
+        mut error: Option<wf_core::StepError>,
+    ) -> Result<(), AppError> {
+        self.scrub.value(&mut output);
+        if let Some(e) = error.as_mut() {
+            self.scrub.error(e);
+        }
+        self.app
+            .finish_execution(execution, status, output, error)
+            .await
+    }
+}
+
 impl Run<'_> {
     fn svc(&self) -> &Services {
-        &self.w.svc
+        self.app.services()
+    }
+
+    /// Where every write of execution state goes (scrubbed).
+    fn store(&self) -> Scrubbed<'_> {
+        Scrubbed {
+            app: self.app,
+            scrub: self.scrub,
+        }
     }
 
     async fn process(
@@ -203,7 +196,7 @@ impl Run<'_> {
         execution: &mut ExecutionRecord,
         path_str: &str,
         attempt: u32,
-    ) -> Result<(), WorkerError> {
+    ) -> Result<(), AppError> {
         let Some(path) = StepPath::parse(path_str) else {
             warn!(path = path_str, "malformed step path: acknowledged");
             return Ok(());
@@ -243,8 +236,8 @@ impl Run<'_> {
                 TaskPlan::TimeOut => {
                     let timeout = self.compiled.workflow.config.timeout_ms;
                     if let Some(rec) = stored.filter(|r| r.status == StepStatus::Running) {
-                        let outcome = StepOutcome::Failed(engine::deadline_error(timeout));
-                        let done = finish_record(
+                        let outcome = StepOutcome::DeadlinePassed(engine::deadline_error(timeout));
+                        let mut done = finish_record(
                             self.compiled,
                             &rec,
                             &step,
@@ -252,12 +245,9 @@ impl Run<'_> {
                             outcome,
                             now,
                         );
-                        self.svc()
-                            .executions
-                            .finish_step(&execution.id, &done)
-                            .await?;
+                        self.store().finish_step(&execution.id, &mut done).await?;
                     }
-                    return self.w.time_out(execution, timeout).await;
+                    return self.app.time_out(execution).await;
                 }
                 TaskPlan::Busy { retry_after_ms } => {
                     let loop_started = matches!(step, Step::Loop(_))
@@ -288,36 +278,34 @@ impl Run<'_> {
                     // Pure steps are deterministic: compute the final record and store it with
                     // one put-if-absent instead of a claim and a finish. A concurrent duplicate
                     // computes the same record and replays the stored one.
-                    let claim =
-                        claim_record(&path, &step, attempt, now, execution.deadline_at, None);
-                    let done = self
+                    let claim = claim_record(
+                        &path,
+                        &step,
+                        attempt,
+                        now,
+                        execution.deadline_at,
+                        None,
+                        self.app.settings().lease_ms(),
+                    );
+                    let mut done = self
                         .run_pure(execution, &path, &step, &claim, &loops)
                         .await?;
-                    match self
-                        .svc()
-                        .executions
-                        .claim_step(&execution.id, &done, now)
-                        .await
-                    {
+                    match self.store().claim_step(&execution.id, &mut done, now).await {
                         Ok(ClaimOutcome::Claimed) => {
                             return self.apply(execution, &path, &done).await;
                         }
                         Ok(ClaimOutcome::Held(current)) => stored = Some(current),
                         Err(StoreError::TooLarge(m)) => {
-                            let e =
-                                StepError::new("payload.too_large", format!("step {path}: {m}"));
-                            let failed = finish_record(
+                            let mut failed = too_large_record(
                                 self.compiled,
                                 &claim,
                                 &step,
-                                Value::Null,
-                                StepOutcome::Failed(e),
+                                &m,
                                 self.svc().clock.now_ms(),
                             );
                             match self
-                                .svc()
-                                .executions
-                                .claim_step(&execution.id, &failed, now)
+                                .store()
+                                .claim_step(&execution.id, &mut failed, now)
                                 .await?
                             {
                                 ClaimOutcome::Claimed => {
@@ -337,16 +325,31 @@ impl Run<'_> {
                         now,
                         execution.deadline_at,
                         stored.as_ref(),
+                        self.app.settings().lease_ms(),
                     );
+                    if claim.lease_lost > 0 {
+                        warn!(
+                            lease_lost = claim.lease_lost,
+                            "the worker running this step was lost (its lease expired): taking it over"
+                        );
+                    }
+                    // A step lost too often is failed instead of run again (with the claim's
+                    // condition, so only one worker decides it).
+                    let lost = lost_record(self.compiled, &claim, &step, &path, now);
+                    let given_up = lost.is_some();
+                    let mut write = lost.unwrap_or(claim);
                     match self
-                        .svc()
-                        .executions
-                        .claim_step(&execution.id, &claim, now)
+                        .store()
+                        .claim_step(&execution.id, &mut write, now)
                         .await?
                     {
+                        ClaimOutcome::Claimed if given_up => {
+                            warn!("step lost too many times: failed with step.lost");
+                            return self.apply(execution, &path, &write).await;
+                        }
                         ClaimOutcome::Claimed => {
                             return self
-                                .run_claimed(execution, &path, &step, claim, &loops)
+                                .run_claimed(execution, &path, &step, write, &loops)
                                 .await;
                         }
                         ClaimOutcome::Held(current) => stored = Some(current),
@@ -363,7 +366,7 @@ impl Run<'_> {
         &self,
         execution_id: &str,
         path: &StepPath,
-    ) -> Result<Option<LoopFrames>, WorkerError> {
+    ) -> Result<Option<LoopFrames>, AppError> {
         let mut frames = Vec::new();
         let mut p = path.clone();
         while let Some((loop_path, index)) = p.enclosing_loop() {
@@ -390,7 +393,7 @@ impl Run<'_> {
         step: &Step,
         claim: &StepRecord,
         loops: &LoopFrames,
-    ) -> Result<StepRecord, WorkerError> {
+    ) -> Result<StepRecord, AppError> {
         let (input, outcome) =
             match step_context(self.svc(), execution, self.compiled, path, loops).await {
                 Ok(map) => {
@@ -425,20 +428,19 @@ impl Run<'_> {
         step: &Step,
         claim: StepRecord,
         loops: &LoopFrames,
-    ) -> Result<(), WorkerError> {
+    ) -> Result<(), AppError> {
         // `running` is written before the first step that does real work; an execution made
         // only of pure steps goes from queued to its final status in one write.
         if execution.status == ExecutionStatus::Queued {
-            let update = ExecutionUpdate {
+            let mut update = ExecutionUpdate {
                 status: ExecutionStatus::Running,
                 output: None,
                 error: None,
                 finished_at: None,
             };
             if self
-                .svc()
-                .executions
-                .update_execution(&execution.id, &update)
+                .store()
+                .update_execution(&execution.id, &mut update)
                 .await?
             {
                 execution.status = ExecutionStatus::Running;
@@ -464,29 +466,75 @@ impl Run<'_> {
                 .start_loop(execution, path, step, l, &claim, &ctx)
                 .await;
         }
-        let now = self.svc().clock.now_ms();
-        let remaining = (execution.deadline_at - now).max(0) as u64;
-        let step_budget = step.timeout_ms().unwrap_or(u64::MAX);
-        let budget = step_budget.min(remaining);
+        // On AWS one invocation runs at most the worker function's timeout (less a margin).
+        let cap = self
+            .app
+            .settings()
+            .worker_timeout
+            .map(|t| engine::worker_step_cap_ms(t.as_millis() as u64));
+        let budget: AttemptBudget =
+            attempt_budget_within(step, self.svc().clock.now_ms(), execution.deadline_at, cap);
         let action_ctx = ActionContext {
             execution_id: execution.id.clone(),
             path: path.to_string(),
             attempt: claim.attempts,
             idempotency_key: format!("{}/{}", execution.id, path),
-            timeout: Duration::from_millis(budget),
+            timeout: Duration::from_millis(budget.ms),
         };
-        let mut run = run_step(self.svc(), step, &ctx, &execution.input, action_ctx).await;
-        // A timeout that used up the execution's remaining time is the execution's deadline.
-        if let StepOutcome::Failed(e) = &run.outcome
-            && e.code == "timeout"
-            && step_budget >= remaining
-        {
-            run.outcome = StepOutcome::Failed(engine::deadline_error(
-                self.compiled.workflow.config.timeout_ms,
-            ));
-        }
-        self.finish(execution, path, step, &claim, run.input, run.outcome)
+        let work = run_step(self.svc(), step, &ctx, &execution.input, action_ctx);
+        let Some(run) = self.with_heartbeat(&execution.id, &claim, work).await else {
+            warn!("the lease was taken over while the step ran: this worker's attempt is dropped");
+            return Ok(());
+        };
+        let outcome = settle_attempt(
+            run.outcome,
+            budget,
+            self.svc().clock.now_ms(),
+            execution.deadline_at,
+            self.compiled.workflow.config.timeout_ms,
+        );
+        self.finish(execution, path, step, &claim, run.input, outcome)
             .await
+    }
+
+    /// Run `work` while a heartbeat task next to it renews the claim's lease every third of
+    /// the lease ([`heartbeat_interval_ms`]). `None` when a renewal found the claim taken over
+    /// (the work is then dropped: its new holder runs the step). A failed renewal (the store
+    /// unreachable) is tried again at the next beat. A crash drops both, so the lease runs out
+    /// and another worker takes the step over.
+    async fn with_heartbeat<F: Future>(
+        &self,
+        execution_id: &str,
+        claim: &StepRecord,
+        work: F,
+    ) -> Option<F::Output> {
+        let lease_ms = self.app.settings().lease_ms();
+        let every = Duration::from_millis(heartbeat_interval_ms(lease_ms));
+        let store = self.svc().executions.clone();
+        let clock = self.svc().clock.clone();
+        let (execution_id, claim) = (execution_id.to_string(), claim.clone());
+        let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
+        let beat = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let until = renewed_lease(clock.now_ms(), lease_ms);
+                match store.renew_lease(&execution_id, &claim, until).await {
+                    Ok(true) => debug!(lease_until = until, "lease renewed"),
+                    Ok(false) => {
+                        let _ = lost_tx.send(());
+                        return;
+                    }
+                    Err(e) => warn!(error = %e, "lease renewal failed; trying again"),
+                }
+            }
+        });
+        let _stop = AbortOnDrop(beat);
+        tokio::select! {
+            out = work => Some(out),
+            Ok(()) = lost_rx => None,
+        }
     }
 
     async fn start_loop(
@@ -497,11 +545,11 @@ impl Run<'_> {
         l: &wf_core::model::LoopStep,
         claim: &StepRecord,
         ctx: &ExprContext,
-    ) -> Result<(), WorkerError> {
+    ) -> Result<(), AppError> {
         let items = match ctx.eval(&l.items) {
             Ok(Value::Array(items)) => items,
             Ok(other) => {
-                let e = StepError::new(
+                let e = wf_core::StepError::new(
                     "loop.items",
                     format!(
                         "items {:?} must yield an array, got {}",
@@ -544,15 +592,15 @@ impl Run<'_> {
                 .await;
         }
         let path_str = path.to_string();
+        let mut state = loop_state(items, l.concurrency);
         let state = match self
-            .svc()
-            .executions
-            .init_loop(&execution.id, &path_str, &loop_state(items, l.concurrency))
+            .store()
+            .init_loop(&execution.id, &path_str, &mut state)
             .await
         {
             Ok(s) => s,
             Err(StoreError::TooLarge(m)) => {
-                let e = StepError::new("payload.too_large", format!("loop {path}: {m}"));
+                let e = too_large_error(&format!("loop {path}"), &m);
                 return self
                     .finish(
                         execution,
@@ -571,18 +619,38 @@ impl Run<'_> {
         waiting.input = input;
         waiting.lease_until = Some(execution.deadline_at);
         if !self
-            .svc()
-            .executions
-            .finish_step(&execution.id, &waiting)
+            .store()
+            .finish_step(&execution.id, &mut waiting)
             .await?
         {
             return Ok(()); // lost the claim: its new holder starts the loop
         }
-        let effects = with_execution_id(
-            initial_iterations(self.compiled, path, &state),
-            &execution.id,
-        );
+        let effects = initial_iterations(self.compiled, &execution.id, path, &state);
         self.perform(execution, effects).await
+    }
+
+    /// Store a finished record conditional on its claim; one the store refuses as too large is
+    /// replaced by the engine's clean failure ([`too_large_record`]). Returns the record
+    /// stored, or None when the claim was lost.
+    async fn store_finished(
+        &self,
+        execution_id: &str,
+        claim: &StepRecord,
+        step: &Step,
+        done: StepRecord,
+    ) -> Result<Option<StepRecord>, AppError> {
+        let store = self.store();
+        let mut done = done;
+        let (applied, stored) = match store.finish_step(execution_id, &mut done).await {
+            Ok(applied) => (applied, done),
+            Err(StoreError::TooLarge(m)) => {
+                let mut failed =
+                    too_large_record(self.compiled, claim, step, &m, self.svc().clock.now_ms());
+                (store.finish_step(execution_id, &mut failed).await?, failed)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(applied.then_some(stored))
     }
 
     /// Store the attempt's result (conditional on our claim) and perform its effects.
@@ -594,39 +662,19 @@ impl Run<'_> {
         claim: &StepRecord,
         input: Value,
         outcome: StepOutcome,
-    ) -> Result<(), WorkerError> {
+    ) -> Result<(), AppError> {
         let now = self.svc().clock.now_ms();
-        let mut done = finish_record(self.compiled, claim, step, input, outcome, now);
-        let applied = match self
-            .svc()
-            .executions
-            .finish_step(&execution.id, &done)
-            .await
+        let done = finish_record(self.compiled, claim, step, input, outcome, now);
+        match self
+            .store_finished(&execution.id, claim, step, done)
+            .await?
         {
-            Ok(applied) => applied,
-            Err(StoreError::TooLarge(m)) => {
-                // Never half-write: keep the claim's input out too, and fail the step cleanly.
-                let e = StepError::new("payload.too_large", format!("step {path}: {m}"));
-                done = finish_record(
-                    self.compiled,
-                    claim,
-                    step,
-                    Value::Null,
-                    StepOutcome::Failed(e),
-                    now,
-                );
-                self.svc()
-                    .executions
-                    .finish_step(&execution.id, &done)
-                    .await?
+            Some(stored) => self.apply(execution, path, &stored).await,
+            None => {
+                debug!("claim lost before finishing: another worker owns this step now");
+                Ok(())
             }
-            Err(e) => return Err(e.into()),
-        };
-        if !applied {
-            debug!("claim lost before finishing: another worker owns this step now");
-            return Ok(());
         }
-        self.apply(execution, path, &done).await
     }
 
     /// Perform the effects of a stored step record.
@@ -635,8 +683,8 @@ impl Run<'_> {
         execution: &mut ExecutionRecord,
         path: &StepPath,
         rec: &StepRecord,
-    ) -> Result<(), WorkerError> {
-        let effects = with_execution_id(effects_for(self.compiled, path, rec), &execution.id);
+    ) -> Result<(), AppError> {
+        let effects = effects_for(self.compiled, &execution.id, path, rec);
         self.perform(execution, effects).await
     }
 
@@ -644,35 +692,22 @@ impl Run<'_> {
         &mut self,
         execution: &mut ExecutionRecord,
         effects: Vec<Effect>,
-    ) -> Result<(), WorkerError> {
+    ) -> Result<(), AppError> {
         let mut pending: VecDeque<Effect> = effects.into();
         while let Some(effect) = pending.pop_front() {
             match effect {
                 Effect::Enqueue(task, delay) => self.sends.push((task, delay)),
                 Effect::RunInline(p) => self.inline.push_back((p, 1)),
                 Effect::CompleteExecution { output } => {
-                    self.w
+                    self.store()
                         .finish_execution(execution, ExecutionStatus::Succeeded, output, None)
                         .await?;
                 }
                 Effect::FailExecution { error } => {
-                    self.w
-                        .finish_execution(
-                            execution,
-                            ExecutionStatus::Failed,
-                            Value::Null,
-                            Some(error),
-                        )
-                        .await?;
+                    self.end(execution, ExecutionStatus::Failed, error).await?;
                 }
                 Effect::TimeOutExecution { error } => {
-                    self.w
-                        .finish_execution(
-                            execution,
-                            ExecutionStatus::TimedOut,
-                            Value::Null,
-                            Some(error),
-                        )
+                    self.end(execution, ExecutionStatus::TimedOut, error)
                         .await?;
                 }
                 Effect::CountIteration {
@@ -694,30 +729,37 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// End the execution without an output (failed, timed out).
+    async fn end(
+        &self,
+        execution: &mut ExecutionRecord,
+        status: ExecutionStatus,
+        error: wf_core::StepError,
+    ) -> Result<(), AppError> {
+        self.store()
+            .finish_execution(execution, status, Value::Null, Some(error))
+            .await
+    }
+
     async fn count_iteration(
         &mut self,
         execution: &ExecutionRecord,
         loop_path: &str,
         index: u32,
         result: &Value,
-    ) -> Result<Vec<Effect>, WorkerError> {
-        let lp = StepPath::parse(loop_path)
-            .ok_or_else(|| StoreError::Permanent(format!("bad loop path {loop_path}")))?;
+    ) -> Result<Vec<Effect>, AppError> {
+        let lp = parse_loop_path(loop_path)?;
         let counted = match self
-            .svc()
-            .executions
+            .store()
             .count_iteration(&execution.id, loop_path, index, result)
             .await
         {
             Ok(c) => c,
             Err(StoreError::TooLarge(m)) => {
-                let e = StepError::new(
-                    "payload.too_large",
-                    format!("iteration {loop_path}[{index}]: {m}"),
-                );
+                let error = too_large_error(&format!("iteration {loop_path}[{index}]"), &m);
                 return Ok(vec![Effect::FailLoop {
                     loop_path: loop_path.to_string(),
-                    error: e,
+                    error,
                 }]);
             }
             Err(e) => return Err(e.into()),
@@ -730,119 +772,81 @@ impl Run<'_> {
         else {
             return Ok(Vec::new());
         };
-        let mut effects: Vec<Effect> = following_iteration(self.compiled, &lp, &state, index)
-            .into_iter()
-            .collect();
-        let done = match counted {
-            IterationCount::Counted { remaining } => remaining == 0,
-            IterationCount::AlreadyCounted => state.remaining == 0,
-        };
-        if done && !state.failed {
-            effects.extend(
-                self.finish_loop(execution, &lp, StepOutcomeKind::Succeeded)
-                    .await?,
-            );
+        let decided = iteration_counted(self.compiled, &execution.id, &lp, &state, index, counted);
+        let mut effects: Vec<Effect> = decided.next.into_iter().collect();
+        if decided.loop_done {
+            effects.extend(self.finish_loop(execution, &lp, None).await?);
         }
-        Ok(with_execution_id(effects, &execution.id))
+        Ok(effects)
     }
 
     async fn fail_loop(
         &mut self,
         execution: &ExecutionRecord,
         loop_path: &str,
-        error: StepError,
-    ) -> Result<Vec<Effect>, WorkerError> {
-        let lp = StepPath::parse(loop_path)
-            .ok_or_else(|| StoreError::Permanent(format!("bad loop path {loop_path}")))?;
+        error: wf_core::StepError,
+    ) -> Result<Vec<Effect>, AppError> {
+        let lp = parse_loop_path(loop_path)?;
         self.svc()
             .executions
             .fail_loop(&execution.id, loop_path)
             .await?;
-        let effects = self
-            .finish_loop(execution, &lp, StepOutcomeKind::Failed(error))
-            .await?;
-        Ok(with_execution_id(effects, &execution.id))
+        self.finish_loop(execution, &lp, Some(error)).await
     }
 
-    /// Finish the loop step (idempotently) and return its effects.
+    /// Finish the loop step (idempotently) and return its effects: with its iterations'
+    /// results in item order, or failed with `error`.
     async fn finish_loop(
         &mut self,
         execution: &ExecutionRecord,
         lp: &StepPath,
-        kind: StepOutcomeKind,
-    ) -> Result<Vec<Effect>, WorkerError> {
+        error: Option<wf_core::StepError>,
+    ) -> Result<Vec<Effect>, AppError> {
         let loop_path = lp.to_string();
-        let Some(rec) = self
-            .svc()
-            .executions
-            .get_step(&execution.id, &loop_path)
-            .await?
-        else {
+        let store = &self.svc().executions;
+        let Some(rec) = store.get_step(&execution.id, &loop_path).await? else {
             return Ok(Vec::new());
         };
         if rec.status.is_terminal() {
-            return Ok(effects_for(self.compiled, lp, &rec));
+            return Ok(effects_for(self.compiled, &execution.id, lp, &rec));
         }
         let Some(step) = self.compiled.step(lp) else {
             return Ok(Vec::new());
         };
-        let outcome = match kind {
-            StepOutcomeKind::Succeeded => {
-                let results = self
-                    .svc()
-                    .executions
-                    .list_iterations(&execution.id, &loop_path)
-                    .await?;
-                StepOutcome::Succeeded {
-                    output: loop_output(results),
-                    next: step.next().map(str::to_string),
-                }
-            }
-            StepOutcomeKind::Failed(e) => StepOutcome::Failed(e),
+        let outcome = match error {
+            None => StepOutcome::Succeeded {
+                output: loop_output(store.list_iterations(&execution.id, &loop_path).await?),
+                next: step.next().map(str::to_string),
+            },
+            Some(e) => StepOutcome::Failed(e),
         };
         let now = self.svc().clock.now_ms();
-        let mut done = finish_record(self.compiled, &rec, step, rec.input.clone(), outcome, now);
-        let applied = match self
-            .svc()
-            .executions
-            .finish_step(&execution.id, &done)
-            .await
-        {
-            Ok(a) => a,
-            Err(StoreError::TooLarge(m)) => {
-                let e = StepError::new("payload.too_large", format!("loop {loop_path}: {m}"));
-                done = finish_record(
-                    self.compiled,
-                    &rec,
-                    step,
-                    Value::Null,
-                    StepOutcome::Failed(e),
-                    now,
-                );
-                self.svc()
-                    .executions
-                    .finish_step(&execution.id, &done)
-                    .await?
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if !applied {
+        let done = finish_record(self.compiled, &rec, step, rec.input.clone(), outcome, now);
+        let stored = match self.store_finished(&execution.id, &rec, step, done).await? {
+            Some(stored) => Some(stored),
             // Someone else finished it meanwhile: follow what they stored.
-            return match self
-                .svc()
-                .executions
+            None => store
                 .get_step(&execution.id, &loop_path)
                 .await?
-            {
-                Some(r) if r.status.is_terminal() => Ok(effects_for(self.compiled, lp, &r)),
-                _ => Ok(Vec::new()),
-            };
-        }
-        Ok(effects_for(self.compiled, lp, &done))
+                .filter(|r| r.status.is_terminal()),
+        };
+        Ok(stored
+            .map(|r| effects_for(self.compiled, &execution.id, lp, &r))
+            .unwrap_or_default())
     }
 }
 
-enum StepOutcomeKind {
-    Succeeded,
-    Failed(StepError),
+/// Stops the heartbeat task when the step it runs next to ends or is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn parse_loop_path(loop_path: &str) -> Result<StepPath, AppError> {
+    StepPath::parse(loop_path).ok_or_else(|| {
+        AppError::permanent("internal", format!("malformed loop path {loop_path:?}"))
+    })
 }

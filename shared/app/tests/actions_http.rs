@@ -560,3 +560,159 @@ async fn connection_refused_is_retryable() {
     assert_eq!(err.code, "http.connect");
     assert!(err.retryable);
 }
+
+#[tokio::test]
+async fn a_json_response_nested_past_the_bound_fails_the_step_and_is_not_stored() {
+    use wf_core::json_depth::MAX_JSON_DEPTH;
+    let nested = |d: usize| format!("{}1{}", "[".repeat(d), "]".repeat(d));
+    let server = MockServer::start().await;
+    for (route, depth) in [
+        ("/at", MAX_JSON_DEPTH),
+        ("/past", MAX_JSON_DEPTH + 1),
+        ("/deep", 100_000),
+    ] {
+        Mock::given(path(route))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_raw(nested(depth), "application/json"),
+            )
+            .mount(&server)
+            .await;
+    }
+    let f = fixture(OutboundPolicy::local());
+    let at = run(
+        &f,
+        "http.request",
+        json!({ "url": format!("{}/at", server.uri()) }),
+    )
+    .await
+    .expect("at the bound: parsed");
+    assert_eq!(
+        wf_core::json_depth::value_depth(&at["body"]),
+        MAX_JSON_DEPTH
+    );
+    for route in ["/past", "/deep"] {
+        let err = run(
+            &f,
+            "http.request",
+            json!({ "url": format!("{}{route}", server.uri()) }),
+        )
+        .await
+        .expect_err("past the bound");
+        assert_eq!(err.code, "http.response_too_deep", "{route}");
+        assert!(!err.retryable, "the same answer would come again");
+        assert!(err.message.contains("limit of 64"), "{}", err.message);
+        assert_eq!(err.details.as_deref().unwrap()["limit"], json!(64));
+    }
+}
+
+/// Every form of the metadata address tried so far (issue 10), as regression tests: each is
+/// refused by the policy itself (`http.forbidden_address`), never by the network being
+/// unreachable, and nothing is sent.
+#[tokio::test]
+async fn every_form_of_the_metadata_address_is_refused_by_the_policy() {
+    let f = fixture(OutboundPolicy::local());
+    for url in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://[::ffff:a9fe:a9fe]/",
+        // IPv4-compatible (deprecated ::/96): refused by the policy, not by the route.
+        "http://[::169.254.169.254]/",
+        "http://[::a9fe:a9fe]/",
+        "http://[64:ff9b::a9fe:a9fe]/",
+        "http://[2002:a9fe:a9fe::1]/",
+        // hex, decimal, octal and mixed forms (WHATWG URL parsing makes them literals)
+        "http://0xa9fea9fe/",
+        "http://0xa9.0xfe.0xa9.0xfe/",
+        "http://2852039166/",
+        "http://0251.0376.0251.0376/",
+        "http://169.254.43518/",
+        "http://[fd00:ec2::254]/",
+    ] {
+        let started = Instant::now();
+        let err = run(&f, "http.request", json!({ "url": url }))
+            .await
+            .expect_err("refused");
+        assert_eq!(err.code, "http.forbidden_address", "{url}: {err:?}");
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{url}: refused before any connect"
+        );
+    }
+}
+
+/// A name is judged by the address it resolves to when the connection is made, not by the
+/// name: a host resolving to the metadata address is refused (directly and after a redirect),
+/// and `localhost` is refused under the AWS policy because it resolves to loopback.
+#[tokio::test]
+async fn a_name_is_judged_by_the_address_it_resolves_to_at_connect_time() {
+    use std::collections::HashMap;
+    use std::net::IpAddr;
+    let hosts: HashMap<String, Vec<IpAddr>> = [
+        (
+            "metadata.example.test",
+            vec!["169.254.169.254".parse().unwrap()],
+        ),
+        (
+            "metadata6.example.test",
+            vec!["::169.254.169.254".parse().unwrap()],
+        ),
+        ("internal.example.test", vec!["10.0.0.7".parse().unwrap()]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let local = OutboundPolicy::local();
+    let client = local
+        .client_builder_with_hosts(hosts.clone())
+        .build()
+        .unwrap();
+    let f = fixture_with_client(local, client);
+    for host in ["metadata.example.test", "metadata6.example.test"] {
+        let err = run(
+            &f,
+            "http.request",
+            json!({ "url": format!("http://{host}/latest/") }),
+        )
+        .await
+        .expect_err("refused");
+        assert_eq!(err.code, "http.forbidden_address", "{host}: {err:?}");
+        let details = err.details.expect("details");
+        assert_eq!(details["host"], host);
+        let address = details["address"].as_str().unwrap();
+        assert!(
+            address == "169.254.169.254" || address == "::a9fe:a9fe",
+            "{address}"
+        );
+    }
+    // A redirect to such a name: the resolver refuses the second hop too.
+    let server = MockServer::start().await;
+    Mock::given(path("/hop"))
+        .respond_with(
+            ResponseTemplate::new(302).insert_header("location", "http://metadata.example.test/"),
+        )
+        .mount(&server)
+        .await;
+    let err = run(
+        &f,
+        "http.request",
+        json!({ "url": format!("{}/hop", server.uri()) }),
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(err.code, "http.forbidden_address", "{err:?}");
+
+    // Under the AWS policy, a private name and `localhost` (the system resolver) are refused.
+    let aws = OutboundPolicy::aws();
+    let client = aws.client_builder_with_hosts(hosts).build().unwrap();
+    let f = fixture_with_client(aws, client);
+    let port = server.address().port();
+    for url in [
+        "http://internal.example.test/".to_string(),
+        format!("http://localhost:{port}/hop"),
+    ] {
+        let err = run(&f, "http.request", json!({ "url": url }))
+            .await
+            .expect_err("refused");
+        assert_eq!(err.code, "http.forbidden_address", "{url}: {err:?}");
+    }
+}

@@ -430,3 +430,31 @@ async fn params_are_checked_against_the_catalog() {
         .expect_err("invalid type");
     assert_eq!(err.code, "action.params");
 }
+
+#[tokio::test]
+async fn the_engines_own_collections_are_out_of_reach() {
+    // `_chat` holds the AI conversations of the management API: no workflow reads or writes it.
+    let f = fixture();
+    for (action, params) in [
+        (
+            "record.get",
+            json!({ "collection": "_chat", "id": "orders" }),
+        ),
+        (
+            "record.create",
+            json!({ "collection": "_chat", "id": "orders", "data": {} }),
+        ),
+        (
+            "record.update",
+            json!({ "collection": "_chat", "id": "orders", "data": {} }),
+        ),
+        (
+            "record.delete",
+            json!({ "collection": "_chat", "id": "orders" }),
+        ),
+    ] {
+        let err = f.run(action, params, "steal").await.unwrap_err();
+        assert!(!err.retryable, "{action}: {err:?}");
+        assert!(err.message.contains("collection"), "{action}: {err:?}");
+    }
+}

@@ -438,3 +438,60 @@ async fn the_ai_routes_are_in_the_openapi_document() {
         assert_eq!(paths[p][m]["tags"], json!(["ai"]), "{m} {p}");
     }
 }
+
+/// A records store that is down: the chat history cannot be cleared.
+struct RecordsDown;
+
+#[async_trait::async_trait]
+impl RecordStore for RecordsDown {
+    async fn create(
+        &self,
+        _: &str,
+        _: &str,
+        _: &Value,
+        _: &str,
+    ) -> Result<wf_core::ports::RecordCreate, wf_core::StoreError> {
+        Err(down())
+    }
+    async fn get(&self, _: &str, _: &str) -> Result<Option<Value>, wf_core::StoreError> {
+        Err(down())
+    }
+    async fn update(&self, _: &str, _: &str, _: &Value) -> Result<Value, wf_core::StoreError> {
+        Err(down())
+    }
+    async fn delete(&self, _: &str, _: &str) -> Result<bool, wf_core::StoreError> {
+        Err(down())
+    }
+    async fn query(
+        &self,
+        _: &str,
+        _: Option<&str>,
+        _: usize,
+    ) -> Result<Vec<(String, Value)>, wf_core::StoreError> {
+        Err(down())
+    }
+}
+
+fn down() -> wf_core::StoreError {
+    wf_core::StoreError::Unavailable("records table unreachable".into())
+}
+
+#[tokio::test]
+async fn a_generate_that_fails_after_reserving_its_id_leaves_nothing_behind() {
+    let e = env().await;
+    e.answers(vec![answer(&order_alert("orders"), "alerts on big orders")])
+        .await;
+    let mut svc = e.svc.clone();
+    svc.records = std::sync::Arc::new(RecordsDown);
+    let request = wf_app::ai::generate::GenerateRequest {
+        name: Some("Orders".into()),
+        description: Some(DESCRIPTION.into()),
+        id: None,
+    };
+    let err = wf_app::ai::generate::generate(&svc, &e.settings, request)
+        .await
+        .expect_err("the records store is down");
+    assert!(err.to_string().contains("unreachable"), "{err}");
+    nothing_saved(&e).await;
+    assert!(e.store.get_draft("orders").await.unwrap().is_none());
+}

@@ -12,11 +12,11 @@ use axum::body::to_bytes;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use wf_app::activation::activate;
+use wf_app::app::workflows::PublishMode;
 use wf_app::aws::{AwsContext, AwsOptions};
 use wf_app::http::AppState;
-use wf_app::lambda::bridge::sqs_event;
 use wf_app::lambda::{BatchSettings, handle_sqs_batch, handle_trigger, webhook_router};
+use wf_app::testing::sqs_event;
 use wf_app::webhooks::sign;
 use wf_aws::provision::{Resources, ensure};
 use wf_core::execution::{ExecutionStatus, StepStatus};
@@ -81,17 +81,14 @@ async fn webhook_and_worker_handlers_run_an_execution_on_aws_adapters() {
         secrets_path: Some("/wf/test".into()),
         webhook_base_url: "https://hooks.example".into(),
         allow_private_outbound: false,
+        ..AwsOptions::default()
     };
-    let state = AppState::aws(&aws, &options).await.unwrap();
-    let worker = state.worker.clone();
+    let worker = aws.app(&options, true).await.unwrap();
+    let state = AppState::new(worker.clone(), options.webhook_base_url.clone());
     let svc = worker.services();
     let wf: Workflow = serde_json::from_value(order_alert()).unwrap();
-    wf_app::publish::publish(&*svc.definitions, &wf, SystemClock.now_ms())
-        .await
-        .unwrap();
-    let meta = activate(&worker, &*state.triggers, "order-alert", None)
-        .await
-        .unwrap();
+    worker.publish(&wf, PublishMode::Always).await.unwrap();
+    let meta = worker.activate("order-alert", None).await.unwrap();
     let token = meta.webhook_token.unwrap();
 
     // The webhook function's router on a function-URL request.
@@ -196,4 +193,118 @@ async fn webhook_and_worker_handlers_run_an_execution_on_aws_adapters() {
     let sid = fired["started"][0]["executionId"].as_str().unwrap();
     let exec = svc.executions.get_execution(sid).await.unwrap().unwrap();
     assert_eq!(exec.trigger.kind, "schedule");
+}
+
+/// Drift: a schedule rule deleted behind the product's back comes back within one sweep (the
+/// trigger function's `{"sweep": true}`), and a stale one of a workflow no longer active goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_repairs_trigger_rules_that_drifted() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let prefix = format!("dr-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let bootstrap = AwsContext::from_sdk_config(
+        &wf_aws::Config::from_lookup(|k| match k {
+            "AWS_REGION" => Some("us-east-1".into()),
+            "WF_QUEUE_URL" => Some("unused".into()),
+            _ => None,
+        })
+        .unwrap(),
+        &sdk,
+    );
+    let mut config = ensure(
+        &bootstrap.clients,
+        &Resources::prefixed(&prefix, Duration::from_secs(30)),
+        "us-east-1",
+        Some(&moto.endpoint()),
+    )
+    .await
+    .unwrap();
+    config.trigger_target_arn =
+        Some("arn:aws:lambda:us-east-1:123456789012:function:drift-trigger".into());
+    let aws = AwsContext::from_sdk_config(&config, &sdk);
+    let app = aws.app(&AwsOptions::default(), true).await.unwrap();
+    let wf: Workflow = serde_json::from_value(order_alert()).unwrap();
+    app.publish(&wf, PublishMode::Always).await.unwrap();
+    let meta = app.activate("order-alert", None).await.unwrap();
+    assert_eq!(meta.trigger_error, None);
+
+    let events = &aws.clients.eventbridge;
+    let rules = |events: aws_sdk_eventbridge::Client, prefix: String| async move {
+        events
+            .list_rules()
+            .name_prefix(prefix)
+            .send()
+            .await
+            .unwrap()
+            .rules
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| r.name)
+            .collect::<Vec<String>>()
+    };
+    let before = rules(events.clone(), config.rule_prefix.clone()).await;
+    assert_eq!(before.len(), 1, "one schedule rule: {before:?}");
+
+    // Someone deletes it in the console.
+    let targets = events
+        .list_targets_by_rule()
+        .rule(&before[0])
+        .send()
+        .await
+        .unwrap()
+        .targets
+        .unwrap_or_default();
+    let ids: Vec<String> = targets.into_iter().map(|t| t.id).collect();
+    events
+        .remove_targets()
+        .rule(&before[0])
+        .set_ids(Some(ids))
+        .send()
+        .await
+        .unwrap();
+    events.delete_rule().name(&before[0]).send().await.unwrap();
+    assert!(
+        rules(events.clone(), config.rule_prefix.clone())
+            .await
+            .is_empty()
+    );
+
+    // One sweep brings it back, targeting the trigger function.
+    let answer = handle_trigger(&app, json!({ "sweep": true }))
+        .await
+        .unwrap();
+    assert!(answer["reconciled"].as_u64().unwrap_or(0) >= 1, "{answer}");
+    let after = rules(events.clone(), config.rule_prefix.clone()).await;
+    assert_eq!(after, before);
+    let target = events
+        .list_targets_by_rule()
+        .rule(&after[0])
+        .send()
+        .await
+        .unwrap()
+        .targets
+        .unwrap_or_default();
+    assert_eq!(
+        target.first().map(|t| t.arn.as_str()),
+        config.trigger_target_arn.as_deref()
+    );
+
+    // A second sweep has nothing to repair.
+    let again = handle_trigger(&app, json!({ "sweep": true }))
+        .await
+        .unwrap();
+    assert_eq!(again.get("reconciled"), None, "{again}");
+
+    // Deactivated behind the rules' back (META only, as a failed sync would leave it): the
+    // sweep removes the stale rule.
+    let meta = app.workflow("order-alert").await.unwrap().meta;
+    app.write_meta(meta, |m| m.active = false).await.unwrap();
+    handle_trigger(&app, json!({ "sweep": true }))
+        .await
+        .unwrap();
+    assert!(
+        rules(events.clone(), config.rule_prefix.clone())
+            .await
+            .is_empty()
+    );
 }

@@ -4,14 +4,11 @@
 
 mod lambda_support;
 
-use std::sync::Arc;
-
 use axum::body::to_bytes;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use wf_app::activation::{NoTriggerSync, write_meta};
-use wf_app::http::{AppState, Metrics, router};
+use wf_app::http::{AppState, router};
 use wf_app::lambda::{ApiAuth, RequestInfo, api_router, webhook_router};
 use wf_app::webhooks::sign;
 use wf_core::model::WebhookScheme;
@@ -44,18 +41,17 @@ async fn setup() -> (Engine, AppState, String) {
         .await
         .unwrap()
         .unwrap();
-    let meta = write_meta(&engine.app.worker, meta, |m| {
-        m.webhook_secrets = vec![SECRET.to_string()]
-    })
-    .await
-    .unwrap();
+    let meta = engine
+        .app
+        .app
+        .write_meta(meta, |m| m.webhook_secrets = vec![SECRET.to_string()])
+        .await
+        .unwrap();
     let token = meta.webhook_token.clone().unwrap();
-    let state = AppState {
-        worker: engine.app.worker.clone(),
-        triggers: Arc::new(NoTriggerSync),
-        metrics: Arc::new(Metrics::default()),
-        public_url: "https://hooks.example.lambda-url.eu-west-1.on.aws".into(),
-    };
+    let state = AppState::new(
+        engine.app.app.clone(),
+        "https://hooks.example.lambda-url.eu-west-1.on.aws",
+    );
     (engine, state, token)
 }
 

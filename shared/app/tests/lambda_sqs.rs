@@ -6,8 +6,8 @@ mod lambda_support;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::{Value, json};
+use wf_app::app::executions::StartRequest;
 use wf_app::lambda::{BatchSettings, handle_sqs_batch};
-use wf_app::start::{StartRequest, start_execution};
 use wf_core::execution::{ExecutionRecord, ExecutionStatus, StepStatus, TriggerInfo};
 use wf_core::ports::ExecutionStore;
 
@@ -55,15 +55,17 @@ use wf_core::ports::Clock;
 async fn a_mixed_batch_reports_exactly_the_failed_messages() {
     let engine = Engine::new();
     engine.publish_active(workflow()).await;
-    let compiled = engine.app.worker.definition("greet", 1).await.unwrap();
-    let good = start_execution(
-        engine.app.services(),
-        &compiled,
-        StartRequest::new(json!({ "name": "Ada" }), TriggerInfo::new("manual")),
-    )
-    .await
-    .unwrap()
-    .execution_id;
+    let compiled = engine.app.app.definition("greet", 1).await.unwrap();
+    let good = engine
+        .app
+        .app
+        .start(
+            &compiled,
+            StartRequest::new(json!({ "name": "Ada" }), TriggerInfo::new("manual")),
+        )
+        .await
+        .unwrap()
+        .execution_id;
     let broken = "01JD0000000000000000000001";
     let poison = "01JD0000000000000000000002";
     broken_execution(&engine, broken).await;
@@ -80,7 +82,7 @@ async fn a_mixed_batch_reports_exactly_the_failed_messages() {
     let settings = BatchSettings {
         max_receive_count: 5,
     };
-    let answer = handle_sqs_batch(&engine.app.worker, event, &settings).await;
+    let answer = handle_sqs_batch(&engine.app.app, event, &settings).await;
     let failed: Vec<&str> = answer
         .batch_item_failures
         .iter()
@@ -130,7 +132,7 @@ async fn a_mixed_batch_reports_exactly_the_failed_messages() {
 async fn an_empty_batch_and_a_clean_batch_report_nothing() {
     let engine = Engine::new();
     let answer = handle_sqs_batch(
-        &engine.app.worker,
+        &engine.app.app,
         SqsEvent::default(),
         &BatchSettings::default(),
     )
@@ -152,22 +154,24 @@ async fn a_deadline_that_leaves_no_time_is_ignored() {
     // `cargo lambda watch` hands the function a deadline of "now": tasks must still run.
     let engine = Engine::new();
     engine.publish_active(workflow()).await;
-    let compiled = engine.app.worker.definition("greet", 1).await.unwrap();
-    let id = start_execution(
-        engine.app.services(),
-        &compiled,
-        StartRequest::new(json!({ "name": "Bo" }), TriggerInfo::new("manual")),
-    )
-    .await
-    .unwrap()
-    .execution_id;
+    let compiled = engine.app.app.definition("greet", 1).await.unwrap();
+    let id = engine
+        .app
+        .app
+        .start(
+            &compiled,
+            StartRequest::new(json!({ "name": "Bo" }), TriggerInfo::new("manual")),
+        )
+        .await
+        .unwrap()
+        .execution_id;
     let mut message = aws_lambda_events::event::sqs::SqsMessage::default();
     message.message_id = Some("m-1".into());
     message.body = Some(json!({ "executionId": id, "path": "start", "attempt": 1 }).to_string());
     let mut event = SqsEvent::default();
     event.records.push(message);
     let answer = wf_app::lambda::handle_sqs_batch_until(
-        &engine.app.worker,
+        &engine.app.app,
         event,
         &BatchSettings::default(),
         Some(std::time::SystemTime::now()),

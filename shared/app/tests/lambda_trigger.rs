@@ -6,7 +6,7 @@ mod lambda_support;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde_json::{Value, json};
-use wf_app::event_router::event_execution_id;
+use wf_app::app::triggers::event_execution_id;
 use wf_app::lambda::handle_trigger;
 use wf_app::lambda::trigger::{TriggerKind, classify};
 use wf_app::triggers::schedule::scheduled_execution_id;
@@ -45,7 +45,7 @@ async fn a_schedule_fire_starts_one_execution_named_by_its_time() {
     let engine = Engine::new();
     engine.publish_active(nightly()).await;
     let input = fixture_json("schedule_input.json", &[]);
-    let first = handle_trigger(&engine.app.worker, input.clone())
+    let first = handle_trigger(&engine.app.app, input.clone())
         .await
         .unwrap();
     let expected =
@@ -55,7 +55,7 @@ async fn a_schedule_fire_starts_one_execution_named_by_its_time() {
         json!({ "started": [{ "workflowId": "nightly-report", "executionId": expected, "duplicate": false }] })
     );
     // EventBridge delivers at least once: the same fire again starts nothing new.
-    let again = handle_trigger(&engine.app.worker, input).await.unwrap();
+    let again = handle_trigger(&engine.app.app, input).await.unwrap();
     assert_eq!(again["started"][0]["duplicate"], json!(true));
     assert_eq!(again["started"][0]["executionId"], json!(expected));
     let exec = engine
@@ -72,22 +72,16 @@ async fn a_schedule_fire_starts_one_execution_named_by_its_time() {
     assert_eq!(exec.trigger.kind, "schedule");
 
     // Deactivated (its rule not yet removed): ignored, not retried.
-    wf_app::activation::deactivate(
-        &engine.app.worker,
-        &wf_app::activation::NoTriggerSync,
-        "nightly-report",
-    )
-    .await
-    .unwrap();
+    engine.app.app.deactivate("nightly-report").await.unwrap();
     let later = json!({ "workflowId": "nightly-report", "scheduledTime": "2026-11-25T09:00:00Z" });
-    let answer = handle_trigger(&engine.app.worker, later).await.unwrap();
+    let answer = handle_trigger(&engine.app.app, later).await.unwrap();
     assert!(
         answer["ignored"].as_str().unwrap().contains("not active"),
         "{answer}"
     );
     // An unknown workflow is ignored too.
     let answer = handle_trigger(
-        &engine.app.worker,
+        &engine.app.app,
         json!({ "workflowId": "nope", "scheduledTime": "2026-11-25T09:00:00Z" }),
     )
     .await
@@ -118,7 +112,7 @@ async fn platform_events_are_filtered_and_named_by_their_id() {
     assert_eq!(typed.detail_type, "order.created");
     assert!(matches!(classify(&envelope), Ok(TriggerKind::Envelope(_))));
 
-    let answer = handle_trigger(&engine.app.worker, envelope.clone())
+    let answer = handle_trigger(&engine.app.app, envelope.clone())
         .await
         .unwrap();
     let time = parse_ms("2026-11-24T09:30:00Z").unwrap();
@@ -140,7 +134,7 @@ async fn platform_events_are_filtered_and_named_by_their_id() {
     assert_eq!(exec.trigger.kind, "event");
     assert_eq!(exec.status, ExecutionStatus::Queued);
     // Redelivered: the same execution, nothing new.
-    let again = handle_trigger(&engine.app.worker, envelope).await.unwrap();
+    let again = handle_trigger(&engine.app.app, envelope).await.unwrap();
     assert_eq!(
         again["started"][0]["executionId"],
         json!(expected),
@@ -153,7 +147,7 @@ async fn platform_events_are_filtered_and_named_by_their_id() {
         "eventbridge_platform_event.json",
         &[("EVENT_ID", "small-order-1"), ("=AMOUNT", "5")],
     );
-    let answer = handle_trigger(&engine.app.worker, small).await.unwrap();
+    let answer = handle_trigger(&engine.app.app, small).await.unwrap();
     assert_eq!(answer, json!({ "eventId": "small-order-1", "started": [] }));
 
     // From the workflow's own rule ({"workflowId", "event"}): the engine's event id (in
@@ -165,9 +159,7 @@ async fn platform_events_are_filtered_and_named_by_their_id() {
             ("ENGINE_EVENT_ID", "01JDENGINEEVENT0000000001"),
         ],
     );
-    let answer = handle_trigger(&engine.app.worker, rule_input)
-        .await
-        .unwrap();
+    let answer = handle_trigger(&engine.app.app, rule_input).await.unwrap();
     let time = parse_ms("2026-11-24T09:31:00Z").unwrap();
     assert_eq!(
         answer["started"],
@@ -184,16 +176,14 @@ async fn platform_events_are_filtered_and_named_by_their_id() {
             ("ENGINE_EVENT_ID", "01JDENGINEEVENT0000000002"),
         ],
     );
-    let answer = handle_trigger(&engine.app.worker, rule_input)
-        .await
-        .unwrap();
+    let answer = handle_trigger(&engine.app.app, rule_input).await.unwrap();
     assert_eq!(answer["started"], json!([]));
 }
 
 #[tokio::test]
 async fn the_sweep_and_unknown_inputs() {
     let engine = Engine::new();
-    let answer = handle_trigger(&engine.app.worker, fixture_json("sweep_input.json", &[]))
+    let answer = handle_trigger(&engine.app.app, fixture_json("sweep_input.json", &[]))
         .await
         .unwrap();
     assert_eq!(answer, json!({ "sweep": { "timedOut": 0, "requeued": 0 } }));
@@ -202,7 +192,7 @@ async fn the_sweep_and_unknown_inputs() {
     let raw = fixture_json("eventbridge_scheduled_event.json", &[]);
     let typed: EventBridgeEvent = serde_json::from_value(raw.clone()).unwrap();
     assert_eq!(typed.source, "aws.events");
-    let answer = handle_trigger(&engine.app.worker, raw).await.unwrap();
+    let answer = handle_trigger(&engine.app.app, raw).await.unwrap();
     assert_eq!(
         answer["eventId"],
         json!("89d1a02d-5ec7-412e-82f5-13505f849b41")
@@ -214,9 +204,7 @@ async fn the_sweep_and_unknown_inputs() {
         json!([1, 2]),
         json!({ "sweep": false }),
     ] {
-        let answer = handle_trigger(&engine.app.worker, bad.clone())
-            .await
-            .unwrap();
+        let answer = handle_trigger(&engine.app.app, bad.clone()).await.unwrap();
         assert!(answer["ignored"].is_string(), "{bad} -> {answer}");
     }
 }

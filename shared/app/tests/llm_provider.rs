@@ -278,3 +278,62 @@ async fn an_unreachable_provider_is_retryable() {
         .expect_err("refused");
     assert!(err.retryable, "{err:?}");
 }
+
+#[tokio::test]
+async fn json_mode_with_a_schema_uses_openais_form_when_configured() {
+    let server = MockServer::start().await;
+    let schema = json!({ "type": "object", "required": ["ok"], "properties": { "ok": { "type": "boolean" } } });
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(body_partial_json(json!({
+            "response_format": { "type": "json_schema",
+                                 "json_schema": { "name": "output", "schema": schema, "strict": false } }
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion("{\"ok\": true}")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let config = LlmConfig::new(format!("{}/v1", server.uri()), None)
+        .with_schema_form(wf_app::llm::SchemaForm::OpenAi);
+    let req = LlmRequest {
+        json: true,
+        json_schema: Some(schema.clone()),
+        ..request()
+    };
+    let out = OpenAiCompatible::new(config)
+        .expect("client builds")
+        .complete(&req, 5 * SECOND)
+        .await
+        .expect("ok");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out.text).expect("json"),
+        json!({ "ok": true })
+    );
+    let received = server.received_requests().await.expect("recording on");
+    let body: Value = received[0].body_json().expect("json body");
+    assert!(
+        body["response_format"].get("schema").is_none(),
+        "not llama.cpp's form"
+    );
+}
+
+#[test]
+fn the_schema_form_follows_the_provider_unless_configured() {
+    use wf_app::llm::{ENV_BASE_URL, ENV_SCHEMA_FORM, SchemaForm};
+    let openai = LlmConfig::from_lookup(|_| None);
+    assert_eq!(openai.schema_form, SchemaForm::OpenAi, "api.openai.com");
+    let local = LlmConfig::from_lookup(|n| {
+        (n == ENV_BASE_URL).then(|| "http://127.0.0.1:8080/v1".to_string())
+    });
+    assert_eq!(
+        local.schema_form,
+        SchemaForm::JsonObject,
+        "llama.cpp and others"
+    );
+    let forced = LlmConfig::from_lookup(|n| match n {
+        ENV_BASE_URL => Some("https://llm.internal/v1".into()),
+        ENV_SCHEMA_FORM => Some("openai".into()),
+        _ => None,
+    });
+    assert_eq!(forced.schema_form, SchemaForm::OpenAi);
+}

@@ -12,11 +12,12 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use wf_app::local::{LocalApp, LocalOptions};
+use wf_app::testing::ManualClock;
 use wf_app::triggers::schedule::{
-    FireError, FireSink, Fired, ManualClock, Scheduler, Sleeper, StartExecutionSink, TokioSleeper,
-    schedule_specs, scheduled_execution_id, start_scheduled,
+    FireSink, Fired, Scheduler, Sleeper, StartExecutionSink, TokioSleeper, schedule_specs,
+    scheduled_execution_id,
 };
-use wf_app::worker::Worker;
+use wf_app::{App, AppError};
 use wf_core::cron::CronSpec;
 use wf_core::execution::{ExecutionQuery, ExecutionStatus};
 use wf_core::model::Workflow;
@@ -58,7 +59,7 @@ struct Recorder {
     clock: Arc<ManualClock>,
     inner: Option<Arc<dyn FireSink>>,
     fires: Mutex<Vec<Rec>>,
-    failures: Mutex<VecDeque<FireError>>,
+    failures: Mutex<VecDeque<AppError>>,
 }
 
 impl Recorder {
@@ -95,7 +96,7 @@ impl FireSink for Recorder {
         workflow_id: &str,
         version: u32,
         scheduled_ms: i64,
-    ) -> Result<Fired, FireError> {
+    ) -> Result<Fired, AppError> {
         if let Some(e) = self.failures.lock().unwrap().pop_front() {
             return Err(e);
         }
@@ -509,7 +510,7 @@ async fn a_failed_fire_is_retried_for_the_same_time_and_a_permanent_failure_skip
     rec.failures
         .lock()
         .unwrap()
-        .extend([FireError::new("store unavailable", true)]);
+        .extend([AppError::retryable("unavailable", "store unavailable")]);
     let s = scheduler(&clock, rec.clone());
     s.set("five", 1, spec("*/5 * * * *"));
     let run = start(&s);
@@ -528,7 +529,7 @@ async fn a_failed_fire_is_retried_for_the_same_time_and_a_permanent_failure_skip
     rec.failures
         .lock()
         .unwrap()
-        .extend([FireError::new("input does not match", false)]);
+        .extend([AppError::invalid("invalid_input", "input does not match")]);
     within("skip", clock.run_until(1, ms("2026-11-24T10:16:00Z"), 0)).await;
     assert_eq!(
         fmt_all(&rec.times("five")),
@@ -578,10 +579,14 @@ async fn two_schedulers_on_one_store_start_one_execution_per_fire() {
     // Two schedulers (two processes, in effect: each with its own worker) on one store and one
     // clock: every fire time is fired by both.
     let clock = ManualClock::new(ms("2026-11-24T10:01:00Z"));
-    let recorders: Vec<Arc<Recorder>> = (0..2)
-        .map(|_| {
-            let worker = Arc::new(Worker::new(app.services().clone()));
-            Recorder::wrapping(&clock, Some(Arc::new(StartExecutionSink::new(worker))))
+    let apps: Vec<Arc<App>> = (0..2)
+        .map(|_| Arc::new(App::new(app.services().clone())))
+        .collect();
+    let recorders: Vec<Arc<Recorder>> = apps
+        .iter()
+        .map(|own| {
+            let sink = StartExecutionSink::new(Arc::downgrade(own));
+            Recorder::wrapping(&clock, Some(Arc::new(sink)))
         })
         .collect();
     let schedulers: Vec<Arc<Scheduler>> = recorders
@@ -645,9 +650,7 @@ async fn two_schedulers_on_one_store_start_one_execution_per_fire() {
 
     // A third process that believes 10:05 is due (restarted inside that minute): the same
     // execution, nothing new.
-    let again = start_scheduled(&app.worker, "tick", 1, times[0])
-        .await
-        .unwrap();
+    let again = app.app.fire_schedule("tick", 1, times[0]).await.unwrap();
     assert_eq!(again.execution_id, execs[0].id);
     assert!(again.duplicate);
     assert_eq!(tick_executions(&app).await.len(), times.len());

@@ -94,10 +94,7 @@ impl Config {
         };
         let rule_prefix = match get(env::RULE_PREFIX) {
             None => DEFAULT_RULE_PREFIX.to_string(),
-            Some(p) => check_rule_prefix(p.trim()).map_err(|message| ConfigError::Invalid {
-                name: env::RULE_PREFIX,
-                message,
-            })?,
+            Some(p) => check_rule_prefix(p.trim())?,
         };
         Ok(Self {
             region,
@@ -163,19 +160,23 @@ pub fn sdk_loader() -> aws_config::ConfigLoader {
 
 /// A rule prefix EventBridge accepts and that leaves room for the workflow part of rule names
 /// (names are at most 64 characters).
-pub fn check_rule_prefix(prefix: &str) -> Result<String, String> {
+pub fn check_rule_prefix(prefix: &str) -> Result<String, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        name: env::RULE_PREFIX,
+        message,
+    };
     if prefix.is_empty() || prefix.len() > 16 {
-        return Err(format!(
+        return Err(invalid(format!(
             "{prefix:?} must be 1 to 16 characters (rule names are at most 64)"
-        ));
+        )));
     }
     if let Some(c) = prefix
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
     {
-        return Err(format!(
+        return Err(invalid(format!(
             "{prefix:?} contains {c:?}: use letters, digits, '-', '_' or '.'"
-        ));
+        )));
     }
     Ok(prefix.to_string())
 }

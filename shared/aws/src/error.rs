@@ -83,14 +83,7 @@ where
         ),
         other => {
             // The Display of transport errors is terse; the source chain says what happened.
-            let mut text = format!("{op}: {other}");
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                text.push_str(": ");
-                text.push_str(&s.to_string());
-                source = s.source();
-            }
-            text
+            format!("{op}: {}", wf_core::error::error_chain(other))
         }
     }
 }

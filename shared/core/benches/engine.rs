@@ -5,7 +5,8 @@
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
 use serde_json::{Value, json};
 use wf_core::engine::{
-    CompiledWorkflow, StepOutcome, claim_record, effects_for, evaluate_condition, finish_record,
+    CompiledWorkflow, DEFAULT_LEASE_MS, StepOutcome, claim_record, effects_for, evaluate_condition,
+    finish_record,
 };
 use wf_core::expr::ExprContext;
 use wf_core::model::{Step, Workflow};
@@ -40,7 +41,7 @@ fn context(steps: Value) -> ExprContext {
 fn pure_step(c: &CompiledWorkflow, path: &StepPath, steps: Value) -> usize {
     let step = c.step(path).unwrap();
     let ctx = context(steps);
-    let claim = claim_record(path, step, 1, 1_000, 301_000, None);
+    let claim = claim_record(path, step, 1, 1_000, 301_000, None, DEFAULT_LEASE_MS);
     let (input, outcome) = match step {
         Step::Condition(cond) => {
             let (input, output, next) = evaluate_condition(cond, &ctx).unwrap();
@@ -59,7 +60,7 @@ fn pure_step(c: &CompiledWorkflow, path: &StepPath, steps: Value) -> usize {
         _ => unreachable!(),
     };
     let rec = finish_record(c, &claim, step, input, outcome, 1_001);
-    effects_for(c, path, &rec).len()
+    effects_for(c, "E", path, &rec).len()
 }
 
 fn bench(cr: &mut Criterion) {

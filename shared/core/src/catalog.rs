@@ -42,7 +42,7 @@ pub fn actions() -> Vec<ActionSpec> {
             params_schema: json!({
                 "type": "object", "additionalProperties": false, "required": ["collection", "data"],
                 "properties": {
-                    "collection": { "type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$" },
+                    "collection": { "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "description": "Names starting with `_` are the engine's own (refused)." },
                     "id": { "type": "string", "minLength": 1, "maxLength": 256, "description": "Defaults to a new ULID." },
                     "data": { "type": "object" }
                 }
@@ -54,7 +54,7 @@ pub fn actions() -> Vec<ActionSpec> {
             params_schema: json!({
                 "type": "object", "additionalProperties": false, "required": ["collection", "id"],
                 "properties": {
-                    "collection": { "type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$" },
+                    "collection": { "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "description": "Names starting with `_` are the engine's own (refused)." },
                     "id": { "type": "string", "minLength": 1, "maxLength": 256 }
                 }
             }),
@@ -65,7 +65,7 @@ pub fn actions() -> Vec<ActionSpec> {
             params_schema: json!({
                 "type": "object", "additionalProperties": false, "required": ["collection", "id", "data"],
                 "properties": {
-                    "collection": { "type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$" },
+                    "collection": { "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "description": "Names starting with `_` are the engine's own (refused)." },
                     "id": { "type": "string", "minLength": 1, "maxLength": 256 },
                     "data": { "type": "object" }
                 }
@@ -77,7 +77,7 @@ pub fn actions() -> Vec<ActionSpec> {
             params_schema: json!({
                 "type": "object", "additionalProperties": false, "required": ["collection", "id"],
                 "properties": {
-                    "collection": { "type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$" },
+                    "collection": { "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "description": "Names starting with `_` are the engine's own (refused)." },
                     "id": { "type": "string", "minLength": 1, "maxLength": 256 }
                 }
             }),
@@ -88,7 +88,7 @@ pub fn actions() -> Vec<ActionSpec> {
             params_schema: json!({
                 "type": "object", "additionalProperties": false, "required": ["collection"],
                 "properties": {
-                    "collection": { "type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$" },
+                    "collection": { "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "description": "Names starting with `_` are the engine's own (refused)." },
                     "after": { "type": ["string", "null"] },
                     "limit": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 }
                 }

@@ -6,7 +6,7 @@
 //! * [`CronSpec::next_after`] / [`CronSpec::next_n`] compute the next runs (croner does the
 //!   calendar arithmetic).
 //! * [`CronSpec::to_eventbridge`] gives the 6-field `cron(...)` form EventBridge wants, and
-//!   refuses what EventBridge cannot express (DESIGN.md, known traps): day-of-week is 1-7 =
+//!   refuses what EventBridge cannot express (ARCHITECTURE.md, "EventBridge cron"): day-of-week is 1-7 =
 //!   SUN-SAT there, and one of day-of-month / day-of-week must be `?`.
 //! * [`parse_english`] turns "every weekday at 9am" into `0 9 * * 1-5`; [`parse_any`] accepts
 //!   either.

@@ -86,3 +86,38 @@ impl From<StoreError> for StepError {
         }
     }
 }
+
+/// An error and its sources, `outer: inner: innermost` (a source whose text the outer message
+/// already holds is not repeated). Transport errors' own Display is terse; the chain says what
+/// happened.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod chain_tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Inner);
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner")]
+    struct Inner(#[source] std::io::Error);
+
+    #[test]
+    fn the_chain_names_every_source_once() {
+        let e = Outer(Inner(std::io::Error::other("reset by peer")));
+        assert_eq!(super::error_chain(&e), "outer: inner: reset by peer");
+        let repeated = Inner(std::io::Error::other("inner"));
+        assert_eq!(super::error_chain(&repeated), "inner");
+    }
+}

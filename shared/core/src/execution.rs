@@ -1,9 +1,12 @@
 //! Execution and step records: what the store keeps and the API shows.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::StepError;
+use crate::path::{StepPath, compare_paths};
 use crate::time_fmt::{rfc3339, rfc3339_opt};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -123,6 +126,20 @@ pub struct ExecutionRecord {
     pub rerun_of: Option<String>,
 }
 
+impl ExecutionRecord {
+    /// Whether `self` (a stored record) is the same execution as `new`, one being (re-)created
+    /// with the same id: same workflow, version, start, trigger and input. A redelivered create
+    /// is; anything else with that id is a conflict. Status and results may differ (the stored
+    /// execution may have run since).
+    pub fn same_execution(&self, new: &ExecutionRecord) -> bool {
+        self.workflow_id == new.workflow_id
+            && self.version == new.version
+            && self.started_at == new.started_at
+            && self.trigger == new.trigger
+            && self.input == new.input
+    }
+}
+
 /// A change to an execution's status, applied only while the execution is not terminal.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecutionUpdate {
@@ -161,6 +178,101 @@ pub struct StepRecord {
     /// Where the execution went next (for condition: the chosen edge; for failures: `onError`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
+    /// How many times a worker running this step was lost: its lease expired without a result
+    /// (a crash, an out-of-memory kill, a Lambda timeout) and another worker took the step
+    /// over. A takeover is not an attempt; past [`crate::engine::MAX_LEASE_LOSSES`] the step
+    /// fails with `step.lost`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lease_lost: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Sort step records into the order they started: what every store's `list_steps` returns
+/// ([`crate::ports::ExecutionStore::list_steps`]).
+///
+/// * by `startedAt`;
+/// * among steps that started in the same millisecond (pure steps run inline, one after the
+///   other), a step after the one whose `next` led to it (`start` before `check` when
+///   `start.next` is `check`), so that the list reads in execution order;
+/// * then by path, loop indexes compared as numbers ([`compare_paths`]: `each[2]/x` before
+///   `each[10]/x`, a loop before its iterations' steps).
+///
+/// Deterministic: the same records always come out in the same order, whatever order the
+/// store read them in.
+pub fn sort_steps(steps: &mut [StepRecord]) {
+    steps.sort_by(|a, b| {
+        a.started_at
+            .cmp(&b.started_at)
+            .then_with(|| compare_paths(&a.path, &b.path))
+    });
+    let mut start = 0;
+    while start < steps.len() {
+        let at = steps[start].started_at;
+        let len = steps[start..]
+            .iter()
+            .take_while(|s| s.started_at == at)
+            .count();
+        if len > 1 {
+            order_by_next(&mut steps[start..start + len]);
+        }
+        start += len;
+    }
+}
+
+/// Reorder steps that started in the same millisecond (sorted by path) so that a step comes
+/// after the one whose `next` names it; otherwise path order is kept.
+fn order_by_next(group: &mut [StepRecord]) {
+    let n = group.len();
+    let index: HashMap<&str, usize> = group
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.path.as_str(), i))
+        .collect();
+    let mut successors: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut predecessors = vec![0usize; n];
+    for (i, step) in group.iter().enumerate() {
+        // `next` names a step of the same scope: the sibling of this path.
+        let Some(next) = step
+            .next
+            .as_deref()
+            .and_then(|next| Some(StepPath::parse(&step.path)?.sibling(next).to_string()))
+        else {
+            continue;
+        };
+        if let Some(&j) = index.get(next.as_str())
+            && j != i
+        {
+            successors[i].push(j);
+            predecessors[j] += 1;
+        }
+    }
+    if predecessors.iter().all(|&p| p == 0) {
+        return;
+    }
+    // Kahn's algorithm, taking the first ready step in path order; a cycle (not possible in a
+    // valid execution) falls back to path order.
+    let mut placed = vec![false; n];
+    let mut rank = vec![0usize; n];
+    for r in 0..n {
+        let i = (0..n)
+            .find(|&i| !placed[i] && predecessors[i] == 0)
+            .or_else(|| (0..n).find(|&i| !placed[i]))
+            .unwrap_or(r);
+        placed[i] = true;
+        rank[i] = r;
+        for &j in &successors[i] {
+            predecessors[j] = predecessors[j].saturating_sub(1);
+        }
+    }
+    let by_path: HashMap<String, usize> = group
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.path.clone(), rank[i]))
+        .collect();
+    group.sort_by_key(|s| by_path[s.path.as_str()]);
 }
 
 /// The `LOOP#<path>` item: the items of a loop and how many iterations are still to count.
@@ -247,4 +359,142 @@ pub struct ExecutionQuery {
 pub struct ExecutionPage {
     pub items: Vec<ExecutionRecord>,
     pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn step(path: &str, started_at: i64) -> StepRecord {
+        StepRecord {
+            path: path.into(),
+            step_type: "action".into(),
+            status: StepStatus::Succeeded,
+            attempts: 1,
+            input: Value::Null,
+            output: Value::Null,
+            error: None,
+            started_at,
+            finished_at: None,
+            duration_ms: None,
+            lease_until: None,
+            next: None,
+            lease_lost: 0,
+        }
+    }
+
+    #[test]
+    fn steps_sort_by_start_then_path_with_numeric_indexes() {
+        let mut steps = vec![
+            step("start", 10),
+            step("notify", 30),
+            step("check", 20),
+            step("each[10]/x", 40),
+            step("each[2]/x", 40),
+            step("each", 35),
+            step("done", 50),
+            step("each[1]/x", 45),
+        ];
+        sort_steps(&mut steps);
+        assert_eq!(
+            paths(&steps),
+            [
+                "start",
+                "check",
+                "notify",
+                "each",
+                "each[2]/x",
+                "each[10]/x",
+                "each[1]/x",
+                "done"
+            ]
+        );
+    }
+
+    #[test]
+    fn steps_of_the_same_millisecond_follow_their_next() {
+        // Pure steps run inline in the same millisecond: `check` sorts before `start` by path,
+        // but `start` led to it.
+        let with_next = |path: &str, at: i64, next: Option<&str>| StepRecord {
+            next: next.map(str::to_string),
+            ..step(path, at)
+        };
+        let mut steps = vec![
+            with_next("alerted", 20, None),
+            with_next("check", 10, Some("notify")),
+            with_next("start", 10, Some("check")),
+            with_next("notify", 10, Some("alerted")),
+            with_next("each[1]/b", 30, None),
+            with_next("each[1]/a", 30, Some("b")),
+            with_next("each[0]/b", 30, None),
+            with_next("each[0]/a", 30, Some("b")),
+            with_next("z", 40, None),
+            with_next("y", 40, Some("nowhere")),
+        ];
+        sort_steps(&mut steps);
+        assert_eq!(
+            paths(&steps),
+            [
+                "start",
+                "check",
+                "notify",
+                "alerted",
+                "each[0]/a",
+                "each[0]/b",
+                "each[1]/a",
+                "each[1]/b",
+                "y",
+                "z"
+            ]
+        );
+        // The same records in any order come out the same.
+        let expected = steps.clone();
+        steps.reverse();
+        sort_steps(&mut steps);
+        assert_eq!(steps, expected);
+        // `next` of another scope does not count: `each[1]/a` names `each[1]/b`, not `each[0]/b`.
+        let mut scoped = vec![
+            with_next("each[0]/b", 5, None),
+            with_next("each[1]/a", 5, Some("b")),
+        ];
+        sort_steps(&mut scoped);
+        assert_eq!(paths(&scoped), ["each[0]/b", "each[1]/a"]);
+    }
+
+    fn paths(steps: &[StepRecord]) -> Vec<&str> {
+        steps.iter().map(|s| s.path.as_str()).collect()
+    }
+
+    #[test]
+    fn same_execution_ignores_progress_but_not_identity() {
+        let stored = ExecutionRecord {
+            id: "e1".into(),
+            workflow_id: "wf".into(),
+            version: 1,
+            status: ExecutionStatus::Running,
+            trigger: TriggerInfo::new("manual"),
+            input: json!({ "n": 1 }),
+            output: Value::Null,
+            error: None,
+            started_at: 10,
+            finished_at: None,
+            duration_ms: None,
+            deadline_at: 1010,
+            rerun_of: None,
+        };
+        let mut again = stored.clone();
+        again.status = ExecutionStatus::Queued;
+        assert!(stored.same_execution(&again), "a redelivered create");
+        let mut other = again.clone();
+        other.input = json!({ "n": 2 });
+        assert!(!stored.same_execution(&other));
+        let mut other = again.clone();
+        other.version = 2;
+        assert!(!stored.same_execution(&other));
+        let mut other = again;
+        other.trigger = TriggerInfo::new("webhook");
+        assert!(!stored.same_execution(&other));
+    }
 }

@@ -5,7 +5,11 @@
 //! * Undefined values are errors (strict mode) except under `is defined` / `default(...)`;
 //!   the error names the variable.
 //! * No loader, no env, no network: the environment has only minijinja's builtins. Fuel bounds
-//!   the instructions of one evaluation and rendered strings are bounded in size.
+//!   the instructions of one evaluation ([`FUEL`]); output is bounded *while* it is written
+//!   ([`MAX_RENDERED_BYTES`]: rendering goes into a writer that fails past it, so a loop that
+//!   prints gigabytes stops at the limit); a string literal repeated past that size (`"x" *
+//!   100000000`) is refused before the template is even compiled (minijinja folds constant
+//!   expressions at compile time, and itself allows a repetition up to 100 MB).
 
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
@@ -17,7 +21,8 @@ use crate::error::StepError;
 
 /// Instructions one evaluation may execute (bounds loops in templates).
 pub const FUEL: u64 = 100_000;
-/// Largest rendered string, in bytes.
+/// Largest rendered string, in bytes (also the largest value one expression may produce, and
+/// the largest string literal repetition a template may spell).
 pub const MAX_RENDERED_BYTES: usize = 1024 * 1024;
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
@@ -50,6 +55,9 @@ pub fn is_template(s: &str) -> bool {
 /// Check the syntax of a template string (or single expression). The error says what is wrong
 /// and quotes the offending text.
 pub fn check_template(s: &str) -> Result<(), String> {
+    if is_template(s) {
+        check_repetition(s)?;
+    }
     if let Some(expr) = single_expression(s) {
         return ENV
             .compile_expression(expr)
@@ -67,6 +75,9 @@ pub fn check_template(s: &str) -> Result<(), String> {
 /// Check a field that must be exactly one `{{ expr }}` (condition `if`, trigger `filter`,
 /// loop `items`).
 pub fn check_expression(s: &str) -> Result<(), String> {
+    if is_template(s) {
+        check_repetition(s)?;
+    }
     match single_expression(s) {
         Some(expr) => ENV
             .compile_expression(expr)
@@ -75,6 +86,117 @@ pub fn check_expression(s: &str) -> Result<(), String> {
         None => Err(format!(
             "{s:?} must be exactly one expression in double braces, like \"{{{{ input.amount > 100 }}}}\""
         )),
+    }
+}
+
+/// Refuse a string literal repeated past [`MAX_RENDERED_BYTES`] (`"x" * 100000000`), and a
+/// string literal repeated by a count that is not a literal (`"x" * input.n`): both would build
+/// the whole string in memory before any bound on the output applies (a constant one already
+/// when the template is compiled, i.e. at validation). A scan of minijinja's own tokens (its
+/// lexer: strings and comments are told apart exactly), before anything is compiled.
+// `SyntaxConfig` is a unit struct unless minijinja's `custom_syntax` feature is on (a
+// dependency may turn it on): `default()` compiles either way.
+#[allow(clippy::default_constructed_unit_structs)]
+fn check_repetition(src: &str) -> Result<(), String> {
+    use minijinja::machinery::{Token, WhitespaceConfig, tokenize};
+    use minijinja::syntax::SyntaxConfig;
+    let mut tokens = Vec::new();
+    for token in tokenize(
+        src,
+        false,
+        SyntaxConfig::default(),
+        WhitespaceConfig::default(),
+    ) {
+        match token {
+            Ok((t, _)) => tokens.push(t),
+            // A syntax error: compiling reports it with its own message.
+            Err(_) => return Ok(()),
+        }
+    }
+    let literal_len = |t: &Token| match t {
+        Token::Str(s) => Some(s.len()),
+        Token::String(s) => Some(s.len()),
+        _ => None,
+    };
+    let count = |t: &Token| match t {
+        Token::Int(n) => Some(u128::from(*n)),
+        Token::Int128(n) => Some(**n),
+        _ => None,
+    };
+    for (i, t) in tokens.iter().enumerate() {
+        if !matches!(t, Token::Mul) || i == 0 || i + 1 >= tokens.len() {
+            continue;
+        }
+        let (left, right) = (&tokens[i - 1], &tokens[i + 1]);
+        let (len, times) = match (literal_len(left), literal_len(right)) {
+            (Some(len), _) => (len, count(right)),
+            (None, Some(len)) => (len, count(left)),
+            (None, None) => continue,
+        };
+        let Some(times) = times else {
+            return Err(format!(
+                "a string literal is repeated by a count that is not a number \
+                 literal in {src:?}; repeat strings only by a literal count (the result may be at \
+                 most {MAX_RENDERED_BYTES} bytes)"
+            ));
+        };
+        let bytes = (len as u128).saturating_mul(times);
+        if bytes > MAX_RENDERED_BYTES as u128 {
+            return Err(format!(
+                "a string literal repeated {times} times is {bytes} bytes, \
+                 over the limit of {MAX_RENDERED_BYTES} bytes (MAX_RENDERED_BYTES) in {src:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The step error of a template refused by [`check_repetition`].
+fn too_large_error(message: String) -> StepError {
+    StepError::new("template.too_large", message)
+        .with_details(serde_json::json!({ "limitBytes": MAX_RENDERED_BYTES }))
+}
+
+/// An `io::Write` that keeps at most `limit` bytes and fails the write that would pass it: the
+/// render stops there, whatever the template still had to print.
+struct BoundedWriter {
+    buf: Vec<u8>,
+    limit: usize,
+    exceeded: bool,
+}
+
+impl std::io::Write for BoundedWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > self.limit {
+            self.exceeded = true;
+            return Err(std::io::Error::other("rendered output over the limit"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Counts serialized bytes and fails past the limit (the size of an expression's value).
+struct CountingWriter {
+    written: usize,
+    limit: usize,
+}
+
+impl std::io::Write for CountingWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.written += data.len();
+        if self.written > self.limit {
+            return Err(std::io::Error::other("value over the limit"));
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -156,6 +278,7 @@ impl ExprContext {
                 format!("{src:?} must be exactly one expression in double braces"),
             )
         })?;
+        check_repetition(src).map_err(too_large_error)?;
         let compiled = ENV
             .compile_expression(expr)
             .map_err(|e| StepError::new("template.syntax", syntax_message(&e, src)))?;
@@ -164,6 +287,23 @@ impl ExprContext {
                 compiled.undeclared_variables(true).into_iter().collect()
             })
         })?;
+        // The value is serialized into a counter first: a lazily repeated list (`[s] * n`)
+        // is never built past the limit.
+        let mut counter = CountingWriter {
+            written: 0,
+            limit: MAX_RENDERED_BYTES,
+        };
+        if serde_json::to_writer(&mut counter, &out).is_err() && counter.written > counter.limit {
+            return Err(StepError::new(
+                "template.too_large",
+                format!(
+                    "{} produced a value over the limit of {MAX_RENDERED_BYTES} bytes \
+                     (MAX_RENDERED_BYTES)",
+                    short_src(src)
+                ),
+            )
+            .with_details(serde_json::json!({ "limitBytes": MAX_RENDERED_BYTES })));
+        }
         to_json(&out, src)
     }
 
@@ -191,24 +331,37 @@ impl ExprContext {
         if !is_template(src) {
             return Ok(Value::String(src.to_string()));
         }
+        check_repetition(src).map_err(too_large_error)?;
         let tmpl = ENV
             .template_from_str(src)
             .map_err(|e| StepError::new("template.syntax", syntax_message(&e, src)))?;
-        let out = tmpl.render(&self.value).map_err(|e| {
+        // Rendered into a writer that fails past the limit: the render stops there.
+        let mut out = BoundedWriter {
+            buf: Vec::new(),
+            limit: MAX_RENDERED_BYTES,
+            exceeded: false,
+        };
+        let rendered = tmpl.render_captured_to(&self.value, &mut out);
+        if out.exceeded {
+            return Err(StepError::new(
+                "template.too_large",
+                format!(
+                    "{} rendered more than the limit of {MAX_RENDERED_BYTES} bytes \
+                     (MAX_RENDERED_BYTES); rendering was stopped there",
+                    short_src(src)
+                ),
+            )
+            .with_details(serde_json::json!({ "limitBytes": MAX_RENDERED_BYTES })));
+        }
+        rendered.map_err(|e| {
             self.eval_error(e, src, || {
                 tmpl.undeclared_variables(true).into_iter().collect()
             })
         })?;
-        if out.len() > MAX_RENDERED_BYTES {
-            return Err(StepError::new(
-                "template.too_large",
-                format!(
-                    "{src:?} rendered {} bytes, over the limit of {MAX_RENDERED_BYTES}",
-                    out.len()
-                ),
-            ));
-        }
-        Ok(Value::String(out))
+        // Every write was a whole `str` from minijinja, so the bytes are UTF-8.
+        Ok(Value::String(String::from_utf8(out.buf).unwrap_or_else(
+            |e| String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        )))
     }
 
     /// Render every string inside a JSON value (object keys are kept as they are).
@@ -251,8 +404,12 @@ impl ExprContext {
             }
             ErrorKind::OutOfFuel => StepError::new(
                 "template.limit",
-                format!("{src:?} ran too long (more than {FUEL} instructions)"),
-            ),
+                format!(
+                    "{} ran too long (more than {FUEL} instructions, FUEL)",
+                    short_src(src)
+                ),
+            )
+            .with_details(serde_json::json!({ "fuel": FUEL })),
             _ => {
                 let detail = e
                     .detail()
@@ -284,6 +441,14 @@ impl ExprContext {
             };
         }
         None
+    }
+}
+
+/// A template's source for messages, cut to 200 characters.
+fn short_src(src: &str) -> String {
+    match src.char_indices().nth(200) {
+        Some((i, _)) => format!("{:?}…", &src[..i]),
+        None => format!("{src:?}"),
     }
 }
 

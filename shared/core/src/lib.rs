@@ -6,19 +6,26 @@
 //! * [`cron`]: schedules (cron, presets, plain English) and their EventBridge form.
 //! * [`engine`]: pure decisions (state + event -> effects); adapters perform them.
 //! * [`ports`]: the small traits adapters implement (store, queue, clock, bus, actions, LLM).
+//! * [`keys`]: the sort-key layout of the tables, the same in every store.
+//! * [`damaged`]: what stores return for a record they cannot decode.
+//! * [`json_depth`]: the nesting bound of JSON that enters the engine.
 //!
 //! Nothing in this crate performs I/O.
 
 pub mod catalog;
 pub mod cron;
+pub mod damaged;
 pub mod engine;
 pub mod error;
 pub mod execution;
 pub mod expr;
+pub mod json_depth;
+pub mod keys;
 pub mod model;
 pub mod path;
 pub mod ports;
 pub mod schema;
+pub mod scrub;
 pub mod time_fmt;
 pub mod validate;
 

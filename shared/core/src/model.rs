@@ -1,7 +1,7 @@
 //! The workflow file format (`workflows/<id>.json`), as serde types.
 //!
 //! Every struct denies unknown fields. Shared step fields are repeated per variant on purpose:
-//! `#[serde(flatten)]` would silently disable `deny_unknown_fields` (DESIGN.md, known traps).
+//! `#[serde(flatten)]` would silently disable `deny_unknown_fields` (ARCHITECTURE.md, wf-core).
 //! `workflows/schema.json` is generated from these types (`wf schema`).
 
 use schemars::JsonSchema;
@@ -10,6 +10,8 @@ use serde_json::{Map, Value};
 
 /// Workflow ids: URL-safe (they appear in webhook URLs).
 pub const WORKFLOW_ID_PATTERN: &str = "^[a-z0-9][a-z0-9-]*$";
+/// Longest workflow id (ids are DynamoDB keys and URL path segments).
+pub const WORKFLOW_ID_MAX_LEN: usize = 64;
 /// Step ids: usable as `steps.<id>` in templates.
 pub const STEP_ID_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
 /// Environment variable names (webhook `secretEnv`).
@@ -22,6 +24,26 @@ pub const DEFAULT_MAX_RETRIES: u32 = 3;
 /// Default delay before a retry.
 pub const DEFAULT_BACKOFF_MS: u64 = 1_000;
 
+/// The workflow-id rule, the one place it is decided (validation, the API, the CLI): matches
+/// [`WORKFLOW_ID_PATTERN`] (`^[a-z0-9][a-z0-9-]*$`) and has at most [`WORKFLOW_ID_MAX_LEN`]
+/// characters. The error is the message to show.
+pub fn check_workflow_id(id: &str) -> Result<(), String> {
+    if matches_workflow_id_pattern(id) && id.len() <= WORKFLOW_ID_MAX_LEN {
+        Ok(())
+    } else {
+        Err(format!(
+            "workflow id {id:?} must match {WORKFLOW_ID_PATTERN} (at most {WORKFLOW_ID_MAX_LEN} characters)"
+        ))
+    }
+}
+
+/// The pattern half of [`check_workflow_id`]: `^[a-z0-9][a-z0-9-]*$`.
+pub(crate) fn matches_workflow_id_pattern(id: &str) -> bool {
+    let mut chars = id.chars();
+    matches!(chars.next(), Some('a'..='z' | '0'..='9'))
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '-'))
+}
+
 /// A workflow definition: a graph of steps started by the triggers on its start step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -30,8 +52,8 @@ pub struct Workflow {
     /// Path of the JSON Schema for editors (usually `./schema.json`). Ignored by the engine.
     #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
-    /// URL-safe id: lowercase letters, digits and `-` (`^[a-z0-9][a-z0-9-]*$`).
-    #[schemars(regex(pattern = WORKFLOW_ID_PATTERN))]
+    /// URL-safe id, at most 64 characters: lowercase letters, digits and `-` (`^[a-z0-9][a-z0-9-]*$`).
+    #[schemars(regex(pattern = WORKFLOW_ID_PATTERN), length(max = WORKFLOW_ID_MAX_LEN))]
     pub id: String,
     /// Human-readable name.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -218,7 +240,9 @@ pub struct LlmStep {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// Model name as the provider knows it; a `provider/` prefix is kept as is.
+    /// Model name, e.g. `openai/gpt-4o-mini` or `gpt-4o-mini`: an `openai/` prefix is dropped
+    /// before sending (the endpoint is OpenAI-compatible); any other prefix is sent as is,
+    /// since many model names contain a slash (`meta-llama/Llama-3.1-8B-Instruct`).
     pub model: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system: Option<String>,
@@ -535,5 +559,111 @@ impl EffectiveRetry {
             None => raw,
         };
         capped.min(u64::MAX as f64 / 2.0) as u64
+    }
+
+    /// The sum of the delays before every retry ([`Self::delay_before`] of attempts
+    /// `2..=maxRetries + 1`): the backoff a step that keeps failing waits in all. Saturates at
+    /// `u64::MAX`. Exact while the delays grow for at most 100 000 retries (then a lower bound).
+    pub fn total_backoff_ms(&self) -> u64 {
+        /// Retries summed one by one while the delay still grows.
+        const GROWING: u32 = 100_000;
+        let last = self.max_retries.saturating_add(1);
+        let mut total: u64 = 0;
+        let mut attempt = 2u32;
+        while attempt <= last {
+            let delay = self.delay_before(attempt);
+            // From here on every delay is this one (no growth, or the cap is reached), or (past
+            // GROWING retries) at least this one.
+            let flat = self.backoff_multiplier <= 1.0
+                || self.max_backoff_ms.is_some_and(|max| delay >= max)
+                || attempt - 2 >= GROWING;
+            if flat {
+                let left = u64::from(last - attempt + 1);
+                return total.saturating_add(delay.saturating_mul(left));
+            }
+            total = total.saturating_add(delay);
+            if total == u64::MAX {
+                break;
+            }
+            attempt += 1;
+        }
+        total
+    }
+
+    /// How long a step that fails every attempt can take: [`Self::total_backoff_ms`] plus, when
+    /// the step bounds its attempts (`timeoutMs`), that bound for each of its
+    /// `maxRetries + 1` attempts. Saturates at `u64::MAX`.
+    pub fn worst_case_ms(&self, attempt_timeout_ms: Option<u64>) -> u64 {
+        let attempts = u64::from(self.max_retries) + 1;
+        let running = attempt_timeout_ms.map_or(0, |t| t.saturating_mul(attempts));
+        self.total_backoff_ms().saturating_add(running)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workflow_ids_follow_one_rule() {
+        for ok in [
+            "a",
+            "0",
+            "order-alert",
+            "a-",
+            &"x".repeat(WORKFLOW_ID_MAX_LEN),
+        ] {
+            assert_eq!(check_workflow_id(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "Order",
+            "a_b",
+            "a b",
+            "é",
+            &"x".repeat(WORKFLOW_ID_MAX_LEN + 1),
+        ] {
+            assert!(check_workflow_id(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            check_workflow_id("A").unwrap_err(),
+            "workflow id \"A\" must match ^[a-z0-9][a-z0-9-]*$ (at most 64 characters)"
+        );
+    }
+
+    #[test]
+    fn worst_case_retry_sums_the_backoffs_and_the_attempts() {
+        let r = EffectiveRetry {
+            max_retries: 5,
+            backoff_ms: 2_000,
+            backoff_multiplier: 2.0,
+            max_backoff_ms: None,
+        };
+        // 2 + 4 + 8 + 16 + 32 s: the engine's delays before attempts 2..=6.
+        assert_eq!(r.total_backoff_ms(), 62_000);
+        assert_eq!(
+            r.total_backoff_ms(),
+            (2..=6).map(|a| r.delay_before(a)).sum::<u64>()
+        );
+        assert_eq!(r.worst_case_ms(None), 62_000);
+        assert_eq!(r.worst_case_ms(Some(1_000)), 62_000 + 6 * 1_000);
+        let capped = EffectiveRetry {
+            max_backoff_ms: Some(5_000),
+            ..r
+        };
+        assert_eq!(capped.total_backoff_ms(), 2_000 + 4_000 + 3 * 5_000);
+        let none = EffectiveRetry {
+            max_retries: 0,
+            ..r
+        };
+        assert_eq!(none.worst_case_ms(Some(7)), 7);
+        let huge = EffectiveRetry {
+            max_retries: u32::MAX,
+            backoff_ms: u64::MAX,
+            backoff_multiplier: 10.0,
+            max_backoff_ms: None,
+        };
+        assert_eq!(huge.worst_case_ms(Some(u64::MAX)), u64::MAX);
     }
 }

@@ -1,5 +1,6 @@
 //! Step paths: `check` at top level, `each[3]/price` inside a loop, `a[1]/b[2]/c` when nested.
 
+use std::cmp::Ordering;
 use std::fmt;
 
 /// One segment of a path: a step id, and for loop iterations the index.
@@ -121,6 +122,24 @@ impl StepPath {
     }
 }
 
+/// Order of two step paths: segment by segment, ids as text and loop indexes as numbers
+/// (`each[2]/x` before `each[10]/x`, which text order reverses); a loop step before the steps
+/// of its iterations (`each` before `each[0]/x`). A path that does not parse compares as text.
+pub fn compare_paths(a: &str, b: &str) -> Ordering {
+    match (StepPath::parse(a), StepPath::parse(b)) {
+        (Some(pa), Some(pb)) => {
+            let key = |p: &StepPath| {
+                p.segments
+                    .iter()
+                    .map(|s| (s.id.clone(), s.index))
+                    .collect::<Vec<_>>()
+            };
+            key(&pa).cmp(&key(&pb)).then_with(|| a.cmp(b))
+        }
+        _ => a.cmp(b),
+    }
+}
+
 impl fmt::Display for StepPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, seg) in self.segments.iter().enumerate() {
@@ -160,5 +179,36 @@ mod tests {
         assert_eq!(p.sibling("d").to_string(), "a[1]/b[2]/d");
         assert_eq!(lp.iteration_child(7, "x").to_string(), "a[1]/b[7]/x");
         assert!(StepPath::top("x").enclosing_loop().is_none());
+    }
+
+    #[test]
+    fn paths_compare_loop_indexes_as_numbers() {
+        let mut paths = vec![
+            "each[10]/x",
+            "each",
+            "each[2]/y",
+            "each[2]/x",
+            "check",
+            "a[1]/b[10]/c",
+            "a[1]/b[9]/c",
+            "each[1]/x",
+        ];
+        paths.sort_by(|a, b| compare_paths(a, b));
+        assert_eq!(
+            paths,
+            [
+                "a[1]/b[9]/c",
+                "a[1]/b[10]/c",
+                "check",
+                "each",
+                "each[1]/x",
+                "each[2]/x",
+                "each[2]/y",
+                "each[10]/x",
+            ]
+        );
+        assert_eq!(compare_paths("x", "x"), Ordering::Equal);
+        // Unparsable paths fall back to text order.
+        assert_eq!(compare_paths("a[x]/b", "a[1]/b"), "a[x]/b".cmp("a[1]/b"));
     }
 }

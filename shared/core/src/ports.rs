@@ -59,6 +59,10 @@ pub struct WorkflowMeta {
     /// Content hash of the latest published definition (to skip unchanged files).
     #[serde(default)]
     pub content_hash: Option<String>,
+    /// Why the workflow's triggers (schedule, event rule) are not in place, when the last sync
+    /// failed; cleared when a sync (activation, or the sweep's reconcile) succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_error: Option<String>,
     #[serde(default)]
     pub updated_at: i64,
 }
@@ -119,7 +123,10 @@ pub trait ExecutionStore: Send + Sync {
         execution_id: &str,
         path: &str,
     ) -> Result<Option<StepRecord>, StoreError>;
-    /// Every step record of an execution, ordered by path.
+    /// Every step record of an execution, in the order the steps started: by `startedAt`; in the
+    /// same millisecond a step after the one whose `next` led to it, then by path with loop
+    /// indexes compared as numbers (`each[2]/x` before `each[10]/x`). That is
+    /// [`crate::execution::sort_steps`], which implementations apply (not the sort-key order).
     async fn list_steps(&self, execution_id: &str) -> Result<Vec<StepRecord>, StoreError>;
     /// Put `record` (status `running`) only if there is no record, or the stored one is
     /// `running` with `leaseUntil <= now` (a missing `leaseUntil` counts as expired) and
@@ -138,6 +145,16 @@ pub trait ExecutionStore: Send + Sync {
         &self,
         execution_id: &str,
         record: &StepRecord,
+    ) -> Result<bool, StoreError>;
+    /// Extend a claim's lease to `lease_until` (the running step's heartbeat) only if the
+    /// stored record is still that claim: `running` with the same `attempts` and `leaseLost`
+    /// (a takeover counts `leaseLost`, so a worker whose lease was taken over cannot renew).
+    /// Returns whether it applied; `false` means the claim is lost.
+    async fn renew_lease(
+        &self,
+        execution_id: &str,
+        claim: &StepRecord,
+        lease_until: i64,
     ) -> Result<bool, StoreError>;
 
     /// Put the loop state if absent; returns the stored state (the existing one on a repeat).

@@ -2,8 +2,10 @@
 //! problems at once, line/column mapping, and valid examples passing.
 
 use serde_json::{Value, json};
+use wf_core::model::{WORKFLOW_ID_MAX_LEN, check_workflow_id};
 use wf_core::validate::{
-    Problem, codes, format_problems, validate_source, validate_value, validate_workflow,
+    Problem, codes, format_problems, format_warnings, validate_source, validate_value,
+    validate_workflow, workflow_warnings,
 };
 
 /// A small valid workflow: start -> check -> notify -> each (loop: price) -> done.
@@ -936,4 +938,243 @@ fn problems_serialize_in_camel_case() {
     assert_eq!(v["code"], codes::START_MISSING);
     assert_eq!(v["line"], 1);
     assert!(v["column"].is_number() && v["message"].is_string() && v["hint"].is_string());
+}
+
+// ---- the workflow-id rule ----
+
+#[test]
+fn a_workflow_id_over_64_characters_is_a_problem_at_id() {
+    let long = "a".repeat(70);
+    let p = expect_only(
+        &with(|v| v["id"] = long.clone().into()),
+        codes::WORKFLOW_ID,
+        "/id",
+        "is too long (70 characters, at most 64)",
+    );
+    assert!(p.hint.contains("at most 64 characters"), "{}", p.hint);
+    assert!(
+        p.hint
+            .contains(&format!("{:?}", "a".repeat(WORKFLOW_ID_MAX_LEN))),
+        "the example fits: {}",
+        p.hint
+    );
+    // The same rule as the API's (one function in wf-core).
+    assert_eq!(
+        check_workflow_id(&long),
+        Err(format!(
+            "workflow id {long:?} must match ^[a-z0-9][a-z0-9-]*$ (at most 64 characters)"
+        ))
+    );
+    // 64 is fine.
+    let ok = validate_value(&with(|v| v["id"] = "a".repeat(64).into()));
+    assert!(ok.is_valid(), "{:#?}", ok.problems);
+    // Too long and not URL-safe: one problem that says both.
+    let both = format!("Order Alert {}", "x".repeat(60));
+    let p = expect_only(
+        &with(|v| v["id"] = both.clone().into()),
+        codes::WORKFLOW_ID,
+        "/id",
+        "is not URL-safe and too long (72 characters",
+    );
+    assert!(p.hint.contains("\"order-alert-xxx"), "{}", p.hint);
+}
+
+#[test]
+fn the_schema_bounds_the_workflow_id_like_validation() {
+    let schema = wf_core::schema::workflow_schema();
+    assert_eq!(
+        schema["properties"]["id"]["maxLength"],
+        json!(WORKFLOW_ID_MAX_LEN)
+    );
+}
+
+// ---- warnings ----
+
+/// The base workflow with a notify step that retries past the workflow's timeout: 5 retries from
+/// 2 s doubling (2 + 4 + 8 + 16 + 32 = 62 s of backoff) against a 60 s timeout, as the
+/// order-alert example once had.
+fn retrying_past_the_timeout() -> Value {
+    with(|v| {
+        v["config"] = json!({ "timeoutMs": 60000 });
+        v["steps"][2]["retry"] =
+            json!({ "maxRetries": 5, "backoffMs": 2000, "backoffMultiplier": 2 });
+        v["steps"][2]["onError"] = "done".into();
+    })
+}
+
+#[test]
+fn a_retry_schedule_longer_than_the_timeout_is_a_warning_not_a_problem() {
+    let report = validate_value(&retrying_past_the_timeout());
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    assert!(report.is_valid(), "a workflow with only warnings is valid");
+    assert_eq!(report.warnings.len(), 1, "{:#?}", report.warnings);
+    let w = &report.warnings[0];
+    assert_eq!(w.code, codes::RETRY_OUTLASTS_TIMEOUT);
+    assert_eq!(w.pointer, "/steps/2/retry");
+    for fragment in [
+        "\"notify\"",
+        "62000 ms",
+        "60000 ms",
+        "5 retries",
+        "onError",
+        "\"done\"",
+    ] {
+        assert!(
+            w.message.contains(fragment),
+            "{fragment} in {:?}",
+            w.message
+        );
+    }
+    assert!(
+        w.hint.contains("maxRetries")
+            && w.hint.contains("backoffMs")
+            && w.hint.contains("timeoutMs"),
+        "{}",
+        w.hint
+    );
+    // The same from the typed workflow.
+    let wf = report.workflow.unwrap();
+    assert_eq!(workflow_warnings(&wf), report.warnings);
+    assert!(validate_workflow(&wf).is_empty());
+}
+
+#[test]
+fn a_schedule_within_the_timeout_is_quiet() {
+    // 2 + 4 + 8 + 16 = 30 s of backoff: fits 60 s.
+    let v = with(|v| {
+        v["config"] = json!({ "timeoutMs": 60000 });
+        v["steps"][2]["retry"] =
+            json!({ "maxRetries": 4, "backoffMs": 2000, "backoffMultiplier": 2 });
+    });
+    let report = validate_value(&v);
+    assert!(report.warnings.is_empty(), "{:#?}", report.warnings);
+    // The defaults (3 retries, 1 s) against the default 5 minutes.
+    assert!(validate_value(&base()).warnings.is_empty());
+    // A cap keeps the schedule short: 2 + 3 * 4 s.
+    let capped = with(|v| {
+        v["config"] = json!({ "timeoutMs": 20000 });
+        v["steps"][2]["retry"] = json!({ "maxRetries": 4, "backoffMs": 2000, "backoffMultiplier": 10, "maxBackoffMs": 4000 });
+    });
+    assert!(validate_value(&capped).warnings.is_empty());
+}
+
+#[test]
+fn the_attempt_timeout_counts_and_config_retries_point_at_the_step() {
+    // No per-step retry: the config's 3 retries of 1 s (3 s) plus 4 attempts of 20 s = 83 s.
+    let v = with(|v| {
+        v["config"] = json!({ "timeoutMs": 60000 });
+        v["steps"][3]["steps"][0]["timeoutMs"] = 20000.into();
+    });
+    let report = validate_value(&v);
+    assert!(report.is_valid(), "{:#?}", report.problems);
+    assert_eq!(report.warnings.len(), 1, "{:#?}", report.warnings);
+    let w = &report.warnings[0];
+    assert_eq!(w.pointer, "/steps/3/steps/0");
+    assert!(w.message.contains("\"price\""), "{}", w.message);
+    assert!(w.message.contains("83000 ms"), "{}", w.message);
+    assert!(
+        w.message.contains("4 attempt(s) of up to 20000 ms"),
+        "{}",
+        w.message
+    );
+    assert!(
+        !w.message.contains("onError"),
+        "price has no onError: {}",
+        w.message
+    );
+    // Without retries, one attempt longer than the deadline still warns.
+    let v = with(|v| {
+        v["config"] = json!({ "timeoutMs": 1000, "maxRetries": 0 });
+        v["steps"][2]["timeoutMs"] = 5000.into();
+    });
+    let warned: Vec<String> = validate_value(&v)
+        .warnings
+        .into_iter()
+        .map(|w| w.pointer)
+        .collect();
+    assert_eq!(warned, ["/steps/2"]);
+}
+
+#[test]
+fn warnings_have_positions_and_print_prefixed() {
+    let text = serde_json::to_string_pretty(&retrying_past_the_timeout()).unwrap();
+    let report = validate_source(&text);
+    assert!(report.is_valid());
+    let w = &report.warnings[0];
+    assert!(w.line.is_some() && w.column.is_some(), "{w:#?}");
+    let shown = format_warnings("workflows/x.json", &report.warnings);
+    let mut lines = shown.lines();
+    let first = lines.next().unwrap();
+    assert!(
+        first.starts_with(&format!(
+            "warning: workflows/x.json:{}:{}: /steps/2/retry: step \"notify\"",
+            w.line.unwrap(),
+            w.column.unwrap()
+        )),
+        "{shown}"
+    );
+    assert!(lines.next().unwrap().starts_with("    hint: "), "{shown}");
+    // Serialized only when there are some.
+    let v = serde_json::to_value(&report).unwrap();
+    assert_eq!(v["warnings"][0]["code"], codes::RETRY_OUTLASTS_TIMEOUT);
+    let quiet = serde_json::to_value(validate_value(&base())).unwrap();
+    assert!(quiet.get("warnings").is_none(), "{quiet}");
+}
+
+#[test]
+fn the_example_workflows_are_valid_without_warnings() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../workflows");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json")
+            || path.file_name().is_some_and(|n| n == "schema.json")
+        {
+            continue;
+        }
+        seen += 1;
+        let name = path.display().to_string();
+        let report = validate_source(&std::fs::read_to_string(&path).unwrap());
+        assert!(
+            report.is_valid(),
+            "{}",
+            format_problems(&name, &report.problems)
+        );
+        assert!(
+            report.warnings.is_empty(),
+            "{}",
+            format_warnings(&name, &report.warnings)
+        );
+    }
+    assert!(
+        seen >= 5,
+        "expected the examples in workflows/, found {seen}"
+    );
+}
+
+#[test]
+fn a_definition_nested_past_the_json_depth_bound_is_one_problem_with_its_place() {
+    use wf_core::json_depth::MAX_JSON_DEPTH;
+    let deep = |d: usize| format!("{}{}", "[".repeat(d), "]".repeat(d));
+    // `config.variables.v` sits 3 levels deep: at the bound it is fine.
+    let text = |d: usize| {
+        let mut v = base();
+        v["config"] = json!({ "variables": { "v": "X" } });
+        serde_json::to_string_pretty(&v)
+            .unwrap()
+            .replace("\"X\"", &deep(d))
+    };
+    let at = validate_source(&text(MAX_JSON_DEPTH - 3));
+    assert!(at.problems.is_empty(), "{:?}", at.problems);
+    for d in [MAX_JSON_DEPTH - 2, 100_000] {
+        let report = validate_source(&text(d));
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        let p = &report.problems[0];
+        assert_eq!(p.code, codes::JSON_TOO_DEEP);
+        assert!(p.message.contains("limit of 64"), "{}", p.message);
+        assert!(p.line.is_some() && p.column.is_some());
+    }
+    let value: Value = serde_json::from_str(&text(MAX_JSON_DEPTH - 2)).unwrap();
+    let p = expect_only(&value, codes::JSON_TOO_DEEP, "", "limit of 64");
+    assert!(p.hint.contains("flatten"));
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 use wf_core::model::{STEP_TYPES, TRIGGER_TYPES};
-use wf_core::validate::{format_problems, validate_source};
+use wf_core::validate::{format_problems, format_warnings, validate_source};
 
 fn readme() -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../workflows/README.md");
@@ -73,6 +73,11 @@ fn every_workflow_in_the_format_guide_is_valid() {
     let mut ids = BTreeSet::new();
     for (line, block) in &blocks {
         let report = validate_source(block);
+        // The guide shows what to write: not even a warning.
+        failures.push_str(&format_warnings(
+            &format!("workflows/README.md (block at line {line})"),
+            &report.warnings,
+        ));
         if !report.is_valid() {
             failures.push_str(&format_problems(
                 &format!("workflows/README.md (block at line {line})"),

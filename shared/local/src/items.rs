@@ -1,5 +1,5 @@
 //! Item helpers shared by the store, the queue and the bus: JSON bodies with a size limit,
-//! sort keys, prefix ranges.
+//! prefix ranges. The sort keys themselves are `wf_core::keys` (the same as on DynamoDB).
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -52,33 +52,6 @@ pub(crate) fn from_body<T: DeserializeOwned>(
         .map_err(|e| StoreError::Permanent(format!("cannot decode item {pk}/{sk}: {e}")))
 }
 
-pub(crate) fn step_sk(path: &str) -> String {
-    format!("STEP#{path}")
-}
-
-pub(crate) fn loop_sk(path: &str) -> String {
-    format!("LOOP#{path}")
-}
-
-/// `ITER#<loop path>[0000000003]`: ten digits hold any u32, so the items sort by index.
-pub(crate) fn iter_sk(loop_path: &str, index: u32) -> String {
-    format!("ITER#{loop_path}[{index:010}]")
-}
-
-pub(crate) fn iter_prefix(loop_path: &str) -> String {
-    format!("ITER#{loop_path}[")
-}
-
-/// The index of an `ITER#...[0000000003]` sort key.
-pub(crate) fn iter_index(sk: &str) -> Option<u32> {
-    let open = sk.rfind('[')?;
-    sk[open + 1..].strip_suffix(']')?.parse().ok()
-}
-
-pub(crate) fn version_sk(version: u32) -> String {
-    format!("V#{version:06}")
-}
-
 /// `[prefix, upper)` covers exactly the keys starting with `prefix` (an `sk LIKE` would treat
 /// `_` and `%` in step ids as wildcards).
 pub(crate) fn prefix_upper(prefix: &str) -> String {
@@ -124,15 +97,14 @@ pub(crate) fn put_exec_item(
 mod tests {
     use super::*;
 
+    use wf_core::keys::{iter_prefix, iter_sk};
+
     #[test]
     fn keys_sort_and_parse() {
-        assert_eq!(iter_sk("each", 3), "ITER#each[0000000003]");
-        assert_eq!(iter_index(&iter_sk("a[1]/b", u32::MAX)), Some(u32::MAX));
-        assert!(iter_sk("each", 9) < iter_sk("each", 10));
-        assert_eq!(version_sk(1), "V#000001");
         assert_eq!(prefix_upper("ITER#each["), "ITER#each\\");
         assert!(iter_sk("each", 1) < prefix_upper(&iter_prefix("each")));
         assert!(iter_sk("each_x", 1) > prefix_upper(&iter_prefix("each")));
+        assert_eq!(prefix_upper(""), char::MAX.to_string());
     }
 
     #[test]

@@ -7,9 +7,14 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, params, params_from_iter};
 use serde_json::Value;
 use wf_core::StoreError;
+use wf_core::damaged::{DamagedExecution, damaged_execution, damaged_step, ulid_time_ms};
 use wf_core::execution::{
     ClaimOutcome, CreateOutcome, DedupeKey, ExecutionPage, ExecutionQuery, ExecutionRecord,
-    ExecutionUpdate, IterationCount, LoopState, StepRecord, StepStatus,
+    ExecutionUpdate, IterationCount, LoopState, StepRecord, StepStatus, sort_steps,
+};
+use wf_core::keys::{
+    DRAFT_SK, EXEC_SK, META_SK, STEP_PREFIX, iter_prefix, iter_sk, iteration_of, loop_sk, step_sk,
+    version_sk,
 };
 use wf_core::model::Workflow;
 use wf_core::ports::{DefinitionStore, ExecutionStore, RecordCreate, RecordStore, WorkflowMeta};
@@ -17,8 +22,7 @@ use wf_core::ports::{DefinitionStore, ExecutionStore, RecordCreate, RecordStore,
 use crate::bus::LocalEventBus;
 use crate::db::{Db, map_err};
 use crate::items::{
-    MAX_ITEM_BYTES, from_body, get_exec_item, iter_index, iter_prefix, iter_sk, loop_sk,
-    prefix_upper, put_exec_item, step_sk, to_body, version_sk,
+    MAX_ITEM_BYTES, from_body, get_exec_item, prefix_upper, put_exec_item, to_body,
 };
 use crate::queue::{QueueConfig, SqliteQueue};
 
@@ -26,10 +30,6 @@ use crate::queue::{QueueConfig, SqliteQueue};
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 /// Largest page `list_executions` returns.
 pub const MAX_PAGE_SIZE: usize = 1000;
-
-const EXEC_SK: &str = "EXEC";
-const DRAFT_SK: &str = "DRAFT";
-const META_SK: &str = "META";
 
 /// The local store: every table in one SQLite file (WAL, one writer thread with group commit,
 /// read-only connections for reads). Cheap to clone; clones share the file and the writer.
@@ -306,6 +306,46 @@ fn load_execution(
         .transpose()
 }
 
+/// An `EXEC` row as listing and `get_execution` read it: the body, and the columns kept apart
+/// for filtering (what a damaged record's stand-in still says).
+struct ExecRow {
+    pk: String,
+    body: String,
+    workflow_id: String,
+    started_at: i64,
+    trigger_type: String,
+    version: i64,
+}
+
+fn exec_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExecRow> {
+    Ok(ExecRow {
+        pk: r.get(0)?,
+        body: r.get(1)?,
+        workflow_id: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+        started_at: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+        trigger_type: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+        version: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
+    })
+}
+
+impl ExecRow {
+    /// The record, or its `damaged` stand-in when the body cannot be decoded: one bad record
+    /// never fails a list, a page or the sweeper (wf_core::damaged).
+    fn into_record(self) -> ExecutionRecord {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| {
+            tracing::warn!(execution_id = %self.pk, error = %e, "damaged execution record");
+            let known = DamagedExecution {
+                id: &self.pk,
+                workflow_id: &self.workflow_id,
+                version: u32::try_from(self.version).unwrap_or(0),
+                started_at: self.started_at,
+                trigger: &self.trigger_type,
+            };
+            damaged_execution(&known, &e.to_string())
+        })
+    }
+}
+
 fn put_execution(
     conn: &rusqlite::Connection,
     record: &ExecutionRecord,
@@ -333,15 +373,6 @@ fn put_execution(
     })
     .map_err(map_err)?;
     Ok(())
-}
-
-/// Whether a stored record is the same execution as one being (re-)created.
-fn same_execution(stored: &ExecutionRecord, new: &ExecutionRecord) -> bool {
-    stored.workflow_id == new.workflow_id
-        && stored.version == new.version
-        && stored.started_at == new.started_at
-        && stored.trigger == new.trigger
-        && stored.input == new.input
 }
 
 fn load_step(
@@ -434,7 +465,7 @@ impl ExecutionStore for SqliteStore {
                     }
                 }
                 match load_execution(txn, &record.id)? {
-                    Some(stored) if same_execution(&stored, &record) => {
+                    Some(stored) if stored.same_execution(&record) => {
                         // A redelivered create: leave the record as it stands.
                     }
                     Some(_) => {
@@ -462,7 +493,18 @@ impl ExecutionStore for SqliteStore {
 
     async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
         let id = id.to_string();
-        self.db.read(move |conn| load_execution(conn, &id)).await
+        self.db
+            .read(move |conn| {
+                let row = conn
+                    .prepare_cached(
+                        "SELECT pk, body, workflow_id, started_at, trigger_type, version
+                         FROM executions WHERE pk = ?1 AND sk = 'EXEC'",
+                    )
+                    .and_then(|mut st| st.query_row(params![id], exec_row).optional())
+                    .map_err(map_err)?;
+                Ok(row.map(ExecRow::into_record))
+            })
+            .await
     }
 
     async fn update_execution(
@@ -508,8 +550,10 @@ impl ExecutionStore for SqliteStore {
         let cursor = query.cursor.as_deref().map(decode_cursor).transpose()?;
         self.db
             .read(move |conn| {
-                let mut sql =
-                    String::from("SELECT pk, body, started_at FROM executions WHERE sk = 'EXEC'");
+                let mut sql = String::from(
+                    "SELECT pk, body, workflow_id, started_at, trigger_type, version
+                     FROM executions WHERE sk = 'EXEC'",
+                );
                 let mut args: Vec<SqlValue> = Vec::new();
                 let mut arg = |sql: &mut String, clause: &str, value: SqlValue| {
                     args.push(value);
@@ -547,19 +591,17 @@ impl ExecutionStore for SqliteStore {
 
                 let mut st = conn.prepare_cached(&sql).map_err(map_err)?;
                 let rows = st
-                    .query_map(params_from_iter(args.iter()), |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                    })
+                    .query_map(params_from_iter(args.iter()), exec_row)
                     .map_err(map_err)?;
                 let mut items = Vec::new();
                 let mut more = false;
                 for row in rows {
-                    let (pk, body) = row.map_err(map_err)?;
+                    let row = row.map_err(map_err)?;
                     if items.len() == limit {
                         more = true;
                         break;
                     }
-                    items.push(from_body::<ExecutionRecord>(&body, &pk, EXEC_SK)?);
+                    items.push(row.into_record());
                 }
                 let next_cursor = if more {
                     items.last().map(|r| encode_cursor(r.started_at, &r.id))
@@ -595,7 +637,7 @@ impl ExecutionStore for SqliteStore {
         let id = execution_id.to_string();
         self.db
             .read(move |conn| {
-                let lower = "STEP#";
+                let lower = STEP_PREFIX;
                 let upper = prefix_upper(lower);
                 let mut st = conn
                     .prepare_cached(
@@ -611,8 +653,15 @@ impl ExecutionStore for SqliteStore {
                 let mut out = Vec::new();
                 for row in rows {
                     let (sk, body) = row.map_err(map_err)?;
-                    out.push(from_body(&body, &id, &sk)?);
+                    // One record that cannot be decoded is shown as damaged, not an error
+                    // for the whole execution (wf_core::damaged).
+                    out.push(serde_json::from_str(&body).unwrap_or_else(|e| {
+                        let path = sk.strip_prefix(STEP_PREFIX).unwrap_or(&sk);
+                        tracing::warn!(execution_id = %id, sk = %sk, error = %e, "damaged step record");
+                        damaged_step(&id, path, ulid_time_ms(&id).unwrap_or(0), &e.to_string())
+                    }));
                 }
+                sort_steps(&mut out);
                 Ok(out)
             })
             .await
@@ -658,6 +707,36 @@ impl ExecutionStore for SqliteStore {
                             && stored.attempts == record.attempts => {}
                     _ => return Ok(false),
                 }
+                put_exec_item(txn, &id, &sk, &body)?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn renew_lease(
+        &self,
+        execution_id: &str,
+        claim: &StepRecord,
+        lease_until: i64,
+    ) -> Result<bool, StoreError> {
+        let id = execution_id.to_string();
+        let claim = claim.clone();
+        let sk = step_sk(&claim.path);
+        let limit = self.item_limit;
+        self.db
+            .write(move |txn| {
+                let mut stored = match load_step(txn, &id, &claim.path)? {
+                    Some(stored)
+                        if stored.status == StepStatus::Running
+                            && stored.attempts == claim.attempts
+                            && stored.lease_lost == claim.lease_lost =>
+                    {
+                        stored
+                    }
+                    _ => return Ok(false),
+                };
+                stored.lease_until = Some(lease_until);
+                let body = to_body(&stored, &id, &sk, limit)?;
                 put_exec_item(txn, &id, &sk, &body)?;
                 Ok(true)
             })
@@ -764,9 +843,9 @@ impl ExecutionStore for SqliteStore {
         loop_path: &str,
     ) -> Result<Vec<(u32, Value)>, StoreError> {
         let id = execution_id.to_string();
-        let lower = iter_prefix(loop_path);
+        let loop_path = loop_path.to_string();
+        let lower = iter_prefix(&loop_path);
         let upper = prefix_upper(&lower);
-        let lower_len = lower.len();
         self.db
             .read(move |conn| {
                 let mut st = conn
@@ -784,13 +863,10 @@ impl ExecutionStore for SqliteStore {
                 for row in rows {
                     let (sk, body) = row.map_err(map_err)?;
                     // The prefix also matches iterations of loops nested in this one
-                    // (`ITER#each[..]/inner[..]`): keep only `<prefix><10 digits>]`.
-                    if sk.len() != lower_len + 11 {
+                    // (`ITER#each[..]/inner[..]`): keep only this loop's.
+                    let Some(index) = iteration_of(&loop_path, &sk) else {
                         continue;
-                    }
-                    let index = iter_index(&sk).ok_or_else(|| {
-                        StoreError::Permanent(format!("bad iteration key {id}/{sk}"))
-                    })?;
+                    };
                     out.push((index, from_body(&body, &id, &sk)?));
                 }
                 Ok(out)
@@ -979,6 +1055,13 @@ mod tests {
     }
 
     #[test]
+    fn the_sql_spells_the_exec_key_of_the_shared_layout() {
+        // The statements and the partial indexes (schema.rs) write `'EXEC'` literally: SQLite
+        // only uses a partial index when the query repeats its WHERE term.
+        assert_eq!(EXEC_SK, "EXEC");
+    }
+
+    #[test]
     fn cursors_round_trip_and_reject_garbage() {
         let c = encode_cursor(1_700_000_000_000, "01JD#weird id");
         assert_eq!(
@@ -1068,5 +1151,174 @@ mod tests {
                 .expect("list")
                 .is_empty()
         );
+    }
+}
+
+#[cfg(test)]
+mod damaged_tests {
+    use serde_json::json;
+    use wf_core::damaged::DAMAGED;
+    use wf_core::execution::{ExecutionStatus, StepRecord, StepStatus, TriggerInfo};
+
+    use super::*;
+
+    fn record(id: &str, started_at: i64) -> ExecutionRecord {
+        ExecutionRecord {
+            id: id.into(),
+            workflow_id: "wf".into(),
+            version: 3,
+            status: ExecutionStatus::Queued,
+            trigger: TriggerInfo::new("webhook"),
+            input: json!({ "n": 1 }),
+            output: Value::Null,
+            error: None,
+            started_at,
+            finished_at: None,
+            duration_ms: None,
+            deadline_at: started_at + 1000,
+            rerun_of: None,
+        }
+    }
+
+    fn step(path: &str) -> StepRecord {
+        StepRecord {
+            path: path.into(),
+            step_type: "action".into(),
+            status: StepStatus::Succeeded,
+            attempts: 1,
+            input: json!({}),
+            output: json!({ "ok": true }),
+            error: None,
+            started_at: 10,
+            finished_at: Some(11),
+            duration_ms: Some(1),
+            lease_until: None,
+            next: None,
+            lease_lost: 0,
+        }
+    }
+
+    /// What the store once wrote and serde_json cannot read back: a body nested 200 deep (the
+    /// failure of issue 10: a 127-deep webhook input inside its record), or plain garbage.
+    fn corrupt(store: &SqliteStore, pk: &str, sk: &str, body: &str) {
+        let conn = rusqlite::Connection::open(store.path()).expect("open a second connection");
+        let n = conn
+            .execute(
+                "UPDATE executions SET body = ?3 WHERE pk = ?1 AND sk = ?2",
+                params![pk, sk, body],
+            )
+            .expect("corrupt the row");
+        assert_eq!(n, 1, "{pk}/{sk} exists");
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_record_is_listed_as_damaged_and_the_others_still_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path().join("s.db")).expect("open");
+        for (id, at) in [("e1", 10), ("e2", 20), ("e3", 30)] {
+            store
+                .create_execution(&record(id, at), None)
+                .await
+                .expect("create");
+        }
+        for path in ["a", "b"] {
+            let mut claim = step(path);
+            claim.status = StepStatus::Running;
+            claim.lease_until = Some(1_000);
+            store.claim_step("e1", &claim, 10).await.expect("claim");
+            assert!(store.finish_step("e1", &step(path)).await.expect("finish"));
+        }
+        let deep = format!(
+            r#"{{"id":"e2","input":{}{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        corrupt(&store, "e2", EXEC_SK, &deep);
+        corrupt(&store, "e1", &step_sk("b"), "{not json");
+
+        // The list: every execution, the damaged one as a failed stand-in naming its item.
+        let page = store
+            .list_executions(&ExecutionQuery::default())
+            .await
+            .expect("one bad record does not fail the list");
+        let ids: Vec<&str> = page.items.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["e3", "e2", "e1"]);
+        let damaged = &page.items[1];
+        assert_eq!(damaged.status, ExecutionStatus::Failed);
+        assert_eq!(
+            (
+                damaged.workflow_id.as_str(),
+                damaged.version,
+                damaged.started_at
+            ),
+            ("wf", 3, 20),
+            "what the columns still know"
+        );
+        assert_eq!(damaged.trigger.kind, "webhook");
+        let error = damaged.error.as_ref().expect("an error");
+        assert_eq!(error.code, DAMAGED);
+        assert!(
+            error.message.contains("e2/EXEC") && error.message.contains("recursion limit"),
+            "{}",
+            error.message
+        );
+        // Filtered by the status column (what the sweeper asks): still listed, as the stand-in.
+        let queued = store
+            .list_executions(&ExecutionQuery {
+                status: Some(ExecutionStatus::Queued),
+                ..Default::default()
+            })
+            .await
+            .expect("list queued");
+        assert_eq!(queued.items.len(), 3);
+        assert_eq!(
+            queued.items[1].error.as_ref().map(|e| e.code.as_str()),
+            Some(DAMAGED)
+        );
+
+        // One execution: the stand-in too.
+        let one = store
+            .get_execution("e2")
+            .await
+            .expect("get")
+            .expect("found");
+        assert_eq!(one.error.expect("error").code, DAMAGED);
+        assert_eq!(store.get_execution("nope").await.expect("get"), None);
+        let good = store
+            .get_execution("e3")
+            .await
+            .expect("get")
+            .expect("found");
+        assert_eq!(good, record("e3", 30));
+
+        // Steps: the good one as stored, the bad one damaged (named by its key).
+        // (A damaged step sorts at its execution's start, the time in its ULID id: here, whose
+        // id is no ULID, first.)
+        let steps = store.list_steps("e1").await.expect("list steps");
+        assert_eq!(steps.len(), 2);
+        assert_eq!(steps[1], step("a"));
+        assert_eq!(steps[0].path, "b");
+        assert_eq!(steps[0].status, StepStatus::Failed);
+        assert!(
+            steps[0]
+                .error
+                .as_ref()
+                .is_some_and(|e| e.code == DAMAGED && e.message.contains("e1/STEP#b"))
+        );
+
+        // Writes still refuse what they cannot read (nothing is overwritten blindly).
+        let update = ExecutionUpdate {
+            status: ExecutionStatus::Failed,
+            output: None,
+            error: None,
+            finished_at: Some(40),
+        };
+        assert!(matches!(
+            store.update_execution("e2", &update).await,
+            Err(StoreError::Permanent(_))
+        ));
+        // And the record can still be deleted (retention).
+        store.delete_execution("e2").await.expect("delete");
+        assert_eq!(store.get_execution("e2").await.expect("get"), None);
     }
 }

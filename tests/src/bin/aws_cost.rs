@@ -23,11 +23,12 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterce
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use serde_json::{Value, json};
+use wf_app::App;
 use wf_app::actions::{BuiltinActions, OutboundPolicy};
+use wf_app::app::executions::StartRequest;
+use wf_app::app::workflows::PublishMode;
 use wf_app::llm::{LlmConfig, OpenAiCompatible};
 use wf_app::services::{EnvSecrets, Services};
-use wf_app::start::{StartRequest, start_execution};
-use wf_app::worker::Worker;
 use wf_aws::{DynamoStore, EventBridgeBus, SqsQueue};
 use wf_core::engine::CompiledWorkflow;
 use wf_core::execution::{ExecutionStatus, TriggerInfo};
@@ -154,7 +155,7 @@ fn kind(service: &str, op: &str) -> &'static str {
 }
 
 struct Engine {
-    worker: Arc<Worker>,
+    app: Arc<App>,
     queue: Arc<SqsQueue>,
     store: Arc<DynamoStore>,
     counter: Arc<Counter>,
@@ -173,25 +174,26 @@ async fn scenario(
     if !problems.is_empty() {
         return Err(anyhow!("{title}: invalid workflow: {problems:?}"));
     }
-    let published = wf_app::publish::publish(&*engine.store, &wf, SystemClock.now_ms()).await?;
+    let published = engine.app.publish(&wf, PublishMode::Always).await?;
     let compiled = CompiledWorkflow::new(wf, published.version);
     // Warm the definition cache (a warm Lambda has it) and start from zero.
     engine
-        .worker
+        .app
         .definition(&compiled.workflow.id, compiled.version)
         .await?;
     engine.counter.take();
 
-    let mut finished = engine.worker.subscribe_finished();
+    let mut finished = engine.app.subscribe_finished();
     let mut ids = Vec::new();
     for _ in 0..runs {
-        let started = start_execution(
-            engine.worker.services(),
-            &compiled,
-            StartRequest::new(input.clone(), TriggerInfo::new("webhook")),
-        )
-        .await
-        .map_err(|e| anyhow!("start: {e}"))?;
+        let started = engine
+            .app
+            .start(
+                &compiled,
+                StartRequest::new(input.clone(), TriggerInfo::new("webhook")),
+            )
+            .await
+            .map_err(|e| anyhow!("start: {e}"))?;
         ids.push(started.execution_id);
     }
     // Lambda-like drivers: 4 concurrent "instances".
@@ -200,8 +202,8 @@ async fn scenario(
     let stop = Arc::new(tokio::sync::Notify::new());
     let mut drivers = Vec::new();
     for _ in 0..4 {
-        let (worker, queue, invocations, empty_polls, stop) = (
-            engine.worker.clone(),
+        let (app, queue, invocations, empty_polls, stop) = (
+            engine.app.clone(),
             engine.queue.clone(),
             invocations.clone(),
             empty_polls.clone(),
@@ -221,7 +223,7 @@ async fn scenario(
                 *invocations.lock().unwrap_or_else(|p| p.into_inner()) += 1;
                 let mut done = Vec::new();
                 for d in batch {
-                    if worker.handle(&d.task).await.is_ok() {
+                    if app.run_task(&d.task).await.is_ok() {
                         done.push(d.receipt);
                     }
                 }
@@ -420,7 +422,7 @@ async fn main() -> anyhow::Result<()> {
         secrets: Arc::new(EnvSecrets),
     };
     let engine = Engine {
-        worker: Arc::new(Worker::new(svc)),
+        app: Arc::new(App::new(svc)),
         queue,
         store,
         counter,

@@ -9,11 +9,11 @@ use std::io::Read;
 use std::sync::Arc;
 
 use anyhow::Context;
+use wf_app::App;
 use wf_app::actions::{BuiltinActions, OutboundPolicy};
 use wf_app::llm::{LlmConfig, OpenAiCompatible};
-use wf_app::runner::WorkerPool;
+use wf_app::runner::{PoolSettings, WorkerPool};
 use wf_app::services::{EnvSecrets, Services};
-use wf_app::worker::Worker;
 use wf_aws::{AwsClients, Config, DynamoStore, EventBridgeBus, SqsQueue};
 use wf_core::ports::{Clock, SystemClock};
 
@@ -60,7 +60,11 @@ async fn main() -> anyhow::Result<()> {
         clock,
         secrets: Arc::new(EnvSecrets),
     };
-    let pool = WorkerPool::start(Arc::new(Worker::new(svc)), queue, loops, 10);
+    let settings = PoolSettings {
+        loops,
+        ..PoolSettings::default()
+    };
+    let pool = WorkerPool::start(Arc::new(App::new(svc)), queue, settings);
     tracing::info!(loops, "worker started");
     let stdin_closed = tokio::task::spawn_blocking(|| {
         let mut buf = [0u8; 64];

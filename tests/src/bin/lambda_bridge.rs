@@ -7,7 +7,7 @@
 //!   every platform event (`WF_LOCAL_EVENTS_QUEUE_URL`).
 //! * `lambda_bridge run INVOKE_URL`: with that environment, feed the worker function SQS batches
 //!   and the trigger function due schedules and the sweep through the emulator's invoke
-//!   endpoint (`wf_app::lambda::bridge`). Stops on Ctrl-C, SIGTERM or (with `--stdin`) when
+//!   endpoint (`wf_tests::bridge`). Stops on Ctrl-C, SIGTERM or (with `--stdin`) when
 //!   standard input closes, and prints the invocations it made as JSON.
 
 use std::io::Read;
@@ -15,11 +15,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use aws_sdk_sqs::types::QueueAttributeName;
-use wf_app::aws::{AwsContext, AwsOptions};
-use wf_app::http::AppState;
-use wf_app::lambda::bridge::{Bridge, BridgeOptions};
-use wf_aws::Config;
+use wf_app::aws::AwsContext;
 use wf_aws::provision::{Resources, ensure};
+use wf_aws::{Config, DynamoStore};
+use wf_tests::bridge::{Bridge, BridgeOptions};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -171,12 +170,12 @@ async fn events_to_queue(aws: &AwsContext, prefix: &str, bus: &str) -> anyhow::R
 async fn run(invoke_url: &str, watch_stdin: bool) -> anyhow::Result<()> {
     let config = Config::from_env().context("reading the configuration (run setup first)")?;
     let aws = AwsContext::load(&config).await;
-    let state = AppState::aws(&aws, &AwsOptions::default()).await?;
+    let definitions = std::sync::Arc::new(DynamoStore::new(aws.clients.dynamodb.clone(), &config));
     let mut options = BridgeOptions::new(invoke_url, &config.queue_url, &config.region);
     options.events_queue_url = std::env::var(EVENTS_QUEUE_ENV)
         .ok()
         .filter(|u| !u.is_empty());
-    let bridge = Bridge::new(options, aws.clients.sqs.clone(), state.worker);
+    let bridge = Bridge::new(options, aws.clients.sqs.clone(), definitions);
     let counts = bridge.invoker.counts.clone();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let handle = tokio::spawn(bridge.run(stopped));

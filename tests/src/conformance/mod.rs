@@ -73,6 +73,7 @@ pub fn step(path: &str, status: StepStatus, attempts: u32, lease_until: Option<i
         duration_ms: None,
         lease_until,
         next: None,
+        lease_lost: 0,
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use wf_core::StoreError;
 use wf_core::execution::{
     ClaimOutcome, CreateOutcome, DedupeKey, ExecutionQuery, ExecutionRecord, ExecutionStatus,
-    ExecutionUpdate, IterationCount, StepStatus, TriggerInfo,
+    ExecutionUpdate, IterationCount, StepRecord, StepStatus, TriggerInfo,
 };
 use wf_core::model::Workflow;
 use wf_core::ports::{DefinitionStore, ExecutionStore, RecordCreate, RecordStore, WorkflowMeta};
@@ -180,6 +180,113 @@ pub async fn finish_step_once<S: ExecutionStore + ?Sized>(store: &S) {
     assert_eq!(store.get_step(&id, "a").await.expect("get"), Some(done));
 }
 
+/// `renew_lease` extends only a claim still held: same attempt, not taken over; a takeover
+/// (`leaseLost` counted) makes the old holder's renewal fail; a finished step is not renewed.
+pub async fn renew_lease_only_while_held<S: ExecutionStore + ?Sized>(store: &S) {
+    let id = execution_id(T0);
+    create(store, &execution(&id, &unique("wf"), T0)).await;
+
+    let never = step("none", StepStatus::Running, 1, Some(T0 + 1_000));
+    assert!(
+        !store
+            .renew_lease(&id, &never, T0 + 5_000)
+            .await
+            .expect("renew"),
+        "no record: nothing to renew"
+    );
+    assert_eq!(store.get_step(&id, "none").await.expect("get"), None);
+
+    let claim = step("a", StepStatus::Running, 1, Some(T0 + 1_000));
+    assert_eq!(
+        store.claim_step(&id, &claim, T0).await.expect("claim"),
+        ClaimOutcome::Claimed
+    );
+    assert!(
+        store
+            .renew_lease(&id, &claim, T0 + 31_000)
+            .await
+            .expect("renew")
+    );
+    let stored = store
+        .get_step(&id, "a")
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(stored.lease_until, Some(T0 + 31_000));
+    assert_eq!(
+        stored,
+        StepRecord {
+            lease_until: Some(T0 + 31_000),
+            ..claim.clone()
+        },
+        "only the lease changes"
+    );
+    // Renewed, the lease holds off a takeover that the first lease would have allowed.
+    let mut takeover = claim.clone();
+    takeover.lease_lost = 1;
+    takeover.lease_until = Some(T0 + 40_000);
+    assert!(matches!(
+        store
+            .claim_step(&id, &takeover, T0 + 2_000)
+            .await
+            .expect("claim"),
+        ClaimOutcome::Held(_)
+    ));
+    let mut other_attempt = claim.clone();
+    other_attempt.attempts = 2;
+    assert!(
+        !store
+            .renew_lease(&id, &other_attempt, T0 + 50_000)
+            .await
+            .expect("renew"),
+        "another attempt's renewal is refused"
+    );
+
+    // The lease ran out: another worker takes the step over; the old holder cannot renew.
+    assert_eq!(
+        store
+            .claim_step(&id, &takeover, T0 + 31_000)
+            .await
+            .expect("claim"),
+        ClaimOutcome::Claimed
+    );
+    assert!(
+        !store
+            .renew_lease(&id, &claim, T0 + 60_000)
+            .await
+            .expect("renew"),
+        "a lease taken over is lost"
+    );
+    assert!(
+        store
+            .renew_lease(&id, &takeover, T0 + 70_000)
+            .await
+            .expect("renew")
+    );
+    let stored = store
+        .get_step(&id, "a")
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(
+        (stored.lease_lost, stored.lease_until),
+        (1, Some(T0 + 70_000))
+    );
+
+    let mut done = takeover.clone();
+    done.status = StepStatus::Succeeded;
+    done.lease_until = None;
+    assert!(store.finish_step(&id, &done).await.expect("finish"));
+    assert!(
+        !store
+            .renew_lease(&id, &takeover, T0 + 80_000)
+            .await
+            .expect("renew"),
+        "a finished step is not renewed"
+    );
+    assert_eq!(store.get_step(&id, "a").await.expect("get"), Some(done));
+}
+
 /// Steps are listed ordered by path; `delete_execution` removes every item of an execution.
 pub async fn list_steps_and_delete<S: ExecutionStore + ?Sized>(store: &S) {
     let workflow = unique("wf");
@@ -234,6 +341,78 @@ pub async fn list_steps_and_delete<S: ExecutionStore + ?Sized>(store: &S) {
         "other executions are untouched"
     );
     assert_eq!(store.list_steps(&other).await.expect("list").len(), 1);
+}
+
+/// Steps are listed in the order they started (`startedAt`), whatever their sort keys say: in
+/// the same millisecond a step after the one whose `next` led to it (pure steps run inline),
+/// then by path with loop indexes compared as numbers (`each[2]/x` before `each[10]/x`).
+pub async fn list_steps_in_start_order<S: ExecutionStore + ?Sized>(store: &S) {
+    let id = execution_id(T0);
+    create(store, &execution(&id, &unique("wf"), T0)).await;
+
+    // (path, started at, next): claimed in an order that is neither the start order nor the
+    // keys'.
+    let started = [
+        ("alerted", T0 + 50, None),
+        ("each[10]/x", T0 + 30, None),
+        ("notify", T0 + 20, Some("each")),
+        ("each[2]/x", T0 + 30, None),
+        ("check", T0, Some("notify")),
+        ("each", T0 + 25, Some("alerted")),
+        ("start", T0, Some("check")),
+        ("each[1]/x", T0 + 30, None),
+        ("b", T0 + 60, None),
+        ("a", T0 + 60, None),
+    ];
+    for (path, at, next) in started {
+        let mut record = step(path, StepStatus::Running, 1, Some(at + 30_000));
+        record.started_at = at;
+        record.next = next.map(str::to_string);
+        assert_eq!(
+            store.claim_step(&id, &record, at).await.expect("claim"),
+            ClaimOutcome::Claimed
+        );
+    }
+    // A retry keeps the step's first start: it does not move in the list.
+    let mut retried = step("notify", StepStatus::Retrying, 1, None);
+    retried.started_at = T0 + 20;
+    let mut running = retried.clone();
+    running.status = StepStatus::Running;
+    running.lease_until = Some(T0 + 50_000);
+    store.finish_step(&id, &retried).await.expect("finish");
+    running.attempts = 2;
+    assert_eq!(
+        store
+            .claim_step(&id, &running, T0 + 70)
+            .await
+            .expect("claim"),
+        ClaimOutcome::Claimed
+    );
+
+    let listed = store.list_steps(&id).await.expect("list_steps");
+    let paths: Vec<&str> = listed.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "start",
+            "check",
+            "notify",
+            "each",
+            "each[1]/x",
+            "each[2]/x",
+            "each[10]/x",
+            "alerted",
+            "a",
+            "b",
+        ],
+        "steps in the order they started; in the same millisecond along `next`, then by path"
+    );
+    let mut sorted = listed.clone();
+    wf_core::execution::sort_steps(&mut sorted);
+    assert_eq!(
+        sorted, listed,
+        "the order is wf_core::execution::sort_steps"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1145,4 +1324,97 @@ where
             "{sk} expires with its execution (start + {retention_days} days)"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nesting
+
+/// A value nested exactly `depth` levels (objects and arrays alternating), as deep as the engine
+/// accepts at its entry points (`wf_core::json_depth::MAX_JSON_DEPTH`).
+pub fn nested_value(depth: usize) -> Value {
+    let mut v = json!("leaf");
+    for level in 0..depth {
+        v = if level % 2 == 0 {
+            json!([v])
+        } else {
+            json!({ "k": v })
+        };
+    }
+    v
+}
+
+/// Every value accepted at the entry points can be written and read back: an execution's input
+/// and output, a step's input and output, a record, each nested at the bound, through get and
+/// list alike (the stores wrap values in records; none of those wrappers may push a value past
+/// what their decoder reads).
+pub async fn deep_values_round_trip<S>(store: &S)
+where
+    S: ExecutionStore + RecordStore + ?Sized,
+{
+    use wf_core::json_depth::{MAX_JSON_DEPTH, value_depth};
+    let deep = nested_value(MAX_JSON_DEPTH);
+    assert_eq!(value_depth(&deep), MAX_JSON_DEPTH);
+    let workflow = unique("wf");
+    let id = execution_id(T0);
+    let mut record = execution(&id, &workflow, T0);
+    record.input = deep.clone();
+    create(store, &record).await;
+    let read = store
+        .get_execution(&id)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(read.input, deep, "the input reads back");
+
+    let mut claim = step("a", StepStatus::Running, 1, Some(T0 + 30_000));
+    claim.input = deep.clone();
+    store.claim_step(&id, &claim, T0).await.expect("claim");
+    let mut done = step("a", StepStatus::Succeeded, 1, None);
+    done.input = deep.clone();
+    done.output = deep.clone();
+    assert!(store.finish_step(&id, &done).await.expect("finish"));
+    let got = store
+        .get_step(&id, "a")
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!((got.input, got.output), (deep.clone(), deep.clone()));
+    let steps = store.list_steps(&id).await.expect("list steps");
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0].output, deep);
+
+    let update = ExecutionUpdate {
+        status: ExecutionStatus::Succeeded,
+        output: Some(deep.clone()),
+        error: None,
+        finished_at: Some(T0 + 5),
+    };
+    assert!(store.update_execution(&id, &update).await.expect("update"));
+    let query = ExecutionQuery {
+        workflow_id: Some(workflow.clone()),
+        limit: 10,
+        ..ExecutionQuery::default()
+    };
+    let page = store.list_executions(&query).await.expect("list");
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(
+        (&page.items[0].input, &page.items[0].output),
+        (&deep, &deep),
+        "listing reads both back"
+    );
+
+    let col = unique("deep");
+    store
+        .create(
+            &col,
+            "r1",
+            &json!({ "v": nested_value(MAX_JSON_DEPTH - 1) }),
+            "exec/deep",
+        )
+        .await
+        .expect("create record");
+    assert_eq!(
+        store.get(&col, "r1").await.expect("get record"),
+        Some(json!({ "v": nested_value(MAX_JSON_DEPTH - 1) }))
+    );
 }

@@ -212,20 +212,7 @@ fn excerpt(body: &str) -> String {
     }
 }
 
-/// An error and its sources, `outer: inner: innermost`.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
+pub use wf_core::error::error_chain;
 
 /// One attempt's result.
 enum Attempt {

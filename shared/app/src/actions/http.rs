@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use url::Url;
 use wf_core::error::StepError;
+use wf_core::json_depth::{MAX_JSON_DEPTH, check_depth};
 use wf_core::ports::ActionContext;
 
 use super::outbound::{
@@ -153,7 +154,7 @@ pub(crate) async fn request(
     Ok(json!({
         "status": response.status,
         "headers": headers_json(&response.headers),
-        "body": decode_body(&response),
+        "body": decode_body(&response)?,
     }))
 }
 
@@ -302,7 +303,7 @@ fn transport_error(e: reqwest::Error) -> StepError {
     }
     // The message without the URL: it may carry a secret (token in a webhook URL).
     let e = e.without_url();
-    let message = error_chain(&e);
+    let message = wf_core::error::error_chain(&e);
     if e.is_timeout() {
         StepError::timeout(message)
     } else if e.is_connect() {
@@ -315,21 +316,6 @@ fn transport_error(e: reqwest::Error) -> StepError {
         // Resets, truncated bodies, protocol errors: usually transient.
         StepError::retryable("http.transport", message)
     }
-}
-
-/// "a: b: c" from an error and its sources (reqwest's own Display hides the cause).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 /// Every non-2xx status not expected is retryable: the catalog promises it, and the step's
@@ -384,20 +370,45 @@ fn is_json_content_type(headers: &HeaderMap) -> bool {
     essence == "application/json" || essence.ends_with("+json")
 }
 
-fn decode_body(response: &ReadResponse) -> Value {
+/// The response body: JSON when the server says so (and it parses), else text. A JSON body
+/// nested deeper than [`MAX_JSON_DEPTH`] fails the step: it could be stored but never read back.
+fn decode_body(response: &ReadResponse) -> Result<Value, StepError> {
     if is_json_content_type(&response.headers) {
         if response.body.iter().all(u8::is_ascii_whitespace) {
-            return Value::Null;
+            return Ok(Value::Null);
+        }
+        if let Err(e) = check_depth(&response.body, MAX_JSON_DEPTH) {
+            return Err(StepError::new(
+                "http.response_too_deep",
+                format!(
+                    "the response body (HTTP {}) is JSON nested deeper than the limit of {} \
+                     levels of arrays and objects (level {} starts at line {}, column {}); \
+                     it was not stored",
+                    response.status,
+                    e.limit,
+                    e.limit + 1,
+                    e.line,
+                    e.column
+                ),
+            )
+            .with_details(json!({
+                "status": response.status,
+                "limit": e.limit,
+                "line": e.line,
+                "column": e.column,
+            })));
         }
         match serde_json::from_slice(&response.body) {
-            Ok(value) => return value,
+            Ok(value) => return Ok(value),
             // A server that lies about its content type: the text is still useful.
             Err(e) => {
                 tracing::debug!(error = %e, "response declared JSON but did not parse; returning text")
             }
         }
     }
-    Value::String(String::from_utf8_lossy(&response.body).into_owned())
+    Ok(Value::String(
+        String::from_utf8_lossy(&response.body).into_owned(),
+    ))
 }
 
 /// RFC 6901 escaping of one pointer segment.

@@ -100,7 +100,10 @@ impl OutboundPolicy {
         reqwest::Client::builder()
             .use_rustls_tls()
             .no_proxy()
-            .dns_resolver(Arc::new(PolicyResolver { policy }))
+            .dns_resolver(Arc::new(PolicyResolver {
+                policy,
+                hosts: None,
+            }))
             .redirect(redirect::Policy::custom(move |attempt| {
                 // `previous` holds every URL requested so far, the original one included,
                 // so it is the number of redirects this one would make beyond the limit.
@@ -113,6 +116,20 @@ impl OutboundPolicy {
                     Err(refused) => attempt.error(refused),
                 }
             }))
+    }
+
+    /// [`Self::client_builder`] whose resolver answers `hosts` (name → addresses) itself,
+    /// like curl's `--resolve`, and the system resolver for other names; the policy filters
+    /// both alike. Lets tests name a host that resolves to a forbidden address.
+    #[cfg(feature = "test-support")]
+    pub fn client_builder_with_hosts(
+        &self,
+        hosts: std::collections::HashMap<String, Vec<IpAddr>>,
+    ) -> reqwest::ClientBuilder {
+        self.client_builder().dns_resolver(Arc::new(PolicyResolver {
+            policy: *self,
+            hosts: Some(Arc::new(hosts)),
+        }))
     }
 
     /// `client_builder().build()`.
@@ -197,6 +214,16 @@ fn classify_v6(ip: Ipv6Addr) -> AddressClass {
     if let Some(v4) = ip.to_ipv4_mapped() {
         return classify_v4(v4);
     }
+    if seg[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified() {
+        // The deprecated IPv4-compatible form ::a.b.c.d (::/96, RFC 4291 2.5.5.1): stacks that
+        // still route it reach a.b.c.d, so [::169.254.169.254] is the metadata address.
+        return classify_v4(Ipv4Addr::new(
+            (seg[6] >> 8) as u8,
+            seg[6] as u8,
+            (seg[7] >> 8) as u8,
+            seg[7] as u8,
+        ));
+    }
     if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
         // NAT64 well-known prefix 64:ff9b::/96.
         return classify_v4(Ipv4Addr::new(
@@ -235,14 +262,20 @@ fn classify_v6(ip: Ipv6Addr) -> AddressClass {
 /// Resolves with the system resolver, then drops the addresses the policy refuses.
 struct PolicyResolver {
     policy: OutboundPolicy,
+    /// Names answered without the system resolver (tests only).
+    hosts: Option<Arc<std::collections::HashMap<String, Vec<IpAddr>>>>,
 }
 
 impl Resolve for PolicyResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = self.policy;
         let host = name.as_str().to_owned();
+        let fixed = self.hosts.as_ref().and_then(|h| h.get(&host).cloned());
         Box::pin(async move {
-            let resolved = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let resolved: Vec<SocketAddr> = match fixed {
+                Some(ips) => ips.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect(),
+                None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
+            };
             let mut allowed: Vec<SocketAddr> = Vec::new();
             let mut refused: Option<ForbiddenAddress> = None;
             for addr in resolved {
@@ -338,6 +371,9 @@ mod tests {
             v6("::ffff:169.254.169.254"),
             v6("64:ff9b::a9fe:a9fe"),
             v6("2002:a9fe:a9fe::1"),
+            // IPv4-compatible (deprecated ::/96) forms of the metadata address.
+            v6("::169.254.169.254"),
+            v6("::a9fe:a9fe"),
         ] {
             assert!(local.check_ip(ip).is_err(), "{ip} must be refused");
         }
@@ -395,5 +431,26 @@ mod tests {
         assert!(aws.check_url(&url("http://2130706433/")).is_err());
         assert!(aws.check_url(&url("http://0xa9.254.169.254/")).is_err());
         assert!(aws.check_url(&url("http://[::ffff:127.0.0.1]/")).is_err());
+        assert!(aws.check_url(&url("http://[::127.0.0.1]/")).is_err());
+        let local = OutboundPolicy::local();
+        for metadata in [
+            "http://[::169.254.169.254]/",
+            "http://[::a9fe:a9fe]/",
+            "http://0xa9fea9fe/",
+            "http://2852039166/",
+            "http://0251.0376.0251.0376/",
+            "http://169.254.43518/",
+        ] {
+            assert!(
+                matches!(local.check_url(&url(metadata)), Err(UrlRefused::Address(_))),
+                "{metadata}"
+            );
+        }
+        // ::1 and :: stay loopback and unspecified, not an embedded 0.0.0.x.
+        assert_eq!(
+            local.check_ip(v6("::1")),
+            Ok(()),
+            "loopback is private, allowed locally"
+        );
     }
 }

@@ -32,9 +32,10 @@ const PROMPT_TURNS: usize = 10;
 const PROMPT_TEXT_CHARS: usize = 600;
 
 /// `POST /workflows/{id}/chat`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatRequest {
+    #[schema(min_length = 1, example = "make it run on weekdays only")]
     pub message: String,
 }
 
@@ -143,13 +144,13 @@ pub async fn chat(
     let message = message.trim();
     if message.is_empty() {
         return Err(AiError::BadRequest(
-            "invalid_request",
+            "invalid_message",
             "\"message\" is empty: say what to change".into(),
         ));
     }
     if message.chars().count() > MAX_MESSAGE_CHARS {
         return Err(AiError::BadRequest(
-            "invalid_request",
+            "invalid_message",
             format!("\"message\" is over {MAX_MESSAGE_CHARS} characters"),
         ));
     }

@@ -20,7 +20,7 @@ const MAX_BASE_LEN: usize = 48;
 pub const MAX_DESCRIPTION_CHARS: usize = 8_000;
 
 /// `POST /workflows/generate` and `wf new`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GenerateRequest {
     /// The workflow's name (also the base of its id when no `id` is given).
@@ -77,7 +77,7 @@ pub async fn generate_with(
         .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS)
     {
         return Err(AiError::BadRequest(
-            "invalid_request",
+            "invalid_description",
             format!("the description is over {MAX_DESCRIPTION_CHARS} characters"),
         ));
     }
@@ -198,9 +198,19 @@ async fn save(
                 if let Some(obj) = draft.as_object_mut() {
                     obj.insert("id".into(), Value::String(id.clone()));
                 }
-                defs.put_draft(&id, draft, now).await?;
                 // A conversation left by a deleted workflow of the same id is not this one's.
-                chat::clear_history(&*svc.records, &id).await?;
+                let finished = async {
+                    defs.put_draft(&id, draft, now).await?;
+                    chat::clear_history(&*svc.records, &id).await
+                }
+                .await;
+                if let Err(e) = finished {
+                    // Leave nothing behind: the id reserved above is released.
+                    if let Err(undo) = defs.delete_workflow(&id).await {
+                        tracing::error!(workflow_id = %id, error = %undo, "cannot remove a half-made workflow");
+                    }
+                    return Err(e.into());
+                }
                 return Ok(id);
             }
             Err(StoreError::Conflict(_)) if !explicit => {

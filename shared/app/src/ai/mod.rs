@@ -399,24 +399,9 @@ pub(crate) fn truncate_chars(s: &str, max: usize) -> String {
     }
 }
 
-/// Workflow ids: `^[a-z0-9][a-z0-9-]*$`, at most 64 characters (as the API checks them).
+/// A workflow id the model or the user chose, checked by the one rule of wf-core.
 pub fn check_id(id: &str) -> Result<(), AiError> {
-    let ok = id.len() <= 64
-        && id
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(AiError::BadRequest(
-            "invalid_id",
-            format!("workflow id {id:?} must match ^[a-z0-9][a-z0-9-]*$ (at most 64 characters)"),
-        ))
-    }
+    wf_core::model::check_workflow_id(id).map_err(|m| AiError::BadRequest("invalid_id", m))
 }
 
 #[cfg(test)]

@@ -11,75 +11,21 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use wf_core::time_fmt::{format_ms, parse_ms};
+use wf_core::time_fmt::format_ms;
 
-use super::{AppState, RawBody, parse_body};
+use super::{AppState, JsonBody, parse_body, parse_optional_body};
+use crate::ai::AiSettings;
 use crate::ai::chat::{self, ChatRequest};
-use crate::ai::cron::{CronSource, resolve};
-use crate::ai::generate::{GenerateRequest, generate as generate_draft};
-use crate::ai::{AiError, AiSettings};
+use crate::ai::cron::CronSource;
+use crate::ai::generate::GenerateRequest;
 use crate::http::ApiError;
 
 fn settings(ext: Option<Extension<AiSettings>>) -> AiSettings {
     ext.map(|e| e.0).unwrap_or_else(AiSettings::from_env)
 }
 
-fn is_blank(body: &[u8]) -> bool {
-    body.iter().all(u8::is_ascii_whitespace)
-}
-
-impl From<AiError> for ApiError {
-    fn from(e: AiError) -> Self {
-        match e {
-            AiError::Provider(err) => {
-                let mut details = json!({ "providerCode": err.code, "retryable": err.retryable });
-                if let Some(d) = &err.details {
-                    details["provider"] = (**d).clone();
-                }
-                if err.code == "timeout" {
-                    ApiError::new(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "llm_timeout",
-                        format!("the LLM did not answer in time: {}", err.message),
-                    )
-                } else if err.retryable {
-                    ApiError::new(
-                        StatusCode::BAD_GATEWAY,
-                        "llm_unavailable",
-                        format!("the LLM provider is unavailable: {}", err.message),
-                    )
-                } else {
-                    ApiError::new(
-                        StatusCode::BAD_GATEWAY,
-                        "llm_error",
-                        format!("the LLM provider refused the request: {}", err.message),
-                    )
-                }
-                .with_details(details)
-            }
-            AiError::Invalid(inv) => ApiError::unprocessable(
-                "ai_invalid_workflow",
-                format!(
-                    "the model's workflow still has {} problem(s) after {} answer(s); nothing was saved",
-                    inv.problems.len(),
-                    inv.rounds
-                ),
-            )
-            .with_details(serde_json::to_value(&*inv).unwrap_or(Value::Null)),
-            AiError::Cron(f) => ApiError::unprocessable("invalid_cron", f.message.clone())
-                .with_details(json!({ "explanation": f.explanation, "rounds": f.rounds })),
-            AiError::NotFound(m) => ApiError::not_found(m),
-            AiError::Exists(m) => ApiError::conflict("exists", m),
-            e @ AiError::FileBacked { .. } => ApiError::conflict("file_backed", e.to_string()),
-            AiError::DraftChanged(m) => ApiError::conflict("draft_changed", m),
-            AiError::BadRequest(code, m) => ApiError::unprocessable(code, m),
-            AiError::Store(s) => s.into(),
-        }
-    }
-}
-
 #[utoipa::path(post, path = "/workflows/generate", tag = "ai",
-    request_body(content = Object, description = "`{ \"name\", \"description\", \"id\"? }`. The configured LLM writes a \
+    request_body(content = Option<crate::ai::generate::GenerateRequest>, description = "`{ \"name\", \"description\", \"id\"? }`. The configured LLM writes a \
         workflow from the description; it is validated and sent back for repair (at most 3 rounds). Saved only as a \
         draft: never published or activated. Without `id` the id derives from the name (first free of `x`, `x-2`, ...); \
         a given `id` that exists is a 409. Without `description`: an empty draft with a start step (no LLM)."),
@@ -91,14 +37,13 @@ impl From<AiError> for ApiError {
 pub async fn generate(
     State(state): State<AppState>,
     ext: Option<Extension<AiSettings>>,
-    RawBody(body): RawBody,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let req: GenerateRequest = if is_blank(&body) {
-        GenerateRequest::default()
-    } else {
-        parse_body(&body)?
-    };
-    let out = generate_draft(state.worker.services(), &settings(ext), req).await?;
+    let req: GenerateRequest = parse_optional_body(&body)?;
+    let out = state
+        .app
+        .generate_workflow(&settings(ext), req, &|_| false)
+        .await?;
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
@@ -108,7 +53,7 @@ pub async fn post_workflow(
     state: State<AppState>,
     Path(id): Path<String>,
     ext: Option<Extension<AiSettings>>,
-    body: RawBody,
+    body: JsonBody,
 ) -> Result<Response, ApiError> {
     if id != "generate" {
         return Err(ApiError::new(
@@ -122,7 +67,7 @@ pub async fn post_workflow(
 
 #[utoipa::path(post, path = "/workflows/{id}/chat", tag = "ai",
     params(("id" = String, Path, description = "Workflow id")),
-    request_body(content = Object, description = "`{ \"message\": \"make it run on weekdays only\" }`. The model gets the \
+    request_body(content = crate::ai::chat::ChatRequest, description = "`{ \"message\": \"make it run on weekdays only\" }`. The model gets the \
         current draft, its problems and the conversation so far, and returns the changed workflow."),
     responses((status = 200, description = "`{ changed, draft, diff: { addedSteps, removedSteps, changedSteps: [{id, keys}], \
         changedConfig, changedFields }, validation, explanation, rounds, rejected }`. The draft is stored only when valid \
@@ -135,22 +80,11 @@ pub async fn chat(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ext: Option<Extension<AiSettings>>,
-    RawBody(body): RawBody,
+    JsonBody(body): JsonBody,
 ) -> Result<Json<chat::ChatReply>, ApiError> {
     let req: ChatRequest = parse_body(&body)?;
-    let reply = chat::chat(state.worker.services(), &settings(ext), &id, &req.message).await?;
+    let reply = state.app.chat(&settings(ext), &id, &req.message).await?;
     Ok(Json(reply))
-}
-
-async fn require_workflow(state: &AppState, id: &str) -> Result<(), ApiError> {
-    state
-        .worker
-        .services()
-        .definitions
-        .get_meta(id)
-        .await?
-        .map(|_| ())
-        .ok_or_else(|| ApiError::not_found(format!("workflow {id} does not exist")))
 }
 
 #[utoipa::path(get, path = "/workflows/{id}/chat", tag = "ai",
@@ -162,8 +96,7 @@ pub async fn chat_history(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    require_workflow(&state, &id).await?;
-    let turns = chat::history(&*state.worker.services().records, &id).await?;
+    let turns = state.app.chat_history(&id).await?;
     Ok(Json(json!({ "workflowId": id, "turns": turns })))
 }
 
@@ -175,14 +108,15 @@ pub async fn forget_chat(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require_workflow(&state, &id).await?;
-    chat::clear_history(&*state.worker.services().records, &id).await?;
+    state.app.forget_chat(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+/// A schedule to read: cron, a preset or plain English.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CronBody {
+pub(crate) struct CronBody {
+    #[schema(min_length = 1, example = "every weekday at 9am")]
     expression: String,
     #[serde(default)]
     ai: bool,
@@ -193,7 +127,7 @@ struct CronBody {
 }
 
 #[utoipa::path(post, path = "/cron", tag = "ai",
-    request_body(content = Object, description = "`{ \"expression\": \"every weekday at 9am\", \"ai\"?: false, \"from\"?: RFC 3339, \
+    request_body(content = CronBody, description = "`{ \"expression\": \"every weekday at 9am\", \"ai\"?: false, \"from\"?: RFC 3339, \
         \"count\"?: 5 }`: cron, preset or plain English. The parser goes first; with `ai: true` what it cannot read goes \
         to the LLM, whose answer is validated as cron."),
     responses((status = 200, description = "`{ input, cron, eventbridge, next, source: parser|ai, explanation, rounds }`: \
@@ -203,34 +137,20 @@ struct CronBody {
 pub async fn cron(
     State(state): State<AppState>,
     ext: Option<Extension<AiSettings>>,
-    RawBody(body): RawBody,
+    JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let req: CronBody = parse_body(&body)?;
-    let count = req.count.unwrap_or(5);
-    if !(1..=100).contains(&count) {
-        return Err(ApiError::unprocessable(
-            "invalid_request",
-            "\"count\" must be between 1 and 100",
-        ));
-    }
-    let svc = state.worker.services();
-    let from = match &req.from {
-        Some(s) => parse_ms(s).ok_or_else(|| {
-            ApiError::unprocessable(
-                "invalid_request",
-                format!("\"from\" {s:?} is not an RFC 3339 time (e.g. 2026-11-24T08:00:00Z)"),
-            )
-        })?,
-        None => svc.clock.now_ms(),
-    };
-    let llm = req.ai.then(|| &*svc.llm);
-    let resolved = resolve(&req.expression, llm, &settings(ext)).await?;
-    let next: Vec<String> = resolved
-        .spec
-        .next_n(from, count)
-        .into_iter()
-        .map(format_ms)
-        .collect();
+    let (resolved, next) = state
+        .app
+        .resolve_cron(
+            &settings(ext),
+            &req.expression,
+            req.ai,
+            req.from.as_deref(),
+            req.count.unwrap_or(5),
+        )
+        .await?;
+    let next: Vec<String> = next.into_iter().map(format_ms).collect();
     let cron = resolved.spec.expression().to_owned();
     match resolved.spec.to_eventbridge() {
         Ok(eventbridge) => Ok(Json(json!({

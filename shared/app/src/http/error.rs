@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use wf_core::StoreError;
 
-use crate::start::StartError;
+use crate::app::{AppError, ErrorKind};
 
 /// An error answered to an HTTP caller. Messages say what is wrong and how to fix it.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,81 +57,74 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The HTTP answer of a use case's error: the one place where kinds (and the few codes that
+/// have a status of their own) become statuses.
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        let status = match (e.kind(), e.code()) {
+            (ErrorKind::Invalid, "too_large") => StatusCode::PAYLOAD_TOO_LARGE,
+            (ErrorKind::Invalid, "unsupported_media_type") => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            (ErrorKind::Invalid, "signature") => StatusCode::UNAUTHORIZED,
+            (
+                ErrorKind::Invalid,
+                "invalid_json" | "too_deep" | "invalid_request" | "invalid" | "invalid_event",
+            ) => StatusCode::BAD_REQUEST,
+            (ErrorKind::Invalid, _) => StatusCode::UNPROCESSABLE_ENTITY,
+            (ErrorKind::NotFound, _) => StatusCode::NOT_FOUND,
+            (ErrorKind::Conflict, _) => StatusCode::CONFLICT,
+            (ErrorKind::Retryable, "llm_timeout") => StatusCode::GATEWAY_TIMEOUT,
+            (ErrorKind::Retryable, "llm_unavailable") => StatusCode::BAD_GATEWAY,
+            (ErrorKind::Retryable, _) => StatusCode::SERVICE_UNAVAILABLE,
+            (ErrorKind::Permanent, "llm_error") => StatusCode::BAD_GATEWAY,
+            (ErrorKind::Permanent, "not_configured") => StatusCode::SERVICE_UNAVAILABLE,
+            (ErrorKind::Permanent, _) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        match e.kind() {
+            ErrorKind::Retryable if e.code() == "unavailable" => {
+                tracing::warn!(error = %e, "store unavailable");
+                ApiError::new(status, "unavailable", "the store is busy; try again")
+            }
+            ErrorKind::Permanent if status == StatusCode::INTERNAL_SERVER_ERROR => {
+                // The message may name internals: it goes to the log, not to the caller.
+                tracing::error!(code = e.code(), error = %e, "internal error");
+                ApiError::new(status, "internal", "internal error")
+            }
+            _ => ApiError::new(status, e.code(), e.message()).with_details(e.details().clone()),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound(m) => ApiError::not_found(m),
-            StoreError::Conflict(m) => ApiError::conflict("conflict", format!("{m}; try again")),
-            StoreError::TooLarge(m) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m),
-            StoreError::Invalid(m) => ApiError::bad_request("invalid", m),
-            StoreError::Unavailable(m) => {
-                tracing::warn!(error = %m, "store unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the store is busy; try again",
-                )
-            }
-            StoreError::Permanent(m) => {
-                tracing::error!(error = %m, "store error");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error",
-                )
-            }
-        }
-    }
-}
-
-impl From<StartError> for ApiError {
-    fn from(e: StartError) -> Self {
-        match e {
-            StartError::InvalidInput(v) => ApiError::unprocessable(
-                "invalid_input",
-                format!(
-                    "the input does not match the workflow's inputSchema ({} problem(s))",
-                    v.len()
-                ),
-            )
-            .with_details(json!({ "violations": v })),
-            StartError::NoStartStep => ApiError::unprocessable("no_start_step", e.to_string()),
-            StartError::Store(s) => s.into(),
-        }
-    }
-}
-
-impl From<crate::worker::WorkerError> for ApiError {
-    fn from(e: crate::worker::WorkerError) -> Self {
-        match e {
-            crate::worker::WorkerError::Store(s) => s.into(),
-            other => ApiError::not_found(other.to_string()),
-        }
+        AppError::from(e).into()
     }
 }
 
 /// Parse a JSON request body, answering 400 with the line and column of a syntax error.
 pub fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
-    if body.is_empty() {
-        return Err(ApiError::bad_request(
-            "invalid_json",
-            "the request body is empty; send a JSON document",
-        ));
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_json",
-            format!("the request body is not valid JSON: {e}"),
-        )
-        .with_details(json!({ "line": e.line(), "column": e.column() }))
-    })
+    crate::app::json::parse_json(body).map_err(ApiError::from)
 }
 
 /// Parse a JSON body into a type, naming the field that is wrong.
 pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let v = parse_json(body)?;
-    serde_json::from_value(v)
-        .map_err(|e| ApiError::bad_request("invalid_request", format!("invalid request body: {e}")))
+    crate::app::json::parse_body(body).map_err(ApiError::from)
+}
+
+/// Whether a request body is empty (or only whitespace): an optional body that was left out.
+pub fn is_blank(body: &[u8]) -> bool {
+    body.iter().all(u8::is_ascii_whitespace)
+}
+
+/// Parse an optional JSON body: its default when left out.
+pub fn parse_optional_body<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+) -> Result<T, ApiError> {
+    // Left out, or an explicit JSON `null`: the default.
+    if is_blank(body) || body.trim_ascii() == b"null" {
+        Ok(T::default())
+    } else {
+        parse_body(body)
+    }
 }
 
 /// `axum::extract::Query` whose rejection (an unknown parameter, a value of the wrong type) is

@@ -6,17 +6,20 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use wf_core::ports::PlatformEvent;
 
-use super::{AppState, RawBody, parse_body};
+use super::{AppState, JsonBody, parse_body};
 use crate::http::ApiError;
 
-#[derive(Debug, Deserialize)]
+/// An event: its type, detail and your id for it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct EventBody {
+pub(crate) struct EventBody {
     #[serde(rename = "type")]
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$", example = "order.created")]
     event_type: String,
+    /// Any JSON: what filters and the started workflows see as `event.detail`.
     #[serde(default)]
+    #[schema(value_type = Object)]
     detail: Value,
     /// Your id for this event: a repeat with the same id starts nothing new.
     id: Option<String>,
@@ -24,45 +27,19 @@ struct EventBody {
     source: Option<String>,
 }
 
-fn valid_type(t: &str) -> bool {
-    !t.is_empty()
-        && t.len() <= 128
-        && t.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-}
-
 #[utoipa::path(post, path = "/events", tag = "events",
-    request_body(content = Object, description = "`{ \"type\": \"order.created\", \"detail\": {...}, \"id\": \"optional\" }`"),
+    request_body(content = EventBody, description = "`{ \"type\": \"order.created\", \"detail\": {...}, \"id\": \"optional\" }`"),
     responses((status = 202, description = "`{ id, type }`: every active workflow subscribed to the type whose filter is true starts once per id"),
               (status = 400, description = "Not JSON, or no valid type"), (status = 413, description = "Over 256 KiB")))]
 pub async fn publish(
     State(state): State<AppState>,
-    RawBody(body): RawBody,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let req: EventBody = parse_body(&body)?;
-    if !valid_type(&req.event_type) {
-        return Err(ApiError::bad_request(
-            "invalid_event",
-            format!(
-                "type {:?} must be 1-128 characters of letters, digits, '.', '_' or '-' (e.g. order.created)",
-                req.event_type
-            ),
-        ));
-    }
-    let svc = state.worker.services();
-    let id = req.id.unwrap_or_else(|| ulid::Ulid::new().to_string());
-    let event = PlatformEvent {
-        id: id.clone(),
-        event_type: req.event_type.clone(),
-        source: req.source.unwrap_or_else(|| "api".to_string()),
-        detail: if req.detail.is_null() {
-            json!({})
-        } else {
-            req.detail
-        },
-        time: svc.clock.now_ms(),
-    };
-    svc.bus.publish(&[event]).await?;
+    let id = state
+        .app
+        .publish_event(&req.event_type, req.detail, req.id, req.source)
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "id": id, "type": req.event_type })),

@@ -4,68 +4,56 @@
 //! `{"error": {"code", "message", "details"}}` ([`ApiError`]).
 
 mod ai;
+mod catalog;
+pub mod console;
 mod error;
 mod events;
 mod executions;
 mod hooks;
 pub mod openapi;
-mod wait;
+mod stream;
 mod workflows;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
-pub use error::{ApiError, ApiPath, ApiQuery, parse_body, parse_json};
-pub use wait::wait_for_execution;
+pub use error::{
+    ApiError, ApiPath, ApiQuery, is_blank, parse_body, parse_json, parse_optional_body,
+};
 
-use crate::activation::TriggerSync;
-use crate::worker::Worker;
+use crate::app::App;
 
 /// Largest accepted request body (webhooks, events, API writes).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Longest accepted request URI (path and query), in bytes: longer is a 414 in the error shape.
+/// (Past 65,534 bytes hyper itself answers 414 with an empty body, before any router runs.)
+pub const MAX_URI_BYTES: usize = 8 * 1024;
 /// Upper bound of `?wait=` in seconds.
 pub const MAX_WAIT_SECS: u64 = 30;
-
-/// Counters shown at `GET /metrics` (Prometheus text format).
-#[derive(Debug, Default)]
-pub struct Metrics {
-    counters: Mutex<BTreeMap<String, u64>>,
-}
-
-impl Metrics {
-    pub fn incr(&self, name: &str, label: &str) {
-        let key = format!("{name}{{reason=\"{label}\"}}");
-        let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        *c.entry(key).or_insert(0) += 1;
-    }
-
-    pub fn get(&self, name: &str, label: &str) -> u64 {
-        let key = format!("{name}{{reason=\"{label}\"}}");
-        let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        c.get(&key).copied().unwrap_or(0)
-    }
-
-    pub fn render(&self) -> String {
-        let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        c.iter().map(|(k, v)| format!("{k} {v}\n")).collect()
-    }
-}
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub worker: Arc<Worker>,
-    pub triggers: Arc<dyn TriggerSync>,
-    pub metrics: Arc<Metrics>,
+    pub app: Arc<App>,
     /// Base URL printed in webhook URLs (`http://127.0.0.1:3000`).
     pub public_url: String,
 }
 
+impl AppState {
+    pub fn new(app: Arc<App>, public_url: impl Into<String>) -> Self {
+        Self {
+            app,
+            public_url: public_url.into(),
+        }
+    }
+}
+
 /// The whole HTTP surface (`wf dev`, and the api function).
 pub fn router(state: AppState) -> Router {
-    finish(hook_routes().merge(api_routes()), state)
+    // The web console (`console/`, embedded): `/`, its files, and its page for unknown non-API paths.
+    let console = Router::new().route("/", get(console::root));
+    finish(hook_routes().merge(api_routes()).merge(console), state).fallback(console::fallback)
 }
 
 /// Only the webhook route (and `/health`): what the public webhook function serves, so that its
@@ -125,6 +113,8 @@ fn api_routes() -> Router<AppState> {
         .route("/executions/{id}", get(executions::get_one))
         .route("/executions/{id}/cancel", post(executions::cancel))
         .route("/executions/{id}/rerun", post(executions::rerun))
+        .route("/executions/{id}/events", get(stream::events))
+        .route("/actions", get(catalog::list))
         .route("/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics))
 }
@@ -140,16 +130,84 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
                 "this route does not take that method; see /openapi.json",
             )
         })
+        .layer(axum::middleware::from_fn(uri_bound))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
+/// 414 in the API's error shape for a URI over [`MAX_URI_BYTES`].
+async fn uri_bound(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if len > MAX_URI_BYTES {
+        return ApiError::new(
+            axum::http::StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!(
+                "the request URI is {len} bytes, over the limit of {MAX_URI_BYTES} bytes \
+                 (MAX_URI_BYTES); send long values in a JSON body"
+            ),
+        )
+        .with_details(serde_json::json!({ "limitBytes": MAX_URI_BYTES, "length": len }))
+        .into_response();
+    }
+    next.run(req).await
+}
+
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> String {
-    state.metrics.render()
+    state.app.metrics().render()
 }
 
 /// The raw request body, read up to [`MAX_BODY_BYTES`]; larger is a 413 in the API's error shape.
 pub struct RawBody(pub axum::body::Bytes);
+
+/// The body of a management API write: [`RawBody`], and when it is not blank its
+/// `Content-Type` must be JSON (`application/json` or `*+json`), else 415 as webhooks answer.
+/// A blank body (an optional body left out) needs no content type.
+pub struct JsonBody(pub axum::body::Bytes);
+
+/// Whether a `Content-Type` value is JSON (`application/json`, `application/*+json`).
+pub fn is_json_content_type(value: Option<&axum::http::HeaderValue>) -> bool {
+    let essence = value
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let content_type = req.headers().get(axum::http::header::CONTENT_TYPE).cloned();
+        let RawBody(body) = RawBody::from_request(req, state).await?;
+        if !is_blank(&body) && !is_json_content_type(content_type.as_ref()) {
+            let sent = content_type
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("(none)")
+                .to_string();
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!(
+                    "Content-Type {sent:?} is not accepted: send the body as JSON with \
+                     Content-Type: application/json"
+                ),
+            )
+            .with_details(serde_json::json!({ "contentType": sent })));
+        }
+        Ok(JsonBody(body))
+    }
+}
 
 impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
     type Rejection = ApiError;

@@ -1,23 +1,22 @@
 //! Management API for workflows: drafts, validation, publishing, activation, config, tokens.
-
-use std::collections::BTreeSet;
+//! Each handler reads the request, calls one use case of [`crate::app::App`] and shapes its
+//! answer.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use utoipa::ToSchema;
 use wf_core::model::Workflow;
 use wf_core::ports::WorkflowMeta;
 use wf_core::time_fmt::format_ms;
-use wf_core::validate::{Problem, validate_value};
+use wf_core::validate::Problem;
 
-use super::{AppState, RawBody, parse_json};
-use crate::activation;
+use super::{AppState, JsonBody, is_blank, parse_json};
+use crate::app::workflows::{Published, WorkflowState, validation as validate_draft};
 use crate::http::{ApiError, ApiPath};
-use crate::publish::{new_webhook_token, publish as publish_version};
 
 /// A workflow as the API lists it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -33,23 +32,37 @@ pub struct WorkflowSummary {
     pub has_webhook_secret: bool,
     /// Where the definition comes from when not from this API (`file:workflows/x.json`).
     pub source: Option<String>,
+    /// Set when the workflow's triggers (schedule, event rule) are not in place: why the last
+    /// sync failed. The next sweep repairs them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger_error: Option<String>,
     pub updated_at: String,
 }
 
-/// Validation of a definition: every problem, each with a JSON pointer and a hint.
+/// Validation of a definition: every problem (an error: publishing is refused while any
+/// remain) and every warning (publishable, but worth a look), each with a JSON pointer and a
+/// hint.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ValidationResult {
     pub valid: bool,
     #[schema(value_type = Vec<Object>)]
     pub problems: Vec<Problem>,
+    #[schema(value_type = Vec<Object>)]
+    pub warnings: Vec<Problem>,
+}
+
+impl From<wf_core::validate::Report> for ValidationResult {
+    fn from(report: wf_core::validate::Report) -> Self {
+        Self {
+            valid: report.problems.is_empty(),
+            problems: report.problems,
+            warnings: report.warnings,
+        }
+    }
 }
 
 fn validation(draft: &Value) -> ValidationResult {
-    let report = validate_value(draft);
-    ValidationResult {
-        valid: report.problems.is_empty(),
-        problems: report.problems,
-    }
+    validate_draft(draft).into()
 }
 
 fn summary(state: &AppState, meta: &WorkflowMeta, draft: Option<&Value>) -> WorkflowSummary {
@@ -70,107 +83,40 @@ fn summary(state: &AppState, meta: &WorkflowMeta, draft: Option<&Value>) -> Work
             .map(|t| format!("{}/hooks/{}/{}", state.public_url, meta.id, t)),
         has_webhook_secret: !meta.webhook_secrets.is_empty(),
         source: meta.source.clone(),
+        trigger_error: meta.trigger_error.clone(),
         updated_at: format_ms(meta.updated_at),
     }
 }
 
-async fn load_meta(state: &AppState, id: &str) -> Result<WorkflowMeta, ApiError> {
-    state
-        .worker
-        .services()
-        .definitions
-        .get_meta(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("workflow {id} does not exist")))
-}
-
-/// Refuse API writes to a workflow that `wf dev` loads from a file: edit the file instead.
-fn refuse_file_backed(meta: &WorkflowMeta) -> Result<(), ApiError> {
-    match &meta.source {
-        Some(src) if src.starts_with("file:") => Err(ApiError::conflict(
-            "file_backed",
-            format!(
-                "workflow {} comes from {}: edit that file (wf dev publishes it on save)",
-                meta.id,
-                src.trim_start_matches("file:")
-            ),
-        )),
-        _ => Ok(()),
-    }
-}
-
-fn check_id(id: &str) -> Result<(), ApiError> {
-    let ok = id.len() <= 64
-        && id
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::unprocessable(
-            "invalid_id",
-            format!("workflow id {id:?} must match ^[a-z0-9][a-z0-9-]*$ (at most 64 characters)"),
-        ))
-    }
+/// The answer of every call that returns a draft: summary, draft and its validation.
+fn with_draft(state: &AppState, w: &WorkflowState) -> Value {
+    let v = (!w.draft.is_null()).then(|| validation(&w.draft));
+    json!({ "workflow": summary(state, &w.meta, Some(&w.draft)), "draft": w.draft, "validation": v })
 }
 
 #[utoipa::path(get, path = "/workflows", tag = "workflows",
     responses((status = 200, description = "Every workflow", body = Vec<WorkflowSummary>)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<WorkflowSummary>>, ApiError> {
-    let defs = &state.worker.services().definitions;
-    let mut out = Vec::new();
-    for meta in defs.list_metas().await? {
-        let draft = defs.get_draft(&meta.id).await?;
-        out.push(summary(&state, &meta, draft.as_ref()));
-    }
-    Ok(Json(out))
+    let all = state.app.list_workflows().await?;
+    Ok(Json(
+        all.iter()
+            .map(|w| summary(&state, &w.meta, Some(&w.draft)))
+            .collect(),
+    ))
 }
 
 #[utoipa::path(post, path = "/workflows", tag = "workflows",
-    request_body(content = Object, description = "A workflow definition (a draft may be invalid, but needs a valid `id`)"),
+    request_body(content = super::openapi::WorkflowDraft, description = "A workflow definition (a draft may be invalid, but needs a valid `id`)"),
     responses((status = 201, description = "Draft created, with its validation"),
               (status = 400, description = "Not JSON"), (status = 409, description = "The id exists"),
               (status = 422, description = "No valid id")))]
 pub async fn create(
     State(state): State<AppState>,
-    RawBody(body): RawBody,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let draft = parse_json(&body)?;
-    let id = draft
-        .get("id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ApiError::unprocessable(
-                "missing_id",
-                "the workflow needs an \"id\" (e.g. \"order-alert\")",
-            )
-        })?
-        .to_string();
-    check_id(&id)?;
-    let svc = state.worker.services();
-    let now = svc.clock.now_ms();
-    let meta = WorkflowMeta {
-        id: id.clone(),
-        updated_at: now,
-        ..WorkflowMeta::default()
-    };
-    match svc.definitions.put_meta(&meta, None).await {
-        Ok(()) => {}
-        Err(wf_core::StoreError::Conflict(_)) => {
-            return Err(ApiError::conflict(
-                "exists",
-                format!("workflow {id} exists: PUT /workflows/{id} replaces its draft"),
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    svc.definitions.put_draft(&id, &draft, now).await?;
-    let body = json!({ "workflow": summary(&state, &meta, Some(&draft)), "draft": draft, "validation": validation(&draft) });
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    let created = state.app.create_workflow(draft).await?;
+    Ok((StatusCode::CREATED, Json(with_draft(&state, &created))).into_response())
 }
 
 #[utoipa::path(get, path = "/workflows/{id}", tag = "workflows",
@@ -180,61 +126,23 @@ pub async fn get_one(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let meta = load_meta(&state, &id).await?;
-    let draft = state
-        .worker
-        .services()
-        .definitions
-        .get_draft(&id)
-        .await?
-        .unwrap_or(Value::Null);
-    let v = if draft.is_null() {
-        None
-    } else {
-        Some(validation(&draft))
-    };
-    Ok(Json(
-        json!({ "workflow": summary(&state, &meta, Some(&draft)), "draft": draft, "validation": v }),
-    ))
+    let w = state.app.workflow(&id).await?;
+    Ok(Json(with_draft(&state, &w)))
 }
 
 #[utoipa::path(put, path = "/workflows/{id}", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),
-    request_body(content = Object, description = "The new draft"),
+    request_body(content = super::openapi::WorkflowDraft, description = "The new draft"),
     responses((status = 200, description = "Draft replaced, with its validation"), (status = 404, description = "Unknown workflow"),
               (status = 409, description = "The workflow is edited in a file"), (status = 422, description = "The body's id differs")))]
 pub async fn replace(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-    RawBody(body): RawBody,
+    JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let mut draft = parse_json(&body)?;
-    let meta = load_meta(&state, &id).await?;
-    refuse_file_backed(&meta)?;
-    match draft.get("id").and_then(Value::as_str) {
-        Some(other) if other != id => {
-            return Err(ApiError::unprocessable(
-                "id_mismatch",
-                format!("the body's id {other:?} differs from the URL's {id:?}; ids cannot change"),
-            ));
-        }
-        Some(_) => {}
-        None => {
-            if let Some(o) = draft.as_object_mut() {
-                o.insert("id".into(), Value::String(id.clone()));
-            }
-        }
-    }
-    let now = state.worker.services().clock.now_ms();
-    state
-        .worker
-        .services()
-        .definitions
-        .put_draft(&id, &draft, now)
-        .await?;
-    Ok(Json(
-        json!({ "workflow": summary(&state, &meta, Some(&draft)), "draft": draft, "validation": validation(&draft) }),
-    ))
+    let draft = parse_json(&body)?;
+    let w = state.app.replace_draft(&id, draft).await?;
+    Ok(Json(with_draft(&state, &w)))
 }
 
 #[utoipa::path(delete, path = "/workflows/{id}", tag = "workflows",
@@ -245,87 +153,26 @@ pub async fn delete(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let meta = load_meta(&state, &id).await?;
-    refuse_file_backed(&meta)?;
-    state.triggers.sync(&id, None).await?;
-    state
-        .worker
-        .services()
-        .definitions
-        .delete_workflow(&id)
-        .await?;
+    state.app.delete_workflow(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/workflows/{id}/validate", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),
-    request_body(content = Object, description = "Optional: a definition to check instead of the stored draft"),
+    request_body(content = Option<super::openapi::WorkflowDraft>, description = "Optional: a definition to check instead of the stored draft"),
     responses((status = 200, description = "Validation result", body = ValidationResult)))]
 pub async fn validate(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-    RawBody(body): RawBody,
+    JsonBody(body): JsonBody,
 ) -> Result<Json<ValidationResult>, ApiError> {
-    let draft = if body.iter().all(u8::is_ascii_whitespace) {
-        load_meta(&state, &id).await?;
-        state
-            .worker
-            .services()
-            .definitions
-            .get_draft(&id)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("workflow {id} has no draft")))?
+    let definition = if is_blank(&body) {
+        None
     } else {
-        parse_json(&body)?
+        Some(parse_json(&body)?)
     };
-    Ok(Json(validation(&draft)))
-}
-
-/// What changed between two versions: step ids and config keys.
-pub fn version_diff(old: Option<&Workflow>, new: &Workflow) -> Value {
-    let steps = |w: &Workflow| -> Map<String, Value> {
-        let mut m = Map::new();
-        fn walk(steps: &[wf_core::model::Step], m: &mut Map<String, Value>) {
-            for s in steps {
-                m.insert(
-                    s.id().to_string(),
-                    serde_json::to_value(s).unwrap_or(Value::Null),
-                );
-                if let wf_core::model::Step::Loop(l) = s {
-                    walk(&l.steps, m);
-                }
-            }
-        }
-        walk(&w.steps, &mut m);
-        m
-    };
-    let new_steps = steps(new);
-    let old_steps = old.map(steps).unwrap_or_default();
-    let added: Vec<&String> = new_steps
-        .keys()
-        .filter(|k| !old_steps.contains_key(*k))
-        .collect();
-    let removed: Vec<&String> = old_steps
-        .keys()
-        .filter(|k| !new_steps.contains_key(*k))
-        .collect();
-    let changed: Vec<&String> = new_steps
-        .iter()
-        .filter(|(k, v)| old_steps.get(*k).is_some_and(|o| o != *v))
-        .map(|(k, _)| k)
-        .collect();
-    let cfg = |w: Option<&Workflow>| -> Map<String, Value> {
-        w.and_then(|w| serde_json::to_value(&w.config).ok())
-            .and_then(|v| v.as_object().cloned())
-            .unwrap_or_default()
-    };
-    let (oc, nc) = (cfg(old), cfg(Some(new)));
-    let keys: BTreeSet<&String> = oc.keys().chain(nc.keys()).collect();
-    let config: Vec<&String> = keys
-        .into_iter()
-        .filter(|k| oc.get(*k) != nc.get(*k))
-        .collect();
-    json!({ "addedSteps": added, "removedSteps": removed, "changedSteps": changed, "changedConfig": config })
+    let report = state.app.validate_workflow(&id, definition).await?;
+    Ok(Json(report.into()))
 }
 
 #[utoipa::path(post, path = "/workflows/{id}/publish", tag = "workflows",
@@ -338,72 +185,40 @@ pub async fn publish(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let meta = load_meta(&state, &id).await?;
-    refuse_file_backed(&meta)?;
-    let svc = state.worker.services();
-    let draft = svc
-        .definitions
-        .get_draft(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("workflow {id} has no draft")))?;
-    let report = validate_value(&draft);
-    let Some(workflow) = report.workflow else {
-        return Err(ApiError::unprocessable(
-            "invalid_workflow",
-            format!(
-                "the draft has {} problem(s); fix them and publish again",
-                report.problems.len()
-            ),
-        )
-        .with_details(json!({ "problems": report.problems })));
-    };
-    let previous = match meta.latest_version {
-        0 => None,
-        v => svc.definitions.get_version(&id, v).await?,
-    };
-    if previous.as_ref() == Some(&workflow) {
-        let body = json!({ "version": meta.latest_version, "unchanged": true, "workflow": summary(&state, &meta, Some(&draft)) });
+    let Published {
+        version,
+        unchanged,
+        diff,
+        meta,
+    } = state.app.publish_draft(&id).await?;
+    let draft = state.app.workflow(&id).await?.draft;
+    let workflow = summary(&state, &meta, Some(&draft));
+    if unchanged {
+        let body = json!({ "version": version, "unchanged": true, "workflow": workflow });
         return Ok((StatusCode::OK, Json(body)).into_response());
     }
-    let diff = version_diff(previous.as_ref(), &workflow);
-    let published = publish_version(&*svc.definitions, &workflow, svc.clock.now_ms()).await?;
-    // A live workflow goes on with the version just published (roll back with activate).
-    if meta.active {
-        activation::activate(
-            &state.worker,
-            &*state.triggers,
-            &id,
-            Some(published.version),
-        )
-        .await?;
-    }
-    let meta = load_meta(&state, &id).await?;
-    let body = json!({ "version": published.version, "diff": diff, "workflow": summary(&state, &meta, Some(&draft)) });
+    let body = json!({ "version": version, "diff": diff, "workflow": workflow });
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ActivateBody {
+pub(crate) struct ActivateBody {
     version: Option<u32>,
 }
 
 #[utoipa::path(post, path = "/workflows/{id}/activate", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),
-    request_body(content = Object, description = "Optional `{ \"version\": n }`: activate an older version (rollback)"),
+    request_body(content = Option<ActivateBody>, description = "Optional `{ \"version\": n }`: activate an older version (rollback)"),
     responses((status = 200, description = "Activated", body = WorkflowSummary), (status = 404, description = "Unknown workflow"),
               (status = 409, description = "Never published"), (status = 422, description = "No such version")))]
 pub async fn activate(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-    RawBody(body): RawBody,
+    JsonBody(body): JsonBody,
 ) -> Result<Json<WorkflowSummary>, ApiError> {
-    let req: ActivateBody = if body.iter().all(u8::is_ascii_whitespace) {
-        ActivateBody::default()
-    } else {
-        super::parse_body(&body)?
-    };
-    let meta = activation::activate(&state.worker, &*state.triggers, &id, req.version).await?;
+    let req: ActivateBody = super::parse_optional_body(&body)?;
+    let meta = state.app.activate(&id, req.version).await?;
     Ok(Json(summary(&state, &meta, None)))
 }
 
@@ -414,7 +229,7 @@ pub async fn deactivate(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<WorkflowSummary>, ApiError> {
-    let meta = activation::deactivate(&state.worker, &*state.triggers, &id).await?;
+    let meta = state.app.deactivate(&id).await?;
     Ok(Json(summary(&state, &meta, None)))
 }
 
@@ -425,19 +240,7 @@ pub async fn get_config(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let meta = load_meta(&state, &id).await?;
-    let draft = state
-        .worker
-        .services()
-        .definitions
-        .get_draft(&id)
-        .await?
-        .unwrap_or(Value::Null);
-    let mut config = draft.get("config").cloned().unwrap_or_else(|| json!({}));
-    if let Some(o) = config.as_object_mut() {
-        o.insert("active".into(), Value::Bool(meta.active));
-    }
-    Ok(Json(config))
+    Ok(Json(state.app.config(&id).await?))
 }
 
 #[utoipa::path(patch, path = "/workflows/{id}/config", tag = "workflows",
@@ -448,69 +251,15 @@ pub async fn get_config(
 pub async fn patch_config(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-    RawBody(body): RawBody,
+    JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let patch = parse_json(&body)?;
-    let Value::Object(mut patch) = patch else {
+    let Value::Object(patch) = parse_json(&body)? else {
         return Err(ApiError::bad_request(
             "invalid_request",
             "the body must be a JSON object of config keys",
         ));
     };
-    let meta = load_meta(&state, &id).await?;
-    let active = patch.remove("active");
-    if !patch.is_empty() {
-        refuse_file_backed(&meta)?;
-        let defs = &state.worker.services().definitions;
-        let mut draft = defs
-            .get_draft(&id)
-            .await?
-            .unwrap_or_else(|| json!({ "id": id }));
-        let config = draft
-            .as_object_mut()
-            .map(|o| o.entry("config").or_insert_with(|| json!({})))
-            .ok_or_else(|| {
-                ApiError::unprocessable("invalid_draft", "the draft is not a JSON object")
-            })?;
-        let Some(config) = config.as_object_mut() else {
-            return Err(ApiError::unprocessable(
-                "invalid_draft",
-                "the draft's config is not an object",
-            ));
-        };
-        for (k, v) in patch {
-            config.insert(k, v);
-        }
-        defs.put_draft(&id, &draft, state.worker.services().clock.now_ms())
-            .await?;
-    }
-    match active {
-        Some(Value::Bool(true)) => {
-            activation::activate(&state.worker, &*state.triggers, &id, None).await?;
-        }
-        Some(Value::Bool(false)) => {
-            activation::deactivate(&state.worker, &*state.triggers, &id).await?;
-        }
-        Some(other) => {
-            return Err(ApiError::unprocessable(
-                "invalid_config",
-                format!("`active` must be true or false, got {other}"),
-            ));
-        }
-        None => {}
-    }
-    let draft = state
-        .worker
-        .services()
-        .definitions
-        .get_draft(&id)
-        .await?
-        .unwrap_or(Value::Null);
-    let meta = load_meta(&state, &id).await?;
-    let mut config = draft.get("config").cloned().unwrap_or_else(|| json!({}));
-    if let Some(o) = config.as_object_mut() {
-        o.insert("active".into(), Value::Bool(meta.active));
-    }
+    let (config, draft) = state.app.patch_config(&id, patch).await?;
     Ok(Json(
         json!({ "config": config, "validation": validation(&draft) }),
     ))
@@ -523,7 +272,7 @@ pub async fn list_versions(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let meta = load_meta(&state, &id).await?;
+    let meta = state.app.versions(&id).await?;
     let versions: Vec<Value> = (1..=meta.latest_version)
         .map(|v| json!({ "version": v, "active": meta.active && meta.active_version == Some(v) }))
         .collect();
@@ -537,15 +286,7 @@ pub async fn get_version(
     State(state): State<AppState>,
     ApiPath((id, version)): ApiPath<(String, u32)>,
 ) -> Result<Json<Workflow>, ApiError> {
-    let wf = state
-        .worker
-        .services()
-        .definitions
-        .get_version(&id, version)
-        .await?
-        .filter(|_| version < crate::http::executions::DRAFT_VERSION_BASE)
-        .ok_or_else(|| ApiError::not_found(format!("workflow {id} has no version {version}")))?;
-    Ok(Json(wf))
+    Ok(Json(state.app.version(&id, version).await?))
 }
 
 #[utoipa::path(post, path = "/workflows/{id}/webhook/rotate", tag = "workflows",
@@ -555,41 +296,28 @@ pub async fn rotate_token(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<WorkflowSummary>, ApiError> {
-    let meta = load_meta(&state, &id).await?;
-    let token = new_webhook_token();
-    let meta = activation::write_meta(&state.worker, meta, |m| {
-        m.webhook_token = Some(token.clone())
-    })
-    .await?;
+    let meta = state.app.rotate_webhook_token(&id).await?;
     Ok(Json(summary(&state, &meta, None)))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SecretsBody {
+pub(crate) struct SecretsBody {
+    #[schema(value_type = Vec<String>, example = json!(["whsec_c2VjcmV0"]))]
     secrets: Vec<String>,
 }
 
 #[utoipa::path(put, path = "/workflows/{id}/webhook/secrets", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),
-    request_body(content = Object, description = "`{ \"secrets\": [\"whsec_...\"] }`: signing secrets (several during a rotation; [] removes them). Never shown again."),
-    responses((status = 200, description = "Stored", body = WorkflowSummary)))]
+    request_body(content = SecretsBody, description = "`{ \"secrets\": [\"whsec_...\"] }`: signing secrets (several during a rotation; [] removes them). Never shown again."),
+    responses((status = 200, description = "Stored", body = WorkflowSummary),
+              (status = 422, description = "An empty secret (`invalid_secret`)")))]
 pub async fn set_secrets(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-    RawBody(body): RawBody,
+    JsonBody(body): JsonBody,
 ) -> Result<Json<WorkflowSummary>, ApiError> {
     let req: SecretsBody = super::parse_body(&body)?;
-    if req.secrets.iter().any(|s| s.trim().is_empty()) {
-        return Err(ApiError::unprocessable(
-            "invalid_secret",
-            "secrets must not be empty strings",
-        ));
-    }
-    let meta = load_meta(&state, &id).await?;
-    let meta = activation::write_meta(&state.worker, meta, |m| {
-        m.webhook_secrets = req.secrets.clone()
-    })
-    .await?;
+    let meta = state.app.set_webhook_secrets(&id, req.secrets).await?;
     Ok(Json(summary(&state, &meta, None)))
 }

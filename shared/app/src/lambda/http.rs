@@ -142,7 +142,12 @@ async fn bearer_auth(State(auth): State<Arc<ApiAuth>>, req: Request, next: Next)
     let ApiAuth::Bearer(expected) = &*auth else {
         return next.run(req).await;
     };
-    if req.uri().path() == "/health" {
+    // Liveness, and the console's static files (no data: a browser cannot add a header to a
+    // page load; the console then sends the token with every API call).
+    let public = req.uri().path() == "/health"
+        || (req.method() == axum::http::Method::GET
+            && crate::http::console::is_console_asset(req.uri().path()));
+    if public {
         return next.run(req).await;
     }
     let Some(expected) = expected else {

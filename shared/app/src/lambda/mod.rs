@@ -5,7 +5,6 @@
 //! * [`handle_trigger`]: the trigger function (schedules, platform events, the sweep).
 //! * [`webhook_router`] / [`api_router`]: the HTTP functions (`lambda_http` over function URLs).
 
-pub mod bridge;
 pub mod http;
 pub mod sqs;
 pub mod trigger;
@@ -14,8 +13,55 @@ pub use http::{ApiAuth, RequestInfo, api_router, webhook_router};
 pub use sqs::{BatchSettings, handle_sqs_batch, handle_sqs_batch_until};
 pub use trigger::{TriggerError, handle_trigger};
 
-/// JSON logs on standard output (CloudWatch), filtered by `RUST_LOG` (default `info`); Lambda
-/// adds the time. Call once, first thing in `main`.
+use std::sync::Arc;
+
+use crate::app::App;
+use crate::aws::{AwsContext, AwsOptions};
+
+/// The four functions, and what each one's start-up builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    /// Public webhooks: reads signing secrets.
+    Webhook,
+    /// The management API: activation syncs the EventBridge rules.
+    Api,
+    /// Schedules, platform events, the sweep and the reconcile of trigger rules.
+    Trigger,
+    /// SQS batches of step tasks: reads the secrets steps use.
+    Worker,
+}
+
+impl Function {
+    fn reads_secrets(self) -> bool {
+        matches!(self, Function::Webhook | Function::Worker)
+    }
+
+    fn syncs_triggers(self) -> bool {
+        matches!(self, Function::Api | Function::Trigger)
+    }
+}
+
+/// What a function's start-up built, once per cold start.
+pub struct Init {
+    pub aws: AwsContext,
+    pub options: AwsOptions,
+    pub app: Arc<App>,
+}
+
+/// The start-up every function shares: JSON tracing, the configuration from the environment,
+/// the SDK clients, and the application with what `function` uses. A bad setting ends init
+/// with one JSON log line naming it and exit code 1 ([`exit_on_init_error`]).
+pub async fn init(function: Function) -> Init {
+    init_tracing();
+    let config = exit_on_init_error(wf_aws::Config::from_env());
+    let options = exit_on_init_error(AwsOptions::from_env(function.reads_secrets()));
+    let aws = AwsContext::load(&config).await;
+    let app = exit_on_init_error(aws.app(&options, function.syncs_triggers()).await);
+    Init { aws, options, app }
+}
+
+/// JSON logs on standard output (CloudWatch), filtered by `RUST_LOG` (default `info`), scrubbed
+/// of the secrets this process resolved ([`crate::logs`]); Lambda adds the time. Call once, first thing in `main`.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -26,6 +72,7 @@ pub fn init_tracing() {
         .with_current_span(true)
         .without_time()
         .with_ansi(false)
+        .with_writer(crate::logs::ScrubbingWriter(std::io::stdout))
         .try_init();
 }
 

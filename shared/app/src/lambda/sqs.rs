@@ -22,16 +22,14 @@ use std::time::{Duration, SystemTime};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::FutureExt;
 use tracing::{debug, error, info, warn};
-use wf_core::StepError;
-use wf_core::execution::{ExecutionStatus, ExecutionUpdate, StepTask};
+use wf_core::execution::StepTask;
 
-use crate::worker::Worker;
+use crate::app::maintenance::DEFAULT_MAX_RECEIVE_COUNT;
+use crate::app::{App, AppError};
 
 /// The environment variable holding the queue's `maxReceiveCount` (the template's
 /// `MaxReceiveCount`).
 pub const MAX_RECEIVE_COUNT_ENV: &str = "WF_MAX_RECEIVE_COUNT";
-/// SQS's redrive default in the template.
-pub const DEFAULT_MAX_RECEIVE_COUNT: u32 = 5;
 /// Time kept back from the invocation's deadline to answer with the batch item failures.
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(1_500);
 
@@ -50,7 +48,7 @@ impl Default for BatchSettings {
 }
 
 impl BatchSettings {
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_env() -> Result<Self, AppError> {
         match std::env::var(MAX_RECEIVE_COUNT_ENV) {
             Err(_) => Ok(Self::default()),
             Ok(v) => v
@@ -59,7 +57,12 @@ impl BatchSettings {
                 .ok()
                 .filter(|n| *n > 0)
                 .map(|max_receive_count| Self { max_receive_count })
-                .ok_or_else(|| format!("{MAX_RECEIVE_COUNT_ENV}={v:?} is not a positive number")),
+                .ok_or_else(|| {
+                    AppError::invalid(
+                        "invalid_setting",
+                        format!("{MAX_RECEIVE_COUNT_ENV}={v:?} is not a positive number"),
+                    )
+                }),
         }
     }
 }
@@ -74,16 +77,16 @@ pub enum Outcome {
 
 /// Handle a batch with no deadline of its own (tests, the local bridge).
 pub async fn handle_sqs_batch(
-    worker: &Worker,
+    app: &App,
     event: SqsEvent,
     settings: &BatchSettings,
 ) -> SqsBatchResponse {
-    handle_sqs_batch_until(worker, event, settings, None).await
+    handle_sqs_batch_until(app, event, settings, None).await
 }
 
 /// Handle a batch; tasks still running `DEADLINE_MARGIN` before `deadline` are reported.
 pub async fn handle_sqs_batch_until(
-    worker: &Worker,
+    app: &App,
     event: SqsEvent,
     settings: &BatchSettings,
     deadline: Option<SystemTime>,
@@ -113,7 +116,7 @@ pub async fn handle_sqs_batch_until(
         event
             .records
             .iter()
-            .map(|m| handle_message(worker, m, settings, budget)),
+            .map(|m| handle_message(app, m, settings, budget)),
     )
     .await;
     let mut response = SqsBatchResponse::default();
@@ -152,7 +155,7 @@ pub fn receive_count(message: &SqsMessage) -> u32 {
 
 /// Handle one message of a batch.
 pub async fn handle_message(
-    worker: &Worker,
+    app: &App,
     message: &SqsMessage,
     settings: &BatchSettings,
     budget: Option<Duration>,
@@ -170,34 +173,26 @@ pub async fn handle_message(
             return Outcome::Failed(reason);
         }
     };
-    let run = AssertUnwindSafe(worker.handle(&task)).catch_unwind();
+    let run = AssertUnwindSafe(app.run_task(&task)).catch_unwind();
     let result = match budget {
         Some(b) => match tokio::time::timeout(b, run).await {
             Ok(r) => r,
             Err(_) => {
                 let reason = "the invocation ran out of time before the task finished".to_string();
-                return failed(worker, &task, message_id, count, settings, reason).await;
+                return failed(app, &task, message_id, count, settings, reason).await;
             }
         },
         None => run.await,
     };
-    match result {
-        Ok(Ok(())) => Outcome::Acked,
+    let reason = match result {
+        Ok(Ok(())) => return Outcome::Acked,
         Ok(Err(e)) => {
             let kind = if e.is_retryable() {
                 "retryable"
             } else {
                 "permanent"
             };
-            failed(
-                worker,
-                &task,
-                message_id,
-                count,
-                settings,
-                format!("{kind} error: {e}"),
-            )
-            .await
+            format!("{kind} error: {e}")
         }
         Err(panic) => {
             let what = panic
@@ -205,51 +200,25 @@ pub async fn handle_message(
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "(no message)".into());
-            failed(
-                worker,
-                &task,
-                message_id,
-                count,
-                settings,
-                format!("the worker panicked: {what}"),
-            )
-            .await
+            format!("the worker panicked: {what}")
         }
-    }
+    };
+    failed(app, &task, message_id, count, settings, reason).await
 }
 
-/// Report a failed task; on its last delivery, fail its execution with the reason first.
+/// Report a failed task (SQS delivers it again, or on its last delivery moves it to the
+/// dead-letter queue); on its last delivery [`App::task_failed`] first fails its execution
+/// with the reason, as the local worker loop does.
 async fn failed(
-    worker: &Worker,
+    app: &App,
     task: &StepTask,
     message_id: &str,
     count: u32,
     settings: &BatchSettings,
     reason: String,
 ) -> Outcome {
-    if count < settings.max_receive_count {
-        warn!(message_id, execution_id = %task.execution_id, path = %task.path, attempt = task.attempt, receive_count = count, %reason, "task failed: reported for redelivery");
-        return Outcome::Failed(reason);
-    }
-    let message = format!(
-        "step {} (attempt {}) could not be handled in {count} deliveries and went to the \
-         dead-letter queue: {reason}",
-        task.path, task.attempt
-    );
-    error!(message_id, execution_id = %task.execution_id, path = %task.path, receive_count = count, %reason, "poison task: failing its execution");
-    let update = ExecutionUpdate {
-        status: ExecutionStatus::Failed,
-        output: None,
-        error: Some(StepError::new("dead_letter", message)),
-        finished_at: Some(worker.services().clock.now_ms()),
-    };
-    if let Err(e) = worker
-        .services()
-        .executions
-        .update_execution(&task.execution_id, &update)
-        .await
-    {
-        error!(execution_id = %task.execution_id, error = %e, "cannot mark the execution failed; the sweeper will time it out");
-    }
+    debug!(message_id, "task failed");
+    app.task_failed(task, count, settings.max_receive_count, &reason)
+        .await;
     Outcome::Failed(reason)
 }

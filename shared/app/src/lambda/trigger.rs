@@ -15,29 +15,28 @@
 //! it; anything that can never succeed (unknown shape, inactive workflow) is logged and answered
 //! with `{"ignored": reason}`.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
-use tracing::{info, warn};
+use tracing::warn;
 use wf_aws::TriggerInput;
 use wf_aws::eventbridge::platform_event_from_envelope;
-use wf_core::model::Trigger;
 
-use crate::event_router::route_event_to;
-use crate::sweeper::{SweepSettings, sweep_once};
-use crate::triggers::schedule::start_scheduled;
-use crate::worker::Worker;
+use crate::app::maintenance::SweepSettings;
+use crate::app::triggers::ScheduleFire;
+use crate::app::{App, AppError};
 
 /// A failure the invocation should report (Lambda retries the event).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct TriggerError(pub String);
 
-/// The sweep on AWS: retention is left to DynamoDB's TTL.
-pub fn aws_sweep_settings() -> SweepSettings {
-    SweepSettings {
-        requeue_after: Duration::from_secs(60),
-        retention: None,
+/// The trigger function's answer to a use case's failure, decided here once: a retryable one
+/// fails the invocation (Lambda's asynchronous retries deliver it again); anything else can
+/// never succeed, so it is logged and answered `{"ignored": reason}`.
+fn answer_error(e: AppError) -> Result<Value, TriggerError> {
+    if e.is_retryable() {
+        Err(TriggerError(e.to_string()))
+    } else {
+        ignored(e.to_string())
     }
 }
 
@@ -50,7 +49,8 @@ pub enum TriggerKind {
 }
 
 /// Recognise an input; `Err` names what is wrong with it.
-pub fn classify(input: &Value) -> Result<TriggerKind, String> {
+pub fn classify(input: &Value) -> Result<TriggerKind, AppError> {
+    let unknown = |m: &str| AppError::invalid("unknown_input", m);
     if input.get("sweep").and_then(Value::as_bool) == Some(true) {
         return Ok(TriggerKind::Sweep);
     }
@@ -58,21 +58,21 @@ pub fn classify(input: &Value) -> Result<TriggerKind, String> {
         return TriggerInput::parse(input)
             .map(TriggerKind::Rule)
             .ok_or_else(|| {
-                "an input with workflowId needs scheduledTime (an RFC 3339 time) or event (an \
-             EventBridge envelope)"
-                    .to_string()
+                unknown(
+                    "an input with workflowId needs scheduledTime (an RFC 3339 time) or event (an \
+                     EventBridge envelope)",
+                )
             });
     }
     if input.get("detail-type").is_some() {
         return platform_event_from_envelope(input)
             .map(TriggerKind::Envelope)
-            .ok_or_else(|| "an EventBridge envelope needs an id and a detail-type".to_string());
+            .ok_or_else(|| unknown("an EventBridge envelope needs an id and a detail-type"));
     }
-    Err(
+    Err(unknown(
         "unknown input: expected {\"sweep\": true}, {\"workflowId\", \"scheduledTime\"}, \
-         {\"workflowId\", \"event\"} or an EventBridge event"
-            .to_string(),
-    )
+         {\"workflowId\", \"event\"} or an EventBridge event",
+    ))
 }
 
 fn ignored(reason: String) -> Result<Value, TriggerError> {
@@ -80,87 +80,55 @@ fn ignored(reason: String) -> Result<Value, TriggerError> {
     Ok(json!({ "ignored": reason }))
 }
 
-fn retry_or_ignore(retryable: bool, message: String) -> Result<Value, TriggerError> {
-    if retryable {
-        Err(TriggerError(message))
-    } else {
-        ignored(message)
-    }
-}
-
 /// Handle one trigger invocation; the answer says what was started (for logs and tests).
-pub async fn handle_trigger(worker: &Worker, input: Value) -> Result<Value, TriggerError> {
+pub async fn handle_trigger(app: &App, input: Value) -> Result<Value, TriggerError> {
     let kind = match classify(&input) {
         Ok(k) => k,
-        Err(reason) => return ignored(reason),
+        Err(e) => return answer_error(e),
     };
     match kind {
         TriggerKind::Sweep => {
-            let report = sweep_once(worker, &aws_sweep_settings())
+            let report = app
+                .sweep(&SweepSettings::aws())
                 .await
                 .map_err(|e| TriggerError(format!("sweep failed: {e}")))?;
-            Ok(json!({
+            // Drift: rules deleted behind the product's back, or a failed sync, are repaired.
+            let reconciled = app
+                .reconcile_triggers()
+                .await
+                .map_err(|e| TriggerError(format!("trigger reconcile failed: {e}")))?;
+            let mut answer = json!({
                 "sweep": { "timedOut": report.timed_out, "requeued": report.requeued }
-            }))
+            });
+            if reconciled > 0 {
+                answer["reconciled"] = json!(reconciled);
+            }
+            Ok(answer)
         }
         TriggerKind::Rule(TriggerInput::Schedule {
             workflow_id,
             scheduled_time,
-        }) => schedule(worker, &workflow_id, scheduled_time).await,
+        }) => match app.fire_active_schedule(&workflow_id, scheduled_time).await {
+            Ok(ScheduleFire::Started(started)) => Ok(json!({ "started": [{
+                "workflowId": workflow_id, "executionId": started.execution_id,
+                "duplicate": started.duplicate,
+            }] })),
+            Ok(ScheduleFire::Skipped(reason)) => ignored(reason),
+            Err(e) => answer_error(e),
+        },
         TriggerKind::Rule(TriggerInput::Event { workflow_id, event }) => {
-            route(worker, &event, Some(&workflow_id)).await
+            route(app, &event, Some(&workflow_id)).await
         }
-        TriggerKind::Envelope(event) => route(worker, &event, None).await,
-    }
-}
-
-async fn schedule(
-    worker: &Worker,
-    workflow_id: &str,
-    scheduled_ms: i64,
-) -> Result<Value, TriggerError> {
-    let meta = match worker.services().definitions.get_meta(workflow_id).await {
-        Ok(Some(m)) => m,
-        Ok(None) => return ignored(format!("workflow {workflow_id} does not exist")),
-        Err(e) => return retry_or_ignore(e.is_retryable(), e.to_string()),
-    };
-    let Some(version) = meta.active_version.filter(|_| meta.active) else {
-        return ignored(format!(
-            "workflow {workflow_id} is not active (its rule is removed by the next sync)"
-        ));
-    };
-    let compiled = match worker.definition(workflow_id, version).await {
-        Ok(c) => c,
-        Err(e) => return retry_or_ignore(e.is_retryable(), e.to_string()),
-    };
-    if !compiled
-        .workflow
-        .triggers()
-        .iter()
-        .any(|t| matches!(t, Trigger::Schedule(_)))
-    {
-        return ignored(format!(
-            "version {version} of workflow {workflow_id} has no schedule trigger"
-        ));
-    }
-    match start_scheduled(worker, workflow_id, version, scheduled_ms).await {
-        Ok(fired) => {
-            info!(workflow_id, execution_id = %fired.execution_id, duplicate = fired.duplicate, "schedule fired");
-            Ok(json!({ "started": [{
-                "workflowId": workflow_id, "executionId": fired.execution_id,
-                "duplicate": fired.duplicate,
-            }] }))
-        }
-        Err(e) => retry_or_ignore(e.retryable, e.message),
+        TriggerKind::Envelope(event) => route(app, &event, None).await,
     }
 }
 
 async fn route(
-    worker: &Worker,
+    app: &App,
     event: &wf_core::ports::PlatformEvent,
     only: Option<&str>,
 ) -> Result<Value, TriggerError> {
-    match route_event_to(worker, event, only).await {
+    match app.route_event(event, only).await {
         Ok(routed) => Ok(json!({
             "eventId": event.id,
             "started": routed.iter().map(|r| json!({
@@ -168,6 +136,6 @@ async fn route(
                 "duplicate": r.duplicate,
             })).collect::<Vec<_>>(),
         })),
-        Err(e) => retry_or_ignore(e.is_retryable(), e.to_string()),
+        Err(e) => answer_error(e),
     }
 }

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use reqwest::StatusCode;
 use serde_json::{Map, Value, json};
 use wf_core::error::StepError;
+use wf_core::json_depth::{MAX_JSON_DEPTH, check_depth};
 use wf_core::ports::{LlmProvider, LlmRequest, LlmResponse};
 
 use crate::actions::outbound::{BodyError, read_body_limited};
@@ -38,6 +39,39 @@ pub struct LlmConfig {
     pub base_url: String,
     /// Sent as `Authorization: Bearer <key>` when set.
     pub api_key: Option<String>,
+    /// How a step's `jsonSchema` is sent (providers accept different forms).
+    pub schema_form: SchemaForm,
+}
+
+/// The `response_format` form of JSON mode with a schema, per provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaForm {
+    /// OpenAI: `{"type": "json_schema", "json_schema": {"name", "schema", "strict"}}`.
+    OpenAi,
+    /// llama.cpp's server (OpenAI's form is a 500 there): `{"type": "json_object", "schema"}`.
+    JsonObject,
+}
+
+/// `WF_LLM_SCHEMA_FORM`: `openai` or `json_object`; unset = `openai` for api.openai.com and
+/// `json_object` for any other endpoint (llama.cpp, local servers).
+pub const ENV_SCHEMA_FORM: &str = "WF_LLM_SCHEMA_FORM";
+
+impl SchemaForm {
+    fn for_endpoint(base_url: &str) -> Self {
+        if base_url.contains("api.openai.com") {
+            SchemaForm::OpenAi
+        } else {
+            SchemaForm::JsonObject
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "openai" | "json_schema" => Some(SchemaForm::OpenAi),
+            "json_object" | "llama.cpp" => Some(SchemaForm::JsonObject),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for LlmConfig {
@@ -52,19 +86,25 @@ impl std::fmt::Debug for LlmConfig {
 
 impl Default for LlmConfig {
     fn default() -> Self {
-        Self {
-            base_url: DEFAULT_BASE_URL.to_owned(),
-            api_key: None,
-        }
+        Self::new(DEFAULT_BASE_URL, None)
     }
 }
 
 impl LlmConfig {
+    /// A config whose schema form follows the endpoint ([`SchemaForm`]).
     pub fn new(base_url: impl Into<String>, api_key: Option<String>) -> Self {
+        let base_url = base_url.into();
         Self {
-            base_url: base_url.into(),
+            schema_form: SchemaForm::for_endpoint(&base_url),
+            base_url,
             api_key,
         }
+    }
+
+    /// The same config sending schemas in `form`.
+    pub fn with_schema_form(mut self, form: SchemaForm) -> Self {
+        self.schema_form = form;
+        self
     }
 
     /// `WF_LLM_BASE_URL` (default `https://api.openai.com/v1`) and `WF_LLM_API_KEY`; empty
@@ -80,9 +120,13 @@ impl LlmConfig {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        Self {
-            base_url: non_empty(ENV_BASE_URL).unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
-            api_key: non_empty(ENV_API_KEY),
+        let config = Self::new(
+            non_empty(ENV_BASE_URL).unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
+            non_empty(ENV_API_KEY),
+        );
+        match non_empty(ENV_SCHEMA_FORM).and_then(|f| SchemaForm::parse(&f)) {
+            Some(form) => config.with_schema_form(form),
+            None => config,
         }
     }
 
@@ -149,7 +193,7 @@ impl LlmProvider for OpenAiCompatible {
         request: &LlmRequest,
         timeout: Duration,
     ) -> Result<LlmResponse, StepError> {
-        let body = request_body(request);
+        let body = request_body(request, self.config.schema_form);
         tracing::debug!(model = %body["model"], json = request.json, "llm request");
         match tokio::time::timeout(timeout, self.call(&body)).await {
             Ok(result) => result,
@@ -162,7 +206,7 @@ impl LlmProvider for OpenAiCompatible {
 }
 
 /// The chat-completions body of a request.
-pub fn request_body(request: &LlmRequest) -> Value {
+pub fn request_body(request: &LlmRequest, schema_form: SchemaForm) -> Value {
     // Workflows name models `openai/gpt-4o-mini` (provider/model); the API wants the model.
     let model = request
         .model
@@ -183,12 +227,16 @@ pub fn request_body(request: &LlmRequest) -> Value {
         body.insert("max_tokens".into(), json!(n));
     }
     if request.json || request.json_schema.is_some() {
-        // llama.cpp's form (the schema inside json_object); OpenAI ignores `schema` there and
-        // still guarantees JSON, while OpenAI's own `json_schema` form is a 500 on llama.cpp.
-        let mut format = json!({ "type": "json_object" });
-        if let Some(schema) = &request.json_schema {
-            format["schema"] = schema.clone();
-        }
+        let format = match (&request.json_schema, schema_form) {
+            (Some(schema), SchemaForm::OpenAi) => json!({
+                "type": "json_schema",
+                "json_schema": { "name": "output", "schema": schema, "strict": false },
+            }),
+            (Some(schema), SchemaForm::JsonObject) => {
+                json!({ "type": "json_object", "schema": schema })
+            }
+            (None, _) => json!({ "type": "json_object" }),
+        };
         body.insert("response_format".into(), format);
     }
     Value::Object(body)
@@ -209,6 +257,24 @@ fn parse_completion(bytes: &[u8], sent: &Value) -> Result<LlmResponse, StepError
         .pointer("/choices/0/message/content")
         .and_then(Value::as_str)
         .ok_or_else(|| bad("no choices[0].message.content string"))?;
+    // A JSON answer becomes the step's output: one nested past the bound could be stored but
+    // never read back, so it is refused here (another answer may do: retryable).
+    if sent.get("response_format").is_some()
+        && let Err(e) = check_depth(text.as_bytes(), MAX_JSON_DEPTH)
+    {
+        return Err(StepError::retryable(
+            "llm.answer_too_deep",
+            format!(
+                "the model's JSON answer is nested deeper than the limit of {} levels of \
+                 arrays and objects (level {} starts at line {}, column {})",
+                e.limit,
+                e.limit + 1,
+                e.line,
+                e.column
+            ),
+        )
+        .with_details(json!({ "limit": e.limit, "line": e.line, "column": e.column })));
+    }
     let model = value
         .get("model")
         .and_then(Value::as_str)
@@ -288,13 +354,7 @@ fn provider_message(body: &[u8]) -> String {
 fn transport_error(e: reqwest::Error) -> StepError {
     // Without the URL: a proxy or gateway URL may embed credentials.
     let e = e.without_url();
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
+    let message = wf_core::error::error_chain(&e);
     if e.is_timeout() {
         StepError::timeout(message)
     } else if e.is_connect() {
@@ -338,5 +398,25 @@ mod tests {
         );
         let empty = LlmConfig::from_lookup(|_| Some(String::new()));
         assert_eq!(empty, LlmConfig::default());
+    }
+
+    #[test]
+    fn a_json_answer_nested_past_the_bound_is_refused() {
+        let completion = |content: &str| {
+            serde_json::to_vec(&json!({ "choices": [{ "message": { "content": content } }] }))
+                .unwrap()
+        };
+        let nested = |d: usize| format!("{}{}", "[".repeat(d), "]".repeat(d));
+        let json_mode = json!({ "model": "m", "response_format": { "type": "json_object" } });
+        let at = parse_completion(&completion(&nested(MAX_JSON_DEPTH)), &json_mode).unwrap();
+        assert_eq!(at.text, nested(MAX_JSON_DEPTH));
+        for depth in [MAX_JSON_DEPTH + 1, 100_000] {
+            let err = parse_completion(&completion(&nested(depth)), &json_mode).unwrap_err();
+            assert_eq!(err.code, "llm.answer_too_deep");
+            assert!(err.message.contains("limit of 64"), "{}", err.message);
+        }
+        // Plain text answers are text: not parsed, not bounded.
+        let text_mode = json!({ "model": "m" });
+        assert!(parse_completion(&completion(&nested(100)), &text_mode).is_ok());
     }
 }

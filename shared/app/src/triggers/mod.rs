@@ -1,4 +1,4 @@
-//! Triggers that start executions from outside a request: schedules (and, later, platform
-//! events). Webhooks and the management API live with the HTTP router.
+//! The local schedule trigger (`wf dev`): the scheduler that fires active workflows' cron
+//! schedules in process. Platform events and webhooks are use cases of [`crate::app`].
 
 pub mod schedule;

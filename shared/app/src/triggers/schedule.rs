@@ -1,6 +1,6 @@
 //! The local schedule trigger: a [`Scheduler`] that fires active workflows' cron schedules (UTC)
 //! in process (`wf dev`). On AWS, EventBridge rules fire instead and the trigger function calls
-//! [`start_scheduled`], so both homes derive the same execution id from the same fire.
+//! [`App::fire_schedule`], so both homes derive the same execution id from the same fire.
 //!
 //! Rules:
 //! * Each fire's time comes from the previous *scheduled* time (`CronSpec::next_after`), never
@@ -13,62 +13,32 @@
 //!   ([`scheduled_execution_id`]) and its dedupe key is `schedule:<scheduled RFC 3339>`, so two
 //!   schedulers on one store, or a restart inside the same minute, start one execution.
 //! * Time comes from a [`Clock`] and waiting from a [`Sleeper`], so tests drive time with a
-//!   [`ManualClock`] instead of sleeping for real minutes.
+//!   `testing::ManualClock` (feature `test-support`) instead of sleeping for real minutes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::json;
 use tokio::sync::{Notify, watch};
 use tracing::{debug, error, info, warn};
 use wf_core::StoreError;
 use wf_core::cron::CronSpec;
-use wf_core::execution::TriggerInfo;
 use wf_core::model::{Trigger, Workflow};
 use wf_core::ports::{Clock, DefinitionStore};
 use wf_core::time_fmt::format_ms;
 
-use crate::start::{StartError, StartRequest, start_execution};
-use crate::worker::{Worker, WorkerError};
+use crate::app::executions::Started;
+use crate::app::{App, AppError};
 
 /// Delays before retrying a fire that failed with a retryable error (store unavailable); the
 /// execution id is deterministic, so a retry never starts a second execution.
 const RETRY_DELAYS_MS: [i64; 3] = [1_000, 5_000, 30_000];
 
-// ---------------------------------------------------------------------------------------------
-// Deterministic identity of a fire
-
-/// The execution id of the fire of `workflow_id` at `scheduled_ms`: a ULID whose timestamp is
-/// the scheduled time and whose 80 random bits are a stable hash (FNV-1a, 128 bits) of the
-/// workflow id and the time. Every scheduler, process and release computes the same id.
-pub fn scheduled_execution_id(workflow_id: &str, scheduled_ms: i64) -> String {
-    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
-    let mut h = OFFSET;
-    let time = scheduled_ms.to_be_bytes();
-    let bytes = b"schedule\0"
-        .iter()
-        .chain(workflow_id.as_bytes())
-        .chain(b"\0")
-        .chain(time.iter());
-    for b in bytes {
-        h ^= u128::from(*b);
-        h = h.wrapping_mul(PRIME);
-    }
-    // The high bits of FNV are the best mixed.
-    ulid::Ulid::from_parts(scheduled_ms.max(0) as u64, h >> 48).to_string()
-}
-
-/// The dedupe key of a fire: `schedule:<scheduled RFC 3339>` (`start_execution` scopes it to
-/// the workflow).
-pub fn schedule_dedupe_key(scheduled_ms: i64) -> String {
-    format!("schedule:{}", format_ms(scheduled_ms))
-}
+pub use crate::app::triggers::{schedule_dedupe_key, scheduled_execution_id};
 
 /// The schedules (parsed crons) of a workflow's start step, in order. Empty when it has none.
-pub fn schedule_specs(workflow: &Workflow) -> Result<Vec<CronSpec>, String> {
+pub fn schedule_specs(workflow: &Workflow) -> Result<Vec<CronSpec>, AppError> {
     let Some(start) = workflow.start_step() else {
         return Ok(Vec::new());
     };
@@ -76,10 +46,12 @@ pub fn schedule_specs(workflow: &Workflow) -> Result<Vec<CronSpec>, String> {
         .triggers
         .iter()
         .filter_map(|t| match t {
-            Trigger::Schedule(s) => Some(
-                CronSpec::parse(&s.cron)
-                    .map_err(|e| format!("workflow {}: schedule {:?}: {e}", workflow.id, s.cron)),
-            ),
+            Trigger::Schedule(s) => Some(CronSpec::parse(&s.cron).map_err(|e| {
+                AppError::invalid(
+                    "invalid_cron",
+                    format!("workflow {}: schedule {:?}: {e}", workflow.id, s.cron),
+                )
+            })),
             _ => None,
         })
         .collect()
@@ -88,51 +60,12 @@ pub fn schedule_specs(workflow: &Workflow) -> Result<Vec<CronSpec>, String> {
 // ---------------------------------------------------------------------------------------------
 // Firing
 
-/// What a fire started.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fired {
-    pub execution_id: String,
-    /// True when the execution existed already (another scheduler, or a restart, fired this
-    /// very time): nothing new was started.
-    pub duplicate: bool,
-}
+/// What a fire started (`duplicate`: another scheduler, or a restart, fired this very time
+/// already: nothing new was started).
+pub type Fired = Started;
 
-/// Why a fire failed. Retryable failures are tried again a few times (same scheduled time).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct FireError {
-    pub message: String,
-    pub retryable: bool,
-}
-
-impl FireError {
-    pub fn new(message: impl Into<String>, retryable: bool) -> Self {
-        Self {
-            message: message.into(),
-            retryable,
-        }
-    }
-}
-
-impl From<StartError> for FireError {
-    fn from(e: StartError) -> Self {
-        Self::new(e.to_string(), e.is_retryable())
-    }
-}
-
-impl From<WorkerError> for FireError {
-    fn from(e: WorkerError) -> Self {
-        Self::new(e.to_string(), e.is_retryable())
-    }
-}
-
-impl From<StoreError> for FireError {
-    fn from(e: StoreError) -> Self {
-        Self::new(e.to_string(), e.is_retryable())
-    }
-}
-
-/// Where due fires go. Production: [`StartExecutionSink`]; tests may record them.
+/// Where due fires go. Production: [`StartExecutionSink`]; tests may record them. A retryable
+/// error is tried again a few times (same scheduled time, so never a second execution).
 #[async_trait]
 pub trait FireSink: Send + Sync {
     async fn fire(
@@ -140,17 +73,17 @@ pub trait FireSink: Send + Sync {
         workflow_id: &str,
         version: u32,
         scheduled_ms: i64,
-    ) -> Result<Fired, FireError>;
+    ) -> Result<Fired, AppError>;
 }
 
-/// Starts an execution per fire (see [`start_scheduled`]).
+/// Starts an execution per fire ([`App::fire_schedule`]).
 pub struct StartExecutionSink {
-    worker: Arc<Worker>,
+    app: Weak<App>,
 }
 
 impl StartExecutionSink {
-    pub fn new(worker: Arc<Worker>) -> Self {
-        Self { worker }
+    pub fn new(app: Weak<App>) -> Self {
+        Self { app }
     }
 }
 
@@ -161,55 +94,12 @@ impl FireSink for StartExecutionSink {
         workflow_id: &str,
         version: u32,
         scheduled_ms: i64,
-    ) -> Result<Fired, FireError> {
-        start_scheduled(&self.worker, workflow_id, version, scheduled_ms).await
-    }
-}
-
-/// Start the execution of the fire of `workflow_id` (version `version`) at `scheduled_ms`:
-/// input `{"scheduledTime": "<RFC 3339>"}`, trigger `{"type": "schedule", "scheduledTime": ...}`,
-/// id [`scheduled_execution_id`], dedupe key [`schedule_dedupe_key`]. A repeat of the same fire
-/// answers the first execution with `duplicate: true`.
-pub async fn start_scheduled(
-    worker: &Worker,
-    workflow_id: &str,
-    version: u32,
-    scheduled_ms: i64,
-) -> Result<Fired, FireError> {
-    let svc = worker.services();
-    let execution_id = scheduled_execution_id(workflow_id, scheduled_ms);
-    // A fire seen before (restart inside the minute, a second scheduler, a retried fire).
-    if svc.executions.get_execution(&execution_id).await?.is_some() {
-        return Ok(Fired {
-            execution_id,
-            duplicate: true,
-        });
-    }
-    let compiled = worker.definition(workflow_id, version).await?;
-    let time = format_ms(scheduled_ms);
-    let mut req = StartRequest::new(
-        json!({ "scheduledTime": time }),
-        TriggerInfo::new("schedule").with("scheduledTime", time.clone()),
-    );
-    req.execution_id = Some(execution_id.clone());
-    req.dedupe_key = Some(schedule_dedupe_key(scheduled_ms));
-    match start_execution(svc, &compiled, req).await {
-        Ok(started) => Ok(Fired {
-            execution_id: started.execution_id,
-            duplicate: started.duplicate,
-        }),
-        // Another scheduler created this very execution between our read and our write (its
-        // record differs from ours only by when it was written).
-        Err(StartError::Store(StoreError::Conflict(reason))) => {
-            match svc.executions.get_execution(&execution_id).await? {
-                Some(_) => Ok(Fired {
-                    execution_id,
-                    duplicate: true,
-                }),
-                None => Err(FireError::new(format!("conflict: {reason}"), true)),
-            }
-        }
-        Err(e) => Err(e.into()),
+    ) -> Result<Fired, AppError> {
+        let app = self
+            .app
+            .upgrade()
+            .ok_or_else(|| AppError::retryable("shutting_down", "the application is stopping"))?;
+        app.fire_schedule(workflow_id, version, scheduled_ms).await
     }
 }
 
@@ -255,168 +145,6 @@ impl Sleeper for TokioSleeper {
             }
             let wait = Duration::from_millis((at_ms - now) as u64).min(self.max_nap);
             tokio::time::sleep(wait).await;
-        }
-    }
-}
-
-/// A clock that moves only when told, and a [`Sleeper`] on it: tests and simulations drive a
-/// [`Scheduler`] through hours or months of schedule in milliseconds. Several schedulers may
-/// share one.
-pub struct ManualClock {
-    state: Mutex<ManualState>,
-    /// Bumped on every change (time moved, a sleeper parked or left).
-    tick: watch::Sender<u64>,
-}
-
-struct ManualState {
-    now: i64,
-    /// Sleepers waiting, by ticket: the time each waits for.
-    parked: BTreeMap<u64, i64>,
-    next_ticket: u64,
-    parks: u64,
-}
-
-impl ManualClock {
-    pub fn new(now_ms: i64) -> Arc<Self> {
-        Arc::new(Self {
-            state: Mutex::new(ManualState {
-                now: now_ms,
-                parked: BTreeMap::new(),
-                next_ticket: 0,
-                parks: 0,
-            }),
-            tick: watch::channel(0).0,
-        })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, ManualState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn bump(&self) {
-        self.tick.send_modify(|v| *v = v.wrapping_add(1));
-    }
-
-    /// Move the clock to `ms` (waking the sleepers whose time has come).
-    pub fn set(&self, ms: i64) {
-        self.lock().now = ms;
-        self.bump();
-    }
-
-    /// Move the clock forward by `ms`.
-    pub fn advance(&self, ms: i64) {
-        self.lock().now += ms;
-        self.bump();
-    }
-
-    /// How many times a sleeper started waiting, ever.
-    pub fn parks(&self) -> u64 {
-        self.lock().parks
-    }
-
-    /// The times the sleepers waiting now wait for, earliest first.
-    pub fn parked(&self) -> Vec<i64> {
-        let mut v: Vec<i64> = self.lock().parked.values().copied().collect();
-        v.sort_unstable();
-        v
-    }
-
-    /// Wait (for real, briefly) until at least `n` sleepers wait for a time after now: the
-    /// schedulers on this clock have done everything due and are idle.
-    pub async fn wait_parked(&self, n: usize) {
-        let mut rx = self.tick.subscribe();
-        loop {
-            {
-                let s = self.lock();
-                if s.parked.values().filter(|&&at| at > s.now).count() >= n {
-                    return;
-                }
-            }
-            if rx.changed().await.is_err() {
-                return;
-            }
-        }
-    }
-
-    /// Wait until at least `n` sleepers are idle and at least one started waiting after the
-    /// `parks()` count `since` (use it after changing a running scheduler's workflows).
-    pub async fn wait_parked_since(&self, n: usize, since: u64) {
-        let mut rx = self.tick.subscribe();
-        loop {
-            {
-                let s = self.lock();
-                if s.parks > since && s.parked.values().filter(|&&at| at > s.now).count() >= n {
-                    return;
-                }
-            }
-            if rx.changed().await.is_err() {
-                return;
-            }
-        }
-    }
-
-    /// Run `n` sleepers' schedulers until the clock reads `until_ms`: repeatedly wait until
-    /// all are idle, then move the clock to the earliest time one waits for, `late_ms` past it
-    /// (a wake-up that late, as a busy machine has), never beyond `until_ms`.
-    pub async fn run_until(&self, n: usize, until_ms: i64, late_ms: i64) {
-        loop {
-            self.wait_parked(n).await;
-            let next = {
-                let s = self.lock();
-                s.parked.values().copied().filter(|&at| at > s.now).min()
-            };
-            match next {
-                Some(at) if at <= until_ms => self.set((at + late_ms.max(0)).min(until_ms)),
-                _ => {
-                    self.set(until_ms);
-                    self.wait_parked(n).await;
-                    return;
-                }
-            }
-        }
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> i64 {
-        self.lock().now
-    }
-}
-
-/// Leaves the parked set when a sleep ends or is cancelled.
-struct Unpark<'a> {
-    clock: &'a ManualClock,
-    ticket: u64,
-}
-
-impl Drop for Unpark<'_> {
-    fn drop(&mut self) {
-        self.clock.lock().parked.remove(&self.ticket);
-        self.clock.bump();
-    }
-}
-
-#[async_trait]
-impl Sleeper for ManualClock {
-    async fn sleep_until(&self, at_ms: i64) {
-        let mut rx = self.tick.subscribe();
-        let ticket = {
-            let mut s = self.lock();
-            let t = s.next_ticket;
-            s.next_ticket += 1;
-            s.parks += 1;
-            s.parked.insert(t, at_ms);
-            t
-        };
-        let _unpark = Unpark {
-            clock: self,
-            ticket,
-        };
-        self.bump();
-        while self.now_ms() < at_ms {
-            if rx.changed().await.is_err() {
-                return;
-            }
         }
     }
 }
@@ -474,13 +202,12 @@ impl Scheduler {
         }
     }
 
-    /// The production scheduler: the worker's clock, tokio's timer, fires start executions.
-    pub fn for_worker(worker: Arc<Worker>) -> Self {
-        let clock = worker.services().clock.clone();
+    /// The production scheduler: `clock`, tokio's timer, fires start executions of `app`.
+    pub fn for_app(clock: Arc<dyn Clock>, app: Weak<App>) -> Self {
         Self::new(
             clock.clone(),
             Arc::new(TokioSleeper::new(clock)),
-            Arc::new(StartExecutionSink::new(worker)),
+            Arc::new(StartExecutionSink::new(app)),
         )
     }
 
@@ -542,7 +269,7 @@ impl Scheduler {
 
     /// Schedule a published version by its start step's schedule triggers (none removes it).
     /// Returns how many schedules it has.
-    pub fn set_workflow(&self, workflow: &Workflow, version: u32) -> Result<usize, String> {
+    pub fn set_workflow(&self, workflow: &Workflow, version: u32) -> Result<usize, AppError> {
         let specs = schedule_specs(workflow)?;
         let n = specs.len();
         self.set(&workflow.id, version, specs);
@@ -743,7 +470,7 @@ impl Scheduler {
                 );
                 None
             }
-            Err(e) if e.retryable && fire.attempt < RETRY_DELAYS_MS.len() => {
+            Err(e) if e.is_retryable() && fire.attempt < RETRY_DELAYS_MS.len() => {
                 let delay = RETRY_DELAYS_MS[fire.attempt];
                 warn!(
                     workflow_id = %fire.workflow_id,

@@ -27,7 +27,6 @@
 //! a few lines of `hmac` + `sha2` + `hex`, checked against each provider's published example.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use hmac::{Hmac, KeyInit, Mac};
 use http::HeaderMap;
@@ -170,16 +169,6 @@ pub fn secrets_from_source(source: &dyn wf_core::ports::SecretSource, var: &str)
     secrets.with_source(source.describe(var))
 }
 
-/// The secrets in environment variable `var` (see [`Secrets::parse`] for the list syntax); none
-/// when the variable is unset, empty or not Unicode.
-pub fn secrets_from_env(var: &str) -> Secrets {
-    let secrets = match std::env::var(var) {
-        Ok(list) => Secrets::parse(&list),
-        Err(_) => Secrets::default(),
-    };
-    secrets.with_source(format!("environment variable `{var}`"))
-}
-
 // ---------------------------------------------------------------------------------------------
 // Errors
 // ---------------------------------------------------------------------------------------------
@@ -246,42 +235,6 @@ impl SignatureError {
             self,
             SignatureError::NoSecretConfigured(_) | SignatureError::InvalidSecret(_)
         )
-    }
-
-    /// The HTTP status to answer: 401 for a request that fails verification; 500 when the
-    /// server is misconfigured (no usable secret), so that senders retry once it is fixed.
-    pub fn http_status(&self) -> u16 {
-        if self.is_config_error() { 500 } else { 401 }
-    }
-}
-
-/// Counts refused webhook requests by [`SignatureError::reason`]; cheap to share (atomics).
-#[derive(Debug, Default)]
-pub struct FailureCounters {
-    counts: [AtomicU64; REASONS.len()],
-}
-
-impl FailureCounters {
-    /// Counts one failure.
-    pub fn record(&self, error: &SignatureError) {
-        self.counts[error.reason_index()].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// How many failures with this reason code were counted (0 for an unknown code).
-    pub fn get(&self, reason: &str) -> u64 {
-        REASONS
-            .iter()
-            .position(|r| *r == reason)
-            .map_or(0, |i| self.counts[i].load(Ordering::Relaxed))
-    }
-
-    /// Every reason with its count, in the order of [`REASONS`].
-    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
-        REASONS
-            .iter()
-            .zip(&self.counts)
-            .map(|(r, c)| (*r, c.load(Ordering::Relaxed)))
-            .collect()
     }
 }
 

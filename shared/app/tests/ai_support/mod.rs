@@ -13,13 +13,12 @@ use axum::extract::Extension;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use wf_app::App;
 use wf_app::actions::{BuiltinActions, OutboundPolicy};
-use wf_app::activation::NoTriggerSync;
 use wf_app::ai::AiSettings;
-use wf_app::http::{AppState, Metrics, router};
+use wf_app::http::{AppState, router};
 use wf_app::llm::{LlmConfig, OpenAiCompatible};
 use wf_app::services::{EnvSecrets, Services};
-use wf_app::worker::Worker;
 use wf_core::ports::{Clock, SystemClock};
 use wf_local::{QueueConfig, SqliteStore};
 use wiremock::matchers::{method, path};
@@ -72,12 +71,7 @@ pub async fn env_with(settings: AiSettings) -> Env {
         clock,
         secrets: Arc::new(EnvSecrets),
     };
-    let state = AppState {
-        worker: Arc::new(Worker::new(svc.clone())),
-        triggers: Arc::new(NoTriggerSync),
-        metrics: Arc::new(Metrics::default()),
-        public_url: "http://127.0.0.1:3000".into(),
-    };
+    let state = AppState::new(Arc::new(App::new(svc.clone())), "http://127.0.0.1:3000");
     let router = router(state).layer(Extension(settings.clone()));
     Env {
         server,

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::Value;
-use wf_app::activation::{NoTriggerSync, activate};
 use wf_app::local::{LocalApp, LocalOptions};
 use wf_core::model::Workflow;
 
@@ -31,9 +30,7 @@ impl Engine {
         let wf: Workflow = serde_json::from_value(workflow).unwrap();
         let id = wf.id.clone();
         let compiled = self.app.publish(wf).await.unwrap();
-        activate(&self.app.worker, &NoTriggerSync, &id, None)
-            .await
-            .unwrap();
+        self.app.app.activate(&id, None).await.unwrap();
         compiled.version
     }
 }

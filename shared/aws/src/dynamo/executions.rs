@@ -4,7 +4,8 @@
 //! * `create_execution` with a dedupe key: the EXEC put and the DEDUPE put in one
 //!   TransactWriteItems (nothing is written for a duplicate).
 //! * `claim_step` / `finish_step`: one conditional PutItem each (the claim's condition is the
-//!   lease rule of the port; the finish's is "still my claim").
+//!   lease rule of the port; the finish's is "still my claim"); `renew_lease`: one conditional
+//!   UpdateItem of `leaseUntil` ("still my claim, not taken over").
 //! * `init_loop`: the counter and the items in one TransactWriteItems, put only if absent.
 //! * `count_iteration`: the result goes to its `ITER#` item (put if absent: the first result is
 //!   kept), then one conditional UpdateItem on the small counter item does
@@ -20,9 +21,11 @@ use aws_sdk_dynamodb::types::{
 };
 use serde_json::Value;
 use wf_core::StoreError;
+use wf_core::damaged::{DamagedExecution, damaged_execution, damaged_step, ulid_time_ms};
 use wf_core::execution::{
     ClaimOutcome, CreateOutcome, DedupeKey, ExecutionPage, ExecutionQuery, ExecutionRecord,
     ExecutionStatus, ExecutionUpdate, IterationCount, LoopState, StepRecord, StepStatus,
+    sort_steps,
 };
 use wf_core::ports::{Clock, ExecutionStore, SystemClock};
 
@@ -44,15 +47,6 @@ pub const MAX_PAGE_SIZE: usize = 1000;
 
 fn key(pk: &str, sk: &str) -> Item {
     Item::from([(EXECUTIONS_PK.to_string(), s(pk)), (SK.to_string(), s(sk))])
-}
-
-/// Whether a stored record is the same execution as one being (re-)created.
-fn same_execution(stored: &ExecutionRecord, new: &ExecutionRecord) -> bool {
-    stored.workflow_id == new.workflow_id
-        && stored.version == new.version
-        && stored.started_at == new.started_at
-        && stored.trigger == new.trigger
-        && stored.input == new.input
 }
 
 fn status_value(status: ExecutionStatus) -> AttributeValue {
@@ -281,7 +275,7 @@ impl DynamoStore {
                     .and_then(|mut r| r.remove(&self.executions))
                     .unwrap_or_default()
                 {
-                    let record = decode::<ExecItem>(item, "EXEC")?.into_record();
+                    let record = exec_or_damaged(item);
                     found.insert(record.id.clone(), record);
                 }
                 keys_left = out
@@ -294,6 +288,46 @@ impl DynamoStore {
         // An id the index listed but the table no longer has was deleted meanwhile: skip it.
         Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
     }
+}
+
+/// An `EXEC` item as listing and `get_execution` read it: the record, or its `damaged`
+/// stand-in (from the scalars kept apart for the indexes) when it cannot be decoded, so one bad
+/// item never fails a list, a page or the sweeper (`wf_core::damaged`).
+fn exec_or_damaged(item: Item) -> ExecutionRecord {
+    let id = get_s(&item, "executionId").unwrap_or_default().to_string();
+    let workflow_id = get_s(&item, "workflowId").unwrap_or_default().to_string();
+    let trigger = get_s(&item, "triggerType").unwrap_or_default().to_string();
+    let version = get_n(&item, "version").unwrap_or(0);
+    let started_at = get_n(&item, "startedAt").unwrap_or(0);
+    serde_dynamo::from_item::<_, ExecItem>(item)
+        .map(ExecItem::into_record)
+        .unwrap_or_else(|e| {
+            tracing::warn!(execution_id = %id, error = %e, "damaged execution item");
+            let known = DamagedExecution {
+                id: &id,
+                workflow_id: &workflow_id,
+                version: u32::try_from(version).unwrap_or(0),
+                started_at,
+                trigger: &trigger,
+            };
+            damaged_execution(&known, &e.to_string())
+        })
+}
+
+/// A `STEP#` item as `list_steps` reads it: the record, or its `damaged` stand-in.
+fn step_or_damaged(execution_id: &str, item: Item) -> StepRecord {
+    let sk = get_s(&item, SK).unwrap_or_default().to_string();
+    let started_at = get_n(&item, "startedAt");
+    serde_dynamo::from_item::<_, StepItem>(item)
+        .map(StepItem::into_record)
+        .unwrap_or_else(|e| {
+            tracing::warn!(execution_id, sk = %sk, error = %e, "damaged step item");
+            let path = sk.strip_prefix(keys::STEP_PREFIX).unwrap_or(&sk);
+            let started_at = started_at
+                .or_else(|| ulid_time_ms(execution_id))
+                .unwrap_or(0);
+            damaged_step(execution_id, path, started_at, &e.to_string())
+        })
 }
 
 /// A dedupe key may be (re)written when absent, expired, or already this execution's.
@@ -333,7 +367,7 @@ impl ExecutionStore for DynamoStore {
                         None => self.load_execution(id).await?,
                     };
                     match stored {
-                        Some(stored) if same_execution(&stored, execution) => {
+                        Some(stored) if stored.same_execution(execution) => {
                             Ok(CreateOutcome::Created)
                         }
                         _ => Err(StoreError::Conflict(format!(
@@ -416,7 +450,7 @@ impl ExecutionStore for DynamoStore {
                     None => self.load_execution(id).await?,
                 };
                 return match stored {
-                    Some(stored) if same_execution(&stored, execution) => {
+                    Some(stored) if stored.same_execution(execution) => {
                         // A redelivered create: the record stands; make sure the key does too.
                         match self.put_dedupe(dedupe_item.clone(), id, now).await? {
                             Some(first) if &first != id => Ok(CreateOutcome::Duplicate(first)),
@@ -437,7 +471,10 @@ impl ExecutionStore for DynamoStore {
     }
 
     async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
-        self.load_execution(id).await
+        Ok(self
+            .get_item(&self.executions, key(id, EXEC_SK), "get_execution")
+            .await?
+            .map(exec_or_damaged))
     }
 
     async fn update_execution(
@@ -613,9 +650,12 @@ impl ExecutionStore for DynamoStore {
                 projection: None,
             })
             .await?;
-        rows.into_iter()
-            .map(|i| decode::<StepItem>(i, execution_id).map(StepItem::into_record))
-            .collect()
+        let mut steps: Vec<StepRecord> = rows
+            .into_iter()
+            .map(|i| step_or_damaged(execution_id, i))
+            .collect();
+        sort_steps(&mut steps);
+        Ok(steps)
     }
 
     async fn claim_step(
@@ -694,6 +734,40 @@ impl ExecutionStore for DynamoStore {
         match result {
             Ok(_) => Ok(true),
             Err(e) => put_condition_failed("finish_step", e).map(|_| false),
+        }
+    }
+
+    async fn renew_lease(
+        &self,
+        execution_id: &str,
+        claim: &StepRecord,
+        lease_until: i64,
+    ) -> Result<bool, StoreError> {
+        // Items written before `leaseLost` existed have no attribute: that is 0.
+        let same_takeovers = if claim.lease_lost == 0 {
+            "(attribute_not_exists(leaseLost) OR leaseLost = :lost)"
+        } else {
+            "leaseLost = :lost"
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.executions)
+            .set_key(Some(key(execution_id, &keys::step_sk(&claim.path))))
+            .update_expression("SET leaseUntil = :lease")
+            .condition_expression(format!(
+                "#status = :running AND attempts = :attempts AND {same_takeovers}"
+            ))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":running", step_status_value(StepStatus::Running)?)
+            .expression_attribute_values(":attempts", n(claim.attempts))
+            .expression_attribute_values(":lost", n(claim.lease_lost))
+            .expression_attribute_values(":lease", n(lease_until))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => update_condition_failed("renew_lease", e).map(|_| false),
         }
     }
 
@@ -901,16 +975,16 @@ impl ExecutionStore for DynamoStore {
                 table: &self.executions,
                 condition: "#pk = :pk AND begins_with(#sk, :prefix)",
                 names: &[("#pk", EXECUTIONS_PK), ("#sk", SK)],
-                values: &[(":pk", s(execution_id)), (":prefix", s(prefix.clone()))],
+                values: &[(":pk", s(execution_id)), (":prefix", s(prefix))],
                 projection: None,
             })
             .await?;
         let mut out = Vec::new();
         for row in rows {
             // The prefix also matches iterations of loops nested in this one
-            // (`ITER#each[..]/inner[..]`): keep only `<prefix><10 digits>]`.
+            // (`ITER#each[..]/inner[..]`): keep only this loop's.
             let Some(sk) = get_s(&row, SK) else { continue };
-            if sk.len() != prefix.len() + 11 {
+            if keys::iteration_of(loop_path, sk).is_none() {
                 continue;
             }
             let what = format!("{execution_id}/{sk}");

@@ -268,6 +268,9 @@ pub(crate) struct StepItem {
     pub lease_until: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
+    /// Takeovers after a lost lease (absent = 0: items written before it existed).
+    #[serde(default)]
+    pub lease_lost: u32,
     pub ttl: i64,
 }
 
@@ -288,6 +291,7 @@ impl StepItem {
             duration_ms: r.duration_ms,
             lease_until: r.lease_until,
             next: r.next.clone(),
+            lease_lost: r.lease_lost,
             ttl: keys::expiry(execution_id, r.started_at, retention_days),
         }
     }
@@ -306,6 +310,7 @@ impl StepItem {
             duration_ms: self.duration_ms,
             lease_until: self.lease_until,
             next: self.next,
+            lease_lost: self.lease_lost,
         }
     }
 }
@@ -476,6 +481,7 @@ mod tests {
             duration_ms: None,
             lease_until: Some(1_700_000_030_000),
             next: None,
+            lease_lost: 0,
         };
         let item = encode(&StepItem::new("e1", &record, 30), "t", MAX_ITEM_BYTES).expect("encode");
         assert_eq!(item.get("status"), Some(&s("running")));

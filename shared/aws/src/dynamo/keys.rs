@@ -1,4 +1,5 @@
-//! Table layout: key attribute names, sort keys, index names, TTL.
+//! Table layout: key attribute names, sort keys, index names, TTL. The sort keys every store
+//! shares are `wf_core::keys` (re-exported here); this module adds DynamoDB's own.
 //!
 //! * `workflows`: pk `id`, sk `DRAFT` | `V#000001` | `META`.
 //! * `executions`: pk `executionId`, sk `EXEC` | `STEP#<path>` | `LOOP#<path>` (the join
@@ -28,44 +29,19 @@ pub const STARTED_KEY_ATTR: &str = "startedKey";
 pub const ENTITY_ATTR: &str = "entity";
 pub const EXEC_ENTITY: &str = "EXEC";
 
-pub const EXEC_SK: &str = "EXEC";
-pub const DRAFT_SK: &str = "DRAFT";
-pub const META_SK: &str = "META";
+// The layout shared with every store: one definition in wf-core.
+pub use wf_core::keys::{
+    DRAFT_SK, EXEC_SK, META_SK, STEP_PREFIX, iter_prefix, iter_sk, iteration_of, loop_sk, step_sk,
+    version_sk,
+};
+
+/// The sort key of dedupe items (pk [`dedupe_pk`]).
 pub const DEDUPE_SK: &str = "DEDUPE";
-pub const STEP_PREFIX: &str = "STEP#";
-
-pub fn step_sk(path: &str) -> String {
-    format!("{STEP_PREFIX}{path}")
-}
-
-/// The join counter of a loop.
-pub fn loop_sk(path: &str) -> String {
-    format!("LOOP#{path}")
-}
 
 /// The items of a loop. `#` never occurs in a step path, so a key range from [`loop_sk`] to
 /// this one holds exactly the loop's two items.
 pub fn loop_items_sk(path: &str) -> String {
-    format!("LOOP#{path}#items")
-}
-
-/// `ITER#<loop path>[0000000003]`: ten digits hold any u32, so iterations sort by index.
-pub fn iter_sk(loop_path: &str, index: u32) -> String {
-    format!("ITER#{loop_path}[{index:010}]")
-}
-
-pub fn iter_prefix(loop_path: &str) -> String {
-    format!("ITER#{loop_path}[")
-}
-
-/// The index of an `ITER#...[0000000003]` sort key.
-pub fn iter_index(sk: &str) -> Option<u32> {
-    let open = sk.rfind('[')?;
-    sk[open + 1..].strip_suffix(']')?.parse().ok()
-}
-
-pub fn version_sk(version: u32) -> String {
-    format!("V#{version:06}")
+    format!("{}#items", loop_sk(path))
 }
 
 pub fn dedupe_pk(key: &str) -> String {
@@ -101,10 +77,8 @@ mod tests {
 
     #[test]
     fn keys_sort_and_parse() {
-        assert_eq!(iter_sk("each", 3), "ITER#each[0000000003]");
-        assert_eq!(iter_index(&iter_sk("a[1]/b", u32::MAX)), Some(u32::MAX));
-        assert!(iter_sk("each", 9) < iter_sk("each", 10));
-        assert_eq!(version_sk(12), "V#000012");
+        assert_eq!(loop_items_sk("each"), "LOOP#each#items");
+        assert_eq!(dedupe_pk("wf#k"), "DEDUPE#wf#k");
         assert!(started_key(999, "z") < started_key(1000, "a"));
         assert!(started_key(1000, "a") < started_key(1000, "b"));
         assert!(started_bound(1000) <= started_key(1000, "a"));

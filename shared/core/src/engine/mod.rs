@@ -2,7 +2,7 @@
 //! new step record and the effects to perform. The worker in wf-app performs them (store writes,
 //! queue sends) and never decides anything itself. Engine tests assert on effects without I/O.
 //!
-//! Protocol (DESIGN.md "How an execution runs"): a step task `{executionId, path, attempt}` is
+//! Protocol (ARCHITECTURE.md "How a step runs"): a step task `{executionId, path, attempt}` is
 //! claimed with a conditional write (status + attempt + lease), run, and finished with a write
 //! conditional on the claim. Every effect is idempotent, so a redelivered task re-derives the same
 //! effects from the stored record ([`effects_for`]) and performs them again harmlessly.
@@ -13,15 +13,34 @@ use std::sync::{Arc, OnceLock};
 use serde_json::{Value, json};
 
 use crate::error::StepError;
-use crate::execution::{ExecutionRecord, LoopState, StepRecord, StepStatus, StepTask};
+use crate::execution::{
+    ExecutionRecord, IterationCount, LoopState, StepRecord, StepStatus, StepTask,
+};
 use crate::expr::{ExprContext, referenced_variables, referenced_variables_in};
 use crate::model::{ConditionStep, EffectiveRetry, Step, Workflow};
 use crate::path::StepPath;
+use crate::validate::Problem;
 
 /// Extra lease time past a step's own budget before another worker may take it over. A step
 /// is cut at its budget by the worker's own timer, so the margin only covers writing the
 /// result and scheduling delays.
 pub const LEASE_MARGIN_MS: i64 = 5_000;
+
+/// The lease of a claim when the deployment sets none (`WF_LEASE_SECS`): how long a step stays
+/// held without its worker renewing it. The worker renews it while the step runs
+/// ([`heartbeat_interval_ms`]), so a step may run longer; a crashed worker's step is claimable
+/// again at most this long after its last renewal.
+pub const DEFAULT_LEASE_MS: i64 = 30_000;
+
+/// How many times a step's worker may be lost (its lease expired without a result: a crash, an
+/// out-of-memory kill, a Lambda timeout) before the step fails with `step.lost` instead of
+/// being run again. A lost lease is not an attempt (retries stay for real failures); this
+/// bound is what keeps a step that kills its worker, or a non-idempotent one, from running
+/// without end.
+pub const MAX_LEASE_LOSSES: u32 = 3;
+
+/// The error of a step given up after [`MAX_LEASE_LOSSES`] lost leases.
+pub const LOST_ERROR_CODE: &str = "step.lost";
 
 /// Where a step id lives: the loop ids enclosing it (empty at top level).
 #[derive(Debug, Clone)]
@@ -215,6 +234,16 @@ impl CompiledWorkflow {
         ))
     }
 
+    /// Secret names any step of the workflow reads: what an execution of it may resolve, so
+    /// what its records are scrubbed of ([`crate::scrub::Scrubber`]; a secret one step sent
+    /// may come back in a later step's answer).
+    pub fn all_secrets_read(&self) -> BTreeSet<&str> {
+        self.info
+            .values()
+            .flat_map(|i| i.reads_secrets.iter().map(String::as_str))
+            .collect()
+    }
+
     /// Secret names the step at `path` reads.
     pub fn secrets_read(&self, path: &StepPath) -> impl Iterator<Item = &str> {
         self.info
@@ -310,7 +339,11 @@ pub fn plan_task(
     }
 }
 
-/// The record a worker writes when it claims a step.
+/// The record a worker writes when it claims a step. `lease_ms` is the deployment's lease
+/// ([`DEFAULT_LEASE_MS`]): the claim holds until `now + min(attempt budget + margin, lease)`,
+/// and the worker renews it while the step runs ([`renewed_lease`]). Claiming over a `running`
+/// record (its lease expired: the worker holding it was lost) is a takeover: the same attempt,
+/// with `leaseLost` counted.
 pub fn claim_record(
     path: &StepPath,
     step: &Step,
@@ -318,11 +351,14 @@ pub fn claim_record(
     now: i64,
     deadline: i64,
     previous: Option<&StepRecord>,
+    lease_ms: i64,
 ) -> StepRecord {
-    let step_budget = step
-        .timeout_ms()
-        .map(|t| t as i64)
-        .unwrap_or(deadline - now);
+    let budget = attempt_budget(step, now, deadline).ms as i64;
+    let lease_lost = match previous {
+        Some(p) if p.status == StepStatus::Running => p.lease_lost + 1,
+        Some(p) => p.lease_lost,
+        None => 0,
+    };
     StepRecord {
         path: path.to_string(),
         step_type: step.type_name().to_string(),
@@ -334,9 +370,57 @@ pub fn claim_record(
         started_at: previous.map(|p| p.started_at).unwrap_or(now),
         finished_at: None,
         duration_ms: None,
-        lease_until: Some(now + step_budget.min(deadline - now).max(0) + LEASE_MARGIN_MS),
+        lease_until: Some(now + (budget + LEASE_MARGIN_MS).min(lease_ms.max(1))),
         next: None,
+        lease_lost,
     }
+}
+
+/// How often the worker running a claimed step renews its lease: a third of it, so that two
+/// renewals may fail (a store hiccup) before the lease runs out.
+pub fn heartbeat_interval_ms(lease_ms: i64) -> u64 {
+    (lease_ms / 3).max(1) as u64
+}
+
+/// The lease a renewal at `now` sets: `lease_ms` from now.
+pub fn renewed_lease(now: i64, lease_ms: i64) -> i64 {
+    now + lease_ms.max(1)
+}
+
+/// The error of a step whose worker was lost `lost` times.
+pub fn lost_error(path: &StepPath, lost: u32) -> StepError {
+    StepError::new(
+        LOST_ERROR_CODE,
+        format!(
+            "the worker running step {path} was lost {lost} times (a crash, an out-of-memory \
+             kill or the worker function's timeout) before it finished; it is not run again \
+             (at most {MAX_LEASE_LOSSES} lost leases per step)"
+        ),
+    )
+    .with_details(json!({ "leaseLost": lost, "maxLeaseLosses": MAX_LEASE_LOSSES }))
+}
+
+/// A claim that takes over a step lost too often ([`MAX_LEASE_LOSSES`]) is not run: this is
+/// the failed record to store in its place (with the claim's condition, so one worker decides),
+/// following `onError` like any failure. `None`: run the claim.
+pub fn lost_record(
+    compiled: &CompiledWorkflow,
+    claim: &StepRecord,
+    step: &Step,
+    path: &StepPath,
+    now: i64,
+) -> Option<StepRecord> {
+    if claim.lease_lost < MAX_LEASE_LOSSES {
+        return None;
+    }
+    Some(finish_record(
+        compiled,
+        claim,
+        step,
+        Value::Null,
+        StepOutcome::Failed(lost_error(path, claim.lease_lost)),
+        now,
+    ))
 }
 
 /// What a step produced when it ran.
@@ -348,6 +432,159 @@ pub enum StepOutcome {
         next: Option<String>,
     },
     Failed(StepError),
+    /// The attempt was cut by the execution's deadline (not by the step's own timeout): the
+    /// step ends `timed_out` and so does the execution; never retried.
+    DeadlinePassed(StepError),
+}
+
+/// Which limit bounds one attempt of a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptBound {
+    /// The step's own `timeoutMs`: running out is an ordinary (retryable) step failure.
+    StepTimeout,
+    /// What is left of the execution's deadline: running out times the execution out.
+    Deadline,
+}
+
+/// How long one attempt may run, and which limit that is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptBudget {
+    pub ms: u64,
+    pub bound: AttemptBound,
+}
+
+/// The budget of an attempt starting at `now`: the step's `timeoutMs` when it ends before the
+/// execution's deadline, else the time left until the deadline.
+pub fn attempt_budget(step: &Step, now: i64, deadline: i64) -> AttemptBudget {
+    attempt_budget_within(step, now, deadline, None)
+}
+
+/// [`attempt_budget`] where one invocation may run at most `cap_ms` (on AWS: the worker
+/// function's timeout less [`WORKER_TIMEOUT_MARGIN_MS`]). A step cut by the cap fails like one
+/// cut by its own `timeoutMs` (retryable), before the function's timeout would kill the worker.
+pub fn attempt_budget_within(
+    step: &Step,
+    now: i64,
+    deadline: i64,
+    cap_ms: Option<u64>,
+) -> AttemptBudget {
+    let remaining = (deadline - now).max(0) as u64;
+    let own = match (step.timeout_ms(), cap_ms) {
+        (Some(t), Some(c)) => Some(t.min(c)),
+        (t, c) => t.or(c),
+    };
+    match own {
+        Some(t) if t < remaining => AttemptBudget {
+            ms: t,
+            bound: AttemptBound::StepTimeout,
+        },
+        _ => AttemptBudget {
+            ms: remaining,
+            bound: AttemptBound::Deadline,
+        },
+    }
+}
+
+/// Time a worker function keeps, out of its timeout, to store a step's result.
+pub const WORKER_TIMEOUT_MARGIN_MS: u64 = 5_000;
+
+/// Code of the problem of a step whose `timeoutMs` the worker function cannot run.
+pub const STEP_TIMEOUT_EXCEEDS_WORKER: &str = "step.timeout_exceeds_worker";
+
+/// The longest a step may run in a worker function whose timeout is `worker_timeout_ms`.
+pub fn worker_step_cap_ms(worker_timeout_ms: u64) -> u64 {
+    worker_timeout_ms
+        .saturating_sub(WORKER_TIMEOUT_MARGIN_MS)
+        .max(1)
+}
+
+/// The steps whose `timeoutMs` a worker function with this timeout could never run to the end
+/// (it would be killed first), each as a problem naming the step and both numbers. Publishing
+/// such a workflow is refused on that deployment.
+pub fn worker_timeout_problems(workflow: &Workflow, worker_timeout_ms: u64) -> Vec<Problem> {
+    fn walk(steps: &[Step], at: &str, worker_timeout_ms: u64, out: &mut Vec<Problem>) {
+        let cap = worker_step_cap_ms(worker_timeout_ms);
+        for (i, step) in steps.iter().enumerate() {
+            let pointer = format!("{at}/steps/{i}");
+            if let Some(t) = step.timeout_ms()
+                && t > cap
+            {
+                out.push(Problem::new(
+                    STEP_TIMEOUT_EXCEEDS_WORKER,
+                    format!("{pointer}/timeoutMs"),
+                    format!(
+                        "step {} has timeoutMs {t}, more than the worker function can run: its \
+                         timeout is {worker_timeout_ms} ms, less {WORKER_TIMEOUT_MARGIN_MS} ms \
+                         to store the result ({cap} ms at most)",
+                        step.id()
+                    ),
+                    format!(
+                        "lower timeoutMs to {cap} or less, or raise the worker function's \
+                         timeout (WF_WORKER_TIMEOUT_SECS)"
+                    ),
+                ));
+            }
+            if let Step::Loop(l) = step {
+                walk(&l.steps, &pointer, worker_timeout_ms, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&workflow.steps, "", worker_timeout_ms, &mut out);
+    out
+}
+
+/// A failure this close to the deadline of an attempt bounded by it is the deadline (timers
+/// and the wall clock differ by a few milliseconds).
+pub const DEADLINE_SLACK_MS: i64 = 50;
+
+/// The outcome of an attempt given when it ended: a failure of an attempt bounded by the
+/// execution's deadline that ended at the deadline is the deadline passing, whatever error the
+/// step itself reported (its own timer fired with the same budget).
+pub fn settle_attempt(
+    outcome: StepOutcome,
+    budget: AttemptBudget,
+    ended_at: i64,
+    deadline: i64,
+    timeout_ms: u64,
+) -> StepOutcome {
+    match outcome {
+        StepOutcome::Failed(_)
+            if budget.bound == AttemptBound::Deadline
+                && ended_at + DEADLINE_SLACK_MS >= deadline =>
+        {
+            StepOutcome::DeadlinePassed(deadline_error(timeout_ms))
+        }
+        other => other,
+    }
+}
+
+/// The error of a write refused for its size (`what`: "step x", "loop each", ...).
+pub fn too_large_error(what: &str, message: &str) -> StepError {
+    StepError::new("payload.too_large", format!("{what}: {message}"))
+}
+
+/// The record to store instead of one the store refused as too large: the step fails cleanly
+/// with nothing of the oversized payload (its input included), so nothing is half-written.
+pub fn too_large_record(
+    compiled: &CompiledWorkflow,
+    claimed: &StepRecord,
+    step: &Step,
+    message: &str,
+    now: i64,
+) -> StepRecord {
+    let what = match step {
+        Step::Loop(_) => format!("loop {}", claimed.path),
+        _ => format!("step {}", claimed.path),
+    };
+    finish_record(
+        compiled,
+        claimed,
+        step,
+        Value::Null,
+        StepOutcome::Failed(too_large_error(&what, message)),
+        now,
+    )
 }
 
 /// Evaluate a condition step: the first true branch wins, else `else`, else the path ends.
@@ -398,6 +635,11 @@ pub fn finish_record(
             rec.error = None;
             rec.next = next;
         }
+        StepOutcome::DeadlinePassed(error) => {
+            rec.status = StepStatus::TimedOut;
+            rec.error = Some(error);
+            rec.next = None;
+        }
         StepOutcome::Failed(error) => {
             let retry = EffectiveRetry::of(&compiled.workflow.config, step);
             let may_retry = !step.is_pure() && !matches!(step, Step::Loop(_));
@@ -407,11 +649,7 @@ pub fn finish_record(
                 rec.next = None;
                 return rec; // not finished: no finishedAt
             }
-            rec.status = if error.code == "timeout.execution" {
-                StepStatus::TimedOut
-            } else {
-                StepStatus::Failed
-            };
+            rec.status = StepStatus::Failed;
             rec.error = Some(error);
             rec.next = step.on_error().map(str::to_string);
         }
@@ -452,11 +690,16 @@ pub enum Effect {
 
 /// The effects of a stored step record. Used after a fresh finish and again on redelivery:
 /// the same record always yields the same (idempotent) effects.
-pub fn effects_for(compiled: &CompiledWorkflow, path: &StepPath, rec: &StepRecord) -> Vec<Effect> {
+pub fn effects_for(
+    compiled: &CompiledWorkflow,
+    execution_id: &str,
+    path: &StepPath,
+    rec: &StepRecord,
+) -> Vec<Effect> {
     let Some(step) = compiled.step(path) else {
         return Vec::new();
     };
-    let execution_id = String::new(); // filled by the worker (tasks carry its id)
+    let execution_id = execution_id.to_string();
     let in_loop = path.enclosing_loop();
     match rec.status {
         StepStatus::Retrying => {
@@ -577,34 +820,70 @@ pub fn iteration_entry(
 /// Deterministic, so re-sending after a redelivery is harmless, and at most `c` run at once.
 pub fn initial_iterations(
     compiled: &CompiledWorkflow,
+    execution_id: &str,
     loop_path: &StepPath,
     state: &LoopState,
 ) -> Vec<Effect> {
     (0..state.concurrency.min(state.total))
-        .filter_map(|i| iteration_task(compiled, loop_path, i))
+        .filter_map(|i| iteration_task(compiled, execution_id, loop_path, i))
         .collect()
 }
 
 /// The iteration to start after iteration `index` was counted, if any.
 pub fn following_iteration(
     compiled: &CompiledWorkflow,
+    execution_id: &str,
     loop_path: &StepPath,
     state: &LoopState,
     index: u32,
 ) -> Option<Effect> {
     let next = index + state.concurrency;
     if next < state.total && !state.failed {
-        iteration_task(compiled, loop_path, next)
+        iteration_task(compiled, execution_id, loop_path, next)
     } else {
         None
     }
 }
 
-fn iteration_task(compiled: &CompiledWorkflow, loop_path: &StepPath, index: u32) -> Option<Effect> {
+/// What counting iteration `index` of a loop decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IterationCounted {
+    /// The iteration that takes the finished one's slot, if any.
+    pub next: Option<Effect>,
+    /// Whether this count completes the loop: every iteration counted and none failed. Only
+    /// the count that brought `remaining` to 0 (or a replay of it) says so.
+    pub loop_done: bool,
+}
+
+/// Decide what follows the count of iteration `index`, given the loop's state read after it.
+pub fn iteration_counted(
+    compiled: &CompiledWorkflow,
+    execution_id: &str,
+    loop_path: &StepPath,
+    state: &LoopState,
+    index: u32,
+    count: IterationCount,
+) -> IterationCounted {
+    let remaining = match count {
+        IterationCount::Counted { remaining } => remaining,
+        IterationCount::AlreadyCounted => state.remaining,
+    };
+    IterationCounted {
+        next: following_iteration(compiled, execution_id, loop_path, state, index),
+        loop_done: remaining == 0 && !state.failed,
+    }
+}
+
+fn iteration_task(
+    compiled: &CompiledWorkflow,
+    execution_id: &str,
+    loop_path: &StepPath,
+    index: u32,
+) -> Option<Effect> {
     let entry = iteration_entry(compiled, loop_path, index)?;
     Some(Effect::Enqueue(
         StepTask {
-            execution_id: String::new(),
+            execution_id: execution_id.to_string(),
             path: entry.to_string(),
             attempt: 1,
         },
@@ -616,20 +895,6 @@ fn iteration_task(compiled: &CompiledWorkflow, loop_path: &StepPath, index: u32)
 pub fn loop_output(mut results: Vec<(u32, Value)>) -> Value {
     results.sort_by_key(|(i, _)| *i);
     Value::Array(results.into_iter().map(|(_, v)| v).collect())
-}
-
-/// Fill in the execution id of queued tasks (effects are computed without it).
-pub fn with_execution_id(effects: Vec<Effect>, execution_id: &str) -> Vec<Effect> {
-    effects
-        .into_iter()
-        .map(|e| match e {
-            Effect::Enqueue(mut t, d) => {
-                t.execution_id = execution_id.to_string();
-                Effect::Enqueue(t, d)
-            }
-            other => other,
-        })
-        .collect()
 }
 
 /// The error of an execution past its deadline.

@@ -11,7 +11,8 @@
 //!    checks ([`validate_workflow`]): ids, start step, triggers, edges, cycles, reachability,
 //!    templates, cron, actions and their params, JSON Schemas, limits.
 //!
-//! Problem codes are listed in [`codes`].
+//! Problem codes are listed in [`codes`]. Besides the problems (errors), a report carries
+//! warnings ([`Report::warnings`], [`workflow_warnings`]): findings that leave the workflow valid.
 
 mod locate;
 mod semantic;
@@ -22,6 +23,7 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::json_depth::{MAX_JSON_DEPTH, check_depth, value_depth};
 use crate::model::Workflow;
 
 pub use locate::{Located, Position, locate};
@@ -80,7 +82,14 @@ impl fmt::Display for Problem {
 pub struct Report {
     /// The typed workflow; `Some` only when `problems` is empty.
     pub workflow: Option<Workflow>,
+    /// The errors: any of them makes the workflow invalid.
     pub problems: Vec<Problem>,
+    /// Findings that do not make the workflow invalid (it can be published and run) but that
+    /// likely make it behave other than meant, e.g. a retry schedule longer than the timeout
+    /// ([`codes::RETRY_OUTLASTS_TIMEOUT`]). Same shape as `problems`; reported whenever the
+    /// document reads as a typed workflow, even one with problems.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Problem>,
 }
 
 impl Report {
@@ -93,6 +102,8 @@ impl Report {
 pub mod codes {
     /// The text is not JSON.
     pub const JSON_SYNTAX: &str = "json.syntax";
+    /// Arrays and objects nested deeper than `json_depth::MAX_JSON_DEPTH`.
+    pub const JSON_TOO_DEEP: &str = "json.too_deep";
     /// The document is not a JSON object.
     pub const NOT_OBJECT: &str = "json.not_object";
     /// A field the format does not have (typo?).
@@ -147,11 +158,39 @@ pub mod codes {
     pub const WEBHOOK_DUPLICATE: &str = "webhook.duplicate";
     /// A signed webhook scheme without `secretEnv` (or a bad variable name).
     pub const WEBHOOK_SECRET: &str = "webhook.secret";
+
+    // Warnings ([`super::Report::warnings`]): valid, but likely not what was meant.
+
+    /// A step's worst-case retry schedule (its backoffs, plus `timeoutMs` per attempt when set)
+    /// outlasts the workflow's `timeoutMs`: when every attempt fails the execution times out
+    /// before the step gives up, so its `onError` route never runs.
+    pub const RETRY_OUTLASTS_TIMEOUT: &str = "retry.outlasts_timeout";
+}
+
+fn too_deep_problem(limit: usize) -> Problem {
+    Problem::new(
+        codes::JSON_TOO_DEEP,
+        "",
+        format!(
+            "the document is nested deeper than the limit of {limit} levels of arrays and objects"
+        ),
+        "flatten the deepest values (a workflow never needs that much nesting)",
+    )
 }
 
 /// Validate workflow JSON text: every problem, each with its line and column.
 pub fn validate_source(text: &str) -> Report {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if let Err(e) = check_depth(text.as_bytes(), MAX_JSON_DEPTH) {
+        let mut p = too_deep_problem(e.limit);
+        p.line = Some(e.line);
+        p.column = Some(e.column);
+        return Report {
+            workflow: None,
+            problems: vec![p],
+            warnings: Vec::new(),
+        };
+    }
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
@@ -169,36 +208,45 @@ pub fn validate_source(text: &str) -> Report {
             return Report {
                 workflow: None,
                 problems: vec![p],
+                warnings: Vec::new(),
             };
         }
     };
     let mut report = validate_value(&value);
-    for p in &mut report.problems {
-        if p.line.is_some() {
-            continue;
+    for list in [&mut report.problems, &mut report.warnings] {
+        for p in list.iter_mut() {
+            if p.line.is_some() {
+                continue;
+            }
+            if let Some(loc) = locate(text, &p.pointer) {
+                let pos = match (p.code, loc.key) {
+                    (codes::UNKNOWN_FIELD, Some(key)) if loc.exact => key,
+                    _ => loc.value,
+                };
+                p.line = Some(pos.line);
+                p.column = Some(pos.column);
+            }
         }
-        if let Some(loc) = locate(text, &p.pointer) {
-            let pos = match (p.code, loc.key) {
-                (codes::UNKNOWN_FIELD, Some(key)) if loc.exact => key,
-                _ => loc.value,
-            };
-            p.line = Some(pos.line);
-            p.column = Some(pos.column);
-        }
+        list.sort_by_key(|p| (p.line.unwrap_or(0), p.column.unwrap_or(0)));
     }
-    report
-        .problems
-        .sort_by_key(|p| (p.line.unwrap_or(0), p.column.unwrap_or(0)));
     report
 }
 
 /// Validate a parsed workflow document.
 pub fn validate_value(value: &Value) -> Report {
+    if value_depth(value) > MAX_JSON_DEPTH {
+        return Report {
+            workflow: None,
+            problems: vec![too_deep_problem(MAX_JSON_DEPTH)],
+            warnings: Vec::new(),
+        };
+    }
     let issues = structure::check(value);
     if issues.iter().any(|i| i.blocking) {
         return Report {
             workflow: None,
             problems: issues.into_iter().map(|i| i.problem).collect(),
+            warnings: Vec::new(),
         };
     }
     let soft: Vec<Problem> = issues.into_iter().map(|i| i.problem).collect();
@@ -218,6 +266,7 @@ pub fn validate_value(value: &Value) -> Report {
             return Report {
                 workflow: None,
                 problems,
+                warnings: Vec::new(),
             };
         }
     };
@@ -228,15 +277,37 @@ pub fn validate_value(value: &Value) -> Report {
         .filter(|s| !problems.iter().any(|p| p.pointer == s.pointer))
         .collect();
     problems.splice(0..0, extra);
+    let warnings = workflow_warnings(&workflow);
     Report {
         workflow: problems.is_empty().then_some(workflow),
         problems,
+        warnings,
     }
 }
 
-/// The semantic checks on a typed workflow (everything but the JSON structure).
+/// The semantic checks on a typed workflow (everything but the JSON structure): the errors.
 pub fn validate_workflow(wf: &Workflow) -> Vec<Problem> {
     semantic::check(wf)
+}
+
+/// The warnings of a typed workflow ([`Report::warnings`]): findings that leave it valid.
+pub fn workflow_warnings(wf: &Workflow) -> Vec<Problem> {
+    semantic::warnings(wf)
+}
+
+/// Warnings as [`format_problems`] prints problems, each line prefixed `warning: `:
+/// `warning: workflows/x.json:43:7: /steps/2/retry: step "notify" can take …`.
+pub fn format_warnings(file: &str, warnings: &[Problem]) -> String {
+    format_problems(file, warnings)
+        .lines()
+        .map(|line| {
+            if line.starts_with("    ") {
+                format!("{line}\n")
+            } else {
+                format!("warning: {line}\n")
+            }
+        })
+        .collect()
 }
 
 /// Problems as readable lines:

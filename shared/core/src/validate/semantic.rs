@@ -12,7 +12,10 @@ use super::{Problem, codes, escape_token, pointer_tokens, suggestion, type_of};
 use crate::catalog;
 use crate::cron::{CronSpec, parse_english};
 use crate::expr::{check_expression, check_template, is_template, single_expression};
-use crate::model::{Step, Trigger, WebhookScheme, Workflow};
+use crate::model::{
+    EffectiveRetry, Step, Trigger, WORKFLOW_ID_MAX_LEN, WebhookScheme, Workflow, check_workflow_id,
+    matches_workflow_id_pattern,
+};
 
 const TEMPLATE_HINT: &str = "templates are Jinja (minijinja): `{{ expr }}` for values, `{% if %}`/`{% for %}` blocks; check the braces and the expression";
 
@@ -64,7 +67,7 @@ fn collect<'a>(steps: &'a [Step], base: &str, scope: usize, g: &mut Graph<'a>) {
     }
 }
 
-pub(super) fn check(wf: &Workflow) -> Vec<Problem> {
+fn graph(wf: &Workflow) -> Graph<'_> {
     let mut g = Graph {
         nodes: Vec::new(),
         scopes: vec![Scope {
@@ -73,6 +76,11 @@ pub(super) fn check(wf: &Workflow) -> Vec<Problem> {
         }],
     };
     collect(&wf.steps, "/steps", 0, &mut g);
+    g
+}
+
+pub(super) fn check(wf: &Workflow) -> Vec<Problem> {
+    let g = graph(wf);
     let mut out = Vec::new();
     check_workflow(wf, &mut out);
     let start = check_start(&g, &mut out);
@@ -84,13 +92,70 @@ pub(super) fn check(wf: &Workflow) -> Vec<Problem> {
     out
 }
 
-// ---- ids ----
+// ---- warnings ----
 
-fn valid_workflow_id(s: &str) -> bool {
-    let mut c = s.chars();
-    matches!(c.next(), Some('a'..='z' | '0'..='9'))
-        && c.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '-'))
+/// What makes a workflow behave worse than its author likely meant, without making it invalid:
+/// a step whose retry schedule outlasts the workflow's timeout (its `onError` never runs).
+pub(super) fn warnings(wf: &Workflow) -> Vec<Problem> {
+    let g = graph(wf);
+    let mut out = Vec::new();
+    for node in &g.nodes {
+        if !matches!(node.step, Step::Action(_) | Step::Llm(_)) {
+            continue;
+        }
+        retry_within_timeout(wf, node, &mut out);
+    }
+    out
 }
+
+/// Warn when a step that fails every attempt would still be retrying at the workflow's deadline.
+fn retry_within_timeout(wf: &Workflow, node: &Node, out: &mut Vec<Problem>) {
+    let step = node.step;
+    let retry = EffectiveRetry::of(&wf.config, step);
+    let attempt_timeout = step.timeout_ms();
+    let worst = retry.worst_case_ms(attempt_timeout);
+    let deadline = wf.config.timeout_ms;
+    // A zero timeout is a problem of its own (`/config/timeoutMs`): no warning per step on top.
+    if worst <= deadline || deadline == 0 {
+        return;
+    }
+    let mut schedule = format!(
+        "{} retr{}: {} ms of backoff",
+        retry.max_retries,
+        if retry.max_retries == 1 { "y" } else { "ies" },
+        retry.total_backoff_ms()
+    );
+    if let Some(t) = attempt_timeout {
+        schedule.push_str(&format!(
+            " + {} attempt(s) of up to {t} ms (timeoutMs)",
+            u64::from(retry.max_retries) + 1
+        ));
+    }
+    let consequence = match step.on_error() {
+        Some(route) => format!(
+            "if every attempt fails the execution times out first, and its `onError` route ({route:?}) never runs"
+        ),
+        None => "if every attempt fails the execution times out first instead of failing with the step's error".to_string(),
+    };
+    let pointer = if step.retry().is_some() {
+        format!("{}/retry", node.ptr)
+    } else {
+        node.ptr.clone()
+    };
+    out.push(Problem::new(
+        codes::RETRY_OUTLASTS_TIMEOUT,
+        pointer,
+        format!(
+            "step {:?} can take {worst} ms retrying ({schedule}), more than the workflow's timeout of {deadline} ms: {consequence}",
+            step.id()
+        ),
+        format!(
+            "lower `maxRetries` or `backoffMs` (or `backoffMultiplier`, or cap the delay with `maxBackoffMs`), set a shorter `timeoutMs` on the step, or raise `config.timeoutMs` above {worst}"
+        ),
+    ));
+}
+
+// ---- ids ----
 
 fn valid_step_id(s: &str) -> bool {
     let mut c = s.chars();
@@ -128,14 +193,24 @@ fn step_id_fix(s: &str) -> String {
 }
 
 fn check_workflow(wf: &Workflow, out: &mut Vec<Problem>) {
-    if !valid_workflow_id(&wf.id) {
-        let example = slug(&wf.id);
+    if check_workflow_id(&wf.id).is_err() {
+        let mut example = slug(&wf.id);
+        example.truncate(WORKFLOW_ID_MAX_LEN);
+        let example = example.trim_end_matches('-');
+        let chars = wf.id.chars().count();
+        let too_long = (chars > WORKFLOW_ID_MAX_LEN)
+            .then(|| format!("too long ({chars} characters, at most {WORKFLOW_ID_MAX_LEN})"));
+        let message = match (matches_workflow_id_pattern(&wf.id), too_long) {
+            (true, Some(long)) => format!("workflow id {:?} is {long}", wf.id),
+            (false, Some(long)) => format!("workflow id {:?} is not URL-safe and {long}", wf.id),
+            (_, None) => format!("workflow id {:?} is not URL-safe", wf.id),
+        };
         out.push(Problem::new(
             codes::WORKFLOW_ID,
             "/id",
-            format!("workflow id {:?} is not URL-safe", wf.id),
+            message,
             format!(
-                "use lowercase letters, digits and `-`, starting with a letter or digit (^[a-z0-9][a-z0-9-]*$){}",
+                "use lowercase letters, digits and `-`, starting with a letter or digit (^[a-z0-9][a-z0-9-]*$), at most {WORKFLOW_ID_MAX_LEN} characters{}",
                 if example.is_empty() { String::new() } else { format!(", e.g. {example:?}") }
             ),
         ));
@@ -898,6 +973,11 @@ fn cycles(g: &Graph, scope: &Scope, adj: &[Vec<(usize, String)>], out: &mut Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The workflow-id rule is `check_workflow_id` (wf-core's one definition).
+    fn valid_workflow_id(s: &str) -> bool {
+        check_workflow_id(s).is_ok()
+    }
 
     #[test]
     fn id_rules() {

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
+use aws_lambda_events::event::sqs::SqsBatchResponse;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -29,8 +29,10 @@ use tracing::{info, warn};
 use wf_core::ports::{Clock, SystemClock};
 use wf_core::time_fmt::format_ms;
 
-use crate::triggers::schedule::{FireError, FireSink, Fired, Scheduler, TokioSleeper};
-use crate::worker::Worker;
+use wf_app::AppError;
+use wf_app::testing::sqs_event;
+use wf_app::triggers::schedule::{FireSink, Fired, Scheduler, TokioSleeper};
+use wf_core::ports::DefinitionStore;
 
 /// Where the bridge sends invocations and reads tasks.
 #[derive(Debug, Clone)]
@@ -145,41 +147,6 @@ impl Invoker {
     }
 }
 
-/// The SQS event the event source mapping would send for `messages`.
-pub fn sqs_event(messages: &[Message], queue_arn: &str, region: &str) -> SqsEvent {
-    let mut event = SqsEvent::default();
-    for m in messages {
-        let mut record = SqsMessage::default();
-        record.message_id = m.message_id.clone();
-        record.receipt_handle = m.receipt_handle.clone();
-        record.body = m.body.clone();
-        record.md5_of_body = m.md5_of_body.clone();
-        record.md5_of_message_attributes = m.md5_of_message_attributes.clone();
-        record.attributes = m
-            .attributes
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.as_str().to_string(), v.clone()))
-            .collect();
-        record.message_attributes = m
-            .message_attributes
-            .iter()
-            .flatten()
-            .map(|(k, v)| {
-                let mut a = SqsMessageAttribute::default();
-                a.string_value = v.string_value.clone();
-                a.data_type = Some(v.data_type.clone());
-                (k.clone(), a)
-            })
-            .collect();
-        record.event_source = Some("aws:sqs".into());
-        record.event_source_arn = Some(queue_arn.to_string());
-        record.aws_region = Some(region.to_string());
-        event.records.push(record);
-    }
-    event
-}
-
 /// Fires due schedules into the trigger function.
 struct TriggerSink {
     invoker: Invoker,
@@ -188,20 +155,23 @@ struct TriggerSink {
 
 #[async_trait]
 impl FireSink for TriggerSink {
-    async fn fire(&self, workflow_id: &str, _: u32, scheduled_ms: i64) -> Result<Fired, FireError> {
+    async fn fire(&self, workflow_id: &str, _: u32, scheduled_ms: i64) -> Result<Fired, AppError> {
         let input = json!({ "workflowId": workflow_id, "scheduledTime": format_ms(scheduled_ms) });
         let answer = self
             .invoker
             .invoke(&self.function, &input)
             .await
-            .map_err(|e| FireError::new(e, true))?;
+            .map_err(|e| AppError::retryable("invoke", e))?;
         let started = &answer["started"][0];
         match started["executionId"].as_str() {
             Some(id) => Ok(Fired {
                 execution_id: id.to_string(),
                 duplicate: started["duplicate"].as_bool().unwrap_or(false),
             }),
-            None => Err(FireError::new(format!("trigger answered {answer}"), false)),
+            None => Err(AppError::permanent(
+                "invoke",
+                format!("trigger answered {answer}"),
+            )),
         }
     }
 }
@@ -210,18 +180,22 @@ impl FireSink for TriggerSink {
 pub struct Bridge {
     pub options: BridgeOptions,
     pub sqs: aws_sdk_sqs::Client,
-    /// Reads the active workflows' schedules (only its definitions store is used).
-    pub worker: Arc<Worker>,
+    /// Where the active workflows' schedules are read.
+    pub definitions: Arc<dyn DefinitionStore>,
     pub invoker: Invoker,
 }
 
 impl Bridge {
-    pub fn new(options: BridgeOptions, sqs: aws_sdk_sqs::Client, worker: Arc<Worker>) -> Self {
+    pub fn new(
+        options: BridgeOptions,
+        sqs: aws_sdk_sqs::Client,
+        definitions: Arc<dyn DefinitionStore>,
+    ) -> Self {
         let invoker = Invoker::new(&options.invoke_url);
         Self {
             options,
             sqs,
-            worker,
+            definitions,
             invoker,
         }
     }
@@ -238,15 +212,15 @@ impl Bridge {
         ));
         let mut tasks = vec![tokio::spawn(scheduler.clone().run(shutdown.clone()))];
         {
-            let (scheduler, worker, every) = (
+            let (scheduler, definitions, every) = (
                 scheduler.clone(),
-                self.worker.clone(),
+                self.definitions.clone(),
                 self.options.schedules_every,
             );
             let mut stop = shutdown.clone();
             tasks.push(tokio::spawn(async move {
                 loop {
-                    if let Err(e) = scheduler.sync(&*worker.services().definitions).await {
+                    if let Err(e) = scheduler.sync(&*definitions).await {
                         warn!(error = %e, "cannot read the schedules");
                     }
                     tokio::select! {

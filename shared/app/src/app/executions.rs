@@ -1,0 +1,418 @@
+//! Use cases of executions: start one (every trigger ends here: validate the input, create the
+//! record with its dedupe key in the same transaction, then queue the start step; if the
+//! process dies between the two writes the sweeper re-queues executions left `queued`), manual
+//! and test runs, history, cancel and rerun.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use tracing::info;
+use wf_core::StoreError;
+use wf_core::engine::CompiledWorkflow;
+use wf_core::execution::{
+    ClaimOutcome, CreateOutcome, DedupeKey, ExecutionPage, ExecutionQuery, ExecutionRecord,
+    ExecutionStatus, ExecutionView, StepStatus, StepTask, TriggerInfo,
+};
+use wf_core::model::Workflow;
+use wf_core::path::StepPath;
+use wf_core::validate::validate_value;
+
+use super::workflows::DRAFT_VERSION_BASE;
+use super::{App, AppError};
+
+/// How long a dedupe key (idempotency key, message id, event id) is remembered.
+pub const DEDUPE_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// A request to start one execution of a compiled (published) version.
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    pub input: Value,
+    pub trigger: TriggerInfo,
+    /// A deterministic id (e.g. derived from a schedule's fire time); a new ULID otherwise.
+    pub execution_id: Option<String>,
+    /// Starts at most one execution per key for 24 h.
+    pub dedupe_key: Option<String>,
+    pub rerun_of: Option<String>,
+}
+
+impl StartRequest {
+    pub fn new(input: Value, trigger: TriggerInfo) -> Self {
+        Self {
+            input,
+            trigger,
+            execution_id: None,
+            dedupe_key: None,
+            rerun_of: None,
+        }
+    }
+}
+
+/// One way an input fails the start step's `inputSchema`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InputViolation {
+    /// JSON pointer into the input.
+    pub pointer: String,
+    pub message: String,
+}
+
+/// The started (or, for a repeated dedupe key, the first) execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    pub execution_id: String,
+    /// True when a dedupe key matched: nothing new was started.
+    pub duplicate: bool,
+}
+
+/// Check an input against the start step's `inputSchema`: every violation is listed, as an
+/// `invalid_input` error whose details hold them.
+pub fn check_input(compiled: &CompiledWorkflow, input: &Value) -> Result<(), AppError> {
+    compiled.check_input(input).map_err(|v| {
+        let violations: Vec<InputViolation> = v
+            .into_iter()
+            .map(|(pointer, message)| InputViolation { pointer, message })
+            .collect();
+        let summary = violations
+            .iter()
+            .map(|x| {
+                let at = if x.pointer.is_empty() {
+                    "/"
+                } else {
+                    &x.pointer
+                };
+                format!("{at}: {}", x.message)
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        AppError::invalid(
+            "invalid_input",
+            format!(
+                "the input does not match the workflow's inputSchema ({} problem(s)): {summary}",
+                violations.len()
+            ),
+        )
+        .with_details(json!({ "violations": violations }))
+    })
+}
+
+/// A new execution id: a ULID whose time part is `now` (ids sort by start time).
+pub fn new_execution_id(now: i64) -> String {
+    ulid::Ulid::from_datetime(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(now.max(0) as u64),
+    )
+    .to_string()
+}
+
+/// The `queued` record of a new execution.
+pub fn new_record(
+    compiled: &CompiledWorkflow,
+    id: &str,
+    req: StartRequest,
+    now: i64,
+) -> ExecutionRecord {
+    ExecutionRecord {
+        id: id.to_string(),
+        workflow_id: compiled.workflow.id.clone(),
+        version: compiled.version,
+        status: ExecutionStatus::Queued,
+        trigger: req.trigger,
+        input: req.input,
+        output: Value::Null,
+        error: None,
+        started_at: now,
+        finished_at: None,
+        duration_ms: None,
+        deadline_at: now + compiled.workflow.config.timeout_ms as i64,
+        rerun_of: req.rerun_of,
+    }
+}
+
+/// The top-level steps at and after `from` (what a rerun from `from` runs again).
+fn downstream(workflow: &Workflow, from: &str) -> HashSet<String> {
+    let mut seen = HashSet::new();
+    let mut todo = vec![from.to_string()];
+    while let Some(id) = todo.pop() {
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        if let Some(step) = workflow.steps.iter().find(|s| s.id() == id) {
+            todo.extend(step.edges().into_iter().map(|(_, n)| n.to_string()));
+        }
+    }
+    seen
+}
+
+impl App {
+    /// Start an execution of `compiled`. Nothing is written when the input is invalid.
+    pub async fn start(
+        &self,
+        compiled: &CompiledWorkflow,
+        req: StartRequest,
+    ) -> Result<Started, AppError> {
+        check_input(compiled, &req.input)?;
+        let start = compiled
+            .start_path()
+            .ok_or_else(|| AppError::invalid("no_start_step", "the workflow has no start step"))?;
+        let now = self.svc.clock.now_ms();
+        let id = req
+            .execution_id
+            .clone()
+            .unwrap_or_else(|| new_execution_id(now));
+        let dedupe = req.dedupe_key.clone().map(|k| DedupeKey {
+            key: format!("{}#{}", compiled.workflow.id, k),
+            expires_at: now + DEDUPE_TTL_MS,
+        });
+        let record = new_record(compiled, &id, req, now);
+        match self
+            .svc
+            .executions
+            .create_execution(&record, dedupe.as_ref())
+            .await?
+        {
+            CreateOutcome::Duplicate(first) => {
+                return Ok(Started {
+                    execution_id: first,
+                    duplicate: true,
+                });
+            }
+            CreateOutcome::Created => {}
+        }
+        let task = StepTask {
+            execution_id: id.clone(),
+            path: start.to_string(),
+            attempt: 1,
+        };
+        self.svc.queue.send(&[(task, 0)]).await?;
+        info!(execution_id = %id, workflow_id = %compiled.workflow.id, version = compiled.version, "execution queued");
+        Ok(Started {
+            execution_id: id,
+            duplicate: false,
+        })
+    }
+
+    /// A manual run of the active (else the latest published) version, or with `draft` a test
+    /// run of the draft (pinned to an immutable snapshot of it).
+    pub async fn run_workflow(
+        &self,
+        id: &str,
+        input: Value,
+        draft: bool,
+    ) -> Result<Started, AppError> {
+        let meta = self
+            .svc
+            .definitions
+            .get_meta(id)
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("workflow {id} does not exist")))?;
+        let (compiled, trigger) = if draft {
+            let draft = self
+                .svc
+                .definitions
+                .get_draft(id)
+                .await?
+                .ok_or_else(|| AppError::not_found(format!("workflow {id} has no draft")))?;
+            let report = validate_value(&draft);
+            let Some(workflow) = report.workflow else {
+                return Err(AppError::invalid(
+                    "invalid_workflow",
+                    format!(
+                        "the draft has {} problem(s); fix them to test it",
+                        report.problems.len()
+                    ),
+                )
+                .with_details(json!({ "problems": report.problems })));
+            };
+            let version = self.draft_snapshot(&workflow).await?;
+            (
+                self.definition(id, version).await?,
+                TriggerInfo::new("test").with("draft", true),
+            )
+        } else {
+            let version = meta
+                .active_version
+                .filter(|_| meta.active)
+                .unwrap_or(meta.latest_version);
+            if version == 0 {
+                return Err(AppError::conflict(
+                    "not_published",
+                    format!(
+                        "workflow {id} has never been published: publish it, or test the draft with ?draft=true"
+                    ),
+                ));
+            }
+            (
+                self.definition(id, version).await?,
+                TriggerInfo::new("manual"),
+            )
+        };
+        self.start(&compiled, StartRequest::new(input, trigger))
+            .await
+    }
+
+    /// The immutable snapshot a test run of `workflow` pins: a version ≥ 2^31 keyed by the
+    /// draft's content, so testing the same draft twice reuses it.
+    async fn draft_snapshot(&self, workflow: &Workflow) -> Result<u32, AppError> {
+        let defs = &self.svc.definitions;
+        let text = serde_json::to_string(workflow).unwrap_or_default();
+        let hash = text.bytes().fold(0x811c9dc5u32, |h, b| {
+            (h ^ b as u32).wrapping_mul(0x0100_0193)
+        });
+        let mut version = DRAFT_VERSION_BASE | (hash & 0x7fff_ffff);
+        for _ in 0..8 {
+            match defs.get_version(&workflow.id, version).await? {
+                Some(existing) if &existing == workflow => return Ok(version),
+                Some(_) => version = version.wrapping_add(1) | DRAFT_VERSION_BASE,
+                None => match defs.put_version(workflow, version).await {
+                    Ok(()) => return Ok(version),
+                    Err(StoreError::Conflict(_)) => continue,
+                    Err(e) => return Err(e.into()),
+                },
+            }
+        }
+        Err(AppError::conflict(
+            "busy",
+            "could not store the draft snapshot; try again",
+        ))
+    }
+
+    /// A page of the history, newest first.
+    pub async fn list_executions(&self, query: &ExecutionQuery) -> Result<ExecutionPage, AppError> {
+        Ok(self.svc.executions.list_executions(query).await?)
+    }
+
+    /// A page of one workflow's history (the workflow must exist).
+    pub async fn workflow_executions(
+        &self,
+        workflow_id: &str,
+        mut query: ExecutionQuery,
+    ) -> Result<ExecutionPage, AppError> {
+        if self.svc.definitions.get_meta(workflow_id).await?.is_none() {
+            return Err(AppError::not_found(format!(
+                "workflow {workflow_id} does not exist"
+            )));
+        }
+        query.workflow_id = Some(workflow_id.to_string());
+        self.list_executions(&query).await
+    }
+
+    /// One execution with every step record, in the order they started.
+    pub async fn execution(&self, id: &str) -> Result<ExecutionView, AppError> {
+        let execution = self
+            .svc
+            .executions
+            .get_execution(id)
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("execution {id} does not exist")))?;
+        let steps = self.svc.executions.list_steps(id).await?;
+        Ok(ExecutionView { execution, steps })
+    }
+
+    /// Cancel a queued or running execution: its queued tasks are dropped, a running step
+    /// finishes but nothing follows.
+    pub async fn cancel(&self, id: &str) -> Result<ExecutionView, AppError> {
+        let mut current = self.execution(id).await?;
+        if current.execution.status.is_terminal() {
+            return Err(already_finished(id, current.execution.status));
+        }
+        let error = wf_core::StepError::new("cancelled", "cancelled through the API");
+        self.finish_execution(
+            &mut current.execution,
+            ExecutionStatus::Cancelled,
+            Value::Null,
+            Some(error),
+        )
+        .await?;
+        let view = self.execution(id).await?;
+        if view.execution.status != ExecutionStatus::Cancelled {
+            return Err(already_finished(id, view.execution.status));
+        }
+        Ok(view)
+    }
+
+    /// Run an execution again from a top-level step (default: the start) with its input (or
+    /// `input`): the records of the steps before `from_step` are copied, the rest run anew.
+    pub async fn rerun(
+        &self,
+        id: &str,
+        from_step: Option<String>,
+        input: Option<Value>,
+    ) -> Result<Started, AppError> {
+        let old = self.execution(id).await?;
+        let compiled = self
+            .definition(&old.execution.workflow_id, old.execution.version)
+            .await?;
+        let start_id = compiled
+            .workflow
+            .start_step()
+            .map(|s| s.id.clone())
+            .ok_or_else(|| AppError::invalid("no_start_step", "the workflow has no start step"))?;
+        let from = from_step.unwrap_or_else(|| start_id.clone());
+        if StepPath::parse(&from).is_none_or(|p| p.depth() > 0)
+            || compiled.step(&StepPath::top(&from)).is_none()
+        {
+            let ids: Vec<&str> = compiled.workflow.steps.iter().map(|s| s.id()).collect();
+            return Err(AppError::invalid(
+                "unknown_step",
+                format!(
+                    "fromStep {from:?} is not a top-level step of version {} (steps: {})",
+                    old.execution.version,
+                    ids.join(", ")
+                ),
+            ));
+        }
+        let input = input.unwrap_or_else(|| old.execution.input.clone());
+        let mut request = StartRequest::new(
+            input,
+            TriggerInfo::new("rerun")
+                .with("rerunOf", id.to_string())
+                .with("fromStep", from.clone()),
+        );
+        request.rerun_of = Some(id.to_string());
+        if from == start_id {
+            return self.start(&compiled, request).await;
+        }
+        // Copy the records of the steps before `from`, then start at `from`. The execution
+        // stays `queued` until its first task runs, so a crash here is repaired by the sweeper
+        // (which re-queues `fromStep`), and copies are idempotent.
+        check_input(&compiled, &request.input)?;
+        let rerun_steps = downstream(&compiled.workflow, &from);
+        let now = self.svc.clock.now_ms();
+        let new_id = new_execution_id(now);
+        let record = new_record(&compiled, &new_id, request, now);
+        self.svc.executions.create_execution(&record, None).await?;
+        for step in old
+            .steps
+            .iter()
+            .filter(|s| s.status == StepStatus::Succeeded || s.status == StepStatus::Failed)
+        {
+            let top = step.path.split(['/', '[']).next().unwrap_or_default();
+            if rerun_steps.contains(top) {
+                continue;
+            }
+            let mut copy = step.clone();
+            copy.status = StepStatus::Running;
+            copy.lease_until = Some(0);
+            if let ClaimOutcome::Claimed = self.svc.executions.claim_step(&new_id, &copy, 0).await?
+            {
+                self.svc.executions.finish_step(&new_id, step).await?;
+            }
+        }
+        let task = StepTask {
+            execution_id: new_id.clone(),
+            path: from,
+            attempt: 1,
+        };
+        self.svc.queue.send(&[(task, 0)]).await?;
+        Ok(Started {
+            execution_id: new_id,
+            duplicate: false,
+        })
+    }
+}
+
+fn already_finished(id: &str, status: ExecutionStatus) -> AppError {
+    AppError::conflict(
+        "finished",
+        format!("execution {id} already finished as {}", status.as_str()),
+    )
+}

@@ -1,0 +1,119 @@
+//! The sort-key layout of the `workflows` and `executions` tables, shared by every store
+//! (SQLite in wf-local, DynamoDB in wf-aws) so that both keep the very same items.
+//!
+//! * `workflows`: pk = the workflow id, sk [`DRAFT_SK`] | [`version_sk`] (`V#000001`) |
+//!   [`META_SK`].
+//! * `executions`: pk = the execution id, sk [`EXEC_SK`] | [`step_sk`] (`STEP#<path>`) |
+//!   [`loop_sk`] (`LOOP#<path>`, the join counter) | [`iter_sk`] (`ITER#<path>[0000000003]`,
+//!   a counted iteration's result).
+//!
+//! Adapter-only keys (DynamoDB's `LOOP#<path>#items`, dedupe items, index attributes) stay in
+//! the adapter that uses them. Pure string functions; no I/O.
+
+/// The execution record.
+pub const EXEC_SK: &str = "EXEC";
+/// The (possibly invalid) draft of a workflow.
+pub const DRAFT_SK: &str = "DRAFT";
+/// Activation state, webhook token and latest version of a workflow.
+pub const META_SK: &str = "META";
+/// Prefix of the step records of an execution.
+pub const STEP_PREFIX: &str = "STEP#";
+/// Prefix of the loop counters of an execution.
+pub const LOOP_PREFIX: &str = "LOOP#";
+/// Prefix of the counted iterations of an execution.
+pub const ITER_PREFIX: &str = "ITER#";
+/// Prefix of the published versions of a workflow.
+pub const VERSION_PREFIX: &str = "V#";
+
+/// Digits of the zero-padded iteration index of [`iter_sk`].
+const INDEX_DIGITS: usize = 10;
+
+/// `STEP#<path>`: the record of the step at `path` (`check`, `each[3]/price`).
+pub fn step_sk(path: &str) -> String {
+    format!("{STEP_PREFIX}{path}")
+}
+
+/// `LOOP#<path>`: the join counter of the loop at `path`.
+pub fn loop_sk(path: &str) -> String {
+    format!("{LOOP_PREFIX}{path}")
+}
+
+/// `ITER#<loop path>[0000000003]`: the result of iteration `index` of the loop at `loop_path`.
+/// Ten digits hold any u32, so the items sort by index.
+pub fn iter_sk(loop_path: &str, index: u32) -> String {
+    format!("{ITER_PREFIX}{loop_path}[{index:010}]")
+}
+
+/// `ITER#<loop path>[`: the prefix of [`iter_sk`] of one loop. It also matches iterations of
+/// loops nested in this one (`ITER#each[0000000001]/inner[...`): see [`iteration_of`].
+pub fn iter_prefix(loop_path: &str) -> String {
+    format!("{ITER_PREFIX}{loop_path}[")
+}
+
+/// The index of an `ITER#...[0000000003]` sort key.
+pub fn iter_index(sk: &str) -> Option<u32> {
+    let open = sk.rfind('[')?;
+    sk[open + 1..].strip_suffix(']')?.parse().ok()
+}
+
+/// The index of `sk` when it is an iteration of exactly the loop at `loop_path` (not one of a
+/// loop nested in it, whose keys share the [`iter_prefix`]).
+pub fn iteration_of(loop_path: &str, sk: &str) -> Option<u32> {
+    let digits = sk
+        .strip_prefix(ITER_PREFIX)?
+        .strip_prefix(loop_path)?
+        .strip_prefix('[')?
+        .strip_suffix(']')?;
+    if digits.len() != INDEX_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// `V#000001`: published version `version` of a workflow.
+pub fn version_sk(version: u32) -> String {
+    format!("{VERSION_PREFIX}{version:06}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_and_parse() {
+        assert_eq!(step_sk("each[3]/price"), "STEP#each[3]/price");
+        assert_eq!(loop_sk("each"), "LOOP#each");
+        assert_eq!(iter_sk("each", 3), "ITER#each[0000000003]");
+        assert_eq!(iter_index(&iter_sk("a[1]/b", u32::MAX)), Some(u32::MAX));
+        assert!(iter_sk("each", 9) < iter_sk("each", 10));
+        assert!(iter_sk("each", 1).starts_with(&iter_prefix("each")));
+        assert_eq!(version_sk(1), "V#000001");
+        assert_eq!(version_sk(12), "V#000012");
+        assert!(version_sk(9) < version_sk(10));
+        assert!(step_sk("x").starts_with(STEP_PREFIX));
+    }
+
+    #[test]
+    fn iterations_of_a_loop_exclude_nested_loops() {
+        assert_eq!(iteration_of("each", &iter_sk("each", 7)), Some(7));
+        assert_eq!(
+            iteration_of("each", &iter_sk("each", u32::MAX)),
+            Some(u32::MAX)
+        );
+        // A nested loop's iteration shares the prefix but is not one of `each`'s.
+        let nested = iter_sk("each[0]/inner", 2);
+        assert!(nested.starts_with(&iter_prefix("each")));
+        assert_eq!(iteration_of("each", &nested), None);
+        assert_eq!(iteration_of("each[0]/inner", &nested), Some(2));
+        // Another loop whose id starts the same way.
+        assert_eq!(iteration_of("each", &iter_sk("each_x", 1)), None);
+        for bad in [
+            "ITER#each[3]",
+            "ITER#each[00000000x3]",
+            "STEP#each",
+            "ITER#each[",
+        ] {
+            assert_eq!(iteration_of("each", bad), None, "{bad}");
+        }
+    }
+}
