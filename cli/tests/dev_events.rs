@@ -112,7 +112,8 @@ async fn an_event_starts_each_subscribed_active_workflow_whose_filter_is_true_on
         );
         assert_eq!(
             e["trigger"],
-            json!({ "type": "event", "eventId": "evt-1", "eventType": "order.created" })
+            json!({ "type": "event", "eventId": "evt-1", "eventType": "order.created", "chain": [id] }),
+            "an event from outside starts a causation chain at the workflow it starts"
         );
         assert_eq!(e["output"]["eventId"], json!("evt-1"));
     }
@@ -329,4 +330,55 @@ async fn a_schedule_trigger_is_registered_and_shown_with_its_next_run() {
     dev.wait_stdout_line(&["yearly", "v1 active"]);
     dev.wait_stdout_line(&["manual", "/workflows/yearly/executions"]);
     assert!(dev.executions_of("yearly").await.is_empty());
+}
+
+/// The reported loop: a workflow triggered by `loop.tick` that emits `loop.tick` ran 13,498
+/// times in 20 s. With `WF_EVENT_MAX_DEPTH=3` it runs exactly 3 times per outside event; the
+/// third emit fails naming the limit, and `/metrics` counts the refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_re_emitting_its_own_event_stops_at_the_depth_limit() {
+    let dev = DevProcess::new()
+        .env("WF_EVENT_MAX_DEPTH", "3")
+        .workflow(json!({
+            "id": "looper",
+            "config": { "active": true },
+            "steps": [
+                { "id": "start", "type": "start", "triggers": [ { "type": "event", "event": "loop.tick" } ], "next": "tick" },
+                { "id": "tick", "type": "action", "action": "event.emit", "params": { "type": "loop.tick" } }
+            ]
+        }))
+        .start();
+    dev.wait_workflow("looper", "active", |w| {
+        w["workflow"]["active"] == json!(true)
+    })
+    .await;
+    dev.post("/events", json!({ "type": "loop.tick" }))
+        .await
+        .expect(202);
+    dev.wait_executions("looper", 3).await;
+    // Long enough for a loop that did not stop to show it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let runs = dev.executions_of("looper").await;
+    assert_eq!(runs.len(), 3, "{runs:#?}");
+    let mut failed = Vec::new();
+    for r in &runs {
+        let e = dev.wait_execution(r["id"].as_str().unwrap()).await;
+        if e["status"] == json!("failed") {
+            failed.push(e);
+        }
+    }
+    assert_eq!(failed.len(), 1, "only the last one fails: {failed:#?}");
+    let error = &step(&failed[0], "tick")["error"];
+    assert_eq!(error["code"], json!("event.loop"), "{error:#}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("looper -> looper -> looper") && message.contains("depth limit of 3"),
+        "{message}"
+    );
+    let metrics = dev.get("/metrics").await;
+    let text = metrics.expect(200).as_str().expect("metrics text");
+    assert!(
+        text.contains("wf_events_refused_total{reason=\"depth\"} 1"),
+        "{text}"
+    );
 }

@@ -1,9 +1,11 @@
-// The side panel of a step: a form per type (common fields, action params from the action's
-// params schema, triggers on the start step), template completion, and a raw JSON tab that
-// edits the step exactly as it is saved.
+// The side panel of a step: a form per step type generated from the workflow JSON Schema (see
+// SchemaForm.tsx; action params from the action's params schema), the start step's triggers with
+// their webhook URL, secrets and cron preview, and a raw JSON tab that edits the step exactly as it
+// is saved.
 
-import { useEffect, useId, useMemo, useRef, useState } from 'react'
+import { useEffect, useId, useMemo, useState } from 'react'
 import { actions, api, type ActionSpec, type CronAnswer, type Summary } from './api'
+import { SchemaFields, StepFields, TRIGGER_TYPES, triggerVariant, TYPE_ONLY } from './SchemaForm'
 import {
   COLORS,
   findStep,
@@ -46,6 +48,11 @@ export function StepPanel({ wf, path, readOnly, problems, summary, setSummary, o
   const siblings = (scopeSteps(wf, scopeOf(path)) ?? []).map((s) => s?.id).filter((x) => x && x !== step.id) as string[]
   const fieldProblem = (field: string) => problems.filter((p) => pointerToNode(wf, p.pointer).field.startsWith(field))
   const ctx: FormCtx = { wf, step, set, readOnly, suggestions, siblings, fieldProblem }
+  const [catalog, setCatalog] = useState<ActionSpec[] | null>(null)
+  const [catalogError, setCatalogError] = useState<unknown>(null)
+  useEffect(() => {
+    actions().then(setCatalog, setCatalogError)
+  }, [])
   return (
     <aside className="panel" aria-label={`Step ${step.id}`} data-testid="step-panel">
       <div className="panel-head">
@@ -85,24 +92,15 @@ export function StepPanel({ wf, path, readOnly, problems, summary, setSummary, o
               onChange(renameStep(wf, path, id), np)
             }}
           />
-          <Text label="Name" value={step.name as string} onChange={(v) => set({ name: v })} />
-          {step.type === 'start' && <StartForm ctx={ctx} summary={summary} setSummary={setSummary} />}
-          {step.type === 'action' && <ActionForm ctx={ctx} />}
-          {step.type === 'llm' && <LlmForm ctx={ctx} />}
-          {step.type === 'condition' && <ConditionForm ctx={ctx} />}
-          {step.type === 'loop' && (
-            <>
-              <TemplateInput label="Items (one {{ expr }} that yields an array)" value={step.items as string} onChange={(v) => set({ items: v })} ctx={ctx} field="/items" />
-              <Num label="Concurrency (1–100)" value={step.concurrency as number} onChange={(v) => set({ concurrency: v })} placeholder="default 1" />
-              <p className="muted small">The body is drawn inside the loop: select the loop and use Add step to add to it. Inside, use item and index.</p>
-            </>
-          )}
-          {step.type === 'output' && <JsonField label="Output (any JSON; strings may be templates)" value={step.output} onChange={(v) => set({ output: v })} rows={8} />}
-          {step.type !== 'condition' && step.type !== 'output' && <EdgeSelect label="Next" value={step.next} options={siblings} onChange={(v) => set({ next: v })} />}
-          {(step.type === 'action' || step.type === 'llm' || step.type === 'loop') && (
-            <EdgeSelect label="On error (after retries)" value={step.onError} options={siblings} onChange={(v) => set({ onError: v })} />
-          )}
-          {(step.type === 'action' || step.type === 'llm') && <RetryFields ctx={ctx} />}
+          <StepFields
+            step={step}
+            set={set}
+            ctx={ctx}
+            catalog={catalog}
+            widgets={{ triggers: () => <StartForm ctx={ctx} summary={summary} setSummary={setSummary} /> }}
+          />
+          {step.type === 'loop' && <p className="muted small">The body is drawn inside the loop: select the loop and use Add step to add to it. Inside, use item and index.</p>}
+          <ErrorBox error={catalogError} />
         </fieldset>
       )}
     </aside>
@@ -138,240 +136,6 @@ function Text({ label, value, onChange, placeholder, id }: { label: string; valu
       <label htmlFor={id ?? auto}>{label}</label>
       <input id={id ?? auto} value={value ?? ''} onChange={(e) => onChange(e.target.value)} placeholder={placeholder} />
     </div>
-  )
-}
-
-function Num({ label, value, onChange, placeholder }: { label: string; value: number | undefined; onChange: (v: number | undefined) => void; placeholder?: string }) {
-  const id = useId()
-  return (
-    <div className="field">
-      <label htmlFor={id}>{label}</label>
-      <input id={id} type="number" value={value ?? ''} placeholder={placeholder} onChange={(e) => onChange(e.target.value === '' ? undefined : Number(e.target.value))} />
-    </div>
-  )
-}
-
-function EdgeSelect({ label, value, options, onChange }: { label: string; value: string | null | undefined; options: string[]; onChange: (v: string | undefined) => void }) {
-  const id = useId()
-  return (
-    <div className="field">
-      <label htmlFor={id}>{label}</label>
-      <select id={id} value={value ?? ''} onChange={(e) => onChange(e.target.value || undefined)}>
-        <option value="">— none (the path ends) —</option>
-        {value && !options.includes(value) && <option value={value}>{value} (missing)</option>}
-        {options.map((o) => (
-          <option key={o} value={o}>
-            {o}
-          </option>
-        ))}
-      </select>
-    </div>
-  )
-}
-
-/** A text field with completion after `{{ `: input., vars., steps.<id>.output, item, index, secrets. */
-export function TemplateInput({ label, value, onChange, ctx, field, multiline, testId }: { label: string; value: string | undefined; onChange: (v: string) => void; ctx: FormCtx; field?: string; multiline?: boolean; testId?: string }) {
-  const id = useId()
-  const ref = useRef<HTMLInputElement & HTMLTextAreaElement>(null)
-  const [open, setOpen] = useState<{ prefix: string; at: number } | null>(null)
-  const [active, setActive] = useState(0)
-  const problems = field ? ctx.fieldProblem(field) : []
-  const matches = open ? ctx.suggestions.filter((s) => s.startsWith(open.prefix) && s !== open.prefix).slice(0, 8) : []
-  const check = (text: string, caret: number) => {
-    const before = text.slice(0, caret)
-    const m = /\{\{\s*([A-Za-z_][\w.]*|)$/.exec(before)
-    if (m) {
-      setOpen({ prefix: m[1], at: caret - m[1].length })
-      setActive(0)
-    } else setOpen(null)
-  }
-  const pick = (s: string) => {
-    const text = value ?? ''
-    const caret = ref.current?.selectionStart ?? text.length
-    const at = open?.at ?? caret
-    const after = text.slice(caret)
-    const close = /^\s*\}\}/.test(after) || s.endsWith('.') ? '' : ' }}'
-    const next = text.slice(0, at) + s + close + after
-    onChange(next)
-    setOpen(s.endsWith('.') ? { prefix: s, at } : null)
-    requestAnimationFrame(() => {
-      const pos = at + s.length + close.length
-      ref.current?.setSelectionRange(pos, pos)
-      ref.current?.focus()
-    })
-  }
-  const common = {
-    id,
-    ref,
-    value: value ?? '',
-    'aria-invalid': problems.length > 0,
-    'aria-autocomplete': 'list' as const,
-    'aria-expanded': matches.length > 0,
-    'aria-controls': `${id}-list`,
-    role: 'combobox',
-    'data-testid': testId,
-    onChange: (e: { target: { value: string; selectionStart: number | null } }) => {
-      onChange(e.target.value)
-      check(e.target.value, e.target.selectionStart ?? e.target.value.length)
-    },
-    onKeyDown: (e: React.KeyboardEvent) => {
-      if (!matches.length) return
-      if (e.key === 'ArrowDown') (e.preventDefault(), setActive((active + 1) % matches.length))
-      else if (e.key === 'ArrowUp') (e.preventDefault(), setActive((active - 1 + matches.length) % matches.length))
-      else if (e.key === 'Enter' || e.key === 'Tab') (e.preventDefault(), pick(matches[active]))
-      else if (e.key === 'Escape') setOpen(null)
-    },
-    onBlur: () => setTimeout(() => setOpen(null), 150),
-    spellCheck: false,
-  }
-  return (
-    <div className="field template">
-      <label htmlFor={id}>{label}</label>
-      {multiline ? <textarea rows={4} {...common} /> : <input {...common} />}
-      {matches.length > 0 && (
-        <ul className="completion" id={`${id}-list`} role="listbox">
-          {matches.map((m, i) => (
-            <li key={m} role="option" aria-selected={i === active} onMouseDown={(e) => (e.preventDefault(), pick(m))}>
-              {m}
-            </li>
-          ))}
-        </ul>
-      )}
-      {problems.map((p, i) => (
-        <div key={i} className="field-error">
-          {p.message} {p.hint && <span className="hint">— {p.hint}</span>}
-        </div>
-      ))}
-    </div>
-  )
-}
-
-function RetryFields({ ctx }: { ctx: FormCtx }) {
-  const retry = (ctx.step.retry ?? {}) as Record<string, number | undefined>
-  const setRetry = (k: string, v: number | undefined) => {
-    const next = { ...retry, [k]: v }
-    for (const key of Object.keys(next)) if (next[key] === undefined) delete next[key]
-    ctx.set({ retry: Object.keys(next).length ? next : undefined })
-  }
-  return (
-    <details className="sub">
-      <summary>Retries and timeout</summary>
-      <Num label="Max retries (overrides config)" value={retry.maxRetries} onChange={(v) => setRetry('maxRetries', v)} placeholder="config (default 3)" />
-      <Num label="Backoff (ms)" value={retry.backoffMs} onChange={(v) => setRetry('backoffMs', v)} placeholder="config (default 1000)" />
-      <Num label="Backoff multiplier" value={retry.backoffMultiplier} onChange={(v) => setRetry('backoffMultiplier', v)} />
-      <Num label="Max backoff (ms)" value={retry.maxBackoffMs} onChange={(v) => setRetry('maxBackoffMs', v)} />
-      <Num label="Timeout of one attempt (ms)" value={ctx.step.timeoutMs as number} onChange={(v) => ctx.set({ timeoutMs: v })} />
-    </details>
-  )
-}
-
-function ActionForm({ ctx }: { ctx: FormCtx }) {
-  const [catalog, setCatalog] = useState<ActionSpec[] | null>(null)
-  const [error, setError] = useState<unknown>(null)
-  useEffect(() => {
-    actions().then(setCatalog, setError)
-  }, [])
-  const step = ctx.step
-  const spec = catalog?.find((a) => a.name === step.action)
-  const params = (step.params && typeof step.params === 'object' ? step.params : {}) as Record<string, unknown>
-  const setParam = (k: string, v: unknown) => {
-    const next = { ...params, [k]: v }
-    if (v === undefined || v === '') delete next[k]
-    ctx.set({ params: next })
-  }
-  const id = useId()
-  return (
-    <>
-      <div className="field">
-        <label htmlFor={id}>Action</label>
-        <select id={id} value={String(step.action ?? '')} onChange={(e) => ctx.set({ action: e.target.value })}>
-          {!spec && <option value={String(step.action ?? '')}>{String(step.action ?? '—')}</option>}
-          {catalog?.map((a) => (
-            <option key={a.name} value={a.name}>
-              {a.name}
-            </option>
-          ))}
-        </select>
-        {spec && <div className="muted small">{spec.description}</div>}
-      </div>
-      <ErrorBox error={error} />
-      {spec &&
-        Object.entries(spec.paramsSchema.properties ?? {}).map(([k, p]) => {
-          const required = spec.paramsSchema.required?.includes(k)
-          const label = `${k}${required ? ' (required)' : ''}`
-          const types = Array.isArray(p.type) ? p.type : p.type ? [p.type] : []
-          if (p.enum)
-            return (
-              <EnumField key={k} label={label} value={params[k] as string} options={p.enum} onChange={(v) => setParam(k, v)} />
-            )
-          if (types.includes('string') || (types.length === 0 && typeof params[k] === 'string' && !p.description?.includes('JSON')))
-            return <TemplateInput key={k} label={label} value={params[k] as string} onChange={(v) => setParam(k, v)} ctx={ctx} field={`/params/${k}`} testId={`param-${k}`} />
-          if (types.includes('integer') || types.includes('number'))
-            return <Num key={k} label={label} value={params[k] as number} onChange={(v) => setParam(k, v)} />
-          return <JsonField key={k} label={`${label} (JSON)`} value={params[k]} onChange={(v) => setParam(k, v)} rows={3} />
-        })}
-      {!spec && catalog && <JsonField label="Params (JSON)" value={step.params} onChange={(v) => ctx.set({ params: v })} objectOnly />}
-    </>
-  )
-}
-
-function EnumField({ label, value, options, onChange }: { label: string; value: string | undefined; options: string[]; onChange: (v: string | undefined) => void }) {
-  const id = useId()
-  return (
-    <div className="field">
-      <label htmlFor={id}>{label}</label>
-      <select id={id} value={value ?? ''} onChange={(e) => onChange(e.target.value || undefined)}>
-        <option value="">(default)</option>
-        {options.map((o) => (
-          <option key={o}>{o}</option>
-        ))}
-      </select>
-    </div>
-  )
-}
-
-function LlmForm({ ctx }: { ctx: FormCtx }) {
-  const s = ctx.step
-  return (
-    <>
-      <Text label="Model" value={s.model as string} onChange={(v) => ctx.set({ model: v })} />
-      <TemplateInput label="System" value={s.system as string} onChange={(v) => ctx.set({ system: v })} ctx={ctx} field="/system" multiline />
-      <TemplateInput label="Prompt" value={s.prompt as string} onChange={(v) => ctx.set({ prompt: v })} ctx={ctx} field="/prompt" multiline />
-      <Num label="Temperature" value={s.temperature as number} onChange={(v) => ctx.set({ temperature: v })} />
-      <Num label="Max tokens" value={s.maxTokens as number} onChange={(v) => ctx.set({ maxTokens: v })} />
-      <EnumField label="Response format" value={s.responseFormat as string} options={['text', 'json']} onChange={(v) => ctx.set({ responseFormat: v })} />
-      {s.responseFormat === 'json' && <JsonField label="JSON Schema of the answer" value={s.jsonSchema} onChange={(v) => ctx.set({ jsonSchema: v })} objectOnly />}
-    </>
-  )
-}
-
-function ConditionForm({ ctx }: { ctx: FormCtx }) {
-  const branches = Array.isArray(ctx.step.branches) ? ctx.step.branches : []
-  const setBranch = (i: number, patch: Record<string, unknown>) => {
-    const next = branches.map((b, j) => {
-      if (j !== i) return b
-      const out = { ...b, ...patch }
-      for (const [k, v] of Object.entries(out)) if (v === undefined || v === '') delete out[k]
-      return out
-    })
-    ctx.set({ branches: next })
-  }
-  return (
-    <>
-      {branches.map((b, i) => (
-        <div className="branch" key={i}>
-          <TemplateInput label={`Branch ${i + 1}: if (a boolean {{ expr }})`} value={b.if} onChange={(v) => setBranch(i, { if: v })} ctx={ctx} field={`/branches/${i}/if`} testId={`branch-if-${i}`} />
-          <EdgeSelect label={`Branch ${i + 1}: then`} value={b.next} options={ctx.siblings} onChange={(v) => setBranch(i, { next: v })} />
-          <button type="button" className="link" onClick={() => ctx.set({ branches: branches.filter((_, j) => j !== i) })}>
-            Remove branch {i + 1}
-          </button>
-        </div>
-      ))}
-      <button type="button" onClick={() => ctx.set({ branches: [...branches, { if: '{{ true }}' }] })}>
-        + Branch
-      </button>
-      <EdgeSelect label="Else" value={ctx.step.else} options={ctx.siblings} onChange={(v) => ctx.set({ else: v })} />
-    </>
   )
 }
 
@@ -417,15 +181,6 @@ const PRESETS: [string, string][] = [
 function StartForm({ ctx, summary, setSummary }: { ctx: FormCtx; summary: Summary; setSummary: (s: Summary) => void }) {
   const triggers = (Array.isArray(ctx.step.triggers) ? ctx.step.triggers : []) as Record<string, unknown>[]
   const setTriggers = (t: Record<string, unknown>[]) => ctx.set({ triggers: t })
-  const setT = (i: number, patch: Record<string, unknown>) =>
-    setTriggers(
-      triggers.map((t, j) => {
-        if (j !== i) return t
-        const out = { ...t, ...patch }
-        for (const [k, v] of Object.entries(out)) if (v === undefined || v === '') delete out[k]
-        return out
-      }),
-    )
   const addId = useId()
   return (
     <>
@@ -438,14 +193,20 @@ function StartForm({ ctx, summary, setSummary }: { ctx: FormCtx; summary: Summar
               Remove
             </button>
           </div>
-          {t.type === 'schedule' && <ScheduleTrigger cron={t.cron as string} onCron={(c) => setT(i, { cron: c })} />}
-          {t.type === 'event' && (
-            <>
-              <Text label="Event type" value={t.event as string} onChange={(v) => setT(i, { event: v })} placeholder="order.created" />
-              <TemplateInput label="Filter (a boolean {{ expr }} over event)" value={t.filter as string} onChange={(v) => setT(i, { filter: v })} ctx={{ ...ctx, suggestions: ['event.detail.', 'event.type', 'event.id', 'vars.'] }} field={`/triggers/${i}/filter`} />
-            </>
+          {triggerVariant(String(t.type)) ? (
+            <SchemaFields
+              schema={triggerVariant(String(t.type))!}
+              value={t}
+              onChange={(v) => setTriggers(triggers.map((x, j) => (j === i ? v : x)))}
+              ctx={t.type === 'event' ? { ...ctx, suggestions: ['event.detail.', 'event.type', 'event.id', 'vars.'] } : ctx}
+              pointer={`/triggers/${i}`}
+              skip={TYPE_ONLY}
+              widgets={t.type === 'schedule' ? { cron: ({ value, onChange }) => <ScheduleTrigger cron={value as string} onCron={onChange} /> } : undefined}
+            />
+          ) : (
+            <JsonField label="Trigger (JSON)" value={t} objectOnly onChange={(v) => v && setTriggers(triggers.map((x, j) => (j === i ? (v as Record<string, unknown>) : x)))} />
           )}
-          {t.type === 'webhook' && <WebhookTrigger t={t} onChange={(p) => setT(i, p)} summary={summary} setSummary={setSummary} readOnly={ctx.readOnly} />}
+          {t.type === 'webhook' && <WebhookTrigger t={t} summary={summary} setSummary={setSummary} readOnly={ctx.readOnly} />}
           {t.type === 'manual' && <p className="muted small">Started from this console, the API or `wf run`.</p>}
         </div>
       ))}
@@ -466,13 +227,11 @@ function StartForm({ ctx, summary, setSummary }: { ctx: FormCtx; summary: Summar
           data-testid="add-trigger"
         >
           <option value="">Choose…</option>
-          <option value="webhook">webhook</option>
-          <option value="schedule">schedule</option>
-          <option value="event">event</option>
-          <option value="manual">manual</option>
+          {TRIGGER_TYPES.map((type) => (
+            <option key={type}>{type}</option>
+          ))}
         </select>
       </div>
-      <JsonField label="Input schema (JSON Schema for every trigger's input)" value={ctx.step.inputSchema} objectOnly onChange={(v) => ctx.set({ inputSchema: v })} rows={8} id="input-schema" />
     </>
   )
 }
@@ -552,23 +311,13 @@ function ScheduleTrigger({ cron, onCron }: { cron: string | undefined; onCron: (
   )
 }
 
-function WebhookTrigger({ t, onChange, summary, setSummary, readOnly }: { t: Record<string, unknown>; onChange: (p: Record<string, unknown>) => void; summary: Summary; setSummary: (s: Summary) => void; readOnly: boolean }) {
+function WebhookTrigger({ t, summary, setSummary, readOnly }: { t: Record<string, unknown>; summary: Summary; setSummary: (s: Summary) => void; readOnly: boolean }) {
   const [secret, setSecret] = useState('')
   const [copied, setCopied] = useState(false)
   const { busy, error, run } = useAction()
-  const schemeId = useId()
   const url = summary.webhookUrl
   return (
     <div className="webhook">
-      <div className="field">
-        <label htmlFor={schemeId}>Signature scheme</label>
-        <select id={schemeId} value={(t.scheme as string) ?? 'standard'} onChange={(e) => onChange({ scheme: e.target.value })}>
-          {['standard', 'github', 'stripe', 'slack', 'none'].map((s) => (
-            <option key={s}>{s}</option>
-          ))}
-        </select>
-      </div>
-      <Text label="Secret from environment variable (optional)" value={t.secretEnv as string} onChange={(v) => onChange({ secretEnv: v })} placeholder="ORDER_ALERT_SECRET" />
       <div className="field">
         <span className="label">URL</span>
         {url ? (

@@ -121,6 +121,8 @@ export function JsonField({
   rows = 6,
   disabled,
   id,
+  testId,
+  hint,
 }: {
   label: string
   value: unknown
@@ -129,6 +131,9 @@ export function JsonField({
   rows?: number
   disabled?: boolean
   id?: string
+  testId?: string
+  /** A description shown under the field (and read with it). */
+  hint?: string
 }) {
   const autoId = useId()
   const fid = id ?? autoId
@@ -166,7 +171,12 @@ export function JsonField({
   return (
     <div className="field">
       <label htmlFor={fid}>{label}</label>
-      <textarea id={fid} className="code" rows={rows} value={text} onChange={(e) => change(e.target.value)} disabled={disabled} aria-invalid={!!err} spellCheck={false} />
+      <textarea id={fid} className="code" rows={rows} value={text} onChange={(e) => change(e.target.value)} disabled={disabled} aria-invalid={!!err} spellCheck={false} data-testid={testId} aria-describedby={hint ? `${fid}-hint` : undefined} />
+      {hint && (
+        <div className="muted small" id={`${fid}-hint`}>
+          {hint}
+        </div>
+      )}
       {err && (
         <div className="field-error" role="alert">
           {err}

@@ -305,6 +305,7 @@ async fn messages_and_events_over_their_limits_are_refused_whole() {
         source: "wf.workflow".into(),
         detail: json!({ "blob": "x".repeat(300 * 1024) }),
         time: 0,
+        chain: Vec::new(),
     };
     let err = bus.publish(&[big]).await.expect_err("too large");
     assert!(

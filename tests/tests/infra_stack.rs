@@ -308,6 +308,33 @@ async fn template_declares_urls_architecture_and_alarms() {
         t["Outputs"]["ApiUrl"]["Value"],
         json!({ "Fn::GetAtt": ["ApiFunctionUrl", "FunctionUrl"] })
     );
+    // Failures are never silent: every queue of failed work has an alarm; the trigger
+    // function's asynchronous invocations and the sweep rule's target dead-letter (trigger
+    // rules made at run time get the same through WF_TRIGGER_DLQ_ARN, see lambda_aws.rs).
+    for (queue, alarm) in [
+        ("StepDeadLetterQueue", "DeadLetterQueueAlarm"),
+        ("TriggerDeadLetterQueue", "TriggerDeadLetterQueueAlarm"),
+    ] {
+        assert_eq!(
+            r[alarm]["Properties"]["Dimensions"][0]["Value"],
+            json!({ "Fn::GetAtt": [queue, "QueueName"] }),
+            "{alarm}"
+        );
+    }
+    let trigger_dlq = json!({ "Fn::GetAtt": ["TriggerDeadLetterQueue", "Arn"] });
+    assert_eq!(
+        r["TriggerFunction"]["Properties"]["DeadLetterConfig"]["TargetArn"],
+        trigger_dlq
+    );
+    let sweep_target = &r["TriggerFunctionSweep"]["Properties"]["Targets"][0];
+    assert_eq!(sweep_target["DeadLetterConfig"]["Arn"], trigger_dlq);
+    assert!(sweep_target["RetryPolicy"]["MaximumRetryAttempts"].is_number());
+    for f in ["ApiFunction", "TriggerFunction"] {
+        assert_eq!(
+            r[f]["Properties"]["Environment"]["Variables"]["WF_TRIGGER_DLQ_ARN"], trigger_dlq,
+            "{f}"
+        );
+    }
     // Alarms: dead-letter queue depth and worker errors.
     let dlq = &r["DeadLetterQueueAlarm"]["Properties"];
     assert_eq!(dlq["Namespace"], "AWS/SQS");
@@ -373,6 +400,7 @@ async fn stack_matches_what_the_adapters_and_functions_expect() {
         "RecordsTable",
         "StepQueue",
         "StepDeadLetterQueue",
+        "TriggerDeadLetterQueue",
         "EventBus",
         "WebhookFunction",
         "ApiFunction",
@@ -403,6 +431,7 @@ async fn stack_matches_what_the_adapters_and_functions_expect() {
             id.ends_with("Url")
                 || id.starts_with("Outputs.")
                 || id.ends_with("Alarm")
+                || id.ends_with("QueuePolicy")
                 || *id == "StepQueuesPolicy",
             "unexpectedly skipped on moto: {id}: {}",
             created.report["skipped"]

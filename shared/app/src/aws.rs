@@ -31,6 +31,9 @@ pub mod env {
     /// SSM SecureString holding the LLM provider's key (the key itself is never in the
     /// environment or the template); `WF_LLM_BASE_URL` and `WF_AI_MODEL` name the endpoint.
     pub const LLM_API_KEY_PARAMETER: &str = "WF_LLM_API_KEY_PARAMETER";
+    /// SQS queue (ARN) where EventBridge puts what it could not deliver to the trigger function
+    /// after its retries (set on every trigger rule's target).
+    pub const TRIGGER_DLQ_ARN: &str = "WF_TRIGGER_DLQ_ARN";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +59,8 @@ pub struct AwsOptions {
     pub allow_private_outbound: bool,
     /// `WF_LEASE_SECS`, `WF_EVENT_MAX_DEPTH`, `WF_WORKER_TIMEOUT_SECS`.
     pub settings: EngineSettings,
+    /// The dead-letter queue of trigger rules' deliveries (`WF_TRIGGER_DLQ_ARN`).
+    pub trigger_dead_letter_arn: Option<String>,
 }
 
 impl AwsOptions {
@@ -87,6 +92,7 @@ impl AwsOptions {
                 .map(|u| u.trim_end_matches('/').to_string())
                 .unwrap_or_default(),
             allow_private_outbound,
+            trigger_dead_letter_arn: get(env::TRIGGER_DLQ_ARN),
             settings: EngineSettings::from_lookup(&lookup).map_err(|e| AwsAppError::Invalid {
                 name: "engine settings",
                 message: e.to_string(),
@@ -185,7 +191,7 @@ impl AwsContext {
 
     /// The trigger rule sync (the api function), or none when no target is configured (the
     /// local emulator, where the bridge fires schedules itself).
-    pub fn trigger_sync(&self) -> Arc<dyn TriggerSync> {
+    pub fn trigger_sync(&self, options: &AwsOptions) -> Arc<dyn TriggerSync> {
         match &self.config.trigger_target_arn {
             Some(arn) => Arc::new(AwsTriggerSync {
                 rules: TriggerRules::new(
@@ -193,7 +199,8 @@ impl AwsContext {
                     &self.config.event_bus,
                     arn,
                 )
-                .with_prefix(&self.config.rule_prefix),
+                .with_prefix(&self.config.rule_prefix)
+                .with_dead_letter(options.trigger_dead_letter_arn.clone()),
             }),
             None => {
                 info!("WF_TRIGGER_TARGET_ARN is not set: activation creates no EventBridge rules");
@@ -216,7 +223,7 @@ impl AwsContext {
     ) -> Result<Arc<App>, AwsAppError> {
         let services = self.services(options).await?;
         let triggers = if with_triggers {
-            self.trigger_sync()
+            self.trigger_sync(options)
         } else {
             Arc::new(NoTriggerSync)
         };

@@ -88,6 +88,14 @@ impl EngineSettings {
         })
     }
 
+    /// The bounds of an event's causation chain.
+    pub fn event_limits(&self) -> wf_core::event_chain::EventLimits {
+        wf_core::event_chain::EventLimits {
+            max_depth: self.event_max_depth,
+            max_revisits: self.event_max_revisits,
+        }
+    }
+
     /// The lease in milliseconds (what the engine's decisions take).
     pub fn lease_ms(&self) -> i64 {
         self.lease.as_millis().clamp(1, i64::MAX as u128) as i64

@@ -14,6 +14,7 @@ use wf_core::engine::{
     iteration_counted, loop_output, loop_state, lost_record, plan_task, renewed_lease,
     settle_attempt, too_large_error, too_large_record,
 };
+use wf_core::event_chain;
 use wf_core::execution::{
     ClaimOutcome, ExecutionRecord, ExecutionStatus, ExecutionUpdate, LoopState, StepRecord,
     StepStatus, StepTask,
@@ -181,6 +182,49 @@ impl Scrubbed<'_> {
 impl Run<'_> {
     fn svc(&self) -> &Services {
         self.app.services()
+    }
+
+    /// What an action knows about its step, with the execution's causation chain (the one its
+    /// trigger stored, else just its own workflow) and the deployment's bounds on it.
+    fn action_context(
+        &self,
+        execution: &ExecutionRecord,
+        path: &StepPath,
+        attempt: u32,
+        timeout: Duration,
+    ) -> ActionContext {
+        let mut event_chain = event_chain::from_trigger(&execution.trigger.details);
+        if event_chain.is_empty() {
+            event_chain.push(execution.workflow_id.clone());
+        }
+        ActionContext {
+            execution_id: execution.id.clone(),
+            path: path.to_string(),
+            attempt,
+            idempotency_key: format!("{}/{}", execution.id, path),
+            timeout,
+            event_chain,
+            event_limits: self.app.settings().event_limits(),
+        }
+    }
+
+    /// Counts a step that refused to publish for an event loop bound (`event.emit` failing
+    /// with `event.loop`, a `record.*` output with `eventSuppressed`) in
+    /// `wf_events_refused_total`.
+    fn count_event_refusal(&self, chain: &[String], outcome: &StepOutcome) {
+        let refused = match outcome {
+            StepOutcome::Failed(e) => e.code == "event.loop",
+            StepOutcome::Succeeded { output, .. } => output.get("eventSuppressed").is_some(),
+            StepOutcome::DeadlinePassed(_) => false,
+        };
+        if !refused {
+            return;
+        }
+        if let Err(refusal) = event_chain::check_emit(chain, self.app.settings().event_limits()) {
+            self.app
+                .metrics()
+                .incr("wf_events_refused_total", refusal.reason());
+        }
     }
 
     /// Where every write of execution state goes (scrubbed).
@@ -398,13 +442,8 @@ impl Run<'_> {
             match step_context(self.svc(), execution, self.compiled, path, loops).await {
                 Ok(map) => {
                     let ctx = ExprContext::new(map);
-                    let action_ctx = ActionContext {
-                        execution_id: execution.id.clone(),
-                        path: path.to_string(),
-                        attempt: claim.attempts,
-                        idempotency_key: format!("{}/{}", execution.id, path),
-                        timeout: Duration::ZERO,
-                    };
+                    let action_ctx =
+                        self.action_context(execution, path, claim.attempts, Duration::ZERO);
                     let run = run_step(self.svc(), step, &ctx, &execution.input, action_ctx).await;
                     (run.input, run.outcome)
                 }
@@ -474,18 +513,19 @@ impl Run<'_> {
             .map(|t| engine::worker_step_cap_ms(t.as_millis() as u64));
         let budget: AttemptBudget =
             attempt_budget_within(step, self.svc().clock.now_ms(), execution.deadline_at, cap);
-        let action_ctx = ActionContext {
-            execution_id: execution.id.clone(),
-            path: path.to_string(),
-            attempt: claim.attempts,
-            idempotency_key: format!("{}/{}", execution.id, path),
-            timeout: Duration::from_millis(budget.ms),
-        };
+        let action_ctx = self.action_context(
+            execution,
+            path,
+            claim.attempts,
+            Duration::from_millis(budget.ms),
+        );
+        let chain = action_ctx.event_chain.clone();
         let work = run_step(self.svc(), step, &ctx, &execution.input, action_ctx);
         let Some(run) = self.with_heartbeat(&execution.id, &claim, work).await else {
             warn!("the lease was taken over while the step ran: this worker's attempt is dropped");
             return Ok(());
         };
+        self.count_event_refusal(&chain, &run.outcome);
         let outcome = settle_attempt(
             run.outcome,
             budget,

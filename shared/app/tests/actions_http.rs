@@ -40,6 +40,8 @@ fn ctx(timeout: Duration) -> ActionContext {
         attempt: 1,
         idempotency_key: KEY.into(),
         timeout,
+        event_chain: Vec::new(),
+        event_limits: Default::default(),
     }
 }
 

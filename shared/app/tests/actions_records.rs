@@ -57,6 +57,8 @@ fn ctx(path: &str) -> ActionContext {
         path: path.into(),
         attempt: 1,
         timeout: Duration::from_secs(5),
+        event_chain: Vec::new(),
+        event_limits: Default::default(),
     }
 }
 
@@ -457,4 +459,97 @@ async fn the_engines_own_collections_are_out_of_reach() {
         assert!(!err.retryable, "{action}: {err:?}");
         assert!(err.message.contains("collection"), "{action}: {err:?}");
     }
+}
+
+fn chained(path: &str, chain: &[&str], max_depth: u32) -> ActionContext {
+    ActionContext {
+        event_chain: chain.iter().map(|s| s.to_string()).collect(),
+        event_limits: wf_core::event_chain::EventLimits {
+            max_depth,
+            max_revisits: 3,
+        },
+        ..ctx(path)
+    }
+}
+
+#[tokio::test]
+async fn published_events_carry_the_causation_chain_through_the_local_bus() {
+    let f = fixture();
+    let c = chained("tick", &["origin", "looper"], 8);
+    f.runner
+        .run("event.emit", json!({ "type": "loop.tick" }), &c)
+        .await
+        .expect("emitted");
+    let c = chained("save", &["origin", "looper"], 8);
+    f.runner
+        .run(
+            "record.create",
+            json!({ "collection": "ticks", "id": "t1", "data": {} }),
+            &c,
+        )
+        .await
+        .expect("created");
+    let events = f.events().await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    for e in &events {
+        assert_eq!(e.chain, ["origin", "looper"], "{e:?}");
+    }
+}
+
+#[tokio::test]
+async fn event_emit_past_the_depth_limit_fails_without_retry_and_publishes_nothing() {
+    let f = fixture();
+    let c = chained("tick", &["a", "b", "c"], 3);
+    let err = f
+        .runner
+        .run("event.emit", json!({ "type": "loop.tick" }), &c)
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code, "event.loop");
+    assert!(!err.retryable);
+    assert!(
+        err.message.contains("a -> b -> c") && err.message.contains("depth limit of 3"),
+        "{}",
+        err.message
+    );
+    let details = err.details.expect("details");
+    assert_eq!(details["reason"], "depth");
+    assert_eq!(details["depth"], 3);
+    assert_eq!(details["limit"], 3);
+    // A chain revisiting its own workflow as often as allowed: refused too.
+    let c = chained("tick", &["a", "a", "a"], 8);
+    let err = f
+        .runner
+        .run("event.emit", json!({ "type": "loop.tick" }), &c)
+        .await
+        .expect_err("refused");
+    assert_eq!(err.details.expect("details")["reason"], "revisit");
+    assert!(f.events().await.is_empty());
+}
+
+#[tokio::test]
+async fn record_writes_past_the_limit_stand_but_publish_nothing() {
+    let f = fixture();
+    let c = chained("save", &["a", "b"], 2);
+    let out = f
+        .runner
+        .run(
+            "record.create",
+            json!({ "collection": "ticks", "id": "t1", "data": { "n": 1 } }),
+            &c,
+        )
+        .await
+        .expect("written");
+    let why = out["eventSuppressed"].as_str().expect("suppressed");
+    assert!(why.contains("depth limit of 2"), "{why}");
+    let got = f
+        .run(
+            "record.get",
+            json!({ "collection": "ticks", "id": "t1" }),
+            "get",
+        )
+        .await
+        .expect("get");
+    assert_eq!(got["found"], true);
+    assert!(f.events().await.is_empty());
 }

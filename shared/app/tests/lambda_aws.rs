@@ -222,7 +222,12 @@ async fn the_sweep_repairs_trigger_rules_that_drifted() {
     config.trigger_target_arn =
         Some("arn:aws:lambda:us-east-1:123456789012:function:drift-trigger".into());
     let aws = AwsContext::from_sdk_config(&config, &sdk);
-    let app = aws.app(&AwsOptions::default(), true).await.unwrap();
+    let dlq = "arn:aws:sqs:us-east-1:123456789012:wf-trigger-dlq";
+    let options = AwsOptions {
+        trigger_dead_letter_arn: Some(dlq.into()),
+        ..AwsOptions::default()
+    };
+    let app = aws.app(&options, true).await.unwrap();
     let wf: Workflow = serde_json::from_value(order_alert()).unwrap();
     app.publish(&wf, PublishMode::Always).await.unwrap();
     let meta = app.activate("order-alert", None).await.unwrap();
@@ -288,6 +293,13 @@ async fn the_sweep_repairs_trigger_rules_that_drifted() {
         target.first().map(|t| t.arn.as_str()),
         config.trigger_target_arn.as_deref()
     );
+    // Failures are never silent: EventBridge retries, then dead-letters what it cannot deliver.
+    let t = &target[0];
+    assert_eq!(
+        t.retry_policy().and_then(|r| r.maximum_retry_attempts()),
+        Some(wf_aws::eventbridge::TARGET_MAX_RETRIES)
+    );
+    assert_eq!(t.dead_letter_config().and_then(|d| d.arn()), Some(dlq));
 
     // A second sweep has nothing to repair.
     let again = handle_trigger(&app, json!({ "sweep": true }))

@@ -7,7 +7,9 @@
 //!   event's type (`order.created`), `Time` = its time, `Detail` = its detail. EventBridge wants
 //!   an object there: any other detail travels as `{"$value": <detail>}`. `Resources` holds
 //!   `wf:event:<id>`, the engine's deterministic event id (EventBridge makes its own id per
-//!   PutEvents, so a redelivered publish would otherwise look like a new event).
+//!   PutEvents, so a redelivered publish would otherwise look like a new event), and one
+//!   `wf:chain:<n>:<workflowId>` per link of the event's causation chain (`n` from 0 at the
+//!   origin), read back in order by [`platform_event_from_envelope`].
 //! * Scheduled workflows: one rule per schedule trigger on the **default** bus
 //!   (`wf-<workflow>-s<n>`, `cron(...)` converted from the trigger), whose target is the trigger
 //!   function with the input `{"workflowId": "<id>", "scheduledTime": <time>}` (an
@@ -25,7 +27,7 @@ use async_trait::async_trait;
 use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::primitives::DateTime;
 use aws_sdk_eventbridge::types::{
-    InputTransformer, PutEventsRequestEntry, Rule, RuleState, Target,
+    DeadLetterConfig, InputTransformer, PutEventsRequestEntry, RetryPolicy, Rule, RuleState, Target,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -42,6 +44,8 @@ pub const MAX_ENTRY_BYTES: usize = 256 * 1024;
 pub const MAX_BATCH: usize = 10;
 /// How the engine's event id travels in `Resources`.
 pub const EVENT_ID_RESOURCE_PREFIX: &str = "wf:event:";
+/// How each link of the causation chain travels in `Resources`: `wf:chain:<n>:<workflowId>`.
+pub const CHAIN_RESOURCE_PREFIX: &str = "wf:chain:";
 /// The key a non-object detail is wrapped in.
 pub const WRAPPED_DETAIL_KEY: &str = "$value";
 /// The bus scheduled rules live on.
@@ -77,9 +81,20 @@ impl EventBridgeBus {
         };
         let detail = serde_json::to_string(&detail)
             .map_err(|e| StoreError::Permanent(format!("cannot encode event {}: {e}", event.id)))?;
-        let resource = format!("{EVENT_ID_RESOURCE_PREFIX}{}", event.id);
+        let mut resources = vec![format!("{EVENT_ID_RESOURCE_PREFIX}{}", event.id)];
+        resources.extend(
+            event
+                .chain
+                .iter()
+                .enumerate()
+                .map(|(n, workflow_id)| format!("{CHAIN_RESOURCE_PREFIX}{n}:{workflow_id}")),
+        );
         // EventBridge's own arithmetic: 14 bytes of time plus the UTF-8 of the rest.
-        let size = 14 + event.source.len() + event.event_type.len() + detail.len() + resource.len();
+        let size = 14
+            + event.source.len()
+            + event.event_type.len()
+            + detail.len()
+            + resources.iter().map(String::len).sum::<usize>();
         if size > MAX_ENTRY_BYTES {
             return Err(StoreError::TooLarge(format!(
                 "event {} ({}) is {size} bytes; EventBridge's limit is {MAX_ENTRY_BYTES} bytes (256 KB)",
@@ -91,7 +106,7 @@ impl EventBridgeBus {
             .source(&event.source)
             .detail_type(&event.event_type)
             .detail(detail)
-            .resources(resource)
+            .set_resources(Some(resources))
             .time(DateTime::from_millis(event.time))
             .build();
         Ok((entry, size))
@@ -174,18 +189,29 @@ impl EventBus for EventBridgeBus {
 }
 
 /// A platform event back from the envelope EventBridge delivers (`id`, `detail-type`,
-/// `source`, `time`, `resources`, `detail`): the engine's id and detail are restored.
+/// `source`, `time`, `resources`, `detail`): the engine's id, causation chain and detail are
+/// restored.
 pub fn platform_event_from_envelope(envelope: &Value) -> Option<PlatformEvent> {
     let text = |k: &str| envelope.get(k).and_then(Value::as_str);
-    let id = envelope
+    let resources: Vec<&str> = envelope
         .get("resources")
         .and_then(Value::as_array)
-        .and_then(|r| {
-            r.iter()
-                .filter_map(Value::as_str)
-                .find_map(|s| s.strip_prefix(EVENT_ID_RESOURCE_PREFIX))
-        })
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let id = resources
+        .iter()
+        .find_map(|s| s.strip_prefix(EVENT_ID_RESOURCE_PREFIX))
         .or_else(|| text("id"))?;
+    let mut links: Vec<(usize, &str)> = resources
+        .iter()
+        .filter_map(|s| {
+            let (n, workflow_id) = s.strip_prefix(CHAIN_RESOURCE_PREFIX)?.split_once(':')?;
+            Some((n.parse().ok()?, workflow_id))
+        })
+        .collect();
+    // EventBridge keeps the order, but the index is what says it.
+    links.sort_by_key(|(n, _)| *n);
+    let chain = links.into_iter().map(|(_, w)| w.to_string()).collect();
     let mut detail = envelope.get("detail").cloned().unwrap_or(Value::Null);
     if let Value::Object(map) = &detail
         && map.len() == 1
@@ -199,6 +225,7 @@ pub fn platform_event_from_envelope(envelope: &Value) -> Option<PlatformEvent> {
         source: text("source").unwrap_or_default().to_string(),
         detail,
         time: envelope.get("time").and_then(time_ms).unwrap_or(0),
+        chain,
     })
 }
 
@@ -347,7 +374,13 @@ pub struct TriggerRules {
     event_bus: String,
     target_arn: String,
     prefix: String,
+    dead_letter_arn: Option<String>,
 }
+
+/// How long EventBridge keeps retrying a delivery to the trigger function, and how often
+/// (what it could not deliver goes to the dead-letter queue when one is set).
+pub const TARGET_MAX_EVENT_AGE_SECS: i32 = 3600;
+pub const TARGET_MAX_RETRIES: i32 = 10;
 
 impl TriggerRules {
     /// Rules on `event_bus` (event triggers) and the default bus (schedules), all targeting
@@ -362,7 +395,22 @@ impl TriggerRules {
             event_bus: event_bus.into(),
             target_arn: target_arn.into(),
             prefix: RULE_PREFIX.to_string(),
+            dead_letter_arn: None,
         }
+    }
+
+    /// Send what EventBridge could not deliver (after [`TARGET_MAX_RETRIES`] retries within
+    /// [`TARGET_MAX_EVENT_AGE_SECS`]) to this SQS queue, so no fire is lost silently.
+    pub fn with_dead_letter(mut self, queue_arn: Option<String>) -> Self {
+        self.dead_letter_arn = queue_arn;
+        self
+    }
+
+    fn retry_policy() -> RetryPolicy {
+        RetryPolicy::builder()
+            .maximum_retry_attempts(TARGET_MAX_RETRIES)
+            .maximum_event_age_in_seconds(TARGET_MAX_EVENT_AGE_SECS)
+            .build()
     }
 
     /// Manage rules named `<prefix><workflow>-…` instead of [`RULE_PREFIX`] (the stack's
@@ -478,6 +526,12 @@ impl TriggerRules {
             .id(TARGET_ID)
             .arn(&self.target_arn)
             .input_transformer(transformer)
+            .retry_policy(Self::retry_policy())
+            .set_dead_letter_config(
+                self.dead_letter_arn
+                    .as_ref()
+                    .map(|arn| DeadLetterConfig::builder().arn(arn).build()),
+            )
             .build()
             .map_err(|e| build_error("a rule target", e))
     }
@@ -487,10 +541,16 @@ impl TriggerRules {
             return false;
         };
         let paths = t.input_paths_map().cloned().unwrap_or_default();
+        // Targets made before retries and the dead-letter queue were set are replaced.
+        let retry = target.retry_policy();
         target.id() == TARGET_ID
             && target.arn() == self.target_arn
             && t.input_template() == spec.input_template
             && paths == spec.input_paths
+            && retry.and_then(|r| r.maximum_retry_attempts()) == Some(TARGET_MAX_RETRIES)
+            && retry.and_then(|r| r.maximum_event_age_in_seconds())
+                == Some(TARGET_MAX_EVENT_AGE_SECS)
+            && target.dead_letter_config().and_then(|d| d.arn()) == self.dead_letter_arn.as_deref()
     }
 
     fn rule_matches(rule: &Rule, spec: &RuleSpec) -> bool {
@@ -758,5 +818,41 @@ mod tests {
             Some(TriggerInput::Event { .. })
         ));
         assert_eq!(TriggerInput::parse(&json!({ "nope": 1 })), None);
+        assert!(e.chain.is_empty(), "no chain resources: no chain");
+    }
+
+    #[test]
+    fn the_causation_chain_travels_in_resources() {
+        let bus = EventBridgeBus::new(client(), "wf-bus");
+        let event = PlatformEvent {
+            id: "01JD-x".into(),
+            event_type: "loop.tick".into(),
+            source: "wf.workflow".into(),
+            detail: json!({}),
+            time: 1_700_000_000_000,
+            chain: vec!["a".into(), "b-2".into(), "a".into()],
+        };
+        let (entry, size) = bus.entry(&event).expect("entry");
+        let resources = entry.resources().to_vec();
+        assert_eq!(
+            resources,
+            [
+                "wf:event:01JD-x",
+                "wf:chain:0:a",
+                "wf:chain:1:b-2",
+                "wf:chain:2:a"
+            ]
+        );
+        assert!(size > resources.iter().map(String::len).sum::<usize>());
+        // Delivered in any order, read back in the chain's.
+        let envelope = json!({
+            "id": "eventbridge-id", "detail-type": "loop.tick", "source": "wf.workflow",
+            "time": "2026-11-24T09:00:00Z",
+            "resources": ["wf:chain:2:a", "wf:event:01JD-x", "wf:chain:1:b-2", "wf:chain:0:a"],
+            "detail": {}
+        });
+        let back = platform_event_from_envelope(&envelope).expect("event");
+        assert_eq!(back.id, "01JD-x");
+        assert_eq!(back.chain, event.chain);
     }
 }

@@ -8,6 +8,7 @@
 //! * [`ports`]: the small traits adapters implement (store, queue, clock, bus, actions, LLM).
 //! * [`keys`]: the sort-key layout of the tables, the same in every store.
 //! * [`damaged`]: what stores return for a record they cannot decode.
+//! * [`event_chain`]: the causation chain of events and the bounds that stop event loops.
 //! * [`json_depth`]: the nesting bound of JSON that enters the engine.
 //!
 //! Nothing in this crate performs I/O.
@@ -17,6 +18,7 @@ pub mod cron;
 pub mod damaged;
 pub mod engine;
 pub mod error;
+pub mod event_chain;
 pub mod execution;
 pub mod expr;
 pub mod json_depth;

@@ -255,6 +255,11 @@ pub struct PlatformEvent {
     pub detail: Value,
     #[serde(with = "crate::time_fmt::rfc3339")]
     pub time: i64,
+    /// The causation chain: the workflow ids from the origin to the execution that emitted the
+    /// event (empty for an event from outside, e.g. `POST /events`). See
+    /// [`crate::event_chain`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<String>,
 }
 
 #[async_trait]
@@ -286,6 +291,12 @@ pub struct ActionContext {
     pub idempotency_key: String,
     /// Time left for this attempt.
     pub timeout: Duration,
+    /// The execution's causation chain (the event chain that started it plus its own workflow
+    /// id; empty when no workflow's event started it): every event the action publishes
+    /// carries it.
+    pub event_chain: Vec<String>,
+    /// The bounds past which the action refuses to publish.
+    pub event_limits: crate::event_chain::EventLimits,
 }
 
 /// Runs actions by name (`http.request`, `record.create`, ...).

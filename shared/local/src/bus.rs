@@ -147,6 +147,7 @@ mod tests {
             source: "test".into(),
             detail,
             time: 1_700_000_000_000,
+            chain: Vec::new(),
         }
     }
 
@@ -154,7 +155,11 @@ mod tests {
     async fn publish_broadcasts_and_keeps_an_outbox() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("bus.db");
-        let events = vec![event("e1", json!({ "amount": 5 })), event("e2", json!({}))];
+        let chained = PlatformEvent {
+            chain: vec!["origin".into(), "looper".into()],
+            ..event("e2", json!({}))
+        };
+        let events = vec![event("e1", json!({ "amount": 5 })), chained];
         {
             let store = SqliteStore::open(&path).expect("open");
             let bus = store.event_bus();
@@ -174,6 +179,9 @@ mod tests {
         let ids: Vec<&str> = stored.iter().map(|(_, e)| e.id.as_str()).collect();
         assert_eq!(ids, ["e1", "e2", "e3"]);
         assert_eq!(stored[0].1, events[0]);
+        // The causation chain round-trips through the stored JSON.
+        assert_eq!(stored[1].1, events[1]);
+        assert_eq!(stored[1].1.chain, ["origin", "looper"]);
         let after = bus.list_events(stored[0].0, 10).await.expect("list");
         assert_eq!(after.len(), 2);
         assert_eq!(bus.purge_before(i64::MAX).await.expect("purge"), 3);

@@ -30,6 +30,7 @@ fn event(id: &str, event_type: &str, detail: Value) -> PlatformEvent {
         source: "wf.workflow".to_string(),
         detail,
         time: T0,
+        chain: Vec::new(),
     }
 }
 
@@ -48,7 +49,7 @@ async fn collect<P: BusProbe + ?Sized>(
     out
 }
 
-/// Matching events arrive intact; non-matching ones do not; 25 events in one publish all arrive.
+/// Matching events arrive intact (their causation chain too); non-matching ones do not; 25 events in one publish all arrive.
 pub async fn routes_by_type<B, P>(bus: &B, probe: &mut P)
 where
     B: EventBus + ?Sized,
@@ -58,11 +59,15 @@ where
     let other = format!("{}.cancelled", unique("order").replace('-', "_"));
     probe.subscribe(&wanted).await;
 
-    let first = event(
-        &unique("ev"),
-        &wanted,
-        json!({ "amount": 5, "nested": { "f": 1.5 } }),
-    );
+    // An event started by workflows carries its causation chain (the same workflow twice).
+    let first = PlatformEvent {
+        chain: vec!["origin".into(), "looper".into(), "looper".into()],
+        ..event(
+            &unique("ev"),
+            &wanted,
+            json!({ "amount": 5, "nested": { "f": 1.5 } }),
+        )
+    };
     let skipped = event(&unique("ev"), &other, json!({ "amount": 6 }));
     let scalar = event(&unique("ev"), &wanted, json!([1, "two"]));
     bus.publish(&[first.clone(), skipped.clone(), scalar.clone()])
@@ -84,6 +89,10 @@ where
         assert_eq!(
             received.detail, sent.detail,
             "the detail arrives as published"
+        );
+        assert_eq!(
+            received.chain, sent.chain,
+            "the causation chain arrives as published (none: none)"
         );
     }
     assert!(

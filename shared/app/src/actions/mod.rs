@@ -298,6 +298,8 @@ mod tests {
             attempt: 1,
             idempotency_key: "01JD0000000000000000000000/step".into(),
             timeout: Duration::from_millis(200),
+            event_chain: Vec::new(),
+            event_limits: Default::default(),
         }
     }
 

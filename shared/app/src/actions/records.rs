@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use ulid::Ulid;
 use wf_core::error::{StepError, StoreError};
+use wf_core::event_chain;
 use wf_core::ports::{ActionContext, Clock, EventBus, PlatformEvent, RecordCreate, RecordStore};
 
 /// Source of the events record actions publish.
@@ -87,9 +88,10 @@ impl Records<'_> {
                 .with_details(json!({ "collection": p.collection, "id": id })));
             }
         };
-        self.publish(&p.collection, "created", &id, &data, ctx)
+        let mut out = json!({ "collection": p.collection, "id": id, "data": data });
+        self.publish(&p.collection, "created", &id, &data, ctx, &mut out)
             .await?;
-        Ok(json!({ "collection": p.collection, "id": id, "data": data }))
+        Ok(out)
     }
 
     pub async fn get(&self, p: KeyParams) -> Result<Value, StepError> {
@@ -104,9 +106,10 @@ impl Records<'_> {
             Err(StoreError::NotFound(_)) => return Err(not_found(&p.collection, &p.id)),
             Err(e) => return Err(e.into()),
         };
-        self.publish(&p.collection, "updated", &p.id, &data, ctx)
+        let mut out = json!({ "collection": p.collection, "id": p.id, "data": data });
+        self.publish(&p.collection, "updated", &p.id, &data, ctx, &mut out)
             .await?;
-        Ok(json!({ "collection": p.collection, "id": p.id, "data": data }))
+        Ok(out)
     }
 
     pub async fn delete(&self, p: KeyParams, ctx: &ActionContext) -> Result<Value, StepError> {
@@ -114,12 +117,13 @@ impl Records<'_> {
         // in between, which only makes the event's data slightly stale.
         let previous = self.store.get(&p.collection, &p.id).await?;
         let deleted = self.store.delete(&p.collection, &p.id).await?;
+        let mut out = json!({ "collection": p.collection, "id": p.id, "deleted": deleted });
         if deleted {
             let data = previous.unwrap_or(Value::Null);
-            self.publish(&p.collection, "deleted", &p.id, &data, ctx)
+            self.publish(&p.collection, "deleted", &p.id, &data, ctx, &mut out)
                 .await?;
         }
-        Ok(json!({ "collection": p.collection, "id": p.id, "deleted": deleted }))
+        Ok(out)
     }
 
     pub async fn query(&self, p: QueryParams) -> Result<Value, StepError> {
@@ -142,7 +146,13 @@ impl Records<'_> {
         Ok(json!({ "items": items, "next": next }))
     }
 
+    /// Fails with `event.loop` (not retryable) when the execution's causation chain is at a
+    /// bound ([`event_chain::check_emit`]): nothing is published.
     pub async fn emit(&self, p: EmitParams, ctx: &ActionContext) -> Result<Value, StepError> {
+        if let Err(refusal) = event_chain::check_emit(&ctx.event_chain, ctx.event_limits) {
+            tracing::warn!(path = %ctx.path, chain = ?ctx.event_chain, reason = refusal.reason(), "event.emit refused: event loop bound");
+            return Err(refusal.step_error(&ctx.event_chain));
+        }
         let id = event_id(ctx, "event");
         let event = PlatformEvent {
             id: id.clone(),
@@ -150,11 +160,14 @@ impl Records<'_> {
             source: WORKFLOW_SOURCE.to_owned(),
             detail: p.detail.unwrap_or_else(|| json!({})),
             time: self.clock.now_ms(),
+            chain: ctx.event_chain.clone(),
         };
         self.bus.publish(&[event]).await?;
         Ok(json!({ "id": id, "type": p.event_type }))
     }
 
+    /// Publishes the record's change, unless the execution's causation chain is at a bound: the
+    /// write stands, and `out` gets `eventSuppressed` (why) instead.
     async fn publish(
         &self,
         collection: &str,
@@ -162,13 +175,20 @@ impl Records<'_> {
         id: &str,
         data: &Value,
         ctx: &ActionContext,
+        out: &mut Value,
     ) -> Result<(), StepError> {
+        if let Err(refusal) = event_chain::check_emit(&ctx.event_chain, ctx.event_limits) {
+            tracing::warn!(path = %ctx.path, chain = ?ctx.event_chain, reason = refusal.reason(), "record event suppressed: event loop bound");
+            out["eventSuppressed"] = json!(refusal.describe(&ctx.event_chain));
+            return Ok(());
+        }
         let event = PlatformEvent {
             id: event_id(ctx, verb),
             event_type: format!("{collection}.{verb}"),
             source: RECORDS_SOURCE.to_owned(),
             detail: json!({ "collection": collection, "id": id, "data": data }),
             time: self.clock.now_ms(),
+            chain: ctx.event_chain.clone(),
         };
         self.bus.publish(&[event]).await.map_err(StepError::from)
     }
@@ -219,6 +239,8 @@ mod tests {
             attempt: 1,
             idempotency_key: format!("{execution_id}/{path}"),
             timeout: Duration::from_secs(5),
+            event_chain: Vec::new(),
+            event_limits: Default::default(),
         }
     }
 

@@ -205,12 +205,7 @@ impl App {
             .await?
             .ok_or_else(|| AppError::not_found(format!("workflow {id} does not exist")))?;
         let (compiled, trigger) = if draft {
-            let draft = self
-                .svc
-                .definitions
-                .get_draft(id)
-                .await?
-                .ok_or_else(|| AppError::not_found(format!("workflow {id} has no draft")))?;
+            let draft = self.stored_draft(id).await?;
             let report = validate_value(&draft);
             let Some(workflow) = report.workflow else {
                 return Err(AppError::invalid(

@@ -52,6 +52,25 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AppE
         .map_err(|e| AppError::invalid("invalid_request", format!("invalid request body: {e}")))
 }
 
+/// Whether a `Content-Type` value is JSON (`application/json`, `application/*+json`), parameters
+/// such as `; charset=utf-8` ignored.
+pub fn is_json_content_type(value: Option<&str>) -> bool {
+    let essence = media_type(value);
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// The media type of a `Content-Type` value, lower-cased, without parameters (`""` for none).
+pub fn media_type(value: Option<&str>) -> String {
+    value
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

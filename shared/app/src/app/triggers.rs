@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
 use tracing::{debug, info, warn};
 use wf_core::StoreError;
+use wf_core::event_chain;
 use wf_core::execution::TriggerInfo;
 use wf_core::expr::ExprContext;
 use wf_core::model::{Trigger, WebhookScheme, WebhookTrigger};
@@ -49,16 +50,11 @@ fn webhook_input(
     body: &[u8],
     scheme: WebhookScheme,
 ) -> Result<Value, AppError> {
-    let ct = headers
+    let content_type = headers
         .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if ct == "application/json" || ct.ends_with("+json") {
+        .and_then(|v| v.to_str().ok());
+    let ct = super::json::media_type(content_type);
+    if super::json::is_json_content_type(content_type) {
         return super::json::parse_json(body);
     }
     if ct == "application/x-www-form-urlencoded" && scheme == WebhookScheme::Slack {
@@ -290,6 +286,8 @@ impl App {
             source: source.unwrap_or_else(|| "api".to_string()),
             detail: if detail.is_null() { json!({}) } else { detail },
             time: self.svc.clock.now_ms(),
+            // From outside: the origin of any chain it starts.
+            chain: Vec::new(),
         };
         self.svc.bus.publish(&[event]).await?;
         Ok(id)
@@ -298,7 +296,13 @@ impl App {
     /// Start every active workflow with an `event` trigger of the event's type whose `filter`
     /// is true, once per event id (limited to workflow `only` when given: an EventBridge rule
     /// per workflow delivers `{"workflowId", "event"}`). A failing filter or input skips that
-    /// workflow only (logged); store errors are returned so the caller retries the event.
+    /// workflow only (logged, counted in `wf_event_rejections_total`); store errors are
+    /// returned so the caller retries the event.
+    ///
+    /// An event whose causation chain is at a bound (`wf_core::event_chain::check_route`:
+    /// depth, or the workflow revisited too often) starts nothing, counted in
+    /// `wf_events_refused_total`; the execution it starts otherwise stores the chain plus its
+    /// own workflow id in `trigger.chain`.
     pub async fn route_event(
         &self,
         event: &PlatformEvent,
@@ -332,14 +336,25 @@ impl App {
                 .triggers()
                 .iter()
                 .any(|t| matches!(t, Trigger::Event(e) if e.event == event.event_type));
-            if !subscribed || !self.filter_passes(&compiled, event) {
+            if !subscribed {
+                continue;
+            }
+            let limits = self.settings.event_limits();
+            if let Err(refusal) = event_chain::check_route(&event.chain, &meta.id, limits) {
+                self.metrics
+                    .incr("wf_events_refused_total", refusal.reason());
+                warn!(workflow_id = %meta.id, event_id = %event.id, reason = refusal.reason(), "{}; not started", refusal.describe(&event.chain));
+                continue;
+            }
+            if !self.filter_passes(&compiled, event) {
                 continue;
             }
             let mut req = StartRequest::new(
                 event.detail.clone(),
                 TriggerInfo::new("event")
                     .with("eventId", event.id.clone())
-                    .with("eventType", event.event_type.clone()),
+                    .with("eventType", event.event_type.clone())
+                    .with("chain", event_chain::extend(&event.chain, &meta.id)),
             );
             req.dedupe_key = Some(format!("event:{}", event.id));
             let time = if event.time > 0 {
@@ -360,6 +375,12 @@ impl App {
                 }
                 Err(e) if e.is_retryable() => return Err(e),
                 Err(e) => {
+                    let reason = if e.code() == "invalid_input" {
+                        "input"
+                    } else {
+                        "start"
+                    };
+                    self.metrics.incr("wf_event_rejections_total", reason);
                     warn!(workflow_id = %meta.id, event_id = %event.id, error = %e, "event not started")
                 }
             }
@@ -393,6 +414,7 @@ impl App {
                     pass
                 }
                 Err(e) => {
+                    self.metrics.incr("wf_event_rejections_total", "filter");
                     warn!(workflow_id = %compiled.workflow.id, event_id = %event.id, error = %e, "event filter failed; not started");
                     false
                 }

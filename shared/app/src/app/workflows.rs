@@ -210,6 +210,15 @@ impl App {
             .unwrap_or(Value::Null))
     }
 
+    /// The stored draft of `id` (not found when there is none).
+    pub(crate) async fn stored_draft(&self, id: &str) -> Result<Value, AppError> {
+        self.svc
+            .definitions
+            .get_draft(id)
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("workflow {id} has no draft")))
+    }
+
     /// Every workflow with its draft.
     pub async fn list_workflows(&self) -> Result<Vec<WorkflowState>, AppError> {
         let defs = &self.svc.definitions;
@@ -311,11 +320,7 @@ impl App {
             Some(d) => d,
             None => {
                 self.meta(id).await?;
-                self.svc
-                    .definitions
-                    .get_draft(id)
-                    .await?
-                    .ok_or_else(|| AppError::not_found(format!("workflow {id} has no draft")))?
+                self.stored_draft(id).await?
             }
         };
         Ok(validation(&draft))
@@ -326,12 +331,7 @@ impl App {
     pub async fn publish_draft(&self, id: &str) -> Result<Published, AppError> {
         let meta = self.meta(id).await?;
         refuse_file_backed(&meta)?;
-        let draft = self
-            .svc
-            .definitions
-            .get_draft(id)
-            .await?
-            .ok_or_else(|| AppError::not_found(format!("workflow {id} has no draft")))?;
+        let draft = self.stored_draft(id).await?;
         let report = validation(&draft);
         let Some(workflow) = report.workflow.as_ref() else {
             return Err(problems_error(&report, "and publish again"));

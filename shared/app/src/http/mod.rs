@@ -169,18 +169,9 @@ pub struct RawBody(pub axum::body::Bytes);
 /// A blank body (an optional body left out) needs no content type.
 pub struct JsonBody(pub axum::body::Bytes);
 
-/// Whether a `Content-Type` value is JSON (`application/json`, `application/*+json`).
+/// Whether a `Content-Type` header is JSON (the one rule: [`crate::app::json::is_json_content_type`]).
 pub fn is_json_content_type(value: Option<&axum::http::HeaderValue>) -> bool {
-    let essence = value
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    crate::app::json::is_json_content_type(value.and_then(|v| v.to_str().ok()))
 }
 
 impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
