@@ -45,11 +45,10 @@ fn order_alert() -> Value {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhook_and_worker_handlers_run_an_execution_on_aws_adapters() {
-    let moto = Moto::start();
+/// Tables, queue and bus on `moto` under a fresh prefix, and the SDK config to reach them.
+async fn provisioned(moto: &Moto, name: &str) -> (aws_config::SdkConfig, wf_aws::Config) {
     let sdk = moto.sdk_config().await;
-    let prefix = format!("lam-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let prefix = format!("{name}-{}", ulid::Ulid::new().to_string().to_lowercase());
     let bootstrap = AwsContext::from_sdk_config(
         &wf_aws::Config::from_lookup(|k| match k {
             "AWS_REGION" => Some("us-east-1".into()),
@@ -67,6 +66,13 @@ async fn webhook_and_worker_handlers_run_an_execution_on_aws_adapters() {
     )
     .await
     .unwrap();
+    (sdk, config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_and_worker_handlers_run_an_execution_on_aws_adapters() {
+    let moto = Moto::start();
+    let (sdk, config) = provisioned(&moto, "lam").await;
     let aws = AwsContext::from_sdk_config(&config, &sdk);
     // The webhook's signing secret lives in SSM under the secrets path.
     aws.ssm
@@ -200,25 +206,7 @@ async fn webhook_and_worker_handlers_run_an_execution_on_aws_adapters() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sweep_repairs_trigger_rules_that_drifted() {
     let moto = Moto::start();
-    let sdk = moto.sdk_config().await;
-    let prefix = format!("dr-{}", ulid::Ulid::new().to_string().to_lowercase());
-    let bootstrap = AwsContext::from_sdk_config(
-        &wf_aws::Config::from_lookup(|k| match k {
-            "AWS_REGION" => Some("us-east-1".into()),
-            "WF_QUEUE_URL" => Some("unused".into()),
-            _ => None,
-        })
-        .unwrap(),
-        &sdk,
-    );
-    let mut config = ensure(
-        &bootstrap.clients,
-        &Resources::prefixed(&prefix, Duration::from_secs(30)),
-        "us-east-1",
-        Some(&moto.endpoint()),
-    )
-    .await
-    .unwrap();
+    let (sdk, mut config) = provisioned(&moto, "dr").await;
     config.trigger_target_arn =
         Some("arn:aws:lambda:us-east-1:123456789012:function:drift-trigger".into());
     let aws = AwsContext::from_sdk_config(&config, &sdk);
