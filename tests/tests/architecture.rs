@@ -7,6 +7,8 @@
 //! * The modules of wf-app import each other without a cycle.
 //! * The deployed functions contain no emulator code (the bridge lives in wf-tests).
 //! * The libraries do not print (tracing, or data handed to the CLI).
+//! * No library returns a bare string as its error (`Result<_, String>`): each layer has its
+//!   error type.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -103,6 +105,30 @@ fn libraries_do_not_print() {
         }
     }
     assert!(found.is_empty(), "libraries print: {found:#?}");
+}
+
+#[test]
+fn no_library_returns_a_string_error() {
+    let mut found = Vec::new();
+    for krate in ["core", "local", "aws", "app"] {
+        for (path, code) in sources(&root().join("shared").join(krate).join("src")) {
+            let code = code.split("#[cfg(test)]").next().unwrap_or_default();
+            // `Result<T, String>` with any T (no `>` inside T is needed for the shapes used).
+            for (i, _) in code.match_indices(", String>") {
+                let before = &code[..i];
+                let open = before.rfind("Result<");
+                let close = before.rfind('>');
+                if open.is_some_and(|o| close.is_none_or(|c| c < o)) {
+                    let line = before.matches('\n').count() + 1;
+                    found.push(format!("{}:{line}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "libraries return Result<_, String>: {found:#?}"
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@ use wf_app::ai::cron::{Resolved, resolve};
 use wf_app::ai::{AiError, AiSettings};
 use wf_app::llm::OpenAiCompatible;
 use wf_core::cron::{CronSpec, FORMS_HELP, parse_any};
+use wf_core::error::InvalidText;
 use wf_core::ports::{Clock, SystemClock};
 use wf_core::time_fmt::{format_ms, parse_ms};
 
@@ -53,7 +54,7 @@ pub fn run(args: Args) -> ExitCode {
             Ok(resolved) => (resolved.spec.clone(), Some(resolved)),
             Err(code) => return code,
         },
-        Err(e) => return parse_failed(&input, &e, args.json, None),
+        Err(e) => return parse_failed(&input, &e.message, args.json, None),
     };
     let next = spec.next_n(from, usize::from(args.count));
     let eventbridge = spec.to_eventbridge();
@@ -69,7 +70,7 @@ pub fn run(args: Args) -> ExitCode {
             out["explanation"] = json!(ai.explanation);
         }
         if let Err(e) = &eventbridge {
-            out["error"] = json!({ "code": "cron.eventbridge", "message": e });
+            out["error"] = json!({ "code": "cron.eventbridge", "message": e.message });
         }
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
@@ -92,7 +93,7 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
-fn print_text(spec: &CronSpec, eventbridge: &Result<String, String>, next: &[i64], from: i64) {
+fn print_text(spec: &CronSpec, eventbridge: &Result<String, InvalidText>, next: &[i64], from: i64) {
     println!("cron:        {}", spec.expression());
     match eventbridge {
         Ok(eb) => println!("eventbridge: {eb}"),

@@ -15,6 +15,8 @@ use std::fmt;
 
 use chrono::{TimeZone, Utc};
 
+use crate::error::{InvalidText, TextRule};
+
 const DOW_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 const MONTH_NAMES: [&str; 12] = [
     "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
@@ -140,16 +142,21 @@ impl fmt::Display for CronSpec {
     }
 }
 
+/// A schedule that breaks the cron rules, with the message to show.
+fn invalid(message: impl Into<String>) -> InvalidText {
+    InvalidText::new(TextRule::Schedule, message)
+}
+
 /// A start time from which a valid schedule must fire at least once (so `0 0 31 2 *`, which
 /// never fires, is refused). Croner searches up to the year 5000.
 const NEVER_PROBE_MS: i64 = 946_684_800_000; // 2000-01-01T00:00:00Z
 
 impl CronSpec {
     /// Parse a 5-field cron expression (UTC) or a preset. The error says what is wrong.
-    pub fn parse(text: &str) -> Result<CronSpec, String> {
+    pub fn parse(text: &str) -> Result<CronSpec, InvalidText> {
         let trimmed = text.trim();
         if trimmed.is_empty() {
-            return Err(format!("empty schedule; write {FORMS_HELP}"));
+            return Err(invalid(format!("empty schedule; write {FORMS_HELP}")));
         }
         let expression = if trimmed.starts_with('@') {
             preset(trimmed)?
@@ -168,16 +175,17 @@ impl CronSpec {
                     "; seconds and years are not supported (an EventBridge `cron(...)` has 6 fields: drop the year and use `*` for `?`)",
                 );
             }
-            return Err(msg);
+            return Err(invalid(msg));
         }
         let mut fields: [Field; 5] = Default::default();
         for (i, (unit, part)) in UNITS.iter().zip(&parts).enumerate() {
-            fields[i] = parse_field(*unit, part)
-                .map_err(|e| format!("{trimmed:?}: {} field {part:?}: {e}", unit.label()))?;
+            fields[i] = parse_field(*unit, part).map_err(|e| {
+                invalid(format!("{trimmed:?}: {} field {part:?}: {e}", unit.label()))
+            })?;
         }
         let cron = croner::Cron::new(&expression)
             .parse()
-            .map_err(|e| format!("{trimmed:?} is not a valid cron expression: {e}"))?;
+            .map_err(|e| invalid(format!("{trimmed:?} is not a valid cron expression: {e}")))?;
         let spec = CronSpec {
             source: trimmed.to_string(),
             expression,
@@ -185,9 +193,9 @@ impl CronSpec {
             cron,
         };
         if spec.next_after(NEVER_PROBE_MS).is_none() {
-            return Err(format!(
+            return Err(invalid(format!(
                 "{trimmed:?} never runs (no calendar date matches it)"
-            ));
+            )));
         }
         Ok(spec)
     }
@@ -228,16 +236,16 @@ impl CronSpec {
 
     /// The EventBridge schedule expression: `cron(minute hour day-of-month month day-of-week year)`,
     /// e.g. `0 9 * * 1-5` -> `cron(0 9 ? * MON-FRI *)`.
-    pub fn to_eventbridge(&self) -> Result<String, String> {
+    pub fn to_eventbridge(&self) -> Result<String, InvalidText> {
         let [minute, hour, dom, month, dow] = &self.fields;
         if dom.restricted() && dow.restricted() {
             let p: Vec<&str> = self.expression.split(' ').collect();
-            return Err(format!(
+            return Err(invalid(format!(
                 "{:?} restricts both the day of the month ({:?}) and the day of the week ({:?}); EventBridge \
                  cannot express that. Standard cron runs when either matches: use two schedule triggers, \
                  \"{} {} {} {} *\" and \"{} {} * {} {}\"",
                 self.source, p[2], p[4], p[0], p[1], p[2], p[3], p[0], p[1], p[3], p[4]
-            ));
+            )));
         }
         let minute = render_numeric(Unit::Minute, minute);
         let hour = render_numeric(Unit::Hour, hour);
@@ -252,14 +260,14 @@ impl CronSpec {
 }
 
 impl std::str::FromStr for CronSpec {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = InvalidText;
+    fn from_str(s: &str) -> Result<Self, InvalidText> {
         CronSpec::parse(s)
     }
 }
 
 /// Expand a preset into a 5-field expression.
-fn preset(p: &str) -> Result<String, String> {
+fn preset(p: &str) -> Result<String, InvalidText> {
     let lower = p.to_ascii_lowercase();
     let fixed = match lower.as_str() {
         "@hourly" => Some("0 * * * *"),
@@ -273,10 +281,10 @@ fn preset(p: &str) -> Result<String, String> {
         return Ok(f.to_string());
     }
     let unknown = || {
-        format!(
+        invalid(format!(
             "unknown preset {p:?}; presets are @every<N>m (N dividing 60, e.g. @every5m), @every<N>h \
              (N dividing 24, e.g. @every2h), @hourly, @daily, @weekly, @monthly, @yearly"
-        )
+        ))
     };
     let rest = lower.strip_prefix("@every").ok_or_else(unknown)?.trim();
     let (num, unit) = rest.split_at(
@@ -291,31 +299,31 @@ fn preset(p: &str) -> Result<String, String> {
     }
 }
 
-fn every_minutes(n: u32) -> Result<String, String> {
+fn every_minutes(n: u32) -> Result<String, InvalidText> {
     match n {
         1 => Ok("* * * * *".into()),
         60 => Ok("0 * * * *".into()),
         n if n > 0 && n < 60 && 60 % n == 0 => Ok(format!("*/{n} * * * *")),
-        _ => Err(format!(
+        _ => Err(invalid(format!(
             "every {n} minutes cannot be a cron schedule: the minutes must divide 60 (1, 2, 3, 4, 5, 6, 10, 12, 15, \
              20, 30 or 60) so that the runs are evenly spaced"
-        )),
+        ))),
     }
 }
 
-fn every_hours(n: u32) -> Result<String, String> {
+fn every_hours(n: u32) -> Result<String, InvalidText> {
     match n {
         1 => Ok("0 * * * *".into()),
         24 => Ok("0 0 * * *".into()),
         n if n > 0 && n < 24 && 24 % n == 0 => Ok(format!("0 */{n} * * *")),
-        _ => Err(format!(
+        _ => Err(invalid(format!(
             "every {n} hours cannot be a cron schedule: the hours must divide 24 (1, 2, 3, 4, 6, 8, 12 or 24) so that \
              the runs are evenly spaced"
-        )),
+        ))),
     }
 }
 
-fn parse_field(unit: Unit, text: &str) -> Result<Field, String> {
+fn parse_field(unit: Unit, text: &str) -> Result<Field, InvalidText> {
     let t = text.to_ascii_uppercase();
     if t == "*" {
         return Ok(Field::Any);
@@ -323,7 +331,9 @@ fn parse_field(unit: Unit, text: &str) -> Result<Field, String> {
     if t == "?" {
         return match unit {
             Unit::DayOfMonth | Unit::DayOfWeek => Ok(Field::Any),
-            _ => Err("`?` is only allowed in day-of-month and day-of-week".into()),
+            _ => Err(invalid(
+                "`?` is only allowed in day-of-month and day-of-week",
+            )),
         };
     }
     if unit == Unit::DayOfMonth {
@@ -331,7 +341,7 @@ fn parse_field(unit: Unit, text: &str) -> Result<Field, String> {
             return Ok(Field::LastDayOfMonth);
         }
         if t == "LW" {
-            return Err("`LW` (last weekday of the month) is not supported".into());
+            return Err(invalid("`LW` (last weekday of the month) is not supported"));
         }
         if let Some(d) = t.strip_suffix('W') {
             let d = parse_value(unit, d)?;
@@ -345,7 +355,11 @@ fn parse_field(unit: Unit, text: &str) -> Result<Field, String> {
                 .parse()
                 .ok()
                 .filter(|n| (1..=5).contains(n))
-                .ok_or_else(|| format!("`#{n}` must be 1-5 (the nth such weekday of the month)"))?;
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "`#{n}` must be 1-5 (the nth such weekday of the month)"
+                    ))
+                })?;
             return Ok(Field::NthWeekday(d, n));
         }
         if t != "L"
@@ -359,7 +373,9 @@ fn parse_field(unit: Unit, text: &str) -> Result<Field, String> {
     let mut bits = 0u64;
     for item in t.split(',') {
         if item.is_empty() {
-            return Err("empty item in a list (two commas in a row, or a trailing comma)".into());
+            return Err(invalid(
+                "empty item in a list (two commas in a row, or a trailing comma)",
+            ));
         }
         let (range, step) = match item.split_once('/') {
             Some((r, s)) => {
@@ -368,7 +384,9 @@ fn parse_field(unit: Unit, text: &str) -> Result<Field, String> {
                     .ok()
                     .filter(|s| *s >= 1 && *s <= hi_bound.max(1))
                     .ok_or_else(|| {
-                        format!("step {s:?} in {item:?} must be a number from 1 to {hi_bound}")
+                        invalid(format!(
+                            "step {s:?} in {item:?} must be a number from 1 to {hi_bound}"
+                        ))
                     })?;
                 (r, Some(step))
             }
@@ -379,10 +397,10 @@ fn parse_field(unit: Unit, text: &str) -> Result<Field, String> {
         } else if let Some((a, b)) = range.split_once('-') {
             let (a, b) = (parse_value(unit, a)?, parse_value(unit, b)?);
             if a > b {
-                return Err(format!(
+                return Err(invalid(format!(
                     "range {range:?} goes backwards; write it from the smaller value to the larger one \
                      (or as a list)"
-                ));
+                )));
             }
             (a, b)
         } else {
@@ -403,7 +421,7 @@ fn parse_field(unit: Unit, text: &str) -> Result<Field, String> {
     Ok(Field::Values(bits))
 }
 
-fn parse_value(unit: Unit, s: &str) -> Result<u8, String> {
+fn parse_value(unit: Unit, s: &str) -> Result<u8, InvalidText> {
     let (lo, hi) = unit.bounds();
     let names: &[&str] = match unit {
         Unit::Month => &MONTH_NAMES,
@@ -418,19 +436,19 @@ fn parse_value(unit: Unit, s: &str) -> Result<u8, String> {
         });
     }
     if s.is_empty() || !s.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!(
+        return Err(invalid(format!(
             "{s:?} is not a {} value ({})",
             unit.label(),
             unit.allowed()
-        ));
+        )));
     }
     match s.parse::<u8>() {
         Ok(v) if v >= lo && v <= hi => Ok(v),
-        _ => Err(format!(
+        _ => Err(invalid(format!(
             "{} value {s} is out of range ({})",
             unit.label(),
             unit.allowed()
-        )),
+        ))),
     }
 }
 
@@ -495,7 +513,7 @@ fn runs(values: &[u8], name: impl Fn(u8) -> String) -> String {
 }
 
 /// Parse a schedule written as cron / a preset, or else as plain English.
-pub fn parse_any(text: &str) -> Result<CronSpec, String> {
+pub fn parse_any(text: &str) -> Result<CronSpec, InvalidText> {
     let cron_err = match CronSpec::parse(text) {
         Ok(spec) => return Ok(spec),
         Err(e) => e,
@@ -528,7 +546,7 @@ fn looks_like_cron(text: &str) -> bool {
 
 /// Turn plain English into a 5-field cron expression (UTC), e.g. "every weekday at 9am" ->
 /// `0 9 * * 1-5`. Anything else is an error listing the forms understood.
-pub fn parse_english(text: &str) -> Result<String, String> {
+pub fn parse_english(text: &str) -> Result<String, InvalidText> {
     let original = text.trim();
     let mut s = original.to_lowercase();
     s = s.trim_end_matches(['.', '!']).to_string();
@@ -541,9 +559,9 @@ pub fn parse_english(text: &str) -> Result<String, String> {
                 words.pop();
             }
             w if w.len() >= 3 && w.chars().all(|c| c.is_ascii_alphabetic()) && is_time_zone(w) => {
-                return Err(format!(
+                return Err(invalid(format!(
                     "{original:?}: schedules are in UTC; convert the time to UTC and drop {w:?}"
-                ));
+                )));
             }
             _ => break,
         }
@@ -568,8 +586,10 @@ pub fn parse_english(text: &str) -> Result<String, String> {
         }
     }
     english(&s).map_err(|e| match e {
-        Some(specific) => format!("{original:?}: {specific}"),
-        None => format!("could not read {original:?} as a schedule; write {FORMS_HELP}"),
+        Some(specific) => invalid(format!("{original:?}: {specific}")),
+        None => invalid(format!(
+            "could not read {original:?} as a schedule; write {FORMS_HELP}"
+        )),
     })
 }
 
@@ -595,7 +615,7 @@ fn is_time_zone(w: &str) -> bool {
 }
 
 /// `Err(None)` = not understood at all; `Err(Some(msg))` = understood but invalid.
-fn english(s: &str) -> Result<String, Option<String>> {
+fn english(s: &str) -> Result<String, Option<InvalidText>> {
     let (head, times) = match s.rsplit_once(" at ") {
         Some((h, t)) => (h.trim(), Some(parse_times(t).map_err(Some)?)),
         None => (s.trim(), None),
@@ -606,11 +626,11 @@ fn english(s: &str) -> Result<String, Option<String>> {
         (m, hours.join(","))
     };
     let w: Vec<&str> = head.split(' ').filter(|w| !w.is_empty()).collect();
-    let no_time = |what: &str| -> Result<(), Option<String>> {
+    let no_time = |what: &str| -> Result<(), Option<InvalidText>> {
         if times.is_some() {
-            Err(Some(format!(
+            Err(Some(invalid(format!(
                 "{what} runs several times a day; it cannot also have \"at <time>\""
-            )))
+            ))))
         } else {
             Ok(())
         }
@@ -627,23 +647,22 @@ fn english(s: &str) -> Result<String, Option<String>> {
         }
         ["every", n, unit] if is_unit(unit, &["second", "seconds", "sec", "secs", "s"]) => {
             let _ = n;
-            return Err(Some(
-                "schedules run at most once a minute; seconds are not supported".into(),
-            ));
+            return Err(Some(invalid(
+                "schedules run at most once a minute; seconds are not supported",
+            )));
         }
         ["every" | "each", "second"] => {
-            return Err(Some(
-                "schedules run at most once a minute; seconds are not supported".into(),
-            ));
+            return Err(Some(invalid(
+                "schedules run at most once a minute; seconds are not supported",
+            )));
         }
         ["hourly"] | ["every" | "each", "hour"] | ["every", "1", "hour"] => {
             // "every hour at :15" / "hourly at 15" -> minute 15
             return match &times {
                 None => Ok("0 * * * *".into()),
-                Some(_) => Err(Some(
-                    "for a minute past every hour write a cron expression, e.g. \"15 * * * *\""
-                        .into(),
-                )),
+                Some(_) => Err(Some(invalid(
+                    "for a minute past every hour write a cron expression, e.g. \"15 * * * *\"",
+                ))),
             };
         }
         ["every", n, unit] if is_unit(unit, &["hour", "hours", "hr", "hrs", "h"]) => {
@@ -734,10 +753,10 @@ fn english(s: &str) -> Result<String, Option<String>> {
                 return Ok(format!("{m} {h} {dom} * *"));
             }
             None => {
-                return Err(Some(format!(
+                return Err(Some(invalid(format!(
                     "{:?} is not a day of the month (write 1st, 2nd, 15th ... 31st, or \"the last day\")",
                     rest.join(" ")
-                )));
+                ))));
             }
         }
     }
@@ -748,7 +767,7 @@ fn is_unit(word: &str, units: &[&str]) -> bool {
     units.contains(&word)
 }
 
-fn number(s: &str) -> Result<u32, Option<String>> {
+fn number(s: &str) -> Result<u32, Option<InvalidText>> {
     let n = match s {
         "one" | "a" => 1,
         "two" => 2,
@@ -763,7 +782,7 @@ fn number(s: &str) -> Result<u32, Option<String>> {
         "thirty" => 30,
         _ => s
             .parse()
-            .map_err(|_| Some(format!("{s:?} is not a number")))?,
+            .map_err(|_| Some(invalid(format!("{s:?} is not a number"))))?,
     };
     Ok(n)
 }
@@ -797,7 +816,7 @@ fn day_of_week(word: &str) -> Option<u8> {
 
 /// "monday", "mon and thu", "monday, wednesday and friday", "monday to friday" -> `1`, `1,4`,
 /// `1,3,5`, `1-5`. `Ok(None)` when the words are not a list of days.
-fn parse_days(words: &[&str]) -> Result<Option<String>, Option<String>> {
+fn parse_days(words: &[&str]) -> Result<Option<String>, Option<InvalidText>> {
     if words.is_empty() {
         return Ok(None);
     }
@@ -840,7 +859,7 @@ fn parse_days(words: &[&str]) -> Result<Option<String>, Option<String>> {
 }
 
 /// "9am", "9:30 pm", "17:30", "noon", "midnight", "9am and 5pm" -> (minute, hours).
-fn parse_times(s: &str) -> Result<(u32, Vec<u32>), String> {
+fn parse_times(s: &str) -> Result<(u32, Vec<u32>), InvalidText> {
     let parts: Vec<&str> = s
         .split(" and ")
         .flat_map(|p| p.split(" , "))
@@ -848,16 +867,16 @@ fn parse_times(s: &str) -> Result<(u32, Vec<u32>), String> {
         .filter(|p| !p.is_empty())
         .collect();
     if parts.is_empty() {
-        return Err(format!("{s:?} is not a time of day"));
+        return Err(invalid(format!("{s:?} is not a time of day")));
     }
     let mut minute = None;
     let mut hours = Vec::new();
     for p in parts {
         let (h, m) = parse_time(p)?;
         if minute.is_some_and(|x| x != m) {
-            return Err(format!(
+            return Err(invalid(format!(
                 "{s:?}: several times of day must share the same minute (one cron expression); use one schedule trigger per time"
-            ));
+            )));
         }
         minute = Some(m);
         hours.push(h);
@@ -867,8 +886,12 @@ fn parse_times(s: &str) -> Result<(u32, Vec<u32>), String> {
     Ok((minute.unwrap_or(0), hours))
 }
 
-fn parse_time(s: &str) -> Result<(u32, u32), String> {
-    let bad = || format!("{s:?} is not a time of day (write 9am, 9:30pm or 17:30; times are UTC)");
+fn parse_time(s: &str) -> Result<(u32, u32), InvalidText> {
+    let bad = || {
+        invalid(format!(
+            "{s:?} is not a time of day (write 9am, 9:30pm or 17:30; times are UTC)"
+        ))
+    };
     let t = s.replace(' ', "");
     match t.as_str() {
         "noon" | "midday" => return Ok((12, 0)),
@@ -899,12 +922,12 @@ fn parse_time(s: &str) -> Result<(u32, u32), String> {
     let h: u32 = h.parse().map_err(|_| bad())?;
     let m: u32 = m.parse().map_err(|_| bad())?;
     if m > 59 {
-        return Err(format!("{s:?}: minutes go up to 59"));
+        return Err(invalid(format!("{s:?}: minutes go up to 59")));
     }
     let h = match meridiem {
         Some(pm) => {
             if !(1..=12).contains(&h) {
-                return Err(format!("{s:?}: with am/pm the hour is 1-12"));
+                return Err(invalid(format!("{s:?}: with am/pm the hour is 1-12")));
             }
             match (h, pm) {
                 (12, false) => 0,
@@ -915,7 +938,7 @@ fn parse_time(s: &str) -> Result<(u32, u32), String> {
         }
         None => {
             if h > 23 {
-                return Err(format!("{s:?}: hours go up to 23"));
+                return Err(invalid(format!("{s:?}: hours go up to 23")));
             }
             h
         }
@@ -1016,7 +1039,7 @@ mod tests {
         ];
         for (text, fragment) in cases {
             let err = CronSpec::parse(text).unwrap_err();
-            assert!(err.contains(fragment), "{text:?}: {err}");
+            assert!(err.message.contains(fragment), "{text:?}: {err}");
         }
     }
 
@@ -1125,8 +1148,11 @@ mod tests {
             .unwrap()
             .to_eventbridge()
             .unwrap_err();
-        assert!(err.contains("both the day of the month"), "{err}");
-        assert!(err.contains("\"0 9 1 * *\" and \"0 9 * * 1\""), "{err}");
+        assert!(err.message.contains("both the day of the month"), "{err}");
+        assert!(
+            err.message.contains("\"0 9 1 * *\" and \"0 9 * * 1\""),
+            "{err}"
+        );
         assert!(
             CronSpec::parse("0 9 L * FRI")
                 .unwrap()
@@ -1195,42 +1221,49 @@ mod tests {
     fn english_errors_are_clear() {
         let e = parse_english("whenever the moon is full").unwrap_err();
         assert!(
-            e.contains("could not read") && e.contains("every weekday at 9am"),
+            e.message.contains("could not read") && e.message.contains("every weekday at 9am"),
             "{e}"
         );
         assert!(
             parse_english("every 7 minutes")
                 .unwrap_err()
+                .message
                 .contains("must divide 60")
         );
         assert!(
             parse_english("every 5 hours")
                 .unwrap_err()
+                .message
                 .contains("must divide 24")
         );
         assert!(
             parse_english("every 10 seconds")
                 .unwrap_err()
+                .message
                 .contains("seconds are not supported")
         );
         assert!(
             parse_english("every day at 25:00")
                 .unwrap_err()
+                .message
                 .contains("hours go up to 23")
         );
         assert!(
             parse_english("every day at 13pm")
                 .unwrap_err()
+                .message
                 .contains("1-12")
         );
         assert!(
             parse_english("every day at 9am EST")
                 .unwrap_err()
+                .message
                 .contains("UTC")
         );
         assert!(
             parse_english("every day at 9:00 and 17:30")
                 .unwrap_err()
+                .message
                 .contains("same minute")
         );
         assert!(parse_english("on the 32nd of every month").is_err());
@@ -1250,17 +1283,20 @@ mod tests {
         assert!(
             parse_any("0 25 * * *")
                 .unwrap_err()
+                .message
                 .contains("hour value 25")
         );
         assert!(
             parse_any("@every7m")
                 .unwrap_err()
+                .message
                 .contains("must divide 60")
         );
         // other text reports the English error
         assert!(
             parse_any("sometimes")
                 .unwrap_err()
+                .message
                 .contains("could not read")
         );
     }

@@ -48,6 +48,39 @@ impl StepError {
     }
 }
 
+/// Text a user wrote that breaks the rule it must follow: a workflow id, a cron schedule, a
+/// template or an expression, an input schema. `message` says what is wrong and how to fix it (it is what a
+/// validation problem, an API error or the CLI shows); `rule` says which rule, for callers that
+/// answer differently per rule. Never retryable: the same text fails the same way.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct InvalidText {
+    pub rule: TextRule,
+    pub message: String,
+}
+
+/// The rules of [`InvalidText`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextRule {
+    /// `model::check_workflow_id`.
+    WorkflowId,
+    /// `cron`: 5-field expressions, presets and English.
+    Schedule,
+    /// `expr::check_template` / `expr::check_expression`.
+    Template,
+    /// A start step's `inputSchema` that does not compile as JSON Schema.
+    InputSchema,
+}
+
+impl InvalidText {
+    pub fn new(rule: TextRule, message: impl Into<String>) -> Self {
+        Self {
+            rule,
+            message: message.into(),
+        }
+    }
+}
+
 /// Errors of storage and queue adapters. `Conflict` is the typed outcome of a failed condition.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StoreError {

@@ -17,7 +17,7 @@ use std::sync::LazyLock;
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value as JValue};
 use serde_json::{Map, Value};
 
-use crate::error::StepError;
+use crate::error::{InvalidText, StepError, TextRule};
 
 /// Instructions one evaluation may execute (bounds loops in templates).
 pub const FUEL: u64 = 100_000;
@@ -47,6 +47,11 @@ pub fn single_expression(s: &str) -> Option<&str> {
     if inner.is_empty() { None } else { Some(inner) }
 }
 
+/// A template or expression that does not compile, with the message to show.
+fn template_invalid(message: impl Into<String>) -> InvalidText {
+    InvalidText::new(TextRule::Template, message)
+}
+
 /// Whether a string contains template syntax at all.
 pub fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%") || s.contains("{#")
@@ -54,7 +59,7 @@ pub fn is_template(s: &str) -> bool {
 
 /// Check the syntax of a template string (or single expression). The error says what is wrong
 /// and quotes the offending text.
-pub fn check_template(s: &str) -> Result<(), String> {
+pub fn check_template(s: &str) -> Result<(), InvalidText> {
     if is_template(s) {
         check_repetition(s)?;
     }
@@ -62,19 +67,19 @@ pub fn check_template(s: &str) -> Result<(), String> {
         return ENV
             .compile_expression(expr)
             .map(|_| ())
-            .map_err(|e| syntax_message(&e, s));
+            .map_err(|e| template_invalid(syntax_message(&e, s)));
     }
     if !is_template(s) {
         return Ok(());
     }
     ENV.template_from_str(s)
         .map(|_| ())
-        .map_err(|e| syntax_message(&e, s))
+        .map_err(|e| template_invalid(syntax_message(&e, s)))
 }
 
 /// Check a field that must be exactly one `{{ expr }}` (condition `if`, trigger `filter`,
 /// loop `items`).
-pub fn check_expression(s: &str) -> Result<(), String> {
+pub fn check_expression(s: &str) -> Result<(), InvalidText> {
     if is_template(s) {
         check_repetition(s)?;
     }
@@ -82,10 +87,10 @@ pub fn check_expression(s: &str) -> Result<(), String> {
         Some(expr) => ENV
             .compile_expression(expr)
             .map(|_| ())
-            .map_err(|e| syntax_message(&e, s)),
-        None => Err(format!(
+            .map_err(|e| template_invalid(syntax_message(&e, s))),
+        None => Err(template_invalid(format!(
             "{s:?} must be exactly one expression in double braces, like \"{{{{ input.amount > 100 }}}}\""
-        )),
+        ))),
     }
 }
 
@@ -97,7 +102,7 @@ pub fn check_expression(s: &str) -> Result<(), String> {
 // `SyntaxConfig` is a unit struct unless minijinja's `custom_syntax` feature is on (a
 // dependency may turn it on): `default()` compiles either way.
 #[allow(clippy::default_constructed_unit_structs)]
-fn check_repetition(src: &str) -> Result<(), String> {
+fn check_repetition(src: &str) -> Result<(), InvalidText> {
     use minijinja::machinery::{Token, WhitespaceConfig, tokenize};
     use minijinja::syntax::SyntaxConfig;
     let mut tokens = Vec::new();
@@ -134,26 +139,26 @@ fn check_repetition(src: &str) -> Result<(), String> {
             (None, None) => continue,
         };
         let Some(times) = times else {
-            return Err(format!(
+            return Err(template_invalid(format!(
                 "a string literal is repeated by a count that is not a number \
                  literal in {src:?}; repeat strings only by a literal count (the result may be at \
                  most {MAX_RENDERED_BYTES} bytes)"
-            ));
+            )));
         };
         let bytes = (len as u128).saturating_mul(times);
         if bytes > MAX_RENDERED_BYTES as u128 {
-            return Err(format!(
+            return Err(template_invalid(format!(
                 "a string literal repeated {times} times is {bytes} bytes, \
                  over the limit of {MAX_RENDERED_BYTES} bytes (MAX_RENDERED_BYTES) in {src:?}"
-            ));
+            )));
         }
     }
     Ok(())
 }
 
 /// The step error of a template refused by [`check_repetition`].
-fn too_large_error(message: String) -> StepError {
-    StepError::new("template.too_large", message)
+fn too_large_error(refused: InvalidText) -> StepError {
+    StepError::new("template.too_large", refused.message)
         .with_details(serde_json::json!({ "limitBytes": MAX_RENDERED_BYTES }))
 }
 
@@ -593,7 +598,7 @@ mod tests {
     #[test]
     fn syntax_errors_quote_the_text() {
         let e = check_template("Hello {{ input.name ").unwrap_err();
-        assert!(e.contains("Hello {{ input.name"), "{e}");
+        assert!(e.message.contains("Hello {{ input.name"), "{e}");
         assert!(check_template("{{ input.amount > }}").is_err());
         assert!(check_template("{% for x in input %}{{ x }}{% endfor %}").is_ok());
         assert!(check_expression("input.amount").is_err());

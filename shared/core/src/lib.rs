@@ -10,6 +10,7 @@
 //! * [`damaged`]: what stores return for a record they cannot decode.
 //! * [`event_chain`]: the causation chain of events and the bounds that stop event loops.
 //! * [`json_depth`]: the nesting bound of JSON that enters the engine.
+//! * [`webhook`]: webhook signatures and body parsing (pure; wf-app does the I/O around them).
 //!
 //! Nothing in this crate performs I/O.
 
@@ -30,5 +31,6 @@ pub mod schema;
 pub mod scrub;
 pub mod time_fmt;
 pub mod validate;
+pub mod webhook;
 
 pub use error::{StepError, StoreError};

@@ -8,6 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::error::{InvalidText, TextRule};
+
 /// Workflow ids: URL-safe (they appear in webhook URLs).
 pub const WORKFLOW_ID_PATTERN: &str = "^[a-z0-9][a-z0-9-]*$";
 /// Longest workflow id (ids are DynamoDB keys and URL path segments).
@@ -27,12 +29,15 @@ pub const DEFAULT_BACKOFF_MS: u64 = 1_000;
 /// The workflow-id rule, the one place it is decided (validation, the API, the CLI): matches
 /// [`WORKFLOW_ID_PATTERN`] (`^[a-z0-9][a-z0-9-]*$`) and has at most [`WORKFLOW_ID_MAX_LEN`]
 /// characters. The error is the message to show.
-pub fn check_workflow_id(id: &str) -> Result<(), String> {
+pub fn check_workflow_id(id: &str) -> Result<(), InvalidText> {
     if matches_workflow_id_pattern(id) && id.len() <= WORKFLOW_ID_MAX_LEN {
         Ok(())
     } else {
-        Err(format!(
-            "workflow id {id:?} must match {WORKFLOW_ID_PATTERN} (at most {WORKFLOW_ID_MAX_LEN} characters)"
+        Err(InvalidText::new(
+            TextRule::WorkflowId,
+            format!(
+                "workflow id {id:?} must match {WORKFLOW_ID_PATTERN} (at most {WORKFLOW_ID_MAX_LEN} characters)"
+            ),
         ))
     }
 }
@@ -627,7 +632,7 @@ mod tests {
             assert!(check_workflow_id(bad).is_err(), "{bad}");
         }
         assert_eq!(
-            check_workflow_id("A").unwrap_err(),
+            check_workflow_id("A").unwrap_err().message,
             "workflow id \"A\" must match ^[a-z0-9][a-z0-9-]*$ (at most 64 characters)"
         );
     }

@@ -960,7 +960,7 @@ fn a_workflow_id_over_64_characters_is_a_problem_at_id() {
     );
     // The same rule as the API's (one function in wf-core).
     assert_eq!(
-        check_workflow_id(&long),
+        check_workflow_id(&long).map_err(|e| e.message),
         Err(format!(
             "workflow id {long:?} must match ^[a-z0-9][a-z0-9-]*$ (at most 64 characters)"
         ))

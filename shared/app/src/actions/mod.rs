@@ -38,7 +38,7 @@ pub struct BuiltinActions {
     policy: OutboundPolicy,
     /// Compiled once: the catalog is static. A schema that does not compile is a bug in
     /// wf-core; it is kept as an error so only that action fails, loudly.
-    validators: HashMap<&'static str, Result<jsonschema::Validator, String>>,
+    validators: HashMap<&'static str, Result<jsonschema::Validator, StepError>>,
 }
 
 impl std::fmt::Debug for BuiltinActions {
@@ -63,10 +63,13 @@ impl BuiltinActions {
         let validators = wf_core::catalog::actions()
             .into_iter()
             .map(|spec| {
-                let compiled = jsonschema::validator_for(&spec.params_schema).map_err(|e| e.to_string());
-                if let Err(e) = &compiled {
+                let compiled = jsonschema::validator_for(&spec.params_schema).map_err(|e| {
                     tracing::error!(action = spec.name, error = %e, "catalog params schema does not compile");
-                }
+                    StepError::new(
+                        "action.schema",
+                        format!("the params schema of {} does not compile: {e}", spec.name),
+                    )
+                });
                 (spec.name, compiled)
             })
             .collect();
@@ -99,12 +102,7 @@ impl BuiltinActions {
     fn params<T: DeserializeOwned>(&self, action: &str, params: Value) -> Result<T, StepError> {
         let validator = match self.validators.get(action) {
             Some(Ok(v)) => v,
-            Some(Err(e)) => {
-                return Err(StepError::new(
-                    "action.schema",
-                    format!("the params schema of {action} does not compile: {e}"),
-                ));
-            }
+            Some(Err(e)) => return Err(e.clone()),
             None => return Err(unknown(action)),
         };
         let problems: Vec<(String, String)> = validator

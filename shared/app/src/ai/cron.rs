@@ -50,7 +50,7 @@ pub async fn resolve(
     };
     let Some(llm) = llm else {
         return Err(AiError::Cron(Box::new(CronFailure {
-            message: with_forms(parse_error),
+            message: with_forms(parse_error.message),
             explanation: None,
             rounds: 0,
         })));
@@ -138,7 +138,7 @@ fn read_answer(text: &str) -> Result<Reading, Problem> {
         Problem::new(
             codes::CRON,
             "/cron",
-            e,
+            e.message,
             "5 fields, minute hour day-of-month month day-of-week, in UTC; no seconds, no year, no `?`, no cron(...) wrapper",
         )
     })?;
@@ -146,7 +146,7 @@ fn read_answer(text: &str) -> Result<Reading, Problem> {
         Problem::new(
             codes::CRON,
             "/cron",
-            e,
+            e.message,
             "restrict the day of the month or the day of the week, not both (one of them must be `*`)",
         )
     })?;

@@ -401,7 +401,7 @@ pub(crate) fn truncate_chars(s: &str, max: usize) -> String {
 
 /// A workflow id the model or the user chose, checked by the one rule of wf-core.
 pub fn check_id(id: &str) -> Result<(), AiError> {
-    wf_core::model::check_workflow_id(id).map_err(|m| AiError::BadRequest("invalid_id", m))
+    wf_core::model::check_workflow_id(id).map_err(|e| AiError::BadRequest("invalid_id", e.message))
 }
 
 #[cfg(test)]

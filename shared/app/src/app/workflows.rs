@@ -249,7 +249,7 @@ impl App {
                 )
             })?
             .to_string();
-        check_workflow_id(&id).map_err(|m| AppError::invalid("invalid_id", m))?;
+        check_workflow_id(&id).map_err(|e| AppError::invalid("invalid_id", e.message))?;
         let now = self.svc.clock.now_ms();
         let meta = WorkflowMeta {
             id: id.clone(),

@@ -56,11 +56,7 @@ pub async fn post_workflow(
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     if id != "generate" {
-        return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "this route does not take that method; see /openapi.json",
-        ));
+        return Err(ApiError::method_not_allowed(&format!("/workflows/{id}")));
     }
     generate(state, ext, body).await
 }
@@ -164,7 +160,7 @@ pub async fn cron(
         }))),
         // Only the parser's reading can get here (the model's answers are checked for it).
         Err(e) => Err(
-            ApiError::unprocessable("invalid_cron", e).with_details(json!({
+            ApiError::unprocessable("invalid_cron", e.message).with_details(json!({
                 "cron": cron, "next": next, "source": CronSource::Parser,
             })),
         ),

@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::{Value, json};
 
-use crate::error::StepError;
+use crate::error::{InvalidText, StepError, TextRule};
 use crate::execution::{
     ExecutionRecord, IterationCount, LoopState, StepRecord, StepStatus, StepTask,
 };
@@ -61,7 +61,7 @@ pub struct CompiledWorkflow {
     pub version: u32,
     info: HashMap<String, StepInfo>,
     /// The start step's inputSchema, compiled on first use (every trigger checks it).
-    input_validator: Arc<OnceLock<Result<InputValidator, String>>>,
+    input_validator: Arc<OnceLock<Result<InputValidator, InvalidText>>>,
 }
 
 /// A compiled input schema (wrapped: jsonschema's validator has no Debug).
@@ -143,11 +143,16 @@ impl CompiledWorkflow {
         let compiled = self.input_validator.get_or_init(|| {
             jsonschema::validator_for(schema)
                 .map(InputValidator)
-                .map_err(|e| format!("the workflow's inputSchema is invalid: {e}"))
+                .map_err(|e| {
+                    InvalidText::new(
+                        TextRule::InputSchema,
+                        format!("the workflow's inputSchema is invalid: {e}"),
+                    )
+                })
         });
         let validator = match compiled {
             Ok(v) => &v.0,
-            Err(e) => return Err(vec![(String::new(), e.clone())]),
+            Err(e) => return Err(vec![(String::new(), e.message.clone())]),
         };
         let violations: Vec<(String, String)> = validator
             .iter_errors(input)

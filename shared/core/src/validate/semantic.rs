@@ -378,7 +378,7 @@ fn check_cron(text: &str, at: &str, out: &mut Vec<Problem>) {
                 out.push(Problem::new(
                     codes::CRON,
                     at,
-                    e,
+                    e.message,
                     "schedules run on EventBridge on AWS, which needs one of day-of-month / day-of-week unrestricted",
                 ));
             }
@@ -388,7 +388,7 @@ fn check_cron(text: &str, at: &str, out: &mut Vec<Problem>) {
                 Ok(expr) => format!("write it as cron: \"{expr}\""),
                 Err(_) => "write 5 fields in UTC: minute hour day-of-month month day-of-week (e.g. \"0 9 * * 1-5\"), or a preset: @every5m, @hourly, @daily, @weekly, @monthly; `wf cron \"every weekday at 9am\"` converts plain English".to_string(),
             };
-            out.push(Problem::new(codes::CRON, at, e, hint));
+            out.push(Problem::new(codes::CRON, at, e.message, hint));
         }
     }
 }
@@ -492,13 +492,13 @@ fn timeout(ms: Option<u64>, p: &str, out: &mut Vec<Problem>) {
 
 fn template(s: &str, at: &str, out: &mut Vec<Problem>) {
     if let Err(e) = check_template(s) {
-        out.push(Problem::new(codes::TEMPLATE, at, e, TEMPLATE_HINT));
+        out.push(Problem::new(codes::TEMPLATE, at, e.message, TEMPLATE_HINT));
     }
 }
 
 fn expression(s: &str, at: &str, hint: &str, out: &mut Vec<Problem>) {
     if let Err(e) = check_expression(s) {
-        out.push(Problem::new(codes::TEMPLATE, at, e, hint));
+        out.push(Problem::new(codes::TEMPLATE, at, e.message, hint));
     }
 }
 
