@@ -120,9 +120,43 @@ async fn openapi_lists_every_route_and_unknown_routes_answer_api_errors() {
     dev.post("/hooks/%FF/token", json!({}))
         .await
         .expect_error(400, "invalid_path");
-    // A known path with a method it does not take: 405, still in the API's error shape.
+    // A known path with a method it does not take: 405, still in the API's error shape, with
+    // the methods the document gives it in `Allow`.
     let r = dev.delete("/executions").await;
     r.expect_error(405, "method_not_allowed");
+    for (method, path, allow) in [
+        ("DELETE", "/executions", "GET, HEAD"),
+        ("POST", "/workflows/nope", "GET, HEAD, PUT, DELETE"),
+        ("GET", "/cron", "POST"),
+    ] {
+        let r = dev
+            .http
+            .request(method.parse().unwrap(), dev.at(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 405, "{method} {path}");
+        assert_eq!(r.headers()["allow"], allow, "{method} {path}");
+    }
+    // A body that is not JSON: 415 in the error shape, as webhooks answer.
+    let req = dev
+        .http
+        .post(dev.at("/cron"))
+        .header("content-type", "text/plain")
+        .body("every day at 9am");
+    dev.send(req)
+        .await
+        .expect_error(415, "unsupported_media_type");
+    // A URI over 8 KiB: 414 in the error shape, through the real HTTP server.
+    dev.get(&format!("/executions?cursor={}", "a".repeat(9000)))
+        .await
+        .expect_error(414, "uri_too_long");
+    // A required field left out is named by its JSON pointer.
+    let r = dev.post("/cron", json!({})).await;
+    assert_eq!(
+        r.expect_error(400, "invalid_request")["details"]["pointer"],
+        "/expression"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,13 +30,16 @@
 * moto's CloudFormation ignores a table's TimeToLiveSpecification and
   PointInTimeRecoverySpecification. After CREATE_COMPLETE they are applied from the template
   through the DynamoDB API (reported under "applied"), so the tables look as AWS would make them.
+  Likewise it stores a role's inline policies as a Python repr, which its own IAM enforcement
+  cannot read: they are put again as JSON documents (also under "applied").
 
 Output (stdout, JSON):
   {"endpoint", "region",
    "stacks": [{"name", "status", "outputs": {OutputKey: value}, "resources": {LogicalId: physical id},
                "functions": {LogicalId: {name, arn, runtime, handler, timeout, memory, role,
                              reserved_concurrency, environment, policy_statements}},
-               "roles": {LogicalId: {name, policies: {PolicyName: document}}},
+               "roles": {LogicalId: {name, arn, policies: {PolicyName: document},
+                                     attached_policies: [PolicyArn]}},
                "event_source_mappings": [{function, event_source_arn, batch_size,
                                           function_response_types, maximum_concurrency, state}]}],
    "skipped": {LogicalId: reason}, "adjusted": [...], "applied": [...]}
@@ -362,14 +365,43 @@ def describe_functions_and_roles(template: dict, resources: dict[str, str], endp
                 })
         elif rtype == "AWS::IAM::Role":
             names = iam.list_role_policies(RoleName=physical)["PolicyNames"]
+            attached = iam.list_attached_role_policies(RoleName=physical)["AttachedPolicies"]
             roles[logical_id] = {
                 "name": physical,
+                "arn": iam.get_role(RoleName=physical)["Role"]["Arn"],
                 "policies": {
                     n: policy_document(iam.get_role_policy(RoleName=physical, PolicyName=n)["PolicyDocument"])
                     for n in names
                 },
+                "attached_policies": [a["PolicyArn"] for a in attached],
             }
     return {"functions": functions, "roles": roles, "event_source_mappings": mappings}
+
+
+def store_role_policies_as_json(template: dict, resources: dict[str, str], endpoint: str, region: str) -> list[str]:
+    """Inline role policies as JSON documents. moto's CloudFormation stores them as a Python
+    repr (single quotes, None for an AWS::NoValue list item), which moto's own IAM enforcement
+    cannot parse (every request of such a role would fail with a 500): each one is put again,
+    unchanged but for the None items dropped, as IAM would hold it."""
+    iam = client("iam", endpoint, region)
+    applied = []
+    for logical_id, resource in template.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::IAM::Role" or logical_id not in resources:
+            continue
+        role = resources[logical_id]
+        for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+            stored = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+            if not isinstance(stored, str):
+                continue
+            try:
+                json.loads(stored)
+                continue
+            except json.JSONDecodeError:
+                pass
+            iam.put_role_policy(RoleName=role, PolicyName=name,
+                                PolicyDocument=json.dumps(policy_document(stored)))
+            applied.append(f"{logical_id}: inline policy {name!r} stored as JSON")
+    return applied
 
 
 def apply_table_settings(template: dict, resources: dict[str, str], endpoint: str, region: str) -> list[str]:
@@ -523,6 +555,7 @@ def main(argv: list[str]) -> int:
                     entry["not_created"] = absent
                     log(f"{name}: moto did not create {', '.join(absent)}: add the type to SKIPPED_TYPES")
                 applied += [f"{name}/{a}" for a in apply_table_settings(prepared, entry["resources"], endpoint, args.region)]
+                applied += [f"{name}/{a}" for a in store_role_policies_as_json(prepared, entry["resources"], endpoint, args.region)]
                 entry.update(describe_functions_and_roles(prepared, entry["resources"], endpoint, args.region))
             stacks.append(entry)
         print(json.dumps({

@@ -167,8 +167,17 @@ impl ExecutionStore for CountingStore {
     async fn renew_lease(&self, e: &str, r: &StepRecord, until: i64) -> Result<bool, StoreError> {
         self.inner.renew_lease(e, r, until).await
     }
-    async fn init_loop(&self, e: &str, p: &str, s: &LoopState) -> Result<LoopState, StoreError> {
-        self.inner.init_loop(e, p, s).await
+    async fn init_loop(
+        &self,
+        e: &str,
+        p: &str,
+        s: &LoopState,
+        items: &[Value],
+    ) -> Result<LoopState, StoreError> {
+        self.inner.init_loop(e, p, s, items).await
+    }
+    async fn loop_item(&self, e: &str, p: &str, i: u32) -> Result<Option<Value>, StoreError> {
+        self.inner.loop_item(e, p, i).await
     }
     async fn get_loop(&self, e: &str, p: &str) -> Result<Option<LoopState>, StoreError> {
         self.inner.get_loop(e, p).await

@@ -28,6 +28,11 @@ pub const ACCOUNT: &str = "123456789012";
 /// see the launcher's own comment. scripts/lambda-local runs the same file.
 const LAUNCHER: &str = include_str!("../../scripts/moto-server.py");
 
+/// moto's IAM enforcement completed for DynamoDB, SQS, EventBridge and SSM (resource ARNs,
+/// per-item actions of transactions and batches, JSON error shapes): see the file's own comment.
+/// Loaded before the launcher by [`Moto::start_with_iam`].
+const IAM_PATCH: &str = include_str!("../../scripts/infra/moto_iam.py");
+
 /// A running moto_server, killed on drop.
 pub struct Moto {
     child: Child,
@@ -37,12 +42,69 @@ pub struct Moto {
 impl Moto {
     /// Start moto_server on a free loopback port and wait until it answers (up to 30 s).
     pub fn start() -> Self {
+        Self::spawn(LAUNCHER)
+    }
+
+    /// [`Moto::start`], able to enforce IAM: requests are authorized against the caller's IAM
+    /// policies once [`Moto::enforce_iam`] turns enforcement on (off at start, so a stack can be
+    /// created and roles assumed with the unchecked default credentials first). moto evaluates
+    /// actions and resource ARNs with wildcards for DynamoDB (tables, indexes; transactions per
+    /// item), SQS (queues; batches as their single actions), EventBridge (buses, rules) and SSM
+    /// (parameters), and answers a refusal as AWS does (`AccessDeniedException`). It does not
+    /// evaluate condition keys such as `dynamodb:LeadingKeys` (see scripts/infra/moto_iam.py).
+    pub fn start_with_iam() -> Self {
+        Self::spawn(&format!("{IAM_PATCH}\n{LAUNCHER}"))
+    }
+
+    /// Turn IAM enforcement on (every later request is authorized; the default credentials
+    /// `testing` are then refused as unknown) or off again. moto's `/moto-api/reset-auth`:
+    /// INITIAL_NO_AUTH_ACTION_COUNT becomes 0 (on) or infinite (off).
+    pub fn enforce_iam(&self, on: bool) {
+        let count = if on { "0" } else { "inf" };
+        http_with_body(self.port, "POST", "/moto-api/reset-auth", count)
+            .expect("set moto_server's IAM enforcement");
+    }
+
+    /// An SDK configuration for this server with the given credentials (an assumed role's).
+    pub async fn sdk_config_as(&self, credentials: Credentials) -> aws_config::SdkConfig {
+        wf_aws::config::sdk_loader()
+            .region(aws_config::Region::new(REGION))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(credentials)
+            .load()
+            .await
+    }
+
+    /// Temporary credentials of `role_arn` from STS AssumeRole on this server, fetched now (with
+    /// the default credentials: call before [`Moto::enforce_iam`]; moto cannot evaluate a trust
+    /// policy whose principal is a service). The caller keeps them: they are not refreshed.
+    pub async fn assume_role(&self, role_arn: &str, session: &str) -> Credentials {
+        use aws_sdk_dynamodb::config::ProvideCredentials;
+        let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+            .session_name(session)
+            .configure(&self.sdk_config().await)
+            .build()
+            .await;
+        let c = provider
+            .provide_credentials()
+            .await
+            .unwrap_or_else(|e| panic!("STS AssumeRole {role_arn} on moto: {e}"));
+        Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            c.session_token().map(str::to_string),
+            None,
+            "moto-sts",
+        )
+    }
+
+    fn spawn(code: &str) -> Self {
         let mut last_error = String::new();
         // A port taken between choosing it and binding it makes moto exit: try again.
         for _ in 0..3 {
             let port = free_port();
             let child = Command::new("python3")
-                .args(["-c", LAUNCHER, &port.to_string(), "--exit-with-stdin"])
+                .args(["-c", code, &port.to_string(), "--exit-with-stdin"])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -144,12 +206,18 @@ fn free_port() -> u16 {
 
 /// A minimal HTTP/1.1 request (no client dependency for two admin calls); Ok on a 2xx answer.
 fn http(port: u16, method: &str, path: &str) -> Result<(), String> {
+    http_with_body(port, method, path, "")
+}
+
+/// [`http`] with a plain-text body.
+fn http_with_body(port: u16, method: &str, path: &str, body: &str) -> Result<(), String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     );
     stream
         .write_all(request.as_bytes())

@@ -52,6 +52,7 @@ store_checks!(
     dedupe_keys,
     list_executions_pages,
     list_iterations_in_index_order,
+    loop_items_in_pages,
     definitions,
     records,
     payload_limit,

@@ -609,6 +609,31 @@ async fn oversized_step_output_fails_cleanly_without_a_half_written_record(backe
     e.shutdown().await;
 }
 
+async fn a_loop_larger_than_a_record_stores_a_summary_and_templates_read_every_result(
+    backend: Backend,
+) {
+    let server = MockServer::start().await;
+    let e = engine(&server, backend).await;
+    // 150 items of ~1 KB: over what a loop record shows in full (64 KB), under the item limit.
+    let pad = "x".repeat(1000);
+    let items: Vec<Value> = (0..150).map(|i| json!({ "i": i, "pad": pad })).collect();
+    let w = wf(json!([start("each"),
+        { "id": "each", "type": "loop", "items": "{{ input.items }}", "concurrency": 10,
+          "steps": [ { "id": "keep", "type": "output", "output": "{{ item }}" } ], "next": "done" },
+        { "id": "done", "type": "output", "output": {
+            "count": "{{ steps.each.output | length }}",
+            "last": "{{ steps.each.output[149].i }}" } }
+    ]));
+    let v = e.run(w, json!({ "items": items })).await;
+    assert_eq!(v.execution.status, ExecutionStatus::Succeeded, "{v:#?}");
+    assert_eq!(v.execution.output, json!({ "count": 150, "last": 149 }));
+    let each = step(&v, "each");
+    assert_eq!(each.input["itemCount"], json!(150));
+    assert_eq!(each.output["resultCount"], json!(150));
+    assert_eq!(each.output["results"][0]["i"], json!(0));
+    e.shutdown().await;
+}
+
 on_both_backends!(
     condition_routes_to_the_first_true_branch_and_output_completes,
     condition_with_no_match_and_no_else_completes_with_null,
@@ -620,6 +645,7 @@ on_both_backends!(
     step_timeout_is_a_retryable_failure,
     loops_keep_item_order_at_any_concurrency,
     empty_loop_outputs_an_empty_array_and_moves_on,
+    a_loop_larger_than_a_record_stores_a_summary_and_templates_read_every_result,
     loop_items_must_be_an_array,
     nested_loops_see_their_own_item_and_index,
     a_failed_iteration_fails_the_loop_which_follows_on_error,

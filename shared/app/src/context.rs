@@ -3,15 +3,19 @@
 use futures::future::try_join_all;
 use serde_json::{Map, Value, json};
 use wf_core::StepError;
-use wf_core::engine::CompiledWorkflow;
-use wf_core::execution::{ExecutionRecord, LoopState, StepStatus};
+use wf_core::engine::{CompiledWorkflow, is_summarized_loop_output, loop_output};
+use wf_core::execution::{ExecutionRecord, StepStatus};
 use wf_core::path::StepPath;
 use wf_core::time_fmt::format_ms;
 
 use crate::services::Services;
 
-/// The enclosing loops of a path, outermost first, with their state and this iteration's index.
-pub type LoopFrames = Vec<(LoopState, u32)>;
+/// Where a step runs: inside a loop iteration (the innermost loop's index and item, `index`
+/// and `item` in templates) or not.
+#[derive(Debug, Clone, Default)]
+pub struct LoopScope {
+    pub iteration: Option<(u32, Value)>,
+}
 
 /// Context for a step at `path`: `input`, `vars`, `execution`, `steps` (only the records the
 /// step's templates read), `item`/`index` of the innermost loop, `secrets` it reads.
@@ -20,17 +24,22 @@ pub async fn step_context(
     execution: &ExecutionRecord,
     compiled: &CompiledWorkflow,
     path: &StepPath,
-    loops: &LoopFrames,
+    loops: &LoopScope,
 ) -> Result<Map<String, Value>, StepError> {
     let mut ctx = base_context(execution, compiled);
     let wanted = compiled
         .visible_step_paths(path)
         .unwrap_or_else(|| compiled.all_visible_step_paths(path));
     let records = try_join_all(wanted.iter().map(|(id, p)| async move {
-        svc.executions
-            .get_step(&execution.id, p)
-            .await
-            .map(|r| (id.clone(), r))
+        let mut rec = svc.executions.get_step(&execution.id, p).await?;
+        // A large loop's record holds a summary: its results are read from their items.
+        if let Some(r) = rec.as_mut()
+            && let Some(step) = StepPath::parse(p).and_then(|sp| compiled.step(&sp))
+            && is_summarized_loop_output(step, &r.output)
+        {
+            r.output = loop_output(svc.executions.list_iterations(&execution.id, p).await?);
+        }
+        Ok::<_, StepError>((id.clone(), rec))
     }))
     .await?;
     let mut steps = Map::new();
@@ -47,13 +56,8 @@ pub async fn step_context(
         }
     }
     ctx.insert("steps".into(), Value::Object(steps));
-    if let Some((state, index)) = loops.last() {
-        let item = state
-            .items
-            .get(*index as usize)
-            .cloned()
-            .unwrap_or(Value::Null);
-        ctx.insert("item".into(), item);
+    if let Some((index, item)) = &loops.iteration {
+        ctx.insert("item".into(), item.clone());
         ctx.insert("index".into(), json!(index));
     }
     let mut secrets = Map::new();

@@ -85,9 +85,12 @@ impl WorkerPool {
                                 continue;
                             }
                         };
-                        for d in deliveries {
-                            handle_delivery(&app, &*queue, &d, settings.max_receive_count).await;
-                        }
+                        // The batch's tasks run at once: they are independent (each claims
+                        // its own step), and their writes then share the store's group commits.
+                        futures::future::join_all(deliveries.iter().map(|d| {
+                            handle_delivery(&app, &*queue, d, settings.max_receive_count)
+                        }))
+                        .await;
                     }
                 })
             })

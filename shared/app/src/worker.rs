@@ -11,8 +11,8 @@ use wf_core::StoreError;
 use wf_core::engine::{
     self, AttemptBudget, CompiledWorkflow, Effect, StepOutcome, TaskPlan, attempt_budget_within,
     claim_record, effects_for, finish_record, heartbeat_interval_ms, initial_iterations,
-    iteration_counted, loop_output, loop_state, lost_record, plan_task, renewed_lease,
-    settle_attempt, too_large_error, too_large_record,
+    iteration_counted, loop_output, loop_record_output, loop_state, lost_record, plan_task,
+    renewed_lease, settle_attempt, too_large_error, too_large_record,
 };
 use wf_core::event_chain;
 use wf_core::execution::{
@@ -26,7 +26,7 @@ use wf_core::ports::ActionContext;
 use wf_core::scrub::Scrubber;
 
 use crate::app::{App, AppError};
-use crate::context::{LoopFrames, step_context};
+use crate::context::{LoopScope, step_context};
 use crate::services::Services;
 use crate::step_runner::run_step;
 
@@ -142,10 +142,13 @@ impl Scrubbed<'_> {
         &self,
         execution_id: &str,
         loop_path: &str,
-        state: &mut LoopState,
+        state: &LoopState,
+        items: &mut [Value],
     ) -> Result<LoopState, StoreError> {
-        state.items.iter_mut().for_each(|i| self.scrub.value(i));
-        self.store().init_loop(execution_id, loop_path, state).await
+        items.iter_mut().for_each(|i| self.scrub.value(i));
+        self.store()
+            .init_loop(execution_id, loop_path, state, items)
+            .await
     }
 
     async fn count_iteration(
@@ -252,7 +255,7 @@ impl Run<'_> {
             );
             return Ok(());
         };
-        let Some(loops) = self.loop_frames(&execution.id, &path).await? else {
+        let Some(loops) = self.loop_scope(&execution.id, &path).await? else {
             debug!(
                 path = path_str,
                 "enclosing loop failed or absent: acknowledged"
@@ -404,29 +407,33 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The states of the loops enclosing `path` (outermost first) with this iteration's index;
-    /// `None` when one of them failed or does not exist (the task is moot).
-    async fn loop_frames(
+    /// The iteration `path` runs in (index and item of the innermost enclosing loop), after
+    /// checking that every enclosing loop exists and has not failed; `None` when one of them
+    /// failed or does not exist (the task is moot). Reads the small loop counters and one page
+    /// of items: the same work whatever the loop's size.
+    async fn loop_scope(
         &self,
         execution_id: &str,
         path: &StepPath,
-    ) -> Result<Option<LoopFrames>, AppError> {
-        let mut frames = Vec::new();
+    ) -> Result<Option<LoopScope>, AppError> {
+        let store = &self.svc().executions;
+        let mut innermost = None;
         let mut p = path.clone();
         while let Some((loop_path, index)) = p.enclosing_loop() {
-            match self
-                .svc()
-                .executions
-                .get_loop(execution_id, &loop_path.to_string())
-                .await?
-            {
-                Some(state) if !state.failed => frames.push((state, index)),
+            let loop_key = loop_path.to_string();
+            match store.get_loop(execution_id, &loop_key).await? {
+                Some(state) if !state.failed => {}
                 _ => return Ok(None),
+            }
+            if innermost.is_none() {
+                let item = store.loop_item(execution_id, &loop_key, index).await?;
+                innermost = Some((index, item.unwrap_or(Value::Null)));
             }
             p = loop_path;
         }
-        frames.reverse();
-        Ok(Some(frames))
+        Ok(Some(LoopScope {
+            iteration: innermost,
+        }))
     }
 
     /// Run a pure step (start, condition, output) and return its final record (not stored).
@@ -436,7 +443,7 @@ impl Run<'_> {
         path: &StepPath,
         step: &Step,
         claim: &StepRecord,
-        loops: &LoopFrames,
+        loops: &LoopScope,
     ) -> Result<StepRecord, AppError> {
         let (input, outcome) =
             match step_context(self.svc(), execution, self.compiled, path, loops).await {
@@ -466,7 +473,7 @@ impl Run<'_> {
         path: &StepPath,
         step: &Step,
         claim: StepRecord,
-        loops: &LoopFrames,
+        loops: &LoopScope,
     ) -> Result<(), AppError> {
         // `running` is written before the first step that does real work; an execution made
         // only of pure steps goes from queued to its final status in one write.
@@ -621,7 +628,7 @@ impl Run<'_> {
                     .await;
             }
         };
-        let input = json!({ "items": items.clone() });
+        let input = engine::loop_record_input(&items);
         if items.is_empty() {
             let outcome = StepOutcome::Succeeded {
                 output: json!([]),
@@ -632,10 +639,11 @@ impl Run<'_> {
                 .await;
         }
         let path_str = path.to_string();
-        let mut state = loop_state(items, l.concurrency);
+        let mut items = items;
+        let state = loop_state(items.len() as u32, l.concurrency);
         let state = match self
             .store()
-            .init_loop(&execution.id, &path_str, &mut state)
+            .init_loop(&execution.id, &path_str, &state, &mut items)
             .await
         {
             Ok(s) => s,
@@ -855,7 +863,9 @@ impl Run<'_> {
         };
         let outcome = match error {
             None => StepOutcome::Succeeded {
-                output: loop_output(store.list_iterations(&execution.id, &loop_path).await?),
+                output: loop_record_output(loop_output(
+                    store.list_iterations(&execution.id, &loop_path).await?,
+                )),
                 next: step.next().map(str::to_string),
             },
             Some(e) => StepOutcome::Failed(e),

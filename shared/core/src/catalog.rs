@@ -42,7 +42,7 @@ pub fn actions() -> Vec<ActionSpec> {
             params_schema: json!({
                 "type": "object", "additionalProperties": false, "required": ["collection", "data"],
                 "properties": {
-                    "collection": { "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "description": "Names starting with `_` are the engine's own (refused)." },
+                    "collection": collection_param(),
                     "id": { "type": "string", "minLength": 1, "maxLength": 256, "description": "Defaults to a new ULID." },
                     "data": { "type": "object" }
                 }
@@ -54,8 +54,8 @@ pub fn actions() -> Vec<ActionSpec> {
             params_schema: json!({
                 "type": "object", "additionalProperties": false, "required": ["collection", "id"],
                 "properties": {
-                    "collection": { "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "description": "Names starting with `_` are the engine's own (refused)." },
-                    "id": { "type": "string", "minLength": 1, "maxLength": 256 }
+                    "collection": collection_param(),
+                    "id": record_id_param()
                 }
             }),
         },
@@ -65,8 +65,8 @@ pub fn actions() -> Vec<ActionSpec> {
             params_schema: json!({
                 "type": "object", "additionalProperties": false, "required": ["collection", "id", "data"],
                 "properties": {
-                    "collection": { "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "description": "Names starting with `_` are the engine's own (refused)." },
-                    "id": { "type": "string", "minLength": 1, "maxLength": 256 },
+                    "collection": collection_param(),
+                    "id": record_id_param(),
                     "data": { "type": "object" }
                 }
             }),
@@ -77,8 +77,8 @@ pub fn actions() -> Vec<ActionSpec> {
             params_schema: json!({
                 "type": "object", "additionalProperties": false, "required": ["collection", "id"],
                 "properties": {
-                    "collection": { "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "description": "Names starting with `_` are the engine's own (refused)." },
-                    "id": { "type": "string", "minLength": 1, "maxLength": 256 }
+                    "collection": collection_param(),
+                    "id": record_id_param()
                 }
             }),
         },
@@ -88,7 +88,7 @@ pub fn actions() -> Vec<ActionSpec> {
             params_schema: json!({
                 "type": "object", "additionalProperties": false, "required": ["collection"],
                 "properties": {
-                    "collection": { "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "description": "Names starting with `_` are the engine's own (refused)." },
+                    "collection": collection_param(),
                     "after": { "type": ["string", "null"] },
                     "limit": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 }
                 }
@@ -123,4 +123,14 @@ pub fn actions() -> Vec<ActionSpec> {
 /// The spec of an action by name.
 pub fn action(name: &str) -> Option<ActionSpec> {
     actions().into_iter().find(|a| a.name == name)
+}
+
+/// The `collection` param of the `record.*` actions.
+fn collection_param() -> Value {
+    json!({ "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "description": "Names starting with `_` are the engine's own (refused)." })
+}
+
+/// The `id` param of `record.get` / `update` / `delete`.
+fn record_id_param() -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": 256 })
 }

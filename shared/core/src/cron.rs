@@ -147,6 +147,30 @@ fn invalid(message: impl Into<String>) -> InvalidText {
     InvalidText::new(TextRule::Schedule, message)
 }
 
+/// Whether some date can match the day-of-month and month fields: false when day-of-week is `*`
+/// and none of the days exists in any of the months (`0 0 30 2 *`, `0 0 31 4,6 *`). A restricted
+/// day-of-week matches on its own (standard cron runs when either day field matches).
+fn days_can_match(dom: &Field, month: &Field, dow: &Field) -> bool {
+    const DAYS_IN_MONTH: [u8; 12] = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if dow.restricted() {
+        return true;
+    }
+    let months = match month {
+        Field::Values(bits) => *bits,
+        _ => Unit::Month.full_mask(),
+    };
+    let longest = (1..=12u8)
+        .filter(|m| months & (1u64 << m) != 0)
+        .map(|m| DAYS_IN_MONTH[usize::from(m - 1)])
+        .max()
+        .unwrap_or(0);
+    match dom {
+        Field::Values(bits) => (1..=longest).any(|d| bits & (1u64 << d) != 0),
+        Field::NearestWeekday(d) => *d <= longest,
+        _ => true,
+    }
+}
+
 /// A start time from which a valid schedule must fire at least once (so `0 0 31 2 *`, which
 /// never fires, is refused). Croner searches up to the year 5000.
 const NEVER_PROBE_MS: i64 = 946_684_800_000; // 2000-01-01T00:00:00Z
@@ -183,9 +207,28 @@ impl CronSpec {
                 invalid(format!("{trimmed:?}: {} field {part:?}: {e}", unit.label()))
             })?;
         }
-        let cron = croner::Cron::new(&expression)
+        // Croner reads the day-of-week `L` / `#` forms by their own numbers only: `7L`, `SUNL`
+        // or `7#2` never match there (found by the `cron` fuzz target: `0 9 * * 7L` searched to
+        // the year 5000 and was refused after 1 s). It gets them as parsed (7 folded into 0).
+        let mut croner_parts = parts.clone();
+        let dow_form = match fields[4] {
+            Field::LastWeekday(d) => Some(format!("{d}L")),
+            Field::NthWeekday(d, n) => Some(format!("{d}#{n}")),
+            _ => None,
+        };
+        if let Some(form) = &dow_form {
+            croner_parts[4] = form.as_str();
+        }
+        let cron = croner::Cron::new(&croner_parts.join(" "))
             .parse()
             .map_err(|e| invalid(format!("{trimmed:?} is not a valid cron expression: {e}")))?;
+        // A schedule that never runs would have croner search to the year 5000 (0.3-1 s of CPU
+        // per schedule, for `0 0 31 4,6 *`): the day fields are checked first.
+        if !days_can_match(&fields[2], &fields[3], &fields[4]) {
+            return Err(invalid(format!(
+                "{trimmed:?} never runs (no calendar date matches it)"
+            )));
+        }
         let spec = CronSpec {
             source: trimmed.to_string(),
             expression,
@@ -1299,5 +1342,52 @@ mod tests {
                 .message
                 .contains("could not read")
         );
+    }
+
+    /// Regression (fuzz target `cron`): Sunday written 7 (or SUN) in the `L` and `#` forms was
+    /// handed to croner as written, which matches nothing there: `0 9 * * 7L` was refused as
+    /// "never runs" after a search to the year 5000.
+    #[test]
+    fn sunday_as_7_in_last_and_nth_forms() {
+        for e in ["0 9 * * 7L", "0 9 * * SUNL", "0 9 * * 0L"] {
+            assert_eq!(
+                runs(e, "2026-11-01T00:00:00.000Z", 1),
+                ["2026-11-29T09:00:00.000Z"],
+                "{e}"
+            );
+        }
+        for e in ["0 9 * * 7#2", "0 9 * * sun#2"] {
+            assert_eq!(
+                runs(e, "2026-11-01T00:00:00.000Z", 1),
+                ["2026-11-08T09:00:00.000Z"],
+                "{e}"
+            );
+        }
+        assert_eq!(eb("0 9 * * 7L"), "cron(0 9 ? * 1L *)");
+    }
+
+    /// Regression (fuzz target `cron`): days that exist in none of the months were refused only
+    /// after croner searched to the year 5000 (up to 1 s per schedule); the day fields are now
+    /// checked first. Combinations that do occur still parse.
+    #[test]
+    fn days_missing_from_every_month_never_run() {
+        for e in [
+            "0 0 30 2 *",
+            "0 0 31 4,6 *",
+            "0 0 31 2,4,6,9,11 *",
+            "0 0 30,31 FEB *",
+        ] {
+            let err = CronSpec::parse(e).unwrap_err().to_string();
+            assert!(err.contains("never runs"), "{e}: {err}");
+        }
+        for e in [
+            "0 0 31 1,4 *",
+            "0 0 29 2 *",
+            "0 0 31 4 1",
+            "0 0 L 2 *",
+            "0 0 30W 4 *",
+        ] {
+            assert!(CronSpec::parse(e).is_ok(), "{e}");
+        }
     }
 }

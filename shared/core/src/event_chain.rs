@@ -121,15 +121,25 @@ pub fn check_emit(chain: &[String], limits: EventLimits) -> Result<(), ChainRefu
             limit: limits.max_depth,
         });
     }
-    if let Some(own) = chain.last() {
-        let n = count(chain, own);
-        if n >= limits.max_revisits as usize {
-            return Err(ChainRefusal::Revisit {
-                workflow_id: own.clone(),
-                count: n,
-                limit: limits.max_revisits,
-            });
-        }
+    match chain.last() {
+        Some(own) => check_revisits(chain, own, limits),
+        None => Ok(()),
+    }
+}
+
+/// Refuse a chain that already holds `workflow_id` `max_revisits` times.
+fn check_revisits(
+    chain: &[String],
+    workflow_id: &str,
+    limits: EventLimits,
+) -> Result<(), ChainRefusal> {
+    let n = count(chain, workflow_id);
+    if n >= limits.max_revisits as usize {
+        return Err(ChainRefusal::Revisit {
+            workflow_id: workflow_id.to_string(),
+            count: n,
+            limit: limits.max_revisits,
+        });
     }
     Ok(())
 }
@@ -142,15 +152,7 @@ pub fn check_route(
     limits: EventLimits,
 ) -> Result<(), ChainRefusal> {
     check_emit(chain, limits)?;
-    let n = count(chain, target);
-    if n >= limits.max_revisits as usize {
-        return Err(ChainRefusal::Revisit {
-            workflow_id: target.to_string(),
-            count: n,
-            limit: limits.max_revisits,
-        });
-    }
-    Ok(())
+    check_revisits(chain, target, limits)
 }
 
 /// The chain of an execution started by an event carrying `chain`: that chain plus its own

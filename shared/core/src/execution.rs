@@ -275,11 +275,13 @@ fn order_by_next(group: &mut [StepRecord]) {
     group.sort_by_key(|s| by_path[s.path.as_str()]);
 }
 
-/// The `LOOP#<path>` item: the items of a loop and how many iterations are still to count.
+/// The `LOOP#<path>` item: a loop's join counter, how many iterations are still to count.
+/// Small and of fixed size whatever the item count: the items themselves are stored once, in
+/// pages of [`crate::keys::LOOP_ITEMS_PER_PAGE`] (`LOOP#<path>#items#<page>`), and an iteration
+/// reads only its own page, so the work per iteration does not grow with the loop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LoopState {
-    pub items: Vec<Value>,
     pub total: u32,
     pub remaining: u32,
     pub concurrency: u32,

@@ -4,11 +4,12 @@
 //! * `workflows`: pk = the workflow id, sk [`DRAFT_SK`] | [`version_sk`] (`V#000001`) |
 //!   [`META_SK`].
 //! * `executions`: pk = the execution id, sk [`EXEC_SK`] | [`step_sk`] (`STEP#<path>`) |
-//!   [`loop_sk`] (`LOOP#<path>`, the join counter) | [`iter_sk`] (`ITER#<path>[0000000003]`,
-//!   a counted iteration's result).
+//!   [`loop_sk`] (`LOOP#<path>`, the join counter) | [`loop_items_sk`]
+//!   (`LOOP#<path>#items#0000000002`, a page of the loop's items) | [`iter_sk`]
+//!   (`ITER#<path>[0000000003]`, a counted iteration's result).
 //!
-//! Adapter-only keys (DynamoDB's `LOOP#<path>#items`, dedupe items, index attributes) stay in
-//! the adapter that uses them. Pure string functions; no I/O.
+//! Adapter-only keys (dedupe items, index attributes) stay in the adapter that uses them.
+//! Pure string functions; no I/O.
 
 /// The execution record.
 pub const EXEC_SK: &str = "EXEC";
@@ -36,6 +37,26 @@ pub fn step_sk(path: &str) -> String {
 /// `LOOP#<path>`: the join counter of the loop at `path`.
 pub fn loop_sk(path: &str) -> String {
     format!("{LOOP_PREFIX}{path}")
+}
+
+/// Items per page of a loop's items ([`loop_items_sk`]): an iteration reads one page, so a
+/// page is small enough to read per iteration and large enough that a loop of 100,000 items
+/// is written in 1,000 rows.
+pub const LOOP_ITEMS_PER_PAGE: u32 = 100;
+
+/// `LOOP#<path>#items#0000000002`: page `page` of the items of the loop at `loop_path`, items
+/// `page * LOOP_ITEMS_PER_PAGE ..` (a JSON array). `#` is in no step id, so no loop path
+/// collides with it; the pages sort after the counter and by page.
+pub fn loop_items_sk(loop_path: &str, page: u32) -> String {
+    format!("{LOOP_PREFIX}{loop_path}#items#{page:010}")
+}
+
+/// The page of item `index` and its offset in the page.
+pub fn loop_item_page(index: u32) -> (u32, usize) {
+    (
+        index / LOOP_ITEMS_PER_PAGE,
+        (index % LOOP_ITEMS_PER_PAGE) as usize,
+    )
 }
 
 /// `ITER#<loop path>[0000000003]`: the result of iteration `index` of the loop at `loop_path`.
@@ -75,6 +96,19 @@ pub fn version_sk(version: u32) -> String {
     format!("{VERSION_PREFIX}{version:06}")
 }
 
+/// The opaque cursor of a listing page: the text of the last key read, hex-encoded (URL-safe,
+/// and it tells callers nothing of the layout). Each store decides what the text holds.
+pub fn encode_cursor(last_key: &str) -> String {
+    hex::encode(last_key)
+}
+
+/// The text of a cursor made by [`encode_cursor`]; None when it is not one.
+pub fn decode_cursor(cursor: &str) -> Option<String> {
+    hex::decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +117,10 @@ mod tests {
     fn keys_sort_and_parse() {
         assert_eq!(step_sk("each[3]/price"), "STEP#each[3]/price");
         assert_eq!(loop_sk("each"), "LOOP#each");
+        assert_eq!(loop_items_sk("each", 2), "LOOP#each#items#0000000002");
+        assert!(loop_items_sk("each", 9) < loop_items_sk("each", 10));
+        assert_eq!(loop_item_page(0), (0, 0));
+        assert_eq!(loop_item_page(LOOP_ITEMS_PER_PAGE + 3), (1, 3));
         assert_eq!(iter_sk("each", 3), "ITER#each[0000000003]");
         assert_eq!(iter_index(&iter_sk("a[1]/b", u32::MAX)), Some(u32::MAX));
         assert!(iter_sk("each", 9) < iter_sk("each", 10));
@@ -91,6 +129,15 @@ mod tests {
         assert_eq!(version_sk(12), "V#000012");
         assert!(version_sk(9) < version_sk(10));
         assert!(step_sk("x").starts_with(STEP_PREFIX));
+    }
+
+    #[test]
+    fn cursors_round_trip_and_refuse_what_is_not_one() {
+        let text = "0001700000000000#01ARZ3NDEKTSV4RRFFQ69G5FAV";
+        assert_eq!(decode_cursor(&encode_cursor(text)).as_deref(), Some(text));
+        for bad in ["zz", "abc", "ff", "%%"] {
+            assert_eq!(decode_cursor(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -147,6 +147,60 @@ pub struct Position {
     pub y: f64,
 }
 
+/// Defines a step type: the fields every step has (`id`, `name`, `description`, then
+/// `position` last), the type's own fields, and the flow fields it takes, named after the
+/// struct in this order: `next`, `on_error`, `attempts` (`retry` and `timeout_ms`). One
+/// definition of the shared fields, while each step struct still denies unknown fields (which
+/// `#[serde(flatten)]` of a shared struct would disable).
+macro_rules! step_struct {
+    ($(#[$meta:meta])* pub struct $name:ident { $($fields:tt)* } $($flow:ident)*) => {
+        step_struct!(@flow [$(#[$meta])*] $name [$($fields)*] $($flow)*);
+    };
+    (@flow $meta:tt $name:ident [$($f:tt)*] next $($rest:ident)*) => {
+        step_struct!(@flow $meta $name [$($f)*
+            /// The id of the step that runs after this one (same scope); without it the path ends.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schemars(regex(pattern = STEP_ID_PATTERN))]
+            pub next: Option<String>,
+        ] $($rest)*);
+    };
+    (@flow $meta:tt $name:ident [$($f:tt)*] on_error $($rest:ident)*) => {
+        step_struct!(@flow $meta $name [$($f)*
+            /// Where to go when the step fails after its retries (else the execution fails).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schemars(regex(pattern = STEP_ID_PATTERN))]
+            pub on_error: Option<String>,
+        ] $($rest)*);
+    };
+    (@flow $meta:tt $name:ident [$($f:tt)*] attempts) => {
+        step_struct!(@flow $meta $name [$($f)*
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub retry: Option<RetryPolicy>,
+            /// Bound of one attempt, in milliseconds (always also bounded by the workflow deadline).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schemars(range(min = 1))]
+            pub timeout_ms: Option<u64>,
+        ]);
+    };
+    (@flow [$(#[$meta:meta])*] $name:ident [$($f:tt)*]) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        pub struct $name {
+            /// Step id: `^[A-Za-z_][A-Za-z0-9_]*$`, unique in the workflow.
+            #[schemars(regex(pattern = STEP_ID_PATTERN))]
+            pub id: String,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub name: Option<String>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub description: Option<String>,
+            $($f)*
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub position: Option<Position>,
+        }
+    };
+}
+
 /// One node of the graph. The `type` field selects the variant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -162,63 +216,27 @@ pub enum Step {
 /// The step types, in the order the docs list them.
 pub const STEP_TYPES: [&str; 6] = ["start", "action", "llm", "condition", "loop", "output"];
 
-/// The entry point: declares triggers and the input schema. Its output is the validated input.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct StartStep {
-    /// Step id: `^[A-Za-z_][A-Za-z0-9_]*$`, unique in the workflow.
-    #[schemars(regex(pattern = STEP_ID_PATTERN))]
-    pub id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// What starts the workflow.
-    #[serde(default)]
-    pub triggers: Vec<Trigger>,
-    /// JSON Schema every input must match, whatever the trigger.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input_schema: Option<Value>,
-    /// The id of the step that runs after this one (same scope); without it the path ends.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = STEP_ID_PATTERN))]
-    pub next: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub position: Option<Position>,
+step_struct! {
+    /// The entry point: declares triggers and the input schema. Its output is the validated input.
+    pub struct StartStep {
+        /// What starts the workflow.
+        #[serde(default)]
+        pub triggers: Vec<Trigger>,
+        /// JSON Schema every input must match, whatever the trigger.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub input_schema: Option<Value>,
+    } next
 }
 
-/// Runs a named action (`http.request`, `record.create`, ...) with templated params.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ActionStep {
-    /// Step id: `^[A-Za-z_][A-Za-z0-9_]*$`, unique in the workflow.
-    #[schemars(regex(pattern = STEP_ID_PATTERN))]
-    pub id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// The action to run, e.g. `http.request`.
-    pub action: String,
-    /// The action's parameters; strings may contain templates.
-    #[serde(default = "empty_object")]
-    pub params: Value,
-    /// The id of the step that runs after this one (same scope); without it the path ends.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = STEP_ID_PATTERN))]
-    pub next: Option<String>,
-    /// Where to go when the step fails after its retries (else the execution fails).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = STEP_ID_PATTERN))]
-    pub on_error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry: Option<RetryPolicy>,
-    /// Bound of one attempt, in milliseconds (always also bounded by the workflow deadline).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
-    pub timeout_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub position: Option<Position>,
+step_struct! {
+    /// Runs a named action (`http.request`, `record.create`, ...) with templated params.
+    pub struct ActionStep {
+        /// The action to run, e.g. `http.request`.
+        pub action: String,
+        /// The action's parameters; strings may contain templates.
+        #[serde(default = "empty_object")]
+        pub params: Value,
+    } next on_error attempts
 }
 
 fn empty_object() -> Value {
@@ -234,49 +252,26 @@ pub enum ResponseFormat {
     Json,
 }
 
-/// Asks a chat-completions model. Output: `{ text, json?, model, usage }`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct LlmStep {
-    /// Step id: `^[A-Za-z_][A-Za-z0-9_]*$`, unique in the workflow.
-    #[schemars(regex(pattern = STEP_ID_PATTERN))]
-    pub id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Model name, e.g. `openai/gpt-4o-mini` or `gpt-4o-mini`: an `openai/` prefix is dropped
-    /// before sending (the endpoint is OpenAI-compatible); any other prefix is sent as is,
-    /// since many model names contain a slash (`meta-llama/Llama-3.1-8B-Instruct`).
-    pub model: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub system: Option<String>,
-    pub prompt: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub temperature: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_tokens: Option<u32>,
-    #[serde(default)]
-    pub response_format: ResponseFormat,
-    /// With `responseFormat: "json"`: the JSON Schema the answer must match.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub json_schema: Option<Value>,
-    /// The id of the step that runs after this one (same scope); without it the path ends.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = STEP_ID_PATTERN))]
-    pub next: Option<String>,
-    /// Where to go when the step fails after its retries (else the execution fails).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = STEP_ID_PATTERN))]
-    pub on_error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry: Option<RetryPolicy>,
-    /// Bound of one attempt, in milliseconds (always also bounded by the workflow deadline).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
-    pub timeout_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub position: Option<Position>,
+step_struct! {
+    /// Asks a chat-completions model. Output: `{ text, json?, model, usage }`.
+    pub struct LlmStep {
+        /// Model name, e.g. `openai/gpt-4o-mini` or `gpt-4o-mini`: an `openai/` prefix is dropped
+        /// before sending (the endpoint is OpenAI-compatible); any other prefix is sent as is,
+        /// since many model names contain a slash (`meta-llama/Llama-3.1-8B-Instruct`).
+        pub model: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub system: Option<String>,
+        pub prompt: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub temperature: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub max_tokens: Option<u32>,
+        #[serde(default)]
+        pub response_format: ResponseFormat,
+        /// With `responseFormat: "json"`: the JSON Schema the answer must match.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub json_schema: Option<Value>,
+    } next on_error attempts
 }
 
 /// One branch of a condition: the first whose `if` is true wins.
@@ -291,77 +286,42 @@ pub struct Branch {
     pub next: String,
 }
 
-/// Routes to the first branch whose `if` is true, else to `else`. Output: `{ "branch": i | "else" }`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ConditionStep {
-    /// Step id: `^[A-Za-z_][A-Za-z0-9_]*$`, unique in the workflow.
-    #[schemars(regex(pattern = STEP_ID_PATTERN))]
-    pub id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    pub branches: Vec<Branch>,
-    /// Where to go when no branch matches; without it that path ends.
-    #[serde(rename = "else", default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = STEP_ID_PATTERN))]
-    pub otherwise: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub position: Option<Position>,
+step_struct! {
+    /// Routes to the first branch whose `if` is true, else to `else`. Output: `{ "branch": i | "else" }`.
+    pub struct ConditionStep {
+        pub branches: Vec<Branch>,
+        /// Where to go when no branch matches; without it that path ends.
+        #[serde(rename = "else", default, skip_serializing_if = "Option::is_none")]
+        #[schemars(regex(pattern = STEP_ID_PATTERN))]
+        pub otherwise: Option<String>,
+    }
 }
 
-/// Runs its nested `steps` once per item. Output: the iterations' results in item order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct LoopStep {
-    /// Step id: `^[A-Za-z_][A-Za-z0-9_]*$`, unique in the workflow.
-    #[schemars(regex(pattern = STEP_ID_PATTERN))]
-    pub id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Exactly one `{{ expr }}` that yields an array.
-    pub items: String,
-    /// How many iterations run at once (1..=100).
-    #[serde(default = "default_concurrency")]
-    #[schemars(range(min = 1, max = 100))]
-    pub concurrency: u32,
-    /// The loop body; its first step is the entry. `item` and `index` are visible inside.
-    pub steps: Vec<Step>,
-    /// The id of the step that runs after this one (same scope); without it the path ends.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = STEP_ID_PATTERN))]
-    pub next: Option<String>,
-    /// Where to go when the step fails after its retries (else the execution fails).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = STEP_ID_PATTERN))]
-    pub on_error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub position: Option<Position>,
+step_struct! {
+    /// Runs its nested `steps` once per item. Output: the iterations' results in item order.
+    pub struct LoopStep {
+        /// Exactly one `{{ expr }}` that yields an array.
+        pub items: String,
+        /// How many iterations run at once (1..=100).
+        #[serde(default = "default_concurrency")]
+        #[schemars(range(min = 1, max = 100))]
+        pub concurrency: u32,
+        /// The loop body; its first step is the entry. `item` and `index` are visible inside.
+        pub steps: Vec<Step>,
+    } next on_error
 }
 
 fn default_concurrency() -> u32 {
     1
 }
 
-/// Maps values into the execution's output (or, inside a loop body, the iteration's result).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct OutputStep {
-    /// Step id: `^[A-Za-z_][A-Za-z0-9_]*$`, unique in the workflow.
-    #[schemars(regex(pattern = STEP_ID_PATTERN))]
-    pub id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// The value to produce; strings may contain templates.
-    #[serde(default)]
-    pub output: Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub position: Option<Position>,
+step_struct! {
+    /// Maps values into the execution's output (or, inside a loop body, the iteration's result).
+    pub struct OutputStep {
+        /// The value to produce; strings may contain templates.
+        #[serde(default)]
+        pub output: Value,
+    }
 }
 
 /// What starts a workflow.

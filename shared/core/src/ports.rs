@@ -157,13 +157,23 @@ pub trait ExecutionStore: Send + Sync {
         lease_until: i64,
     ) -> Result<bool, StoreError>;
 
-    /// Put the loop state if absent; returns the stored state (the existing one on a repeat).
+    /// Put the loop's counter and its items (in pages of `keys::LOOP_ITEMS_PER_PAGE`) if the
+    /// counter is absent; returns the stored counter (the existing one on a repeat, whose
+    /// items are kept). The counter is written last, so a counter always has all its pages.
     async fn init_loop(
         &self,
         execution_id: &str,
         loop_path: &str,
         state: &LoopState,
+        items: &[Value],
     ) -> Result<LoopState, StoreError>;
+    /// Item `index` of the loop, read from its page; None when there is no such item.
+    async fn loop_item(
+        &self,
+        execution_id: &str,
+        loop_path: &str,
+        index: u32,
+    ) -> Result<Option<Value>, StoreError>;
     async fn get_loop(
         &self,
         execution_id: &str,

@@ -77,6 +77,26 @@ pub(crate) fn get_exec_item(
         .map_err(map_err)
 }
 
+/// The `(sk, body)` of the `executions` items of `pk` whose sort key starts with `prefix`, in
+/// sort key order.
+pub(crate) fn exec_items_with_prefix(
+    conn: &Connection,
+    pk: &str,
+    prefix: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT sk, body FROM executions WHERE pk = ?1 AND sk >= ?2 AND sk < ?3 ORDER BY sk",
+        )
+        .map_err(map_err)?;
+    st.query_map(params![pk, prefix, prefix_upper(prefix)], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })
+    .map_err(map_err)?
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(map_err)
+}
+
 /// Put (insert or replace) one non-EXEC `executions` item.
 pub(crate) fn put_exec_item(
     conn: &Connection,

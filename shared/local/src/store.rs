@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, params, params_from_iter};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use wf_core::StoreError;
 use wf_core::damaged::{DamagedExecution, damaged_execution, damaged_step, ulid_time_ms};
 use wf_core::execution::{
@@ -13,8 +14,8 @@ use wf_core::execution::{
     ExecutionUpdate, IterationCount, LoopState, StepRecord, StepStatus, sort_steps,
 };
 use wf_core::keys::{
-    DRAFT_SK, EXEC_SK, META_SK, STEP_PREFIX, iter_prefix, iter_sk, iteration_of, loop_sk, step_sk,
-    version_sk,
+    DRAFT_SK, EXEC_SK, LOOP_ITEMS_PER_PAGE, META_SK, STEP_PREFIX, iter_prefix, iter_sk,
+    iteration_of, loop_item_page, loop_items_sk, loop_sk, step_sk, version_sk,
 };
 use wf_core::model::Workflow;
 use wf_core::ports::{DefinitionStore, ExecutionStore, RecordCreate, RecordStore, WorkflowMeta};
@@ -22,7 +23,7 @@ use wf_core::ports::{DefinitionStore, ExecutionStore, RecordCreate, RecordStore,
 use crate::bus::LocalEventBus;
 use crate::db::{Db, map_err};
 use crate::items::{
-    MAX_ITEM_BYTES, from_body, get_exec_item, prefix_upper, put_exec_item, to_body,
+    MAX_ITEM_BYTES, exec_items_with_prefix, from_body, get_exec_item, put_exec_item, to_body,
 };
 use crate::queue::{QueueConfig, SqliteQueue};
 
@@ -49,6 +50,22 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
+    /// One `workflows` item, decoded.
+    async fn workflow_item<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        workflow_id: &str,
+        sk: String,
+    ) -> Result<Option<T>, StoreError> {
+        let pk = workflow_id.to_string();
+        self.db
+            .read(move |conn| {
+                get_workflow_body(conn, &pk, &sk)?
+                    .map(|b| from_body(&b, &pk, &sk))
+                    .transpose()
+            })
+            .await
+    }
+
     /// Open (or create) the database file, migrate its schema and start the writer thread.
     /// Blocks briefly (file open + migration): call it at startup.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
@@ -156,14 +173,7 @@ impl DefinitionStore for SqliteStore {
     }
 
     async fn get_draft(&self, workflow_id: &str) -> Result<Option<Value>, StoreError> {
-        let pk = workflow_id.to_string();
-        self.db
-            .read(move |conn| {
-                get_workflow_body(conn, &pk, DRAFT_SK)?
-                    .map(|b| from_body(&b, &pk, DRAFT_SK))
-                    .transpose()
-            })
-            .await
+        self.workflow_item(workflow_id, DRAFT_SK.to_string()).await
     }
 
     async fn put_version(&self, workflow: &Workflow, version: u32) -> Result<(), StoreError> {
@@ -194,26 +204,11 @@ impl DefinitionStore for SqliteStore {
         workflow_id: &str,
         version: u32,
     ) -> Result<Option<Workflow>, StoreError> {
-        let pk = workflow_id.to_string();
-        let sk = version_sk(version);
-        self.db
-            .read(move |conn| {
-                get_workflow_body(conn, &pk, &sk)?
-                    .map(|b| from_body(&b, &pk, &sk))
-                    .transpose()
-            })
-            .await
+        self.workflow_item(workflow_id, version_sk(version)).await
     }
 
     async fn get_meta(&self, workflow_id: &str) -> Result<Option<WorkflowMeta>, StoreError> {
-        let pk = workflow_id.to_string();
-        self.db
-            .read(move |conn| {
-                get_workflow_body(conn, &pk, META_SK)?
-                    .map(|b| from_body(&b, &pk, META_SK))
-                    .transpose()
-            })
-            .await
+        self.workflow_item(workflow_id, META_SK.to_string()).await
     }
 
     async fn put_meta(
@@ -409,27 +404,20 @@ fn claimable(stored: &StepRecord, new: &StepRecord, now: i64) -> bool {
     }
 }
 
-/// The opaque cursor of `list_executions`: the last item's sort key, hex-encoded.
+/// The opaque cursor of `list_executions`: the last item's start time and id.
 fn encode_cursor(started_at: i64, id: &str) -> String {
-    format!("{started_at}\n{id}")
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    wf_core::keys::encode_cursor(&format!("{started_at}\n{id}"))
 }
 
 fn decode_cursor(cursor: &str) -> Result<(i64, String), StoreError> {
-    let bad = || StoreError::Invalid(format!("invalid cursor {cursor:?}"));
-    if !cursor.len().is_multiple_of(2) || !cursor.is_ascii() {
-        return Err(bad());
+    let text = wf_core::keys::decode_cursor(cursor);
+    match text.as_deref().and_then(|t| t.split_once('\n')) {
+        Some((started_at, id)) => match started_at.parse() {
+            Ok(ms) => Ok((ms, id.to_string())),
+            Err(_) => Err(StoreError::Invalid(format!("invalid cursor {cursor:?}"))),
+        },
+        None => Err(StoreError::Invalid(format!("invalid cursor {cursor:?}"))),
     }
-    let bytes = (0..cursor.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&cursor[i..i + 2], 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let (started_at, id) = text.split_once('\n').ok_or_else(bad)?;
-    Ok((started_at.parse().map_err(|_| bad())?, id.to_string()))
 }
 
 #[async_trait]
@@ -637,22 +625,8 @@ impl ExecutionStore for SqliteStore {
         let id = execution_id.to_string();
         self.db
             .read(move |conn| {
-                let lower = STEP_PREFIX;
-                let upper = prefix_upper(lower);
-                let mut st = conn
-                    .prepare_cached(
-                        "SELECT sk, body FROM executions
-                         WHERE pk = ?1 AND sk >= ?2 AND sk < ?3 ORDER BY sk",
-                    )
-                    .map_err(map_err)?;
-                let rows = st
-                    .query_map(params![id, lower, upper], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                    })
-                    .map_err(map_err)?;
                 let mut out = Vec::new();
-                for row in rows {
-                    let (sk, body) = row.map_err(map_err)?;
+                for (sk, body) in exec_items_with_prefix(conn, &id, STEP_PREFIX)? {
                     // One record that cannot be decoded is shown as damaged, not an error
                     // for the whole execution (wf_core::damaged).
                     out.push(serde_json::from_str(&body).unwrap_or_else(|e| {
@@ -748,19 +722,55 @@ impl ExecutionStore for SqliteStore {
         execution_id: &str,
         loop_path: &str,
         state: &LoopState,
+        items: &[Value],
     ) -> Result<LoopState, StoreError> {
         let id = execution_id.to_string();
         let loop_path = loop_path.to_string();
         let state = state.clone();
         let sk = loop_sk(&loop_path);
         let body = to_body(&state, &id, &sk, self.item_limit)?;
+        let pages = items
+            .chunks(LOOP_ITEMS_PER_PAGE as usize)
+            .zip(0u32..)
+            .map(|(page, n)| {
+                let page_sk = loop_items_sk(&loop_path, n);
+                to_body(page, &id, &page_sk, self.item_limit).map(|b| (page_sk, b))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         self.db
             .write(move |txn| {
                 if let Some(stored) = load_loop(txn, &id, &loop_path)? {
                     return Ok(stored);
                 }
+                for (page_sk, page) in &pages {
+                    put_exec_item(txn, &id, page_sk, page)?;
+                }
                 put_exec_item(txn, &id, &sk, &body)?;
                 Ok(state)
+            })
+            .await
+    }
+
+    async fn loop_item(
+        &self,
+        execution_id: &str,
+        loop_path: &str,
+        index: u32,
+    ) -> Result<Option<Value>, StoreError> {
+        let (page, offset) = loop_item_page(index);
+        let (id, sk) = (execution_id.to_string(), loop_items_sk(loop_path, page));
+        self.db
+            .read(move |conn| {
+                let Some(body) = get_exec_item(conn, &id, &sk)? else {
+                    return Ok(None);
+                };
+                // Only the wanted item is decoded; the others stay raw text.
+                let raw: Vec<&RawValue> = serde_json::from_str(&body).map_err(|e| {
+                    StoreError::Permanent(format!("cannot decode item {id}/{sk}: {e}"))
+                })?;
+                raw.get(offset)
+                    .map(|item| from_body(item.get(), &id, &sk))
+                    .transpose()
             })
             .await
     }
@@ -844,24 +854,11 @@ impl ExecutionStore for SqliteStore {
     ) -> Result<Vec<(u32, Value)>, StoreError> {
         let id = execution_id.to_string();
         let loop_path = loop_path.to_string();
-        let lower = iter_prefix(&loop_path);
-        let upper = prefix_upper(&lower);
+        let prefix = iter_prefix(&loop_path);
         self.db
             .read(move |conn| {
-                let mut st = conn
-                    .prepare_cached(
-                        "SELECT sk, body FROM executions
-                         WHERE pk = ?1 AND sk >= ?2 AND sk < ?3 ORDER BY sk",
-                    )
-                    .map_err(map_err)?;
-                let rows = st
-                    .query_map(params![id, lower, upper], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                    })
-                    .map_err(map_err)?;
                 let mut out = Vec::new();
-                for row in rows {
-                    let (sk, body) = row.map_err(map_err)?;
+                for (sk, body) in exec_items_with_prefix(conn, &id, &prefix)? {
                     // The prefix also matches iterations of loops nested in this one
                     // (`ITER#each[..]/inner[..]`): keep only this loop's.
                     let Some(index) = iteration_of(&loop_path, &sk) else {

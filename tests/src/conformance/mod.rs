@@ -13,6 +13,11 @@ use serde_json::{Value, json};
 use wf_core::execution::{ExecutionRecord, ExecutionStatus, StepRecord, StepStatus, TriggerInfo};
 use wf_core::execution::{LoopState, StepTask};
 
+/// The items of a loop of `total`: `{"i": index}`.
+pub fn loop_items(total: u32) -> Vec<Value> {
+    (0..total).map(|i| json!({ "i": i })).collect()
+}
+
 /// A fixed time base (2023-11-14T22:13:20Z) so that records are deterministic.
 pub const T0: i64 = 1_700_000_000_000;
 
@@ -77,10 +82,9 @@ pub fn step(path: &str, status: StepStatus, attempts: u32, lease_until: Option<i
     }
 }
 
-/// A loop over `total` items.
+/// A loop counter over `total` items.
 pub fn loop_state(total: u32, concurrency: u32) -> LoopState {
     LoopState {
-        items: (0..total).map(|i| json!({ "i": i })).collect(),
         total,
         remaining: total,
         concurrency,

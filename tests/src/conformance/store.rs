@@ -14,7 +14,7 @@ use wf_core::execution::{
 use wf_core::model::Workflow;
 use wf_core::ports::{DefinitionStore, ExecutionStore, RecordCreate, RecordStore, WorkflowMeta};
 
-use super::{T0, big_string, execution, execution_id, loop_state, step, unique};
+use super::{T0, big_string, execution, execution_id, loop_items, loop_state, step, unique};
 
 /// Over DynamoDB's 400 KB item limit.
 const TOO_LARGE: usize = 420 * 1024;
@@ -306,7 +306,7 @@ pub async fn list_steps_and_delete<S: ExecutionStore + ?Sized>(store: &S) {
     let keep = step("start", StepStatus::Running, 1, Some(T0));
     store.claim_step(&other, &keep, T0).await.expect("claim");
     store
-        .init_loop(&id, "each", &loop_state(2, 1))
+        .init_loop(&id, "each", &loop_state(2, 1), &loop_items(2))
         .await
         .expect("init_loop");
     store
@@ -780,7 +780,7 @@ pub async fn loop_join_counts_each_iteration_once<S: ExecutionStore + ?Sized + '
     let initial = loop_state(20, 5);
     assert_eq!(
         store
-            .init_loop(&id, "each", &initial)
+            .init_loop(&id, "each", &initial, &loop_items(20))
             .await
             .expect("init_loop"),
         initial
@@ -788,7 +788,7 @@ pub async fn loop_join_counts_each_iteration_once<S: ExecutionStore + ?Sized + '
     // A repeated init answers the stored state, not the new one.
     assert_eq!(
         store
-            .init_loop(&id, "each", &loop_state(99, 1))
+            .init_loop(&id, "each", &loop_state(99, 1), &loop_items(99))
             .await
             .expect("init_loop"),
         initial,
@@ -869,13 +869,80 @@ pub async fn loop_join_counts_each_iteration_once<S: ExecutionStore + ?Sized + '
     );
 }
 
+/// A loop's items are stored in pages and read one at a time: every index across page
+/// boundaries answers its own item, past the end answers None, a repeated init keeps the first
+/// items, and a nested loop's items are its own.
+pub async fn loop_items_in_pages<S: ExecutionStore + ?Sized>(store: &S) {
+    let id = execution_id(T0);
+    create(store, &execution(&id, &unique("wf"), T0)).await;
+    let total = 2 * wf_core::keys::LOOP_ITEMS_PER_PAGE + 7;
+    store
+        .init_loop(&id, "each", &loop_state(total, 3), &loop_items(total))
+        .await
+        .expect("init_loop");
+    let per_page = wf_core::keys::LOOP_ITEMS_PER_PAGE;
+    for index in [0, 1, per_page - 1, per_page, 2 * per_page, total - 1] {
+        assert_eq!(
+            store
+                .loop_item(&id, "each", index)
+                .await
+                .expect("loop_item"),
+            Some(json!({ "i": index })),
+            "item {index}"
+        );
+    }
+    assert_eq!(
+        store
+            .loop_item(&id, "each", total)
+            .await
+            .expect("loop_item"),
+        None
+    );
+    assert_eq!(
+        store.loop_item(&id, "other", 0).await.expect("loop_item"),
+        None
+    );
+    // A repeat with other items keeps the stored ones.
+    let again: Vec<Value> = (0..total).map(|i| json!({ "again": i })).collect();
+    let stored = store
+        .init_loop(&id, "each", &loop_state(total, 3), &again)
+        .await
+        .expect("init_loop");
+    assert_eq!(stored.total, total);
+    assert_eq!(
+        store.loop_item(&id, "each", 5).await.expect("loop_item"),
+        Some(json!({ "i": 5 }))
+    );
+    // A loop nested in iteration 1 of `each` has items of its own.
+    store
+        .init_loop(
+            &id,
+            "each[1]/inner",
+            &loop_state(2, 1),
+            &[json!("x"), json!("y")],
+        )
+        .await
+        .expect("init_loop");
+    assert_eq!(
+        store
+            .loop_item(&id, "each[1]/inner", 1)
+            .await
+            .expect("loop_item"),
+        Some(json!("y"))
+    );
+    assert_eq!(
+        store.loop_item(&id, "each", 1).await.expect("loop_item"),
+        Some(json!({ "i": 1 }))
+    );
+}
+
 /// Iterations are listed by numeric index, per loop path (nested and look-alike paths apart).
 pub async fn list_iterations_in_index_order<S: ExecutionStore + ?Sized>(store: &S) {
     let id = execution_id(T0);
     create(store, &execution(&id, &unique("wf"), T0)).await;
     for path in ["a[1]/b", "a[1]/bb", "a[1]/b_", "a[10]/b", "a[1]/b%"] {
         store
-            .init_loop(&id, path, &loop_state(200, 10))
+            .init_loop(&id, path, &loop_state(200, 10), &loop_items(200))
             .await
             .expect("init_loop");
     }
@@ -1219,7 +1286,7 @@ where
 
     // Iteration result too large: not counted.
     store
-        .init_loop(&small.id, "each", &loop_state(3, 1))
+        .init_loop(&small.id, "each", &loop_state(3, 1), &loop_items(3))
         .await
         .expect("init_loop");
     expect_too_large(
@@ -1304,7 +1371,7 @@ where
     done.started_at = T0 + 5_000;
     store.finish_step(&id, &done).await.expect("finish");
     store
-        .init_loop(&id, "each", &loop_state(2, 1))
+        .init_loop(&id, "each", &loop_state(2, 1), &loop_items(2))
         .await
         .expect("init_loop");
     store

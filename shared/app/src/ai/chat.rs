@@ -35,7 +35,12 @@ const PROMPT_TEXT_CHARS: usize = 600;
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatRequest {
-    #[schema(min_length = 1, example = "make it run on weekdays only")]
+    /// Not blank.
+    #[schema(
+        min_length = 1,
+        pattern = "\\S",
+        example = "make it run on weekdays only"
+    )]
     pub message: String,
 }
 

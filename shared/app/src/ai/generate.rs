@@ -28,9 +28,11 @@ pub struct GenerateRequest {
     pub name: Option<String>,
     /// What the workflow should do. Without it an empty draft is created (no model call).
     #[serde(default)]
+    #[schema(max_length = 8000)]
     pub description: Option<String>,
-    /// Exactly this id (409 when it is taken).
+    /// Exactly this id (409 when it is taken). Blank is the same as left out.
     #[serde(default)]
+    #[schema(pattern = "^\\s*([a-z0-9][a-z0-9-]{0,63})?\\s*$")]
     pub id: Option<String>,
 }
 

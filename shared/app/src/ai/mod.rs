@@ -198,7 +198,7 @@ pub fn parse_answer(text: &str) -> Result<Answer, Problem> {
             "",
             format!(
                 "the answer's \"workflow\" is {}, not an object",
-                json_type(&other)
+                wf_core::expr::type_name(&other)
             ),
             "answer {\"workflow\": { ...the complete workflow... }, \"explanation\": \"...\"}",
         )),
@@ -234,7 +234,10 @@ pub fn parse_json_object(text: &str) -> Result<Map<String, Value>, Problem> {
             Ok(Value::Object(map)) => return Ok(map),
             Ok(other) => {
                 first_error.get_or_insert_with(|| {
-                    format!("the answer is a JSON {}, not an object", json_type(&other))
+                    format!(
+                        "the answer is a JSON {}, not an object",
+                        wf_core::expr::type_name(&other)
+                    )
                 });
             }
             Err(e) => {
@@ -265,17 +268,6 @@ fn fenced_block(text: &str) -> Option<&str> {
     let body = &after[body_start..];
     let end = body.find("```").unwrap_or(body.len());
     Some(body[..end].trim())
-}
-
-pub(crate) fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 /// One model call in JSON mode.

@@ -42,9 +42,8 @@ pub enum WebhookOutcome {
     Started(Started),
 }
 
-/// The input of a webhook body: JSON (`application/json`, `*+json`), or for Slack form-encoded
-/// bodies (slash commands, interactivity), a JSON object (a `payload` field holding JSON is
-/// decoded).
+/// The input of a webhook body (`wf_core::webhook::body::webhook_input`): JSON, or for Slack
+/// form-encoded bodies, a JSON object.
 fn webhook_input(
     headers: &HeaderMap,
     body: &[u8],
@@ -53,29 +52,8 @@ fn webhook_input(
     let content_type = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let ct = super::json::media_type(content_type);
-    if super::json::is_json_content_type(content_type) {
-        return super::json::parse_json(body);
-    }
-    if ct == "application/x-www-form-urlencoded" && scheme == WebhookScheme::Slack {
-        let mut out = Map::new();
-        for (k, v) in url::form_urlencoded::parse(body) {
-            let value = if k == "payload" {
-                serde_json::from_str(&v).unwrap_or(Value::String(v.into_owned()))
-            } else {
-                Value::String(v.into_owned())
-            };
-            out.insert(k.into_owned(), value);
-        }
-        return Ok(Value::Object(out));
-    }
-    Err(AppError::invalid(
-        "unsupported_media_type",
-        format!(
-            "Content-Type {:?} is not accepted: send the body as JSON with Content-Type: application/json",
-            if ct.is_empty() { "(none)" } else { ct.as_str() }
-        ),
-    ))
+    wf_core::webhook::body::webhook_input(content_type, body, scheme)
+        .map_err(super::json::body_error)
 }
 
 /// A refused signature: the request's fault (401), or the server's configuration (503, naming

@@ -247,9 +247,12 @@ impl App {
                     "missing_id",
                     "the workflow needs an \"id\" (e.g. \"order-alert\")",
                 )
+                .with_details(json!({ "pointer": "/id" }))
             })?
             .to_string();
-        check_workflow_id(&id).map_err(|e| AppError::invalid("invalid_id", e.message))?;
+        check_workflow_id(&id).map_err(|e| {
+            AppError::invalid("invalid_id", e.message).with_details(json!({ "pointer": "/id" }))
+        })?;
         let now = self.svc.clock.now_ms();
         let meta = WorkflowMeta {
             id: id.clone(),

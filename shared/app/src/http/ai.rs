@@ -6,7 +6,7 @@
 //! else from the environment (`WF_AI_MODEL`, `WF_AI_TIMEOUT_SECS`).
 
 use axum::Json;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -18,7 +18,7 @@ use crate::ai::AiSettings;
 use crate::ai::chat::{self, ChatRequest};
 use crate::ai::cron::CronSource;
 use crate::ai::generate::GenerateRequest;
-use crate::http::ApiError;
+use crate::http::{ApiError, ApiPath};
 
 fn settings(ext: Option<Extension<AiSettings>>) -> AiSettings {
     ext.map(|e| e.0).unwrap_or_else(AiSettings::from_env)
@@ -29,11 +29,10 @@ fn settings(ext: Option<Extension<AiSettings>>) -> AiSettings {
         workflow from the description; it is validated and sent back for repair (at most 3 rounds). Saved only as a \
         draft: never published or activated. Without `id` the id derives from the name (first free of `x`, `x-2`, ...); \
         a given `id` that exists is a 409. Without `description`: an empty draft with a start step (no LLM)."),
-    responses((status = 201, description = "The draft, its validation, the model's explanation, rounds and rejected answers"),
+    responses((status = 201, description = "The draft, its validation, the model's explanation, rounds and rejected answers", body = super::schemas::Generated),
+              (status = 400, description = "The description is over 8,000 characters (`invalid_description`)"),
               (status = 409, description = "The given id exists"),
-              (status = 422, description = "Still invalid after the repair rounds (nothing saved): every remaining problem"),
-              (status = 502, description = "The LLM provider failed (`llm_unavailable`, `llm_error`)"),
-              (status = 504, description = "The LLM did not answer in time (`llm_timeout`)")))]
+              (status = 422, description = "Still invalid after the repair rounds (nothing saved): every remaining problem")))]
 pub async fn generate(
     State(state): State<AppState>,
     ext: Option<Extension<AiSettings>>,
@@ -51,7 +50,7 @@ pub async fn generate(
 /// route) so that a workflow whose id is `generate` stays readable at `GET /workflows/generate`.
 pub async fn post_workflow(
     state: State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ext: Option<Extension<AiSettings>>,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
@@ -67,14 +66,13 @@ pub async fn post_workflow(
         current draft, its problems and the conversation so far, and returns the changed workflow."),
     responses((status = 200, description = "`{ changed, draft, diff: { addedSteps, removedSteps, changedSteps: [{id, keys}], \
         changedConfig, changedFields }, validation, explanation, rounds, rejected }`. The draft is stored only when valid \
-        and changed; published versions are never touched"),
+        and changed; published versions are never touched", body = super::schemas::ChatReply),
               (status = 404, description = "Unknown workflow"),
               (status = 409, description = "Edited in a file (`file_backed`), or the draft changed meanwhile (`draft_changed`)"),
-              (status = 422, description = "Still invalid after the repair rounds: the draft is unchanged"),
-              (status = 502, description = "The LLM provider failed"), (status = 504, description = "The LLM timed out")))]
+              (status = 422, description = "Still invalid after the repair rounds: the draft is unchanged")))]
 pub async fn chat(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ext: Option<Extension<AiSettings>>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<chat::ChatReply>, ApiError> {
@@ -86,11 +84,11 @@ pub async fn chat(
 #[utoipa::path(get, path = "/workflows/{id}/chat", tag = "ai",
     params(("id" = String, Path, description = "Workflow id")),
     responses((status = 200, description = "`{ workflowId, turns: [{ at, message, explanation, applied, diff?, problems? }] }`, \
-        oldest first, the last 20"),
+        oldest first, the last 20", body = super::schemas::ChatHistory),
               (status = 404, description = "Unknown workflow")))]
 pub async fn chat_history(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let turns = state.app.chat_history(&id).await?;
     Ok(Json(json!({ "workflowId": id, "turns": turns })))
@@ -102,7 +100,7 @@ pub async fn chat_history(
               (status = 404, description = "Unknown workflow")))]
 pub async fn forget_chat(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.app.forget_chat(&id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -112,13 +110,19 @@ pub async fn forget_chat(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CronBody {
+    /// Cron (5 or 6 fields), a preset (`@daily`) or plain English.
     #[schema(min_length = 1, example = "every weekday at 9am")]
     expression: String,
+    /// Let the LLM read what the parser cannot.
     #[serde(default)]
     ai: bool,
+    /// The next runs are counted from this time (RFC 3339; default: now).
     #[serde(default)]
+    #[schema(format = DateTime)]
     from: Option<String>,
-    #[serde(default)]
+    /// How many next runs to list (1..=100, default 5).
+    #[serde(default, deserialize_with = "super::whole_number")]
+    #[schema(minimum = 1, maximum = 100)]
     count: Option<usize>,
 }
 
@@ -127,9 +131,8 @@ pub(crate) struct CronBody {
         \"count\"?: 5 }`: cron, preset or plain English. The parser goes first; with `ai: true` what it cannot read goes \
         to the LLM, whose answer is validated as cron."),
     responses((status = 200, description = "`{ input, cron, eventbridge, next, source: parser|ai, explanation, rounds }`: \
-        check the next runs before using it"),
-              (status = 422, description = "Not readable as a schedule, or EventBridge cannot run it (the fix is in the message)"),
-              (status = 502, description = "The LLM provider failed"), (status = 504, description = "The LLM timed out")))]
+        check the next runs before using it", body = super::schemas::CronReading),
+              (status = 422, description = "Not readable as a schedule, or EventBridge cannot run it (the fix is in the message)")))]
 pub async fn cron(
     State(state): State<AppState>,
     ext: Option<Extension<AiSettings>>,

@@ -6,7 +6,7 @@ use axum::Json;
 use serde_json::{Value, json};
 
 #[utoipa::path(get, path = "/actions", tag = "workflows",
-    responses((status = 200, description = "`[{ name, description, paramsSchema }]`: every action, in documentation order")))]
+    responses((status = 200, description = "`[{ name, description, paramsSchema }]`: every action, in documentation order", body = Vec<super::schemas::Action>)))]
 pub async fn list() -> Json<Value> {
     let actions: Vec<Value> = wf_core::catalog::actions()
         .into_iter()

@@ -1,7 +1,7 @@
 //! The one API error type: an HTTP status and `{"error": {"code", "message", "details"}}`.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use wf_core::StoreError;
@@ -44,6 +44,21 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
+    /// 405 for a method `path` does not take, with the methods the OpenAPI document gives it in
+    /// `details.allow` and the `Allow` header (when `path` is documented; else the router adds
+    /// the methods it routes).
+    pub fn method_not_allowed(path: &str) -> Self {
+        let e = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this route does not take that method; see /openapi.json",
+        );
+        match super::openapi::documented_methods(path) {
+            Some(methods) => e.with_details(json!({ "allow": methods })),
+            None => e,
+        }
+    }
+
     pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
     }
@@ -51,9 +66,22 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // A 405's `Allow` header: the methods of `details.allow` (`method_not_allowed`).
+        let allow = (self.status == StatusCode::METHOD_NOT_ALLOWED)
+            .then(|| self.details["allow"].as_array())
+            .flatten()
+            .map(|methods| {
+                let names: Vec<&str> = methods.iter().filter_map(Value::as_str).collect();
+                names.join(", ")
+            })
+            .and_then(|a| HeaderValue::from_str(&a).ok());
         // `details` is always present (null when there are none): the documented shape.
         let error = json!({ "code": self.code, "message": self.message, "details": self.details });
-        (self.status, Json(json!({ "error": error }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        if let Some(allow) = allow {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
+        response
     }
 }
 
@@ -110,6 +138,30 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     crate::app::json::parse_body(body).map_err(ApiError::from)
 }
 
+/// `deserialize_with` for an optional whole number of a request body: JSON does not tell
+/// `70` from `70.0` (JSON Schema's `integer` takes both), so neither does the API. A fraction,
+/// a negative number or one out of range is refused, naming the field.
+pub fn whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::Deserialize;
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let whole = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < u64::MAX as f64)
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|v| T::try_from(v).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("{n} is not a whole number in range")))
+}
+
 /// Whether a request body is empty (or only whitespace): an optional body that was left out.
 pub fn is_blank(body: &[u8]) -> bool {
     body.iter().all(u8::is_ascii_whitespace)
@@ -127,46 +179,40 @@ pub fn parse_optional_body<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
-/// `axum::extract::Query` whose rejection (an unknown parameter, a value of the wrong type) is
-/// an [`ApiError`] (400 `invalid_query`) instead of axum's plain-text answer.
-pub struct ApiQuery<T>(pub T);
+/// Defines an extractor that wraps one of axum's and answers its rejection as an [`ApiError`]
+/// (400 with the given code) instead of axum's plain-text answer: the one rule for both.
+macro_rules! api_extractor {
+    ($(#[$doc:meta])* $name:ident wraps $inner:ident, $code:literal, $($bound:tt)+) => {
+        $(#[$doc])*
+        pub struct $name<T>(pub T);
 
-impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
+        impl<T, S> axum::extract::FromRequestParts<S> for $name<T>
+        where
+            T: $($bound)+,
+            S: Send + Sync,
+        {
+            type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| ApiQuery(q.0))
-            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
-    }
+            async fn from_request_parts(
+                parts: &mut axum::http::request::Parts,
+                state: &S,
+            ) -> Result<Self, ApiError> {
+                axum::extract::$inner::<T>::from_request_parts(parts, state)
+                    .await
+                    .map(|extracted| $name(extracted.0))
+                    .map_err(|e| ApiError::bad_request($code, e.body_text()))
+            }
+        }
+    };
 }
 
-/// `axum::extract::Path` whose rejection (e.g. a version that is not a number) is an
-/// [`ApiError`] (400 `invalid_path`) instead of axum's plain-text answer.
-pub struct ApiPath<T>(pub T);
-
-impl<T, S> axum::extract::FromRequestParts<S> for ApiPath<T>
-where
-    T: serde::de::DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, ApiError> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|p| ApiPath(p.0))
-            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
-    }
-}
+api_extractor!(
+    /// `axum::extract::Query`, rejected (an unknown parameter, a value of the wrong type) as
+    /// 400 `invalid_query`.
+    ApiQuery wraps Query, "invalid_query", serde::de::DeserializeOwned
+);
+api_extractor!(
+    /// `axum::extract::Path`, rejected (e.g. a version that is not a number) as 400
+    /// `invalid_path`.
+    ApiPath wraps Path, "invalid_path", serde::de::DeserializeOwned + Send
+);

@@ -4,8 +4,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::{AppState, JsonBody, parse_body};
 use crate::http::ApiError;
@@ -17,19 +17,27 @@ pub(crate) struct EventBody {
     #[serde(rename = "type")]
     #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$", example = "order.created")]
     event_type: String,
-    /// Any JSON: what filters and the started workflows see as `event.detail`.
+    /// A JSON object (EventBridge takes nothing else; `{}` when left out or null): what filters
+    /// and the started workflows see as `event.detail`.
     #[serde(default)]
-    #[schema(value_type = Object)]
-    detail: Value,
+    detail: Option<Map<String, Value>>,
     /// Your id for this event: a repeat with the same id starts nothing new.
     id: Option<String>,
     #[serde(default)]
     source: Option<String>,
 }
 
+/// An event taken: its id (yours, or one made for it) and type.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct EventAccepted {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+}
+
 #[utoipa::path(post, path = "/events", tag = "events",
     request_body(content = EventBody, description = "`{ \"type\": \"order.created\", \"detail\": {...}, \"id\": \"optional\" }`"),
-    responses((status = 202, description = "`{ id, type }`: every active workflow subscribed to the type whose filter is true starts once per id"),
+    responses((status = 202, description = "`{ id, type }`: every active workflow subscribed to the type whose filter is true starts once per id", body = EventAccepted),
               (status = 400, description = "Not JSON, or no valid type"), (status = 413, description = "Over 256 KiB")))]
 pub async fn publish(
     State(state): State<AppState>,
@@ -38,11 +46,16 @@ pub async fn publish(
     let req: EventBody = parse_body(&body)?;
     let id = state
         .app
-        .publish_event(&req.event_type, req.detail, req.id, req.source)
+        .publish_event(
+            &req.event_type,
+            Value::Object(req.detail.unwrap_or_default()),
+            req.id,
+            req.source,
+        )
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "id": id, "type": req.event_type })),
-    )
-        .into_response())
+    let body = EventAccepted {
+        id,
+        event_type: req.event_type,
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }

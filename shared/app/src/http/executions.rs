@@ -6,9 +6,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use wf_core::execution::{ExecutionQuery, ExecutionStatus, ExecutionView};
+use utoipa::{IntoParams, ToSchema};
+use wf_core::execution::{
+    ExecutionPage, ExecutionQuery, ExecutionRecord, ExecutionStatus, ExecutionView,
+};
 use wf_core::time_fmt::parse_ms;
 
 use super::{AppState, JsonBody, MAX_WAIT_SECS};
@@ -50,10 +53,10 @@ pub async fn started_response(
             return Ok((StatusCode::OK, Json(view)).into_response());
         }
     }
-    let mut body = json!({ "executionId": id });
-    if duplicate {
-        body["duplicate"] = Value::Bool(true);
-    }
+    let body = StartedAnswer {
+        execution_id: id.to_string(),
+        duplicate,
+    };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
@@ -62,7 +65,7 @@ pub async fn started_response(
            ("draft" = Option<bool>, Query, description = "Run the draft (a test run) instead of the active or latest published version"),
            ("wait" = Option<u64>, Query, description = "Seconds (max 30) to wait for the result")),
     request_body(content = Option<RunBody>, description = "`{ \"input\": ... }` (optional)"),
-    responses((status = 202, description = "`{ executionId }`"), (status = 200, description = "The finished execution (with ?wait)"),
+    responses((status = 202, description = "`{ executionId }`", body = StartedAnswer), (status = 200, description = "The finished execution (with ?wait)", body = super::schemas::ExecutionDetail),
               (status = 404, description = "Unknown workflow"), (status = 409, description = "Never published (use ?draft=true)"),
               (status = 422, description = "Invalid input (every violation) or invalid draft (every problem)")))]
 pub async fn run_manual(
@@ -81,18 +84,66 @@ pub async fn run_manual(
     started_response(&state, &started, params.wait).await
 }
 
-#[derive(Debug, Deserialize)]
+/// Filters and page of an executions list (`workflowId` is the path's on
+/// `/workflows/{id}/executions`, so it is documented on `GET /executions` only).
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    #[param(ignore)]
     pub workflow_id: Option<String>,
+    #[param(value_type = Option<super::schemas::ExecutionStatus>)]
     pub status: Option<String>,
+    #[param(value_type = Option<super::schemas::TriggerType>)]
     pub trigger: Option<String>,
+    /// Only this version.
+    #[param(value_type = Option<u64>, maximum = 4294967295_u64)]
     pub version: Option<u32>,
+    /// RFC 3339, inclusive.
+    #[param(format = DateTime)]
     pub started_after: Option<String>,
+    /// RFC 3339, exclusive.
+    #[param(format = DateTime)]
     pub started_before: Option<String>,
+    /// 1..=1000, default 50.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
+    /// `nextCursor` of the previous page (opaque: another string is 400 `invalid_cursor`).
     pub cursor: Option<String>,
 }
+
+/// A page of executions, newest first (without their steps).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionList {
+    #[schema(value_type = Vec<super::schemas::Execution>)]
+    items: Vec<ExecutionRecord>,
+    /// The `cursor` of the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+impl From<ExecutionPage> for ExecutionList {
+    fn from(page: ExecutionPage) -> Self {
+        Self {
+            items: page.items,
+            next_cursor: page.next_cursor,
+        }
+    }
+}
+
+/// `202`: the execution started (`duplicate: true` when an idempotency key was seen before:
+/// the first execution's id).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StartedAnswer {
+    execution_id: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(value_type = Option<bool>)]
+    duplicate: bool,
+}
+
+/// The trigger types an execution can have (`GET /executions?trigger=`).
+const TRIGGERS: [&str; 6] = ["webhook", "schedule", "event", "manual", "test", "rerun"];
 
 fn query_of(p: ListParams) -> Result<ExecutionQuery, ApiError> {
     let status = match p.status.as_deref() {
@@ -104,6 +155,14 @@ fn query_of(p: ListParams) -> Result<ExecutionQuery, ApiError> {
             )
         })?),
     };
+    if let Some(t) = p.trigger.as_deref()
+        && !TRIGGERS.contains(&t)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("trigger {t:?} is not one of {}", TRIGGERS.join(", ")),
+        ));
+    }
     let time = |name: &str, v: Option<String>| -> Result<Option<i64>, ApiError> {
         v.map(|s| {
             parse_ms(&s).ok_or_else(|| {
@@ -134,47 +193,32 @@ fn query_of(p: ListParams) -> Result<ExecutionQuery, ApiError> {
     })
 }
 
-async fn list_page(state: &AppState, q: ExecutionQuery) -> Result<Json<Value>, ApiError> {
-    let page = state.app.list_executions(&q).await?;
-    Ok(Json(
-        json!({ "items": page.items, "nextCursor": page.next_cursor }),
-    ))
-}
-
 #[utoipa::path(get, path = "/executions", tag = "executions",
-    params(("workflowId" = Option<String>, Query, description = "Only this workflow"),
-           ("status" = Option<String>, Query, description = "queued | running | succeeded | failed | timed_out | cancelled"),
-           ("trigger" = Option<String>, Query, description = "webhook | schedule | event | manual | test | rerun"),
-           ("version" = Option<u32>, Query, description = "Only this version"),
-           ("startedAfter" = Option<String>, Query, description = "RFC 3339, inclusive"),
-           ("startedBefore" = Option<String>, Query, description = "RFC 3339, exclusive"),
-           ("limit" = Option<usize>, Query, description = "1..=1000, default 50"),
-           ("cursor" = Option<String>, Query, description = "nextCursor of the previous page")),
-    responses((status = 200, description = "`{ items, nextCursor }`, newest first"), (status = 400, description = "Bad filter or cursor")))]
+    params(("workflowId" = Option<String>, Query, description = "Only this workflow"), ListParams),
+    responses((status = 200, description = "`{ items, nextCursor }`, newest first", body = ExecutionList), (status = 400, description = "Bad filter or cursor")))]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<ListParams>,
-) -> Result<Json<Value>, ApiError> {
-    list_page(&state, query_of(p)?).await
+) -> Result<Json<ExecutionList>, ApiError> {
+    let page = state.app.list_executions(&query_of(p)?).await?;
+    Ok(Json(page.into()))
 }
 
 #[utoipa::path(get, path = "/workflows/{id}/executions", tag = "executions",
-    params(("id" = String, Path, description = "Workflow id")),
-    responses((status = 200, description = "Like GET /executions?workflowId={id}"), (status = 404, description = "Unknown workflow")))]
+    params(("id" = String, Path, description = "Workflow id"), ListParams),
+    responses((status = 200, description = "Like GET /executions?workflowId={id}", body = ExecutionList), (status = 404, description = "Unknown workflow")))]
 pub async fn list_for_workflow(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(p): ApiQuery<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ExecutionList>, ApiError> {
     let page = state.app.workflow_executions(&id, query_of(p)?).await?;
-    Ok(Json(
-        json!({ "items": page.items, "nextCursor": page.next_cursor }),
-    ))
+    Ok(Json(page.into()))
 }
 
 #[utoipa::path(get, path = "/executions/{id}", tag = "executions",
     params(("id" = String, Path, description = "Execution id")),
-    responses((status = 200, description = "The execution with every step record"), (status = 404, description = "Unknown execution")))]
+    responses((status = 200, description = "The execution with every step record", body = super::schemas::ExecutionDetail), (status = 404, description = "Unknown execution")))]
 pub async fn get_one(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
@@ -184,7 +228,7 @@ pub async fn get_one(
 
 #[utoipa::path(post, path = "/executions/{id}/cancel", tag = "executions",
     params(("id" = String, Path, description = "Execution id")),
-    responses((status = 200, description = "Cancelled: queued tasks of it are dropped, a running step finishes but nothing follows"),
+    responses((status = 200, description = "Cancelled: queued tasks of it are dropped, a running step finishes but nothing follows", body = super::schemas::ExecutionDetail),
               (status = 404, description = "Unknown execution"), (status = 409, description = "Already finished")))]
 pub async fn cancel(
     State(state): State<AppState>,
@@ -208,7 +252,8 @@ pub(crate) struct RerunBody {
 #[utoipa::path(post, path = "/executions/{id}/rerun", tag = "executions",
     params(("id" = String, Path, description = "Execution id"), ("wait" = Option<u64>, Query, description = "Seconds (max 30) to wait")),
     request_body(content = Option<RerunBody>, description = "`{ \"fromStep\": \"notify\", \"input\": {...} }` (both optional)"),
-    responses((status = 202, description = "`{ executionId }` of the new execution (it links to the old one with rerunOf)"),
+    responses((status = 202, description = "`{ executionId }` of the new execution (it links to the old one with rerunOf)", body = StartedAnswer),
+              (status = 200, description = "The finished execution (with ?wait)", body = super::schemas::ExecutionDetail),
               (status = 404, description = "Unknown execution"), (status = 422, description = "Unknown step, or invalid input")))]
 pub async fn rerun(
     State(state): State<AppState>,

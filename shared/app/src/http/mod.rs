@@ -11,7 +11,10 @@ mod events;
 mod executions;
 mod hooks;
 pub mod openapi;
+mod schemas;
 mod stream;
+#[cfg(test)]
+mod tests;
 mod workflows;
 
 use std::sync::Arc;
@@ -20,6 +23,7 @@ use axum::Router;
 use axum::routing::{get, post};
 pub use error::{
     ApiError, ApiPath, ApiQuery, is_blank, parse_body, parse_json, parse_optional_body,
+    whole_number,
 };
 
 use crate::app::App;
@@ -123,12 +127,8 @@ fn api_routes() -> Router<AppState> {
 fn finish(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this route does not take that method; see /openapi.json",
-            )
+        .method_not_allowed_fallback(|uri: axum::http::Uri| async move {
+            ApiError::method_not_allowed(uri.path())
         })
         .layer(axum::middleware::from_fn(uri_bound))
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -3,10 +3,12 @@
 //!
 //! The answers every route can give whatever it does (in the one error shape, [`ErrorBody`])
 //! are added in one place, [`CommonResponses`], from what the operation takes: `400` and
-//! `404` for a path parameter, `400` for query parameters, `400`/`413`/`415` for a body, `414`
-//! and `503` everywhere.
+//! `404` for a path parameter, `400` for query parameters, `400`/`413`/`415` for a body,
+//! `502`/`503`/`504` for the operations that call the LLM, `414` and `503` everywhere. A method
+//! a path does not take is `405` with an `Allow` header ([`documented_methods`]).
 
 use axum::Json;
+use serde_json::Value;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -31,18 +33,21 @@ pub struct ErrorDetail {
 }
 
 /// A workflow definition as a draft: any object with a valid `id` (a draft may be invalid
-/// otherwise; the answer carries its validation). The format is `workflows/schema.json`.
+/// otherwise; the answer carries its validation). The format is `Workflow`
+/// (`workflows/schema.json`).
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct WorkflowDraft {
     /// Lowercase letters, digits and `-` (at most 64 characters).
     #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$", example = "order-alert")]
     id: String,
-    #[schema(value_type = Option<String>)]
-    name: Option<String>,
-    #[schema(value_type = Option<Vec<Object>>)]
-    steps: Option<Vec<serde_json::Value>>,
 }
+
+/// Any JSON document: validation says what is wrong with it (the format is `Workflow`).
+#[derive(ToSchema)]
+#[schema(value_type = Value)]
+#[allow(dead_code)]
+pub struct AnyDefinition(serde_json::Value);
 
 #[derive(OpenApi)]
 #[openapi(
@@ -83,7 +88,9 @@ pub struct WorkflowDraft {
         super::ai::forget_chat,
         super::ai::cron,
     ),
-    components(schemas(WorkflowSummary, ValidationResult, ErrorBody, ErrorDetail, WorkflowDraft)),
+    components(schemas(WorkflowSummary, ValidationResult, ErrorBody, ErrorDetail, WorkflowDraft,
+        super::schemas::Workflow, super::schemas::WorkflowConfig, super::schemas::TriggerType,
+        super::schemas::ExecutionStatus)),
     modifiers(&CommonResponses),
     tags(
         (name = "webhooks", description = "Start workflows from signed HTTP requests"),
@@ -100,6 +107,17 @@ pub struct CommonResponses;
 
 impl Modify for CommonResponses {
     fn modify(&self, doc: &mut Document) {
+        // Components that take any JSON (`null` included).
+        let any_value: Vec<String> = doc
+            .components
+            .iter()
+            .flat_map(|c| &c.schemas)
+            .filter(|(_, s)| {
+                matches!(s, RefOr::T(utoipa::openapi::schema::Schema::Object(o))
+                    if matches!(o.schema_type, utoipa::openapi::schema::SchemaType::AnyValue))
+            })
+            .map(|(name, _)| format!("#/components/schemas/{name}"))
+            .collect();
         for item in doc.paths.paths.values_mut() {
             for op in [
                 &mut item.get,
@@ -111,31 +129,34 @@ impl Modify for CommonResponses {
             .into_iter()
             .flatten()
             {
-                add_common(op);
+                add_common(op, &any_value);
             }
         }
     }
 }
 
 /// An optional body (`Option<T>` in the annotation, which utoipa writes as `oneOf [null, T]`)
-/// is documented as what it is: a `T` that may be left out (`required: false`).
-fn optional_body(op: &mut Operation) {
+/// is documented as what it is: a `T` or `null` (both accepted: `null` is the default) that may
+/// be left out (`required: false`); just `T` when `T` takes any JSON (`any_value`), since `null`
+/// would match both branches. Every other body is required.
+fn optional_body(op: &mut Operation, any_value: &[String]) {
     use utoipa::openapi::schema::Schema;
     let Some(body) = op.request_body.as_mut() else {
         return;
     };
     let mut optional = false;
     for content in body.content.values_mut() {
-        if let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema {
-            let refs: Vec<_> = one_of
-                .items
-                .iter()
-                .filter(|i| matches!(i, RefOr::Ref(_)))
-                .cloned()
-                .collect();
-            if refs.len() == 1 && one_of.items.len() == 2 {
-                content.schema = refs.into_iter().next();
-                optional = true;
+        let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema else {
+            continue;
+        };
+        let reference = one_of.items.iter().find_map(|i| match i {
+            RefOr::Ref(r) => Some(r.clone()),
+            RefOr::T(_) => None,
+        });
+        if let (2, Some(r)) = (one_of.items.len(), reference) {
+            optional = true;
+            if any_value.contains(&r.ref_location) {
+                content.schema = Some(RefOr::Ref(r));
             }
         }
     }
@@ -146,8 +167,12 @@ fn optional_body(op: &mut Operation) {
     });
 }
 
-fn add_common(op: &mut Operation) {
-    optional_body(op);
+/// The operations that call the configured LLM (`POST /cron` only with `ai: true`), by
+/// operation id (the handler's name): they answer its errors too.
+const CALLS_THE_LLM: [&str; 3] = ["generate", "chat", "cron"];
+
+fn add_common(op: &mut Operation, any_value: &[String]) {
+    optional_body(op, any_value);
     let params = op.parameters.as_deref().unwrap_or_default();
     let has = |place: ParameterIn| {
         params
@@ -190,6 +215,21 @@ fn add_common(op: &mut Operation) {
             "A body whose Content-Type is not JSON (`unsupported_media_type`)",
         );
     }
+    if op
+        .operation_id
+        .as_deref()
+        .is_some_and(|id| CALLS_THE_LLM.contains(&id))
+    {
+        add(
+            "502",
+            "The LLM provider is unreachable (`llm_unavailable`) or refused the call (`llm_error`)",
+        );
+        add(
+            "503",
+            "No LLM provider is configured (`not_configured`), or the store is busy (`unavailable`)",
+        );
+        add("504", "The LLM did not answer in time (`llm_timeout`)");
+    }
     add(
         "414",
         "The URI is over 8 KiB (`uri_too_long`; past 65,534 bytes the HTTP server answers 414 \
@@ -210,11 +250,106 @@ fn add_common(op: &mut Operation) {
     }
 }
 
-/// The document as JSON.
-pub fn spec() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+/// The document as served: utoipa's, with the workflow JSON Schema (`wf schema`) as the
+/// `Workflow` component and its definitions (`WorkflowConfig`, `Step`, ...) as components too.
+pub fn spec() -> Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let mut workflow = wf_core::schema::workflow_schema();
+    let defs = workflow
+        .as_object_mut()
+        .and_then(|w| {
+            w.remove("$schema");
+            w.remove("$defs")
+        })
+        .unwrap_or_default();
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        let defs = defs.as_object().into_iter().flatten();
+        for (name, schema) in defs.chain([(&"Workflow".to_string(), &workflow)]) {
+            let mut schema = schema.clone();
+            rebase_refs(&mut schema);
+            schemas.insert(name.clone(), schema);
+        }
+    }
+    doc
 }
 
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(spec())
+/// `#/$defs/X` (the workflow schema's references) becomes `#/components/schemas/X`.
+fn rebase_refs(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    Value::String(r) if key == "$ref" => {
+                        if let Some(name) = r.strip_prefix("#/$defs/") {
+                            *r = format!("#/components/schemas/{name}");
+                        }
+                    }
+                    _ => rebase_refs(v),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(rebase_refs),
+        _ => {}
+    }
+}
+
+/// The document, built once.
+fn cached() -> &'static Value {
+    static DOC: std::sync::LazyLock<Value> = std::sync::LazyLock::new(spec);
+    &DOC
+}
+
+pub async fn document() -> Json<&'static Value> {
+    Json(cached())
+}
+
+/// The methods the document gives for a request path (`GET` implies `HEAD`), in the order of
+/// an `Allow` header; `None` for a path it does not document. As in OpenAPI, a path without
+/// templates wins over a templated one (`/workflows/generate` over `/workflows/{id}`), and of
+/// two templated ones the one with more fixed segments.
+pub fn documented_methods(path: &str) -> Option<Vec<&'static str>> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let fixed_segments = |template: &str| -> Option<usize> {
+        let parts: Vec<&str> = template.split('/').collect();
+        if parts.len() != segments.len() {
+            return None;
+        }
+        let mut fixed = 0;
+        for (part, segment) in parts.iter().zip(&segments) {
+            if part.starts_with('{') && part.ends_with('}') {
+                if segment.is_empty() {
+                    return None;
+                }
+            } else if part == segment {
+                fixed += 1;
+            } else {
+                return None;
+            }
+        }
+        Some(fixed)
+    };
+    let (_, item) = cached()["paths"]
+        .as_object()?
+        .iter()
+        .filter_map(|(template, item)| fixed_segments(template).map(|n| (n, item)))
+        .max_by_key(|(n, _)| *n)?;
+    let has = |m: &str| item.get(m).is_some();
+    let methods = [
+        ("GET", has("get")),
+        ("HEAD", has("get") || has("head")),
+        ("POST", has("post")),
+        ("PUT", has("put")),
+        ("PATCH", has("patch")),
+        ("DELETE", has("delete")),
+    ];
+    Some(
+        methods
+            .into_iter()
+            .filter(|(_, has)| *has)
+            .map(|(m, _)| m)
+            .collect(),
+    )
 }

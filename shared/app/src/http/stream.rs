@@ -141,7 +141,7 @@ fn progress(
 
 #[utoipa::path(get, path = "/executions/{id}/events", tag = "executions",
     params(("id" = String, Path, description = "Execution id")),
-    responses((status = 200, description = "`text/event-stream`: `execution` (the record without steps, on start and on each status change), `step` (a step record each time it changes), `end` (the whole execution once terminal; the stream then ends)"),
+    responses((status = 200, description = "`text/event-stream`: `execution` (the record without steps, on start and on each status change), `step` (a step record each time it changes), `end` (the whole execution once terminal; the stream then ends)", content_type = "text/event-stream", body = super::schemas::ProgressEvent),
               (status = 404, description = "Unknown execution"),
               (status = 501, description = "`streaming_unavailable`: this deployment buffers responses (AWS Lambda function URLs); poll `GET /executions/{id}`")))]
 pub async fn events(

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::ToSchema;
 use wf_core::model::Workflow;
 use wf_core::ports::WorkflowMeta;
@@ -45,9 +45,9 @@ pub struct WorkflowSummary {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ValidationResult {
     pub valid: bool,
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<super::schemas::Problem>)]
     pub problems: Vec<Problem>,
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<super::schemas::Problem>)]
     pub warnings: Vec<Problem>,
 }
 
@@ -89,9 +89,85 @@ fn summary(state: &AppState, meta: &WorkflowMeta, draft: Option<&Value>) -> Work
 }
 
 /// The answer of every call that returns a draft: summary, draft and its validation.
-fn with_draft(state: &AppState, w: &WorkflowState) -> Value {
-    let v = (!w.draft.is_null()).then(|| validation(&w.draft));
-    json!({ "workflow": summary(state, &w.meta, Some(&w.draft)), "draft": w.draft, "validation": v })
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkflowWithDraft {
+    pub workflow: WorkflowSummary,
+    /// The draft as stored (it may be invalid: see `validation`); null when there is none.
+    pub draft: Value,
+    /// The draft's validation (null when there is no draft).
+    pub validation: Option<ValidationResult>,
+}
+
+fn with_draft(state: &AppState, w: &WorkflowState) -> WorkflowWithDraft {
+    WorkflowWithDraft {
+        workflow: summary(state, &w.meta, Some(&w.draft)),
+        draft: w.draft.clone(),
+        validation: (!w.draft.is_null()).then(|| validation(&w.draft)),
+    }
+}
+
+/// `POST /workflows/{id}/publish`: the version, and what changed since the previous one.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublishResult {
+    pub version: u32,
+    /// Only when the draft equals the latest version (nothing was written): true.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unchanged: Option<bool>,
+    /// Only for a new version: steps and config keys changed since the previous one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<VersionDiff>)]
+    pub diff: Option<Value>,
+    pub workflow: WorkflowSummary,
+}
+
+/// Steps (by id, loops' inner steps included) and config keys changed between two versions.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // documentation of `app::workflows::version_diff`'s answer
+pub struct VersionDiff {
+    added_steps: Vec<String>,
+    removed_steps: Vec<String>,
+    changed_steps: Vec<String>,
+    changed_config: Vec<String>,
+}
+
+/// A draft's config, `active` from activation; the other keys as the draft has them (see
+/// `WorkflowConfig` for the valid ones: the draft's validation reports the others).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation of `App::config`'s answer
+pub struct ConfigAnswer {
+    active: bool,
+}
+
+/// Config keys to change: `active` (de)activates now; the other keys (see `WorkflowConfig`)
+/// edit the draft and apply when published.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // documentation: the handler takes any object of config keys
+pub struct ConfigPatch {
+    #[schema(nullable = false)]
+    active: Option<bool>,
+}
+
+/// `PATCH /workflows/{id}/config`: the draft's config and the draft's validation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfigPatched {
+    #[schema(value_type = ConfigAnswer)]
+    config: Value,
+    validation: ValidationResult,
+}
+
+/// A published version.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionEntry {
+    version: u32,
+    /// Whether this is the active version of an active workflow.
+    active: bool,
+}
+
+/// `GET /workflows/{id}/versions`: every published version, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionList {
+    versions: Vec<VersionEntry>,
 }
 
 #[utoipa::path(get, path = "/workflows", tag = "workflows",
@@ -107,7 +183,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<WorkflowSumm
 
 #[utoipa::path(post, path = "/workflows", tag = "workflows",
     request_body(content = super::openapi::WorkflowDraft, description = "A workflow definition (a draft may be invalid, but needs a valid `id`)"),
-    responses((status = 201, description = "Draft created, with its validation"),
+    responses((status = 201, description = "Draft created, with its validation", body = WorkflowWithDraft),
               (status = 400, description = "Not JSON"), (status = 409, description = "The id exists"),
               (status = 422, description = "No valid id")))]
 pub async fn create(
@@ -121,25 +197,26 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/workflows/{id}", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),
-    responses((status = 200, description = "Summary, draft and the draft's validation"), (status = 404, description = "Unknown workflow")))]
+    responses((status = 200, description = "Summary, draft and the draft's validation", body = WorkflowWithDraft), (status = 404, description = "Unknown workflow")))]
 pub async fn get_one(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkflowWithDraft>, ApiError> {
     let w = state.app.workflow(&id).await?;
     Ok(Json(with_draft(&state, &w)))
 }
 
 #[utoipa::path(put, path = "/workflows/{id}", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),
-    request_body(content = super::openapi::WorkflowDraft, description = "The new draft"),
-    responses((status = 200, description = "Draft replaced, with its validation"), (status = 404, description = "Unknown workflow"),
+    request_body(content = super::openapi::AnyDefinition, description = "The new draft: any JSON (a draft may be invalid; its validation is in the answer). \
+        An `id` must be the path's; left out, it is set to it"),
+    responses((status = 200, description = "Draft replaced, with its validation", body = WorkflowWithDraft), (status = 404, description = "Unknown workflow"),
               (status = 409, description = "The workflow is edited in a file"), (status = 422, description = "The body's id differs")))]
 pub async fn replace(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkflowWithDraft>, ApiError> {
     let draft = parse_json(&body)?;
     let w = state.app.replace_draft(&id, draft).await?;
     Ok(Json(with_draft(&state, &w)))
@@ -159,8 +236,8 @@ pub async fn delete(
 
 #[utoipa::path(post, path = "/workflows/{id}/validate", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),
-    request_body(content = Option<super::openapi::WorkflowDraft>, description = "Optional: a definition to check instead of the stored draft"),
-    responses((status = 200, description = "Validation result", body = ValidationResult)))]
+    request_body(content = Option<super::openapi::AnyDefinition>, description = "Optional: a definition to check instead of the stored draft (any JSON: what is wrong with it is the answer)"),
+    responses((status = 200, description = "Validation result", body = ValidationResult), (status = 404, description = "Unknown workflow (without a body)")))]
 pub async fn validate(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
@@ -177,8 +254,8 @@ pub async fn validate(
 
 #[utoipa::path(post, path = "/workflows/{id}/publish", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),
-    responses((status = 201, description = "Version N created: { version, diff } (diff from N-1 as step ids and config keys)"),
-              (status = 200, description = "The draft equals the latest version: { version, unchanged: true }"),
+    responses((status = 201, description = "Version N created: { version, diff } (diff from N-1 as step ids and config keys)", body = PublishResult),
+              (status = 200, description = "The draft equals the latest version: { version, unchanged: true }", body = PublishResult),
               (status = 409, description = "The workflow is edited in a file"),
               (status = 404, description = "Unknown workflow"), (status = 422, description = "The draft is invalid: every problem listed")))]
 pub async fn publish(
@@ -193,17 +270,26 @@ pub async fn publish(
     } = state.app.publish_draft(&id).await?;
     let draft = state.app.workflow(&id).await?.draft;
     let workflow = summary(&state, &meta, Some(&draft));
-    if unchanged {
-        let body = json!({ "version": version, "unchanged": true, "workflow": workflow });
-        return Ok((StatusCode::OK, Json(body)).into_response());
-    }
-    let body = json!({ "version": version, "diff": diff, "workflow": workflow });
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    let (status, unchanged, diff) = if unchanged {
+        (StatusCode::OK, Some(true), None)
+    } else {
+        (StatusCode::CREATED, None, Some(diff))
+    };
+    let body = PublishResult {
+        version,
+        unchanged,
+        diff,
+        workflow,
+    };
+    Ok((status, Json(body)).into_response())
 }
 
 #[derive(serde::Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ActivateBody {
+    /// A published version (default: the latest).
+    #[serde(default, deserialize_with = "super::whole_number")]
+    #[schema(minimum = 1)]
     version: Option<u32>,
 }
 
@@ -235,7 +321,7 @@ pub async fn deactivate(
 
 #[utoipa::path(get, path = "/workflows/{id}/config", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),
-    responses((status = 200, description = "The draft's config, with `active` from activation"), (status = 404, description = "Unknown workflow")))]
+    responses((status = 200, description = "The draft's config, with `active` from activation", body = ConfigAnswer), (status = 404, description = "Unknown workflow")))]
 pub async fn get_config(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
@@ -245,14 +331,15 @@ pub async fn get_config(
 
 #[utoipa::path(patch, path = "/workflows/{id}/config", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),
-    request_body(content = Object, description = "Config keys to change. `active` (de)activates now; other keys edit the draft and apply when published"),
-    responses((status = 200, description = "The draft's config and its validation"), (status = 404, description = "Unknown workflow"),
-              (status = 409, description = "Edited in a file, or activating a never-published workflow")))]
+    request_body(content = ConfigPatch, description = "Config keys to change. `active` (de)activates now; other keys edit the draft and apply when published"),
+    responses((status = 200, description = "The draft's config and its validation", body = ConfigPatched), (status = 404, description = "Unknown workflow"),
+              (status = 409, description = "Edited in a file, or activating a never-published workflow"),
+              (status = 422, description = "`active` is not a boolean (`invalid_config`), or the stored draft is not an object (`invalid_draft`)")))]
 pub async fn patch_config(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConfigPatched>, ApiError> {
     let Value::Object(patch) = parse_json(&body)? else {
         return Err(ApiError::bad_request(
             "invalid_request",
@@ -260,28 +347,32 @@ pub async fn patch_config(
         ));
     };
     let (config, draft) = state.app.patch_config(&id, patch).await?;
-    Ok(Json(
-        json!({ "config": config, "validation": validation(&draft) }),
-    ))
+    Ok(Json(ConfigPatched {
+        config,
+        validation: validation(&draft),
+    }))
 }
 
 #[utoipa::path(get, path = "/workflows/{id}/versions", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),
-    responses((status = 200, description = "Published version numbers, the active one marked")))]
+    responses((status = 200, description = "Published version numbers, the active one marked", body = VersionList)))]
 pub async fn list_versions(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<VersionList>, ApiError> {
     let meta = state.app.versions(&id).await?;
-    let versions: Vec<Value> = (1..=meta.latest_version)
-        .map(|v| json!({ "version": v, "active": meta.active && meta.active_version == Some(v) }))
+    let versions = (1..=meta.latest_version)
+        .map(|version| VersionEntry {
+            version,
+            active: meta.active && meta.active_version == Some(version),
+        })
         .collect();
-    Ok(Json(json!({ "versions": versions })))
+    Ok(Json(VersionList { versions }))
 }
 
 #[utoipa::path(get, path = "/workflows/{id}/versions/{version}", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id"), ("version" = u32, Path, description = "Version number")),
-    responses((status = 200, description = "The immutable definition"), (status = 404, description = "No such version")))]
+    responses((status = 200, description = "The immutable definition", body = super::schemas::Workflow), (status = 404, description = "No such version")))]
 pub async fn get_version(
     State(state): State<AppState>,
     ApiPath((id, version)): ApiPath<(String, u32)>,
@@ -303,9 +394,17 @@ pub async fn rotate_token(
 #[derive(serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SecretsBody {
-    #[schema(value_type = Vec<String>, example = json!(["whsec_c2VjcmV0"]))]
+    /// Each one non-empty.
+    #[schema(value_type = Vec<SecretValue>, example = json!(["whsec_c2VjcmV0"]))]
     secrets: Vec<String>,
 }
+
+/// A signing secret (`whsec_` and base64 for the Standard Webhooks scheme).
+/// Not blank.
+#[derive(ToSchema)]
+#[schema(pattern = "\\S")]
+#[allow(dead_code)] // documentation only
+pub(crate) struct SecretValue(String);
 
 #[utoipa::path(put, path = "/workflows/{id}/webhook/secrets", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),

@@ -16,7 +16,10 @@
 //!    trigger stores `DEDUPE#<workflow>#<key>` for [`IDEMPOTENCY_WINDOW_SECS`] and answers a
 //!    repeat with the first execution.
 
-pub mod signature;
+// The checks are pure, so they live in wf-core (`wf_core::webhook::signature`, where the fuzz
+// target `signature_verify` reaches them without the AWS SDK); re-exported here under their old
+// paths.
+pub use wf_core::webhook::signature;
 
 pub use signature::{
     IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_WINDOW_SECS, REASONS, Secrets, SignatureError,

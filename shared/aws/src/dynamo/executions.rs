@@ -6,7 +6,7 @@
 //! * `claim_step` / `finish_step`: one conditional PutItem each (the claim's condition is the
 //!   lease rule of the port; the finish's is "still my claim"); `renew_lease`: one conditional
 //!   UpdateItem of `leaseUntil` ("still my claim, not taken over").
-//! * `init_loop`: the counter and the items in one TransactWriteItems, put only if absent.
+//! * `init_loop`: the pages of items (BatchWriteItem), then the counter put only if absent.
 //! * `count_iteration`: the result goes to its `ITER#` item (put if absent: the first result is
 //!   kept), then one conditional UpdateItem on the small counter item does
 //!   `ADD remaining -1, counted {i}` unless `i` is in `counted`. The "counted" marker and the
@@ -62,30 +62,21 @@ fn step_status_value(status: StepStatus) -> Result<AttributeValue, StoreError> {
     }
 }
 
-/// The opaque cursor of `list_executions`: the last item's `startedKey`, hex-encoded.
+/// The opaque cursor of `list_executions`: the last item's `startedKey`.
 fn encode_cursor(started_key: &str) -> String {
-    started_key.bytes().map(|b| format!("{b:02x}")).collect()
+    wf_core::keys::encode_cursor(started_key)
 }
 
 fn decode_cursor(cursor: &str) -> Result<String, StoreError> {
-    let bad = || StoreError::Invalid(format!("invalid cursor {cursor:?}"));
-    if cursor.is_empty() || !cursor.len().is_multiple_of(2) || !cursor.is_ascii() {
-        return Err(bad());
-    }
-    let bytes = (0..cursor.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&cursor[i..i + 2], 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let text = wf_core::keys::decode_cursor(cursor);
     // A started key is 16 digits, `#`, an id.
-    match text.split_once('#') {
+    match text.as_deref().and_then(|t| t.split_once('#')) {
         Some((ms, id))
             if ms.len() == 16 && ms.bytes().all(|b| b.is_ascii_digit()) && !id.is_empty() =>
         {
-            Ok(text)
+            Ok(text.unwrap_or_default())
         }
-        _ => Err(bad()),
+        _ => Err(StoreError::Invalid(format!("invalid cursor {cursor:?}"))),
     }
 }
 
@@ -138,51 +129,27 @@ impl DynamoStore {
         }
     }
 
-    /// The counter and the items of a loop (one query over their adjacent keys).
+    /// The counter of a loop (a small item whatever the item count).
     async fn load_loop(
         &self,
         execution_id: &str,
         loop_path: &str,
     ) -> Result<Option<LoopState>, StoreError> {
-        let rows = self
-            .query_all(QuerySpec {
-                op: "get_loop",
-                table: &self.executions,
-                condition: "#pk = :pk AND #sk BETWEEN :lo AND :hi",
-                names: &[("#pk", EXECUTIONS_PK), ("#sk", SK)],
-                values: &[
-                    (":pk", s(execution_id)),
-                    (":lo", s(keys::loop_sk(loop_path))),
-                    (":hi", s(keys::loop_items_sk(loop_path))),
-                ],
-                projection: None,
-            })
-            .await?;
-        let mut counter: Option<LoopCounterItem> = None;
-        let mut items: Option<LoopItemsItem> = None;
-        let what = format!("{execution_id}/{}", keys::loop_sk(loop_path));
-        for row in rows {
-            match get_s(&row, SK) {
-                Some(sk) if sk == keys::loop_sk(loop_path) => counter = Some(decode(row, &what)?),
-                Some(sk) if sk == keys::loop_items_sk(loop_path) => {
-                    items = Some(decode(row, &what)?)
-                }
-                _ => {}
-            }
-        }
-        match (counter, items) {
-            (None, _) => Ok(None),
-            (Some(c), Some(i)) => Ok(Some(LoopState {
-                items: i.items,
-                total: c.total,
-                remaining: c.remaining,
-                concurrency: c.concurrency,
-                failed: c.failed,
-            })),
-            (Some(_), None) => Err(StoreError::Permanent(format!(
-                "loop {what} has a counter but no items"
-            ))),
-        }
+        let sk = keys::loop_sk(loop_path);
+        let what = format!("{execution_id}/{sk}");
+        let Some(row) = self
+            .get_item(&self.executions, key(execution_id, &sk), "get_loop")
+            .await?
+        else {
+            return Ok(None);
+        };
+        let c: LoopCounterItem = decode(row, &what)?;
+        Ok(Some(LoopState {
+            total: c.total,
+            remaining: c.remaining,
+            concurrency: c.concurrency,
+            failed: c.failed,
+        }))
     }
 
     /// Keys of the executions, newest first, in `[lower, upper)` of the `startedKey` space.
@@ -776,55 +743,74 @@ impl ExecutionStore for DynamoStore {
         execution_id: &str,
         loop_path: &str,
         state: &LoopState,
+        items: &[Value],
     ) -> Result<LoopState, StoreError> {
+        if let Some(stored) = self.load_loop(execution_id, loop_path).await? {
+            return Ok(stored);
+        }
         let ttl = self.ttl_of(execution_id, SystemClock.now_ms());
-        let (counter, items) = loop_items(execution_id, loop_path, state, ttl);
+        let (counter, pages) = loop_items(execution_id, loop_path, state, items, ttl)?;
         let counter = encode(
             &counter,
             &format!("{execution_id}/{}", counter.sk),
             self.item_limit,
         )?;
-        let items = encode(
-            &items,
-            &format!("{execution_id}/{}", items.sk),
-            self.item_limit,
-        )?;
-        for attempt in 0..5u32 {
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
-            let put = |item: Item| {
-                Put::builder()
-                    .table_name(&self.executions)
-                    .set_item(Some(item))
-                    .condition_expression("attribute_not_exists(#sk)")
-                    .expression_attribute_names("#sk", SK)
-                    .build()
-                    .map(|p| TransactWriteItem::builder().put(p).build())
-                    .map_err(|e| build_error("a transaction put", e))
-            };
-            let result = self
-                .client
-                .transact_write_items()
-                .transact_items(put(counter.clone())?)
-                .transact_items(put(items.clone())?)
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(state.clone()),
-                Err(e) => {
-                    let reasons = transaction_cancelled("init_loop", e)?;
-                    if reasons.iter().any(|r| r.condition_failed())
-                        && let Some(stored) = self.load_loop(execution_id, loop_path).await?
-                    {
-                        return Ok(stored);
-                    }
-                }
+        let pages = pages
+            .iter()
+            .map(|p| encode(p, &format!("{execution_id}/{}", p.sk), self.item_limit))
+            .collect::<Result<Vec<_>, _>>()?;
+        // The pages first (plain puts: a repeat writes the same pages), then the counter put
+        // only if absent: a counter that exists always has all its pages.
+        self.put_items(&self.executions, pages, "init_loop").await?;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.executions)
+            .set_item(Some(counter))
+            .condition_expression("attribute_not_exists(#sk)")
+            .expression_attribute_names("#sk", SK)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(state.clone()),
+            Err(e) => {
+                put_condition_failed("init_loop", e)?;
+                self.load_loop(execution_id, loop_path)
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::Unavailable(format!(
+                            "init_loop {execution_id}/{loop_path}: the counter was refused but is not there"
+                        ))
+                    })
             }
         }
-        Err(StoreError::Unavailable(format!(
-            "init_loop {execution_id}/{loop_path}: the transaction kept being cancelled"
-        )))
+    }
+
+    async fn loop_item(
+        &self,
+        execution_id: &str,
+        loop_path: &str,
+        index: u32,
+    ) -> Result<Option<Value>, StoreError> {
+        let (page, offset) = keys::loop_item_page(index);
+        let sk = keys::loop_items_sk(loop_path, page);
+        let what = format!("{execution_id}/{sk}");
+        let Some(row) = self
+            .get_item(&self.executions, key(execution_id, &sk), "loop_item")
+            .await?
+        else {
+            return Ok(None);
+        };
+        let page: LoopItemsItem = decode(row, &what)?;
+        // Only the wanted item is decoded; the others stay raw text.
+        let raw: Vec<&serde_json::value::RawValue> = serde_json::from_str(&page.items)
+            .map_err(|e| StoreError::Permanent(format!("cannot decode item {what}: {e}")))?;
+        raw.get(offset)
+            .map(|item| {
+                serde_json::from_str(item.get())
+                    .map_err(|e| StoreError::Permanent(format!("cannot decode item {what}: {e}")))
+            })
+            .transpose()
     }
 
     async fn get_loop(

@@ -330,40 +330,51 @@ pub(crate) struct LoopCounterItem {
     pub ttl: i64,
 }
 
-/// The `LOOP#<path>#items` item.
+/// A `LOOP#<path>#items#<page>` item: up to `LOOP_ITEMS_PER_PAGE` items of a loop, as JSON
+/// text (an iteration decodes only its own item of it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct LoopItemsItem {
     pub execution_id: String,
     pub sk: String,
-    #[serde(with = "json_text")]
-    pub items: Vec<Value>,
+    pub items: String,
     pub ttl: i64,
 }
 
+/// The counter item and the page items of a loop over `items`.
 pub(crate) fn loop_items(
     execution_id: &str,
     path: &str,
     state: &LoopState,
+    items: &[Value],
     ttl: i64,
-) -> (LoopCounterItem, LoopItemsItem) {
-    (
-        LoopCounterItem {
-            execution_id: execution_id.to_string(),
-            sk: keys::loop_sk(path),
-            total: state.total,
-            remaining: state.remaining,
-            concurrency: state.concurrency,
-            failed: state.failed,
-            ttl,
-        },
-        LoopItemsItem {
-            execution_id: execution_id.to_string(),
-            sk: keys::loop_items_sk(path),
-            items: state.items.clone(),
-            ttl,
-        },
-    )
+) -> Result<(LoopCounterItem, Vec<LoopItemsItem>), StoreError> {
+    let counter = LoopCounterItem {
+        execution_id: execution_id.to_string(),
+        sk: keys::loop_sk(path),
+        total: state.total,
+        remaining: state.remaining,
+        concurrency: state.concurrency,
+        failed: state.failed,
+        ttl,
+    };
+    let pages = items
+        .chunks(keys::LOOP_ITEMS_PER_PAGE as usize)
+        .zip(0u32..)
+        .map(|(page, n)| {
+            let sk = keys::loop_items_sk(path, n);
+            let items = serde_json::to_string(page).map_err(|e| {
+                StoreError::Permanent(format!("cannot encode item {execution_id}/{sk}: {e}"))
+            })?;
+            Ok(LoopItemsItem {
+                execution_id: execution_id.to_string(),
+                sk,
+                items,
+                ttl,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok((counter, pages))
 }
 
 /// An `ITER#<path>[i]` item: the result of a counted iteration.

@@ -3,8 +3,8 @@
 //!
 //! * `workflows`: pk `id`, sk `DRAFT` | `V#000001` | `META`.
 //! * `executions`: pk `executionId`, sk `EXEC` | `STEP#<path>` | `LOOP#<path>` (the join
-//!   counter) | `LOOP#<path>#items` (the loop's items, apart so that counting stays a 1 KB
-//!   write) | `ITER#<path>[0000000003]`; dedupe keys are items with pk `DEDUPE#<workflow>#<key>`
+//!   counter) | `LOOP#<path>#items#0000000002` (a page of the loop's items, apart so that
+//!   counting stays a small write and an iteration reads one page) | `ITER#<path>[0000000003]`; dedupe keys are items with pk `DEDUPE#<workflow>#<key>`
 //!   and sk `DEDUPE`. Two sparse, keys-only indexes over the `EXEC` items list executions newest
 //!   first: `byWorkflow` (`workflowId`, `startedKey`) and `byStart` (`entity` = `EXEC`,
 //!   `startedKey`). Every item of an execution carries the TTL attribute `ttl`.
@@ -31,18 +31,12 @@ pub const EXEC_ENTITY: &str = "EXEC";
 
 // The layout shared with every store: one definition in wf-core.
 pub use wf_core::keys::{
-    DRAFT_SK, EXEC_SK, META_SK, STEP_PREFIX, iter_prefix, iter_sk, iteration_of, loop_sk, step_sk,
-    version_sk,
+    DRAFT_SK, EXEC_SK, LOOP_ITEMS_PER_PAGE, META_SK, STEP_PREFIX, iter_prefix, iter_sk,
+    iteration_of, loop_item_page, loop_items_sk, loop_sk, step_sk, version_sk,
 };
 
 /// The sort key of dedupe items (pk [`dedupe_pk`]).
 pub const DEDUPE_SK: &str = "DEDUPE";
-
-/// The items of a loop. `#` never occurs in a step path, so a key range from [`loop_sk`] to
-/// this one holds exactly the loop's two items.
-pub fn loop_items_sk(path: &str) -> String {
-    format!("{}#items", loop_sk(path))
-}
 
 pub fn dedupe_pk(key: &str) -> String {
     format!("DEDUPE#{key}")
@@ -77,16 +71,11 @@ mod tests {
 
     #[test]
     fn keys_sort_and_parse() {
-        assert_eq!(loop_items_sk("each"), "LOOP#each#items");
         assert_eq!(dedupe_pk("wf#k"), "DEDUPE#wf#k");
         assert!(started_key(999, "z") < started_key(1000, "a"));
         assert!(started_key(1000, "a") < started_key(1000, "b"));
         assert!(started_bound(1000) <= started_key(1000, "a"));
         assert!(started_key(999, "zzzz") < started_bound(1000));
-        assert!(loop_sk("a") < loop_items_sk("a"));
-        // A nested loop's counter sorts outside the range of its parent's two items.
-        let nested = loop_sk("a[1]/b");
-        assert!(!(loop_sk("a") <= nested && nested <= loop_items_sk("a")));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use wf_core::StoreError;
 
 use crate::config::Config;
@@ -106,17 +106,43 @@ impl DynamoStore {
 
     /// Delete items by key, 25 per request, until nothing is left unprocessed.
     async fn delete_keys(&self, table: &str, keys: Vec<Item>, op: &str) -> Result<(), StoreError> {
-        for chunk in keys.chunks(25) {
-            let mut requests = chunk
-                .iter()
-                .map(|key| {
-                    DeleteRequest::builder()
-                        .set_key(Some(key.clone()))
-                        .build()
-                        .map(|d| WriteRequest::builder().delete_request(d).build())
-                        .map_err(|e| build_error("a delete request", e))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+        let requests = keys
+            .into_iter()
+            .map(|key| {
+                DeleteRequest::builder()
+                    .set_key(Some(key))
+                    .build()
+                    .map(|d| WriteRequest::builder().delete_request(d).build())
+                    .map_err(|e| build_error("a delete request", e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.write_batch(table, requests, op).await
+    }
+
+    /// Put items (unconditionally), 25 per request, until nothing is left unprocessed.
+    async fn put_items(&self, table: &str, items: Vec<Item>, op: &str) -> Result<(), StoreError> {
+        let requests = items
+            .into_iter()
+            .map(|item| {
+                PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map(|p| WriteRequest::builder().put_request(p).build())
+                    .map_err(|e| build_error("a put request", e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.write_batch(table, requests, op).await
+    }
+
+    /// BatchWriteItem, 25 requests per call, retrying what comes back unprocessed.
+    async fn write_batch(
+        &self,
+        table: &str,
+        requests: Vec<WriteRequest>,
+        op: &str,
+    ) -> Result<(), StoreError> {
+        for chunk in requests.chunks(25) {
+            let mut requests = chunk.to_vec();
             for attempt in 0..8u32 {
                 if requests.is_empty() {
                     break;
@@ -138,7 +164,7 @@ impl DynamoStore {
             }
             if !requests.is_empty() {
                 return Err(StoreError::Unavailable(format!(
-                    "{op}: {} deletes still unprocessed after retries",
+                    "{op}: {} writes still unprocessed after retries",
                     requests.len()
                 )));
             }

@@ -793,11 +793,9 @@ fn successor(
     }
 }
 
-/// The loop state a loop step stores when it starts.
-pub fn loop_state(items: Vec<Value>, concurrency: u32) -> LoopState {
-    let total = items.len() as u32;
+/// The loop counter a loop step stores when it starts, over `total` items.
+pub fn loop_state(total: u32, concurrency: u32) -> LoopState {
     LoopState {
-        items,
         total,
         remaining: total,
         concurrency: concurrency.max(1),
@@ -896,10 +894,57 @@ fn iteration_task(
     ))
 }
 
+/// Bytes of items a loop step's record shows in full as its input (`{"items": [...]}`).
+pub const LOOP_INPUT_SHOWN_BYTES: usize = 64 * 1024;
+
+/// The input a loop step's record shows: `{"items": [...]}` when the items' JSON fits in
+/// [`LOOP_INPUT_SHOWN_BYTES`], else the first page of them with `itemCount` and `itemsShown`.
+/// The items themselves are stored apart, in pages (`init_loop`), so a loop is not bounded by
+/// what one record may hold.
+pub fn loop_record_input(items: &[Value]) -> Value {
+    let size = serde_json::to_vec(items).map_or(usize::MAX, |b| b.len());
+    if size <= LOOP_INPUT_SHOWN_BYTES {
+        return serde_json::json!({ "items": items });
+    }
+    let shown = &items[..items.len().min(crate::keys::LOOP_ITEMS_PER_PAGE as usize)];
+    serde_json::json!({
+        "items": shown,
+        "itemCount": items.len(),
+        "itemsShown": shown.len(),
+    })
+}
+
 /// The loop step's output: iteration results in item order.
 pub fn loop_output(mut results: Vec<(u32, Value)>) -> Value {
     results.sort_by_key(|(i, _)| *i);
     Value::Array(results.into_iter().map(|(_, v)| v).collect())
+}
+
+/// What a loop step's record holds as its output: the results array (from [`loop_output`])
+/// when its JSON fits in [`LOOP_INPUT_SHOWN_BYTES`], else a summary `{ "resultCount",
+/// "resultsShown", "results": [first page] }`. The full results stay in their `ITER#` items,
+/// where templates read them ([`is_summarized_loop_output`]): a loop's output is not bounded
+/// by what one record may hold.
+pub fn loop_record_output(results: Value) -> Value {
+    let Value::Array(all) = results else {
+        return results;
+    };
+    let size = serde_json::to_vec(&all).map_or(usize::MAX, |b| b.len());
+    if size <= LOOP_INPUT_SHOWN_BYTES {
+        return Value::Array(all);
+    }
+    let shown = all.len().min(crate::keys::LOOP_ITEMS_PER_PAGE as usize);
+    serde_json::json!({
+        "resultCount": all.len(),
+        "resultsShown": shown,
+        "results": &all[..shown],
+    })
+}
+
+/// Whether a loop step's recorded output is the summary of [`loop_record_output`] (a loop's
+/// own output is always an array): templates then read the results from the `ITER#` items.
+pub fn is_summarized_loop_output(step: &Step, output: &Value) -> bool {
+    matches!(step, Step::Loop(_)) && output.is_object()
 }
 
 /// The error of an execution past its deadline.

@@ -227,7 +227,7 @@ fn outputs_complete_the_execution_or_the_iteration() {
 #[test]
 fn loop_slots_start_c_iterations_and_chain_by_c() {
     let c = compiled();
-    let state = loop_state((0..5).map(|i| json!(i)).collect(), 2);
+    let state = loop_state(5, 2);
     let first = initial_iterations(&c, "E", &p("each"), &state);
     assert_eq!(
         first,
@@ -318,7 +318,7 @@ fn every_task_effect_names_its_execution() {
     let c = compiled();
     let mut r = record("start", StepStatus::Succeeded, 1);
     r.next = Some("call".into());
-    let state = loop_state((0..3).map(|i| json!(i)).collect(), 2);
+    let state = loop_state(3, 2);
     let mut effects = effects_for(&c, "E", &p("start"), &r);
     effects.extend(initial_iterations(&c, "E", &p("each"), &state));
     effects.extend(following_iteration(&c, "E", &p("each"), &state, 0));
@@ -334,7 +334,7 @@ fn every_task_effect_names_its_execution() {
 #[test]
 fn a_loop_completes_only_on_the_count_that_empties_it_without_failure() {
     let c = compiled();
-    let mut state = loop_state((0..3).map(|i| json!(i)).collect(), 2);
+    let mut state = loop_state(3, 2);
     state.remaining = 0;
     let lp = p("each");
     let done = iteration_counted(
@@ -584,4 +584,44 @@ fn the_worker_function_timeout_bounds_steps_and_publishing() {
         attempt_budget_within(step, 0, 100_000, Some(895_000)).bound,
         AttemptBound::Deadline
     );
+}
+
+#[test]
+fn a_loop_record_shows_its_items_while_small_and_a_first_page_past_that() {
+    let small: Vec<Value> = (0..10).map(|i| json!(i)).collect();
+    assert_eq!(loop_record_input(&small), json!({ "items": small }));
+    // 100,000 items are far past what a record shows: the first page and the count.
+    let large: Vec<Value> = (0..100_000).map(|i| json!({ "n": i })).collect();
+    let shown = loop_record_input(&large);
+    assert_eq!(shown["itemCount"], json!(100_000));
+    assert_eq!(shown["itemsShown"], json!(crate::keys::LOOP_ITEMS_PER_PAGE));
+    assert_eq!(shown["items"][0], json!({ "n": 0 }));
+    assert!(serde_json::to_vec(&shown).unwrap().len() <= LOOP_INPUT_SHOWN_BYTES);
+}
+
+#[test]
+fn a_loop_record_keeps_its_results_while_small_and_a_summary_past_that() {
+    let small = loop_output(vec![(1, json!("b")), (0, json!("a"))]);
+    assert_eq!(loop_record_output(small.clone()), small);
+    let c = compiled();
+    let step = |id: &str| {
+        c.workflow
+            .steps
+            .iter()
+            .find(|s| s.id() == id)
+            .unwrap()
+            .clone()
+    };
+    let loop_step = step("each");
+    assert!(!is_summarized_loop_output(&loop_step, &small));
+    // Another step's object output is just its output.
+    assert!(!is_summarized_loop_output(
+        &step("call"),
+        &json!({ "status": 200 })
+    ));
+    let large = loop_output((0..100_000).map(|i| (i, json!({ "n": i }))).collect());
+    let summary = loop_record_output(large);
+    assert_eq!(summary["resultCount"], json!(100_000));
+    assert_eq!(summary["results"][0], json!({ "n": 0 }));
+    assert!(is_summarized_loop_output(&loop_step, &summary));
 }

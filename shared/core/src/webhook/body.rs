@@ -72,7 +72,8 @@ pub fn media_type(value: Option<&str>) -> String {
 
 /// The input of a webhook body: JSON (`application/json`, `*+json`), or for Slack form-encoded
 /// bodies (slash commands, interactivity), a JSON object (a `payload` field holding JSON is
-/// decoded). `content_type` is the request's `Content-Type` header, when it is text.
+/// decoded; one nested past the limit, counting the object around it, is refused like a JSON
+/// body). `content_type` is the request's `Content-Type` header, when it is text.
 pub fn webhook_input(
     content_type: Option<&str>,
     body: &[u8],
@@ -86,6 +87,13 @@ pub fn webhook_input(
         let mut out = Map::new();
         for (k, v) in form_urlencoded::parse(body) {
             let value = if k == "payload" {
+                // Bounded like a JSON body: the object around it is one more level. (Unbounded,
+                // a payload 65 to 127 deep was accepted and stored, then could not be read back
+                // inside its record: found by the `webhook_body` fuzz target.)
+                check_depth(v.as_bytes(), MAX_JSON_DEPTH - 1).map_err(|at| BodyError::TooDeep {
+                    what: "the form field `payload`",
+                    at,
+                })?;
                 serde_json::from_str(&v).unwrap_or(Value::String(v.into_owned()))
             } else {
                 Value::String(v.into_owned())
@@ -95,4 +103,87 @@ pub fn webhook_input(
         return Ok(Value::Object(out));
     }
     Err(BodyError::UnsupportedMediaType { media_type: ct })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json_depth::value_depth;
+    use serde_json::json;
+
+    const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+
+    fn nested(d: usize) -> String {
+        format!("{}1{}", "[".repeat(d), "]".repeat(d))
+    }
+
+    #[test]
+    fn json_bodies_are_bounded_and_located() {
+        assert_eq!(parse_json(b""), Err(BodyError::Empty));
+        assert!(parse_json(nested(MAX_JSON_DEPTH).as_bytes()).is_ok());
+        let Err(BodyError::TooDeep { what, at }) =
+            parse_json(nested(MAX_JSON_DEPTH + 1).as_bytes())
+        else {
+            panic!("not refused as too deep");
+        };
+        assert_eq!((what, at.limit, at.column), ("the request body", 64, 65));
+        let Err(BodyError::Syntax { line, column, .. }) = parse_json(b"{\n  \"a\": }") else {
+            panic!("not a syntax error");
+        };
+        assert_eq!((line, column), (2, 8));
+    }
+
+    #[test]
+    fn media_types() {
+        assert!(is_json_content_type(Some(
+            "Application/JSON; charset=utf-8"
+        )));
+        assert!(is_json_content_type(Some("application/cloudevents+json")));
+        assert!(!is_json_content_type(Some("text/json")));
+        assert!(!is_json_content_type(None));
+        assert_eq!(media_type(Some(" Text/Plain ;q=1")), "text/plain");
+        let e = webhook_input(None, b"{}", WebhookScheme::Github).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Content-Type \"(none)\" is not accepted: send the body as JSON with Content-Type: \
+             application/json"
+        );
+        // Form bodies are Slack's only.
+        assert!(webhook_input(FORM, b"a=1", WebhookScheme::Github).is_err());
+    }
+
+    #[test]
+    fn slack_forms_decode_a_json_payload() {
+        let v = webhook_input(
+            FORM,
+            b"command=%2Fdeploy&text=a+b&payload=%7B%22x%22%3A%5B1%5D%7D",
+            WebhookScheme::Slack,
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"command": "/deploy", "text": "a b", "payload": {"x": [1]}})
+        );
+        let v = webhook_input(FORM, b"payload=not+json", WebhookScheme::Slack).unwrap();
+        assert_eq!(v, json!({"payload": "not json"}));
+    }
+
+    /// Regression (fuzz target `webhook_body`): a `payload` nested 70 deep was accepted as a
+    /// value 71 deep, past `MAX_JSON_DEPTH`, which the stores cannot read back in a record.
+    #[test]
+    fn slack_payload_nesting_is_bounded() {
+        let ok = format!("payload={}", nested(MAX_JSON_DEPTH - 1));
+        let v = webhook_input(FORM, ok.as_bytes(), WebhookScheme::Slack).unwrap();
+        assert_eq!(value_depth(&v), MAX_JSON_DEPTH);
+        for d in [MAX_JSON_DEPTH, 70, 100_000] {
+            let body = format!("payload={}", nested(d));
+            match webhook_input(FORM, body.as_bytes(), WebhookScheme::Slack) {
+                Err(BodyError::TooDeep { what, at }) => {
+                    assert_eq!(what, "the form field `payload`");
+                    assert_eq!(at.limit, MAX_JSON_DEPTH - 1);
+                }
+                other => panic!("payload {d} deep: {other:?}"),
+            }
+        }
+    }
 }
