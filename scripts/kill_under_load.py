@@ -367,7 +367,7 @@ def fetch_all(port, ids, threads=8):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--wf", required=True, help="the wf binary")
     p.add_argument("--tmp", required=True, help="a scratch directory (DB, workflows, logs)")
     p.add_argument("--requests", type=int, default=10000)
@@ -594,6 +594,8 @@ def report(args, load, kill, records, listed, peer_reqs, send_secs, drain_secs, 
     line("executions missing", len(missing))
     line("executions nobody was answered with", len(extra))
     line("finished by status", dict(sorted(statuses.items())))
+    line(f"not terminal after the wait (bound {args.wait_secs} s)",
+         sum(c for st, c in statuses.items() if st not in TERMINAL))
     line("'call' step attempts (executions)", dict(sorted(call_attempts.items(), key=str)))
     line("'call' steps taken over after a lost lease", lease_lost_steps)
     line("peer requests total", len(peer_reqs))

@@ -2,6 +2,7 @@
 
 pub mod bridge;
 pub mod conformance;
+pub mod faults;
 pub mod functions;
 pub mod harness;
 pub mod local_llm;

@@ -350,6 +350,22 @@ async fn template_declares_urls_architecture_and_alarms() {
         errors["Dimensions"][0]["Value"],
         json!({ "Ref": "WorkerFunction" })
     );
+    // The sweep alarms watch the metric the trigger function logs (EMF, wf_app::metrics).
+    for alarm in ["SweepLagAlarm", "SweepMissingAlarm"] {
+        let p = &r[alarm]["Properties"];
+        assert_eq!(p["Namespace"], wf_app::metrics::EMF_NAMESPACE, "{alarm}");
+        assert_eq!(
+            p["MetricName"],
+            wf_app::metrics::emf_name("wf_sweep_lag_ms"),
+            "{alarm}"
+        );
+        assert_eq!(p["Dimensions"][0]["Name"], "Function", "{alarm}");
+        assert_eq!(
+            p["Dimensions"][0]["Value"],
+            wf_app::lambda::Function::Trigger.name(),
+            "{alarm}"
+        );
+    }
     // The queue policy refuses plain HTTP on both queues.
     let policy = &r["StepQueuesPolicy"]["Properties"]["PolicyDocument"]["Statement"][0];
     assert_eq!(policy["Effect"], "Deny");

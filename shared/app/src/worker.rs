@@ -297,18 +297,26 @@ impl Run<'_> {
                     return self.app.time_out(execution).await;
                 }
                 TaskPlan::Busy { retry_after_ms } => {
-                    let loop_started = matches!(step, Step::Loop(_))
-                        && self
-                            .svc()
-                            .executions
-                            .get_loop(&execution.id, path_str)
-                            .await?
-                            .is_some();
-                    if !loop_started {
+                    let started = match step {
+                        Step::Loop(_) => {
+                            self.svc()
+                                .executions
+                                .get_loop(&execution.id, path_str)
+                                .await?
+                        }
+                        _ => None,
+                    };
+                    let Some(state) = started else {
                         // Look again when the lease ends: if its holder died, we take over.
                         self.sends.push((task, retry_after_ms.min(900_000)));
-                    }
-                    return Ok(());
+                        return Ok(());
+                    };
+                    // A started loop is driven by its iterations. This may be the redelivery of
+                    // the task whose run started the loop and died before its first iterations
+                    // were sent (at the loop's waiting write, or at the send): send them again
+                    // (deterministic tasks: a repeat replays its step or is acknowledged).
+                    let first = initial_iterations(self.compiled, &execution.id, &path, &state);
+                    return self.perform(execution, first).await;
                 }
                 TaskPlan::EnsureRetry { attempt } => {
                     if let Some(rec) = &stored {
@@ -698,6 +706,12 @@ impl Run<'_> {
             }
             Err(e) => return Err(e.into()),
         };
+        if applied && let Some(error) = stored.error.as_ref() {
+            // Every failed attempt, by its code (retried or final).
+            self.app
+                .metrics()
+                .incr("wf_step_failures_total", &error.code);
+        }
         Ok(applied.then_some(stored))
     }
 

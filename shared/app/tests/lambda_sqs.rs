@@ -102,6 +102,15 @@ async fn a_mixed_batch_reports_exactly_the_failed_messages() {
         ]})
     );
 
+    // Its metrics were counted and handed to the log as EMF when the invocation ended.
+    let metrics = engine.app.app.metrics();
+    assert_eq!(metrics.get("wf_executions_finished_total", "succeeded"), 1);
+    assert!(metrics.get("wf_executions_finished_total", "failed") >= 1);
+    assert!(
+        metrics.drain_emf("worker", 0).is_empty(),
+        "the handler drains this invocation's metrics into EMF"
+    );
+
     // The good task ran the whole (pure) workflow inline.
     let store = &engine.app.store;
     let exec = store.get_execution(&good).await.unwrap().unwrap();

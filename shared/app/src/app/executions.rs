@@ -163,6 +163,7 @@ impl App {
             expires_at: now + DEDUPE_TTL_MS,
         });
         let record = new_record(compiled, &id, req, now);
+        let trigger = record.trigger.kind.clone();
         match self
             .svc
             .executions
@@ -183,6 +184,7 @@ impl App {
             attempt: 1,
         };
         self.svc.queue.send(&[(task, 0)]).await?;
+        self.metrics.incr("wf_executions_started_total", &trigger);
         info!(execution_id = %id, workflow_id = %compiled.workflow.id, version = compiled.version, "execution queued");
         Ok(Started {
             execution_id: id,

@@ -92,6 +92,8 @@ impl App {
     pub async fn sweep(&self, settings: &SweepSettings) -> Result<SweepReport, AppError> {
         let now = self.svc.clock.now_ms();
         let mut report = SweepReport::default();
+        // How far past its deadline the most overdue execution found was (0: none).
+        let mut lag_ms = 0i64;
         for status in [ExecutionStatus::Running, ExecutionStatus::Queued] {
             let mut query = ExecutionQuery {
                 status: Some(status),
@@ -111,6 +113,7 @@ impl App {
                         continue;
                     }
                     let result = if now >= exec.deadline_at {
+                        lag_ms = lag_ms.max(now - exec.deadline_at);
                         self.time_out(&mut exec)
                             .await
                             .map(|()| report.timed_out += 1)
@@ -141,6 +144,7 @@ impl App {
                 }
             }
         }
+        self.metrics.set_gauge("wf_sweep_lag_ms", lag_ms);
         if let Some(retention) = settings.retention {
             let query = ExecutionQuery {
                 started_before: Some(now - retention.as_millis() as i64),

@@ -149,6 +149,8 @@ impl App {
             .await?;
         if applied {
             info!(execution_id = %execution.id, status = status.as_str(), "execution finished");
+            self.metrics
+                .incr("wf_executions_finished_total", status.as_str());
             execution.status = status;
             execution.output = output;
             execution.error = error;

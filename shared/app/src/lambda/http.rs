@@ -188,12 +188,28 @@ async fn bearer_auth(State(auth): State<Arc<ApiAuth>>, req: Request, next: Next)
 
 /// What the webhook function serves.
 pub fn webhook_router(state: AppState) -> Router {
-    hooks_router(state).layer(middleware::from_fn(lambda_context))
+    let metrics = (state.app.clone(), super::Function::Webhook);
+    hooks_router(state)
+        .layer(middleware::from_fn(lambda_context))
+        .layer(middleware::from_fn_with_state(metrics, emit_metrics_after))
 }
 
 /// What the api function serves.
 pub fn api_router(state: AppState, auth: ApiAuth) -> Router {
+    let metrics = (state.app.clone(), super::Function::Api);
     router(state)
         .layer(middleware::from_fn_with_state(Arc::new(auth), bearer_auth))
         .layer(middleware::from_fn(lambda_context))
+        .layer(middleware::from_fn_with_state(metrics, emit_metrics_after))
+}
+
+/// Logs the request's metrics as EMF once it is answered.
+async fn emit_metrics_after(
+    State((app, function)): State<(Arc<crate::app::App>, super::Function)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let response = next.run(req).await;
+    super::emit_metrics(&app, function);
+    response
 }

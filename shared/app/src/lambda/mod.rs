@@ -32,6 +32,16 @@ pub enum Function {
 }
 
 impl Function {
+    /// The `Function` dimension of its metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::Webhook => "webhook",
+            Function::Api => "api",
+            Function::Trigger => "trigger",
+            Function::Worker => "worker",
+        }
+    }
+
     fn reads_secrets(self) -> bool {
         matches!(self, Function::Webhook | Function::Worker)
     }
@@ -61,19 +71,68 @@ pub async fn init(function: Function) -> Init {
 }
 
 /// JSON logs on standard output (CloudWatch), filtered by `RUST_LOG` (default `info`), scrubbed
-/// of the secrets this process resolved ([`crate::logs`]); Lambda adds the time. Call once, first thing in `main`.
+/// of the secrets this process resolved ([`crate::logs`]); Lambda adds the time. Events of
+/// [`EMF_TARGET`] are written as they are (one EMF document a line, whatever `RUST_LOG`), for
+/// CloudWatch to turn into metrics. Call once, first thing in `main`.
 pub fn init_tracing() {
+    use tracing_subscriber::filter::filter_fn;
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(filter)
         .with_target(false)
         .with_current_span(true)
         .without_time()
         .with_ansi(false)
         .with_writer(crate::logs::ScrubbingWriter(std::io::stdout))
+        .with_filter(filter_fn(|m| m.target() != EMF_TARGET))
+        .with_filter(filter);
+    let emf = EmfLayer.with_filter(filter_fn(|m| m.target() == EMF_TARGET));
+    let _ = tracing_subscriber::registry()
+        .with(logs)
+        .with(emf)
         .try_init();
+}
+
+/// The tracing target of the events that carry EMF documents ([`emit_metrics`]).
+pub const EMF_TARGET: &str = "wf::emf";
+
+/// Log this invocation's metrics (counters since the last call) as EMF documents, one line
+/// each, dimensions `Function` and `Reason` (see [`crate::metrics`]). Every handler calls it
+/// when its invocation ends.
+pub fn emit_metrics(app: &App, function: Function) {
+    let now = wf_core::ports::Clock::now_ms(&wf_core::ports::SystemClock);
+    for doc in app.metrics().drain_emf(function.name(), now) {
+        tracing::info!(target: EMF_TARGET, "{doc}");
+    }
+}
+
+/// Writes the message of [`EMF_TARGET`] events as one raw line (an EMF document must be a
+/// top-level JSON object, which the JSON log format would nest and escape).
+struct EmfLayer;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for EmfLayer {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        use std::io::Write;
+        use tracing_subscriber::fmt::MakeWriter;
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        let writer = crate::logs::ScrubbingWriter(std::io::stdout);
+        let _ = writeln!(writer.make_writer(), "{}", message.0);
+    }
 }
 
 /// What init built, or, when it failed, the reason logged as one JSON line (its Display, which

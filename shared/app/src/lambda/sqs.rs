@@ -141,6 +141,7 @@ pub async fn handle_sqs_batch_until(
             "batch done with failures"
         );
     }
+    super::emit_metrics(app, super::Function::Worker);
     response
 }
 

@@ -82,6 +82,12 @@ fn ignored(reason: String) -> Result<Value, TriggerError> {
 
 /// Handle one trigger invocation; the answer says what was started (for logs and tests).
 pub async fn handle_trigger(app: &App, input: Value) -> Result<Value, TriggerError> {
+    let answer = trigger(app, input).await;
+    super::emit_metrics(app, super::Function::Trigger);
+    answer
+}
+
+async fn trigger(app: &App, input: Value) -> Result<Value, TriggerError> {
     let kind = match classify(&input) {
         Ok(k) => k,
         Err(e) => return answer_error(e),
