@@ -577,6 +577,7 @@ def report(args, load, kill, records, listed, peer_reqs, send_secs, drain_secs, 
     if succeeded_without_call:
         failures.append(f"{len(succeeded_without_call)} succeeded executions never reached the peer")
 
+    late = sorted(e for e, d in start_delay.items() if d > args.visibility_secs + args.lease_secs + 5)
     line = lambda k, v: print(f"  {k:<46} {v}")
     print("kill-under-load results")
     line("requests sent (distinct Idempotency-Keys)", n)
@@ -614,7 +615,6 @@ def report(args, load, kill, records, listed, peer_reqs, send_secs, drain_secs, 
         line("resume: SIGKILL -> last of them finished",
              f"{resume:.1f} s" if resume is not None else "n/a")
         line("SIGKILL -> first execution finished", f"{first_after:.2f} s" if first_after is not None else "n/a")
-        late = sorted(e for e, d in start_delay.items() if d > args.visibility_secs + args.lease_secs + 5)
         line("executions whose start step waited > lease+visib.+5 s",
              f"{len(late)}" + (f" (longest {max(start_delay[e] for e in late):.1f} s: {', '.join(late[:3])})" if late else ""))
         line("SIGKILL -> last taken-over step's execution finished",
@@ -627,12 +627,27 @@ def report(args, load, kill, records, listed, peer_reqs, send_secs, drain_secs, 
         "missing": len(missing), "extra": len(extra), "statuses": dict(statuses),
         "retriesConnection": load.retries_conn, "retries5xx": load.retries_5xx,
         "peerRequests": len(peer_reqs), "peerKeys": len(peer_keys), "peerRepeatedKeys": len(repeats),
+        "peerExtraRequests": sum(repeats.values()) - len(repeats),
+        "oneKeyPerExecution": not orders_with_many_keys and not bad_peer,
+        "notTerminal": sum(c for st, c in statuses.items() if st not in TERMINAL),
+        "sendSecs": round(send_secs, 1), "allTerminalSecs": round(all_done_secs, 1),
         "leaseTakeovers": lease_lost_steps, "inFlightAtKill": in_flight,
+        "takenOverResumeSecs": round(taken_over_resume, 1) if taken_over_resume is not None else None,
+        "startsLeftToTheSweeper": len(late) if kill else None,
         "restartReadySecs": round(kill["ready_secs"], 2) if kill else None,
         "resumeSecs": round(resume, 1) if resume is not None else None,
         "failures": len(failures),
     }
     print("KILL_UNDER_LOAD " + json.dumps(summary, sort_keys=True))
+    # One line for scripts/prove's report.
+    print("kill-under-load headline: "
+          "{requests} webhooks at c={concurrency}: {executions} executions, {missing} missing, "
+          "{extra} extra, statuses {statuses}; {duplicates} duplicate answers, {retriesConnection} "
+          "client resends; peer {peerRequests} requests / {peerKeys} keys ({peerRepeatedKeys} "
+          "repeated, one key per execution: {oneKeyPerExecution}); restart ready "
+          "{restartReadySecs} s, taken-over steps done {takenOverResumeSecs} s, resume "
+          "{resumeSecs} s after SIGKILL ({startsLeftToTheSweeper} starts left to the sweeper); "
+          "all terminal {allTerminalSecs} s; invariant failures {failures}".format(**summary))
     if failures:
         print("kill-under-load: FAILED")
         for f in failures:

@@ -48,10 +48,13 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(spec) = CronSpec::parse(text) {
         check(&spec);
     }
-    if let Ok(expr) = parse_english(text)
-        && let Ok(spec) = CronSpec::parse(&expr)
-    {
-        check(&spec);
+    if let Ok(expr) = parse_english(text) {
+        match CronSpec::parse(&expr) {
+            Ok(spec) => check(&spec),
+            // "on the 31st of february" is understood, and never runs: refused, rightly.
+            Err(e) if e.to_string().contains("never runs") => {}
+            Err(e) => panic!("{text:?} is understood as {expr:?}, which does not parse: {e}"),
+        }
     }
     if let Ok(spec) = parse_any(text) {
         check(&spec);

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the seed corpus of every fuzz target into fuzz/corpus/<target>/ (seed-*.txt / .json).
 
-Run from anywhere: python3 fuzz/seeds/make-seeds.py. Idempotent (same files, same names).
+Run from anywhere: python3 fuzz/seeds/make-seeds.py (FUZZ_SEED_DIR=<dir> writes elsewhere).
+Idempotent (same files, same names).
 The fuzzers add their own finds next to these; `cargo fuzz cmin` keeps what adds coverage.
 
 Sources: workflows/*.json and the other example workflows in the tree, every template string
@@ -18,7 +19,7 @@ import os
 import re
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-CORPUS = os.path.join(ROOT, "fuzz", "corpus")
+CORPUS = os.environ.get("FUZZ_SEED_DIR") or os.path.join(ROOT, "fuzz", "corpus")
 
 
 def write(target, name, data):
@@ -99,6 +100,9 @@ phrases |= {
     "every weekend at 10am", "every day at noon", "every day at midnight",
     "0 9 L * FRI", "0 8 * * 1#2", "0 6 15W * *", "0 0 29 2 *", "0 0 30 2 *",
 }
+# Findings (regression inputs): Sunday as 7 in the L / # forms; days in none of the months.
+write("cron", "finding-7L.txt", "0 9 * * 7l")
+write("cron", "finding-never.txt", "0 0 31 4,6 *")
 for i, p in enumerate(sorted(phrases)):
     write("cron", f"{i:03}.txt", p)
 
@@ -177,5 +181,8 @@ write("webhook_body", "slack-payload.txt", wb(
     b"payload=%7B%22type%22%3A%22block_actions%22%2C%22actions%22%3A%5B%7B%22value%22%3A%5B1%5D%7D%5D%7D"))
 write("webhook_body", "slack-payload-brackets.txt", wb(
     "application/x-www-form-urlencoded", "slack", b"payload=[[[[[[[[[[1]]]]]]]]]]"))
+# Finding (regression input): a Slack `payload` nested past the limit.
+write("webhook_body", "finding-slack-deep-payload.txt", wb(
+    "application/x-www-form-urlencoded", "slack", b"payload=" + b"[" * 70 + b"]" * 70))
 write("webhook_body", "form-not-slack.txt", wb("application/x-www-form-urlencoded", "github", b"a=1"))
 write("webhook_body", "escapes.txt", wb("application/json", "github", b'{"a\\"[": "\\u00e9\\\\", "b": 1e308}'))

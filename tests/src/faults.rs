@@ -25,22 +25,33 @@
 //!     between them to crash in; `Crash` is "the transaction committed, the worker died before
 //!     doing anything with the count", `Transient` is "the transaction did not happen".
 //!   - DynamoDB: the adapter puts the `ITER#` result item if absent, then does one conditional
-//!     UpdateItem on the loop counter holding both the `counted` marker set and `remaining`.
-//!     This wrapper sits around the whole `count_iteration` call and CANNOT reach between the
-//!     adapter's two writes: `Crash` is "both writes applied, then died", `Transient` is
-//!     "neither applied". The state "ITER# result stored, counter not updated" is not injected
-//!     here (an SDK interceptor failing the counter's UpdateItem could; not built).
+//!     UpdateItem on the loop counter holding both the `counted` marker set and `remaining`
+//!     (so "marker" and "decrement" are themselves one atomic single-item write; the only
+//!     in-between state is "result stored, counter not updated"). The store wrapper cannot
+//!     reach between the adapter's two writes, so on DynamoDB `Crash` goes through an SDK
+//!     interceptor ([`CounterUpdateFault`], installed by [`FaultEngine`] on the AWS clients):
+//!     the `ITER#` put is applied, the counter's UpdateItem for that (execution, loop, index)
+//!     fails before it is sent, and `count_iteration` returns the error: the worker died
+//!     between the two writes. [`Faults::split_iteration`] tells whether that happened (if the
+//!     SDK ever answered without the update failing, the cell must fail, not pass as a crash
+//!     after both writes). `Transient` is "neither applied" (the wrapper).
 //! - [`Checkpoint::BeforeAck`]: `TaskQueue::ack`, after `run_task` returned `Ok`.
 //!
 //! Every call at a checkpoint of a watched execution is recorded in its trace (checkpoint and
 //! step path), so a clean run tells how many occurrences of each checkpoint an execution has.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::config::{Intercept, SharedInterceptor};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use serde_json::Value;
 use wf_app::App;
 use wf_app::actions::{BuiltinActions, OutboundPolicy};
@@ -132,6 +143,13 @@ pub struct Faults {
     watched: Mutex<HashMap<String, Watched>>,
     /// Receipt → (execution id, path) of received deliveries (an ack only carries a receipt).
     receipts: Mutex<HashMap<String, (String, String)>>,
+    /// DynamoDB: an iteration-count crash fails the counter's UpdateItem (after the `ITER#`
+    /// put) instead of crashing after the whole call.
+    split_iteration_writes: AtomicBool,
+    /// `<executionId>|<counter sk>|<index>` whose next counter UpdateItem must fail.
+    pending_counter_failures: Mutex<HashSet<String>>,
+    /// Executions whose counter update did fail so.
+    split: Mutex<HashSet<String>>,
 }
 
 impl Faults {
@@ -153,6 +171,12 @@ impl Faults {
             .unwrap()
             .get(execution_id)
             .is_some_and(|w| w.fired)
+    }
+
+    /// Whether `execution_id`'s iteration-count crash happened between the DynamoDB adapter's
+    /// `ITER#` put and its counter update (see the module doc).
+    pub fn split_iteration(&self, execution_id: &str) -> bool {
+        self.split.lock().unwrap().contains(execution_id)
     }
 
     /// The checkpoint calls of `execution_id` so far, in order.
@@ -292,6 +316,23 @@ impl ExecutionStore for FaultStore {
         match self.faults.hit(e, cp, &format!("{p}[{i}]")) {
             None => self.inner.count_iteration(e, p, i, r).await,
             Some(FaultKind::Transient) => Err(injected(FaultKind::Transient, cp)),
+            Some(FaultKind::Crash) if self.faults.split_iteration_writes.load(Ordering::SeqCst) => {
+                let key = counter_key(e, &wf_core::keys::loop_sk(p), &i.to_string());
+                self.faults
+                    .pending_counter_failures
+                    .lock()
+                    .unwrap()
+                    .insert(key.clone());
+                let result = self.inner.count_iteration(e, p, i, r).await;
+                // Not consumed: the update was never attempted (it stays unmarked as split).
+                self.faults
+                    .pending_counter_failures
+                    .lock()
+                    .unwrap()
+                    .remove(&key);
+                result?;
+                Err(injected(FaultKind::Crash, cp))
+            }
             Some(FaultKind::Crash) => {
                 self.inner.count_iteration(e, p, i, r).await?;
                 Err(injected(FaultKind::Crash, cp))
@@ -300,6 +341,55 @@ impl ExecutionStore for FaultStore {
     }
     async fn list_iterations(&self, e: &str, p: &str) -> Result<Vec<(u32, Value)>, StoreError> {
         self.inner.list_iterations(e, p).await
+    }
+}
+
+fn counter_key(execution_id: &str, sk: &str, index: &str) -> String {
+    format!("{execution_id}|{sk}|{index}")
+}
+
+/// The DynamoDB half of the iteration-count crash: fails the loop counter's UpdateItem (the
+/// `ADD remaining -1, counted {i}` of `count_iteration`, recognised by its key and `:index`)
+/// before it is sent, for the (execution, loop, index) the [`FaultStore`] marked.
+#[derive(Debug)]
+pub struct CounterUpdateFault(pub Arc<Faults>);
+
+impl Intercept for CounterUpdateFault {
+    fn name(&self) -> &'static str {
+        "fault-counter-update"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request();
+        if request.headers().get("x-amz-target") != Some("DynamoDB_20120810.UpdateItem") {
+            return Ok(());
+        }
+        let Some(body) = request
+            .body()
+            .bytes()
+            .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+        else {
+            return Ok(());
+        };
+        let field = |v: &Value| v.as_str().map(str::to_string);
+        let (Some(e), Some(sk), Some(index)) = (
+            field(&body["Key"]["executionId"]["S"]),
+            field(&body["Key"]["sk"]["S"]),
+            field(&body["ExpressionAttributeValues"][":index"]["N"]),
+        ) else {
+            return Ok(());
+        };
+        let key = counter_key(&e, &sk, &index);
+        if self.0.pending_counter_failures.lock().unwrap().remove(&key) {
+            self.0.split.lock().unwrap().insert(e);
+            return Err("injected crash between the ITER# put and the loop counter update".into());
+        }
+        Ok(())
     }
 }
 
@@ -360,11 +450,22 @@ impl TaskQueue for FaultQueue {
     }
 }
 
+/// What a backend provides: the stores, the queue, the bus, and what must outlive the engine.
+type Parts = (
+    Arc<dyn EngineStore>,
+    Arc<dyn TaskQueue>,
+    Arc<dyn EventBus>,
+    Option<tempfile::TempDir>,
+    Option<Moto>,
+);
+
 /// An engine on a real backend whose execution store and queue are wrapped in
 /// [`FaultStore`] / [`FaultQueue`]; its worker loops start and stop on demand, so executions
 /// can be started and armed before any worker touches them.
 pub struct FaultEngine {
     pub backend: Backend,
+    /// The unwrapped store (to look at an execution that did not finish).
+    pub store: Arc<dyn EngineStore>,
     pub app: Arc<App>,
     pub faults: Arc<Faults>,
     queue: Arc<FaultQueue>,
@@ -378,13 +479,8 @@ impl FaultEngine {
     /// SQLite, 1 s on SQS), `settings` (a short lease), and the LLM provider at `llm_base_url`.
     /// The worker loops are not started.
     pub async fn new(backend: Backend, llm_base_url: &str, settings: EngineSettings) -> Self {
-        let (store, inner, bus, dir, moto): (
-            Arc<dyn EngineStore>,
-            Arc<dyn TaskQueue>,
-            Arc<dyn EventBus>,
-            Option<tempfile::TempDir>,
-            Option<Moto>,
-        ) = match backend {
+        let faults = Arc::new(Faults::default());
+        let (store, inner, bus, dir, moto): Parts = match backend {
             Backend::Local => {
                 let dir = tempfile::tempdir().unwrap();
                 let db: PathBuf = dir.path().join("faults.db");
@@ -400,7 +496,9 @@ impl FaultEngine {
                 let config = moto
                     .provision(&unique_prefix("faults"), Duration::from_secs(1))
                     .await;
-                let clients = moto.clients(None).await;
+                faults.split_iteration_writes.store(true, Ordering::SeqCst);
+                let interceptor = SharedInterceptor::new(CounterUpdateFault(faults.clone()));
+                let clients = moto.clients(Some(interceptor)).await;
                 let store = Arc::new(DynamoStore::new(clients.dynamodb.clone(), &config));
                 let queue = Arc::new(SqsQueue::new(clients.sqs.clone(), &config.queue_url));
                 let bus = Arc::new(EventBridgeBus::new(
@@ -410,7 +508,6 @@ impl FaultEngine {
                 (store, queue, bus, None, Some(moto))
             }
         };
-        let faults = Arc::new(Faults::default());
         let queue = Arc::new(FaultQueue::new(inner, faults.clone()));
         let executions: Arc<dyn ExecutionStore> = store.clone();
         let executions = Arc::new(FaultStore::new(executions, faults.clone()));
@@ -438,6 +535,7 @@ impl FaultEngine {
         let app = Arc::new(App::new(svc).with_settings(settings));
         Self {
             backend,
+            store,
             app,
             faults,
             queue,

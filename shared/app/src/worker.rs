@@ -297,23 +297,31 @@ impl Run<'_> {
                     return self.app.time_out(execution).await;
                 }
                 TaskPlan::Busy { retry_after_ms } => {
-                    let started = match step {
-                        Step::Loop(_) => {
-                            self.svc()
-                                .executions
-                                .get_loop(&execution.id, path_str)
-                                .await?
-                        }
-                        _ => None,
+                    // A loop whose "waiting" record is stored (it holds the claim until the
+                    // deadline, see `start_loop`) is driven by its iterations. Any other held
+                    // step, and a loop whose run died before its waiting write: look again
+                    // when the lease ends (if its holder died, we take over; a loop taken over
+                    // finds its counter and writes its waiting record with its input).
+                    let waiting_loop = matches!(step, Step::Loop(_))
+                        && stored
+                            .as_ref()
+                            .is_some_and(|r| r.lease_until == Some(execution.deadline_at));
+                    let state = if waiting_loop {
+                        self.svc()
+                            .executions
+                            .get_loop(&execution.id, path_str)
+                            .await?
+                    } else {
+                        None
                     };
-                    let Some(state) = started else {
-                        // Look again when the lease ends: if its holder died, we take over.
-                        self.sends.push((task, retry_after_ms.min(900_000)));
+                    let Some(state) = state else {
+                        if !waiting_loop {
+                            self.sends.push((task, retry_after_ms.min(900_000)));
+                        }
                         return Ok(());
                     };
-                    // A started loop is driven by its iterations. This may be the redelivery of
-                    // the task whose run started the loop and died before its first iterations
-                    // were sent (at the loop's waiting write, or at the send): send them again
+                    // This may be the redelivery of the task whose run stored the waiting
+                    // record and died before its first iterations were sent: send them again
                     // (deterministic tasks: a repeat replays its step or is acknowledged).
                     let first = initial_iterations(self.compiled, &execution.id, &path, &state);
                     return self.perform(execution, first).await;

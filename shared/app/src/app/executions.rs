@@ -171,6 +171,16 @@ impl App {
             .await?
         {
             CreateOutcome::Duplicate(first) => {
+                // The first delivery may have died between creating the execution and sending
+                // its start task (a crash, a failed send); its client's retry lands here. While
+                // the execution is still `queued`, send the start task again (idempotent, as the
+                // sweeper's requeue) so it starts now rather than at the sweeper's requeue, a
+                // minute later (found by scripts/kill-under-load).
+                if let Some(exec) = self.svc.executions.get_execution(&first).await?
+                    && exec.status == ExecutionStatus::Queued
+                {
+                    self.requeue(&exec).await?;
+                }
                 return Ok(Started {
                     execution_id: first,
                     duplicate: true,

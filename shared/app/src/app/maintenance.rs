@@ -177,7 +177,7 @@ impl App {
     }
 
     /// Send a queued execution's start task again (idempotent); false when it has no start.
-    async fn requeue(&self, exec: &ExecutionRecord) -> Result<bool, AppError> {
+    pub(super) async fn requeue(&self, exec: &ExecutionRecord) -> Result<bool, AppError> {
         let compiled = self.definition(&exec.workflow_id, exec.version).await?;
         let Some(start) = compiled.start_path() else {
             return Ok(false);

@@ -1,0 +1,125 @@
+//! A start whose task send failed after its execution was created (the process died between
+//! the two writes, or the send failed): the client's retry with the same idempotency key is
+//! answered with the first execution (`duplicate`) and sends its start task again, so the
+//! execution runs at once instead of at the sweeper's requeue of `queued` executions a minute
+//! later. Found by `scripts/kill-under-load` (SIGKILL of `wf dev` under webhook load).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::json;
+use wf_app::App;
+use wf_app::actions::{BuiltinActions, OutboundPolicy};
+use wf_app::app::executions::StartRequest;
+use wf_app::app::workflows::PublishMode;
+use wf_app::llm::{LlmConfig, OpenAiCompatible};
+use wf_app::runner::{PoolSettings, WorkerPool};
+use wf_app::services::{EnvSecrets, Services};
+use wf_core::StoreError;
+use wf_core::execution::{ExecutionStatus, StepTask, TriggerInfo};
+use wf_core::model::Workflow;
+use wf_core::ports::{Clock, Delivery, ExecutionStore, RecordStore, SystemClock, TaskQueue};
+use wf_local::{QueueConfig, SqliteStore};
+
+/// Fails the next send while `fail_next` is set (the send never reaches the queue).
+struct FailOnce {
+    inner: Arc<dyn TaskQueue>,
+    fail_next: AtomicBool,
+}
+
+#[async_trait]
+impl TaskQueue for FailOnce {
+    async fn send(&self, tasks: &[(StepTask, u64)]) -> Result<(), StoreError> {
+        if self.fail_next.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("injected send failure".into()));
+        }
+        self.inner.send(tasks).await
+    }
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, StoreError> {
+        self.inner.receive(max, wait).await
+    }
+    async fn ack(&self, receipt: &str) -> Result<(), StoreError> {
+        self.inner.ack(receipt).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_start_whose_first_send_failed_runs_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("t.db")).unwrap());
+    let queue = Arc::new(FailOnce {
+        inner: Arc::new(store.queue(QueueConfig {
+            visibility_timeout: Duration::from_secs(30),
+        })),
+        fail_next: AtomicBool::new(true),
+    });
+    let bus = Arc::new(store.event_bus());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let records: Arc<dyn RecordStore> = store.clone();
+    let actions = BuiltinActions::with_policy(
+        records.clone(),
+        bus.clone(),
+        clock.clone(),
+        OutboundPolicy::local(),
+    )
+    .unwrap();
+    let executions: Arc<dyn ExecutionStore> = store.clone();
+    let app = Arc::new(App::new(Services {
+        executions,
+        definitions: store.clone(),
+        records,
+        queue: queue.clone(),
+        bus,
+        actions: Arc::new(actions),
+        llm: Arc::new(
+            OpenAiCompatible::new(LlmConfig::new("http://127.0.0.1:9/v1", None)).unwrap(),
+        ),
+        clock,
+        secrets: Arc::new(EnvSecrets),
+    }));
+    let wf: Workflow = serde_json::from_value(json!({
+        "id": "retried",
+        "steps": [
+            { "id": "start", "type": "start", "triggers": [ { "type": "manual" } ], "next": "out" },
+            { "id": "out", "type": "output", "output": { "n": "{{ input.n }}" } }
+        ]
+    }))
+    .unwrap();
+    let version = app.publish(&wf, PublishMode::Always).await.unwrap().version;
+    let compiled = app.definition("retried", version).await.unwrap();
+    let pool = WorkerPool::start(app.clone(), queue.clone(), PoolSettings::default());
+    let request = || StartRequest {
+        dedupe_key: Some("key-1".into()),
+        ..StartRequest::new(json!({ "n": 1 }), TriggerInfo::new("webhook"))
+    };
+
+    // The first delivery: the execution is created, its start task is not sent.
+    let first = app.start(&compiled, request()).await;
+    assert!(first.is_err(), "the injected send failure is reported");
+    let ids = store
+        .list_executions(&Default::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(ids.len(), 1, "the execution was created before the send");
+    assert_eq!(ids[0].status, ExecutionStatus::Queued);
+
+    // The client's retry: the same execution, and it runs now (no sweeper in this test).
+    let again = app.start(&compiled, request()).await.unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.execution_id, ids[0].id);
+    let done = app
+        .wait_finished(&again.execution_id, Some(Duration::from_secs(10)))
+        .await
+        .unwrap()
+        .expect("finished within 10 s, not at the sweeper's requeue");
+    assert_eq!(
+        done.execution.status,
+        ExecutionStatus::Succeeded,
+        "{done:?}"
+    );
+    assert_eq!(done.execution.output, json!({ "n": 1 }));
+    pool.shutdown().await;
+}
