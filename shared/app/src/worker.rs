@@ -297,15 +297,10 @@ impl Run<'_> {
                     return self.app.time_out(execution).await;
                 }
                 TaskPlan::Busy { retry_after_ms } => {
-                    // A loop whose "waiting" record is stored (it holds the claim until the
-                    // deadline, see `start_loop`) is driven by its iterations. Any other held
-                    // step, and a loop whose run died before its waiting write: look again
-                    // when the lease ends (if its holder died, we take over; a loop taken over
-                    // finds its counter and writes its waiting record with its input).
-                    let waiting_loop = matches!(step, Step::Loop(_))
-                        && stored
-                            .as_ref()
-                            .is_some_and(|r| r.lease_until == Some(execution.deadline_at));
+                    // A waiting loop is driven by its iterations; anything else held: look
+                    // again when the lease ends (`engine::is_waiting_loop`).
+                    let waiting_loop =
+                        engine::is_waiting_loop(&step, stored.as_ref(), execution.deadline_at);
                     let state = if waiting_loop {
                         self.svc()
                             .executions
@@ -678,10 +673,7 @@ impl Run<'_> {
             }
             Err(e) => return Err(e.into()),
         };
-        // Keep the claim for as long as the execution may run: iterations drive the loop now.
-        let mut waiting = claim.clone();
-        waiting.input = input;
-        waiting.lease_until = Some(execution.deadline_at);
+        let mut waiting = engine::waiting_loop_record(claim, input, execution.deadline_at);
         if !self
             .store()
             .finish_step(&execution.id, &mut waiting)

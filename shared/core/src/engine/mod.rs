@@ -793,6 +793,30 @@ fn successor(
     }
 }
 
+/// The record a loop step stores once its counter and items are stored: its claim, kept until
+/// the execution's deadline (the iterations drive the loop now), with the input it shows.
+pub fn waiting_loop_record(claim: &StepRecord, input: Value, deadline_at: i64) -> StepRecord {
+    let mut waiting = claim.clone();
+    waiting.input = input;
+    waiting.lease_until = Some(deadline_at);
+    waiting
+}
+
+/// Whether a held loop step is waiting for its iterations ([`waiting_loop_record`] stored):
+/// then its redelivered task re-sends the first iterations (the run that stored the record may
+/// have died before sending them). Otherwise (another step, or a loop whose run died before
+/// that write) the task looks again when the lease ends, and takes the step over if its holder
+/// died.
+pub fn is_waiting_loop(step: &Step, stored: Option<&StepRecord>, deadline_at: i64) -> bool {
+    matches!(step, Step::Loop(_))
+        && stored.is_some_and(|r| {
+            // A claim's input is null; the waiting record shows the loop's items.
+            r.status == StepStatus::Running
+                && r.lease_until == Some(deadline_at)
+                && !r.input.is_null()
+        })
+}
+
 /// The loop counter a loop step stores when it starts, over `total` items.
 pub fn loop_state(total: u32, concurrency: u32) -> LoopState {
     LoopState {

@@ -625,3 +625,29 @@ fn a_loop_record_keeps_its_results_while_small_and_a_summary_past_that() {
     assert_eq!(summary["results"][0], json!({ "n": 0 }));
     assert!(is_summarized_loop_output(&loop_step, &summary));
 }
+
+#[test]
+fn a_loop_is_waiting_once_its_claim_is_kept_until_the_deadline() {
+    let c = compiled();
+    let step = |id: &str| {
+        c.workflow
+            .steps
+            .iter()
+            .find(|s| s.id() == id)
+            .unwrap()
+            .clone()
+    };
+    let deadline = 1_000_000;
+    let claim = claim_record(&p("each"), &step("each"), 1, 0, deadline, None, 30_000);
+    assert!(!is_waiting_loop(&step("each"), Some(&claim), deadline));
+    assert!(!is_waiting_loop(&step("each"), None, deadline));
+    let waiting = waiting_loop_record(&claim, json!({ "items": [1, 2] }), deadline);
+    assert_eq!(waiting.lease_until, Some(deadline));
+    assert_eq!(waiting.input, json!({ "items": [1, 2] }));
+    assert!(is_waiting_loop(&step("each"), Some(&waiting), deadline));
+    // Only a loop waits for its iterations.
+    let mut held = claim_record(&p("call"), &step("call"), 1, 0, deadline, None, 30_000);
+    held.input = json!({ "url": "x" });
+    held.lease_until = Some(deadline);
+    assert!(!is_waiting_loop(&step("call"), Some(&held), deadline));
+}
