@@ -50,6 +50,17 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
+    /// Delete every row of partition `pk` with `sql` (`DELETE FROM <table> WHERE pk = ?1`).
+    async fn delete_partition(&self, sql: &'static str, pk: &str) -> Result<(), StoreError> {
+        let pk = pk.to_string();
+        self.db
+            .write(move |txn| {
+                txn.execute(sql, params![pk]).map_err(map_err)?;
+                Ok(())
+            })
+            .await
+    }
+
     /// One `workflows` item, decoded.
     async fn workflow_item<T: serde::de::DeserializeOwned + Send + 'static>(
         &self,
@@ -278,13 +289,7 @@ impl DefinitionStore for SqliteStore {
     }
 
     async fn delete_workflow(&self, workflow_id: &str) -> Result<(), StoreError> {
-        let pk = workflow_id.to_string();
-        self.db
-            .write(move |txn| {
-                txn.execute("DELETE FROM workflows WHERE pk = ?1", params![pk])
-                    .map_err(map_err)?;
-                Ok(())
-            })
+        self.delete_partition("DELETE FROM workflows WHERE pk = ?1", workflow_id)
             .await
     }
 }
@@ -602,13 +607,7 @@ impl ExecutionStore for SqliteStore {
     }
 
     async fn delete_execution(&self, id: &str) -> Result<(), StoreError> {
-        let id = id.to_string();
-        self.db
-            .write(move |txn| {
-                txn.execute("DELETE FROM executions WHERE pk = ?1", params![id])
-                    .map_err(map_err)?;
-                Ok(())
-            })
+        self.delete_partition("DELETE FROM executions WHERE pk = ?1", id)
             .await
     }
 
