@@ -51,13 +51,7 @@ pub fn actions() -> Vec<ActionSpec> {
         ActionSpec {
             name: "record.get",
             description: "Read a record. Output: { collection, id, data } or { collection, id, data: null } when absent (found: false).",
-            params_schema: json!({
-                "type": "object", "additionalProperties": false, "required": ["collection", "id"],
-                "properties": {
-                    "collection": collection_param(),
-                    "id": record_id_param()
-                }
-            }),
+            params_schema: record_key_params(),
         },
         ActionSpec {
             name: "record.update",
@@ -74,13 +68,7 @@ pub fn actions() -> Vec<ActionSpec> {
         ActionSpec {
             name: "record.delete",
             description: "Delete a record. Output: { collection, id, deleted }. Emits `<collection>.deleted` when one was deleted.",
-            params_schema: json!({
-                "type": "object", "additionalProperties": false, "required": ["collection", "id"],
-                "properties": {
-                    "collection": collection_param(),
-                    "id": record_id_param()
-                }
-            }),
+            params_schema: record_key_params(),
         },
         ActionSpec {
             name: "record.query",
@@ -128,6 +116,17 @@ pub fn action(name: &str) -> Option<ActionSpec> {
 /// The `collection` param of the `record.*` actions.
 fn collection_param() -> Value {
     json!({ "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "description": "Names starting with `_` are the engine's own (refused)." })
+}
+
+/// The params of `record.get` and `record.delete`: the one record they address, and nothing else.
+fn record_key_params() -> Value {
+    json!({
+        "type": "object", "additionalProperties": false, "required": ["collection", "id"],
+        "properties": {
+            "collection": collection_param(),
+            "id": record_id_param()
+        }
+    })
 }
 
 /// The `id` param of `record.get` / `update` / `delete`.

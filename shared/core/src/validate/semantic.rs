@@ -349,14 +349,13 @@ fn check_triggers(triggers: &[Trigger], step_ptr: &str, out: &mut Vec<Problem>) 
             }
             Trigger::Schedule(s) => check_cron(&s.cron, &format!("{at}/cron"), out),
             Trigger::Event(e) => {
-                if e.event.trim().is_empty() {
-                    out.push(Problem::new(
-                        codes::BAD_VALUE,
-                        format!("{at}/event"),
-                        "the event type is empty",
-                        "name the event type that starts the workflow, e.g. \"order.created\"",
-                    ));
-                }
+                not_blank(
+                    &e.event,
+                    format!("{at}/event"),
+                    "the event type",
+                    "name the event type that starts the workflow, e.g. \"order.created\"",
+                    out,
+                );
                 if let Some(filter) = &e.filter {
                     expression(
                         filter,
@@ -424,14 +423,13 @@ fn check_step(node: &Node, out: &mut Vec<Problem>) {
             timeout(a.timeout_ms, p, out);
         }
         Step::Llm(l) => {
-            if l.model.trim().is_empty() {
-                out.push(Problem::new(
-                    codes::BAD_VALUE,
-                    format!("{p}/model"),
-                    "the model is empty",
-                    "name the model, e.g. \"openai/gpt-4o-mini\"",
-                ));
-            }
+            not_blank(
+                &l.model,
+                format!("{p}/model"),
+                "the model",
+                "name the model, e.g. \"openai/gpt-4o-mini\"",
+                out,
+            );
             template(&l.prompt, &format!("{p}/prompt"), out);
             if let Some(system) = &l.system {
                 template(system, &format!("{p}/system"), out);
@@ -476,6 +474,18 @@ fn check_step(node: &Node, out: &mut Vec<Problem>) {
             }
         }
         Step::Output(o) => templates(&o.output, &format!("{p}/output"), out),
+    }
+}
+
+/// A name the step or trigger needs (`what`, e.g. "the model") must not be blank.
+fn not_blank(text: &str, at: String, what: &str, hint: &str, out: &mut Vec<Problem>) {
+    if text.trim().is_empty() {
+        out.push(Problem::new(
+            codes::BAD_VALUE,
+            at,
+            format!("{what} is empty"),
+            hint,
+        ));
     }
 }
 

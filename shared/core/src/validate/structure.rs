@@ -289,6 +289,15 @@ fn blocking(problem: Problem) -> Issue {
     }
 }
 
+/// A value of the right type outside the schema's bounds (range, pattern, length, format): a
+/// `BAD_VALUE` that does not block the rest of the checks.
+fn out_of_bounds(at: String, message: String, hint: impl Into<String>) -> Issue {
+    Issue {
+        problem: Problem::new(codes::BAD_VALUE, at, message, hint),
+        blocking: false,
+    }
+}
+
 fn run(piece: &Piece, instance: &Value, base: &str, out: &mut Vec<Issue>) {
     for err in piece.validator.iter_errors(instance) {
         let path = err.instance_path.as_str();
@@ -381,33 +390,21 @@ fn run(piece: &Piece, instance: &Value, base: &str, out: &mut Vec<Issue>) {
                 let options = constants(&piece.schema, &tokens).unwrap_or_default();
                 out.push(blocking(not_allowed(&subject, at, &err.instance, &options)));
             }
-            ValidationErrorKind::Minimum { limit } => out.push(Issue {
-                problem: Problem::new(
-                    codes::BAD_VALUE,
-                    at,
-                    format!("{subject} is {}, below the minimum {limit}", err.instance),
-                    format!("use a value of at least {limit}"),
-                ),
-                blocking: false,
-            }),
-            ValidationErrorKind::Maximum { limit } => out.push(Issue {
-                problem: Problem::new(
-                    codes::BAD_VALUE,
-                    at,
-                    format!("{subject} is {}, above the maximum {limit}", err.instance),
-                    format!("use a value of at most {limit}"),
-                ),
-                blocking: false,
-            }),
-            ValidationErrorKind::Pattern { pattern } => out.push(Issue {
-                problem: Problem::new(
-                    codes::BAD_VALUE,
-                    at,
-                    format!("{subject} {} does not match {pattern}", err.instance),
-                    "see the field's description in workflows/schema.json",
-                ),
-                blocking: false,
-            }),
+            ValidationErrorKind::Minimum { limit } => out.push(out_of_bounds(
+                at,
+                format!("{subject} is {}, below the minimum {limit}", err.instance),
+                format!("use a value of at least {limit}"),
+            )),
+            ValidationErrorKind::Maximum { limit } => out.push(out_of_bounds(
+                at,
+                format!("{subject} is {}, above the maximum {limit}", err.instance),
+                format!("use a value of at most {limit}"),
+            )),
+            ValidationErrorKind::Pattern { pattern } => out.push(out_of_bounds(
+                at,
+                format!("{subject} {} does not match {pattern}", err.instance),
+                "see the field's description in workflows/schema.json",
+            )),
             ValidationErrorKind::ExclusiveMinimum { .. }
             | ValidationErrorKind::ExclusiveMaximum { .. }
             | ValidationErrorKind::MinLength { .. }
@@ -415,15 +412,11 @@ fn run(piece: &Piece, instance: &Value, base: &str, out: &mut Vec<Issue>) {
             | ValidationErrorKind::MinItems { .. }
             | ValidationErrorKind::MaxItems { .. }
             | ValidationErrorKind::MultipleOf { .. }
-            | ValidationErrorKind::Format { .. } => out.push(Issue {
-                problem: Problem::new(
-                    codes::BAD_VALUE,
-                    at,
-                    format!("{subject}: {err}"),
-                    "see workflows/schema.json",
-                ),
-                blocking: false,
-            }),
+            | ValidationErrorKind::Format { .. } => out.push(out_of_bounds(
+                at,
+                format!("{subject}: {err}"),
+                "see workflows/schema.json",
+            )),
             _ => out.push(blocking(Problem::new(
                 codes::BAD_VALUE,
                 at,

@@ -367,15 +367,7 @@ fn verify_github(
     body: &[u8],
 ) -> Result<Verified, SignatureError> {
     let value = header_str(headers, header::GITHUB_SIGNATURE)?;
-    let provided = value
-        .strip_prefix("sha256=")
-        .and_then(decode_hex_digest)
-        .ok_or_else(|| {
-            SignatureError::Malformed(format!(
-                "{} must be `sha256=` and 64 hex digits",
-                header::GITHUB_SIGNATURE
-            ))
-        })?;
+    let provided = prefixed_digest(value, header::GITHUB_SIGNATURE, "sha256=")?;
     if !secrets
         .iter()
         .any(|s| ct_eq(&hmac_sha256(s, &[body]), &provided))
@@ -453,15 +445,7 @@ fn verify_slack(
     let ts_raw = header_str(headers, header::SLACK_TIMESTAMP)?;
     let value = header_str(headers, header::SLACK_SIGNATURE)?;
     let timestamp = parse_timestamp(ts_raw, header::SLACK_TIMESTAMP)?;
-    let provided = value
-        .strip_prefix("v0=")
-        .and_then(decode_hex_digest)
-        .ok_or_else(|| {
-            SignatureError::Malformed(format!(
-                "{} must be `v0=` and 64 hex digits",
-                header::SLACK_SIGNATURE
-            ))
-        })?;
+    let provided = prefixed_digest(value, header::SLACK_SIGNATURE, "v0=")?;
     let matched = secrets.iter().any(|s| {
         let expected = hmac_sha256(s, &[b"v0:", ts_raw.as_bytes(), b":", body]);
         ct_eq(&expected, &provided)
@@ -611,6 +595,17 @@ fn hmac_sha256(secret: &str, parts: &[&[u8]]) -> [u8; 32] {
         mac.update(part);
     }
     mac.finalize().into_bytes().into()
+}
+
+/// The digest in the value of signature header `name`, which must be `<prefix><64 hex digits>`
+/// (GitHub's `sha256=`, Slack's `v0=`).
+fn prefixed_digest(value: &str, name: &str, prefix: &str) -> Result<[u8; 32], SignatureError> {
+    value
+        .strip_prefix(prefix)
+        .and_then(decode_hex_digest)
+        .ok_or_else(|| {
+            SignatureError::Malformed(format!("{name} must be `{prefix}` and 64 hex digits"))
+        })
 }
 
 fn decode_hex_digest(text: &str) -> Option<[u8; 32]> {
