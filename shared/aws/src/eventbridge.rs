@@ -21,7 +21,6 @@
 //!   owner of a rule whose name had to be shortened.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_eventbridge::Client;
@@ -113,53 +112,44 @@ impl EventBridgeBus {
     }
 
     async fn put_batch(&self, batch: Vec<PutEventsRequestEntry>) -> Result<(), StoreError> {
-        let mut pending = batch;
-        for attempt in 0..4u32 {
-            if pending.is_empty() {
-                return Ok(());
-            }
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-            }
-            let out = self
-                .client
-                .put_events()
-                .set_entries(Some(pending.clone()))
-                .send()
-                .await
-                .store_err("PutEvents")?;
-            if out.failed_entry_count == 0 {
-                return Ok(());
-            }
-            // Results are in request order: keep the failed entries that may succeed later.
-            let mut retry = Vec::new();
-            for (entry, result) in pending.iter().zip(out.entries.unwrap_or_default()) {
-                let Some(code) = result.error_code() else {
-                    continue;
-                };
-                if matches!(
-                    code,
-                    "ThrottlingException" | "InternalFailure" | "InternalException"
-                ) {
-                    retry.push(entry.clone());
-                } else {
-                    return Err(StoreError::Permanent(format!(
-                        "PutEvents refused {}: {} ({code})",
-                        entry.detail_type().unwrap_or_default(),
-                        result.error_message().unwrap_or("no message")
-                    )));
-                }
-            }
-            pending = retry;
+        crate::sqs::retry_batch("PutEvents", batch, |pending| self.put_round(pending)).await
+    }
+
+    /// One round of [`Self::put_batch`]: the entries EventBridge failed for a transient reason.
+    async fn put_round(
+        &self,
+        pending: Vec<PutEventsRequestEntry>,
+    ) -> Result<Vec<PutEventsRequestEntry>, StoreError> {
+        let out = self
+            .client
+            .put_events()
+            .set_entries(Some(pending.clone()))
+            .send()
+            .await
+            .store_err("PutEvents")?;
+        if out.failed_entry_count == 0 {
+            return Ok(Vec::new());
         }
-        if pending.is_empty() {
-            Ok(())
-        } else {
-            Err(StoreError::Unavailable(format!(
-                "PutEvents: {} entries still failing after retries",
-                pending.len()
-            )))
+        // Results are in request order: keep the failed entries that may succeed later.
+        let mut retry = Vec::new();
+        for (entry, result) in pending.iter().zip(out.entries.unwrap_or_default()) {
+            let Some(code) = result.error_code() else {
+                continue;
+            };
+            if matches!(
+                code,
+                "ThrottlingException" | "InternalFailure" | "InternalException"
+            ) {
+                retry.push(entry.clone());
+            } else {
+                return Err(StoreError::Permanent(format!(
+                    "PutEvents refused {}: {} ({code})",
+                    entry.detail_type().unwrap_or_default(),
+                    result.error_message().unwrap_or("no message")
+                )));
+            }
         }
+        Ok(retry)
     }
 }
 
@@ -367,6 +357,26 @@ fn owner_of(rule: &Rule) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Every item of a paginated listing: `page(token)` fetches one page, its items and the next
+/// token (absent or empty after the last page).
+async fn all_pages<T, Page>(
+    mut page: impl FnMut(Option<String>) -> Page,
+) -> Result<Vec<T>, StoreError>
+where
+    Page: Future<Output = Result<(Vec<T>, Option<String>), StoreError>>,
+{
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let (items, next) = page(token.take()).await?;
+        out.extend(items);
+        match next {
+            Some(t) if !t.is_empty() => token = Some(t),
+            _ => return Ok(out),
+        }
+    }
+}
+
 /// Keeps the EventBridge rules of workflows in line with their triggers.
 #[derive(Debug, Clone)]
 pub struct TriggerRules {
@@ -475,45 +485,35 @@ impl TriggerRules {
 
     /// Every rule on `bus` whose name starts with `prefix`.
     async fn list_rules(&self, bus: &str, prefix: &str) -> Result<Vec<Rule>, StoreError> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
+        all_pages(|token| async move {
             let page = self
                 .client
                 .list_rules()
                 .event_bus_name(bus)
                 .name_prefix(prefix)
-                .set_next_token(token.take())
+                .set_next_token(token)
                 .send()
                 .await
                 .store_err("ListRules")?;
-            out.extend(page.rules.unwrap_or_default());
-            match page.next_token {
-                Some(t) if !t.is_empty() => token = Some(t),
-                _ => return Ok(out),
-            }
-        }
+            Ok((page.rules.unwrap_or_default(), page.next_token))
+        })
+        .await
     }
 
     async fn targets(&self, rule: &str, bus: &str) -> Result<Vec<Target>, StoreError> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
+        all_pages(|token| async move {
             let page = self
                 .client
                 .list_targets_by_rule()
                 .rule(rule)
                 .event_bus_name(bus)
-                .set_next_token(token.take())
+                .set_next_token(token)
                 .send()
                 .await
                 .store_err("ListTargetsByRule")?;
-            out.extend(page.targets.unwrap_or_default());
-            match page.next_token {
-                Some(t) if !t.is_empty() => token = Some(t),
-                _ => return Ok(out),
-            }
-        }
+            Ok((page.targets.unwrap_or_default(), page.next_token))
+        })
+        .await
     }
 
     fn target(&self, spec: &RuleSpec) -> Result<Target, StoreError> {

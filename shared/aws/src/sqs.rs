@@ -213,72 +213,68 @@ impl SqsQueue {
     }
 
     async fn send_batch(&self, batch: Vec<Outgoing>) -> Result<(), StoreError> {
-        let mut pending: Vec<(String, Outgoing)> = batch
+        let pending: Vec<(String, Outgoing)> = batch
             .into_iter()
             .enumerate()
             .map(|(i, m)| (i.to_string(), m))
             .collect();
-        for attempt in 0..4u32 {
-            if pending.is_empty() {
-                return Ok(());
-            }
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-            }
-            if pending.len() == 1 {
-                // One message: the plain call is the same price and easier to read in logs.
-                let (_, m) = &pending[0];
-                self.client
-                    .send_message()
-                    .queue_url(&self.queue_url)
+        retry_batch("SendMessageBatch", pending, |pending| {
+            self.send_round(pending)
+        })
+        .await
+    }
+
+    /// One round of [`Self::send_batch`]: the entries SQS failed for a transient reason.
+    async fn send_round(
+        &self,
+        mut pending: Vec<(String, Outgoing)>,
+    ) -> Result<Vec<(String, Outgoing)>, StoreError> {
+        if pending.len() == 1 {
+            // One message: the plain call is the same price and easier to read in logs.
+            let (_, m) = &pending[0];
+            self.client
+                .send_message()
+                .queue_url(&self.queue_url)
+                .message_body(&m.body)
+                .delay_seconds(m.delay_seconds)
+                .set_message_attributes(Some(m.attributes.clone()))
+                .send()
+                .await
+                .store_err("SendMessage")?;
+            return Ok(Vec::new());
+        }
+        let entries = pending
+            .iter()
+            .map(|(id, m)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(id)
                     .message_body(&m.body)
                     .delay_seconds(m.delay_seconds)
                     .set_message_attributes(Some(m.attributes.clone()))
-                    .send()
-                    .await
-                    .store_err("SendMessage")?;
-                return Ok(());
-            }
-            let entries = pending
-                .iter()
-                .map(|(id, m)| {
-                    SendMessageBatchRequestEntry::builder()
-                        .id(id)
-                        .message_body(&m.body)
-                        .delay_seconds(m.delay_seconds)
-                        .set_message_attributes(Some(m.attributes.clone()))
-                        .build()
-                        .map_err(|e| build_error("a batch entry", e))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let out = self
-                .client
-                .send_message_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .store_err("SendMessageBatch")?;
-            let failed = out.failed;
-            if let Some(f) = failed.iter().find(|f| f.sender_fault) {
-                return Err(StoreError::Permanent(format!(
-                    "SendMessageBatch refused entry {}: {} ({})",
-                    f.id,
-                    f.message.as_deref().unwrap_or("no message"),
-                    f.code
-                )));
-            }
-            let failed_ids: Vec<&str> = failed.iter().map(|f| f.id.as_str()).collect();
-            pending.retain(|(id, _)| failed_ids.contains(&id.as_str()));
+                    .build()
+                    .map_err(|e| build_error("a batch entry", e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .store_err("SendMessageBatch")?;
+        let failed = out.failed;
+        if let Some(f) = failed.iter().find(|f| f.sender_fault) {
+            return Err(StoreError::Permanent(format!(
+                "SendMessageBatch refused entry {}: {} ({})",
+                f.id,
+                f.message.as_deref().unwrap_or("no message"),
+                f.code
+            )));
         }
-        if pending.is_empty() {
-            Ok(())
-        } else {
-            Err(StoreError::Unavailable(format!(
-                "SendMessageBatch: {} entries still failing after retries",
-                pending.len()
-            )))
-        }
+        let failed_ids: Vec<&str> = failed.iter().map(|f| f.id.as_str()).collect();
+        pending.retain(|(id, _)| failed_ids.contains(&id.as_str()));
+        Ok(pending)
     }
 
     /// Delete several received messages in one request (what a Lambda event source mapping
@@ -320,6 +316,37 @@ impl SqsQueue {
             }
         }
         Ok(())
+    }
+}
+
+/// Sends a batch in up to four rounds, 100, 200 and 400 ms apart: each `round` sends what is
+/// pending and returns the entries that failed for a transient reason (a permanent refusal is
+/// its error). What still fails after the last round is `Unavailable`. The queue's
+/// `SendMessageBatch` and the bus's `PutEvents` both send this way.
+pub(crate) async fn retry_batch<T, Round>(
+    operation: &str,
+    mut pending: Vec<T>,
+    mut round: impl FnMut(Vec<T>) -> Round,
+) -> Result<(), StoreError>
+where
+    Round: Future<Output = Result<Vec<T>, StoreError>>,
+{
+    for attempt in 0..4u32 {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+        }
+        pending = round(pending).await?;
+    }
+    if pending.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Unavailable(format!(
+            "{operation}: {} entries still failing after retries",
+            pending.len()
+        )))
     }
 }
 
