@@ -120,16 +120,24 @@ class Dev:
         self.proc = None
         self.launches = 0
         self.env = dict(os.environ)
-        self.env["WF_LEASE_SECS"] = str(args.lease_secs)
+        # A setting left None is not passed: wf dev uses its own default (and the variable is
+        # removed from the environment, so that the caller's shell does not set it either).
+        if args.lease_secs is None:
+            self.env.pop("WF_LEASE_SECS", None)
+        else:
+            self.env["WF_LEASE_SECS"] = str(args.lease_secs)
+        if args.visibility_secs is None:
+            self.env.pop("WF_QUEUE_VISIBILITY_SECS", None)
         self.env.setdefault("WF_LOG", "warn")
 
     def cmd(self):
         a = self.args
-        return [
-            a.wf, "dev", "--addr", f"127.0.0.1:{self.port}", "--db", a.db, "--workflows", a.workflows,
-            "--workers", str(a.workers), "--visibility-secs", str(a.visibility_secs),
-            "--sweep-secs", str(a.sweep_secs),
-        ]
+        cmd = [a.wf, "dev", "--addr", f"127.0.0.1:{self.port}", "--db", a.db, "--workflows", a.workflows]
+        for flag, value in (("--workers", a.workers), ("--visibility-secs", a.visibility_secs),
+                            ("--sweep-secs", a.sweep_secs)):
+            if value is not None:
+                cmd += [flag, str(value)]
+        return cmd
 
     def launch(self):
         self.launches += 1
@@ -296,6 +304,51 @@ class Load:
 # ---------------------------------------------------------------------------------------------
 
 
+def wf_dev_defaults(wf):
+    """wf dev's own defaults: `--visibility-secs`, `--sweep-secs` and `--workers` from its
+    `--help` (clap's `[default: N]`), the lease from DEFAULT_LEASE_MS in wf-core's engine (an
+    environment variable only, so not in the help); the values of 2026-12 when unreadable."""
+    import re
+    found = {"visibility_secs": 30, "sweep_secs": 60, "workers": 4, "lease_secs": 30}
+    try:
+        text = subprocess.run([wf, "dev", "--help"], capture_output=True, text=True, timeout=30).stdout
+        for flag, key in (("--visibility-secs", "visibility_secs"), ("--sweep-secs", "sweep_secs"),
+                          ("--workers", "workers")):
+            m = re.search(re.escape(flag) + r" <[A-Z_]+>\s.*?\[default: (\d+)\]", text, re.S)
+            if m:
+                found[key] = int(m.group(1))
+    except (OSError, subprocess.SubprocessError):
+        pass
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shared", "core", "src",
+                       "engine", "mod.rs")
+    try:
+        with open(src) as f:
+            m = re.search(r"DEFAULT_LEASE_MS: i64 = ([0-9_]+);", f.read())
+        if m:
+            found["lease_secs"] = int(m.group(1).replace("_", "")) // 1000
+    except OSError:
+        pass
+    return found
+
+
+def effective_settings(args):
+    """args.eff_<setting>: the value wf dev runs with (what is passed, else its default)."""
+    defaults = wf_dev_defaults(args.wf)
+    for key in ("visibility_secs", "lease_secs", "sweep_secs", "workers"):
+        value = getattr(args, key)
+        setattr(args, "eff_" + key, defaults[key] if value is None else value)
+
+
+def describe_settings(args):
+    """How the settings were set, for the first line."""
+    def one(label, key):
+        value = getattr(args, key)
+        return f"{label} {getattr(args, 'eff_' + key)}" + (" (wf dev default)" if value is None else "")
+    return ", ".join([one("--workers", "workers"), one("--visibility-secs", "visibility_secs"),
+                      one("WF_LEASE_SECS=", "lease_secs").replace("= ", "="),
+                      one("--sweep-secs", "sweep_secs")])
+
+
 def write_workflow(args, peer_port):
     wf = {
         "id": WORKFLOW_ID,
@@ -373,15 +426,32 @@ def main():
     p.add_argument("--requests", type=int, default=10000)
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--workers", type=int, default=16, help="wf dev --workers")
-    p.add_argument("--visibility-secs", type=int, default=5)
-    p.add_argument("--lease-secs", type=int, default=5)
-    p.add_argument("--sweep-secs", type=int, default=5)
+    p.add_argument("--visibility-secs", type=int, default=None,
+                   help="wf dev --visibility-secs (default 5; not passed with --default-settings)")
+    p.add_argument("--lease-secs", type=int, default=None,
+                   help="WF_LEASE_SECS of wf dev (default 5; not set with --default-settings)")
+    p.add_argument("--sweep-secs", type=int, default=None,
+                   help="wf dev --sweep-secs (default 5; not passed with --default-settings)")
+    p.add_argument("--default-settings", action="store_true",
+                   help="pass neither --visibility-secs, WF_LEASE_SECS nor --sweep-secs (and clear "
+                        "WF_LEASE_SECS / WF_QUEUE_VISIBILITY_SECS from wf dev's environment): wf dev "
+                        "runs with its own defaults (30 s, 30 s, 60 s: read from `wf dev --help` and "
+                        "DEFAULT_LEASE_MS), which the figures then use; one given explicitly is still "
+                        "passed. --workers is passed either way (a throughput setting)")
     p.add_argument("--peer-delay-ms", type=int, default=30)
     p.add_argument("--kill-at", type=float, default=0.5, help="fraction of answers before SIGKILL")
     p.add_argument("--send-secs", type=int, default=600, help="bound of the sending phase")
-    p.add_argument("--wait-secs", type=int, default=120, help="bound of the wait for terminal")
+    p.add_argument("--wait-secs", type=int, default=None,
+                   help="bound of the wait for terminal (default 120; 300 with --default-settings)")
     p.add_argument("--dump", help="write every execution record and peer request (JSON) here")
     args = p.parse_args()
+    if not args.default_settings:
+        for name in ("visibility_secs", "lease_secs", "sweep_secs"):
+            if getattr(args, name) is None:
+                setattr(args, name, 5)
+    if args.wait_secs is None:
+        args.wait_secs = 300 if args.default_settings else 120
+    effective_settings(args)
     args.db = os.path.join(args.tmp, "dev.db")
     args.workflows = os.path.join(args.tmp, "workflows")
     os.makedirs(args.workflows, exist_ok=True)
@@ -410,8 +480,7 @@ def run(args, peer, dev):
     hook_path = urllib.parse.urlsplit(body["workflow"]["webhookUrl"]).path
 
     print(f"kill-under-load: {args.requests} webhooks at concurrency {args.concurrency} against "
-          f"wf dev 127.0.0.1:{dev.port} (--workers {args.workers}, --visibility-secs "
-          f"{args.visibility_secs}, WF_LEASE_SECS={args.lease_secs}, --sweep-secs {args.sweep_secs}); "
+          f"wf dev 127.0.0.1:{dev.port} ({describe_settings(args)}); "
           f"peer 127.0.0.1:{peer.port} answers after {args.peer_delay_ms} ms; SIGKILL after "
           f"{int(args.requests * args.kill_at)} answers", flush=True)
 
@@ -577,9 +646,13 @@ def report(args, load, kill, records, listed, peer_reqs, send_secs, drain_secs, 
     if succeeded_without_call:
         failures.append(f"{len(succeeded_without_call)} succeeded executions never reached the peer")
 
-    late = sorted(e for e, d in start_delay.items() if d > args.visibility_secs + args.lease_secs + 5)
-    line = lambda k, v: print(f"  {k:<46} {v}")
+    # "Late": a start step that ran later than a takeover could explain (lease + visibility of
+    # the settings wf dev actually ran with, plus 5 s): left to the sweeper.
+    late_after = args.eff_visibility_secs + args.eff_lease_secs + 5
+    late = sorted(e for e, d in start_delay.items() if d > late_after)
+    line = lambda k, v: print(f"  {k:<54} {v}")
     print("kill-under-load results")
+    line("wf dev settings", describe_settings(args))
     line("requests sent (distinct Idempotency-Keys)", n)
     line("202 answers (incl. repeats of a key)", answers_202)
     line("  of which duplicate: true", duplicates)
@@ -615,7 +688,7 @@ def report(args, load, kill, records, listed, peer_reqs, send_secs, drain_secs, 
         line("resume: SIGKILL -> last of them finished",
              f"{resume:.1f} s" if resume is not None else "n/a")
         line("SIGKILL -> first execution finished", f"{first_after:.2f} s" if first_after is not None else "n/a")
-        line("executions whose start step waited > lease+visib.+5 s",
+        line(f"start steps that waited > {late_after} s (lease+vis.+5)",
              f"{len(late)}" + (f" (longest {max(start_delay[e] for e in late):.1f} s: {', '.join(late[:3])})" if late else ""))
         line("SIGKILL -> last taken-over step's execution finished",
              f"{taken_over_resume:.1f} s" if taken_over_resume is not None else "n/a (none)")
@@ -623,6 +696,9 @@ def report(args, load, kill, records, listed, peer_reqs, send_secs, drain_secs, 
         failures.append("the kill never happened (not enough answers)")
     summary = {
         "requests": n, "concurrency": args.concurrency, "answers202": answers_202,
+        "settings": {"workers": args.eff_workers, "visibilitySecs": args.eff_visibility_secs,
+                     "leaseSecs": args.eff_lease_secs, "sweepSecs": args.eff_sweep_secs,
+                     "wfDevDefaults": bool(args.default_settings)},
         "duplicates": duplicates, "executions": len(distinct_ids), "found": len(found),
         "missing": len(missing), "extra": len(extra), "statuses": dict(statuses),
         "retriesConnection": load.retries_conn, "retries5xx": load.retries_5xx,
@@ -646,8 +722,11 @@ def report(args, load, kill, records, listed, peer_reqs, send_secs, drain_secs, 
           "client resends; peer {peerRequests} requests / {peerKeys} keys ({peerRepeatedKeys} "
           "repeated, one key per execution: {oneKeyPerExecution}); restart ready "
           "{restartReadySecs} s, taken-over steps done {takenOverResumeSecs} s, resume "
-          "{resumeSecs} s after SIGKILL ({startsLeftToTheSweeper} starts left to the sweeper); "
-          "all terminal {allTerminalSecs} s; invariant failures {failures}".format(**summary))
+          "{resumeSecs} s after SIGKILL ({startsLeftToTheSweeper} starts left to the sweeper; "
+          "lease {leaseSecs} s, visibility {visibilitySecs} s{defaults}); "
+          "all terminal {allTerminalSecs} s; invariant failures {failures}".format(
+              **summary, leaseSecs=args.eff_lease_secs, visibilitySecs=args.eff_visibility_secs,
+              defaults=", wf dev defaults" if args.default_settings else ""))
     if failures:
         print("kill-under-load: FAILED")
         for f in failures:

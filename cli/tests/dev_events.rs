@@ -382,3 +382,112 @@ async fn a_workflow_re_emitting_its_own_event_stops_at_the_depth_limit() {
         "{text}"
     );
 }
+
+/// An event that reaches a subscribed workflow and starts nothing is listed with why
+/// (`GET /workflows/{id}/rejected-events`), once per event id, newest first, paged; a false
+/// filter is not a rejection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_events_are_listed_with_why() {
+    let dev = DevProcess::new()
+        .workflow(subscriber(
+            "broken-filter",
+            "order.created",
+            Some("{{ event.detail.customer.tier == 'gold' }}"),
+            true,
+        ))
+        .workflow(subscriber(
+            "small-orders",
+            "order.created",
+            Some("{{ event.detail.amount < 5 }}"),
+            true,
+        ))
+        .workflow({
+            let mut w = subscriber("typed", "order.created", None, true);
+            w["steps"][0]["inputSchema"] = json!({
+                "type": "object", "required": ["amount"],
+                "properties": { "amount": { "type": "number" } }
+            });
+            w
+        })
+        .workflow(subscriber("marker", "test.marker", None, true))
+        .start();
+
+    for (id, amount) in [
+        ("evt-a", json!("lots")),
+        ("evt-a", json!("lots")),
+        ("evt-b", json!(50)),
+    ] {
+        dev.post(
+            "/events",
+            json!({ "type": "order.created", "detail": { "amount": amount }, "id": id, "source": "shop" }),
+        )
+        .await
+        .expect(202);
+        // Distinct event times: evt-b is the newest.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drain(&dev, 1).await;
+
+    let typed = dev.get("/workflows/typed/rejected-events").await;
+    let typed = typed.expect(200);
+    let items = typed["items"].as_array().expect("items");
+    assert_eq!(
+        items.len(),
+        1,
+        "one per event id (evt-a twice), evt-b started: {typed:#}"
+    );
+    assert_eq!(items[0]["eventId"], json!("evt-a"));
+    assert_eq!(items[0]["eventType"], json!("order.created"));
+    assert_eq!(items[0]["source"], json!("shop"));
+    assert_eq!(items[0]["reason"], json!("input"));
+    let message = items[0]["message"].as_str().expect("message");
+    assert!(message.contains("amount"), "names the field: {message}");
+    assert!(
+        items[0]["eventTime"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+    assert_eq!(typed["nextCursor"], json!(null));
+    assert_eq!(
+        dev.executions_of("typed").await.len(),
+        1,
+        "evt-b started it"
+    );
+
+    // The filter that cannot be evaluated: both events, newest first, one page at a time.
+    let first = dev
+        .get("/workflows/broken-filter/rejected-events?limit=1")
+        .await;
+    let first = first.expect(200).clone();
+    assert_eq!(first["items"][0]["eventId"], json!("evt-b"));
+    assert_eq!(first["items"][0]["reason"], json!("filter"));
+    let message = first["items"][0]["message"].as_str().unwrap();
+    assert!(message.contains("filter"), "{message}");
+    let cursor = first["nextCursor"].as_str().expect("a next page");
+    let second = dev
+        .get(&format!(
+            "/workflows/broken-filter/rejected-events?limit=1&cursor={cursor}"
+        ))
+        .await;
+    let second = second.expect(200);
+    assert_eq!(second["items"][0]["eventId"], json!("evt-a"));
+    assert_eq!(second["nextCursor"], json!(null));
+
+    // A false filter is not a rejection.
+    let small = dev.get("/workflows/small-orders/rejected-events").await;
+    assert_eq!(small.expect(200)["items"], json!([]));
+
+    // Errors: unknown workflow, bad cursor, bad limit, unknown parameter.
+    dev.get("/workflows/nope/rejected-events")
+        .await
+        .expect_error(404, "not_found");
+    dev.get("/workflows/typed/rejected-events?cursor=zz")
+        .await
+        .expect_error(400, "invalid_cursor");
+    dev.get("/workflows/typed/rejected-events?limit=0")
+        .await
+        .expect_error(400, "invalid_query");
+    dev.get("/workflows/typed/rejected-events?colour=red")
+        .await
+        .expect_error(400, "invalid_query");
+}

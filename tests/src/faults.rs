@@ -66,6 +66,7 @@ use wf_core::StoreError;
 use wf_core::execution::*;
 use wf_core::model::Workflow;
 use wf_core::ports::*;
+use wf_core::rejection::{EventRejection, RejectionPage};
 use wf_local::{QueueConfig, SqliteStore};
 
 use crate::harness::{Backend, EngineStore};
@@ -341,6 +342,17 @@ impl ExecutionStore for FaultStore {
     }
     async fn list_iterations(&self, e: &str, p: &str) -> Result<Vec<(u32, Value)>, StoreError> {
         self.inner.list_iterations(e, p).await
+    }
+    async fn record_rejection(&self, r: &EventRejection) -> Result<(), StoreError> {
+        self.inner.record_rejection(r).await
+    }
+    async fn list_rejections(
+        &self,
+        w: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<RejectionPage, StoreError> {
+        self.inner.list_rejections(w, limit, cursor).await
     }
 }
 

@@ -53,6 +53,7 @@ store_checks!(
     list_executions_pages,
     list_iterations_in_index_order,
     loop_items_in_pages,
+    rejections_newest_first_in_pages,
     definitions,
     records,
     payload_limit,

@@ -6,7 +6,9 @@
 //! * `executions`: pk = the execution id, sk [`EXEC_SK`] | [`step_sk`] (`STEP#<path>`) |
 //!   [`loop_sk`] (`LOOP#<path>`, the join counter) | [`loop_items_sk`]
 //!   (`LOOP#<path>#items#0000000002`, a page of the loop's items) | [`iter_sk`]
-//!   (`ITER#<path>[0000000003]`, a counted iteration's result).
+//!   (`ITER#<path>[0000000003]`, a counted iteration's result); and pk [`rejections_pk`]
+//!   (`REJECT#<workflow id>`), sk [`rejection_sk`] (`<event time>#<event id>`): the events a
+//!   workflow did not start on.
 //!
 //! Adapter-only keys (dedupe items, index attributes) stay in the adapter that uses them.
 //! Pure string functions; no I/O.
@@ -91,6 +93,29 @@ pub fn iteration_of(loop_path: &str, sk: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
+/// Prefix of the partition of a workflow's event rejections in the `executions` table
+/// (`REJECT#<workflow id>`; no execution id has a `#`).
+pub const REJECTIONS_PREFIX: &str = "REJECT#";
+
+/// `REJECT#<workflow id>`: the partition of the workflow's event rejections.
+pub fn rejections_pk(workflow_id: &str) -> String {
+    format!("{REJECTIONS_PREFIX}{workflow_id}")
+}
+
+/// `<event time, 16 digits>#<event id>`: one rejection, sorted by the event's time (a
+/// redelivered event has the same key).
+pub fn rejection_sk(event_time: i64, event_id: &str) -> String {
+    format!("{:016}#{event_id}", event_time.max(0))
+}
+
+/// The text of a cursor made by [`encode_cursor`] from a `<16-digit time>#<id>` key (a
+/// rejection's sort key, DynamoDB's `startedKey`); None when it is not one.
+pub fn decode_time_cursor(cursor: &str) -> Option<String> {
+    let text = decode_cursor(cursor)?;
+    let (time, id) = text.split_once('#')?;
+    (time.len() == 16 && time.bytes().all(|b| b.is_ascii_digit()) && !id.is_empty()).then_some(text)
+}
+
 /// `V#000001`: published version `version` of a workflow.
 pub fn version_sk(version: u32) -> String {
     format!("{VERSION_PREFIX}{version:06}")
@@ -117,6 +142,13 @@ mod tests {
     fn keys_sort_and_parse() {
         assert_eq!(step_sk("each[3]/price"), "STEP#each[3]/price");
         assert_eq!(loop_sk("each"), "LOOP#each");
+        assert_eq!(rejections_pk("w"), "REJECT#w");
+        assert_eq!(rejection_sk(12, "e#1"), "0000000000000012#e#1");
+        assert_eq!(rejection_sk(-5, "e"), "0000000000000000#e");
+        let cursor = encode_cursor(&rejection_sk(7, "e"));
+        assert_eq!(decode_time_cursor(&cursor), Some(rejection_sk(7, "e")));
+        assert_eq!(decode_time_cursor(&encode_cursor("12#e")), None);
+        assert_eq!(decode_time_cursor("zz"), None);
         assert_eq!(loop_items_sk("each", 2), "LOOP#each#items#0000000002");
         assert!(loop_items_sk("each", 9) < loop_items_sk("each", 10));
         assert_eq!(loop_item_page(0), (0, 0));

@@ -27,6 +27,7 @@ pub mod keys;
 pub mod model;
 pub mod path;
 pub mod ports;
+pub mod rejection;
 pub mod schema;
 pub mod scrub;
 pub mod time_fmt;

@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::error::{StepError, StoreError};
 use crate::execution::*;
 use crate::model::Workflow;
+use crate::rejection::{EventRejection, RejectionPage};
 
 /// Milliseconds since the Unix epoch.
 pub trait Clock: Send + Sync {
@@ -196,7 +197,24 @@ pub trait ExecutionStore: Send + Sync {
         execution_id: &str,
         loop_path: &str,
     ) -> Result<Vec<(u32, Value)>, StoreError>;
+
+    /// Keep an event rejection in its workflow's list (`REJECT#<workflow>` items, keyed by the
+    /// event's time and id: the same event again overwrites its item). The store bounds how
+    /// long they are kept (DynamoDB: the executions' TTL; SQLite: the newest
+    /// [`REJECTIONS_KEPT_LOCALLY`] per workflow).
+    async fn record_rejection(&self, rejection: &EventRejection) -> Result<(), StoreError>;
+    /// A workflow's rejections, newest first. `limit` 0 means 50, at most 1000. A cursor that
+    /// does not decode is `Invalid`.
+    async fn list_rejections(
+        &self,
+        workflow_id: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<RejectionPage, StoreError>;
 }
+
+/// How many rejections per workflow the SQLite store keeps (the oldest go first).
+pub const REJECTIONS_KEPT_LOCALLY: usize = 1_000;
 
 /// Outcome of `RecordStore::create`.
 #[derive(Debug, Clone, PartialEq)]

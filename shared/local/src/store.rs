@@ -15,10 +15,15 @@ use wf_core::execution::{
 };
 use wf_core::keys::{
     DRAFT_SK, EXEC_SK, LOOP_ITEMS_PER_PAGE, META_SK, STEP_PREFIX, iter_prefix, iter_sk,
-    iteration_of, loop_item_page, loop_items_sk, loop_sk, step_sk, version_sk,
+    iteration_of, loop_item_page, loop_items_sk, loop_sk, rejection_sk, rejections_pk, step_sk,
+    version_sk,
 };
 use wf_core::model::Workflow;
-use wf_core::ports::{DefinitionStore, ExecutionStore, RecordCreate, RecordStore, WorkflowMeta};
+use wf_core::ports::{
+    DefinitionStore, ExecutionStore, REJECTIONS_KEPT_LOCALLY, RecordCreate, RecordStore,
+    WorkflowMeta,
+};
+use wf_core::rejection::{EventRejection, RejectionPage};
 
 use crate::bus::LocalEventBus;
 use crate::db::{Db, map_err};
@@ -869,6 +874,76 @@ impl ExecutionStore for SqliteStore {
             })
             .await
     }
+
+    async fn record_rejection(&self, rejection: &EventRejection) -> Result<(), StoreError> {
+        let pk = rejections_pk(&rejection.workflow_id);
+        let sk = rejection_sk(rejection.event_time, &rejection.event_id);
+        let body = to_body(rejection, &pk, &sk, self.item_limit)?;
+        self.db
+            .write(move |txn| {
+                put_exec_item(txn, &pk, &sk, &body)?;
+                // The bound: the newest REJECTIONS_KEPT_LOCALLY stay (SQLite has no TTL).
+                txn.prepare_cached(
+                    "DELETE FROM executions WHERE pk = ?1 AND sk < (
+                         SELECT sk FROM executions WHERE pk = ?1
+                         ORDER BY sk DESC LIMIT 1 OFFSET ?2)",
+                )
+                .and_then(|mut st| st.execute(params![pk, (REJECTIONS_KEPT_LOCALLY - 1) as i64]))
+                .map_err(map_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn list_rejections(
+        &self,
+        workflow_id: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<RejectionPage, StoreError> {
+        let limit = match limit {
+            0 => DEFAULT_PAGE_SIZE,
+            n => n.min(MAX_PAGE_SIZE),
+        };
+        let before = cursor.map(decode_rejection_cursor).transpose()?;
+        let pk = rejections_pk(workflow_id);
+        self.db
+            .read(move |conn| {
+                let mut st = conn
+                    .prepare_cached(
+                        "SELECT sk, body FROM executions WHERE pk = ?1 AND sk < ?2
+                         ORDER BY sk DESC LIMIT ?3",
+                    )
+                    .map_err(map_err)?;
+                // `~` sorts after every digit: no bound without a cursor.
+                let bound = before.unwrap_or_else(|| "~".to_string());
+                let rows = st
+                    .query_map(params![pk, bound, (limit + 1) as i64], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .map_err(map_err)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(map_err)?;
+                let more = rows.len() > limit;
+                let mut items = Vec::new();
+                let mut last = None;
+                for (sk, body) in rows.into_iter().take(limit) {
+                    items.push(from_body(&body, &pk, &sk)?);
+                    last = Some(sk);
+                }
+                let next_cursor = last
+                    .filter(|_| more)
+                    .map(|sk| wf_core::keys::encode_cursor(&sk));
+                Ok(RejectionPage { items, next_cursor })
+            })
+            .await
+    }
+}
+
+/// The sort key a rejections cursor holds (`<16 digits>#<event id>`).
+fn decode_rejection_cursor(cursor: &str) -> Result<String, StoreError> {
+    wf_core::keys::decode_time_cursor(cursor)
+        .ok_or_else(|| StoreError::Invalid(format!("invalid cursor {cursor:?}")))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1097,6 +1172,53 @@ mod tests {
             .await
             .expect("retention");
         assert_eq!(old, ["e000", "e001", "e002"]);
+    }
+
+    #[tokio::test]
+    async fn only_the_newest_rejections_per_workflow_are_kept() {
+        let (_dir, store) = open();
+        let rejection = |workflow: &str, i: usize| wf_core::rejection::EventRejection {
+            workflow_id: workflow.into(),
+            event_id: format!("e{i:05}"),
+            event_type: "t".into(),
+            source: "api".into(),
+            event_time: i as i64,
+            reason: wf_core::rejection::RejectionReason::Filter,
+            message: "m".into(),
+            rejected_at: i as i64,
+        };
+        store
+            .record_rejection(&rejection("other", 0))
+            .await
+            .expect("record");
+        for i in 0..REJECTIONS_KEPT_LOCALLY + 3 {
+            store
+                .record_rejection(&rejection("w", i))
+                .await
+                .expect("record");
+        }
+        let mut kept = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store
+                .list_rejections("w", MAX_PAGE_SIZE, cursor.as_deref())
+                .await
+                .expect("list");
+            kept.extend(page.items.into_iter().map(|r| r.event_id));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(kept.len(), REJECTIONS_KEPT_LOCALLY);
+        assert_eq!(kept.first().map(String::as_str), Some("e01002"));
+        assert_eq!(
+            kept.last().map(String::as_str),
+            Some("e00003"),
+            "the 3 oldest went"
+        );
+        let other = store.list_rejections("other", 0, None).await.expect("list");
+        assert_eq!(other.items.len(), 1, "another workflow's list is untouched");
     }
 
     #[tokio::test]

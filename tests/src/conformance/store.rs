@@ -13,6 +13,7 @@ use wf_core::execution::{
 };
 use wf_core::model::Workflow;
 use wf_core::ports::{DefinitionStore, ExecutionStore, RecordCreate, RecordStore, WorkflowMeta};
+use wf_core::rejection::{EventRejection, RejectionReason};
 
 use super::{T0, big_string, execution, execution_id, loop_items, loop_state, step, unique};
 
@@ -989,6 +990,95 @@ pub async fn list_iterations_in_index_order<S: ExecutionStore + ?Sized>(store: &
 
 // ---------------------------------------------------------------------------------------------
 // Definitions
+
+/// Event rejections: newest first per workflow, one item per event (a redelivery overwrites),
+/// paged with an opaque cursor that other input does not pass for.
+pub async fn rejections_newest_first_in_pages<S: ExecutionStore + ?Sized>(store: &S) {
+    let (wf, other) = (unique("wf"), unique("wf"));
+    let rejection = |workflow: &str, event: &str, time: i64, reason: RejectionReason| {
+        EventRejection {
+            workflow_id: workflow.to_string(),
+            event_id: event.to_string(),
+            event_type: "order.created".into(),
+            source: "api".into(),
+            event_time: time,
+            reason,
+            message: String::new(),
+            rejected_at: time + 5,
+        }
+        .with_message(&format!("{event} was not started"))
+    };
+    for (event, time) in [
+        ("e1", T0),
+        ("e2", T0 + 10),
+        ("e3", T0 + 20),
+        ("e4", T0 + 20),
+    ] {
+        store
+            .record_rejection(&rejection(&wf, event, time, RejectionReason::Input))
+            .await
+            .expect("record_rejection");
+    }
+    // The same event again (a redelivery, this time with another outcome): one item.
+    store
+        .record_rejection(&rejection(&wf, "e2", T0 + 10, RejectionReason::Filter))
+        .await
+        .expect("record_rejection again");
+    store
+        .record_rejection(&rejection(&other, "x", T0 + 99, RejectionReason::Depth))
+        .await
+        .expect("record_rejection of another workflow");
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .list_rejections(&wf, 3, cursor.as_deref())
+            .await
+            .expect("list_rejections");
+        pages += 1;
+        assert!(page.items.len() <= 3, "a page holds at most the limit");
+        seen.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+        assert!(pages < 5, "the listing ends");
+    }
+    assert_eq!(
+        pages, 2,
+        "4 rejections in pages of 3: two pages, no empty third"
+    );
+    let ids: Vec<&str> = seen.iter().map(|r| r.event_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["e4", "e3", "e2", "e1"],
+        "newest first; same time by id, descending"
+    );
+    assert_eq!(
+        seen[2].reason,
+        RejectionReason::Filter,
+        "the redelivery overwrote e2"
+    );
+    assert_eq!(
+        seen[0],
+        rejection(&wf, "e4", T0 + 20, RejectionReason::Input)
+    );
+
+    let others = store.list_rejections(&other, 0, None).await.expect("other");
+    assert_eq!(others.items.len(), 1, "each workflow has its own list");
+    assert_eq!(others.next_cursor, None);
+    let none = store
+        .list_rejections(&unique("wf"), 0, None)
+        .await
+        .expect("none");
+    assert!(none.items.is_empty() && none.next_cursor.is_none());
+    match store.list_rejections(&wf, 10, Some("not-a-cursor")).await {
+        Err(StoreError::Invalid(message)) => assert!(message.contains("cursor"), "{message}"),
+        other => panic!("a bad cursor is Invalid, got {other:?}"),
+    }
+}
 
 fn workflow(id: &str, name: &str) -> Workflow {
     serde_json::from_value(json!({

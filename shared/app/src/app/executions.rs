@@ -210,12 +210,7 @@ impl App {
         input: Value,
         draft: bool,
     ) -> Result<Started, AppError> {
-        let meta = self
-            .svc
-            .definitions
-            .get_meta(id)
-            .await?
-            .ok_or_else(|| AppError::not_found(format!("workflow {id} does not exist")))?;
+        let meta = self.meta(id).await?;
         let (compiled, trigger) = if draft {
             let draft = self.stored_draft(id).await?;
             let report = validate_value(&draft);
@@ -284,7 +279,11 @@ impl App {
 
     /// A page of the history, newest first.
     pub async fn list_executions(&self, query: &ExecutionQuery) -> Result<ExecutionPage, AppError> {
-        Ok(self.svc.executions.list_executions(query).await?)
+        self.svc
+            .executions
+            .list_executions(query)
+            .await
+            .map_err(listing_error)
     }
 
     /// A page of one workflow's history (the workflow must exist).
@@ -293,11 +292,7 @@ impl App {
         workflow_id: &str,
         mut query: ExecutionQuery,
     ) -> Result<ExecutionPage, AppError> {
-        if self.svc.definitions.get_meta(workflow_id).await?.is_none() {
-            return Err(AppError::not_found(format!(
-                "workflow {workflow_id} does not exist"
-            )));
-        }
+        self.meta(workflow_id).await?;
         query.workflow_id = Some(workflow_id.to_string());
         self.list_executions(&query).await
     }
@@ -422,4 +417,16 @@ fn already_finished(id: &str, status: ExecutionStatus) -> AppError {
         "finished",
         format!("execution {id} already finished as {}", status.as_str()),
     )
+}
+
+/// A store's `Invalid` answer to a listing is about its cursor: `invalid_cursor`, saying what
+/// to pass instead.
+pub(super) fn listing_error(e: StoreError) -> AppError {
+    match e {
+        StoreError::Invalid(m) => AppError::invalid(
+            "invalid_cursor",
+            format!("{m}: pass the nextCursor of the previous page, or leave cursor out"),
+        ),
+        other => other.into(),
+    }
 }

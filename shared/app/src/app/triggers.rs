@@ -13,6 +13,7 @@ use wf_core::execution::TriggerInfo;
 use wf_core::expr::ExprContext;
 use wf_core::model::{Trigger, WebhookScheme, WebhookTrigger};
 use wf_core::ports::PlatformEvent;
+use wf_core::rejection::{EventRejection, RejectionPage, RejectionReason};
 use wf_core::time_fmt::format_ms;
 
 use super::executions::{StartRequest, Started};
@@ -321,11 +322,27 @@ impl App {
             if let Err(refusal) = event_chain::check_route(&event.chain, &meta.id, limits) {
                 self.metrics
                     .incr("wf_events_refused_total", refusal.reason());
-                warn!(workflow_id = %meta.id, event_id = %event.id, reason = refusal.reason(), "{}; not started", refusal.describe(&event.chain));
+                let message = refusal.describe(&event.chain);
+                warn!(workflow_id = %meta.id, event_id = %event.id, reason = refusal.reason(), "{message}; not started");
+                let reason = match refusal {
+                    event_chain::ChainRefusal::Depth { .. } => RejectionReason::Depth,
+                    event_chain::ChainRefusal::Revisit { .. } => RejectionReason::Revisit,
+                };
+                self.keep_rejection(&meta.id, event, reason, &message)
+                    .await?;
                 continue;
             }
-            if !self.filter_passes(&compiled, event) {
-                continue;
+            match self.filter_passes(&compiled, event) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    self.metrics.incr("wf_event_rejections_total", "filter");
+                    warn!(workflow_id = %meta.id, event_id = %event.id, error = %e, "event filter failed; not started");
+                    let message = format!("the trigger's filter failed: {e}");
+                    self.keep_rejection(&meta.id, event, RejectionReason::Filter, &message)
+                        .await?;
+                    continue;
+                }
             }
             let mut req = StartRequest::new(
                 event.detail.clone(),
@@ -354,30 +371,77 @@ impl App {
                 Err(e) if e.is_retryable() => return Err(e),
                 Err(e) => {
                     let reason = if e.code() == "invalid_input" {
-                        "input"
+                        RejectionReason::Input
                     } else {
-                        "start"
+                        RejectionReason::Start
                     };
-                    self.metrics.incr("wf_event_rejections_total", reason);
-                    warn!(workflow_id = %meta.id, event_id = %event.id, error = %e, "event not started")
+                    self.metrics
+                        .incr("wf_event_rejections_total", reason.as_str());
+                    warn!(workflow_id = %meta.id, event_id = %event.id, error = %e, "event not started");
+                    self.keep_rejection(&meta.id, event, reason, &e.to_string())
+                        .await?;
                 }
             }
         }
         Ok(routed)
     }
 
-    /// Whether any of the workflow's triggers for this event type lets it through.
+    /// Keep why `event` started nothing of `workflow_id` (listed by [`App::rejections`]).
+    async fn keep_rejection(
+        &self,
+        workflow_id: &str,
+        event: &PlatformEvent,
+        reason: RejectionReason,
+        message: &str,
+    ) -> Result<(), AppError> {
+        let now = self.svc.clock.now_ms();
+        let rejection = EventRejection {
+            workflow_id: workflow_id.to_string(),
+            event_id: event.id.clone(),
+            event_type: event.event_type.clone(),
+            source: event.source.clone(),
+            event_time: if event.time > 0 { event.time } else { now },
+            reason,
+            message: String::new(),
+            rejected_at: now,
+        }
+        .with_message(message);
+        self.svc.executions.record_rejection(&rejection).await?;
+        Ok(())
+    }
+
+    /// The events a workflow subscribed to and did not start on, newest first (`limit` 0: 50,
+    /// at most 1000). An unknown workflow is not found; a cursor that is not one is invalid.
+    pub async fn rejections(
+        &self,
+        workflow_id: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<RejectionPage, AppError> {
+        self.meta(workflow_id).await?;
+        self.svc
+            .executions
+            .list_rejections(workflow_id, limit, cursor)
+            .await
+            .map_err(super::executions::listing_error)
+    }
+
+    /// Whether any of the workflow's triggers for this event type lets it through; the first
+    /// filter that cannot be evaluated is the error.
     fn filter_passes(
         &self,
         compiled: &wf_core::engine::CompiledWorkflow,
         event: &PlatformEvent,
-    ) -> bool {
-        compiled.workflow.triggers().iter().any(|t| {
-            let Trigger::Event(t) = t else { return false };
+    ) -> Result<bool, wf_core::StepError> {
+        let mut failed = None;
+        for t in compiled.workflow.triggers() {
+            let Trigger::Event(t) = t else { continue };
             if t.event != event.event_type {
-                return false;
+                continue;
             }
-            let Some(filter) = &t.filter else { return true };
+            let Some(filter) = &t.filter else {
+                return Ok(true);
+            };
             let mut ctx = Map::new();
             ctx.insert("event".into(), event_context(event));
             ctx.insert(
@@ -385,19 +449,14 @@ impl App {
                 Value::Object(compiled.workflow.config.variables.clone()),
             );
             match ExprContext::new(ctx).eval_bool(filter) {
-                Ok(pass) => {
-                    if !pass {
-                        debug!(workflow_id = %compiled.workflow.id, event_id = %event.id, "filter is false");
-                    }
-                    pass
+                Ok(true) => return Ok(true),
+                Ok(false) => {
+                    debug!(workflow_id = %compiled.workflow.id, event_id = %event.id, "filter is false");
                 }
-                Err(e) => {
-                    self.metrics.incr("wf_event_rejections_total", "filter");
-                    warn!(workflow_id = %compiled.workflow.id, event_id = %event.id, error = %e, "event filter failed; not started");
-                    false
-                }
+                Err(e) => failed = failed.or(Some(e)),
             }
-        })
+        }
+        failed.map_or(Ok(false), Err)
     }
 
     /// Start an execution whose id is deterministic (an event's, a fire's): one that exists

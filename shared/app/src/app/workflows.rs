@@ -193,7 +193,8 @@ pub fn version_diff(old: Option<&Workflow>, new: &Workflow) -> Value {
 }
 
 impl App {
-    async fn meta(&self, id: &str) -> Result<WorkflowMeta, AppError> {
+    /// The workflow's META; not found (naming it) when it does not exist.
+    pub(super) async fn meta(&self, id: &str) -> Result<WorkflowMeta, AppError> {
         self.svc
             .definitions
             .get_meta(id)

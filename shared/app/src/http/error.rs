@@ -95,7 +95,8 @@ impl From<AppError> for ApiError {
             (ErrorKind::Invalid, "signature") => StatusCode::UNAUTHORIZED,
             (
                 ErrorKind::Invalid,
-                "invalid_json" | "too_deep" | "invalid_request" | "invalid" | "invalid_event",
+                "invalid_json" | "too_deep" | "invalid_request" | "invalid" | "invalid_event"
+                | "invalid_cursor",
             ) => StatusCode::BAD_REQUEST,
             (ErrorKind::Invalid, _) => StatusCode::UNPROCESSABLE_ENTITY,
             (ErrorKind::NotFound, _) => StatusCode::NOT_FOUND,

@@ -1,4 +1,5 @@
-//! `POST /events`: the local stand-in for the platform's EventBridge bus.
+//! `POST /events`: the local stand-in for the platform's EventBridge bus; and
+//! `GET /workflows/{id}/rejected-events`: the events a workflow did not start on, and why.
 
 use axum::Json;
 use axum::extract::State;
@@ -6,9 +7,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::IntoParams;
+use wf_core::rejection::{EventRejection, RejectionPage};
 
+use super::executions::page_limit;
 use super::{AppState, JsonBody, parse_body};
-use crate::http::ApiError;
+use crate::http::{ApiError, ApiPath, ApiQuery};
 
 /// An event: its type, detail and your id for it.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -58,4 +62,55 @@ pub async fn publish(
         event_type: req.event_type,
     };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// A page of a rejections list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RejectionParams {
+    /// 1..=1000, default 50.
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+    /// `nextCursor` of the previous page (opaque: another string is 400 `invalid_cursor`).
+    pub cursor: Option<String>,
+}
+
+/// The events a workflow subscribes to that started nothing, newest first: the filter could
+/// not be evaluated (`filter`), the detail is not a valid input (`input`), the start was
+/// refused (`start`), or the causation chain was at its bound (`depth`, `revisit`). A false
+/// filter is not a rejection. Kept as long as executions on AWS; the newest 1,000 per
+/// workflow locally.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectionList {
+    items: Vec<EventRejection>,
+    /// The `cursor` of the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+impl From<RejectionPage> for RejectionList {
+    fn from(page: RejectionPage) -> Self {
+        Self {
+            items: page.items,
+            next_cursor: page.next_cursor,
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/workflows/{id}/rejected-events", tag = "events",
+    params(("id" = String, Path, description = "Workflow id"), RejectionParams),
+    responses((status = 200, description = "`{ items, nextCursor }`: events this workflow did not start on, newest first", body = RejectionList),
+              (status = 400, description = "Bad limit or cursor"), (status = 404, description = "Unknown workflow")))]
+pub async fn rejected(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(p): ApiQuery<RejectionParams>,
+) -> Result<Json<RejectionList>, ApiError> {
+    let limit = page_limit(p.limit)?;
+    let page = state
+        .app
+        .rejections(&id, limit, p.cursor.as_deref())
+        .await?;
+    Ok(Json(page.into()))
 }

@@ -145,6 +145,17 @@ pub struct StartedAnswer {
 /// The trigger types an execution can have (`GET /executions?trigger=`).
 const TRIGGERS: [&str; 6] = ["webhook", "schedule", "event", "manual", "test", "rerun"];
 
+/// A list's `limit`: 1..=1000, 50 when left out.
+pub(crate) fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit.unwrap_or(50) {
+        limit @ 1..=1000 => Ok(limit),
+        _ => Err(ApiError::bad_request(
+            "invalid_query",
+            "limit must be between 1 and 1000",
+        )),
+    }
+}
+
 fn query_of(p: ListParams) -> Result<ExecutionQuery, ApiError> {
     let status = match p.status.as_deref() {
         None => None,
@@ -174,13 +185,7 @@ fn query_of(p: ListParams) -> Result<ExecutionQuery, ApiError> {
         })
         .transpose()
     };
-    let limit = p.limit.unwrap_or(50);
-    if limit == 0 || limit > 1000 {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "limit must be between 1 and 1000",
-        ));
-    }
+    let limit = page_limit(p.limit)?;
     Ok(ExecutionQuery {
         workflow_id: p.workflow_id,
         status,

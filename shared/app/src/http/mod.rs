@@ -97,6 +97,7 @@ fn api_routes() -> Router<AppState> {
             get(workflows::get_config).patch(workflows::patch_config),
         )
         .route("/workflows/{id}/versions", get(workflows::list_versions))
+        .route("/workflows/{id}/rejected-events", get(events::rejected))
         .route(
             "/workflows/{id}/versions/{version}",
             get(workflows::get_version),

@@ -59,6 +59,7 @@ pub struct AnyDefinition(serde_json::Value);
     paths(
         super::hooks::receive,
         super::events::publish,
+        super::events::rejected,
         super::workflows::list,
         super::workflows::create,
         super::workflows::get_one,
@@ -94,7 +95,7 @@ pub struct AnyDefinition(serde_json::Value);
     modifiers(&CommonResponses),
     tags(
         (name = "webhooks", description = "Start workflows from signed HTTP requests"),
-        (name = "events", description = "Publish platform events"),
+        (name = "events", description = "Publish platform events; see which a workflow did not start on"),
         (name = "workflows", description = "Drafts, versions, activation, config"),
         (name = "executions", description = "Runs and their step-by-step history"),
         (name = "ai", description = "AI-assisted authoring: generate, chat about a draft, plain English to cron"),

@@ -28,10 +28,11 @@ use wf_core::execution::{
     sort_steps,
 };
 use wf_core::ports::{Clock, ExecutionStore, SystemClock};
+use wf_core::rejection::{EventRejection, RejectionPage};
 
 use super::items::{
-    DedupeItem, ExecItem, Item, IterItem, LoopCounterItem, LoopItemsItem, StepItem, check_size,
-    decode, encode, get_n, get_s, loop_items, n, s,
+    DedupeItem, ExecItem, Item, IterItem, LoopCounterItem, LoopItemsItem, RejectionItem, StepItem,
+    check_size, decode, encode, get_n, get_s, loop_items, n, s,
 };
 use super::keys::{self, EXEC_SK, EXECUTIONS_PK, SK};
 use super::{
@@ -62,22 +63,15 @@ fn step_status_value(status: StepStatus) -> Result<AttributeValue, StoreError> {
     }
 }
 
-/// The opaque cursor of `list_executions`: the last item's `startedKey`.
+/// The opaque cursor of `list_executions` (the last item's `startedKey`) and of
+/// `list_rejections` (the last item's sort key): both are `<16-digit time>#<id>`.
 fn encode_cursor(started_key: &str) -> String {
     wf_core::keys::encode_cursor(started_key)
 }
 
 fn decode_cursor(cursor: &str) -> Result<String, StoreError> {
-    let text = wf_core::keys::decode_cursor(cursor);
-    // A started key is 16 digits, `#`, an id.
-    match text.as_deref().and_then(|t| t.split_once('#')) {
-        Some((ms, id))
-            if ms.len() == 16 && ms.bytes().all(|b| b.is_ascii_digit()) && !id.is_empty() =>
-        {
-            Ok(text.unwrap_or_default())
-        }
-        _ => Err(StoreError::Invalid(format!("invalid cursor {cursor:?}"))),
-    }
+    wf_core::keys::decode_time_cursor(cursor)
+        .ok_or_else(|| StoreError::Invalid(format!("invalid cursor {cursor:?}")))
 }
 
 impl DynamoStore {
@@ -978,6 +972,73 @@ impl ExecutionStore for DynamoStore {
             out.push((item.index, item.result));
         }
         Ok(out)
+    }
+
+    async fn record_rejection(&self, rejection: &EventRejection) -> Result<(), StoreError> {
+        let pk = wf_core::keys::rejections_pk(&rejection.workflow_id);
+        let sk = wf_core::keys::rejection_sk(rejection.event_time, &rejection.event_id);
+        let what = format!("{pk}/{sk}");
+        let item = encode(
+            &RejectionItem {
+                execution_id: pk,
+                sk,
+                rejection: rejection.clone(),
+                // Kept as long as the executions (the event id is a ULID when we made it).
+                ttl: self.ttl_of(&rejection.event_id, rejection.rejected_at),
+            },
+            &what,
+            self.item_limit,
+        )?;
+        // A plain put: the same event again writes the same item.
+        self.client
+            .put_item()
+            .table_name(&self.executions)
+            .set_item(Some(item))
+            .send()
+            .await
+            .store_err("record_rejection")?;
+        Ok(())
+    }
+
+    async fn list_rejections(
+        &self,
+        workflow_id: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<RejectionPage, StoreError> {
+        let limit = match limit {
+            0 => DEFAULT_PAGE_SIZE,
+            n => n.min(MAX_PAGE_SIZE),
+        };
+        let pk = wf_core::keys::rejections_pk(workflow_id);
+        let start = cursor
+            .map(decode_cursor)
+            .transpose()?
+            .map(|sk| key(&pk, &sk));
+        let out = self
+            .client
+            .query()
+            .table_name(&self.executions)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", EXECUTIONS_PK)
+            .expression_attribute_values(":pk", s(&pk))
+            .scan_index_forward(false)
+            // One more than the page: whether there is a next page is then known now.
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .store_err("list_rejections")?;
+        let rows = out.items.unwrap_or_default();
+        let more = rows.len() > limit;
+        let mut items = Vec::new();
+        let mut last = None;
+        for row in rows.into_iter().take(limit) {
+            last = get_s(&row, SK).map(str::to_string);
+            items.push(decode::<RejectionItem>(row, &pk)?.rejection);
+        }
+        let next_cursor = last.filter(|_| more).map(|sk| encode_cursor(&sk));
+        Ok(RejectionPage { items, next_cursor })
     }
 }
 

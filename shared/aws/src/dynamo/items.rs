@@ -389,6 +389,18 @@ pub(crate) struct IterItem {
     pub ttl: i64,
 }
 
+/// A `REJECT#<workflow>` item: an event the workflow did not start on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RejectionItem {
+    /// `REJECT#<workflow id>` (the table's partition key attribute).
+    pub execution_id: String,
+    pub sk: String,
+    #[serde(with = "json_text")]
+    pub rejection: wf_core::rejection::EventRejection,
+    pub ttl: i64,
+}
+
 /// A `DEDUPE#<workflow>#<key>` item: the first execution started with the key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
