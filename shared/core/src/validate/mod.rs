@@ -375,6 +375,34 @@ pub(crate) fn did_you_mean<'a>(
         .map(|(_, c)| c)
 }
 
+/// How a message names the value at pointer `tokens`: "`field`", "this item" in an array, or
+/// `root` (e.g. "the value") at the top.
+pub(crate) fn subject(tokens: &[String], root: &str) -> String {
+    match tokens.last() {
+        Some(t) if t.parse::<usize>().is_err() => format!("`{t}`"),
+        Some(_) => "this item".to_string(),
+        None => root.to_string(),
+    }
+}
+
+/// `name` at `{at}/name`, which is not one of `known`: `message` says what it is (e.g.
+/// "unknown field `x`"), followed by the closest known name when one is close.
+pub(crate) fn unknown_name(
+    code: &'static str,
+    at: &str,
+    name: &str,
+    message: String,
+    known: &[&str],
+    hint: String,
+) -> Problem {
+    Problem::new(
+        code,
+        format!("{at}/{}", escape_token(name)),
+        format!("{message}{}", suggestion(name, known.iter().copied())),
+        hint,
+    )
+}
+
 /// ` (did you mean "x"?)` or empty.
 pub(crate) fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     match did_you_mean(word, candidates) {

@@ -8,7 +8,9 @@ use jsonschema::Validator;
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde_json::{Value, json};
 
-use super::{Problem, codes, escape_token, pointer_tokens, suggestion, type_of};
+use super::{
+    Problem, codes, escape_token, pointer_tokens, subject, suggestion, type_of, unknown_name,
+};
 use crate::catalog;
 use crate::cron::{CronSpec, parse_english};
 use crate::expr::{check_expression, check_template, is_template, single_expression};
@@ -593,11 +595,7 @@ fn check_params(spec: &catalog::ActionSpec, params: &Value, base: &str, out: &mu
             continue;
         }
         let at = format!("{base}{path}");
-        let subject = match tokens.last() {
-            Some(t) if t.parse::<usize>().is_err() => format!("`{t}`"),
-            Some(_) => "this item".to_string(),
-            None => "`params`".to_string(),
-        };
+        let subject = subject(&tokens, "`params`");
         let sub = param_schema_at(schema, &tokens);
         match &err.kind {
             ValidationErrorKind::AdditionalProperties { unexpected } => {
@@ -607,13 +605,12 @@ fn check_params(spec: &catalog::ActionSpec, params: &Value, base: &str, out: &mu
                     .map(|m| m.keys().map(String::as_str).collect())
                     .unwrap_or_default();
                 for name in unexpected {
-                    out.push(Problem::new(
+                    out.push(unknown_name(
                         codes::ACTION_PARAMS,
-                        format!("{at}/{}", escape_token(name)),
-                        format!(
-                            "unknown parameter `{name}` for {action}{}",
-                            suggestion(name, known.iter().copied())
-                        ),
+                        &at,
+                        name,
+                        format!("unknown parameter `{name}` for {action}"),
+                        &known,
                         if tokens.is_empty() {
                             format!("the parameters of {action} are: {}", known.join(", "))
                         } else {

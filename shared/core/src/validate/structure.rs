@@ -13,7 +13,9 @@ use jsonschema::Validator;
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde_json::{Map, Value, json};
 
-use super::{Problem, codes, escape_token, pointer_tokens, suggestion, type_of};
+use super::{
+    Problem, codes, escape_token, pointer_tokens, subject, suggestion, type_of, unknown_name,
+};
 use crate::model::{STEP_TYPES, TRIGGER_TYPES};
 
 /// A structural finding. Non-blocking ones (patterns, ranges) do not stop deserialization:
@@ -303,25 +305,19 @@ fn run(piece: &Piece, instance: &Value, base: &str, out: &mut Vec<Issue>) {
         let path = err.instance_path.as_str();
         let tokens = pointer_tokens(path);
         let at = format!("{base}{path}");
-        let field = tokens.last().map(String::as_str);
-        let subject = match field {
-            Some(f) if f.parse::<usize>().is_err() => format!("`{f}`"),
-            Some(_) => "this item".to_string(),
-            None => "the value".to_string(),
-        };
+        let subject = subject(&tokens, "the value");
         match &err.kind {
             ValidationErrorKind::AdditionalProperties { unexpected }
             | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
                 let allowed = allowed_fields(&piece.schema, &tokens);
                 let allowed_refs: Vec<&str> = allowed.iter().map(String::as_str).collect();
                 for name in unexpected {
-                    out.push(blocking(Problem::new(
+                    out.push(blocking(unknown_name(
                         codes::UNKNOWN_FIELD,
-                        format!("{at}/{}", escape_token(name)),
-                        format!(
-                            "unknown field `{name}`{}",
-                            suggestion(name, allowed_refs.iter().copied())
-                        ),
+                        &at,
+                        name,
+                        format!("unknown field `{name}`"),
+                        &allowed_refs,
                         if allowed.is_empty() {
                             "remove it".to_string()
                         } else {
