@@ -624,7 +624,8 @@ class Runner:
         self.srv.start()
         try:
             self.setup()
-            cases = self.cases()
+            cases = [c for c in self.cases() if not self.args.only
+                     or any(o.lower() in c.name.lower() for o in self.args.only)]
             print(f"bad-input: wf dev 127.0.0.1:{self.srv.port} (pid {self.srv.pid}, wf dev defaults, "
                   f"--workers {self.args.workers or 'default'}); {len(cases)} cases; RSS cap "
                   f"{self.args.rss_cap_mb} MB; load average {loadavg()} on {os.cpu_count()} CPUs",
@@ -697,6 +698,8 @@ def main():
     p.add_argument("--loop-items", type=int, help="items of the loop case (default 100000; 10000 quick)")
     p.add_argument("--loop-wait-secs", type=int, default=1200, help="bound of the wait for the loop")
     p.add_argument("--workers", type=int, default=None, help="wf dev --workers (default: wf dev's)")
+    p.add_argument("--only", action="append", metavar="TEXT",
+                   help="run only the cases whose name contains TEXT (repeatable), e.g. --only loop")
     p.add_argument("--rss-cap-mb", type=int, default=3072,
                    help="SIGKILL the server when its RSS passes this (protects the machine)")
     args = p.parse_args()
