@@ -22,15 +22,7 @@ pub fn workflow_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(p)?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| {
-                    f.extension().is_some_and(|x| x == "json")
-                        && f.file_name().is_some_and(|n| n != "schema.json")
-                })
-                .collect();
-            found.sort();
-            files.extend(found);
+            files.extend(wf_app::dev::workflow_files_in(p)?);
         } else {
             files.push(p.clone());
         }
@@ -86,15 +78,20 @@ pub fn files_or_usage(command: &str, paths: &[PathBuf]) -> Result<Vec<PathBuf>, 
     if files.is_empty() {
         eprintln!(
             "wf {command}: no workflow files found in {}",
-            paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            display_paths(paths)
         );
         return Err(ExitCode::from(crate::EXIT_USAGE));
     }
     Ok(files)
+}
+
+/// `paths` as a message lists them: `a.json, b/c.json`.
+pub fn display_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One file's check: the validator's report, or why the file could not be read.

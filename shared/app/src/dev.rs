@@ -48,6 +48,20 @@ pub struct DevOptions {
     pub watch_interval: Duration,
 }
 
+/// The workflow files of folder `dir`, sorted: its `*.json` files but `schema.json` (what
+/// `wf dev` syncs, and what `wf validate` / `wf deploy` read in a folder).
+pub fn workflow_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && p.file_name().is_some_and(|n| n != "schema.json")
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// Keeps the local scheduler in step with activation.
 pub struct LocalTriggers {
     pub scheduler: Arc<Scheduler>,
@@ -370,17 +384,9 @@ impl FileSync {
     }
 
     async fn sync_all(&mut self, app: &App) {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+        let Ok(files) = workflow_files_in(&self.dir) else {
             return;
         };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension().is_some_and(|x| x == "json")
-                    && p.file_name().is_some_and(|n| n != "schema.json")
-            })
-            .collect();
-        files.sort();
         for path in files {
             let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
             if modified.is_some() && self.seen.get(&path) == modified.as_ref() {

@@ -18,7 +18,9 @@ use wf_core::model::Workflow;
 
 use self::api::{Api, Failure, FailureKind};
 use self::auth::{Auth, AuthError, Signer};
-use super::validate::{Checked, files_or_usage, print_checks, problems_json, read_and_check};
+use super::validate::{
+    Checked, display_paths, files_or_usage, print_checks, problems_json, read_and_check,
+};
 use crate::EXIT_USAGE;
 
 #[derive(clap::Args)]
@@ -223,11 +225,7 @@ pub fn run(args: Args) -> ExitCode {
             .map(|(id, files)| {
                 format!(
                     "workflow {id:?} is defined by more than one file: {}",
-                    files
-                        .iter()
-                        .map(|f| f.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    display_paths(files)
                 )
             })
             .collect();

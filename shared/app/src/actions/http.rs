@@ -12,14 +12,22 @@ use wf_core::json_depth::{MAX_JSON_DEPTH, check_depth};
 use wf_core::ports::ActionContext;
 
 use super::outbound::{
-    BodyError, ForbiddenAddress, OutboundPolicy, TooManyRedirects, UrlRefused, find_cause,
-    read_body_limited,
+    self, BodyError, ForbiddenAddress, OutboundPolicy, TooManyRedirects, TransportCodes,
+    UrlRefused, find_cause, read_body_limited,
 };
 use super::params_error;
 
 /// How much of an error response body goes into the step error's details (step records are
 /// stored in DynamoDB items of at most 400 KB).
 const ERROR_BODY_CHARS: usize = 2048;
+
+/// The codes of the actions' transport failures.
+const TRANSPORT_CODES: TransportCodes = TransportCodes {
+    connect: "http.connect",
+    invalid: "http.invalid_request",
+    redirect: Some("http.redirect"),
+    other: "http.transport",
+};
 
 /// Params of `http.request` (already validated against the catalog schema).
 #[derive(Debug, Deserialize)]
@@ -70,6 +78,14 @@ enum Body {
     Text(String),
 }
 
+/// What both actions send through: the client and the policy it was built from (its resolver
+/// and redirect policy enforce the policy; IP-literal URLs are checked before sending).
+#[derive(Clone, Copy)]
+pub(crate) struct Transport<'a> {
+    pub client: &'a reqwest::Client,
+    pub policy: &'a OutboundPolicy,
+}
+
 /// One outbound request, as both actions describe it.
 struct Outbound {
     method: reqwest::Method,
@@ -80,8 +96,7 @@ struct Outbound {
 }
 
 pub(crate) async fn request(
-    client: &reqwest::Client,
-    policy: &OutboundPolicy,
+    via: Transport<'_>,
     params: HttpParams,
     ctx: &ActionContext,
 ) -> Result<Value, StepError> {
@@ -133,8 +148,7 @@ pub(crate) async fn request(
         .map_or(ctx.timeout, |t| t.min(ctx.timeout));
 
     let response = send(
-        client,
-        policy,
+        via,
         Outbound {
             method,
             url,
@@ -159,8 +173,7 @@ pub(crate) async fn request(
 }
 
 pub(crate) async fn send_message(
-    client: &reqwest::Client,
-    policy: &OutboundPolicy,
+    via: Transport<'_>,
     params: MessageParams,
     ctx: &ActionContext,
 ) -> Result<Value, StepError> {
@@ -170,8 +183,7 @@ pub(crate) async fn send_message(
         payload["blocks"] = Value::Array(blocks);
     }
     let response = send(
-        client,
-        policy,
+        via,
         Outbound {
             method: reqwest::Method::POST,
             url,
@@ -199,16 +211,16 @@ fn parse_url(action: &str, raw: &str) -> Result<Url, StepError> {
 
 /// Sends under the policy and reads the whole (bounded) response, all within `timeout`.
 async fn send(
-    client: &reqwest::Client,
-    policy: &OutboundPolicy,
+    via: Transport<'_>,
     req: Outbound,
     ctx: &ActionContext,
 ) -> Result<ReadResponse, StepError> {
     // IP literals never reach the resolver: check them here, before any connection.
-    policy.check_url(&req.url).map_err(url_refused_error)?;
+    via.policy.check_url(&req.url).map_err(url_refused_error)?;
 
     let host = req.url.host_str().unwrap_or_default().to_owned();
-    let mut builder = client
+    let mut builder = via
+        .client
         .request(req.method.clone(), req.url)
         .headers(req.headers.clone());
     // An explicit Idempotency-Key param wins (the author may be forwarding one); otherwise the
@@ -228,7 +240,7 @@ async fn send(
         }
     };
 
-    let limit = policy.max_response_bytes;
+    let limit = via.policy.max_response_bytes;
     let timeout = req.timeout;
     tracing::debug!(method = %req.method, host = %host, timeout_ms = timeout.as_millis() as u64, "outbound request");
     let exchange = async move {
@@ -301,21 +313,7 @@ fn transport_error(e: reqwest::Error) -> StepError {
         )
         .with_details(json!({ "maxRedirects": too_many.max }));
     }
-    // The message without the URL: it may carry a secret (token in a webhook URL).
-    let e = e.without_url();
-    let message = wf_core::error::error_chain(&e);
-    if e.is_timeout() {
-        StepError::timeout(message)
-    } else if e.is_connect() {
-        StepError::retryable("http.connect", message)
-    } else if e.is_builder() {
-        StepError::new("http.invalid_request", message)
-    } else if e.is_redirect() {
-        StepError::new("http.redirect", message)
-    } else {
-        // Resets, truncated bodies, protocol errors: usually transient.
-        StepError::retryable("http.transport", message)
-    }
+    outbound::transport_error(e, &TRANSPORT_CODES)
 }
 
 /// Every non-2xx status not expected is retryable: the catalog promises it, and the step's

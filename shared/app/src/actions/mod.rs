@@ -117,6 +117,13 @@ impl BuiltinActions {
             .map_err(|e| params_error(action, vec![(String::new(), e.to_string())]))
     }
 
+    fn http(&self) -> http::Transport<'_> {
+        http::Transport {
+            client: &self.client,
+            policy: &self.policy,
+        }
+    }
+
     fn records(&self) -> records::Records<'_> {
         records::Records {
             store: self.records.as_ref(),
@@ -151,23 +158,9 @@ impl BuiltinActions {
         ctx: &ActionContext,
     ) -> Result<Value, StepError> {
         match action {
-            "http.request" => {
-                http::request(
-                    &self.client,
-                    &self.policy,
-                    self.params(action, params)?,
-                    ctx,
-                )
-                .await
-            }
+            "http.request" => http::request(self.http(), self.params(action, params)?, ctx).await,
             "message.send" => {
-                http::send_message(
-                    &self.client,
-                    &self.policy,
-                    self.params(action, params)?,
-                    ctx,
-                )
-                .await
+                http::send_message(self.http(), self.params(action, params)?, ctx).await
             }
             "record.create" => {
                 self.records()

@@ -19,6 +19,7 @@ use bytes::{Bytes, BytesMut};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect;
 use url::{Host, Url};
+use wf_core::error::StepError;
 
 /// 5 MiB: big enough for API answers, small enough to keep step records and memory bounded.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 5 * 1024 * 1024;
@@ -316,6 +317,36 @@ pub(crate) fn find_cause<'a, T: StdError + 'static>(
         current = e.source();
     }
     None
+}
+
+/// The step error codes a caller of [`transport_error`] gives each kind of failure.
+pub(crate) struct TransportCodes {
+    /// The connection could not be made (retryable).
+    pub connect: &'static str,
+    /// The request could not be built (permanent).
+    pub invalid: &'static str,
+    /// A redirect went wrong (permanent); `None` counts it with `other`.
+    pub redirect: Option<&'static str>,
+    /// Resets, truncated bodies, protocol errors: usually transient (retryable).
+    pub other: &'static str,
+}
+
+/// What a reqwest failure means for a step. The message leaves the URL out: it may carry a
+/// secret (a token in a webhook URL, credentials in a proxy or gateway URL).
+pub(crate) fn transport_error(e: reqwest::Error, codes: &TransportCodes) -> StepError {
+    let e = e.without_url();
+    let message = wf_core::error::error_chain(&e);
+    if e.is_timeout() {
+        StepError::timeout(message)
+    } else if e.is_connect() {
+        StepError::retryable(codes.connect, message)
+    } else if e.is_builder() {
+        StepError::new(codes.invalid, message)
+    } else if let Some(code) = codes.redirect.filter(|_| e.is_redirect()) {
+        StepError::new(code, message)
+    } else {
+        StepError::retryable(codes.other, message)
+    }
 }
 
 /// Why a body could not be read in full.

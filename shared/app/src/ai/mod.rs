@@ -74,11 +74,7 @@ impl AiSettings {
 
     /// `from_env` over any lookup.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let value = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let value = |name: &str| crate::llm::setting(&lookup, name);
         let mut s = Self::default();
         if let Some(model) = value(ENV_MODEL) {
             s.model = model;

@@ -116,32 +116,42 @@ impl AppError {
     }
 
     pub fn code(&self) -> &'static str {
-        match self {
-            AppError::NotFound(_) => "not_found",
-            AppError::Invalid { code, .. }
-            | AppError::Conflict { code, .. }
-            | AppError::Retryable { code, .. }
-            | AppError::Permanent { code, .. } => code,
-        }
+        self.parts().0
     }
 
     pub fn message(&self) -> &str {
-        match self {
-            AppError::NotFound(m) => m,
-            AppError::Invalid { message, .. }
-            | AppError::Conflict { message, .. }
-            | AppError::Retryable { message, .. }
-            | AppError::Permanent { message, .. } => message,
-        }
+        self.parts().1
     }
 
     pub fn details(&self) -> &Value {
+        self.parts().2
+    }
+
+    /// Code, message and details, whatever the variant (NotFound's code is `not_found`, and it
+    /// has no details).
+    fn parts(&self) -> (&'static str, &str, &Value) {
         match self {
-            AppError::NotFound(_) => &Value::Null,
-            AppError::Invalid { details, .. }
-            | AppError::Conflict { details, .. }
-            | AppError::Retryable { details, .. }
-            | AppError::Permanent { details, .. } => details,
+            AppError::NotFound(message) => ("not_found", message, &Value::Null),
+            AppError::Invalid {
+                code,
+                message,
+                details,
+            }
+            | AppError::Conflict {
+                code,
+                message,
+                details,
+            }
+            | AppError::Retryable {
+                code,
+                message,
+                details,
+            }
+            | AppError::Permanent {
+                code,
+                message,
+                details,
+            } => (code, message, details),
         }
     }
 }

@@ -19,7 +19,7 @@ use wf_core::error::StepError;
 use wf_core::json_depth::{MAX_JSON_DEPTH, check_depth};
 use wf_core::ports::{LlmProvider, LlmRequest, LlmResponse};
 
-use crate::actions::outbound::{BodyError, read_body_limited};
+use crate::actions::outbound::{self, BodyError, TransportCodes, read_body_limited};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 /// Environment variable of the base URL (`https://api.openai.com/v1` when unset).
@@ -31,6 +31,13 @@ pub const ENV_API_KEY: &str = "WF_LLM_API_KEY";
 const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 /// How much of a provider's error text goes into step errors.
 const ERROR_TEXT_CHARS: usize = 1024;
+/// The codes of the provider's transport failures (a failed redirect counts as transient).
+const TRANSPORT_CODES: TransportCodes = TransportCodes {
+    connect: "llm.connect",
+    invalid: "llm.request",
+    redirect: None,
+    other: "llm.transport",
+};
 
 /// Where the provider is and how to authenticate.
 #[derive(Clone, PartialEq, Eq)]
@@ -115,11 +122,7 @@ impl LlmConfig {
 
     /// `from_env` over any lookup (tests avoid mutating the process environment).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let non_empty = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let non_empty = |name: &str| setting(&lookup, name);
         let config = Self::new(
             non_empty(ENV_BASE_URL).unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
             non_empty(ENV_API_KEY),
@@ -133,6 +136,14 @@ impl LlmConfig {
     fn completions_url(&self) -> String {
         format!("{}/chat/completions", self.base_url.trim_end_matches('/'))
     }
+}
+
+/// Setting `name` read through `lookup` (the environment, or a test's map): trimmed, and unset
+/// when empty. The LLM and AI settings all read this way.
+pub(crate) fn setting(lookup: impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    lookup(name)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 /// An OpenAI-compatible chat-completions provider.
@@ -352,18 +363,7 @@ fn provider_message(body: &[u8]) -> String {
 }
 
 fn transport_error(e: reqwest::Error) -> StepError {
-    // Without the URL: a proxy or gateway URL may embed credentials.
-    let e = e.without_url();
-    let message = wf_core::error::error_chain(&e);
-    if e.is_timeout() {
-        StepError::timeout(message)
-    } else if e.is_connect() {
-        StepError::retryable("llm.connect", message)
-    } else if e.is_builder() {
-        StepError::new("llm.request", message)
-    } else {
-        StepError::retryable("llm.transport", message)
-    }
+    outbound::transport_error(e, &TRANSPORT_CODES)
 }
 
 fn truncate_chars(s: &str, max: usize) -> &str {
