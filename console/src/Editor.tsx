@@ -32,7 +32,7 @@ import {
 } from './model'
 import { StepPanel } from './StepPanel'
 import { DiffView } from './Diff'
-import { Busy, ErrorBox, JsonBlock, JsonField, Modal, StatusBadge, useAction } from './ui'
+import { Busy, ErrorBox, JsonBlock, JsonField, ListTable, Modal, StatusBadge, useAction } from './ui'
 
 export function Editor({ id, tab, arg }: { id: string; tab: string; arg?: string }) {
   const [answer, setAnswer] = useState<WorkflowAnswer | null>(null)
@@ -99,41 +99,40 @@ function Loaded({ initial, tab, arg, reload }: { initial: WorkflowAnswer; tab: s
     await saving.current
   }, [save, saved.wf])
 
-  const edit = useCallback(
-    (next: Workflow | null) => {
-      if (!next || readOnly) return
-      setPast((p) => [...p.slice(-99), latest.current])
-      setFuture([])
+  /** Show `next` as the draft and save it after 400 ms without another change. */
+  const change = useCallback(
+    (next: Workflow) => {
       setWf(next)
       latest.current = next
       setSaveState('pending')
       window.clearTimeout(timer.current)
       timer.current = window.setTimeout(() => void save(), 400)
     },
-    [readOnly, save],
+    [save],
+  )
+  const edit = useCallback(
+    (next: Workflow | null) => {
+      if (!next || readOnly) return
+      setPast((p) => [...p.slice(-99), latest.current])
+      setFuture([])
+      change(next)
+    },
+    [readOnly, change],
   )
   const undo = useCallback(() => {
     if (!past.length) return
     const prev = past[past.length - 1]
     setPast(past.slice(0, -1))
     setFuture((f) => [latest.current, ...f])
-    setWf(prev)
-    latest.current = prev
-    setSaveState('pending')
-    window.clearTimeout(timer.current)
-    timer.current = window.setTimeout(() => void save(), 400)
-  }, [past, save])
+    change(prev)
+  }, [past, change])
   const redo = useCallback(() => {
     if (!future.length) return
     const next = future[0]
     setFuture(future.slice(1))
     setPast((p) => [...p, latest.current])
-    setWf(next)
-    latest.current = next
-    setSaveState('pending')
-    window.clearTimeout(timer.current)
-    timer.current = window.setTimeout(() => void save(), 400)
-  }, [future, save])
+    change(next)
+  }, [future, change])
   useEffect(() => {
     const key = (e: KeyboardEvent) => {
       const t = e.target as HTMLElement
@@ -809,35 +808,27 @@ function VersionsTab({ id, summary, setSummary, view }: { id: string; summary: S
     <div className="page versions">
       {busy && <Busy label={busy} />}
       <ErrorBox error={error} />
-      {versions && versions.length === 0 && <p className="muted">Never published.</p>}
-      {versions && versions.length > 0 && (
-        <table className="list" data-testid="versions">
-          <thead>
-            <tr>
-              <th scope="col">Version</th>
-              <th scope="col">State</th>
-              <th scope="col">Actions</th>
-            </tr>
-          </thead>
-          <tbody>
-            {[...versions].reverse().map((v) => (
-              <tr key={v.version}>
-                <td>
-                  <a href={`#/w/${encodeURIComponent(id)}/versions/${v.version}`}>v{v.version}</a>
-                </td>
-                <td>{v.active ? <span className="badge active">active</span> : <span className="muted">—</span>}</td>
-                <td>
-                  {!v.active && (
-                    <button onClick={() => activate(v.version)} disabled={!!busy}>
-                      Activate v{v.version}
-                    </button>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      <ListTable
+        rows={versions && [...versions].reverse()}
+        testId="versions"
+        columns={['Version', 'State', 'Actions']}
+        empty="Never published."
+        row={(v) => (
+          <tr key={v.version}>
+            <td>
+              <a href={`#/w/${encodeURIComponent(id)}/versions/${v.version}`}>v{v.version}</a>
+            </td>
+            <td>{v.active ? <span className="badge active">active</span> : <span className="muted">—</span>}</td>
+            <td>
+              {!v.active && (
+                <button onClick={() => activate(v.version)} disabled={!!busy}>
+                  Activate v{v.version}
+                </button>
+              )}
+            </td>
+          </tr>
+        )}
+      />
       {shown && (
         <div className="version-view">
           <h2>

@@ -9,7 +9,7 @@ import { Canvas } from './Canvas'
 import { nodeStatuses } from './Editor'
 import { go } from './nav'
 import { recordPathToNode, type Workflow } from './model'
-import { ago, Busy, ErrorBox, JsonBlock, JsonField, Modal, ms, StatusBadge, useAction } from './ui'
+import { ago, Busy, ErrorBox, JsonBlock, JsonField, ListTable, Modal, ms, StatusBadge, useAction } from './ui'
 
 const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'timed_out', 'cancelled']
 const TRIGGERS = ['webhook', 'schedule', 'event', 'manual', 'test', 'rerun']
@@ -66,37 +66,26 @@ export function ExecutionList({ workflowId }: { workflowId: string }) {
       </div>
       <ErrorBox error={error} />
       {busy && <Busy label={busy} />}
-      {page && page.items.length === 0 && <p className="muted">No execution matches.</p>}
-      {page && page.items.length > 0 && (
-        <table className="list" data-testid="executions">
-          <thead>
-            <tr>
-              <th scope="col">Execution</th>
-              <th scope="col">Status</th>
-              <th scope="col">Trigger</th>
-              <th scope="col">Version</th>
-              <th scope="col">Started</th>
-              <th scope="col">Duration</th>
-            </tr>
-          </thead>
-          <tbody>
-            {page.items.map((x) => (
-              <tr key={x.id}>
-                <td>
-                  <a href={`#/x/${encodeURIComponent(x.id)}`}>{x.id}</a>
-                </td>
-                <td>
-                  <StatusBadge status={x.status} />
-                </td>
-                <td>{x.trigger?.type}</td>
-                <td>{x.version >= 2 ** 31 ? 'draft' : `v${x.version}`}</td>
-                <td title={x.startedAt}>{ago(x.startedAt)}</td>
-                <td>{ms(x.durationMs)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      <ListTable
+        rows={page?.items}
+        testId="executions"
+        columns={['Execution', 'Status', 'Trigger', 'Version', 'Started', 'Duration']}
+        empty="No execution matches."
+        row={(x) => (
+          <tr key={x.id}>
+            <td>
+              <a href={`#/x/${encodeURIComponent(x.id)}`}>{x.id}</a>
+            </td>
+            <td>
+              <StatusBadge status={x.status} />
+            </td>
+            <td>{x.trigger?.type}</td>
+            <td>{x.version >= 2 ** 31 ? 'draft' : `v${x.version}`}</td>
+            <td title={x.startedAt}>{ago(x.startedAt)}</td>
+            <td>{ms(x.durationMs)}</td>
+          </tr>
+        )}
+      />
       <div className="row">
         <button disabled={cursors.length < 2} onClick={() => setCursors(cursors.slice(0, -1))}>
           Newer

@@ -3,7 +3,7 @@
 import { useEffect, useState } from 'react'
 import { api, ApiError, type ExecutionRecord, type Page, type Summary, type WorkflowAnswer } from './api'
 import { go } from './nav'
-import { ago, Busy, ErrorBox, Modal, StatusBadge, useAction } from './ui'
+import { ago, Busy, ErrorBox, ListTable, Modal, StatusBadge, useAction } from './ui'
 import type { Workflow } from './model'
 
 interface Row {
@@ -91,45 +91,36 @@ export function List() {
       </div>
       <ErrorBox error={error} />
       {!rows && !error && <Busy label="Loading automations…" />}
-      {rows && rows.length === 0 && <p className="muted">No automations yet. Create one, or put a workflow file in workflows/.</p>}
-      {rows && rows.length > 0 && (
-        <table className="list" data-testid="automations">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">State</th>
-              <th scope="col">Triggers</th>
-              <th scope="col">Last run</th>
-            </tr>
-          </thead>
-          <tbody>
-            {rows.map(({ summary: s, triggers, last }) => (
-              <tr key={s.id} data-id={s.id}>
-                <td>
-                  <a href={`#/w/${encodeURIComponent(s.id)}`}>{s.name || s.id}</a>
-                  <div className="muted small">
-                    {s.id}
-                    {s.source?.startsWith('file:') && <> · {s.source.slice(5)}</>}
-                  </div>
-                </td>
-                <td>{stateLabel(s)}</td>
-                <td>{triggerIcons(triggers)}</td>
-                <td>
-                  {last === undefined ? (
-                    <span className="muted">…</span>
-                  ) : last === null ? (
-                    <StatusBadge status={null} />
-                  ) : (
-                    <a href={`#/x/${encodeURIComponent(last.id)}`}>
-                      <StatusBadge status={last.status} /> <span className="muted small">{ago(last.startedAt)}</span>
-                    </a>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      <ListTable
+        rows={rows}
+        testId="automations"
+        columns={['Name', 'State', 'Triggers', 'Last run']}
+        empty="No automations yet. Create one, or put a workflow file in workflows/."
+        row={({ summary: s, triggers, last }) => (
+          <tr key={s.id} data-id={s.id}>
+            <td>
+              <a href={`#/w/${encodeURIComponent(s.id)}`}>{s.name || s.id}</a>
+              <div className="muted small">
+                {s.id}
+                {s.source?.startsWith('file:') && <> · {s.source.slice(5)}</>}
+              </div>
+            </td>
+            <td>{stateLabel(s)}</td>
+            <td>{triggerIcons(triggers)}</td>
+            <td>
+              {last === undefined ? (
+                <span className="muted">…</span>
+              ) : last === null ? (
+                <StatusBadge status={null} />
+              ) : (
+                <a href={`#/x/${encodeURIComponent(last.id)}`}>
+                  <StatusBadge status={last.status} /> <span className="muted small">{ago(last.startedAt)}</span>
+                </a>
+              )}
+            </td>
+          </tr>
+        )}
+      />
       {creating && <NewAutomation onClose={() => setCreating(false)} />}
     </section>
   )

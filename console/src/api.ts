@@ -125,31 +125,28 @@ export interface StepError {
   retryable?: boolean
   details?: unknown
 }
-export interface StepRecord {
-  path: string
-  type: string
-  status: StepStatusName
-  attempts: number
+/** What a run records, of a step as of a whole execution. */
+interface RunRecord {
   input: unknown
   output: unknown
   error?: StepError | null
   startedAt: string
   finishedAt?: string | null
   durationMs?: number | null
+}
+export interface StepRecord extends RunRecord {
+  path: string
+  type: string
+  status: StepStatusName
+  attempts: number
   next?: string
 }
-export interface ExecutionRecord {
+export interface ExecutionRecord extends RunRecord {
   id: string
   workflowId: string
   version: number
   status: ExecStatus
   trigger: { type: string; [k: string]: unknown }
-  input: unknown
-  output: unknown
-  error?: StepError | null
-  startedAt: string
-  finishedAt?: string | null
-  durationMs?: number | null
   deadlineAt: string
   rerunOf?: string
 }

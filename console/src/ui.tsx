@@ -52,6 +52,27 @@ export function useAction() {
   return { busy, error, setError, run }
 }
 
+/** Rows as a table under column headings, or the `empty` line when there are none (nothing
+ * while `rows` is not loaded). */
+export function ListTable<T>({ rows, testId, columns, empty, row }: { rows: T[] | null | undefined; testId: string; columns: string[]; empty: ReactNode; row: (item: T) => ReactNode }) {
+  if (!rows) return null
+  if (rows.length === 0) return <p className="muted">{empty}</p>
+  return (
+    <table className="list" data-testid={testId}>
+      <thead>
+        <tr>
+          {columns.map((c) => (
+            <th scope="col" key={c}>
+              {c}
+            </th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>{rows.map((item) => row(item))}</tbody>
+    </table>
+  )
+}
+
 const LIMIT = 2000
 
 /** JSON, collapsible, long text truncated with "show all". */
