@@ -252,6 +252,14 @@ def client(service: str, endpoint: str, region: str):
     )
 
 
+def created(template: dict, resources: dict[str, str], rtype: str):
+    """The template's resources of type `rtype` that the stack created: (logical id, physical
+    id, resource) each."""
+    for logical_id, resource in template.get("Resources", {}).items():
+        if resource.get("Type") == rtype and logical_id in resources:
+            yield logical_id, resources[logical_id], resource
+
+
 def placeholder_zip() -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
@@ -385,10 +393,7 @@ def store_role_policies_as_json(template: dict, resources: dict[str, str], endpo
     unchanged but for the None items dropped, as IAM would hold it."""
     iam = client("iam", endpoint, region)
     applied = []
-    for logical_id, resource in template.get("Resources", {}).items():
-        if resource.get("Type") != "AWS::IAM::Role" or logical_id not in resources:
-            continue
-        role = resources[logical_id]
+    for logical_id, role, _ in created(template, resources, "AWS::IAM::Role"):
         for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
             stored = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
             if not isinstance(stored, str):
@@ -409,10 +414,7 @@ def apply_table_settings(template: dict, resources: dict[str, str], endpoint: st
     drops both)."""
     ddb = client("dynamodb", endpoint, region)
     applied = []
-    for logical_id, resource in template.get("Resources", {}).items():
-        if resource.get("Type") != "AWS::DynamoDB::Table" or logical_id not in resources:
-            continue
-        table = resources[logical_id]
+    for logical_id, table, resource in created(template, resources, "AWS::DynamoDB::Table"):
         props = resource.get("Properties", {})
         ttl = props.get("TimeToLiveSpecification")
         if isinstance(ttl, dict) and ttl.get("Enabled") in (True, "true"):
