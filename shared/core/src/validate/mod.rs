@@ -26,7 +26,7 @@ use serde_json::Value;
 use crate::json_depth::{MAX_JSON_DEPTH, check_depth, value_depth};
 use crate::model::Workflow;
 
-pub use locate::{Located, Position, locate};
+pub use locate::{Located, Locator, Position, locate};
 
 /// One thing wrong with a workflow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -213,12 +213,13 @@ pub fn validate_source(text: &str) -> Report {
         }
     };
     let mut report = validate_value(&value);
+    let mut locator = Locator::new(text);
     for list in [&mut report.problems, &mut report.warnings] {
         for p in list.iter_mut() {
             if p.line.is_some() {
                 continue;
             }
-            if let Some(loc) = locate(text, &p.pointer) {
+            if let Some(loc) = locator.locate(&p.pointer) {
                 let pos = match (p.code, loc.key) {
                     (codes::UNKNOWN_FIELD, Some(key)) if loc.exact => key,
                     _ => loc.value,
