@@ -121,6 +121,38 @@ pub fn version_sk(version: u32) -> String {
     format!("{VERSION_PREFIX}{version:06}")
 }
 
+/// Page size of a listing that asks for 0.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+/// Largest page a listing returns.
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// The page size of a listing asked for `limit` items: 0 is [`DEFAULT_PAGE_SIZE`], and no page
+/// is over [`MAX_PAGE_SIZE`].
+pub fn page_size(limit: usize) -> usize {
+    match limit {
+        0 => DEFAULT_PAGE_SIZE,
+        n => n.min(MAX_PAGE_SIZE),
+    }
+}
+
+/// A page out of `rows` (key text, value), read in listing order with one more than `limit`:
+/// the first `limit` values and, when a row was left over, the cursor ([`encode_cursor`]) of the
+/// last value's key, where the next page starts after.
+pub fn cut_page<T>(
+    rows: impl IntoIterator<Item = (String, T)>,
+    limit: usize,
+) -> (Vec<T>, Option<String>) {
+    let mut rows = rows.into_iter();
+    let mut items = Vec::new();
+    let mut last = None;
+    for (key, value) in rows.by_ref().take(limit) {
+        items.push(value);
+        last = Some(key);
+    }
+    let more = rows.next().is_some();
+    (items, last.filter(|_| more).map(|k| encode_cursor(&k)))
+}
+
 /// The opaque cursor of a listing page: the text of the last key read, hex-encoded (URL-safe,
 /// and it tells callers nothing of the layout). Each store decides what the text holds.
 pub fn encode_cursor(last_key: &str) -> String {
@@ -137,6 +169,20 @@ pub fn decode_cursor(cursor: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_are_cut_after_the_limit_with_a_cursor_only_when_more_is_left() {
+        let rows = |n: usize| (0..n).map(|i| (format!("k{i}"), i));
+        assert_eq!(
+            cut_page(rows(3), 2),
+            (vec![0, 1], Some(encode_cursor("k1")))
+        );
+        assert_eq!(cut_page(rows(2), 2), (vec![0, 1], None));
+        assert_eq!(cut_page(rows(0), 2), (vec![], None));
+        assert_eq!(page_size(0), DEFAULT_PAGE_SIZE);
+        assert_eq!(page_size(7), 7);
+        assert_eq!(page_size(usize::MAX), MAX_PAGE_SIZE);
+    }
 
     #[test]
     fn keys_sort_and_parse() {

@@ -16,4 +16,4 @@ mod store;
 pub use bus::{LocalEventBus, MAX_EVENT_BYTES};
 pub use items::MAX_ITEM_BYTES;
 pub use queue::{MAX_MESSAGE_BYTES, QueueConfig, SqliteQueue};
-pub use store::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, SqliteStore};
+pub use store::SqliteStore;

@@ -14,9 +14,9 @@ use wf_core::execution::{
     ExecutionUpdate, IterationCount, LoopState, StepRecord, StepStatus, sort_steps,
 };
 use wf_core::keys::{
-    DRAFT_SK, EXEC_SK, LOOP_ITEMS_PER_PAGE, META_SK, STEP_PREFIX, iter_prefix, iter_sk,
-    iteration_of, loop_item_page, loop_items_sk, loop_sk, rejection_sk, rejections_pk, step_sk,
-    version_sk,
+    DRAFT_SK, EXEC_SK, LOOP_ITEMS_PER_PAGE, META_SK, STEP_PREFIX, cut_page, iter_prefix, iter_sk,
+    iteration_of, loop_item_page, loop_items_sk, loop_sk, page_size, rejection_sk, rejections_pk,
+    step_sk, version_sk,
 };
 use wf_core::model::Workflow;
 use wf_core::ports::{
@@ -31,11 +31,6 @@ use crate::items::{
     MAX_ITEM_BYTES, exec_items_with_prefix, from_body, get_exec_item, put_exec_item, to_body,
 };
 use crate::queue::{QueueConfig, SqliteQueue};
-
-/// Page size of `list_executions` when the query asks for 0.
-pub const DEFAULT_PAGE_SIZE: usize = 50;
-/// Largest page `list_executions` returns.
-pub const MAX_PAGE_SIZE: usize = 1000;
 
 /// The local store: every table in one SQLite file (WAL, one writer thread with group commit,
 /// read-only connections for reads). Cheap to clone; clones share the file and the writer.
@@ -414,9 +409,9 @@ fn claimable(stored: &StepRecord, new: &StepRecord, now: i64) -> bool {
     }
 }
 
-/// The opaque cursor of `list_executions`: the last item's start time and id.
-fn encode_cursor(started_at: i64, id: &str) -> String {
-    wf_core::keys::encode_cursor(&format!("{started_at}\n{id}"))
+/// What the opaque cursor of `list_executions` holds: the last item's start time and id.
+fn cursor_key(started_at: i64, id: &str) -> String {
+    format!("{started_at}\n{id}")
 }
 
 fn decode_cursor(cursor: &str) -> Result<(i64, String), StoreError> {
@@ -541,10 +536,7 @@ impl ExecutionStore for SqliteStore {
 
     async fn list_executions(&self, query: &ExecutionQuery) -> Result<ExecutionPage, StoreError> {
         let query = query.clone();
-        let limit = match query.limit {
-            0 => DEFAULT_PAGE_SIZE,
-            n => n.min(MAX_PAGE_SIZE),
-        };
+        let limit = page_size(query.limit);
         let cursor = query.cursor.as_deref().map(decode_cursor).transpose()?;
         self.db
             .read(move |conn| {
@@ -591,21 +583,13 @@ impl ExecutionStore for SqliteStore {
                 let rows = st
                     .query_map(params_from_iter(args.iter()), exec_row)
                     .map_err(map_err)?;
-                let mut items = Vec::new();
-                let mut more = false;
-                for row in rows {
-                    let row = row.map_err(map_err)?;
-                    if items.len() == limit {
-                        more = true;
-                        break;
-                    }
-                    items.push(row.into_record());
-                }
-                let next_cursor = if more {
-                    items.last().map(|r| encode_cursor(r.started_at, &r.id))
-                } else {
-                    None
-                };
+                let rows = rows
+                    .map(|row| {
+                        let record = row.map_err(map_err)?.into_record();
+                        Ok((cursor_key(record.started_at, &record.id), record))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                let (items, next_cursor) = cut_page(rows, limit);
                 Ok(ExecutionPage { items, next_cursor })
             })
             .await
@@ -901,10 +885,7 @@ impl ExecutionStore for SqliteStore {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<RejectionPage, StoreError> {
-        let limit = match limit {
-            0 => DEFAULT_PAGE_SIZE,
-            n => n.min(MAX_PAGE_SIZE),
-        };
+        let limit = page_size(limit);
         let before = cursor.map(decode_rejection_cursor).transpose()?;
         let pk = rejections_pk(workflow_id);
         self.db
@@ -922,18 +903,13 @@ impl ExecutionStore for SqliteStore {
                         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
                     })
                     .map_err(map_err)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(map_err)?;
-                let more = rows.len() > limit;
-                let mut items = Vec::new();
-                let mut last = None;
-                for (sk, body) in rows.into_iter().take(limit) {
-                    items.push(from_body(&body, &pk, &sk)?);
-                    last = Some(sk);
-                }
-                let next_cursor = last
-                    .filter(|_| more)
-                    .map(|sk| wf_core::keys::encode_cursor(&sk));
+                    .map(|row| {
+                        let (sk, body) = row.map_err(map_err)?;
+                        let rejection = from_body(&body, &pk, &sk)?;
+                        Ok((sk, rejection))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                let (items, next_cursor) = cut_page(rows, limit);
                 Ok(RejectionPage { items, next_cursor })
             })
             .await
@@ -1134,7 +1110,7 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
-        let c = encode_cursor(1_700_000_000_000, "01JD#weird id");
+        let c = wf_core::keys::encode_cursor(&cursor_key(1_700_000_000_000, "01JD#weird id"));
         assert_eq!(
             decode_cursor(&c).expect("decode"),
             (1_700_000_000_000, "01JD#weird id".to_string())
@@ -1147,7 +1123,7 @@ mod tests {
     #[tokio::test]
     async fn a_bad_cursor_is_an_error_and_limit_zero_is_the_default_page() {
         let (_dir, store) = open();
-        for i in 0..(DEFAULT_PAGE_SIZE as i64 + 5) {
+        for i in 0..(wf_core::keys::DEFAULT_PAGE_SIZE as i64 + 5) {
             let outcome = store
                 .create_execution(&record(&format!("e{i:03}"), i), None)
                 .await
@@ -1158,7 +1134,7 @@ mod tests {
             .list_executions(&ExecutionQuery::default())
             .await
             .expect("list");
-        assert_eq!(page.items.len(), DEFAULT_PAGE_SIZE);
+        assert_eq!(page.items.len(), wf_core::keys::DEFAULT_PAGE_SIZE);
         assert!(page.next_cursor.is_some());
         let bad = store
             .list_executions(&ExecutionQuery {
@@ -1201,7 +1177,7 @@ mod tests {
         let mut cursor = None;
         loop {
             let page = store
-                .list_rejections("w", MAX_PAGE_SIZE, cursor.as_deref())
+                .list_rejections("w", wf_core::keys::MAX_PAGE_SIZE, cursor.as_deref())
                 .await
                 .expect("list");
             kept.extend(page.items.into_iter().map(|r| r.event_id));

@@ -27,6 +27,7 @@ use wf_core::execution::{
     ExecutionStatus, ExecutionUpdate, IterationCount, LoopState, StepRecord, StepStatus,
     sort_steps,
 };
+use wf_core::keys::{cut_page, page_size};
 use wf_core::ports::{Clock, ExecutionStore, SystemClock};
 use wf_core::rejection::{EventRejection, RejectionPage};
 
@@ -40,11 +41,6 @@ use super::{
     update_condition_failed,
 };
 use crate::error::{SdkResultExt, build_error};
-
-/// Page size of `list_executions` when the query asks for 0.
-pub const DEFAULT_PAGE_SIZE: usize = 50;
-/// Largest page `list_executions` returns.
-pub const MAX_PAGE_SIZE: usize = 1000;
 
 fn key(pk: &str, sk: &str) -> Item {
     Item::from([(EXECUTIONS_PK.to_string(), s(pk)), (SK.to_string(), s(sk))])
@@ -63,12 +59,8 @@ fn step_status_value(status: StepStatus) -> Result<AttributeValue, StoreError> {
     }
 }
 
-/// The opaque cursor of `list_executions` (the last item's `startedKey`) and of
-/// `list_rejections` (the last item's sort key): both are `<16-digit time>#<id>`.
-fn encode_cursor(started_key: &str) -> String {
-    wf_core::keys::encode_cursor(started_key)
-}
-
+/// What the cursor of `list_executions` (the last item's `startedKey`) and of
+/// `list_rejections` (the last item's sort key) holds: both are `<16-digit time>#<id>`.
 fn decode_cursor(cursor: &str) -> Result<String, StoreError> {
     wf_core::keys::decode_time_cursor(cursor)
         .ok_or_else(|| StoreError::Invalid(format!("invalid cursor {cursor:?}")))
@@ -500,10 +492,7 @@ impl ExecutionStore for DynamoStore {
     }
 
     async fn list_executions(&self, query: &ExecutionQuery) -> Result<ExecutionPage, StoreError> {
-        let limit = match query.limit {
-            0 => DEFAULT_PAGE_SIZE,
-            l => l.min(MAX_PAGE_SIZE),
-        };
+        let limit = page_size(query.limit);
         let cursor = query.cursor.as_deref().map(decode_cursor).transpose()?;
         let lower = query.started_after.map(keys::started_bound);
         let upper = match (cursor, query.started_before.map(keys::started_bound)) {
@@ -559,15 +548,10 @@ impl ExecutionStore for DynamoStore {
                 _ => break,
             }
         }
-        let more = items.len() > limit;
-        items.truncate(limit);
-        let next_cursor = if more {
-            items
-                .last()
-                .map(|r| encode_cursor(&keys::started_key(r.started_at, &r.id)))
-        } else {
-            None
-        };
+        let rows = items
+            .into_iter()
+            .map(|r| (keys::started_key(r.started_at, &r.id), r));
+        let (items, next_cursor) = cut_page(rows, limit);
         Ok(ExecutionPage { items, next_cursor })
     }
 
@@ -1006,10 +990,7 @@ impl ExecutionStore for DynamoStore {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<RejectionPage, StoreError> {
-        let limit = match limit {
-            0 => DEFAULT_PAGE_SIZE,
-            n => n.min(MAX_PAGE_SIZE),
-        };
+        let limit = page_size(limit);
         let pk = wf_core::keys::rejections_pk(workflow_id);
         let start = cursor
             .map(decode_cursor)
@@ -1029,15 +1010,16 @@ impl ExecutionStore for DynamoStore {
             .send()
             .await
             .store_err("list_rejections")?;
-        let rows = out.items.unwrap_or_default();
-        let more = rows.len() > limit;
-        let mut items = Vec::new();
-        let mut last = None;
-        for row in rows.into_iter().take(limit) {
-            last = get_s(&row, SK).map(str::to_string);
-            items.push(decode::<RejectionItem>(row, &pk)?.rejection);
-        }
-        let next_cursor = last.filter(|_| more).map(|sk| encode_cursor(&sk));
+        let rows = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|row| {
+                let item = decode::<RejectionItem>(row, &pk)?;
+                Ok((item.sk, item.rejection))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let (items, next_cursor) = cut_page(rows, limit);
         Ok(RejectionPage { items, next_cursor })
     }
 }
@@ -1048,7 +1030,7 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
-        let c = encode_cursor(&keys::started_key(1_700_000_000_000, "01JD"));
+        let c = wf_core::keys::encode_cursor(&keys::started_key(1_700_000_000_000, "01JD"));
         assert_eq!(
             decode_cursor(&c).expect("decode"),
             keys::started_key(1_700_000_000_000, "01JD")
