@@ -265,6 +265,38 @@ test('cancel a running execution', async () => {
   await shot('cancel')
 })
 
+test('events that started nothing are listed with why (axe)', async () => {
+  await dev.api('POST', '/workflows', {
+    id: 'typed-events',
+    name: 'Typed events',
+    steps: [
+      {
+        id: 'start',
+        type: 'start',
+        triggers: [{ type: 'event', event: 'order.created' }],
+        inputSchema: { type: 'object', required: ['amount'], properties: { amount: { type: 'number' } } },
+        next: 'done',
+      },
+      { id: 'done', type: 'output', output: '{{ input.amount }}' },
+    ],
+  })
+  await dev.api('POST', '/workflows/typed-events/publish')
+  await dev.api('POST', '/workflows/typed-events/activate', {})
+  await dev.api('POST', '/events', { type: 'order.created', id: 'evt-bad', detail: { amount: 'lots' } })
+  await open('#/w/typed-events/executions')
+  const table = page.getByTestId('rejected-events')
+  // The bus routes in the background: reload until the rejection is listed.
+  for (let i = 0; i < 50 && !(await table.getByText('evt-bad').count()); i++) {
+    await page.waitForTimeout(100)
+    await open('#/w/typed-events/executions')
+  }
+  await table.getByText('evt-bad').waitFor()
+  await table.getByText('input', { exact: true }).waitFor()
+  assert.match(await table.locator('td.message').first().innerText(), /amount/)
+  await noA11yProblems('rejected events')
+  await shot('rejected-events')
+})
+
 test('a file-based workflow is read-only', async () => {
   await open('#/w/file-flow')
   await page.getByTestId('file-banner').filter({ hasText: 'file-flow.json' }).waitFor()

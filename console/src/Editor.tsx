@@ -5,7 +5,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from 'react'
 import { ReactFlowProvider } from '@xyflow/react'
 import { actions, api, follow, type ActionSpec, type ChatReply, type ChatTurn, type StepRecord, type Summary, type Validation, type WorkflowAnswer } from './api'
 import { Canvas, type NodeStatus } from './Canvas'
-import { ExecutionList } from './Executions'
+import { ExecutionList, RejectedEvents } from './Executions'
 import { go } from './nav'
 import { stateLabel, triggerIcons } from './List'
 import {
@@ -346,6 +346,7 @@ function Loaded({ initial, tab, arg, reload }: { initial: WorkflowAnswer; tab: s
       {tab === 'config' && <ConfigTab id={id} summary={summary} setSummary={setSummary} readOnly={readOnly} onSaved={reload} />}
       {tab === 'versions' && <VersionsTab id={id} summary={summary} setSummary={setSummary} view={arg} />}
       {tab === 'executions' && <ExecutionList workflowId={id} />}
+      {tab === 'executions' && triggers.includes('event') && <RejectedEvents workflowId={id} />}
       {adding && (
         <AddStep
           wf={wf}

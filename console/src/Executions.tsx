@@ -4,7 +4,7 @@
 
 import { useEffect, useMemo, useRef, useState } from 'react'
 import { ReactFlowProvider } from '@xyflow/react'
-import { api, follow, TERMINAL, type ExecutionRecord, type ExecutionView, type Page, type StepRecord, type WorkflowAnswer } from './api'
+import { api, follow, TERMINAL, type EventRejection, type ExecutionRecord, type ExecutionView, type Page, type StepRecord, type WorkflowAnswer } from './api'
 import { Canvas } from './Canvas'
 import { nodeStatuses } from './Editor'
 import { go } from './nav'
@@ -95,6 +95,65 @@ export function ExecutionList({ workflowId }: { workflowId: string }) {
         </button>
       </div>
     </div>
+  )
+}
+
+/** What each rejection reason means, in the words of the fix. */
+const REJECTION_REASONS: Record<EventRejection['reason'], string> = {
+  filter: 'the trigger filter failed',
+  input: 'the event detail does not match the input schema',
+  start: 'the start was refused',
+  depth: 'the event chain is too deep',
+  revisit: 'the event chain revisits this workflow too often',
+}
+
+/** Events this workflow subscribes to that started nothing, and why: newest first, paged. */
+export function RejectedEvents({ workflowId }: { workflowId: string }) {
+  const [cursors, setCursors] = useState<(string | null)[]>([null])
+  const [page, setPage] = useState<Page<EventRejection> | null>(null)
+  const { busy, error, run } = useAction()
+  const cursor = cursors[cursors.length - 1]
+  useEffect(() => {
+    const q = new URLSearchParams({ limit: '10' })
+    if (cursor) q.set('cursor', cursor)
+    void run('Loading rejected events…', async () =>
+      setPage(await api<Page<EventRejection>>('GET', `/workflows/${encodeURIComponent(workflowId)}/rejected-events?${q}`)),
+    )
+  }, [workflowId, cursor]) // eslint-disable-line react-hooks/exhaustive-deps
+  return (
+    <section className="page rejected-events" aria-labelledby="rejected-title">
+      <h2 id="rejected-title">Events that started nothing</h2>
+      <p className="muted">An event of a subscribed type whose filter failed, whose detail did not match the input schema, or whose chain was at its bound. A false filter is not listed.</p>
+      <ErrorBox error={error} />
+      {busy && <Busy label={busy} />}
+      <ListTable
+        rows={page?.items}
+        testId="rejected-events"
+        columns={['Event', 'Type', 'Why', 'Message', 'When']}
+        empty="No event was rejected."
+        row={(r) => (
+          <tr key={`${r.eventTime}-${r.eventId}`}>
+            <td>
+              <code>{r.eventId}</code>
+            </td>
+            <td>{r.eventType}</td>
+            <td title={REJECTION_REASONS[r.reason]}>{r.reason}</td>
+            <td className="message">{r.message}</td>
+            <td title={r.eventTime}>{ago(r.eventTime)}</td>
+          </tr>
+        )}
+      />
+      {(cursors.length > 1 || page?.nextCursor) && (
+        <div className="row">
+          <button disabled={cursors.length < 2} onClick={() => setCursors(cursors.slice(0, -1))}>
+            Newer events
+          </button>
+          <button disabled={!page?.nextCursor} onClick={() => page?.nextCursor && setCursors([...cursors, page.nextCursor])}>
+            Older events
+          </button>
+        </div>
+      )}
+    </section>
   )
 }
 

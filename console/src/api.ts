@@ -157,6 +157,17 @@ export interface Page<T> {
   items: T[]
   nextCursor: string | null
 }
+/** An event a workflow subscribes to that started nothing (`GET /workflows/{id}/rejected-events`). */
+export interface EventRejection {
+  workflowId: string
+  eventId: string
+  eventType: string
+  source: string
+  eventTime: string
+  reason: 'filter' | 'input' | 'start' | 'depth' | 'revisit'
+  message: string
+  rejectedAt: string
+}
 export interface ActionSpec {
   name: string
   description: string

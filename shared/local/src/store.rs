@@ -149,6 +149,24 @@ impl SqliteStore {
 // ---------------------------------------------------------------------------------------------
 // Definitions
 
+/// Put (insert or replace) a `workflows` item.
+fn put_workflow_item(
+    txn: &rusqlite::Connection,
+    pk: &str,
+    sk: &str,
+    body: &str,
+    updated_at: i64,
+) -> Result<(), StoreError> {
+    txn.prepare_cached(
+        "INSERT INTO workflows (pk, sk, body, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (pk, sk) DO UPDATE
+         SET body = excluded.body, updated_at = excluded.updated_at",
+    )
+    .and_then(|mut st| st.execute(params![pk, sk, body, updated_at]))
+    .map_err(map_err)?;
+    Ok(())
+}
+
 fn get_workflow_body(
     conn: &rusqlite::Connection,
     pk: &str,
@@ -171,14 +189,7 @@ impl DefinitionStore for SqliteStore {
         let body = to_body(draft, &pk, DRAFT_SK, self.item_limit)?;
         self.db
             .write(move |txn| {
-                txn.execute(
-                    "INSERT INTO workflows (pk, sk, body, updated_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (pk, sk) DO UPDATE
-                     SET body = excluded.body, updated_at = excluded.updated_at",
-                    params![pk, DRAFT_SK, body, now],
-                )
-                .map_err(map_err)?;
-                Ok(())
+                put_workflow_item(txn, &pk, DRAFT_SK, &body, now)
             })
             .await
     }
@@ -255,14 +266,7 @@ impl DefinitionStore for SqliteStore {
                         )));
                     }
                 }
-                txn.execute(
-                    "INSERT INTO workflows (pk, sk, body, updated_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (pk, sk) DO UPDATE
-                     SET body = excluded.body, updated_at = excluded.updated_at",
-                    params![pk, META_SK, body, updated_at],
-                )
-                .map_err(map_err)?;
-                Ok(())
+                put_workflow_item(txn, &pk, META_SK, &body, updated_at)
             })
             .await
     }
