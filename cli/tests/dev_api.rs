@@ -74,6 +74,7 @@ async fn openapi_lists_every_route_and_unknown_routes_answer_api_errors() {
         "PATCH /workflows/{id}/config",
         "GET /workflows/{id}/versions",
         "GET /workflows/{id}/versions/{version}",
+        "GET /workflows/{id}/rejected-events",
         "POST /workflows/{id}/webhook/rotate",
         "PUT /workflows/{id}/webhook/secrets",
         "POST /workflows/{id}/executions",
@@ -296,6 +297,7 @@ async fn drafts_publish_with_a_diff_and_activation_can_roll_back() {
         (s["active"].clone(), s["activeVersion"].clone()),
         (json!(true), json!(3))
     );
+    assert_eq!(s["name"], json!("Signs"), "every summary carries the name");
     let e = run_wait(&dev, "signs", json!({ "n": 1 })).await;
     assert_eq!(
         (e["version"].clone(), e["output"]["label"].clone()),

@@ -65,9 +65,9 @@ fn validation(draft: &Value) -> ValidationResult {
     validate_draft(draft).into()
 }
 
-fn summary(state: &AppState, meta: &WorkflowMeta, draft: Option<&Value>) -> WorkflowSummary {
+fn summary(state: &AppState, meta: &WorkflowMeta, draft: &Value) -> WorkflowSummary {
     let name = draft
-        .and_then(|d| d.get("name"))
+        .get("name")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
@@ -88,6 +88,12 @@ fn summary(state: &AppState, meta: &WorkflowMeta, draft: Option<&Value>) -> Work
     }
 }
 
+/// The summary after a change of `meta` (its name is the draft's, read now).
+async fn summary_now(state: &AppState, meta: &WorkflowMeta) -> Result<WorkflowSummary, ApiError> {
+    let draft = state.app.workflow(&meta.id).await?.draft;
+    Ok(summary(state, meta, &draft))
+}
+
 /// The answer of every call that returns a draft: summary, draft and its validation.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WorkflowWithDraft {
@@ -100,7 +106,7 @@ pub struct WorkflowWithDraft {
 
 fn with_draft(state: &AppState, w: &WorkflowState) -> WorkflowWithDraft {
     WorkflowWithDraft {
-        workflow: summary(state, &w.meta, Some(&w.draft)),
+        workflow: summary(state, &w.meta, &w.draft),
         draft: w.draft.clone(),
         validation: (!w.draft.is_null()).then(|| validation(&w.draft)),
     }
@@ -176,7 +182,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<WorkflowSumm
     let all = state.app.list_workflows().await?;
     Ok(Json(
         all.iter()
-            .map(|w| summary(&state, &w.meta, Some(&w.draft)))
+            .map(|w| summary(&state, &w.meta, &w.draft))
             .collect(),
     ))
 }
@@ -268,8 +274,7 @@ pub async fn publish(
         diff,
         meta,
     } = state.app.publish_draft(&id).await?;
-    let draft = state.app.workflow(&id).await?.draft;
-    let workflow = summary(&state, &meta, Some(&draft));
+    let workflow = summary_now(&state, &meta).await?;
     let (status, unchanged, diff) = if unchanged {
         (StatusCode::OK, Some(true), None)
     } else {
@@ -305,7 +310,7 @@ pub async fn activate(
 ) -> Result<Json<WorkflowSummary>, ApiError> {
     let req: ActivateBody = super::parse_optional_body(&body)?;
     let meta = state.app.activate(&id, req.version).await?;
-    Ok(Json(summary(&state, &meta, None)))
+    Ok(Json(summary_now(&state, &meta).await?))
 }
 
 #[utoipa::path(post, path = "/workflows/{id}/deactivate", tag = "workflows",
@@ -316,7 +321,7 @@ pub async fn deactivate(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<WorkflowSummary>, ApiError> {
     let meta = state.app.deactivate(&id).await?;
-    Ok(Json(summary(&state, &meta, None)))
+    Ok(Json(summary_now(&state, &meta).await?))
 }
 
 #[utoipa::path(get, path = "/workflows/{id}/config", tag = "workflows",
@@ -388,7 +393,7 @@ pub async fn rotate_token(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<WorkflowSummary>, ApiError> {
     let meta = state.app.rotate_webhook_token(&id).await?;
-    Ok(Json(summary(&state, &meta, None)))
+    Ok(Json(summary_now(&state, &meta).await?))
 }
 
 #[derive(serde::Deserialize, ToSchema)]
@@ -418,5 +423,5 @@ pub async fn set_secrets(
 ) -> Result<Json<WorkflowSummary>, ApiError> {
     let req: SecretsBody = super::parse_body(&body)?;
     let meta = state.app.set_webhook_secrets(&id, req.secrets).await?;
-    Ok(Json(summary(&state, &meta, None)))
+    Ok(Json(summary_now(&state, &meta).await?))
 }
