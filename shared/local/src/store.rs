@@ -188,9 +188,7 @@ impl DefinitionStore for SqliteStore {
         let pk = workflow_id.to_string();
         let body = to_body(draft, &pk, DRAFT_SK, self.item_limit)?;
         self.db
-            .write(move |txn| {
-                put_workflow_item(txn, &pk, DRAFT_SK, &body, now)
-            })
+            .write(move |txn| put_workflow_item(txn, &pk, DRAFT_SK, &body, now))
             .await
     }
 
