@@ -75,6 +75,7 @@ async fn openapi_lists_every_route_and_unknown_routes_answer_api_errors() {
         "GET /workflows/{id}/versions",
         "GET /workflows/{id}/versions/{version}",
         "GET /workflows/{id}/rejected-events",
+        "GET /executions/{id}/steps",
         "POST /workflows/{id}/webhook/rotate",
         "PUT /workflows/{id}/webhook/secrets",
         "POST /workflows/{id}/executions",
@@ -718,6 +719,89 @@ async fn the_executions_list_filters_and_pages_newest_first() {
         };
         r.expect_error(400, code);
     }
+}
+
+/// An execution with more step records than an answer carries: `GET /executions/{id}` (and
+/// `?wait`) answer the first 200 in start order with `stepsCursor`; `GET
+/// /executions/{id}/steps?cursor=` pages through the rest, and the pages add up to every record
+/// once, in start order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_records_are_paged_in_start_order() {
+    let dev = DevProcess::new()
+        .workflow(json!({
+            "id": "many",
+            "config": { "active": true },
+            "steps": [
+                { "id": "start", "type": "start", "triggers": [ { "type": "manual" } ], "next": "each" },
+                { "id": "each", "type": "loop", "items": "{{ range(260) | list }}", "concurrency": 20,
+                  "steps": [ { "id": "line", "type": "output", "output": "{{ item }}" } ],
+                  "next": "done" },
+                { "id": "done", "type": "output", "output": "{{ steps.each.output | length }}" }
+            ]
+        }))
+        .start();
+    let e = run_wait(&dev, "many", json!({})).await;
+    assert_eq!(e["status"], json!("succeeded"), "{e:#}");
+    assert_eq!(e["output"], json!(260));
+    let first = e["steps"].as_array().expect("steps");
+    assert_eq!(first.len(), 200, "?wait answers the first page");
+    let cursor = e["stepsCursor"].as_str().expect("a cursor to the rest");
+    let id = e["id"].as_str().unwrap();
+    let detail = dev.get(&format!("/executions/{id}")).await;
+    let detail = detail.expect(200);
+    assert_eq!(
+        &detail["steps"], &e["steps"],
+        "the detail answers the same first page"
+    );
+    assert_eq!(detail["stepsCursor"], json!(cursor));
+
+    let mut all: Vec<Value> = first.clone();
+    let mut next = Some(cursor.to_string());
+    let mut pages = 0;
+    while let Some(c) = next {
+        let page = dev
+            .get(&format!("/executions/{id}/steps?limit=25&cursor={c}"))
+            .await;
+        let page = page.expect(200);
+        let items = page["items"].as_array().expect("items");
+        assert!(!items.is_empty() && items.len() <= 25, "{page:#}");
+        all.extend(items.iter().cloned());
+        next = page["nextCursor"].as_str().map(str::to_string);
+        pages += 1;
+        assert!(pages < 10, "the pages end");
+    }
+    // start, each, 260 iterations, done.
+    assert_eq!(all.len(), 263, "every record once");
+    let paths: Vec<&str> = all.iter().map(|s| s["path"].as_str().unwrap()).collect();
+    assert_eq!(paths[..2], ["start", "each"]);
+    let done = paths.iter().position(|p| *p == "done").expect("done");
+    assert!(
+        done > 200,
+        "done started after (or with) the last iterations: {done}"
+    );
+    let distinct: std::collections::BTreeSet<&str> = paths.iter().copied().collect();
+    assert_eq!(distinct.len(), 263, "no record twice");
+    let starts: Vec<String> = all
+        .iter()
+        .map(|s| s["startedAt"].as_str().unwrap().to_string())
+        .collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "in start order");
+    // A first page of the steps route is the detail's.
+    let again = dev.get(&format!("/executions/{id}/steps?limit=200")).await;
+    assert_eq!(&again.expect(200)["items"], &e["steps"]);
+
+    // Errors: bad cursor, bad limit, unknown execution, unknown parameter.
+    dev.get(&format!("/executions/{id}/steps?cursor=zz"))
+        .await
+        .expect_error(400, "invalid_cursor");
+    let other = dev.get("/executions/nope/steps").await;
+    other.expect_error(404, "not_found");
+    dev.get(&format!("/executions/{id}/steps?limit=0"))
+        .await
+        .expect_error(400, "invalid_query");
+    dev.get(&format!("/executions/{id}/steps?colour=red"))
+        .await
+        .expect_error(400, "invalid_query");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

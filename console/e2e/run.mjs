@@ -297,6 +297,23 @@ test('events that started nothing are listed with why (axe)', async () => {
   await shot('rejected-events')
 })
 
+test('an execution with more step records than one answer shows them all (pages)', async () => {
+  await dev.api('POST', '/workflows', {
+    id: 'many-steps',
+    name: 'Many steps',
+    steps: [
+      { id: 'start', type: 'start', triggers: [{ type: 'manual' }], next: 'each' },
+      { id: 'each', type: 'loop', items: '{{ range(300) | list }}', concurrency: 20, steps: [{ id: 'line', type: 'output', output: '{{ item }}' }], next: 'done' },
+      { id: 'done', type: 'output', output: 1 },
+    ],
+  })
+  const v = await dev.api('POST', '/workflows/many-steps/executions?draft=true&wait=30', { input: {} })
+  assert.equal(v.steps.length, 200, 'the answer carries the first page')
+  assert.ok(v.stepsCursor, 'and a cursor to the rest')
+  await open(`#/x/${v.id}`)
+  await page.getByText('Timeline (303 records, in start order)').waitFor()
+})
+
 test('a file-based workflow is read-only', async () => {
   await open('#/w/file-flow')
   await page.getByTestId('file-banner').filter({ hasText: 'file-flow.json' }).waitFor()

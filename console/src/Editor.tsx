@@ -3,7 +3,7 @@
 
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react'
 import { ReactFlowProvider } from '@xyflow/react'
-import { actions, api, follow, type ActionSpec, type ChatReply, type ChatTurn, type StepRecord, type Summary, type Validation, type WorkflowAnswer } from './api'
+import { actions, api, follow, withAllSteps, type ActionSpec, type ChatReply, type ChatTurn, type StepRecord, type Summary, type Validation, type WorkflowAnswer } from './api'
 import { Canvas, type NodeStatus } from './Canvas'
 import { ExecutionList, RejectedEvents } from './Executions'
 import { go } from './nav'
@@ -582,11 +582,12 @@ function TestPanel({ wf, id, flush, onStatuses, onClose, problems }: { wf: Workf
         publishStatuses()
         window.__wfLive?.push({ path: s.path, status: s.status, at: Date.now(), finishedAt: s.finishedAt, startedAt: s.startedAt })
       },
-      end: (v) => {
-        for (const s of v.steps) records.set(s.path, s)
-        publishStatuses()
-        setExec((e) => ({ ...e, id: eid, status: v.status, output: v.error ?? v.output }))
-      },
+      end: (first) =>
+        void withAllSteps(first).then((v) => {
+          for (const s of v.steps) records.set(s.path, s)
+          publishStatuses()
+          setExec((e) => ({ ...e, id: eid, status: v.status, output: v.error ?? v.output }))
+        }),
     })
   }
   return (

@@ -4,7 +4,7 @@
 
 import { useEffect, useMemo, useRef, useState } from 'react'
 import { ReactFlowProvider } from '@xyflow/react'
-import { api, follow, TERMINAL, type EventRejection, type ExecutionRecord, type ExecutionView, type Page, type StepRecord, type WorkflowAnswer } from './api'
+import { api, follow, TERMINAL, withAllSteps, type EventRejection, type ExecutionRecord, type ExecutionView, type Page, type StepRecord, type WorkflowAnswer } from './api'
 import { Canvas } from './Canvas'
 import { nodeStatuses } from './Editor'
 import { go } from './nav'
@@ -170,7 +170,7 @@ export function ExecutionPage({ id }: { id: string }) {
     let live = true
     ;(async () => {
       try {
-        const v = await api<ExecutionView>('GET', `/executions/${encodeURIComponent(id)}`)
+        const v = await withAllSteps(await api<ExecutionView>('GET', `/executions/${encodeURIComponent(id)}`))
         if (!live) return
         setView(v)
         window.__wfOpened = performance.now()
@@ -189,7 +189,7 @@ export function ExecutionPage({ id }: { id: string }) {
               records.set(s.path, s)
               setView((cur) => (cur ? { ...cur, steps: [...records.values()] } : cur))
             },
-            end: (full) => setView(full),
+            end: (full) => void withAllSteps(full).then((v) => live && setView(v)),
           })
         }
       } catch (e) {
@@ -208,7 +208,7 @@ export function ExecutionPage({ id }: { id: string }) {
   const record = selected ? view.steps.find((s) => s.path === selected) : null
   const cancel = async () => {
     const out = await action.run('Cancelling…', () => api<ExecutionView>('POST', `/executions/${encodeURIComponent(id)}/cancel`))
-    if (out) setView(out)
+    if (out) setView(await withAllSteps(out))
   }
   return (
     <section className="execution" data-testid="execution" data-status={view.status}>

@@ -152,6 +152,21 @@ export interface ExecutionRecord extends RunRecord {
 }
 export interface ExecutionView extends ExecutionRecord {
   steps: StepRecord[]
+  /** Set when `steps` is the first page: `GET /executions/{id}/steps?cursor=` has the rest. */
+  stepsCursor?: string | null
+}
+
+/** `v` with the step records of the pages after it (`stepsCursor`), up to `max` records. */
+export async function withAllSteps(v: ExecutionView, max = 50_000): Promise<ExecutionView> {
+  let steps = v.steps
+  let cursor = v.stepsCursor ?? null
+  while (cursor && steps.length < max) {
+    const q = new URLSearchParams({ limit: '1000', cursor })
+    const page = await api<Page<StepRecord>>('GET', `/executions/${encodeURIComponent(v.id)}/steps?${q}`)
+    steps = steps.concat(page.items)
+    cursor = page.nextCursor
+  }
+  return { ...v, steps, stepsCursor: cursor }
 }
 export interface Page<T> {
   items: T[]

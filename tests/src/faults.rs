@@ -63,6 +63,7 @@ use wf_app::services::{EnvSecrets, Services};
 use wf_app::settings::EngineSettings;
 use wf_aws::{DynamoStore, EventBridgeBus, SqsQueue};
 use wf_core::StoreError;
+use wf_core::execution::StepKey;
 use wf_core::execution::*;
 use wf_core::model::Workflow;
 use wf_core::ports::*;
@@ -257,6 +258,12 @@ impl ExecutionStore for FaultStore {
     }
     async fn list_steps(&self, e: &str) -> Result<Vec<StepRecord>, StoreError> {
         self.inner.list_steps(e).await
+    }
+    async fn list_step_keys(&self, e: &str) -> Result<Vec<StepKey>, StoreError> {
+        self.inner.list_step_keys(e).await
+    }
+    async fn get_steps(&self, e: &str, paths: &[String]) -> Result<Vec<StepRecord>, StoreError> {
+        self.inner.get_steps(e, paths).await
     }
     async fn claim_step(
         &self,
@@ -610,7 +617,8 @@ impl FaultEngine {
     /// The execution and its steps once terminal, or None if not terminal within `max`.
     pub async fn wait(&self, id: &str, max: Duration) -> Option<ExecutionView> {
         match self.app.wait_finished(id, Some(max)).await {
-            Ok(v) => v,
+            Ok(Some(v)) => Some(self.app.with_all_steps(v).await.expect("every step")),
+            Ok(None) => None,
             Err(e) => panic!("execution {id}: {e}"),
         }
     }

@@ -22,6 +22,7 @@ use wf_app::services::{EnvSecrets, Services};
 use wf_app::settings::EngineSettings;
 use wf_aws::{DynamoStore, EventBridgeBus, SqsQueue};
 use wf_core::StoreError;
+use wf_core::execution::StepKey;
 use wf_core::execution::*;
 use wf_core::model::Workflow;
 use wf_core::ports::*;
@@ -144,6 +145,12 @@ impl ExecutionStore for CountingStore {
     }
     async fn list_steps(&self, e: &str) -> Result<Vec<StepRecord>, StoreError> {
         self.inner.list_steps(e).await
+    }
+    async fn list_step_keys(&self, e: &str) -> Result<Vec<StepKey>, StoreError> {
+        self.inner.list_step_keys(e).await
+    }
+    async fn get_steps(&self, e: &str, paths: &[String]) -> Result<Vec<StepRecord>, StoreError> {
+        self.inner.get_steps(e, paths).await
     }
     async fn claim_step(
         &self,
@@ -369,7 +376,7 @@ impl TestEngine {
             .wait_finished(id, Some(Duration::from_secs(secs)))
             .await
         {
-            Ok(Some(view)) => view,
+            Ok(Some(view)) => self.app.with_all_steps(view).await.expect("every step"),
             Ok(None) => panic!("execution {id} did not finish within {secs} s"),
             Err(e) => panic!("execution {id}: {e}"),
         }

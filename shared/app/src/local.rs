@@ -126,10 +126,11 @@ impl LocalApp {
         self.app.definition(&workflow.id, published.version).await
     }
 
-    /// Wait until an execution is terminal (timing it out once its deadline has passed).
+    /// Wait until an execution is terminal (timing it out once its deadline has passed); the
+    /// view has every step record.
     pub async fn wait_finished(&self, execution_id: &str) -> Result<ExecutionView, AppError> {
         match self.app.wait_finished(execution_id, None).await? {
-            Some(view) => Ok(view),
+            Some(view) => self.app.with_all_steps(view).await,
             None => Err(AppError::retryable(
                 "not_finished",
                 format!("execution {execution_id} did not finish"),

@@ -202,18 +202,18 @@ fn is_zero(n: &u32) -> bool {
 ///
 /// Deterministic: the same records always come out in the same order, whatever order the
 /// store read them in.
-pub fn sort_steps(steps: &mut [StepRecord]) {
+pub fn sort_steps<T: StartOrder>(steps: &mut [T]) {
     steps.sort_by(|a, b| {
-        a.started_at
-            .cmp(&b.started_at)
-            .then_with(|| compare_paths(&a.path, &b.path))
+        a.started_at()
+            .cmp(&b.started_at())
+            .then_with(|| compare_paths(a.path(), b.path()))
     });
     let mut start = 0;
     while start < steps.len() {
-        let at = steps[start].started_at;
+        let at = steps[start].started_at();
         let len = steps[start..]
             .iter()
-            .take_while(|s| s.started_at == at)
+            .take_while(|s| s.started_at() == at)
             .count();
         if len > 1 {
             order_by_next(&mut steps[start..start + len]);
@@ -224,21 +224,20 @@ pub fn sort_steps(steps: &mut [StepRecord]) {
 
 /// Reorder steps that started in the same millisecond (sorted by path) so that a step comes
 /// after the one whose `next` names it; otherwise path order is kept.
-fn order_by_next(group: &mut [StepRecord]) {
+fn order_by_next<T: StartOrder>(group: &mut [T]) {
     let n = group.len();
     let index: HashMap<&str, usize> = group
         .iter()
         .enumerate()
-        .map(|(i, s)| (s.path.as_str(), i))
+        .map(|(i, s)| (s.path(), i))
         .collect();
     let mut successors: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut predecessors = vec![0usize; n];
     for (i, step) in group.iter().enumerate() {
         // `next` names a step of the same scope: the sibling of this path.
         let Some(next) = step
-            .next
-            .as_deref()
-            .and_then(|next| Some(StepPath::parse(&step.path)?.sibling(next).to_string()))
+            .next()
+            .and_then(|next| Some(StepPath::parse(step.path())?.sibling(next).to_string()))
         else {
             continue;
         };
@@ -270,9 +269,89 @@ fn order_by_next(group: &mut [StepRecord]) {
     let by_path: HashMap<String, usize> = group
         .iter()
         .enumerate()
-        .map(|(i, s)| (s.path.clone(), rank[i]))
+        .map(|(i, s)| (s.path().to_string(), rank[i]))
         .collect();
-    group.sort_by_key(|s| by_path[s.path.as_str()]);
+    group.sort_by_key(|s| by_path[s.path()]);
+}
+
+/// What the start order ([`sort_steps`]) reads of a step: a whole [`StepRecord`], or the
+/// [`StepKey`] a store lists to page step records without reading them all.
+pub trait StartOrder {
+    fn path(&self) -> &str;
+    fn started_at(&self) -> i64;
+    fn next(&self) -> Option<&str>;
+}
+
+impl StartOrder for StepRecord {
+    fn path(&self) -> &str {
+        &self.path
+    }
+    fn started_at(&self) -> i64 {
+        self.started_at
+    }
+    fn next(&self) -> Option<&str> {
+        self.next.as_deref()
+    }
+}
+
+/// The part of a step record its place in the start order depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepKey {
+    pub path: String,
+    pub started_at: i64,
+    pub next: Option<String>,
+}
+
+impl StartOrder for StepKey {
+    fn path(&self) -> &str {
+        &self.path
+    }
+    fn started_at(&self) -> i64 {
+        self.started_at
+    }
+    fn next(&self) -> Option<&str> {
+        self.next.as_deref()
+    }
+}
+
+impl From<&StepRecord> for StepKey {
+    fn from(r: &StepRecord) -> Self {
+        StepKey {
+            path: r.path.clone(),
+            started_at: r.started_at,
+            next: r.next.clone(),
+        }
+    }
+}
+
+/// Step records an answer carries at most: a page ends at this count, or before the records
+/// pass [`STEP_PAGE_BYTES`] of JSON, whichever comes first (Lambda answers at most 6 MB).
+pub const STEP_PAGE_SIZE: usize = 200;
+/// JSON bytes of step records a page stops before (it holds at least one record).
+pub const STEP_PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// A page of step records in start order, and the cursor of the next one.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepPage {
+    pub items: Vec<StepRecord>,
+    /// The `cursor` of the next page; null on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// The keys of one page: `keys` in start order, the page after the step `after` (a path; the
+/// first page when None), at most `limit` of them. None when `after` is no step of these keys
+/// (a cursor of another execution).
+pub fn step_page_keys<'k>(
+    keys: &'k [StepKey],
+    after: Option<&str>,
+    limit: usize,
+) -> Option<&'k [StepKey]> {
+    let from = match after {
+        None => 0,
+        Some(path) => keys.iter().position(|k| k.path == path)? + 1,
+    };
+    Some(&keys[from..(from + limit).min(keys.len())])
 }
 
 /// The `LOOP#<path>` item: a loop's join counter, how many iterations are still to count.
@@ -314,7 +393,12 @@ pub struct StepTask {
 pub struct ExecutionView {
     #[serde(flatten)]
     pub execution: ExecutionRecord,
+    /// The step records in start order: all of them, or the first page when `stepsCursor` is
+    /// set (`GET /executions/{id}/steps?cursor=` has the rest).
     pub steps: Vec<StepRecord>,
+    /// Where the step records go on; null when `steps` has them all.
+    #[serde(default)]
+    pub steps_cursor: Option<String>,
 }
 
 /// A dedupe key kept with an execution for 24 h: a repeat answers with the first execution.
@@ -368,6 +452,36 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn step_pages_follow_the_keys_after_the_cursor_path() {
+        let keys: Vec<StepKey> = ["start", "each", "each[0]/x", "done"]
+            .iter()
+            .enumerate()
+            .map(|(i, p)| StepKey {
+                path: p.to_string(),
+                started_at: i as i64,
+                next: None,
+            })
+            .collect();
+        let paths = |page: Option<&[StepKey]>| -> Option<Vec<String>> {
+            page.map(|ks| ks.iter().map(|k| k.path.clone()).collect())
+        };
+        assert_eq!(
+            paths(step_page_keys(&keys, None, 2)),
+            Some(vec!["start".into(), "each".into()])
+        );
+        assert_eq!(
+            paths(step_page_keys(&keys, Some("each"), 5)),
+            Some(vec!["each[0]/x".into(), "done".into()])
+        );
+        assert_eq!(paths(step_page_keys(&keys, Some("done"), 5)), Some(vec![]));
+        assert_eq!(
+            paths(step_page_keys(&keys, Some("other"), 5)),
+            None,
+            "not a step of these"
+        );
+    }
 
     fn step(path: &str, started_at: i64) -> StepRecord {
         StepRecord {

@@ -129,6 +129,19 @@ pub trait ExecutionStore: Send + Sync {
     /// indexes compared as numbers (`each[2]/x` before `each[10]/x`). That is
     /// [`crate::execution::sort_steps`], which implementations apply (not the sort-key order).
     async fn list_steps(&self, execution_id: &str) -> Result<Vec<StepRecord>, StoreError>;
+    /// What the start order of every step record of an execution depends on ([`StepKey`]:
+    /// path, `startedAt`, `next`), in any order, without the records' input and output: pages
+    /// of step records are cut from these ([`crate::execution::step_page_keys`]). A record that
+    /// cannot be decoded has a key all the same (its `startedAt` as [`Self::list_steps`] shows
+    /// it).
+    async fn list_step_keys(&self, execution_id: &str) -> Result<Vec<StepKey>, StoreError>;
+    /// The step records at `paths`, in any order; a path with no record is left out, one that
+    /// cannot be decoded is its `damaged` stand-in.
+    async fn get_steps(
+        &self,
+        execution_id: &str,
+        paths: &[String],
+    ) -> Result<Vec<StepRecord>, StoreError>;
     /// Put `record` (status `running`) only if there is no record, or the stored one is
     /// `running` with `leaseUntil <= now` (a missing `leaseUntil` counts as expired) and
     /// `attempts <= record.attempts`, or `retrying` with `attempts < record.attempts`.

@@ -11,7 +11,7 @@ use wf_core::StoreError;
 use wf_core::damaged::{DamagedExecution, damaged_execution, damaged_step, ulid_time_ms};
 use wf_core::execution::{
     ClaimOutcome, CreateOutcome, DedupeKey, ExecutionPage, ExecutionQuery, ExecutionRecord,
-    ExecutionUpdate, IterationCount, LoopState, StepRecord, StepStatus, sort_steps,
+    ExecutionUpdate, IterationCount, LoopState, StepKey, StepRecord, StepStatus, sort_steps,
 };
 use wf_core::keys::{
     DRAFT_SK, EXEC_SK, LOOP_ITEMS_PER_PAGE, META_SK, STEP_PREFIX, cut_page, iter_prefix, iter_sk,
@@ -28,7 +28,8 @@ use wf_core::rejection::{EventRejection, RejectionPage};
 use crate::bus::LocalEventBus;
 use crate::db::{Db, map_err};
 use crate::items::{
-    MAX_ITEM_BYTES, exec_items_with_prefix, from_body, get_exec_item, put_exec_item, to_body,
+    MAX_ITEM_BYTES, exec_items_with_prefix, from_body, get_exec_item, prefix_upper, put_exec_item,
+    to_body,
 };
 use crate::queue::{QueueConfig, SqliteQueue};
 
@@ -617,15 +618,73 @@ impl ExecutionStore for SqliteStore {
             .read(move |conn| {
                 let mut out = Vec::new();
                 for (sk, body) in exec_items_with_prefix(conn, &id, STEP_PREFIX)? {
-                    // One record that cannot be decoded is shown as damaged, not an error
-                    // for the whole execution (wf_core::damaged).
-                    out.push(serde_json::from_str(&body).unwrap_or_else(|e| {
-                        let path = sk.strip_prefix(STEP_PREFIX).unwrap_or(&sk);
-                        tracing::warn!(execution_id = %id, sk = %sk, error = %e, "damaged step record");
-                        damaged_step(&id, path, ulid_time_ms(&id).unwrap_or(0), &e.to_string())
-                    }));
+                    out.push(decode_step(&id, &sk, &body));
                 }
                 sort_steps(&mut out);
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn list_step_keys(&self, execution_id: &str) -> Result<Vec<StepKey>, StoreError> {
+        let id = execution_id.to_string();
+        self.db
+            .read(move |conn| {
+                // Only the three fields, read by SQLite (not the records' input and output).
+                let mut st = conn
+                    .prepare_cached(
+                        "SELECT sk,
+                                CASE WHEN json_valid(body) THEN json_extract(body, '$.startedAt') END,
+                                CASE WHEN json_valid(body) THEN json_extract(body, '$.next') END
+                         FROM executions WHERE pk = ?1 AND sk >= ?2 AND sk < ?3",
+                    )
+                    .map_err(map_err)?;
+                let rows = st
+                    .query_map(
+                        params![id, STEP_PREFIX, prefix_upper(STEP_PREFIX)],
+                        |r| {
+                            Ok((
+                                r.get::<_, String>(0)?,
+                                r.get::<_, Option<String>>(1).ok().flatten(),
+                                r.get::<_, Option<String>>(2).ok().flatten(),
+                            ))
+                        },
+                    )
+                    .map_err(map_err)?;
+                let fallback = ulid_time_ms(&id).unwrap_or(0);
+                rows.map(|row| {
+                    let (sk, started_at, next) = row.map_err(map_err)?;
+                    Ok(StepKey {
+                        path: sk.strip_prefix(STEP_PREFIX).unwrap_or(&sk).to_string(),
+                        // A damaged record shows the execution's start (as list_steps does).
+                        started_at: started_at
+                            .as_deref()
+                            .and_then(wf_core::time_fmt::parse_ms)
+                            .unwrap_or(fallback),
+                        next,
+                    })
+                })
+                .collect()
+            })
+            .await
+    }
+
+    async fn get_steps(
+        &self,
+        execution_id: &str,
+        paths: &[String],
+    ) -> Result<Vec<StepRecord>, StoreError> {
+        let id = execution_id.to_string();
+        let paths = paths.to_vec();
+        self.db
+            .read(move |conn| {
+                let mut out = Vec::with_capacity(paths.len());
+                for path in &paths {
+                    let sk = step_sk(path);
+                    if let Some(body) = get_exec_item(conn, &id, &sk)? {
+                        out.push(decode_step(&id, &sk, &body));
+                    }
+                }
                 Ok(out)
             })
             .await
@@ -916,6 +975,16 @@ impl ExecutionStore for SqliteStore {
             })
             .await
     }
+}
+
+/// A step record as listing reads it: one that cannot be decoded is shown as damaged, not an
+/// error for the whole execution (wf_core::damaged).
+fn decode_step(id: &str, sk: &str, body: &str) -> StepRecord {
+    serde_json::from_str(body).unwrap_or_else(|e| {
+        let path = sk.strip_prefix(STEP_PREFIX).unwrap_or(sk);
+        tracing::warn!(execution_id = %id, sk = %sk, error = %e, "damaged step record");
+        damaged_step(id, path, ulid_time_ms(id).unwrap_or(0), &e.to_string())
+    })
 }
 
 /// The sort key a rejections cursor holds (`<16 digits>#<event id>`).

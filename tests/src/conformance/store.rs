@@ -414,6 +414,34 @@ pub async fn list_steps_in_start_order<S: ExecutionStore + ?Sized>(store: &S) {
         sorted, listed,
         "the order is wf_core::execution::sort_steps"
     );
+
+    // The keys give the same order without the records; the records are read by path.
+    let mut keys = store.list_step_keys(&id).await.expect("list_step_keys");
+    assert_eq!(keys.len(), listed.len(), "a key per record");
+    wf_core::execution::sort_steps(&mut keys);
+    let expected: Vec<wf_core::execution::StepKey> = listed.iter().map(Into::into).collect();
+    assert_eq!(keys, expected, "the keys sort as the records do");
+    let wanted = [
+        "each[2]/x".to_string(),
+        "gone".to_string(),
+        "start".to_string(),
+    ];
+    let mut got = store.get_steps(&id, &wanted).await.expect("get_steps");
+    got.sort_by(|a, b| a.path.cmp(&b.path));
+    let by_path = |p: &str| listed.iter().find(|s| s.path == p).cloned().unwrap();
+    assert_eq!(
+        got,
+        [by_path("each[2]/x"), by_path("start")],
+        "the records asked for; a path without one is left out"
+    );
+    assert!(
+        store
+            .list_step_keys(&execution_id(T0 + 1))
+            .await
+            .expect("none")
+            .is_empty(),
+        "an execution without steps has no keys"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

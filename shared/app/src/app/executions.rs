@@ -3,7 +3,7 @@
 //! process dies between the two writes the sweeper re-queues executions left `queued`), manual
 //! and test runs, history, cancel and rerun.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -12,7 +12,8 @@ use wf_core::StoreError;
 use wf_core::engine::CompiledWorkflow;
 use wf_core::execution::{
     ClaimOutcome, CreateOutcome, DedupeKey, ExecutionPage, ExecutionQuery, ExecutionRecord,
-    ExecutionStatus, ExecutionView, StepStatus, StepTask, TriggerInfo,
+    ExecutionStatus, ExecutionView, STEP_PAGE_BYTES, STEP_PAGE_SIZE, StepPage, StepRecord,
+    StepStatus, StepTask, TriggerInfo, sort_steps, step_page_keys,
 };
 use wf_core::model::Workflow;
 use wf_core::path::StepPath;
@@ -297,16 +298,98 @@ impl App {
         self.list_executions(&query).await
     }
 
-    /// One execution with every step record, in the order they started.
+    /// One execution with the first page of its step records, in the order they started
+    /// (`stepsCursor` says where the rest are: [`App::execution_steps`]).
     pub async fn execution(&self, id: &str) -> Result<ExecutionView, AppError> {
-        let execution = self
-            .svc
+        let execution = self.stored_execution(id).await?;
+        self.view(execution).await
+    }
+
+    async fn stored_execution(&self, id: &str) -> Result<ExecutionRecord, AppError> {
+        self.svc
             .executions
             .get_execution(id)
             .await?
-            .ok_or_else(|| AppError::not_found(format!("execution {id} does not exist")))?;
-        let steps = self.svc.executions.list_steps(id).await?;
-        Ok(ExecutionView { execution, steps })
+            .ok_or_else(|| AppError::not_found(format!("execution {id} does not exist")))
+    }
+
+    /// `execution` with the first page of its step records.
+    pub(super) async fn view(&self, execution: ExecutionRecord) -> Result<ExecutionView, AppError> {
+        let page = self.step_page(&execution.id, None, STEP_PAGE_SIZE).await?;
+        Ok(ExecutionView {
+            execution,
+            steps: page.items,
+            steps_cursor: page.next_cursor,
+        })
+    }
+
+    /// `view` with every step record (for `wf run` and tests, which show them all).
+    pub async fn with_all_steps(&self, mut view: ExecutionView) -> Result<ExecutionView, AppError> {
+        view.steps = self.svc.executions.list_steps(&view.execution.id).await?;
+        view.steps_cursor = None;
+        Ok(view)
+    }
+
+    /// A page of an execution's step records in start order: after the step the cursor names,
+    /// at most `limit` records (1..=1000) and at most [`STEP_PAGE_BYTES`] of them.
+    pub async fn execution_steps(
+        &self,
+        id: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<StepPage, AppError> {
+        self.stored_execution(id).await?;
+        self.step_page(id, cursor, limit).await
+    }
+
+    async fn step_page(
+        &self,
+        id: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<StepPage, AppError> {
+        let bad_cursor = || {
+            listing_error(StoreError::Invalid(format!(
+                "invalid cursor {:?} for the steps of execution {id}",
+                cursor.unwrap_or_default()
+            )))
+        };
+        let after = cursor
+            .map(|c| wf_core::keys::decode_cursor(c).ok_or_else(bad_cursor))
+            .transpose()?;
+        let mut keys = self.svc.executions.list_step_keys(id).await?;
+        sort_steps(&mut keys);
+        let page_keys = step_page_keys(&keys, after.as_deref(), limit).ok_or_else(bad_cursor)?;
+        let paths: Vec<String> = page_keys.iter().map(|k| k.path.clone()).collect();
+        let rank: HashMap<&str, usize> = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.as_str(), i))
+            .collect();
+        let mut records = self.svc.executions.get_steps(id, &paths).await?;
+        records.sort_by_key(|r| rank.get(r.path.as_str()).copied().unwrap_or(usize::MAX));
+        // Cut before the page passes its byte budget (it keeps at least one record).
+        let mut bytes = 0;
+        let mut items = Vec::with_capacity(records.len());
+        for record in records {
+            let size = serde_json::to_vec(&record).map_or(0, |v| v.len());
+            if !items.is_empty() && bytes + size > STEP_PAGE_BYTES {
+                break;
+            }
+            bytes += size;
+            items.push(record);
+        }
+        let last = items.last().map(|r: &StepRecord| r.path.clone());
+        let more = match &last {
+            Some(path) => keys.last().is_some_and(|k| &k.path != path),
+            None => false,
+        };
+        Ok(StepPage {
+            items,
+            next_cursor: last
+                .filter(|_| more)
+                .map(|p| wf_core::keys::encode_cursor(&p)),
+        })
     }
 
     /// Cancel a queued or running execution: its queued tasks are dropped, a running step

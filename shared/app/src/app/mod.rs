@@ -196,8 +196,7 @@ impl App {
                 )));
             };
             if execution.status.is_terminal() {
-                let steps = self.svc.executions.list_steps(id).await?;
-                return Ok(Some(ExecutionView { execution, steps }));
+                return self.view(execution).await.map(Some);
             }
             if self.svc.clock.now_ms() > execution.deadline_at + 1_000 {
                 self.time_out(&mut execution).await?;

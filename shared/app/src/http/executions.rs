@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 use wf_core::execution::{
-    ExecutionPage, ExecutionQuery, ExecutionRecord, ExecutionStatus, ExecutionView,
+    ExecutionPage, ExecutionQuery, ExecutionRecord, ExecutionStatus, ExecutionView, StepPage,
 };
 use wf_core::time_fmt::parse_ms;
 
@@ -223,12 +223,43 @@ pub async fn list_for_workflow(
 
 #[utoipa::path(get, path = "/executions/{id}", tag = "executions",
     params(("id" = String, Path, description = "Execution id")),
-    responses((status = 200, description = "The execution with every step record", body = super::schemas::ExecutionDetail), (status = 404, description = "Unknown execution")))]
+    responses((status = 200, description = "The execution with its step records in start order (the first page, with `stepsCursor`, when there are more than 200 or 4 MiB)", body = super::schemas::ExecutionDetail), (status = 404, description = "Unknown execution")))]
 pub async fn get_one(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ExecutionView>, ApiError> {
     Ok(Json(state.app.execution(&id).await?))
+}
+
+/// A page of step records.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StepsParams {
+    /// 1..=1000, default 50 (a page also stops before 4 MiB of records).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+    /// `stepsCursor` of the execution, or `nextCursor` of the previous page (opaque: another
+    /// string is 400 `invalid_cursor`).
+    pub cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/executions/{id}/steps", tag = "executions",
+    params(("id" = String, Path, description = "Execution id"), StepsParams),
+    responses((status = 200, description = "`{ items, nextCursor }`: step records in the order they started", body = super::schemas::StepPage),
+              (status = 400, description = "Bad limit or cursor"), (status = 404, description = "Unknown execution")))]
+pub async fn steps(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(p): ApiQuery<StepsParams>,
+) -> Result<Json<StepPage>, ApiError> {
+    let limit = page_limit(p.limit)?;
+    Ok(Json(
+        state
+            .app
+            .execution_steps(&id, p.cursor.as_deref(), limit)
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/executions/{id}/cancel", tag = "executions",

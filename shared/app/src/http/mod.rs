@@ -116,6 +116,7 @@ fn api_routes() -> Router<AppState> {
         )
         .route("/executions", get(executions::list))
         .route("/executions/{id}", get(executions::get_one))
+        .route("/executions/{id}/steps", get(executions::steps))
         .route("/executions/{id}/cancel", post(executions::cancel))
         .route("/executions/{id}/rerun", post(executions::rerun))
         .route("/executions/{id}/events", get(stream::events))

@@ -79,6 +79,7 @@ pub struct AnyDefinition(serde_json::Value);
         super::executions::list,
         super::executions::list_for_workflow,
         super::executions::get_one,
+        super::executions::steps,
         super::executions::cancel,
         super::executions::rerun,
         super::stream::events,

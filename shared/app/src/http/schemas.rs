@@ -117,12 +117,27 @@ pub struct StepRecord {
     lease_lost: Option<u32>,
 }
 
-/// An execution with every step record, in the order they started.
+/// An execution with its step records in the order they started: all of them, or the first
+/// page (at most 200 records and 4 MiB) when `stepsCursor` is set.
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ExecutionDetail {
     #[serde(flatten)]
     execution: Execution,
     steps: Vec<StepRecord>,
+    /// `GET /executions/{id}/steps?cursor=` with it gives the next page; null when `steps` has
+    /// them all.
+    steps_cursor: Option<String>,
+}
+
+/// A page of an execution's step records, in the order they started
+/// (`wf_core::execution::StepPage`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepPage {
+    items: Vec<StepRecord>,
+    /// The `cursor` of the next page; null on the last one.
+    next_cursor: Option<String>,
 }
 
 /// One thing wrong with a workflow (`wf_core::validate::Problem`).

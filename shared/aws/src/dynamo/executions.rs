@@ -24,7 +24,7 @@ use wf_core::StoreError;
 use wf_core::damaged::{DamagedExecution, damaged_execution, damaged_step, ulid_time_ms};
 use wf_core::execution::{
     ClaimOutcome, CreateOutcome, DedupeKey, ExecutionPage, ExecutionQuery, ExecutionRecord,
-    ExecutionStatus, ExecutionUpdate, IterationCount, LoopState, StepRecord, StepStatus,
+    ExecutionStatus, ExecutionUpdate, IterationCount, LoopState, StepKey, StepRecord, StepStatus,
     sort_steps,
 };
 use wf_core::keys::{cut_page, page_size};
@@ -197,18 +197,33 @@ impl DynamoStore {
         &self,
         ids: &[String],
     ) -> Result<Vec<ExecutionRecord>, StoreError> {
-        let mut found = std::collections::HashMap::new();
-        for chunk in ids.chunks(100) {
-            let mut keys_left: Vec<Item> = chunk.iter().map(|id| key(id, EXEC_SK)).collect();
+        let keys = ids.iter().map(|id| key(id, EXEC_SK)).collect();
+        let mut found: std::collections::HashMap<String, ExecutionRecord> = self
+            .batch_get(keys, "list_executions")
+            .await?
+            .into_iter()
+            .map(exec_or_damaged)
+            .map(|record| (record.id.clone(), record))
+            .collect();
+        // An id the index listed but the table no longer has was deleted meanwhile: skip it.
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+
+    /// The items of `keys` in the executions table (BatchGetItem, 100 per request, unprocessed
+    /// keys retried with backoff), in any order; a key with no item is left out.
+    async fn batch_get(&self, keys: Vec<Item>, op: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let mut keys_left: Vec<Item> = chunk.to_vec();
             let mut attempt = 0u32;
             while !keys_left.is_empty() {
                 if attempt > 0 {
                     backoff(attempt).await;
                 }
                 if attempt > 8 {
-                    return Err(StoreError::Unavailable(
-                        "list_executions: reads still unprocessed after retries".into(),
-                    ));
+                    return Err(StoreError::Unavailable(format!(
+                        "{op}: reads still unprocessed after retries"
+                    )));
                 }
                 attempt += 1;
                 let ka = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
@@ -222,15 +237,12 @@ impl DynamoStore {
                     .request_items(&self.executions, ka)
                     .send()
                     .await
-                    .store_err("list_executions")?;
-                for item in out
-                    .responses
-                    .and_then(|mut r| r.remove(&self.executions))
-                    .unwrap_or_default()
-                {
-                    let record = exec_or_damaged(item);
-                    found.insert(record.id.clone(), record);
-                }
+                    .store_err(op)?;
+                items.extend(
+                    out.responses
+                        .and_then(|mut r| r.remove(&self.executions))
+                        .unwrap_or_default(),
+                );
                 keys_left = out
                     .unprocessed_keys
                     .and_then(|mut u| u.remove(&self.executions))
@@ -238,8 +250,7 @@ impl DynamoStore {
                     .unwrap_or_default();
             }
         }
-        // An id the index listed but the table no longer has was deleted meanwhile: skip it.
-        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+        Ok(items)
     }
 }
 
@@ -601,6 +612,50 @@ impl ExecutionStore for DynamoStore {
             .collect();
         sort_steps(&mut steps);
         Ok(steps)
+    }
+
+    async fn list_step_keys(&self, execution_id: &str) -> Result<Vec<StepKey>, StoreError> {
+        // Only the three attributes come back (a query is billed by the items' size all the
+        // same, but the records' input and output are not transferred or held).
+        let rows = self
+            .query_all(QuerySpec {
+                op: "list_step_keys",
+                table: &self.executions,
+                condition: "#pk = :pk AND begins_with(#sk, :prefix)",
+                names: &[("#pk", EXECUTIONS_PK), ("#sk", SK), ("#next", "next")],
+                values: &[(":pk", s(execution_id)), (":prefix", s(keys::STEP_PREFIX))],
+                projection: Some("#sk, startedAt, #next"),
+            })
+            .await?;
+        let fallback = ulid_time_ms(execution_id).unwrap_or(0);
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let sk = get_s(row, SK).unwrap_or_default();
+                StepKey {
+                    path: sk.strip_prefix(keys::STEP_PREFIX).unwrap_or(sk).to_string(),
+                    started_at: get_n(row, "startedAt").unwrap_or(fallback),
+                    next: get_s(row, "next").map(str::to_string),
+                }
+            })
+            .collect())
+    }
+
+    async fn get_steps(
+        &self,
+        execution_id: &str,
+        paths: &[String],
+    ) -> Result<Vec<StepRecord>, StoreError> {
+        let keys = paths
+            .iter()
+            .map(|p| key(execution_id, &keys::step_sk(p)))
+            .collect();
+        Ok(self
+            .batch_get(keys, "get_steps")
+            .await?
+            .into_iter()
+            .map(|item| step_or_damaged(execution_id, item))
+            .collect())
     }
 
     async fn claim_step(
