@@ -30,6 +30,11 @@ use crate::app::App;
 
 /// Largest accepted request body (webhooks, events, API writes).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Largest workflow definition a write or validation takes (`POST /workflows`, `PUT
+/// /workflows/{id}`, `POST /workflows/{id}/validate`): a draft is stored whole in one item,
+/// and DynamoDB's item limit is 400 KB, so 384 KiB leaves room for the item's keys (a larger
+/// compacted draft is still refused by the store, 413 `too_large`).
+pub const MAX_DEFINITION_BYTES: usize = 384 * 1024;
 /// Longest accepted request URI (path and query), in bytes: longer is a 414 in the error shape.
 /// (Past 65,534 bytes hyper itself answers 414 with an empty body, before any router runs.)
 pub const MAX_URI_BYTES: usize = 8 * 1024;
@@ -163,25 +168,29 @@ async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) ->
     state.app.metrics().render()
 }
 
-/// The raw request body, read up to [`MAX_BODY_BYTES`]; larger is a 413 in the API's error shape.
-pub struct RawBody(pub axum::body::Bytes);
+/// The raw request body, read up to `LIMIT` bytes ([`MAX_BODY_BYTES`] unless a route says
+/// otherwise); larger is a 413 in the API's error shape.
+pub struct RawBody<const LIMIT: usize = MAX_BODY_BYTES>(pub axum::body::Bytes);
 
 /// The body of a management API write: [`RawBody`], and when it is not blank its
 /// `Content-Type` must be JSON (`application/json` or `*+json`), else 415 as webhooks answer.
 /// A blank body (an optional body left out) needs no content type.
-pub struct JsonBody(pub axum::body::Bytes);
+pub struct JsonBody<const LIMIT: usize = MAX_BODY_BYTES>(pub axum::body::Bytes);
+
+/// The body of a workflow definition write: a [`JsonBody`] of up to [`MAX_DEFINITION_BYTES`].
+pub type DefinitionBody = JsonBody<MAX_DEFINITION_BYTES>;
 
 /// Whether a `Content-Type` header is JSON (the one rule: [`crate::app::json::is_json_content_type`]).
 pub fn is_json_content_type(value: Option<&axum::http::HeaderValue>) -> bool {
     crate::app::json::is_json_content_type(value.and_then(|v| v.to_str().ok()))
 }
 
-impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
+impl<S: Send + Sync, const LIMIT: usize> axum::extract::FromRequest<S> for JsonBody<LIMIT> {
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
         let content_type = req.headers().get(axum::http::header::CONTENT_TYPE).cloned();
-        let RawBody(body) = RawBody::from_request(req, state).await?;
+        let RawBody::<LIMIT>(body) = RawBody::<LIMIT>::from_request(req, state).await?;
         if !is_blank(&body) && !is_json_content_type(content_type.as_ref()) {
             let sent = content_type
                 .as_ref()
@@ -202,7 +211,7 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
     }
 }
 
-impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
+impl<S: Send + Sync, const LIMIT: usize> axum::extract::FromRequest<S> for RawBody<LIMIT> {
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, _: &S) -> Result<Self, ApiError> {
@@ -210,7 +219,10 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
             ApiError::new(
                 axum::http::StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
-                format!("the request body is over the limit of {MAX_BODY_BYTES} bytes (256 KiB)"),
+                format!(
+                    "the request body is over the limit of {LIMIT} bytes ({} KiB)",
+                    LIMIT / 1024
+                ),
             )
         };
         let declared = req
@@ -218,10 +230,10 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
             .get(axum::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        if declared.is_some_and(|n| n > LIMIT) {
             return Err(too_large());
         }
-        axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+        axum::body::to_bytes(req.into_body(), LIMIT)
             .await
             .map(RawBody)
             .map_err(|_| too_large())

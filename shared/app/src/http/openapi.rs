@@ -211,7 +211,10 @@ fn add_common(op: &mut Operation, any_value: &[String]) {
             "The body is not JSON (`invalid_json`, with line and column), is nested deeper \
              than 64 levels (`too_deep`), or does not match the schema (`invalid_request`)",
         );
-        add("413", "The body is over 256 KiB (`too_large`)");
+        add(
+            "413",
+            "The body is over 256 KiB, or a workflow definition over 384 KiB (`too_large`)",
+        );
         add(
             "415",
             "A body whose Content-Type is not JSON (`unsupported_media_type`)",

@@ -505,3 +505,58 @@ fn the_document_describes_every_answer() {
         );
     }
 }
+
+/// A workflow definition may be larger than other bodies (up to the size one stored draft can
+/// have): a 5,000-step workflow (about 300 KB) is validated and stored through the API; past
+/// 384 KiB it is 413 like any other body past its limit, and other writes keep 256 KiB.
+#[tokio::test]
+async fn a_five_thousand_step_workflow_goes_through_the_api() {
+    let api = api();
+    let mut steps = vec![
+        json!({ "id": "start", "type": "start", "triggers": [ { "type": "manual" } ], "next": "s0" }),
+    ];
+    for i in 0..5_000 {
+        let next = if i + 1 < 5_000 {
+            json!(format!("s{}", i + 1))
+        } else {
+            Value::Null
+        };
+        let mut step = json!({ "id": format!("s{i}"), "type": "output", "output": i });
+        if !next.is_null() {
+            step =
+                json!({ "id": format!("s{i}"), "type": "condition", "branches": [], "else": next });
+        }
+        steps.push(step);
+    }
+    let big = json!({ "id": "big", "steps": steps });
+    let size = big.to_string().len();
+    assert!(
+        size > super::MAX_BODY_BYTES && size < super::MAX_DEFINITION_BYTES,
+        "{size}"
+    );
+    let validated = api
+        .json(Method::POST, "/workflows/big/validate", big.clone())
+        .await;
+    assert_eq!(validated.status, StatusCode::OK, "{}", validated.body);
+    assert_eq!(validated.body["valid"], json!(true), "{}", validated.body);
+    let created = api.json(Method::POST, "/workflows", big).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+
+    let pad = "x".repeat(super::MAX_DEFINITION_BYTES);
+    let over = api
+        .json(
+            Method::POST,
+            "/workflows",
+            json!({ "id": "over", "pad": pad }),
+        )
+        .await;
+    let _ = over.expect_error(413, "too_large");
+    let event = api
+        .json(
+            Method::POST,
+            "/events",
+            json!({ "type": "t", "detail": { "pad": "x".repeat(300 * 1024) } }),
+        )
+        .await;
+    let _ = event.expect_error(413, "too_large");
+}

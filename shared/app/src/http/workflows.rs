@@ -14,7 +14,7 @@ use wf_core::ports::WorkflowMeta;
 use wf_core::time_fmt::format_ms;
 use wf_core::validate::Problem;
 
-use super::{AppState, JsonBody, is_blank, parse_json};
+use super::{AppState, DefinitionBody, JsonBody, is_blank, parse_json};
 use crate::app::workflows::{Published, WorkflowState, validation as validate_draft};
 use crate::http::{ApiError, ApiPath};
 
@@ -194,7 +194,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<WorkflowSumm
               (status = 422, description = "No valid id")))]
 pub async fn create(
     State(state): State<AppState>,
-    JsonBody(body): JsonBody,
+    JsonBody(body): DefinitionBody,
 ) -> Result<Response, ApiError> {
     let draft = parse_json(&body)?;
     let created = state.app.create_workflow(draft).await?;
@@ -221,7 +221,7 @@ pub async fn get_one(
 pub async fn replace(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-    JsonBody(body): JsonBody,
+    JsonBody(body): DefinitionBody,
 ) -> Result<Json<WorkflowWithDraft>, ApiError> {
     let draft = parse_json(&body)?;
     let w = state.app.replace_draft(&id, draft).await?;
@@ -247,7 +247,7 @@ pub async fn delete(
 pub async fn validate(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-    JsonBody(body): JsonBody,
+    JsonBody(body): DefinitionBody,
 ) -> Result<Json<ValidationResult>, ApiError> {
     let definition = if is_blank(&body) {
         None
