@@ -7,9 +7,22 @@
 //! * No loader, no env, no network: the environment has only minijinja's builtins. Fuel bounds
 //!   the instructions of one evaluation ([`FUEL`]); output is bounded *while* it is written
 //!   ([`MAX_RENDERED_BYTES`]: rendering goes into a writer that fails past it, so a loop that
-//!   prints gigabytes stops at the limit); a string literal repeated past that size (`"x" *
-//!   100000000`) is refused before the template is even compiled (minijinja folds constant
-//!   expressions at compile time, and itself allows a repetition up to 100 MB).
+//!   prints gigabytes stops at the limit).
+//! * Every string a template *builds* is bounded too, before it is allocated: `~`, `+` and `*`
+//!   on strings, capture buffers (`{% set x %}…{% endset %}`, `{% filter %}`, macro output and
+//!   `caller()`), and the filters that can make a string much larger than their input (`join`,
+//!   `replace`, `indent`, `tojson`, `format`, `string`, `pprint`, …). Sequences built by `*`/`+`
+//!   and `batch`/`slice` counts are bounded to as many items. minijinja has no such bound (its
+//!   maintainers' answer is OS limits), so we build a patched copy
+//!   (`third_party/minijinja`, see its `PATCHED.md`) with `Environment::set_max_string_size`,
+//!   set here to [`MAX_RENDERED_BYTES`]; a template that would pass it fails with
+//!   `template.too_large`. Measured before the patch: `range(1000) | join("x" * 1000000)` took
+//!   1.9 GB, a loop of 1 MB literals inside a capture tens of GB, all within [`FUEL`].
+//!   What stays bounded only by [`FUEL`] is how many such values one evaluation keeps alive: a
+//!   loop appending a fresh 1 MiB string to a list can hold about 8,000 of them.
+//! * A string literal repeated past [`MAX_RENDERED_BYTES`] (`"x" * 100000000`), or by a count
+//!   that is not a literal, is still refused before the template is compiled
+//!   (`check_repetition`): `wf validate` reports it, not only a run.
 
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
@@ -31,6 +44,8 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env.set_fuel(Some(FUEL));
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_recursion_limit(64);
+    // The patched minijinja (third_party/minijinja): no string it builds may pass this.
+    env.set_max_string_size(Some(MAX_RENDERED_BYTES));
     env
 });
 
@@ -95,10 +110,10 @@ pub fn check_expression(s: &str) -> Result<(), InvalidText> {
 }
 
 /// Refuse a string literal repeated past [`MAX_RENDERED_BYTES`] (`"x" * 100000000`), and a
-/// string literal repeated by a count that is not a literal (`"x" * input.n`): both would build
-/// the whole string in memory before any bound on the output applies (a constant one already
-/// when the template is compiled, i.e. at validation). A scan of minijinja's own tokens (its
-/// lexer: strings and comments are told apart exactly), before anything is compiled.
+/// string literal repeated by a count that is not a literal (`"x" * input.n`): a run would
+/// fail on them (the patched minijinja refuses to build the string), this says so at
+/// validation. A scan of minijinja's own tokens (its lexer: strings and comments are told
+/// apart exactly), before anything is compiled.
 // `SyntaxConfig` is a unit struct unless minijinja's `custom_syntax` feature is on (a
 // dependency may turn it on): `default()` compiles either way.
 #[allow(clippy::default_constructed_unit_structs)]
@@ -156,6 +171,23 @@ fn check_repetition(src: &str) -> Result<(), InvalidText> {
         }
     }
     Ok(())
+}
+
+/// Whether minijinja refused to build a string (or sequence) past [`MAX_RENDERED_BYTES`]: the
+/// patched minijinja's `max_string_size` error, an `InvalidOperation` whose detail names it.
+fn is_string_size_error(e: &minijinja::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let refused = err.downcast_ref::<minijinja::Error>().is_some_and(|e| {
+            e.kind() == ErrorKind::InvalidOperation
+                && e.detail().is_some_and(|d| d.contains("(max_string_size)"))
+        });
+        if refused {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// The step error of a template refused by [`check_repetition`].
@@ -417,6 +449,15 @@ impl ExprContext {
                 ),
             )
             .with_details(serde_json::json!({ "fuel": FUEL })),
+            _ if is_string_size_error(&e) => StepError::new(
+                "template.too_large",
+                format!(
+                    "{} builds a string or list over the limit of {MAX_RENDERED_BYTES} bytes \
+                     (MAX_RENDERED_BYTES); it was stopped before building it",
+                    short_src(src)
+                ),
+            )
+            .with_details(serde_json::json!({ "limitBytes": MAX_RENDERED_BYTES })),
             _ => {
                 let detail = e
                     .detail()
@@ -641,6 +682,215 @@ mod tests {
             .unwrap();
         assert_eq!(rendered, json!({"h": "Bearer s3cr3t"}));
         assert_eq!(c.redact(&rendered), json!({"h": "Bearer ***"}));
+    }
+
+    /// Allocation accounting for the tests of the string bound: per thread (a render runs on
+    /// its test's thread, so tests running side by side do not count each other), the bytes
+    /// allocated and not yet freed, and their peak.
+    mod alloc {
+        use std::alloc::{GlobalAlloc, Layout, System};
+        use std::cell::Cell;
+
+        thread_local! {
+            static LIVE: Cell<isize> = const { Cell::new(0) };
+            static PEAK: Cell<isize> = const { Cell::new(0) };
+        }
+
+        fn add(bytes: isize) {
+            // `try_with`: nothing to count while the thread's locals are torn down.
+            let _ = LIVE.try_with(|live| {
+                let now = live.get() + bytes;
+                live.set(now);
+                let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+            });
+        }
+
+        struct Counting;
+
+        // SAFETY: every call is passed on to the system allocator unchanged.
+        unsafe impl GlobalAlloc for Counting {
+            unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+                add(layout.size() as isize);
+                unsafe { System.alloc(layout) }
+            }
+            unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+                add(layout.size() as isize);
+                unsafe { System.alloc_zeroed(layout) }
+            }
+            unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+                add(-(layout.size() as isize));
+                unsafe { System.dealloc(ptr, layout) }
+            }
+            unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+                add(new_size as isize - layout.size() as isize);
+                unsafe { System.realloc(ptr, layout, new_size) }
+            }
+        }
+
+        #[global_allocator]
+        static COUNTING: Counting = Counting;
+
+        /// Runs `f`: its result, and the most bytes it had allocated at one time.
+        pub fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+            let base = LIVE.with(Cell::get);
+            PEAK.with(|peak| peak.set(base));
+            let out = f();
+            let peak = PEAK.with(Cell::get) - base;
+            (out, peak.max(0) as usize)
+        }
+    }
+
+    /// The most a refused template may allocate: a few strings of [`MAX_RENDERED_BYTES`]. Each
+    /// template below took from 40 MB to many GB before minijinja was patched.
+    const PEAK_LIMIT: usize = 16 * MAX_RENDERED_BYTES;
+
+    /// `src` fails with `template.too_large`, naming the limit, and allocates little on the way.
+    fn assert_too_large(src: &str) {
+        let c = ctx(json!({"input": {}}));
+        let (out, peak) = alloc::peak_during(|| c.render_str(src));
+        let e = out.expect_err(src);
+        assert_eq!(e.code, "template.too_large", "{src}: {e:?}");
+        assert!(e.message.contains("MAX_RENDERED_BYTES"), "{src}: {e:?}");
+        assert_eq!(
+            e.details.as_deref(),
+            Some(&json!({ "limitBytes": MAX_RENDERED_BYTES })),
+            "{src}"
+        );
+        assert!(
+            peak < PEAK_LIMIT,
+            "{src} allocated {peak} bytes at one time"
+        );
+        // and it passes validation: only running it builds the string
+        check_template(src).unwrap_or_else(|e| panic!("{src}: {e}"));
+    }
+
+    #[test]
+    fn strings_built_by_operators_and_filters_are_bounded_before_they_are_built() {
+        let forty = format!(
+            "{{% set s = \"x\" * 1000000 %}}{{{{ {} }}}}",
+            vec!["s"; 40].join(" ~ ")
+        );
+        for src in [
+            r#"{{ range(1000) | join("x" * 1000000) }}"#,
+            r#"{{ range(100000) | join("x" * 1000000) }}"#,
+            r#"{{ ("a" * 300) | replace("a", "x" * 1000000) }}"#,
+            r#"{{ ("a" * 1000) | replace("", "x" * 10000) }}"#,
+            r#"{{ "a\nb" | indent(300000000) }}"#,
+            r#"{{ "x" | indent(300000000) }}"#,
+            &forty,
+            // doubling: by a chain of sets, loop-carried namespace state, a recursive macro
+            r#"{% set s = "x" * 1000 %}{% set a = s ~ s %}{% set b = a ~ a %}{% set c = b ~ b %}{% set d = c ~ c %}{% set e = d ~ d %}{% set f = e ~ e %}{% set g = f ~ f %}{% set h = g ~ g %}{% set i = h ~ h %}{% set j = i ~ i %}{% set k = j ~ j %}{{ k | length }}"#,
+            r#"{% set ns = namespace(s="x") %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}"#,
+            r#"{% macro d(s, n) %}{% if n > 0 %}{{ d(s ~ s, n - 1) }}{% else %}{{ s | length }}{% endif %}{% endmacro %}{{ d("x" * 100000, 10) }}"#,
+            r#"{% set s = "x" * 1000000 %}{{ (s + s) | length }}"#,
+            // `*` on a variable (minijinja itself allows 100 MB)
+            r#"{% set s = "ab" %}{% set n = 50000000 %}{{ (s * n) | length }}"#,
+            r#"{{ "x" | tojson(indent=10**9) }}"#,
+            r#"{{ "%1000000000s" | format("x") }}"#,
+            r#"{{ "%.1000000000f" | format(1.5) }}"#,
+            r#"{{ ("%1000000s" * 100) | format(*range(100)) | length }}"#,
+        ] {
+            assert_too_large(src);
+        }
+    }
+
+    #[test]
+    fn capture_buffers_and_macro_output_are_bounded_while_written() {
+        for src in [
+            r#"{% set x %}{% for i in range(1000) %}{{ "x" * 1000000 }}{% endfor %}{% endset %}{{ x | length }}"#,
+            r#"{% filter upper %}{% for i in range(1000) %}{{ "x" * 1000000 }}{% endfor %}{% endfilter %}"#,
+            r#"{% macro m() %}{{ caller() | length }}{% endmacro %}{% call m() %}{% for i in range(1000) %}{{ "x" * 1000000 }}{% endfor %}{% endcall %}"#,
+            r#"{% macro m() %}{% for i in range(1000) %}{{ "x" * 1000000 }}{% endfor %}{% endmacro %}{{ m() | length }}"#,
+        ] {
+            assert_too_large(src);
+        }
+    }
+
+    #[test]
+    fn lists_built_by_repetition_are_bounded_and_so_is_every_string_made_of_them() {
+        let big = r#"{% set l = ["x" * 1000000] * 100 %}"#;
+        for tail in [
+            "{{ l | join | length }}",
+            "{{ l | string | length }}",
+            "{{ l | tojson | length }}",
+            "{{ l | pprint | length }}",
+            "{{ debug(l) | length }}",
+            "{{ (l ~ '') | length }}",
+            "{{ l | upper | length }}",
+            "{{ '%s' | format(l) | length }}",
+        ] {
+            assert_too_large(&format!("{big}{tail}"));
+        }
+        for src in [
+            "{% set l = [1] %}{{ (l * 1000000000000) | list | length }}",
+            "{% set ns = namespace(l=[1]) %}{% for i in range(64) %}{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l | length }}",
+            "{{ [1] | batch(1000000000000) | length }}",
+            "{{ [1] | slice(1000000000000) | length }}",
+        ] {
+            assert_too_large(src);
+        }
+    }
+
+    #[test]
+    fn constant_folding_does_not_build_large_strings_at_validation() {
+        // Each `"x" * 1000000` is allowed (at most MAX_RENDERED_BYTES); minijinja used to fold
+        // every one at compile time, i.e. in `wf validate`: 100 MB for this template.
+        let src = r#"{{ "x" * 1000000 }}"#.repeat(100);
+        let (checked, peak) = alloc::peak_during(|| check_template(&src));
+        checked.unwrap();
+        assert!(peak < PEAK_LIMIT, "validation allocated {peak} bytes");
+        // Rendered, the output passes the limit.
+        let e = ctx(json!({})).render_str(&src).unwrap_err();
+        assert_eq!(e.code, "template.too_large", "{e:?}");
+    }
+
+    #[test]
+    fn filters_minijinja_does_not_have_are_refused() {
+        let c = ctx(json!({}));
+        for src in [
+            r#"{{ "x" | center(1000000000) }}"#,
+            r#"{{ "x" | wordwrap(1, wrapstring="y" * 1000000) }}"#,
+        ] {
+            let e = c.render_str(src).unwrap_err();
+            assert_eq!(e.code, "template.error", "{src}: {e:?}");
+            assert!(e.message.contains("is unknown"), "{src}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn strings_up_to_the_limit_are_still_built() {
+        let c = ctx(json!({"input": {"a": 1}}));
+        for (src, want) in [
+            (r#"{{ ("x" * 1000000) | length }}"#, json!(1000000)),
+            (
+                r#"{% set s = "x" * 500000 %}{{ (s ~ s) | length }}"#,
+                json!("1000000"),
+            ),
+            (
+                r#"{% set s = "x" * 500000 %}{{ (s + s) | length }}"#,
+                json!("1000000"),
+            ),
+            (
+                r#"{{ range(1000) | join("x" * 1000) | length }}"#,
+                json!(1000 * 999 + 10 + 90 * 2 + 900 * 3),
+            ),
+            (
+                r#"{% set x %}{% for i in range(1000) %}{{ "x" * 1000 }}{% endfor %}{% endset %}{{ x | length }}"#,
+                json!("1000000"),
+            ),
+            (r#"{{ "a\nb" | indent(2) }}"#, json!("a\n  b")),
+            (r#"{{ "a-b" | replace("-", "--") }}"#, json!("a--b")),
+            (
+                r#"{{ input | tojson(indent=2) }}"#,
+                json!("{\n  \"a\": 1\n}"),
+            ),
+            (r#"{{ "%3s|%.2f" | format("x", 1.5) }}"#, json!("  x|1.50")),
+            (r#"{{ [1, 2, 3] | batch(2) | list }}"#, json!([[1, 2], [3]])),
+            (r#"{{ ([1, 2] * 2) | list }}"#, json!([1, 2, 1, 2])),
+            (r#"{{ "-" * 3 ~ "|" }}"#, json!("---|")),
+        ] {
+            assert_eq!(c.render_str(src).unwrap(), want, "{src}");
+        }
     }
 
     #[test]
