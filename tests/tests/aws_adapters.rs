@@ -329,3 +329,72 @@ async fn moto_reset_forgets_every_resource() {
     let queues = clients.sqs.list_queues().send().await.expect("queues");
     assert!(queues.queue_urls().is_empty(), "{queues:?}");
 }
+
+/// The `byLive` index holds only executions that are not finished: `liveShard` is written with a
+/// queued execution and removed with the update that finishes it, over the 8 shards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_index_holds_only_unfinished_executions() {
+    use wf_aws::dynamo::keys;
+    use wf_core::execution::{ExecutionStatus, ExecutionUpdate};
+    use wf_core::ports::ExecutionStore;
+    use wf_tests::conformance::{T0, execution, execution_id};
+
+    let moto = Moto::start();
+    let config = moto
+        .provision(&unique_prefix("live"), Duration::from_secs(30))
+        .await;
+    let clients = moto.clients(None).await;
+    let store = wf_aws::DynamoStore::new(clients.dynamodb.clone(), &config);
+    let ids: Vec<String> = (0..24).map(|i| execution_id(T0 + i)).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let record = execution(id, "wf", T0 + i as i64);
+        store.create_execution(&record, None).await.expect("create");
+        let status = match i % 3 {
+            0 => ExecutionStatus::Succeeded,
+            1 => ExecutionStatus::Running,
+            _ => continue,
+        };
+        let update = ExecutionUpdate {
+            status,
+            output: None,
+            error: None,
+            finished_at: status.is_terminal().then_some(T0 + 100),
+        };
+        assert!(store.update_execution(id, &update).await.expect("update"));
+    }
+    let mut live = std::collections::BTreeSet::new();
+    let mut shards_used = std::collections::BTreeSet::new();
+    for shard in keys::live_shards() {
+        let out = clients
+            .dynamodb
+            .query()
+            .table_name(&config.executions_table)
+            .index_name(keys::BY_LIVE_INDEX)
+            .key_condition_expression("#s = :s")
+            .expression_attribute_names("#s", keys::LIVE_SHARD_ATTR)
+            .expression_attribute_values(
+                ":s",
+                aws_sdk_dynamodb::types::AttributeValue::S(shard.clone()),
+            )
+            .send()
+            .await
+            .expect("query byLive");
+        for item in out.items() {
+            if let Some(aws_sdk_dynamodb::types::AttributeValue::S(id)) = item.get("executionId") {
+                live.insert(id.clone());
+                shards_used.insert(shard.clone());
+            }
+        }
+    }
+    let expected: std::collections::BTreeSet<String> = ids
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 0)
+        .map(|(_, id)| id.clone())
+        .collect();
+    assert_eq!(
+        live, expected,
+        "running and queued only: finished ones left the index"
+    );
+    assert!(shards_used.len() > 1, "spread over shards: {shards_used:?}");
+}

@@ -580,6 +580,14 @@ async fn stack_matches_what_the_adapters_and_functions_expect() {
         indexes,
         [
             (
+                keys::BY_LIVE_INDEX.to_string(),
+                vec![
+                    keys::LIVE_SHARD_ATTR.to_string(),
+                    keys::STARTED_KEY_ATTR.to_string()
+                ],
+                keys_only.clone()
+            ),
+            (
                 keys::BY_START_INDEX.to_string(),
                 vec![
                     keys::ENTITY_ATTR.to_string(),

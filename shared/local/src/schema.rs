@@ -36,6 +36,11 @@ const MIGRATIONS: &[&str] = &[
         ON executions (workflow_id, started_at DESC, pk DESC) WHERE sk = 'EXEC';
     CREATE INDEX IF NOT EXISTS executions_by_start
         ON executions (started_at DESC, pk DESC) WHERE sk = 'EXEC';
+    -- Only the executions not yet terminal: the sweep and the queued/running filters read live
+    -- work, not history (a query repeats this WHERE term literally to use it).
+    CREATE INDEX IF NOT EXISTS executions_live
+        ON executions (started_at DESC, pk DESC)
+        WHERE sk = 'EXEC' AND status IN ('queued', 'running');
 
     -- Dedupe keys ('<workflowId>#<key>'), kept 24 h.
     CREATE TABLE IF NOT EXISTS dedupe (

@@ -556,6 +556,11 @@ impl ExecutionStore for SqliteStore {
                     arg(&mut sql, " AND workflow_id = ?", workflow_id.clone().into());
                 }
                 if let Some(status) = query.status {
+                    // The partial index of live executions (schema.rs) applies when the query
+                    // repeats its term literally.
+                    if !status.is_terminal() {
+                        sql.push_str(" AND status IN ('queued', 'running')");
+                    }
                     arg(
                         &mut sql,
                         " AND status = ?",

@@ -700,6 +700,14 @@ pub async fn list_executions_pages<S: ExecutionStore + ?Sized>(store: &S) {
         record.status = status;
         all.push(record);
     }
+    // A few left queued, in a workflow of their own (the live filters' other status).
+    let wf_c = unique("wf-c");
+    for i in 0..3i64 {
+        let started_at = T0 + 500 + i * 1_000;
+        let record = execution(&execution_id(started_at), &wf_c, started_at);
+        create(store, &record).await;
+        all.push(record);
+    }
 
     type Keep = Box<dyn Fn(&ExecutionRecord) -> bool>;
     let filters: Vec<(&str, ExecutionQuery, Keep)> = vec![
@@ -722,6 +730,34 @@ pub async fn list_executions_pages<S: ExecutionStore + ?Sized>(store: &S) {
                 ..Default::default()
             },
             Box::new(|e| e.status == ExecutionStatus::Failed),
+        ),
+        (
+            "running (the live executions)",
+            ExecutionQuery {
+                status: Some(ExecutionStatus::Running),
+                ..Default::default()
+            },
+            Box::new(|e| e.status == ExecutionStatus::Running),
+        ),
+        (
+            "queued (the live executions)",
+            ExecutionQuery {
+                status: Some(ExecutionStatus::Queued),
+                ..Default::default()
+            },
+            Box::new(|e| e.status == ExecutionStatus::Queued),
+        ),
+        (
+            "workflow + running",
+            ExecutionQuery {
+                workflow_id: Some(wf_a.clone()),
+                status: Some(ExecutionStatus::Running),
+                ..Default::default()
+            },
+            Box::new({
+                let wf_a = wf_a.clone();
+                move |e| e.workflow_id == wf_a && e.status == ExecutionStatus::Running
+            }),
         ),
         (
             "workflow + status",

@@ -66,6 +66,59 @@ fn decode_cursor(cursor: &str) -> Result<String, StoreError> {
         .ok_or_else(|| StoreError::Invalid(format!("invalid cursor {cursor:?}")))
 }
 
+/// One partition of a listing index: which index, its partition key attribute and value.
+struct IndexPartition {
+    index: &'static str,
+    attribute: &'static str,
+    value: String,
+}
+
+impl IndexPartition {
+    fn new(index: &'static str, attribute: &'static str, value: String) -> Self {
+        Self {
+            index,
+            attribute,
+            value,
+        }
+    }
+}
+
+/// Reading one partition newest first: the keys read and not yet taken, and where to go on.
+struct PartitionReader {
+    partition: IndexPartition,
+    rows: std::collections::VecDeque<Item>,
+    next: Option<Item>,
+    exhausted: bool,
+}
+
+impl PartitionReader {
+    fn new(partition: IndexPartition) -> Self {
+        Self {
+            partition,
+            rows: Default::default(),
+            next: None,
+            exhausted: false,
+        }
+    }
+
+    /// Whether a key must be read before the merge can take one.
+    fn needs_rows(&self) -> bool {
+        self.rows.is_empty() && !self.exhausted
+    }
+
+    fn fill(&mut self, rows: Vec<Item>, next: Option<Item>) {
+        self.rows.extend(rows);
+        self.exhausted = next.is_none();
+        self.next = next;
+    }
+
+    fn head_key(&self) -> Option<&str> {
+        self.rows
+            .front()
+            .and_then(|r| get_s(r, keys::STARTED_KEY_ATTR))
+    }
+}
+
 impl DynamoStore {
     fn ttl_of(&self, execution_id: &str, fallback_ms: i64) -> i64 {
         keys::expiry(execution_id, fallback_ms, self.retention_days)
@@ -138,24 +191,17 @@ impl DynamoStore {
         }))
     }
 
-    /// Keys of the executions, newest first, in `[lower, upper)` of the `startedKey` space.
-    /// Returns one page of index keys and where to go on.
+    /// Keys of the executions in one partition of a listing index, newest first, in
+    /// `[lower, upper)` of the `startedKey` space. Returns one page of index keys and where to
+    /// go on.
     async fn index_page(
         &self,
-        query: &ExecutionQuery,
+        index: &IndexPartition,
         lower: Option<&str>,
         upper: Option<&str>,
         page_size: i32,
         start: Option<Item>,
     ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
-        let (index, pk_name, pk_value) = match &query.workflow_id {
-            Some(w) => (keys::BY_WORKFLOW_INDEX, keys::WORKFLOW_ID_ATTR, w.clone()),
-            None => (
-                keys::BY_START_INDEX,
-                keys::ENTITY_ATTR,
-                keys::EXEC_ENTITY.to_string(),
-            ),
-        };
         let condition = match (lower, upper) {
             (Some(_), Some(_)) => "#ipk = :ipk AND #isk BETWEEN :lo AND :hi",
             (Some(_), None) => "#ipk = :ipk AND #isk >= :lo",
@@ -166,10 +212,10 @@ impl DynamoStore {
             .client
             .query()
             .table_name(&self.executions)
-            .index_name(index)
+            .index_name(index.index)
             .key_condition_expression(condition)
-            .expression_attribute_names("#ipk", pk_name)
-            .expression_attribute_values(":ipk", s(pk_value))
+            .expression_attribute_names("#ipk", index.attribute)
+            .expression_attribute_values(":ipk", s(&index.value))
             .scan_index_forward(false)
             .limit(page_size)
             .set_exclusive_start_key(start);
@@ -484,8 +530,15 @@ impl ExecutionStore for DynamoStore {
             sets.push("durationMs = :finished - startedAt");
             req = req.expression_attribute_values(":finished", n(finished_at));
         }
+        // A finished execution leaves the live index (`byLive` is sparse on `liveShard`).
+        let remove = if update.status.is_terminal() {
+            req = req.expression_attribute_names("#live", keys::LIVE_SHARD_ATTR);
+            " REMOVE #live"
+        } else {
+            ""
+        };
         let result = req
-            .update_expression(format!("SET {}", sets.join(", ")))
+            .update_expression(format!("SET {}{remove}", sets.join(", ")))
             .condition_expression("attribute_exists(#pk) AND #status IN (:queued, :running)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -525,10 +578,30 @@ impl ExecutionStore for DynamoStore {
                     .is_none_or(|w| &r.workflow_id == w)
         };
         let filtered = query.status.is_some() || query.trigger.is_some() || query.version.is_some();
+        // The smallest index that holds every match: the live executions for a `queued` or
+        // `running` filter (the sweep's queries), else one workflow's, else all of them.
+        let partitions: Vec<IndexPartition> = match (&query.status, &query.workflow_id) {
+            (Some(status), _) if !status.is_terminal() => keys::live_shards()
+                .into_iter()
+                .map(|v| IndexPartition::new(keys::BY_LIVE_INDEX, keys::LIVE_SHARD_ATTR, v))
+                .collect(),
+            (_, Some(w)) => vec![IndexPartition::new(
+                keys::BY_WORKFLOW_INDEX,
+                keys::WORKFLOW_ID_ATTR,
+                w.clone(),
+            )],
+            _ => keys::exec_entities()
+                .into_iter()
+                .map(|v| IndexPartition::new(keys::BY_START_INDEX, keys::ENTITY_ATTR, v))
+                .collect(),
+        };
+        let mut heads: Vec<PartitionReader> =
+            partitions.into_iter().map(PartitionReader::new).collect();
         let mut items: Vec<ExecutionRecord> = Vec::new();
-        let mut start: Option<Item> = None;
         // `Limit` applies before filtering, so a page may yield nothing: keep going until the
-        // page is full (plus one, to know whether there is more) or the index is exhausted.
+        // page is full (plus one, to know whether there is more) or every partition is read.
+        // The partitions are merged newest first: a key is taken only when every partition
+        // that is not exhausted has a key buffered, so the largest head is the newest left.
         loop {
             let want = limit + 1 - items.len();
             let page_size = if filtered {
@@ -536,27 +609,45 @@ impl ExecutionStore for DynamoStore {
             } else {
                 want.min(1000)
             };
-            let (rows, next) = self
-                .index_page(
-                    query,
-                    lower.as_deref(),
-                    upper.as_deref(),
-                    i32::try_from(page_size).unwrap_or(1000),
-                    start.take(),
-                )
-                .await?;
-            let ids: Vec<String> = rows
-                .iter()
-                .filter_map(|r| get_s(r, EXECUTIONS_PK).map(str::to_string))
-                .collect();
+            let mut ids = Vec::new();
+            while ids.len() < page_size {
+                // A page may come back empty with more to read: read until every partition
+                // has a key buffered or is exhausted.
+                while let Some(head) = heads.iter_mut().find(|h| h.needs_rows()) {
+                    let (rows, next) = self
+                        .index_page(
+                            &head.partition,
+                            lower.as_deref(),
+                            upper.as_deref(),
+                            i32::try_from(page_size).unwrap_or(1000),
+                            head.next.take(),
+                        )
+                        .await?;
+                    head.fill(rows, next);
+                }
+                let newest = heads
+                    .iter_mut()
+                    .filter(|h| !h.rows.is_empty())
+                    .max_by(|a, b| a.head_key().cmp(&b.head_key()));
+                let Some(head) = newest else { break };
+                if let Some(id) = head
+                    .rows
+                    .pop_front()
+                    .and_then(|r| get_s(&r, EXECUTIONS_PK).map(str::to_string))
+                {
+                    ids.push(id);
+                }
+            }
+            if ids.is_empty() {
+                break;
+            }
             for record in self.batch_get_executions(&ids).await? {
                 if keep(&record) && items.len() <= limit {
                     items.push(record);
                 }
             }
-            match next {
-                Some(n) if items.len() <= limit => start = Some(n),
-                _ => break,
+            if items.len() > limit {
+                break;
             }
         }
         let rows = items

@@ -191,6 +191,9 @@ pub(crate) struct ExecItem {
     pub rerun_of: Option<String>,
     pub started_key: String,
     pub entity: String,
+    /// Only while the execution is not terminal (the sparse `byLive` index).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_shard: Option<String>,
     pub ttl: i64,
 }
 
@@ -213,7 +216,8 @@ impl ExecItem {
             deadline_at: r.deadline_at,
             rerun_of: r.rerun_of.clone(),
             started_key: keys::started_key(r.started_at, &r.id),
-            entity: keys::EXEC_ENTITY.into(),
+            entity: keys::exec_entity(&r.id),
+            live_shard: (!r.status.is_terminal()).then(|| keys::live_shard(&r.id)),
             ttl: keys::expiry(&r.id, r.started_at, retention_days),
         }
     }

@@ -5,9 +5,13 @@
 //! * `executions`: pk `executionId`, sk `EXEC` | `STEP#<path>` | `LOOP#<path>` (the join
 //!   counter) | `LOOP#<path>#items#0000000002` (a page of the loop's items, apart so that
 //!   counting stays a small write and an iteration reads one page) | `ITER#<path>[0000000003]`; dedupe keys are items with pk `DEDUPE#<workflow>#<key>`
-//!   and sk `DEDUPE`. Two sparse, keys-only indexes over the `EXEC` items list executions newest
-//!   first: `byWorkflow` (`workflowId`, `startedKey`) and `byStart` (`entity` = `EXEC`,
-//!   `startedKey`). Every item of an execution carries the TTL attribute `ttl`.
+//!   and sk `DEDUPE`. Three sparse, keys-only indexes over the `EXEC` items list executions
+//!   newest first: `byWorkflow` (`workflowId`, `startedKey`), `byStart` (`entity`, one of
+//!   [`INDEX_SHARDS`] partitions: `EXEC`, `EXEC#1` … `EXEC#7`, `startedKey`) and `byLive`
+//!   (`liveShard` = `LIVE#0` … `LIVE#7`, `startedKey`), which holds only the executions not yet
+//!   terminal: `liveShard` is written with a queued execution and removed when it finishes, so
+//!   the sweep and the `queued`/`running` filters read live work, not history. Every item of an
+//!   execution carries the TTL attribute `ttl`.
 //! * `records`: pk `collection`, sk `id`.
 
 /// Partition and sort key attribute names.
@@ -22,12 +26,59 @@ pub const TTL_ATTRIBUTE: &str = "ttl";
 
 /// Index of executions by workflow, newest first.
 pub const BY_WORKFLOW_INDEX: &str = "byWorkflow";
-/// Index of every execution, newest first (partition `entity` = `EXEC`).
+/// Index of every execution, newest first (partitions [`exec_entities`]).
 pub const BY_START_INDEX: &str = "byStart";
+/// Index of the executions not yet terminal, newest first (partitions [`live_shards`]).
+pub const BY_LIVE_INDEX: &str = "byLive";
 pub const WORKFLOW_ID_ATTR: &str = "workflowId";
 pub const STARTED_KEY_ATTR: &str = "startedKey";
 pub const ENTITY_ATTR: &str = "entity";
+pub const LIVE_SHARD_ATTR: &str = "liveShard";
+/// The `entity` of shard 0: the one partition of `byStart` before it was sharded, so items
+/// written then are still listed.
 pub const EXEC_ENTITY: &str = "EXEC";
+
+/// Partitions of `byStart` and `byLive`: one GSI partition takes about 1,000 writes/s, so the
+/// starts of all executions are spread over this many.
+pub const INDEX_SHARDS: u32 = 8;
+
+/// The index shard of an execution. FNV-1a over the id, written out because the shard is stored
+/// and must be the same in every build (std's hasher is not specified to be stable).
+pub fn shard_of(execution_id: &str) -> u32 {
+    let hash = execution_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    (hash % u64::from(INDEX_SHARDS)) as u32
+}
+
+/// The `entity` (its `byStart` partition) of an execution's EXEC item.
+pub fn exec_entity(execution_id: &str) -> String {
+    entity_of_shard(shard_of(execution_id))
+}
+
+fn entity_of_shard(shard: u32) -> String {
+    match shard {
+        0 => EXEC_ENTITY.to_string(),
+        n => format!("{EXEC_ENTITY}#{n}"),
+    }
+}
+
+/// Every partition of `byStart`.
+pub fn exec_entities() -> Vec<String> {
+    (0..INDEX_SHARDS).map(entity_of_shard).collect()
+}
+
+/// The `liveShard` (its `byLive` partition) of a running or queued execution.
+pub fn live_shard(execution_id: &str) -> String {
+    format!("LIVE#{}", shard_of(execution_id))
+}
+
+/// Every partition of `byLive`.
+pub fn live_shards() -> Vec<String> {
+    (0..INDEX_SHARDS).map(|n| format!("LIVE#{n}")).collect()
+}
 
 // The layout shared with every store: one definition in wf-core.
 pub use wf_core::keys::{
@@ -76,6 +127,33 @@ mod tests {
         assert!(started_key(1000, "a") < started_key(1000, "b"));
         assert!(started_bound(1000) <= started_key(1000, "a"));
         assert!(started_key(999, "zzzz") < started_bound(1000));
+    }
+
+    #[test]
+    fn shards_are_stable_and_spread() {
+        // Stored in items: these values must never change.
+        assert_eq!(shard_of(""), 0xcbf2_9ce4_8422_2325_u64.rem_euclid(8) as u32);
+        assert_eq!(
+            exec_entity("01JDAAAAAAAAAAAAAAAAAAAAAA"),
+            exec_entity("01JDAAAAAAAAAAAAAAAAAAAAAA")
+        );
+        let mut seen = [0u32; INDEX_SHARDS as usize];
+        for i in 0..8_000 {
+            seen[shard_of(&ulid::Ulid::from_parts(1_700_000_000_000 + i, 0).to_string())
+                as usize] += 1;
+        }
+        assert!(
+            seen.iter().all(|n| *n > 600),
+            "spread over every shard: {seen:?}"
+        );
+        assert_eq!(
+            exec_entities()[0],
+            "EXEC",
+            "shard 0 is the pre-sharding partition"
+        );
+        assert_eq!(exec_entities().len(), 8);
+        assert_eq!(live_shards()[3], "LIVE#3");
+        assert!(live_shards().contains(&live_shard("x")));
     }
 
     #[test]

@@ -9,8 +9,8 @@ use aws_sdk_dynamodb::types::{
 use wf_core::StoreError;
 
 use super::keys::{
-    BY_START_INDEX, BY_WORKFLOW_INDEX, ENTITY_ATTR, EXECUTIONS_PK, RECORDS_PK, RECORDS_SK, SK,
-    STARTED_KEY_ATTR, TTL_ATTRIBUTE, WORKFLOW_ID_ATTR, WORKFLOWS_PK,
+    BY_LIVE_INDEX, BY_START_INDEX, BY_WORKFLOW_INDEX, ENTITY_ATTR, EXECUTIONS_PK, LIVE_SHARD_ATTR,
+    RECORDS_PK, RECORDS_SK, SK, STARTED_KEY_ATTR, TTL_ATTRIBUTE, WORKFLOW_ID_ATTR, WORKFLOWS_PK,
 };
 use crate::config::Config;
 use crate::error::{Failure, build_error, classify, store_error};
@@ -32,7 +32,8 @@ fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, StoreError> {
 }
 
 /// A keys-only index: listing reads the page's items afterwards, so updates of an execution's
-/// status or output never write to the index (only its creation does).
+/// status or output never write to the index (only its creation does, and for `byLive` the
+/// removal of `liveShard` when it finishes).
 fn index(name: &str, pk: &str, sk: &str) -> Result<GlobalSecondaryIndex, StoreError> {
     GlobalSecondaryIndex::builder()
         .index_name(name)
@@ -99,10 +100,16 @@ pub async fn ensure_tables(client: &Client, config: &Config) -> Result<(), Store
         &config.executions_table,
         EXECUTIONS_PK,
         SK,
-        &[WORKFLOW_ID_ATTR, STARTED_KEY_ATTR, ENTITY_ATTR],
+        &[
+            WORKFLOW_ID_ATTR,
+            STARTED_KEY_ATTR,
+            ENTITY_ATTR,
+            LIVE_SHARD_ATTR,
+        ],
         vec![
             index(BY_WORKFLOW_INDEX, WORKFLOW_ID_ATTR, STARTED_KEY_ATTR)?,
             index(BY_START_INDEX, ENTITY_ATTR, STARTED_KEY_ATTR)?,
+            index(BY_LIVE_INDEX, LIVE_SHARD_ATTR, STARTED_KEY_ATTR)?,
         ],
     )
     .await?;
