@@ -350,6 +350,12 @@ impl ExecutionStore for FaultStore {
     async fn list_iterations(&self, e: &str, p: &str) -> Result<Vec<(u32, Value)>, StoreError> {
         self.inner.list_iterations(e, p).await
     }
+    async fn get_mark(&self, name: &str) -> Result<Value, StoreError> {
+        self.inner.get_mark(name).await
+    }
+    async fn put_mark(&self, name: &str, value: &Value) -> Result<(), StoreError> {
+        self.inner.put_mark(name, value).await
+    }
     async fn record_rejection(&self, r: &EventRejection) -> Result<(), StoreError> {
         self.inner.record_rejection(r).await
     }

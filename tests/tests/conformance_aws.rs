@@ -65,6 +65,7 @@ store_checks!(
     list_iterations_in_index_order,
     loop_items_in_pages,
     rejections_newest_first_in_pages,
+    marks_are_kept_overwritten_and_cleared,
     definitions,
     records,
     payload_limit,

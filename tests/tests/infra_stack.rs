@@ -366,6 +366,17 @@ async fn template_declares_urls_architecture_and_alarms() {
             "{alarm}"
         );
     }
+    let incomplete = &r["SweepIncompleteAlarm"]["Properties"];
+    assert_eq!(incomplete["Namespace"], wf_app::metrics::EMF_NAMESPACE);
+    assert_eq!(
+        incomplete["MetricName"],
+        wf_app::metrics::emf_name("wf_sweep_incomplete_total")
+    );
+    assert_eq!(
+        incomplete["Dimensions"][0]["Value"],
+        wf_app::lambda::Function::Trigger.name()
+    );
+    assert_eq!(incomplete["Dimensions"][1]["Value"], "budget");
     // The queue policy refuses plain HTTP on both queues.
     let policy = &r["StepQueuesPolicy"]["Properties"]["PolicyDocument"]["Statement"][0];
     assert_eq!(policy["Effect"], "Deny");

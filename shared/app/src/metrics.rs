@@ -6,7 +6,8 @@
 //! Names (`reason` is the one label): `wf_executions_started_total{reason=<trigger>}`,
 //! `wf_executions_finished_total{reason=<status>}`, `wf_step_failures_total{reason=<code>}`,
 //! `wf_webhook_signature_failures_total{reason}`, `wf_events_refused_total{reason}`,
-//! `wf_event_rejections_total{reason}`, and the gauge `wf_sweep_lag_ms` (how far past its
+//! `wf_event_rejections_total{reason}`, `wf_sweep_incomplete_total{reason=budget}` (a sweep
+//! stopped at its time budget and kept its place), and the gauge `wf_sweep_lag_ms` (how far past its
 //! deadline the most overdue execution a sweep found was: a growing lag means sweeps fall
 //! behind).
 

@@ -86,6 +86,7 @@ async fn a_damaged_record_breaks_neither_listing_nor_the_sweeper() {
     let settings = SweepSettings {
         requeue_after: std::time::Duration::from_secs(30),
         retention: None,
+        ..SweepSettings::default()
     };
     for _ in 0..2 {
         let report = local.app.sweep(&settings).await.expect("the sweep goes on");

@@ -93,6 +93,14 @@ pub fn iteration_of(loop_path: &str, sk: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
+/// The sort key of an engine mark (pk [`mark_pk`]).
+pub const MARK_SK: &str = "MARK";
+
+/// `MARK#<name>`: the partition of one engine mark (no execution id has a `#`).
+pub fn mark_pk(name: &str) -> String {
+    format!("MARK#{name}")
+}
+
 /// Prefix of the partition of a workflow's event rejections in the `executions` table
 /// (`REJECT#<workflow id>`; no execution id has a `#`).
 pub const REJECTIONS_PREFIX: &str = "REJECT#";

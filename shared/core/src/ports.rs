@@ -211,6 +211,12 @@ pub trait ExecutionStore: Send + Sync {
         loop_path: &str,
     ) -> Result<Vec<(u32, Value)>, StoreError>;
 
+    /// A small piece of the engine's own state kept between runs (the sweep's place when it
+    /// ran out of time), by name: `MARK#<name>` items. Null when none.
+    async fn get_mark(&self, name: &str) -> Result<Value, StoreError>;
+    /// Set (or, with null, clear) a mark; the last write wins.
+    async fn put_mark(&self, name: &str, value: &Value) -> Result<(), StoreError>;
+
     /// Keep an event rejection in its workflow's list (`REJECT#<workflow>` items, keyed by the
     /// event's time and id: the same event again overwrites its item). The store bounds how
     /// long they are kept (DynamoDB: the executions' TTL; SQLite: the newest

@@ -14,9 +14,9 @@ use wf_core::execution::{
     ExecutionUpdate, IterationCount, LoopState, StepKey, StepRecord, StepStatus, sort_steps,
 };
 use wf_core::keys::{
-    DRAFT_SK, EXEC_SK, LOOP_ITEMS_PER_PAGE, META_SK, STEP_PREFIX, cut_page, iter_prefix, iter_sk,
-    iteration_of, loop_item_page, loop_items_sk, loop_sk, page_size, rejection_sk, rejections_pk,
-    step_sk, version_sk,
+    DRAFT_SK, EXEC_SK, LOOP_ITEMS_PER_PAGE, MARK_SK, META_SK, STEP_PREFIX, cut_page, iter_prefix,
+    iter_sk, iteration_of, loop_item_page, loop_items_sk, loop_sk, page_size, rejection_sk,
+    rejections_pk, step_sk, version_sk,
 };
 use wf_core::model::Workflow;
 use wf_core::ports::{
@@ -921,6 +921,36 @@ impl ExecutionStore for SqliteStore {
                     out.push((index, from_body(&body, &id, &sk)?));
                 }
                 Ok(out)
+            })
+            .await
+    }
+
+    async fn get_mark(&self, name: &str) -> Result<Value, StoreError> {
+        let pk = wf_core::keys::mark_pk(name);
+        self.db
+            .read(move |conn| match get_exec_item(conn, &pk, MARK_SK)? {
+                Some(body) => from_body(&body, &pk, MARK_SK),
+                None => Ok(Value::Null),
+            })
+            .await
+    }
+
+    async fn put_mark(&self, name: &str, value: &Value) -> Result<(), StoreError> {
+        let pk = wf_core::keys::mark_pk(name);
+        let body = (!value.is_null())
+            .then(|| to_body(value, &pk, MARK_SK, self.item_limit))
+            .transpose()?;
+        self.db
+            .write(move |txn| match &body {
+                Some(body) => put_exec_item(txn, &pk, MARK_SK, body),
+                None => {
+                    txn.execute(
+                        "DELETE FROM executions WHERE pk = ?1 AND sk = ?2",
+                        params![pk, MARK_SK],
+                    )
+                    .map_err(map_err)?;
+                    Ok(())
+                }
             })
             .await
     }

@@ -1055,6 +1055,37 @@ pub async fn list_iterations_in_index_order<S: ExecutionStore + ?Sized>(store: &
 // ---------------------------------------------------------------------------------------------
 // Definitions
 
+/// Engine marks: absent is null; a put overwrites; a null put clears; names are apart.
+pub async fn marks_are_kept_overwritten_and_cleared<S: ExecutionStore + ?Sized>(store: &S) {
+    let (a, b) = (unique("mark"), unique("mark"));
+    assert_eq!(store.get_mark(&a).await.expect("get"), Value::Null);
+    store
+        .put_mark(&a, &json!({ "cursor": "c1" }))
+        .await
+        .expect("put");
+    store.put_mark(&b, &json!(2)).await.expect("put b");
+    assert_eq!(
+        store.get_mark(&a).await.expect("get"),
+        json!({ "cursor": "c1" })
+    );
+    store
+        .put_mark(&a, &json!({ "cursor": "c2" }))
+        .await
+        .expect("overwrite");
+    assert_eq!(
+        store.get_mark(&a).await.expect("get"),
+        json!({ "cursor": "c2" })
+    );
+    store.put_mark(&a, &Value::Null).await.expect("clear");
+    assert_eq!(store.get_mark(&a).await.expect("get"), Value::Null);
+    store.put_mark(&a, &Value::Null).await.expect("clear again");
+    assert_eq!(
+        store.get_mark(&b).await.expect("get b"),
+        json!(2),
+        "names are apart"
+    );
+}
+
 /// Event rejections: newest first per workflow, one item per event (a redelivery overwrites),
 /// paged with an opaque cursor that other input does not pass for.
 pub async fn rejections_newest_first_in_pages<S: ExecutionStore + ?Sized>(store: &S) {

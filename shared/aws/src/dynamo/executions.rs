@@ -32,8 +32,8 @@ use wf_core::ports::{Clock, ExecutionStore, SystemClock};
 use wf_core::rejection::{EventRejection, RejectionPage};
 
 use super::items::{
-    DedupeItem, ExecItem, Item, IterItem, LoopCounterItem, LoopItemsItem, RejectionItem, StepItem,
-    check_size, decode, encode, get_n, get_s, loop_items, n, s,
+    DedupeItem, ExecItem, Item, IterItem, LoopCounterItem, LoopItemsItem, MarkItem, RejectionItem,
+    StepItem, check_size, decode, encode, get_n, get_s, loop_items, n, s,
 };
 use super::keys::{self, EXEC_SK, EXECUTIONS_PK, SK};
 use super::{
@@ -1102,6 +1102,52 @@ impl ExecutionStore for DynamoStore {
             out.push((item.index, item.result));
         }
         Ok(out)
+    }
+
+    async fn get_mark(&self, name: &str) -> Result<Value, StoreError> {
+        let pk = wf_core::keys::mark_pk(name);
+        match self
+            .get_item(
+                &self.executions,
+                key(&pk, wf_core::keys::MARK_SK),
+                "get_mark",
+            )
+            .await?
+        {
+            Some(item) => Ok(decode::<MarkItem>(item, &pk)?.value),
+            None => Ok(Value::Null),
+        }
+    }
+
+    async fn put_mark(&self, name: &str, value: &Value) -> Result<(), StoreError> {
+        let pk = wf_core::keys::mark_pk(name);
+        if value.is_null() {
+            self.client
+                .delete_item()
+                .table_name(&self.executions)
+                .set_key(Some(key(&pk, wf_core::keys::MARK_SK)))
+                .send()
+                .await
+                .store_err("put_mark")?;
+            return Ok(());
+        }
+        let item = encode(
+            &MarkItem {
+                execution_id: pk.clone(),
+                sk: wf_core::keys::MARK_SK.to_string(),
+                value: value.clone(),
+            },
+            &pk,
+            self.item_limit,
+        )?;
+        self.client
+            .put_item()
+            .table_name(&self.executions)
+            .set_item(Some(item))
+            .send()
+            .await
+            .store_err("put_mark")?;
+        Ok(())
     }
 
     async fn record_rejection(&self, rejection: &EventRejection) -> Result<(), StoreError> {

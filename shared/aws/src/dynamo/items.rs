@@ -393,6 +393,17 @@ pub(crate) struct IterItem {
     pub ttl: i64,
 }
 
+/// A `MARK#<name>` item: a piece of the engine's own state (`ExecutionStore::put_mark`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MarkItem {
+    /// `MARK#<name>` (the table's partition key attribute).
+    pub execution_id: String,
+    pub sk: String,
+    #[serde(with = "json_text")]
+    pub value: Value,
+}
+
 /// A `REJECT#<workflow>` item: an event the workflow did not start on.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
