@@ -241,6 +241,16 @@ impl ExecItem {
     }
 }
 
+/// The `EXEC` item of `record` as the store writes it (for tools that load many executions at
+/// once, e.g. the sweep measurement `tests/src/bin/sweep_scale.rs`).
+pub fn execution_item(record: &ExecutionRecord, retention_days: u32) -> Result<Item, StoreError> {
+    encode(
+        &ExecItem::new(record, retention_days),
+        &format!("{}/{}", record.id, keys::EXEC_SK),
+        MAX_ITEM_BYTES,
+    )
+}
+
 /// A `STEP#<path>` item.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
