@@ -73,20 +73,11 @@ impl std::fmt::Debug for BuiltinActions {
     }
 }
 
-/// A catalog params schema compiled as draft 7. The catalog uses only keywords that mean the
-/// same in draft 7 and 2020-12 (`type`, `enum`, `properties`, `required`,
-/// `additionalProperties`, `items` as one schema, `not`, `pattern`, bounds), so what passes and
-/// every message are the same (a test compares them); but compiling under 2020-12 first builds
-/// jsonschema's 2020-12 meta-schema validator (a process-wide static): when every function's
-/// init compiled the catalog that way, it was ~75% of the init's instructions and ~10 MB that
-/// stayed resident. Draft 7's meta-schema costs a fifth of that, and only in a process that
-/// runs an action. `wf_core`'s `structure` pieces compile as draft 7 for the same reason.
+/// A catalog params schema compiled as draft 7 (the rule and why: [`catalog::params_validator`]).
 fn compile_params_schema(
     schema: &Value,
 ) -> Result<jsonschema::Validator, jsonschema::ValidationError<'static>> {
-    jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft7)
-        .build(schema)
+    wf_core::catalog::params_validator(schema).map_err(|e| *e)
 }
 
 impl BuiltinActions {

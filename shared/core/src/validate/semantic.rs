@@ -538,7 +538,7 @@ static PARAM_VALIDATORS: LazyLock<HashMap<&'static str, Validator>> = LazyLock::
     catalog::actions()
         .into_iter()
         .map(|a| {
-            let v = jsonschema::validator_for(&a.params_schema)
+            let v = catalog::params_validator(&a.params_schema)
                 .unwrap_or_else(|e| panic!("params schema of {} compiles: {e}", a.name));
             (a.name, v)
         })
