@@ -578,6 +578,15 @@ class Runner:
              '{% set s = "x" * 1000000 %}{{ ' + " ~ ".join(["s"] * 40) + " }}",
              {}, ["template.too_large", "template.error", "template.limit"], None, 50),
         ]
+        # Many strings of at most 1 MiB each, kept alive at once: 8,000 copies fit in FUEL (8 GB
+        # and more); MAX_EVALUATION_BYTES (64 MiB built by one evaluation) stops them, so the
+        # RSS bound is that budget plus the allocator's slack.
+        keep = ('{% set ns = namespace(l=[]) %}{% set s = "x" * 1000000 %}{% for i in range(8000) %}'
+                '{% set ns.l = ns.l + [COPY] %}{% endfor %}{{ ns.l | length }}')
+        for label, copy in (("s ~ i", "s ~ i"), ("s | upper", "s | upper"), ("s[1:]", "s[1:]"),
+                            ("s | list, 25 MB each", "s | list")):
+            tpl.append((f"namespace list of 8,000 x ({label}) (8 GB kept)", keep.replace("COPY", copy),
+                        {}, ["template.too_large"], None, 100))
         for i, (label, text, inp, codes, max_secs, max_rss) in enumerate(tpl):
             wid = f"bad-input-tpl-{i}"
             cs.append(Case(f"template {label}", "POST /workflows/{id}/executions", {200, 202},

@@ -18,8 +18,15 @@
 //!   set here to [`MAX_RENDERED_BYTES`]; a template that would pass it fails with
 //!   `template.too_large`. Measured before the patch: `range(1000) | join("x" * 1000000)` took
 //!   1.9 GB, a loop of 1 MB literals inside a capture tens of GB, all within [`FUEL`].
-//!   What stays bounded only by [`FUEL`] is how many such values one evaluation keeps alive: a
-//!   loop appending a fresh 1 MiB string to a list can hold about 8,000 of them.
+//! * What one evaluation builds *in all* is bounded too ([`MAX_EVALUATION_BYTES`], 64 MiB): every
+//!   string and list above, plus `upper`, `lower`, `title`, `capitalize`, `trim`, `reverse`,
+//!   string slicing and the lists built by `list`, `sort`, `split`, `lines`, `map`, `select`,
+//!   `batch`, `slice`, `+`, … (an item counts as the 24 bytes of a minijinja value), is charged
+//!   to a per-evaluation budget before it is allocated, and nothing is refunded; past it the
+//!   evaluation fails with `template.too_large`. Without it, a loop appending a fresh 1 MiB
+//!   string to a list held about 8,000 of them (8 GB) within [`FUEL`]. One evaluation is one
+//!   string rendered or one expression evaluated, macros and all (`Environment::
+//!   set_max_evaluation_bytes` in the patched minijinja).
 //! * A string literal repeated past [`MAX_RENDERED_BYTES`] (`"x" * 100000000`), or by a count
 //!   that is not a literal, is still refused before the template is compiled
 //!   (`check_repetition`): `wf validate` reports it, not only a run.
@@ -37,6 +44,9 @@ pub const FUEL: u64 = 100_000;
 /// Largest rendered string, in bytes (also the largest value one expression may produce, and
 /// the largest string literal repetition a template may spell).
 pub const MAX_RENDERED_BYTES: usize = 1024 * 1024;
+/// Bytes of strings and lists one evaluation (one string rendered, one expression evaluated)
+/// may build in all, cumulatively: what it can hold at once is at most this much.
+pub const MAX_EVALUATION_BYTES: usize = 64 * 1024 * 1024;
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
@@ -46,6 +56,8 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env.set_recursion_limit(64);
     // The patched minijinja (third_party/minijinja): no string it builds may pass this.
     env.set_max_string_size(Some(MAX_RENDERED_BYTES));
+    // ... and all the strings and lists one evaluation builds may not pass this together.
+    env.set_max_evaluation_bytes(Some(MAX_EVALUATION_BYTES));
     env
 });
 
@@ -176,11 +188,21 @@ fn check_repetition(src: &str) -> Result<(), InvalidText> {
 /// Whether minijinja refused to build a string (or sequence) past [`MAX_RENDERED_BYTES`]: the
 /// patched minijinja's `max_string_size` error, an `InvalidOperation` whose detail names it.
 fn is_string_size_error(e: &minijinja::Error) -> bool {
+    is_limit_error(e, "(max_string_size)")
+}
+
+/// Whether minijinja refused to build more than [`MAX_EVALUATION_BYTES`] in one evaluation: the
+/// patched minijinja's `max_evaluation_bytes` error.
+fn is_evaluation_budget_error(e: &minijinja::Error) -> bool {
+    is_limit_error(e, "(max_evaluation_bytes)")
+}
+
+/// Whether `e` (or an error it wraps) is the patched minijinja's error for the limit `name`.
+fn is_limit_error(e: &minijinja::Error, name: &str) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         let refused = err.downcast_ref::<minijinja::Error>().is_some_and(|e| {
-            e.kind() == ErrorKind::InvalidOperation
-                && e.detail().is_some_and(|d| d.contains("(max_string_size)"))
+            e.kind() == ErrorKind::InvalidOperation && e.detail().is_some_and(|d| d.contains(name))
         });
         if refused {
             return true;
@@ -458,6 +480,16 @@ impl ExprContext {
                 ),
             )
             .with_details(serde_json::json!({ "limitBytes": MAX_RENDERED_BYTES })),
+            _ if is_evaluation_budget_error(&e) => StepError::new(
+                "template.too_large",
+                format!(
+                    "{} builds more than the limit of {MAX_EVALUATION_BYTES} bytes of strings and \
+                     lists in one evaluation (MAX_EVALUATION_BYTES); it was stopped before \
+                     building more",
+                    short_src(src)
+                ),
+            )
+            .with_details(serde_json::json!({ "limitBytes": MAX_EVALUATION_BYTES })),
             _ => {
                 let detail = e
                     .detail()
@@ -888,6 +920,139 @@ mod tests {
             (r#"{{ [1, 2, 3] | batch(2) | list }}"#, json!([[1, 2], [3]])),
             (r#"{{ ([1, 2] * 2) | list }}"#, json!([1, 2, 1, 2])),
             (r#"{{ "-" * 3 ~ "|" }}"#, json!("---|")),
+        ] {
+            assert_eq!(c.render_str(src).unwrap(), want, "{src}");
+        }
+    }
+
+    /// The most a template refused by [`MAX_EVALUATION_BYTES`] may hold at one time.
+    const BUDGET_PEAK_LIMIT: usize = 100 * 1024 * 1024;
+
+    /// `src` fails with `template.too_large` naming [`MAX_EVALUATION_BYTES`], and holds little
+    /// memory at one time on the way.
+    fn assert_over_budget(src: &str) {
+        assert_over_budget_in(&ctx(json!({"input": {}})), src);
+    }
+
+    fn assert_over_budget_in(c: &ExprContext, src: &str) {
+        let (out, peak) = alloc::peak_during(|| c.render_str(src));
+        let e = out.expect_err(src);
+        assert_eq!(e.code, "template.too_large", "{src}: {e:?}");
+        assert!(e.message.contains("MAX_EVALUATION_BYTES"), "{src}: {e:?}");
+        assert_eq!(
+            e.details.as_deref(),
+            Some(&json!({ "limitBytes": MAX_EVALUATION_BYTES })),
+            "{src}"
+        );
+        assert!(
+            peak < BUDGET_PEAK_LIMIT,
+            "{src} allocated {peak} bytes at one time"
+        );
+    }
+
+    #[test]
+    fn what_one_evaluation_builds_in_all_is_bounded() {
+        // Each of these kept ~8,000 copies of a 1 MiB string (8 GB and more) alive within FUEL.
+        let keep = |copy: &str| {
+            format!(
+                "{{% set ns = namespace(l=[]) %}}{{% set s = \"x\" * 1000000 %}}\
+                 {{% for i in range(8000) %}}{{% set ns.l = ns.l + [{copy}] %}}{{% endfor %}}\
+                 {{{{ ns.l | length }}}}"
+            )
+        };
+        for copy in [
+            "s ~ i",
+            "s | upper",
+            "s | lower",
+            "s | title",
+            "s | capitalize",
+            "s | trim",
+            "s | reverse",
+            "s | safe",
+            "s | string ~ ''",
+            "s[1:]",
+            "s[::-1]",
+            "s | list",
+            "s | split",
+            "s | lines",
+            "s | replace('x', 'y')",
+            "s | indent(2)",
+            "s | tojson",
+            "s | e",
+            "'%s' | format(s)",
+            "[s] | join",
+            "(range(100000) | list) | sort",
+            "range(100000) | map('abs')",
+            "range(100000) | select('even')",
+            "range(100000) | batch(10)",
+        ] {
+            assert_over_budget(&keep(copy));
+        }
+        for src in [
+            // The same in a capture and in macro calls (nested evaluations share the budget).
+            r#"{% set s = "x" * 1000000 %}{% macro m(s) %}{{ s | upper | length }}{% endmacro %}{% for i in range(1000) %}{{ m(s) }}{% endfor %}"#,
+            r#"{% set s = "x" * 500000 %}{% set ns = namespace(l=[]) %}{% for i in range(1000) %}{% set x %}{{ s }}{{ s }}{% endset %}{% set ns.l = ns.l + [x] %}{% endfor %}"#,
+            // A 1,000,000-item list, copied again and again.
+            r#"{% set ns = namespace(l=[]) %}{% set s = "x" * 1000000 %}{% for i in range(100) %}{% set ns.l = ns.l + [s | list] %}{% endfor %}"#,
+        ] {
+            assert_over_budget(src);
+        }
+        // Copies of a 20,000-entry map from the input.
+        let m: Map<String, Value> = (0..20_000).map(|i| (format!("k{i}"), json!(i))).collect();
+        assert_over_budget_in(
+            &ctx(json!({ "input": { "m": m } })),
+            "{% set ns = namespace(l=[]) %}{% for i in range(8000) %}{% set ns.l = ns.l + [dict(input.m)] %}{% endfor %}{{ ns.l | length }}",
+        );
+        // An expression is one evaluation too.
+        let c = ctx(json!({}));
+        let e = c
+            .eval("{{ (\"x\" * 1000000) | list | list | list | length }}")
+            .unwrap_err();
+        assert_eq!(e.code, "template.too_large", "{e:?}");
+        assert!(e.message.contains("MAX_EVALUATION_BYTES"), "{e:?}");
+    }
+
+    #[test]
+    fn lazy_lists_doubled_by_plus_are_bounded_whatever_their_length() {
+        // `reverse` of a list is lazy and unsized: `+` cannot count its items, but the lazy
+        // structure it builds is bounded (and so is its flattening).
+        assert_too_large(
+            "{% set ns = namespace(l=[1] | reverse) %}{% for i in range(64) %}{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l | list | length }}",
+        );
+    }
+
+    #[test]
+    fn evaluations_under_the_budget_are_unaffected_and_each_has_its_own() {
+        let c = ctx(json!({"input": {"s": "ab"}}));
+        // 40 strings of 1 MB kept at once, 40 MB built: under the budget, and every render
+        // (every string of a step) starts again from zero, even after one that failed.
+        let src = r#"{% set ns = namespace(l=[]) %}{% set s = "x" * 1000000 %}{% for i in range(40) %}{% set ns.l = ns.l + [s | upper] %}{% endfor %}{{ ns.l | length }}"#;
+        for _ in 0..2 {
+            assert_eq!(c.render_str(src).unwrap(), json!("40"));
+            let e = c
+                .render_str(&src.replace("range(40)", "range(100)"))
+                .unwrap_err();
+            assert_eq!(e.code, "template.too_large", "{e:?}");
+        }
+        for (src, want) in [
+            (
+                r#"{{ "Hello World" | upper ~ "|" ~ ("ab" | title) ~ ("aB" | capitalize) }}"#,
+                json!("HELLO WORLD|AbAb"),
+            ),
+            (
+                r#"{{ ("a,b" | split(",")) + ("c
+d" | lines) }}"#,
+                json!(["a", "b", "c", "d"]),
+            ),
+            (
+                r#"{{ (range(5) | list | reverse | sort | batch(2) | list)[-1] }}"#,
+                json!([4]),
+            ),
+            (r#"{{ input.s[::-1] ~ input.s[1:] }}"#, json!("bab")),
+            (
+                r#"{% set ns = namespace(l=[]) %}{% for i in range(5000) %}{% set ns.l = ns.l + [i ~ ""] %}{% endfor %}{{ ns.l | length }}"#,
+                json!("5000"),
+            ),
         ] {
             assert_eq!(c.render_str(src).unwrap(), want, "{src}");
         }

@@ -85,6 +85,8 @@ pub struct Environment<'source> {
     recursion_limit: usize,
     // wf patch: bound on the size of strings (and capture buffers) built while evaluating.
     max_string_size: Option<usize>,
+    // wf patch: bound on the bytes of strings and lists one evaluation builds in all.
+    max_evaluation_bytes: Option<usize>,
 }
 
 impl Default for Environment<'_> {
@@ -137,6 +139,7 @@ impl<'source> Environment<'source> {
             fuel: None,
             recursion_limit: MAX_RECURSION,
             max_string_size: None, // wf patch
+            max_evaluation_bytes: None, // wf patch
         }
     }
 
@@ -161,6 +164,7 @@ impl<'source> Environment<'source> {
             fuel: None,
             recursion_limit: MAX_RECURSION,
             max_string_size: None, // wf patch
+            max_evaluation_bytes: None, // wf patch
         }
     }
 
@@ -699,6 +703,34 @@ impl<'source> Environment<'source> {
     /// [`set_max_string_size`](Self::set_max_string_size)).
     pub fn max_string_size(&self) -> Option<usize> {
         self.max_string_size
+    }
+
+    // wf patch: the setting below (see PATCHED.md at the crate root).
+    /// Sets how many bytes of strings and lists one evaluation may build in all.
+    ///
+    /// [`set_max_string_size`](Self::set_max_string_size) bounds each string on
+    /// its own; this bounds their sum.  With `Some(n)`, every string and
+    /// sequence the engine builds while one evaluation runs (a template render
+    /// or an expression, with the macros and blocks it calls) is charged, in
+    /// bytes, before it is allocated: everything bounded by the max string
+    /// size, plus `upper`, `lower`, `title`, `capitalize`, `trim`, `reverse`,
+    /// string slicing, and the sequences built by `list`, `sort`, `split`,
+    /// `lines`, `batch`, `slice`, `+` and the like (each item counted as the
+    /// size of a [`Value`](crate::value::Value)).  Nothing is refunded when a
+    /// value is dropped: the budget bounds what one evaluation can hold at once
+    /// and the work it does building values.  Past `n`, evaluation fails with
+    /// an [`InvalidOperation`] error naming `max_evaluation_bytes`.  The
+    /// default (`None`) keeps the unbounded behavior.
+    ///
+    /// [`InvalidOperation`]: crate::ErrorKind::InvalidOperation
+    pub fn set_max_evaluation_bytes(&mut self, max: Option<usize>) {
+        self.max_evaluation_bytes = max;
+    }
+
+    /// Returns how many bytes one evaluation may build (see
+    /// [`set_max_evaluation_bytes`](Self::set_max_evaluation_bytes)).
+    pub fn max_evaluation_bytes(&self) -> Option<usize> {
+        self.max_evaluation_bytes
     }
 
     /// Compiles an expression.

@@ -202,9 +202,25 @@ mod builtins {
     /// <h1>{{ chapter.title|upper }}</h1>
     /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "builtins")))]
-    pub fn upper(value: StringInput<'_>) -> Value {
+    pub fn upper(value: StringInput<'_>) -> Result<Value, Error> {
+        // wf patch: the result's length is checked before it is built (was `-> Value`)
+        ok!(reserve_case_mapped(value.as_str(), 0, |c| c.to_uppercase().map(char::len_utf8).sum()));
         let output = value.as_str().to_uppercase();
-        value.preserve_safety(output)
+        Ok(value.preserve_safety(output))
+    }
+
+    // wf patch: reserves (checks, then charges) the string made of `s[..first]`
+    // mapped by `to_uppercase` and the rest by `mapped_len` (one char's result).
+    fn reserve_case_mapped(s: &str, skip: usize, mapped_len: impl Fn(char) -> usize) -> Result<(), Error> {
+        if !crate::size_limit::active() {
+            return Ok(());
+        }
+        if s.is_ascii() {
+            return crate::size_limit::reserve(Some(s.len()));
+        }
+        let head: usize = s.chars().take(skip).map(|c| c.to_uppercase().map(char::len_utf8).sum::<usize>()).sum();
+        let rest: usize = s.chars().skip(skip).map(mapped_len).sum();
+        crate::size_limit::reserve(head.checked_add(rest))
     }
 
     /// Converts a value to lowercase.
@@ -213,9 +229,12 @@ mod builtins {
     /// <h1>{{ chapter.title|lower }}</h1>
     /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "builtins")))]
-    pub fn lower(value: StringInput<'_>) -> Value {
+    pub fn lower(value: StringInput<'_>) -> Result<Value, Error> {
+        // wf patch: the result's length is checked before it is built (was `-> Value`);
+        // a final sigma lowercases to as many bytes as any other
+        ok!(reserve_case_mapped(value.as_str(), 0, |c| c.to_lowercase().map(char::len_utf8).sum()));
         let output = value.as_str().to_lowercase();
-        value.preserve_safety(output)
+        Ok(value.preserve_safety(output))
     }
 
     /// Converts a value to title case.
@@ -224,7 +243,10 @@ mod builtins {
     /// <h1>{{ chapter.title|title }}</h1>
     /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "builtins")))]
-    pub fn title(v: Cow<'_, str>) -> String {
+    pub fn title(v: Cow<'_, str>) -> Result<String, Error> {
+        // wf patch: built in chunks of 8 KiB, each written into a bounded writer
+        // (was `-> String`, a plain String)
+        let mut out = String::new();
         let mut rv = String::new();
         let mut capitalize = true;
         for c in v.chars() {
@@ -237,8 +259,13 @@ mod builtins {
             } else {
                 write!(rv, "{}", c.to_lowercase()).unwrap();
             }
+            if rv.len() >= 8 * 1024 {
+                ok!(crate::size_limit::Bounded(&mut out).write_str(&rv).map_err(Error::from));
+                rv.clear();
+            }
         }
-        rv
+        ok!(crate::size_limit::Bounded(&mut out).write_str(&rv).map_err(Error::from));
+        Ok(out)
     }
 
     /// Convert the string with all its characters lowercased
@@ -248,7 +275,9 @@ mod builtins {
     /// <h1>{{ chapter.title|capitalize }}</h1>
     /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "builtins")))]
-    pub fn capitalize(value: StringInput<'_>) -> Value {
+    pub fn capitalize(value: StringInput<'_>) -> Result<Value, Error> {
+        // wf patch: the result's length is checked before it is built (was `-> Value`)
+        ok!(reserve_case_mapped(value.as_str(), 1, |c| c.to_lowercase().map(char::len_utf8).sum()));
         let mut chars = value.as_str().chars();
         let output = match chars.next() {
             None => String::new(),
@@ -256,7 +285,7 @@ mod builtins {
                 first.to_uppercase().collect::<String>() + &chars.as_str().to_lowercase()
             }
         };
-        value.preserve_safety(output)
+        Ok(value.preserve_safety(output)) // wf patch
     }
 
     /// Does a string replace.
@@ -293,7 +322,7 @@ mod builtins {
 
     // wf patch: fails if `s.replace(from, to)` would be larger than the max string size.
     fn check_replaced_len(s: &str, from: &str, to: &str) -> Result<(), Error> {
-        if crate::size_limit::max().is_none() {
+        if !crate::size_limit::active() {
             return Ok(());
         }
         let n = if from.is_empty() {
@@ -302,7 +331,7 @@ mod builtins {
             s.matches(from).count()
         };
         let kept = s.len() - n * from.len();
-        crate::size_limit::check(n.checked_mul(to.len()).and_then(|x| x.checked_add(kept)))
+        crate::size_limit::reserve(n.checked_mul(to.len()).and_then(|x| x.checked_add(kept)))
     }
 
     /// Returns the "length" of the value
@@ -375,6 +404,8 @@ mod builtins {
                 .map(|key| (key.clone(), v.get_item(&key).unwrap_or(Value::UNDEFINED)))
                 .collect()
         };
+        // wf patch: the pairs and the list of them are charged to the budget
+        ok!(crate::size_limit::reserve_items(rv.len().checked_mul(3)));
         safe_sort(&mut rv, |a, b| {
             let (a, b) = if by_value { (&a.1, &b.1) } else { (&a.0, &b.0) };
             cmp_helper(a, b, case_sensitive, reverse)
@@ -436,6 +467,7 @@ mod builtins {
     pub fn reverse(value: &Value) -> Result<Value, Error> {
         if value.kind() == ValueKind::String {
             let string = value.as_str().unwrap();
+            ok!(crate::size_limit::reserve(Some(string.len()))); // wf patch
             let output = string.chars().rev().collect::<String>();
             if value.is_safe() {
                 Ok(Value::from_safe_string(output))
@@ -462,15 +494,21 @@ mod builtins {
     /// {{ "1212foo12bar1212" | trim("12") }} -> "foo12bar"
     /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "builtins")))]
-    pub fn trim(value: StringInput<'_>, chars: Option<Cow<'_, str>>) -> Value {
+    pub fn trim(value: StringInput<'_>, chars: Option<Cow<'_, str>>) -> Result<Value, Error> {
         let output = match chars {
             Some(chars) => {
                 let chars = chars.chars().collect::<Vec<_>>();
-                value.as_str().trim_matches(&chars[..]).to_string()
+                let trimmed = value.as_str().trim_matches(&chars[..]);
+                ok!(crate::size_limit::reserve(Some(trimmed.len()))); // wf patch
+                trimmed.to_string()
             }
-            None => value.as_str().trim().to_string(),
+            None => {
+                let trimmed = value.as_str().trim();
+                ok!(crate::size_limit::reserve(Some(trimmed.len()))); // wf patch
+                trimmed.to_string()
+            }
         };
-        value.preserve_safety(output)
+        Ok(value.preserve_safety(output)) // wf patch
     }
 
     /// Joins a sequence by a character
@@ -595,11 +633,13 @@ mod builtins {
 
         // Materialize into a sequence (like `lines`) so negative indexing and
         // slicing work, e.g. `("1.2.3"|split("."))[-1]`.
+        // wf patch: every item (and its string) charged before it is built
+        let wrap = |item: &str| crate::size_limit::reserve_str_item(item.len()).map(|_| wrap(item));
         Ok(match (split, maxsplits) {
-            (None, None) => Value::from_iter(string.split_whitespace().map(wrap)),
-            (Some(sep), None) => Value::from_iter(string.split(sep.as_ref()).map(wrap)),
-            (None, Some(n)) => Value::from_iter(splitn_whitespace(&string, n).map(wrap)),
-            (Some(sep), Some(n)) => Value::from_iter(string.splitn(n, sep.as_ref()).map(wrap)),
+            (None, None) => ok!(string.split_whitespace().map(wrap).collect::<Result<Value, _>>()),
+            (Some(sep), None) => ok!(string.split(sep.as_ref()).map(wrap).collect::<Result<Value, _>>()),
+            (None, Some(n)) => ok!(splitn_whitespace(&string, n).map(wrap).collect::<Result<Value, _>>()),
+            (Some(sep), Some(n)) => ok!(string.splitn(n, sep.as_ref()).map(wrap).collect::<Result<Value, _>>()),
         })
     }
 
@@ -616,13 +656,19 @@ mod builtins {
     pub fn lines(value: &Value) -> Result<Value, Error> {
         let string = Arc::<str>::try_from(value.clone())?;
         let preserve_safety = value.kind() == ValueKind::String && value.is_safe();
-        Ok(Value::from_iter(string.lines().map(|line| {
-            if preserve_safety {
-                Value::from_safe_string(line.to_string())
-            } else {
-                Value::from(line)
-            }
-        })))
+        // wf patch: every item (and its string) charged before it is built
+        string
+            .lines()
+            .map(|line| {
+                crate::size_limit::reserve_str_item(line.len()).map(|_| {
+                    if preserve_safety {
+                        Value::from_safe_string(line.to_string())
+                    } else {
+                        Value::from(line)
+                    }
+                })
+            })
+            .collect()
     }
 
     /// If the value is undefined it will return the passed default value,
@@ -923,10 +969,10 @@ mod builtins {
     /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "builtins")))]
     pub fn sort(state: &State, value: Value, kwargs: Kwargs) -> Result<Value, Error> {
-        let mut items = ok!(state.undefined_behavior().try_iter(value).map_err(|err| {
+        // wf patch: collected charging every item to the budget
+        let mut items = ok!(crate::size_limit::collect_items(ok!(state.undefined_behavior().try_iter(value).map_err(|err| {
             Error::new(ErrorKind::InvalidOperation, "cannot convert value to list").with_source(err)
-        }))
-        .collect::<Vec<_>>();
+        }))));
 
         let case_sensitive = ok!(kwargs.get::<Option<bool>>("case_sensitive")).unwrap_or(false);
         let reverse = ok!(kwargs.get::<Option<bool>>("reverse")).unwrap_or(false);
@@ -985,7 +1031,7 @@ mod builtins {
         let iter = ok!(state.undefined_behavior().try_iter(value).map_err(|err| {
             Error::new(ErrorKind::InvalidOperation, "cannot convert value to list").with_source(err)
         }));
-        Ok(Value::from(iter.collect::<Vec<_>>()))
+        Ok(Value::from(ok!(crate::size_limit::collect_items(iter)))) // wf patch: charged
     }
 
     /// Converts a value into a string if it's not one already.
@@ -1045,7 +1091,9 @@ mod builtins {
             return Err(Error::new(ErrorKind::InvalidOperation, "count cannot be 0"));
         }
         ok!(crate::size_limit::check_items(Some(count))); // wf patch
-        let items = ok!(state.undefined_behavior().try_iter(value)).collect::<Vec<_>>();
+        // wf patch: collected charging every item, then the slices (as many items again)
+        let items = ok!(crate::size_limit::collect_items(ok!(state.undefined_behavior().try_iter(value))));
+        ok!(crate::size_limit::charge_items(items.len().saturating_add(count).saturating_add(count)));
         let len = items.len();
         let items_per_slice = len / count;
         let slices_with_extra = len % count;
@@ -1107,6 +1155,7 @@ mod builtins {
         let mut tmp = Vec::with_capacity(count);
 
         for item in ok!(state.undefined_behavior().try_iter(value)) {
+            ok!(crate::size_limit::charge_items(2)); // wf patch: the item and, at most, its batch
             if tmp.len() == count {
                 rv.push(Value::from(mem::replace(
                     &mut tmp,
@@ -1118,6 +1167,7 @@ mod builtins {
 
         if !tmp.is_empty() {
             if let Some(filler) = fill_with {
+                ok!(crate::size_limit::charge_items(count - tmp.len())); // wf patch
                 for _ in 0..count - tmp.len() {
                     tmp.push(filler.clone());
                 }
@@ -1175,7 +1225,7 @@ mod builtins {
         // result checked before they are built
         let mut out = crate::size_limit::BoundedBytes(Vec::new());
         if let Some(indent) = indent {
-            ok!(crate::size_limit::check(Some(indent)));
+            ok!(crate::size_limit::reserve(Some(indent)));
             let indentation = " ".repeat(indent);
             let formatter = serde_json::ser::PrettyFormatter::with_indent(indentation.as_bytes());
             let mut s = serde_json::Serializer::with_formatter(&mut out, formatter);
@@ -1192,7 +1242,7 @@ mod builtins {
         })
         .and_then(|s| {
             let escaped = s.bytes().filter(|b| matches!(b, b'<' | b'>' | b'&' | b'\'')).count();
-            crate::size_limit::check(escaped.checked_mul(5).and_then(|n| n.checked_add(s.len())))
+            crate::size_limit::reserve(escaped.checked_mul(5).and_then(|n| n.checked_add(s.len())))
                 .map(|_| s)
         })
         .map(|s| {
@@ -1268,7 +1318,7 @@ mod builtins {
         let input = strip_trailing_newline(value.as_str());
         // wf patch: the result's length is checked before it is built
         let lines = input.split('\n').count();
-        ok!(crate::size_limit::check(
+        ok!(crate::size_limit::reserve(
             width.checked_mul(lines).and_then(|n| n.checked_add(input.len() + lines))
         ));
         let indent_with = " ".repeat(width);
@@ -1375,6 +1425,7 @@ mod builtins {
                 test_value.is_true()
             };
             if passed != invert {
+                ok!(crate::size_limit::charge_items(1)); // wf patch
                 rv.push(value);
             }
         }
@@ -1506,6 +1557,7 @@ mod builtins {
                     Some(path) => value.get_path(path),
                     None => value.get_item(&attr),
                 };
+                ok!(crate::size_limit::charge_items(1)); // wf patch
                 rv.push(match (sub_val, &default) {
                     (Ok(attr), _) => {
                         if attr.is_undefined() {
@@ -1539,6 +1591,7 @@ mod builtins {
                 .into_iter()
                 .chain(args.iter().skip(1).cloned())
                 .collect::<Vec<_>>();
+            ok!(crate::size_limit::charge_items(1)); // wf patch
             rv.push(ok!(filter.call(state, &new_args)));
         }
         Ok(rv)
@@ -1600,7 +1653,9 @@ mod builtins {
             Some(attr) => attr,
             None => ok!(kwargs.get::<&str>("attribute")),
         };
-        let mut items: Vec<Value> = ok!(value.try_iter()).collect();
+        // wf patch: collected charging every item, and once more for its group
+        let mut items: Vec<Value> = ok!(crate::size_limit::collect_items(ok!(value.try_iter())));
+        ok!(crate::size_limit::charge_items(items.len()));
         safe_sort(&mut items, |a, b| {
             let a = a.get_path_or_default(attr, &default);
             let b = b.get_path_or_default(attr, &default);
@@ -1709,12 +1764,14 @@ mod builtins {
             let memorized_value = if case_sensitive {
                 value_to_compare.clone()
             } else if let Some(s) = value_to_compare.as_str() {
+                ok!(crate::size_limit::charge(s.len())); // wf patch: the lowercased copy
                 Value::from(s.to_lowercase())
             } else {
                 value_to_compare.clone()
             };
 
             if !seen.contains(&memorized_value) {
+                ok!(crate::size_limit::charge_items(2)); // wf patch: the item and what is seen
                 rv.push(item);
                 seen.insert(memorized_value);
             }

@@ -1209,6 +1209,7 @@ mod printf_style {
                     let transformed = ok!(transform(&arg, conversion));
                     let formatted = ok!(format_spec.format(transformed.as_ref().unwrap_or(&arg)));
                     ok!(crate::size_limit::check(result.len().checked_add(formatted.len()))); // wf patch
+                    ok!(crate::size_limit::charge(formatted.len())); // wf patch
                     result.push_str(&formatted);
                 }
             }
@@ -1600,6 +1601,7 @@ mod str_format_style {
                     // formatted result into final string
                     let formatted = ok!(format_spec.format(&arg));
                     ok!(crate::size_limit::check(result.len().checked_add(formatted.len()))); // wf patch
+                    ok!(crate::size_limit::charge(formatted.len())); // wf patch
                     result.push_str(&formatted);
                 }
             }

@@ -397,13 +397,21 @@ mod builtins {
             Some(value) => match value.0 {
                 ValueRepr::Undefined(_) => ValueMap::default(),
                 ValueRepr::Object(obj) if obj.repr() == ObjectRepr::Map => {
-                    obj.try_iter_pairs().into_iter().flatten().collect()
+                    // wf patch: every entry charged before it is copied (was `collect()`):
+                    // two values and the map's own overhead, measured at about as much again
+                    let mut rv = ValueMap::default();
+                    for (k, v) in obj.try_iter_pairs().into_iter().flatten() {
+                        ok!(crate::size_limit::charge_items(4));
+                        rv.insert(k, v);
+                    }
+                    rv
                 }
                 _ => return Err(Error::from(ErrorKind::InvalidOperation)),
             },
         };
 
         if update_with.values.is_true() {
+            ok!(crate::size_limit::charge_items(update_with.values.len().saturating_mul(4))); // wf patch
             rv.extend(
                 update_with
                     .values

@@ -1,36 +1,81 @@
 //! wf patch: this whole file (see PATCHED.md at the crate root).
 //!
-//! The bound of [`Environment::set_max_string_size`](crate::Environment::set_max_string_size).
-//! The VM enters the environment's bound for the duration of every evaluation
+//! The bounds of [`Environment::set_max_string_size`](crate::Environment::set_max_string_size)
+//! and [`Environment::set_max_evaluation_bytes`](crate::Environment::set_max_evaluation_bytes).
+//! The VM enters the environment's bounds for the duration of every evaluation
 //! (`Vm::do_eval`); the operators, the capture buffers, the argument conversions
-//! and the builtin filters check against it *before* they allocate.  It is a
-//! thread local so that it reaches code that gets no `State` (operators,
+//! and the builtin filters check against them *before* they allocate.  They are
+//! thread locals so that they reach code that gets no `State` (operators,
 //! argument conversion, `Output`, constant folding).
+//!
+//! The max string size bounds each string (and sequence, in items) on its own.
+//! The evaluation budget bounds their sum: every string and list built by one
+//! evaluation (the outermost `do_eval`; macro calls and blocks evaluated inside
+//! it share its budget) is charged, in bytes, and never refunded.
 use std::cell::Cell;
 use std::fmt;
 
 use crate::error::{Error, ErrorKind};
+use crate::value::Value;
+
+/// The bytes a sequence item is charged for (a `Value`; what it points to is charged
+/// where it is built).
+pub(crate) const ITEM_BYTES: usize = std::mem::size_of::<Value>();
+
+const NOT_EXCEEDED: u8 = 0;
+const EXCEEDED_SIZE: u8 = 1;
+const EXCEEDED_BUDGET: u8 = 2;
 
 thread_local! {
     static MAX: Cell<Option<usize>> = const { Cell::new(None) };
-    // a `Bounded` writer refused a write: the `fmt::Error` it returned is
-    // converted into `too_large` (see `From<fmt::Error> for Error`).
-    static EXCEEDED: Cell<bool> = const { Cell::new(false) };
+    // the evaluation budget in effect, the bytes charged to it so far and how
+    // many evaluations are nested (the outermost one starts the count).
+    static BUDGET: Cell<Option<usize>> = const { Cell::new(None) };
+    static USED: Cell<usize> = const { Cell::new(0) };
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+    // a `Bounded` writer refused a write (and which bound): the `fmt::Error` it
+    // returned is converted into that bound's error (see `From<fmt::Error> for Error`).
+    static EXCEEDED: Cell<u8> = const { Cell::new(NOT_EXCEEDED) };
 }
 
-/// The bound in effect; the previous one is restored when this is dropped.
-pub(crate) struct Scope(Option<usize>);
+/// The bounds in effect; the previous ones are restored when this is dropped.
+pub(crate) struct Scope {
+    max: Option<usize>,
+    budget: Option<usize>,
+    used: usize,
+}
 
 impl Drop for Scope {
     fn drop(&mut self) {
-        MAX.with(|m| m.set(self.0));
+        MAX.with(|m| m.set(self.max));
+        BUDGET.with(|b| b.set(self.budget));
+        let depth = DEPTH.with(|d| {
+            let depth = d.get().saturating_sub(1);
+            d.set(depth);
+            depth
+        });
+        if depth == 0 {
+            USED.with(|u| u.set(self.used));
+        }
     }
 }
 
-/// Puts `max` in effect until the returned scope is dropped.
-pub(crate) fn enter(max: Option<usize>) -> Scope {
-    EXCEEDED.with(|e| e.set(false));
-    Scope(MAX.with(|m| m.replace(max)))
+/// Puts `max` (each string) and `budget` (all of them) in effect until the
+/// returned scope is dropped.  The outermost scope starts the budget's count at
+/// zero; nested ones (macro calls, blocks) keep counting.
+pub(crate) fn enter(max: Option<usize>, budget: Option<usize>) -> Scope {
+    EXCEEDED.with(|e| e.set(NOT_EXCEEDED));
+    let outermost = DEPTH.with(|d| {
+        let depth = d.get();
+        d.set(depth + 1);
+        depth == 0
+    });
+    let used = USED.with(|u| if outermost { u.replace(0) } else { u.get() });
+    Scope {
+        max: MAX.with(|m| m.replace(max)),
+        budget: BUDGET.with(|b| b.replace(budget)),
+        used,
+    }
 }
 
 /// The bound in effect.
@@ -38,10 +83,26 @@ pub(crate) fn max() -> Option<usize> {
     MAX.with(Cell::get)
 }
 
+/// Whether any bound is in effect (a check that costs a pass over the input may
+/// be skipped otherwise).
+pub(crate) fn active() -> bool {
+    max().is_some() || BUDGET.with(Cell::get).is_some()
+}
+
 fn too_large(max: usize) -> Error {
     Error::new(
         ErrorKind::InvalidOperation,
         format!("cannot build a string of more than {max} bytes (max_string_size)"),
+    )
+}
+
+fn over_budget(budget: usize) -> Error {
+    Error::new(
+        ErrorKind::InvalidOperation,
+        format!(
+            "cannot build more than {budget} bytes of strings and lists in one evaluation \
+             (max_evaluation_bytes)"
+        ),
     )
 }
 
@@ -66,26 +127,116 @@ pub(crate) fn check_items(len: Option<usize>) -> Result<(), Error> {
     }
 }
 
-/// The error of a refused write, if the last `fmt::Error` came from a `Bounded` writer.
-pub(crate) fn take_exceeded() -> Option<Error> {
-    if EXCEEDED.with(|e| e.replace(false)) {
-        max().map(too_large)
+/// Charges `bytes` to the evaluation budget; fails (charging nothing) past it.
+pub(crate) fn charge(bytes: usize) -> Result<(), Error> {
+    if try_charge(bytes) {
+        Ok(())
     } else {
-        None
+        Err(over_budget(BUDGET.with(Cell::get).unwrap_or_default()))
     }
 }
 
-/// A `fmt::Write` into a `String` that fails instead of growing past the bound.
+fn try_charge(bytes: usize) -> bool {
+    match BUDGET.with(Cell::get) {
+        None => true,
+        Some(budget) => USED.with(|u| match u.get().checked_add(bytes) {
+            Some(used) if used <= budget => {
+                u.set(used);
+                true
+            }
+            _ => false,
+        }),
+    }
+}
+
+/// `check` a string of `len` bytes, then charge it to the budget.
+pub(crate) fn reserve(len: Option<usize>) -> Result<(), Error> {
+    ok!(check(len));
+    charge(len.unwrap_or(usize::MAX))
+}
+
+/// `check_items` a sequence of `len` items, then charge them to the budget.
+pub(crate) fn reserve_items(len: Option<usize>) -> Result<(), Error> {
+    ok!(check_items(len));
+    charge_items(len.unwrap_or(usize::MAX))
+}
+
+/// Charges `n` sequence items to the budget.
+pub(crate) fn charge_items(n: usize) -> Result<(), Error> {
+    charge(n.saturating_mul(ITEM_BYTES))
+}
+
+/// Charges one sequence item holding a new string of `len` bytes to the budget
+/// (after checking the string against the max size).
+pub(crate) fn reserve_str_item(len: usize) -> Result<(), Error> {
+    ok!(check(Some(len)));
+    charge(ITEM_BYTES.saturating_add(len))
+}
+
+/// Collects `chars` into a `String` written through a `Bounded` writer (in
+/// chunks of a few KiB: the bounds are not consulted for every char).
+pub(crate) fn collect_str(chars: impl Iterator<Item = char>) -> Result<String, Error> {
+    use std::fmt::Write;
+    const CHUNK: usize = 8 * 1024;
+    let mut rv = String::new();
+    let mut chunk = String::with_capacity(CHUNK + 4);
+    for c in chars {
+        chunk.push(c);
+        if chunk.len() >= CHUNK {
+            ok!(Bounded(&mut rv).write_str(&chunk).map_err(Error::from));
+            chunk.clear();
+        }
+    }
+    ok!(Bounded(&mut rv).write_str(&chunk).map_err(Error::from));
+    Ok(rv)
+}
+
+/// Collects `iter` into a `Vec`, charging every item to the budget (and checking
+/// the count against the max size) before it is added.
+pub(crate) fn collect_items(iter: impl Iterator<Item = Value>) -> Result<Vec<Value>, Error> {
+    let mut rv = Vec::new();
+    for item in iter {
+        ok!(check_items(Some(rv.len() + 1)));
+        ok!(charge_items(1));
+        rv.push(item);
+    }
+    Ok(rv)
+}
+
+/// The error of a refused write, if the last `fmt::Error` came from a `Bounded` writer.
+pub(crate) fn take_exceeded() -> Option<Error> {
+    match EXCEEDED.with(|e| e.replace(NOT_EXCEEDED)) {
+        EXCEEDED_SIZE => max().map(too_large),
+        EXCEEDED_BUDGET => BUDGET.with(Cell::get).map(over_budget),
+        _ => None,
+    }
+}
+
+/// Whether `add` more bytes may be written to a buffer of `len` bytes (checked
+/// against the max size, then charged to the budget); records which bound refused.
+fn may_grow(len: usize, add: usize) -> bool {
+    if let Some(max) = max() {
+        if !matches!(len.checked_add(add), Some(len) if len <= max) {
+            EXCEEDED.with(|e| e.set(EXCEEDED_SIZE));
+            return false;
+        }
+    }
+    if !try_charge(add) {
+        EXCEEDED.with(|e| e.set(EXCEEDED_BUDGET));
+        return false;
+    }
+    true
+}
+
+/// A `fmt::Write` into a `String` that fails instead of growing past the bounds
+/// (what it writes is charged to the budget).
 pub(crate) struct Bounded<'a>(pub(crate) &'a mut String);
 
 impl fmt::Write for Bounded<'_> {
     #[inline]
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        if let Some(max) = max() {
-            if !matches!(self.0.len().checked_add(s.len()), Some(len) if len <= max) {
-                EXCEEDED.with(|e| e.set(true));
-                return Err(fmt::Error);
-            }
+        if !may_grow(self.0.len(), s.len()) {
+            return Err(fmt::Error);
         }
         self.0.push_str(s);
         Ok(())
@@ -109,14 +260,11 @@ pub(crate) struct BoundedBytes(pub(crate) Vec<u8>);
 #[cfg(feature = "json")]
 impl std::io::Write for BoundedBytes {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Some(max) = max() {
-            if !matches!(self.0.len().checked_add(buf.len()), Some(len) if len <= max) {
-                EXCEEDED.with(|e| e.set(true));
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::Other,
-                    "over the max string size",
-                ));
-            }
+        if !may_grow(self.0.len(), buf.len()) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Other,
+                "over the max string size",
+            ));
         }
         self.0.extend_from_slice(buf);
         Ok(buf.len())

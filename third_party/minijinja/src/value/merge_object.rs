@@ -51,6 +51,7 @@ pub struct MergeSeq {
     total_len: Option<usize>,
     repr: ObjectRepr,
     depth: usize,
+    leaves: usize, // wf patch: the values it holds once flattened
 }
 
 impl fmt::Debug for MergeSeq {
@@ -83,10 +84,18 @@ impl MergeSeq {
 
         Self {
             total_len: values.iter().map(|v| v.len()).sum(),
+            leaves: Self::leaves_for_values(&values), // wf patch
             values: values.into_boxed_slice(),
             repr,
             depth,
         }
+    }
+
+    // wf patch: how many values a merge of `values` holds once flattened.
+    pub(crate) fn leaves_for_values(values: &[Value]) -> usize {
+        values.iter().fold(0usize, |n, value| {
+            n.saturating_add(value.downcast_object_ref::<Self>().map_or(1, |seq| seq.leaves))
+        })
     }
 
     pub(crate) fn depth_for_values(values: &[Value]) -> usize {

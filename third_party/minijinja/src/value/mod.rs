@@ -1506,7 +1506,8 @@ impl Value {
     pub fn reverse(&self) -> Result<Value, Error> {
         match self.0 {
             ValueRepr::Undefined(_) | ValueRepr::None => Some(self.clone()),
-            ValueRepr::String(ref s, _) => Some(Value::from(s.chars().rev().collect::<String>())),
+            // wf patch: built through a bounded writer (was `collect::<String>()`)
+            ValueRepr::String(ref s, _) => Some(Value::from(ok!(crate::size_limit::collect_str(s.chars().rev())))),
             ValueRepr::SmallStr(ref s) => {
                 // TODO: add small str optimization here
                 Some(Value::from(s.as_str().chars().rev().collect::<String>()))
@@ -1527,18 +1528,19 @@ impl Value {
                     }))
                 }
                 Enumerator::Iter(iter) => {
-                    let mut v = iter.collect::<Vec<_>>();
+                    let mut v = ok!(crate::size_limit::collect_items(iter)); // wf patch: charged
                     v.reverse();
                     Some(Value::make_object_iterable(v, move |v| {
                         Box::new(v.iter().cloned())
                     }))
                 }
                 Enumerator::KeyValueIter(iter) => {
-                    let mut v = if let ObjectRepr::Map = o.repr() {
-                        iter.map(|(k, _)| k).collect::<Vec<_>>()
+                    // wf patch: charged
+                    let mut v = ok!(if let ObjectRepr::Map = o.repr() {
+                        crate::size_limit::collect_items(iter.map(|(k, _)| k))
                     } else {
-                        iter.map(|(k, v)| [k, v].into()).collect::<Vec<_>>()
-                    };
+                        crate::size_limit::collect_items(iter.map(|(k, v)| [k, v].into()))
+                    });
                     v.reverse();
                     Some(Value::make_object_iterable(v, move |v| {
                         Box::new(v.iter().cloned())

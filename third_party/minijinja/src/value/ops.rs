@@ -166,20 +166,18 @@ pub fn slice(value: Value, start: Value, stop: Value, step: Value) -> Result<Val
             let s = value.as_str().unwrap();
             if step > 0 {
                 let (start, len) = get_offset_and_len(start, stop, || s.chars().count());
-                Ok(Value::from(
-                    s.chars()
-                        .skip(start)
-                        .take(len)
-                        .step_by(step as usize)
-                        .collect::<String>(),
-                ))
+                // wf patch: built through a bounded writer (was `collect::<String>()`)
+                Ok(Value::from(ok!(crate::size_limit::collect_str(
+                    s.chars().skip(start).take(len).step_by(step as usize)
+                ))))
             } else {
+                // wf patch: the chars are charged, the string built through a bounded writer
+                ok!(crate::size_limit::charge(s.len().saturating_mul(4)));
                 let chars: Vec<char> = s.chars().collect();
-                Ok(Value::from(
+                Ok(Value::from(ok!(crate::size_limit::collect_str(
                     range_step_backwards(start, stop, -step as usize, chars.len())
                         .map(move |i| chars[i])
-                        .collect::<String>(),
-                ))
+                ))))
             }
         }
         ValueRepr::Bytes(ref b) => {
@@ -301,10 +299,18 @@ pub fn add(lhs: &Value, rhs: &Value) -> Result<Value, Error> {
         if let (Some(a), Some(b)) = (lhs.len(), rhs.len()) {
             ok!(crate::size_limit::check_items(a.checked_add(b)));
         }
+        // wf patch: so is the lazy structure (its leaves, which `x + x` doubles
+        // whatever the lengths, and which are copied when it is flattened)
+        let leaves = MergeSeq::leaves_for_values(&values);
+        ok!(crate::size_limit::check_items(Some(leaves)));
         if depth > MergeSeq::MAX_DEPTH {
             if let Some(len) = seq_concat_len(lhs, rhs) {
+                ok!(crate::size_limit::charge_items(len)); // wf patch
                 return materialize_seq_concat(lhs, rhs, len);
             }
+            ok!(crate::size_limit::charge_items(leaves)); // wf patch: flattened
+        } else {
+            ok!(crate::size_limit::charge_items(values.len())); // wf patch
         }
 
         return Ok(Value::from_object(MergeSeq::new_iterable(values)));
@@ -316,7 +322,7 @@ pub fn add(lhs: &Value, rhs: &Value) -> Result<Value, Error> {
             .map(int_as_value),
         Some(CoerceResult::F64(a, b)) => Ok((a + b).into()),
         Some(CoerceResult::Str(a, b)) => {
-            ok!(crate::size_limit::check(a.len().checked_add(b.len()))); // wf patch
+            ok!(crate::size_limit::reserve(a.len().checked_add(b.len()))); // wf patch
             Ok(Value::from([a, b].concat()))
         }
         _ => Err(impossible_op("+", lhs, rhs)),
@@ -338,7 +344,7 @@ pub fn mul(lhs: &Value, rhs: &Value) -> Result<Value, Error> {
                 "strings can only be multiplied with integers",
             )
         }));
-        ok!(crate::size_limit::check(s.len().checked_mul(n))); // wf patch
+        ok!(crate::size_limit::reserve(s.len().checked_mul(n))); // wf patch
         if !matches!(s.len().checked_mul(n), Some(len) if len <= MAX_REPEATED_STRING_LEN) {
             return Err(Error::new(
                 ErrorKind::InvalidOperation,

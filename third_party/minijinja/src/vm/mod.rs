@@ -174,8 +174,12 @@ impl<'env> Vm<'env> {
         stack: Stack,
         pc: u32,
     ) -> Result<Option<Value>, Error> {
-        // wf patch: the environment's max string size applies while it evaluates
-        let _max_string_size = crate::size_limit::enter(self.env.max_string_size());
+        // wf patch: the environment's max string size and evaluation budget apply
+        // while it evaluates
+        let _size_limits = crate::size_limit::enter(
+            self.env.max_string_size(),
+            self.env.max_evaluation_bytes(),
+        );
         #[cfg(feature = "stacker")]
         {
             stacker::maybe_grow(32 * 1024, 1024 * 1024, || {
