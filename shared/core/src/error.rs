@@ -6,6 +6,7 @@ use serde_json::Value;
 /// Why a step (or a whole execution) failed. Stored in step records and execution records,
 /// so it is plain data: a stable `code`, a human `message`, whether a retry may help.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 #[error("{code}: {message}")]
 pub struct StepError {
@@ -18,6 +19,7 @@ pub struct StepError {
     /// Extra structured facts (HTTP status, raw LLM text, ...). Boxed: errors travel in
     /// `Result`s on every hot path, and a JSON value inline would make them large.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub details: Option<Box<Value>>,
 }
 

@@ -10,6 +10,7 @@ use crate::path::{StepPath, compare_paths};
 use crate::time_fmt::{rfc3339, rfc3339_opt};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ExecutionStatus {
     Queued,
@@ -53,6 +54,7 @@ impl ExecutionStatus {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     /// Claimed by a worker whose lease runs until `leaseUntil`.
@@ -72,9 +74,11 @@ impl StepStatus {
 
 /// How an execution was started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TriggerInfo {
-    /// `webhook`, `schedule`, `event`, `manual`, `test`, `rerun`.
+    /// `webhook`, `schedule`, `event`, `manual`, `test`, `rerun` (`unknown` for a record that
+    /// was damaged in the store).
     #[serde(rename = "type")]
     pub kind: String,
     /// Trigger-specific facts: event id and type, scheduled time, idempotency key, rerun source.
@@ -98,12 +102,14 @@ impl TriggerInfo {
 
 /// The `EXEC` item: one run of one pinned version of a workflow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionRecord {
     /// ULID: sortable by start time.
     pub id: String,
     pub workflow_id: String,
-    /// The published version this execution runs (0 = a draft test run).
+    /// The published version this execution runs (a test run of a draft runs a snapshot
+    /// version, at least 2^31).
     pub version: u32,
     pub status: ExecutionStatus,
     pub trigger: TriggerInfo,
@@ -113,13 +119,16 @@ pub struct ExecutionRecord {
     #[serde(default)]
     pub error: Option<StepError>,
     #[serde(with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub started_at: i64,
     #[serde(with = "rfc3339_opt", default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub finished_at: Option<i64>,
     #[serde(default)]
     pub duration_ms: Option<i64>,
     /// `startedAt + timeoutMs`: past it the execution is `timed_out`.
     #[serde(with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub deadline_at: i64,
     /// The execution this one re-runs, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,6 +160,7 @@ pub struct ExecutionUpdate {
 
 /// The `STEP#<path>` item: one step of one execution (one per loop iteration inside loops).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct StepRecord {
     pub path: String,
@@ -167,13 +177,16 @@ pub struct StepRecord {
     #[serde(default)]
     pub error: Option<StepError>,
     #[serde(with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub started_at: i64,
     #[serde(with = "rfc3339_opt", default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub finished_at: Option<i64>,
     #[serde(default)]
     pub duration_ms: Option<i64>,
     /// While `running`: the claim is valid until then; after it another worker may claim.
     #[serde(with = "rfc3339_opt", default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub lease_until: Option<i64>,
     /// Where the execution went next (for condition: the chosen edge; for failures: `onError`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -332,6 +345,7 @@ pub const STEP_PAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// A page of step records in start order, and the cursor of the next one.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct StepPage {
     pub items: Vec<StepRecord>,
@@ -389,6 +403,7 @@ pub struct StepTask {
 
 /// An execution with its step records, as the API and `wf run` show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionView {
     #[serde(flatten)]

@@ -65,7 +65,7 @@ pub async fn started_response(
            ("draft" = Option<bool>, Query, description = "Run the draft (a test run) instead of the active or latest published version"),
            ("wait" = Option<u64>, Query, description = "Seconds (max 30) to wait for the result")),
     request_body(content = Option<RunBody>, description = "`{ \"input\": ... }` (optional)"),
-    responses((status = 202, description = "`{ executionId }`", body = StartedAnswer), (status = 200, description = "The finished execution (with ?wait)", body = super::schemas::ExecutionDetail),
+    responses((status = 202, description = "`{ executionId }`", body = StartedAnswer), (status = 200, description = "The finished execution (with ?wait)", body = wf_core::execution::ExecutionView),
               (status = 404, description = "Unknown workflow"), (status = 409, description = "Never published (use ?draft=true)"),
               (status = 422, description = "Invalid input (every violation) or invalid draft (every problem)")))]
 pub async fn run_manual(
@@ -92,7 +92,7 @@ pub async fn run_manual(
 pub struct ListParams {
     #[param(ignore)]
     pub workflow_id: Option<String>,
-    #[param(value_type = Option<super::schemas::ExecutionStatus>)]
+    #[param(value_type = Option<wf_core::execution::ExecutionStatus>)]
     pub status: Option<String>,
     #[param(value_type = Option<super::schemas::TriggerType>)]
     pub trigger: Option<String>,
@@ -116,7 +116,7 @@ pub struct ListParams {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionList {
-    #[schema(value_type = Vec<super::schemas::Execution>)]
+    #[schema(value_type = Vec<wf_core::execution::ExecutionRecord>)]
     items: Vec<ExecutionRecord>,
     /// The `cursor` of the next page; null on the last page.
     next_cursor: Option<String>,
@@ -223,7 +223,7 @@ pub async fn list_for_workflow(
 
 #[utoipa::path(get, path = "/executions/{id}", tag = "executions",
     params(("id" = String, Path, description = "Execution id")),
-    responses((status = 200, description = "The execution with its step records in start order (the first page, with `stepsCursor`, when there are more than 200 or 4 MiB)", body = super::schemas::ExecutionDetail), (status = 404, description = "Unknown execution")))]
+    responses((status = 200, description = "The execution with its step records in start order (the first page, with `stepsCursor`, when there are more than 200 or 4 MiB)", body = wf_core::execution::ExecutionView), (status = 404, description = "Unknown execution")))]
 pub async fn get_one(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
@@ -246,7 +246,7 @@ pub struct StepsParams {
 
 #[utoipa::path(get, path = "/executions/{id}/steps", tag = "executions",
     params(("id" = String, Path, description = "Execution id"), StepsParams),
-    responses((status = 200, description = "`{ items, nextCursor }`: step records in the order they started", body = super::schemas::StepPage),
+    responses((status = 200, description = "`{ items, nextCursor }`: step records in the order they started", body = wf_core::execution::StepPage),
               (status = 400, description = "Bad limit or cursor"), (status = 404, description = "Unknown execution")))]
 pub async fn steps(
     State(state): State<AppState>,
@@ -264,7 +264,7 @@ pub async fn steps(
 
 #[utoipa::path(post, path = "/executions/{id}/cancel", tag = "executions",
     params(("id" = String, Path, description = "Execution id")),
-    responses((status = 200, description = "Cancelled: queued tasks of it are dropped, a running step finishes but nothing follows", body = super::schemas::ExecutionDetail),
+    responses((status = 200, description = "Cancelled: queued tasks of it are dropped, a running step finishes but nothing follows", body = wf_core::execution::ExecutionView),
               (status = 404, description = "Unknown execution"), (status = 409, description = "Already finished")))]
 pub async fn cancel(
     State(state): State<AppState>,
@@ -289,7 +289,7 @@ pub(crate) struct RerunBody {
     params(("id" = String, Path, description = "Execution id"), ("wait" = Option<u64>, Query, description = "Seconds (max 30) to wait")),
     request_body(content = Option<RerunBody>, description = "`{ \"fromStep\": \"notify\", \"input\": {...} }` (both optional)"),
     responses((status = 202, description = "`{ executionId }` of the new execution (it links to the old one with rerunOf)", body = StartedAnswer),
-              (status = 200, description = "The finished execution (with ?wait)", body = super::schemas::ExecutionDetail),
+              (status = 200, description = "The finished execution (with ?wait)", body = wf_core::execution::ExecutionView),
               (status = 404, description = "Unknown execution"), (status = 422, description = "Unknown step, or invalid input")))]
 pub async fn rerun(
     State(state): State<AppState>,

@@ -92,7 +92,7 @@ pub struct AnyDefinition(serde_json::Value);
     ),
     components(schemas(WorkflowSummary, ValidationResult, ErrorBody, ErrorDetail, WorkflowDraft,
         super::schemas::Workflow, super::schemas::WorkflowConfig, super::schemas::TriggerType,
-        super::schemas::ExecutionStatus)),
+        wf_core::execution::ExecutionStatus)),
     modifiers(&CommonResponses),
     tags(
         (name = "webhooks", description = "Start workflows from signed HTTP requests"),

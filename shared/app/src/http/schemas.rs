@@ -1,5 +1,6 @@
-//! Schemas of the answers whose types live in wf-core or `ai/` (which do not depend on utoipa):
-//! documentation only, each mirroring the serde shape of the type it names. They are checked
+//! Schemas of the answers whose types live in `ai/` or are only a shape (which do not depend on
+//! utoipa): documentation only, each mirroring the serde shape of the type it names. The
+//! execution records are wf-core's own types, which derive the schema (its `openapi` feature). They are checked
 //! against real answers by the fuzz run (`scripts/api-fuzz`: schemathesis'
 //! `response_schema_conformance`), not by the Rust tests.
 #![allow(dead_code)] // documentation only: answers are serialized from the types named above
@@ -8,40 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-/// An execution's status.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ExecutionStatus {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    TimedOut,
-    Cancelled,
-}
-
-/// A step record's status.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum StepStatus {
-    Running,
-    Retrying,
-    Succeeded,
-    Failed,
-    TimedOut,
-}
-
-/// How an execution was started: `type`, and trigger-specific facts (event id and type,
-/// scheduled time, idempotency key, rerun source) as further properties.
-#[derive(Serialize, ToSchema)]
-pub struct ExecutionTrigger {
-    /// One of [`TriggerType`] (`unknown` for a record that was damaged in the store).
-    #[serde(rename = "type")]
-    #[schema(example = "manual")]
-    kind: String,
-}
-
-/// How an execution was started.
+/// How an execution was started (`GET /executions?trigger=`; the `type` of `TriggerInfo`).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TriggerType {
@@ -51,93 +19,6 @@ pub enum TriggerType {
     Manual,
     Test,
     Rerun,
-}
-
-/// Why a step or an execution failed (`wf_core::error::StepError`).
-#[derive(Serialize, ToSchema)]
-pub struct StepError {
-    /// Stable machine-readable code, e.g. `template.undefined`, `http.status`, `timeout`.
-    code: String,
-    message: String,
-    retryable: bool,
-    /// Extra structured facts (HTTP status, raw LLM text, ...).
-    details: Option<Value>,
-}
-
-/// One run of one pinned version of a workflow (`wf_core::execution::ExecutionRecord`).
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Execution {
-    /// ULID: sortable by start time.
-    id: String,
-    workflow_id: String,
-    /// The version it runs (a test run of a draft runs a snapshot version ≥ 2^31).
-    version: u32,
-    status: ExecutionStatus,
-    trigger: ExecutionTrigger,
-    input: Value,
-    output: Value,
-    error: Option<StepError>,
-    #[schema(format = DateTime)]
-    started_at: String,
-    #[schema(format = DateTime)]
-    finished_at: Option<String>,
-    duration_ms: Option<i64>,
-    /// `startedAt + timeoutMs`: past it the execution is `timed_out`.
-    #[schema(format = DateTime)]
-    deadline_at: String,
-    /// The execution this one re-runs.
-    rerun_of: Option<String>,
-}
-
-/// One step of one execution (one per iteration inside loops; `wf_core::execution::StepRecord`).
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct StepRecord {
-    /// `notify`, or `each[2]/notify` inside a loop.
-    path: String,
-    #[serde(rename = "type")]
-    step_type: String,
-    status: StepStatus,
-    attempts: u32,
-    /// The rendered input, secrets redacted.
-    input: Value,
-    output: Value,
-    error: Option<StepError>,
-    #[schema(format = DateTime)]
-    started_at: String,
-    #[schema(format = DateTime)]
-    finished_at: Option<String>,
-    duration_ms: Option<i64>,
-    #[schema(format = DateTime)]
-    lease_until: Option<String>,
-    /// Where the execution went next (a condition's edge; `onError` for a failure).
-    next: Option<String>,
-    /// Times a worker running the step was lost (absent when 0).
-    lease_lost: Option<u32>,
-}
-
-/// An execution with its step records in the order they started: all of them, or the first
-/// page (at most 200 records and 4 MiB) when `stepsCursor` is set.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ExecutionDetail {
-    #[serde(flatten)]
-    execution: Execution,
-    steps: Vec<StepRecord>,
-    /// `GET /executions/{id}/steps?cursor=` with it gives the next page; null when `steps` has
-    /// them all.
-    steps_cursor: Option<String>,
-}
-
-/// A page of an execution's step records, in the order they started
-/// (`wf_core::execution::StepPage`).
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct StepPage {
-    items: Vec<StepRecord>,
-    /// The `cursor` of the next page; null on the last one.
-    next_cursor: Option<String>,
 }
 
 /// One thing wrong with a workflow (`wf_core::validate::Problem`).
@@ -299,7 +180,7 @@ pub struct SlackChallenge {
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum WebhookFinished {
-    Execution(Box<ExecutionDetail>),
+    Execution(Box<wf_core::execution::ExecutionView>),
     Challenge(SlackChallenge),
 }
 
@@ -327,6 +208,6 @@ pub enum ProgressEventName {
 #[derive(Serialize, ToSchema)]
 pub struct ProgressEvent {
     event: ProgressEventName,
-    /// JSON: an `Execution`, a `StepRecord`, an `ExecutionDetail` or `{ code, message }`.
+    /// JSON: an `ExecutionRecord`, a `StepRecord`, an `ExecutionView` or `{ code, message }`.
     data: String,
 }
