@@ -1074,6 +1074,22 @@ async fn each_function_works_with_its_own_role_and_is_refused_the_rest() {
     );
     let meta = api_app.workflow("orders").await.expect("workflow").meta;
     assert_eq!(meta.trigger_error, None, "the sweep cleared triggerError");
+    // A sweep out of its time budget keeps its place (an engine mark), the next one goes on and
+    // clears it: both writes under the trigger role (the queued executions above are live).
+    let tight = wf_app::app::maintenance::SweepSettings {
+        budget: Some(std::time::Duration::ZERO),
+        page: 1,
+        ..wf_app::app::maintenance::SweepSettings::aws()
+    };
+    let stopped = trigger_app
+        .sweep(&tight)
+        .await
+        .expect("an incomplete sweep keeps its place under the trigger role");
+    assert!(stopped.incomplete, "{stopped:?}");
+    trigger_app
+        .sweep(&wf_app::app::maintenance::SweepSettings::aws())
+        .await
+        .expect("the next sweep goes on and clears the place under the trigger role");
     // An EventBridge envelope delivered as is: routed to every subscribed workflow.
     let enveloped = handle_trigger(
         &trigger_app,

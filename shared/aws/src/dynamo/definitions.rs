@@ -31,14 +31,7 @@ impl DefinitionStore for DynamoStore {
             updated_at: now,
         };
         let item = encode(&item, &format!("{workflow_id}/{DRAFT_SK}"), self.item_limit)?;
-        self.client
-            .put_item()
-            .table_name(&self.workflows)
-            .set_item(Some(item))
-            .send()
-            .await
-            .store_err("put_draft")?;
-        Ok(())
+        self.put_item(&self.workflows, item, "put_draft").await
     }
 
     async fn get_draft(&self, workflow_id: &str) -> Result<Option<Value>, StoreError> {

@@ -1120,17 +1120,9 @@ impl ExecutionStore for DynamoStore {
     }
 
     async fn put_mark(&self, name: &str, value: &Value) -> Result<(), StoreError> {
+        // A cleared mark is stored as null (`get_mark` answers null either way): a put, so the
+        // trigger function's role needs no DeleteItem.
         let pk = wf_core::keys::mark_pk(name);
-        if value.is_null() {
-            self.client
-                .delete_item()
-                .table_name(&self.executions)
-                .set_key(Some(key(&pk, wf_core::keys::MARK_SK)))
-                .send()
-                .await
-                .store_err("put_mark")?;
-            return Ok(());
-        }
         let item = encode(
             &MarkItem {
                 execution_id: pk.clone(),
@@ -1140,14 +1132,7 @@ impl ExecutionStore for DynamoStore {
             &pk,
             self.item_limit,
         )?;
-        self.client
-            .put_item()
-            .table_name(&self.executions)
-            .set_item(Some(item))
-            .send()
-            .await
-            .store_err("put_mark")?;
-        Ok(())
+        self.put_item(&self.executions, item, "put_mark").await
     }
 
     async fn record_rejection(&self, rejection: &EventRejection) -> Result<(), StoreError> {
@@ -1166,14 +1151,8 @@ impl ExecutionStore for DynamoStore {
             self.item_limit,
         )?;
         // A plain put: the same event again writes the same item.
-        self.client
-            .put_item()
-            .table_name(&self.executions)
-            .set_item(Some(item))
-            .send()
+        self.put_item(&self.executions, item, "record_rejection")
             .await
-            .store_err("record_rejection")?;
-        Ok(())
     }
 
     async fn list_rejections(

@@ -74,6 +74,18 @@ impl DynamoStore {
         Ok(out.item)
     }
 
+    /// An unconditional PutItem (the same item again writes the same thing).
+    async fn put_item(&self, table: &str, item: Item, op: &str) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .store_err(op)?;
+        Ok(())
+    }
+
     /// Every item of a key condition (all pages), strongly consistent, in sort key order.
     async fn query_all(&self, q: QuerySpec<'_>) -> Result<Vec<Item>, StoreError> {
         let mut out = Vec::new();
