@@ -230,12 +230,30 @@ impl<S: Send + Sync, const LIMIT: usize> axum::extract::FromRequest<S> for RawBo
             .get(axum::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > LIMIT) {
+        // Past the limit the answer is 413, but a client still sending its body would see the
+        // connection reset instead of the answer: a body up to twice the limit is read to its
+        // end and dropped first; a larger one is refused at once (declared) or once that much
+        // was read (chunked), so memory stays bounded either way.
+        let drain_to = LIMIT.saturating_mul(2);
+        if declared.is_some_and(|n| n > drain_to) {
             return Err(too_large());
         }
-        axum::body::to_bytes(req.into_body(), LIMIT)
-            .await
-            .map(RawBody)
-            .map_err(|_| too_large())
+        let mut stream = req.into_body().into_data_stream();
+        let mut body = Vec::new();
+        let mut read = 0usize;
+        while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+            let chunk = chunk.map_err(|_| too_large())?;
+            read = read.saturating_add(chunk.len());
+            if read > drain_to {
+                return Err(too_large());
+            }
+            if read <= LIMIT {
+                body.extend_from_slice(&chunk);
+            }
+        }
+        if read > LIMIT {
+            return Err(too_large());
+        }
+        Ok(RawBody(body.into()))
     }
 }
