@@ -9,7 +9,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_config::timeout::TimeoutConfig;
 use tracing::{info, warn};
-use wf_aws::{AwsClients, Config, DynamoStore, EventBridgeBus, SqsQueue, TriggerRules};
+use wf_aws::{
+    AwsClients, Config, DynamoStore, EventBridgeBus, SqsQueue, TriggerRules, TriggerSchedules,
+    WorkflowTriggers,
+};
 use wf_core::StoreError;
 use wf_core::engine::CompiledWorkflow;
 use wf_core::ports::{Clock, SecretSource, SystemClock};
@@ -31,8 +34,9 @@ pub mod env {
     /// SSM SecureString holding the LLM provider's key (the key itself is never in the
     /// environment or the template); `WF_LLM_BASE_URL` and `WF_AI_MODEL` name the endpoint.
     pub const LLM_API_KEY_PARAMETER: &str = "WF_LLM_API_KEY_PARAMETER";
-    /// SQS queue (ARN) where EventBridge puts what it could not deliver to the trigger function
-    /// after its retries (set on every trigger rule's target).
+    /// SQS queue (ARN) where EventBridge and EventBridge Scheduler put what they could not
+    /// deliver to the trigger function after their retries (set on every trigger rule's and
+    /// schedule's target).
     pub const TRIGGER_DLQ_ARN: &str = "WF_TRIGGER_DLQ_ARN";
 }
 
@@ -59,7 +63,7 @@ pub struct AwsOptions {
     pub allow_private_outbound: bool,
     /// `WF_LEASE_SECS`, `WF_EVENT_MAX_DEPTH`, `WF_WORKER_TIMEOUT_SECS`.
     pub settings: EngineSettings,
-    /// The dead-letter queue of trigger rules' deliveries (`WF_TRIGGER_DLQ_ARN`).
+    /// The dead-letter queue of trigger rules' and schedules' deliveries (`WF_TRIGGER_DLQ_ARN`).
     pub trigger_dead_letter_arn: Option<String>,
 }
 
@@ -189,19 +193,45 @@ impl AwsContext {
         })
     }
 
-    /// The trigger rule sync (the api function), or none when no target is configured (the
-    /// local emulator, where the bridge fires schedules itself).
+    /// The trigger sync (the api function; the trigger function's reconcile): schedules on
+    /// EventBridge Scheduler, event rules on the platform bus. None when no target is
+    /// configured (the local emulator, where the bridge fires schedules itself).
     pub fn trigger_sync(&self, options: &AwsOptions) -> Arc<dyn TriggerSync> {
         match &self.config.trigger_target_arn {
-            Some(arn) => Arc::new(AwsTriggerSync {
-                rules: TriggerRules::new(
+            Some(arn) => {
+                let rules = TriggerRules::new(
                     self.clients.eventbridge.clone(),
                     &self.config.event_bus,
                     arn,
                 )
                 .with_prefix(&self.config.rule_prefix)
-                .with_dead_letter(options.trigger_dead_letter_arn.clone()),
-            }),
+                .with_dead_letter(options.trigger_dead_letter_arn.clone());
+                let schedules = match &self.config.scheduler_role_arn {
+                    Some(role) => Some(
+                        TriggerSchedules::new(
+                            self.clients.scheduler.clone(),
+                            self.config
+                                .schedule_group
+                                .as_deref()
+                                .unwrap_or(wf_aws::config::DEFAULT_SCHEDULE_GROUP),
+                            arn,
+                            role,
+                        )
+                        .with_prefix(&self.config.rule_prefix)
+                        .with_dead_letter(options.trigger_dead_letter_arn.clone()),
+                    ),
+                    None => {
+                        warn!(
+                            "WF_SCHEDULER_ROLE_ARN is not set: activating a workflow with a \
+                             schedule trigger fails"
+                        );
+                        None
+                    }
+                };
+                Arc::new(AwsTriggerSync {
+                    triggers: WorkflowTriggers::new(rules, schedules),
+                })
+            }
             None => {
                 info!("WF_TRIGGER_TARGET_ARN is not set: activation creates no EventBridge rules");
                 Arc::new(NoTriggerSync)
@@ -233,9 +263,10 @@ impl AwsContext {
     }
 }
 
-/// `TriggerSync` on AWS: the EventBridge rules of the workflow follow its active version.
+/// `TriggerSync` on AWS: the schedules and event rules of the workflow follow its active
+/// version; the reconcile also moves old schedule rules to Scheduler.
 pub struct AwsTriggerSync {
-    pub rules: TriggerRules,
+    pub triggers: WorkflowTriggers,
 }
 
 #[async_trait]
@@ -245,7 +276,7 @@ impl TriggerSync for AwsTriggerSync {
         workflow_id: &str,
         active: Option<Arc<CompiledWorkflow>>,
     ) -> Result<(), StoreError> {
-        self.rules
+        self.triggers
             .sync(workflow_id, active.as_deref().map(|c| &c.workflow))
             .await
             .map(|_| ())
@@ -254,7 +285,7 @@ impl TriggerSync for AwsTriggerSync {
     async fn reconcile(&self, active: Vec<Arc<CompiledWorkflow>>) -> Result<usize, StoreError> {
         let workflows: Vec<wf_core::model::Workflow> =
             active.iter().map(|c| c.workflow.clone()).collect();
-        let report = self.rules.sync_all(&workflows).await?;
+        let report = self.triggers.sync_all(&workflows).await?;
         Ok(report.created.len() + report.updated.len() + report.deleted.len())
     }
 }

@@ -17,6 +17,8 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 /// Prefix of the EventBridge rules the trigger sync manages unless configured (the template's
 /// `RulePrefix`, whose IAM policy is scoped to it).
 pub const DEFAULT_RULE_PREFIX: &str = "wf-";
+/// The schedule group of schedule triggers unless configured (Scheduler's own default group).
+pub const DEFAULT_SCHEDULE_GROUP: &str = "default";
 
 /// The environment variables [`Config::from_env`] reads.
 pub mod env {
@@ -40,6 +42,11 @@ pub mod env {
     pub const RETENTION_DAYS: &str = "WF_RETENTION_DAYS";
     /// Prefix of every trigger rule's name (letters, digits, `-`, `_`, `.`; at most 16).
     pub const RULE_PREFIX: &str = "WF_RULE_PREFIX";
+    /// The EventBridge Scheduler schedule group of the schedule triggers (the stack's group).
+    pub const SCHEDULE_GROUP: &str = "WF_SCHEDULE_GROUP";
+    /// The role EventBridge Scheduler assumes to invoke the trigger function (and to send what
+    /// it could not deliver to the trigger dead-letter queue).
+    pub const SCHEDULER_ROLE_ARN: &str = "WF_SCHEDULER_ROLE_ARN";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,8 +71,13 @@ pub struct Config {
     /// What trigger rules target (the trigger function); required only by trigger sync.
     pub trigger_target_arn: Option<String>,
     pub retention_days: u32,
-    /// Prefix of the trigger rules' names ([`DEFAULT_RULE_PREFIX`] unless configured).
+    /// Prefix of the trigger rules' names ([`DEFAULT_RULE_PREFIX`] unless configured); the
+    /// schedules' names start with it too.
     pub rule_prefix: String,
+    /// The schedule group of the schedule triggers ([`DEFAULT_SCHEDULE_GROUP`] when unset).
+    pub schedule_group: Option<String>,
+    /// What EventBridge Scheduler runs the schedules as; required to sync schedule triggers.
+    pub scheduler_role_arn: Option<String>,
 }
 
 impl Config {
@@ -109,6 +121,8 @@ impl Config {
             trigger_target_arn: get(env::TRIGGER_TARGET_ARN),
             retention_days,
             rule_prefix,
+            schedule_group: get(env::SCHEDULE_GROUP).map(|g| g.trim().to_string()),
+            scheduler_role_arn: get(env::SCHEDULER_ROLE_ARN).map(|a| a.trim().to_string()),
         })
     }
 
@@ -129,6 +143,12 @@ impl Config {
         }
         if let Some(arn) = &self.trigger_target_arn {
             vars.push((env::TRIGGER_TARGET_ARN, arn.clone()));
+        }
+        if let Some(group) = &self.schedule_group {
+            vars.push((env::SCHEDULE_GROUP, group.clone()));
+        }
+        if let Some(arn) = &self.scheduler_role_arn {
+            vars.push((env::SCHEDULER_ROLE_ARN, arn.clone()));
         }
         vars
     }
@@ -181,12 +201,14 @@ pub fn check_rule_prefix(prefix: &str) -> Result<String, ConfigError> {
     Ok(prefix.to_string())
 }
 
-/// The three service clients, built once and shared (they are cheap to clone).
+/// The service clients, built once and shared (they are cheap to clone).
 #[derive(Debug, Clone)]
 pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub eventbridge: aws_sdk_eventbridge::Client,
+    /// EventBridge Scheduler (schedule triggers); same HTTPS client and endpoint as the others.
+    pub scheduler: aws_sdk_scheduler::Client,
 }
 
 impl AwsClients {
@@ -216,16 +238,20 @@ impl AwsClients {
         let mut dynamodb =
             aws_sdk_dynamodb::config::Builder::from(sdk).timeout_config(short.clone());
         let mut sqs = aws_sdk_sqs::config::Builder::from(sdk).timeout_config(long);
-        let mut eventbridge = aws_sdk_eventbridge::config::Builder::from(sdk).timeout_config(short);
+        let mut eventbridge =
+            aws_sdk_eventbridge::config::Builder::from(sdk).timeout_config(short.clone());
+        let mut scheduler = aws_sdk_scheduler::config::Builder::from(sdk).timeout_config(short);
         if let Some(i) = interceptor {
             dynamodb = dynamodb.interceptor(i.clone());
             sqs = sqs.interceptor(i.clone());
-            eventbridge = eventbridge.interceptor(i);
+            eventbridge = eventbridge.interceptor(i.clone());
+            scheduler = scheduler.interceptor(i);
         }
         Self {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
             sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
             eventbridge: aws_sdk_eventbridge::Client::from_conf(eventbridge.build()),
+            scheduler: aws_sdk_scheduler::Client::from_conf(scheduler.build()),
         }
     }
 }
@@ -306,9 +332,15 @@ mod tests {
             ),
             ("WF_RETENTION_DAYS", "7"),
             ("WF_RULE_PREFIX", "wf-prod-"),
+            ("WF_SCHEDULE_GROUP", "wf-prod"),
+            (
+                "WF_SCHEDULER_ROLE_ARN",
+                "arn:aws:iam::1:role/wf-prod-scheduler",
+            ),
         ]))
         .expect("config");
         assert_eq!(c.rule_prefix, "wf-prod-");
+        assert_eq!(c.schedule_group.as_deref(), Some("wf-prod"));
         let vars: HashMap<&str, String> = c.to_env().into_iter().collect();
         let again = Config::from_lookup(|k| vars.get(k).cloned()).expect("again");
         assert_eq!(again, c);

@@ -10,10 +10,18 @@
 //!   PutEvents, so a redelivered publish would otherwise look like a new event), and one
 //!   `wf:chain:<n>:<workflowId>` per link of the event's causation chain (`n` from 0 at the
 //!   origin), read back in order by [`platform_event_from_envelope`].
-//! * Scheduled workflows: one rule per schedule trigger on the **default** bus
-//!   (`wf-<workflow>-s<n>`, `cron(...)` converted from the trigger), whose target is the trigger
-//!   function with the input `{"workflowId": "<id>", "scheduledTime": <time>}` (an
-//!   InputTransformer on `$.time`).
+//! * Scheduled workflows: one EventBridge Scheduler schedule per schedule trigger (see
+//!   [`crate::scheduler`]: `wf-<workflow>-s<n>` in the stack's schedule group, `cron(...)`
+//!   converted from the trigger, time zone UTC), whose target is the trigger function with the
+//!   input `{"workflowId": "<id>", "scheduleIndex": <n>, "scheduledTime":
+//!   "<aws.scheduler.scheduled-time>"}` (Scheduler substitutes the RFC 3339 time).
+//!   Schedules used to be rules on the **default** bus with the same names (the input
+//!   `{"workflowId", "scheduledTime"}` through an InputTransformer on `$.time`); the default
+//!   bus's quota is 300 rules shared with the whole account, Scheduler's 1,000,000 schedules.
+//!   [`TriggerRules`] no longer makes such rules, and its sync deletes those it finds under the
+//!   managed prefix: [`crate::scheduler::WorkflowTriggers`] runs it after the schedules exist,
+//!   which is the migration. [`TriggerInput::parse`] reads both inputs (epoch seconds, as moto
+//!   substitutes `$.time`, or an RFC 3339 string, as AWS and Scheduler do).
 //! * Event-triggered workflows: one rule per workflow on the custom bus (`wf-<workflow>-ev`)
 //!   matching `detail-type` on the workflow's event types, whose target gets
 //!   `{"workflowId": "<id>", "event": <the whole event>}`; filters are the trigger's business.
@@ -31,7 +39,6 @@ use aws_sdk_eventbridge::types::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 use wf_core::StoreError;
-use wf_core::cron::CronSpec;
 use wf_core::model::{Trigger, Workflow};
 use wf_core::ports::{EventBus, PlatformEvent};
 
@@ -47,7 +54,7 @@ pub const EVENT_ID_RESOURCE_PREFIX: &str = "wf:event:";
 pub const CHAIN_RESOURCE_PREFIX: &str = "wf:chain:";
 /// The key a non-object detail is wrapped in.
 pub const WRAPPED_DETAIL_KEY: &str = "$value";
-/// The bus scheduled rules live on.
+/// The bus the old schedule rules live on (removed by the sync, see the module doc).
 pub const SCHEDULE_BUS: &str = "default";
 /// Prefix of every rule this module manages unless configured (`WF_RULE_PREFIX`).
 pub const RULE_PREFIX: &str = crate::config::DEFAULT_RULE_PREFIX;
@@ -219,7 +226,8 @@ pub fn platform_event_from_envelope(envelope: &Value) -> Option<PlatformEvent> {
     })
 }
 
-/// An RFC 3339 time (AWS) or epoch seconds (what moto substitutes).
+/// An RFC 3339 time (EventBridge's `$.time` on AWS, Scheduler's
+/// `<aws.scheduler.scheduled-time>`) or epoch seconds (what moto substitutes for `$.time`).
 fn time_ms(v: &Value) -> Option<i64> {
     match v {
         Value::String(s) => wf_core::time_fmt::parse_ms(s),
@@ -243,7 +251,8 @@ pub enum TriggerInput {
 }
 
 impl TriggerInput {
-    /// Read the input of a rule target; `None` when it is neither shape.
+    /// Read the input of a rule or schedule target; `None` when it is neither shape. A
+    /// schedule's `scheduleIndex` is informative (which trigger fired) and not needed here.
     pub fn parse(input: &Value) -> Option<Self> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -299,7 +308,7 @@ impl SyncReport {
         !(self.created.is_empty() && self.updated.is_empty() && self.deleted.is_empty())
     }
 
-    fn absorb(&mut self, other: SyncReport) {
+    pub(crate) fn absorb(&mut self, other: SyncReport) {
         self.created.extend(other.created);
         self.updated.extend(other.updated);
         self.deleted.extend(other.deleted);
@@ -309,7 +318,7 @@ impl SyncReport {
 
 /// The part of rule names that identifies a workflow: the id itself, or for ids too long for
 /// EventBridge's 64-character names, a prefix of it and a hash of the whole.
-fn short_id(workflow_id: &str) -> String {
+pub(crate) fn short_id(workflow_id: &str) -> String {
     if workflow_id.len() <= 48
         && workflow_id
             .bytes()
@@ -341,7 +350,7 @@ pub fn rule_prefix(workflow_id: &str) -> String {
 
 /// Whether `name` (listed under `prefix`) is one of that workflow's own rules, and not a rule of
 /// another workflow whose id merely starts the same way.
-fn owned_suffix(name: &str, prefix: &str) -> bool {
+pub(crate) fn owned_suffix(name: &str, prefix: &str) -> bool {
     match name.strip_prefix(prefix) {
         Some("ev") => true,
         Some(rest) => rest
@@ -359,7 +368,7 @@ fn owner_of(rule: &Rule) -> Option<String> {
 
 /// Every item of a paginated listing: `page(token)` fetches one page, its items and the next
 /// token (absent or empty after the last page).
-async fn all_pages<T, Page>(
+pub(crate) async fn all_pages<T, Page>(
     mut page: impl FnMut(Option<String>) -> Page,
 ) -> Result<Vec<T>, StoreError>
 where
@@ -430,39 +439,18 @@ impl TriggerRules {
         self
     }
 
-    /// The rules `workflow` should have while active. A schedule EventBridge cannot run is
-    /// `Invalid` (validation refuses those before publishing).
+    /// The rules `workflow` should have while active: one event rule when it has event
+    /// triggers. Schedule triggers are schedules ([`crate::scheduler::TriggerSchedules`]), never
+    /// rules any more: a schedule rule found on the default bus is deleted by the sync.
     pub fn desired(&self, workflow: &Workflow) -> Result<Vec<RuleSpec>, StoreError> {
         let prefix = rule_prefix_under(&self.prefix, &workflow.id);
         let description = format!("{DESCRIPTION_PREFIX}{}", workflow.id);
         let id_json = Value::String(workflow.id.clone()).to_string();
         let mut rules = Vec::new();
         let mut event_types = BTreeSet::new();
-        let mut schedules = 0;
         for trigger in workflow.triggers() {
-            match trigger {
-                Trigger::Schedule(s) => {
-                    let expression = CronSpec::parse(&s.cron)
-                        .map_err(|e| StoreError::Invalid(format!("schedule {:?}: {e}", s.cron)))?
-                        .to_eventbridge()
-                        .map_err(|e| StoreError::Invalid(format!("schedule {:?}: {e}", s.cron)))?;
-                    rules.push(RuleSpec {
-                        name: format!("{prefix}s{schedules}"),
-                        bus: SCHEDULE_BUS.into(),
-                        description: description.clone(),
-                        schedule: Some(expression),
-                        pattern: None,
-                        input_paths: HashMap::from([("time".to_string(), "$.time".to_string())]),
-                        input_template: format!(
-                            "{{\"workflowId\": {id_json}, \"scheduledTime\": <time>}}"
-                        ),
-                    });
-                    schedules += 1;
-                }
-                Trigger::Event(e) => {
-                    event_types.insert(e.event.clone());
-                }
-                Trigger::Webhook(_) | Trigger::Manual(_) => {}
+            if let Trigger::Event(e) = trigger {
+                event_types.insert(e.event.clone());
             }
         }
         if !event_types.is_empty() {
@@ -748,16 +736,9 @@ mod tests {
             { "type": "manual" }
         ]));
         let desired = rules.desired(&wf).expect("desired");
-        assert_eq!(desired.len(), 2);
-        let s = &desired[0];
-        assert_eq!(s.name, "wf-order-alert-s0");
-        assert_eq!(s.bus, "default");
-        assert_eq!(s.schedule.as_deref(), Some("cron(0 9 ? * MON-FRI *)"));
-        assert_eq!(
-            s.input_template,
-            r#"{"workflowId": "order-alert", "scheduledTime": <time>}"#
-        );
-        let e = &desired[1];
+        // The schedule is a Scheduler schedule (scheduler.rs), not a rule.
+        assert_eq!(desired.len(), 1);
+        let e = &desired[0];
         assert_eq!(e.name, "wf-order-alert-ev");
         assert_eq!(e.bus, "wf-events");
         assert_eq!(
@@ -771,8 +752,7 @@ mod tests {
                 .is_empty()
         );
         let staged = rules.with_prefix("wf-prod-").desired(&wf).expect("desired");
-        assert_eq!(staged[0].name, "wf-prod-order-alert-s0");
-        assert_eq!(staged[1].name, "wf-prod-order-alert-ev");
+        assert_eq!(staged[0].name, "wf-prod-order-alert-ev");
     }
 
     #[test]
@@ -810,6 +790,16 @@ mod tests {
             Some(TriggerInput::Schedule {
                 workflow_id: "w".into(),
                 scheduled_time: 1_700_000_000_000
+            })
+        );
+        // Scheduler's `<aws.scheduler.scheduled-time>`, with the schedule's index beside it.
+        let input = json!({ "workflowId": "w", "scheduleIndex": 0,
+                            "scheduledTime": "2026-11-24T09:00:00Z" });
+        assert_eq!(
+            TriggerInput::parse(&input),
+            Some(TriggerInput::Schedule {
+                workflow_id: "w".into(),
+                scheduled_time: wf_core::time_fmt::parse_ms("2026-11-24T09:00:00Z").expect("t")
             })
         );
         let input = json!({ "workflowId": "w", "event": envelope });

@@ -5,7 +5,9 @@
 //! * [`SqsQueue`]: the `TaskQueue` on SQS (batched sends, delays with a re-delay chain past
 //!   900 s, tracing attributes).
 //! * [`EventBridgeBus`]: the `EventBus` on the platform's custom bus, and [`TriggerRules`]: the
-//!   schedule and event rules of active workflows (idempotent sync that repairs drift).
+//!   event rules of active workflows (idempotent sync that repairs drift).
+//! * [`TriggerSchedules`]: the schedule triggers on EventBridge Scheduler; [`WorkflowTriggers`]:
+//!   both, and the move of the old schedule rules (deleted once their schedules exist).
 //! * [`Config`]: every name and the region/endpoint, read once from the environment;
 //!   [`AwsClients`]: the SDK clients built from it.
 //!
@@ -18,9 +20,11 @@ pub mod dynamo;
 mod error;
 pub mod eventbridge;
 pub mod provision;
+pub mod scheduler;
 pub mod sqs;
 
 pub use config::{AwsClients, Config, ConfigError};
 pub use dynamo::DynamoStore;
 pub use eventbridge::{EventBridgeBus, RuleSpec, SyncReport, TriggerInput, TriggerRules};
+pub use scheduler::{ScheduleSpec, TriggerSchedules, WorkflowTriggers};
 pub use sqs::SqsQueue;

@@ -17,6 +17,8 @@ pub struct Resources {
     pub records_table: String,
     pub queue_name: String,
     pub event_bus: String,
+    /// The EventBridge Scheduler group of schedule triggers.
+    pub schedule_group: String,
     /// How long a received task stays invisible. The deployed queue needs at least 6x the
     /// worker function's timeout (the event source mapping's rule).
     pub visibility_timeout: Duration,
@@ -31,6 +33,7 @@ impl Resources {
             records_table: format!("{prefix}-records"),
             queue_name: format!("{prefix}-steps"),
             event_bus: format!("{prefix}-events"),
+            schedule_group: format!("{prefix}-schedules"),
             visibility_timeout,
         }
     }
@@ -70,6 +73,19 @@ pub async fn ensure(
                 .is_some_and(|s| s.is_resource_already_exists_exception()) => {}
         Err(e) => return Err(store_error("CreateEventBus", e)),
     }
+    match clients
+        .scheduler
+        .create_schedule_group()
+        .name(&resources.schedule_group)
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_conflict_exception()) => {}
+        Err(e) => return Err(store_error("CreateScheduleGroup", e)),
+    }
     let config = Config {
         region: region.to_string(),
         endpoint_url: endpoint_url.map(str::to_string),
@@ -81,6 +97,8 @@ pub async fn ensure(
         trigger_target_arn: None,
         retention_days: crate::config::DEFAULT_RETENTION_DAYS,
         rule_prefix: crate::config::DEFAULT_RULE_PREFIX.to_string(),
+        schedule_group: Some(resources.schedule_group.clone()),
+        scheduler_role_arn: None,
     };
     crate::dynamo::tables::ensure_tables(&clients.dynamodb, &config).await?;
     Ok(config)

@@ -62,6 +62,8 @@ async fn setup(prefix: &str) -> anyhow::Result<()> {
         trigger_target_arn: None,
         retention_days: 30,
         rule_prefix: wf_aws::config::DEFAULT_RULE_PREFIX.to_string(),
+        schedule_group: None,
+        scheduler_role_arn: None,
     };
     let aws = AwsContext::load(&bootstrap).await;
     let config = ensure(
