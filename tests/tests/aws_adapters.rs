@@ -1,14 +1,17 @@
 //! What only the AWS adapters have, on moto_server: trigger rule sync (created, idempotent,
-//! drift repaired, removed on deactivate), the SQS re-delay chain past 900 s, and the
-//! message/event size limits.
+//! drift repaired, removed on deactivate), schedules on EventBridge Scheduler (the move from the
+//! old schedule rules, drift repaired, removed on deactivate, idempotent), the SQS re-delay chain
+//! past 900 s, and the message/event size limits.
 
 use std::time::Duration;
 
-use aws_sdk_eventbridge::types::RuleState;
+use aws_sdk_eventbridge::types::{InputTransformer, RuleState, Target};
+use aws_sdk_scheduler::types::{FlexibleTimeWindowMode, ScheduleState};
 use aws_sdk_sqs::types::MessageAttributeValue;
 use serde_json::{Value, json};
+use wf_aws::eventbridge::{TARGET_MAX_EVENT_AGE_SECS, TARGET_MAX_RETRIES};
 use wf_aws::sqs::NOT_BEFORE_ATTRIBUTE;
-use wf_aws::{EventBridgeBus, SqsQueue, TriggerRules};
+use wf_aws::{EventBridgeBus, SqsQueue, TriggerRules, TriggerSchedules, WorkflowTriggers};
 use wf_core::StoreError;
 use wf_core::execution::StepTask;
 use wf_core::model::Workflow;
@@ -52,38 +55,16 @@ async fn trigger_rules_sync_is_idempotent_repairs_drift_and_cleans_up() {
         .await
         .expect("sync neighbour");
 
+    // Rules are for event triggers only: the schedule is a Scheduler schedule (below).
     let first = rules.sync(&wf.id, Some(&wf)).await.expect("sync");
-    assert_eq!(first.created, ["wf-order-alert-s0", "wf-order-alert-ev"]);
-    let schedule = eb
-        .describe_rule()
-        .name("wf-order-alert-s0")
-        .send()
-        .await
-        .expect("schedule rule on the default bus");
-    assert_eq!(
-        schedule.schedule_expression(),
-        Some("cron(0 9 ? * MON-FRI *)")
-    );
-    assert_eq!(schedule.state(), Some(&RuleState::Enabled));
-    let targets = eb
-        .list_targets_by_rule()
-        .rule("wf-order-alert-s0")
-        .send()
-        .await
-        .expect("targets");
-    let target = &targets.targets()[0];
-    assert_eq!(target.arn(), TARGET);
-    let transformer = target.input_transformer().expect("input transformer");
-    assert_eq!(
-        transformer.input_template(),
-        r#"{"workflowId": "order-alert", "scheduledTime": <time>}"#
-    );
-    assert_eq!(
-        transformer
-            .input_paths_map()
-            .and_then(|m| m.get("time"))
-            .map(String::as_str),
-        Some("$.time")
+    assert_eq!(first.created, ["wf-order-alert-ev"]);
+    assert!(
+        eb.describe_rule()
+            .name("wf-order-alert-s0")
+            .send()
+            .await
+            .is_err(),
+        "no schedule rule on the default bus"
     );
     let events = eb
         .describe_rule()
@@ -98,12 +79,13 @@ async fn trigger_rules_sync_is_idempotent_repairs_drift_and_cleans_up() {
 
     let again = rules.sync(&wf.id, Some(&wf)).await.expect("sync again");
     assert!(!again.changed(), "a second sync changes nothing: {again:?}");
-    assert_eq!(again.unchanged.len(), 2);
+    assert_eq!(again.unchanged.len(), 1);
 
-    // Drift: the schedule edited and disabled by hand, the event rule's target removed.
+    // Drift: the event rule disabled by hand, its target removed.
     eb.put_rule()
-        .name("wf-order-alert-s0")
-        .schedule_expression("rate(5 minutes)")
+        .name("wf-order-alert-ev")
+        .event_bus_name(&config.event_bus)
+        .event_pattern(r#"{"detail-type": ["order.created"]}"#)
         .state(RuleState::Disabled)
         .send()
         .await
@@ -116,18 +98,15 @@ async fn trigger_rules_sync_is_idempotent_repairs_drift_and_cleans_up() {
         .await
         .expect("remove target by hand");
     let repaired = rules.sync(&wf.id, Some(&wf)).await.expect("repair");
-    assert_eq!(repaired.updated, ["wf-order-alert-s0", "wf-order-alert-ev"]);
-    let schedule = eb
+    assert_eq!(repaired.updated, ["wf-order-alert-ev"]);
+    let described = eb
         .describe_rule()
-        .name("wf-order-alert-s0")
+        .name("wf-order-alert-ev")
+        .event_bus_name(&config.event_bus)
         .send()
         .await
         .expect("rule");
-    assert_eq!(
-        schedule.schedule_expression(),
-        Some("cron(0 9 ? * MON-FRI *)")
-    );
-    assert_eq!(schedule.state(), Some(&RuleState::Enabled));
+    assert_eq!(described.state(), Some(&RuleState::Enabled));
     let targets = eb
         .list_targets_by_rule()
         .rule("wf-order-alert-ev")
@@ -137,13 +116,13 @@ async fn trigger_rules_sync_is_idempotent_repairs_drift_and_cleans_up() {
         .expect("targets");
     assert_eq!(targets.targets().len(), 1);
 
-    // A new version without the schedule: its rule goes, the event rule stays.
+    // A new version without the schedule: the event rule stays as it is.
     let v2 = workflow(
         "order-alert",
         json!([{ "type": "event", "event": "order.created" }]),
     );
     let changed = rules.sync(&wf.id, Some(&v2)).await.expect("sync v2");
-    assert_eq!(changed.deleted, ["wf-order-alert-s0"]);
+    assert!(changed.deleted.is_empty(), "{changed:?}");
     assert_eq!(changed.unchanged, ["wf-order-alert-ev"]);
 
     // Deactivate: everything of order-alert goes, the neighbour's rule stays.
@@ -171,6 +150,212 @@ async fn trigger_rules_sync_is_idempotent_repairs_drift_and_cleans_up() {
     let swept = rules.sync_all(&[]).await.expect("sweep");
     assert_eq!(swept.deleted, ["wf-order-alert-eu-ev"]);
     assert!(!rules.sync_all(&[]).await.expect("sweep again").changed());
+}
+
+const SCHEDULER_ROLE: &str = "arn:aws:iam::123456789012:role/wf-scheduler";
+const TRIGGER_DLQ: &str = "arn:aws:sqs:us-east-1:123456789012:wf-trigger-dlq";
+
+/// A schedule rule as the rule-based design made it: default bus, `cron(...)`, the trigger
+/// function as target with `{"workflowId", "scheduledTime": <time>}` from `$.time`.
+async fn old_schedule_rule(eb: &aws_sdk_eventbridge::Client, workflow_id: &str, cron: &str) {
+    let name = format!("wf-{workflow_id}-s0");
+    eb.put_rule()
+        .name(&name)
+        .description(format!("wf trigger of workflow {workflow_id}"))
+        .schedule_expression(cron)
+        .state(RuleState::Enabled)
+        .send()
+        .await
+        .expect("old schedule rule");
+    let transformer = InputTransformer::builder()
+        .input_paths_map("time", "$.time")
+        .input_template(format!(
+            r#"{{"workflowId": "{workflow_id}", "scheduledTime": <time>}}"#
+        ))
+        .build()
+        .expect("transformer");
+    eb.put_targets()
+        .rule(&name)
+        .targets(
+            Target::builder()
+                .id("wf-trigger")
+                .arn(TARGET)
+                .input_transformer(transformer)
+                .build()
+                .expect("target"),
+        )
+        .send()
+        .await
+        .expect("old target");
+}
+
+/// Schedules live on EventBridge Scheduler: the reconcile moves an old schedule rule (the rule
+/// goes once the schedule exists), removes the rule of a workflow no longer active, brings back
+/// a schedule deleted or edited behind the product's back, removes schedules on deactivation,
+/// and changes nothing when run again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_move_from_rules_to_scheduler_and_the_reconcile_repairs_them() {
+    let moto = Moto::start();
+    let config = moto
+        .provision(&unique_prefix("sched"), Duration::from_secs(30))
+        .await;
+    let group = config.schedule_group.clone().expect("provisioned group");
+    let clients = moto.clients(None).await;
+    let (eb, sc) = (clients.eventbridge.clone(), clients.scheduler.clone());
+    let triggers = WorkflowTriggers::new(
+        TriggerRules::new(eb.clone(), &config.event_bus, TARGET)
+            .with_dead_letter(Some(TRIGGER_DLQ.into())),
+        Some(
+            TriggerSchedules::new(sc.clone(), &group, TARGET, SCHEDULER_ROLE)
+                .with_dead_letter(Some(TRIGGER_DLQ.into())),
+        ),
+    );
+    let wf = workflow(
+        "order-alert",
+        json!([
+            { "type": "schedule", "cron": "0 9 * * 1-5" },
+            { "type": "event", "event": "order.created" }
+        ]),
+    );
+    // What the rule-based design left: order-alert's schedule rule, and the schedule rule of a
+    // workflow that is not active any more.
+    old_schedule_rule(&eb, "order-alert", "cron(0 9 ? * MON-FRI *)").await;
+    old_schedule_rule(&eb, "retired", "cron(0 1 * * ? *)").await;
+
+    let first = triggers.sync_all(&[wf.clone()]).await.expect("reconcile");
+    assert_eq!(first.created, ["wf-order-alert-s0", "wf-order-alert-ev"]);
+    let mut deleted = first.deleted.clone();
+    deleted.sort();
+    assert_eq!(deleted, ["wf-order-alert-s0", "wf-retired-s0"], "{first:?}");
+    for rule in ["wf-order-alert-s0", "wf-retired-s0"] {
+        assert!(
+            eb.describe_rule().name(rule).send().await.is_err(),
+            "{rule} is gone from the default bus"
+        );
+    }
+    let got = sc
+        .get_schedule()
+        .group_name(&group)
+        .name("wf-order-alert-s0")
+        .send()
+        .await
+        .expect("the schedule exists");
+    assert_eq!(got.schedule_expression(), Some("cron(0 9 ? * MON-FRI *)"));
+    assert_eq!(got.schedule_expression_timezone(), Some("UTC"));
+    assert_eq!(got.state(), Some(&ScheduleState::Enabled));
+    assert_eq!(
+        got.flexible_time_window().map(|w| w.mode()),
+        Some(&FlexibleTimeWindowMode::Off)
+    );
+    let target = got.target().expect("target");
+    assert_eq!(target.arn(), TARGET);
+    assert_eq!(target.role_arn(), SCHEDULER_ROLE);
+    let input: Value = serde_json::from_str(target.input().unwrap_or("null")).expect("input");
+    assert_eq!(
+        input,
+        json!({ "workflowId": "order-alert", "scheduleIndex": 0,
+                "scheduledTime": "<aws.scheduler.scheduled-time>" })
+    );
+    let retry = target.retry_policy().expect("retry policy");
+    assert_eq!(retry.maximum_retry_attempts(), Some(TARGET_MAX_RETRIES));
+    assert_eq!(
+        retry.maximum_event_age_in_seconds(),
+        Some(TARGET_MAX_EVENT_AGE_SECS)
+    );
+    assert_eq!(
+        target.dead_letter_config().and_then(|d| d.arn()),
+        Some(TRIGGER_DLQ)
+    );
+
+    // Idempotent: the second run changes nothing.
+    let again = triggers.sync_all(&[wf.clone()]).await.expect("again");
+    assert!(!again.changed(), "{again:?}");
+    assert_eq!(again.unchanged, ["wf-order-alert-s0", "wf-order-alert-ev"]);
+    assert!(
+        !triggers
+            .sync(&wf.id, Some(&wf))
+            .await
+            .expect("activation sync")
+            .changed()
+    );
+
+    // Drift: deleted behind the product's back, the reconcile brings it back.
+    sc.delete_schedule()
+        .group_name(&group)
+        .name("wf-order-alert-s0")
+        .send()
+        .await
+        .expect("delete by hand");
+    let back = triggers.sync_all(&[wf.clone()]).await.expect("repair");
+    assert_eq!(back.created, ["wf-order-alert-s0"], "{back:?}");
+    // Edited by hand (another expression, disabled): put back as it should be.
+    let current = sc
+        .get_schedule()
+        .group_name(&group)
+        .name("wf-order-alert-s0")
+        .send()
+        .await
+        .expect("get");
+    sc.update_schedule()
+        .group_name(&group)
+        .name("wf-order-alert-s0")
+        .schedule_expression("rate(5 minutes)")
+        .flexible_time_window(current.flexible_time_window().expect("window").clone())
+        .target(current.target().expect("target").clone())
+        .state(ScheduleState::Disabled)
+        .send()
+        .await
+        .expect("edit by hand");
+    let repaired = triggers.sync_all(&[wf.clone()]).await.expect("repair edit");
+    assert_eq!(repaired.updated, ["wf-order-alert-s0"], "{repaired:?}");
+    let got = sc
+        .get_schedule()
+        .group_name(&group)
+        .name("wf-order-alert-s0")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(got.schedule_expression(), Some("cron(0 9 ? * MON-FRI *)"));
+    assert_eq!(got.state(), Some(&ScheduleState::Enabled));
+
+    // A neighbour whose id starts the same keeps its schedule through order-alert's syncs.
+    let neighbour = workflow(
+        "order-alert-eu",
+        json!([{ "type": "schedule", "cron": "30 6 * * *" }]),
+    );
+    let n = triggers
+        .sync(&neighbour.id, Some(&neighbour))
+        .await
+        .expect("neighbour");
+    assert_eq!(n.created, ["wf-order-alert-eu-s0"]);
+
+    // Deactivated: its schedule and rule go, the neighbour's schedule stays.
+    let removed = triggers.sync(&wf.id, None).await.expect("deactivate");
+    assert_eq!(removed.deleted, ["wf-order-alert-s0", "wf-order-alert-ev"]);
+    let missing = sc
+        .get_schedule()
+        .group_name(&group)
+        .name("wf-order-alert-s0")
+        .send()
+        .await;
+    assert!(
+        missing.as_ref().is_err_and(|e| e
+            .as_service_error()
+            .is_some_and(|s| s.is_resource_not_found_exception())),
+        "{missing:?}"
+    );
+    assert!(
+        sc.get_schedule()
+            .group_name(&group)
+            .name("wf-order-alert-eu-s0")
+            .send()
+            .await
+            .is_ok()
+    );
+    // The reconcile with nothing active removes what is left, once.
+    let swept = triggers.sync_all(&[]).await.expect("sweep");
+    assert_eq!(swept.deleted, ["wf-order-alert-eu-s0"]);
+    assert!(!triggers.sync_all(&[]).await.expect("sweep again").changed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
