@@ -12,8 +12,10 @@
 * moto's CloudFormation does not implement every resource type. Resources of these types are
   removed before CreateStack (and reported under "skipped"):
     AWS::Lambda::Url, AWS::SQS::QueuePolicy, AWS::Scheduler::Schedule (moto skips them, and an
-    Output reading a skipped resource fails the whole stack) and AWS::CloudWatch::Alarm (moto's
-    CloudFormation has no model for it).
+    Output reading a skipped resource fails the whole stack), AWS::CloudWatch::Alarm and
+    AWS::Scheduler::ScheduleGroup (moto's CloudFormation has no model for them). A schedule
+    group is then created through moto's Scheduler API after CREATE_COMPLETE, with the name the
+    template gives it (reported under "applied"), so the functions' schedules have their group.
   (A type moto silently ignores and this list misses shows up after CreateStack: every resource
   without a Condition must be in the stack, or the run fails naming it under "not_created".)
   Then, transitively, every resource that refers to a removed one (Ref, Fn::GetAtt, Fn::Sub),
@@ -75,6 +77,8 @@ SKIPPED_TYPES = {
     "AWS::SQS::QueuePolicy": "moto's CloudFormation skips AWS::SQS::QueuePolicy",
     "AWS::Scheduler::Schedule": "moto's CloudFormation skips AWS::Scheduler::Schedule",
     "AWS::CloudWatch::Alarm": "moto's CloudFormation has no AWS::CloudWatch::Alarm",
+    "AWS::Scheduler::ScheduleGroup": "moto's CloudFormation has no AWS::Scheduler::ScheduleGroup "
+    "(created through the Scheduler API instead)",
 }
 
 
@@ -435,6 +439,25 @@ def apply_table_settings(template: dict, resources: dict[str, str], endpoint: st
     return applied
 
 
+def create_schedule_groups(template: dict, stack_name: str, endpoint: str, region: str) -> list[str]:
+    """The template's schedule groups (skipped: moto's CloudFormation has no model for them),
+    created through the Scheduler API. A name is a string or an Fn::Sub of pseudo parameters."""
+    scheduler = client("scheduler", endpoint, region)
+    applied = []
+    for logical_id, resource in template.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::Scheduler::ScheduleGroup" or "Condition" in resource:
+            continue
+        name = resource.get("Properties", {}).get("Name")
+        if isinstance(name, dict) and isinstance(name.get("Fn::Sub"), str):
+            name = (name["Fn::Sub"].replace("${AWS::StackName}", stack_name)
+                    .replace("${AWS::Region}", region))
+        if not isinstance(name, str) or "${" in name:
+            raise RuntimeError(f"{logical_id}: cannot resolve the schedule group's name {name!r}")
+        scheduler.create_schedule_group(Name=name)
+        applied.append(f"{logical_id}: schedule group {name!r} created through the Scheduler API")
+    return applied
+
+
 def print_failure(cfn, name: str) -> None:
     try:
         events = cfn.describe_stack_events(StackName=name)["StackEvents"]
@@ -557,6 +580,7 @@ def main(argv: list[str]) -> int:
                     entry["not_created"] = absent
                     log(f"{name}: moto did not create {', '.join(absent)}: add the type to SKIPPED_TYPES")
                 applied += [f"{name}/{a}" for a in apply_table_settings(prepared, entry["resources"], endpoint, args.region)]
+                applied += [f"{name}/{a}" for a in create_schedule_groups(template, name, endpoint, args.region)]
                 applied += [f"{name}/{a}" for a in store_role_policies_as_json(prepared, entry["resources"], endpoint, args.region)]
                 entry.update(describe_functions_and_roles(prepared, entry["resources"], endpoint, args.region))
             stacks.append(entry)
