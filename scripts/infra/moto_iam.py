@@ -1,4 +1,5 @@
-"""moto's IAM enforcement, completed for the services wf uses (DynamoDB, SQS, EventBridge, SSM).
+"""moto's IAM enforcement, completed for the services wf uses (DynamoDB, SQS, EventBridge, SSM,
+EventBridge Scheduler).
 
 Loaded before scripts/moto-server.py by `Moto::start_with_iam` (tests/src/moto.rs prepends this
 file to the launcher); enforcement starts when the test posts `0` to `/moto-api/reset-auth`
@@ -15,7 +16,9 @@ resource with `*` wildcards. What it lacks for our services, and what this file 
   DynamoDB, EventBridge and SSM request is checked against "*", so a grant scoped to a table, an
   index, a bus, a rule or a parameter never matches and everything is refused. Here each request
   is checked against the ARNs IAM uses: `table/T` (`table/T/index/I` for a Query or Scan of an
-  index), `event-bus/B`, `rule/N` (default bus) or `rule/B/N`, `parameter/P`.
+  index), `event-bus/B`, `rule/N` (default bus) or `rule/B/N`, `parameter/P`, and for
+  EventBridge Scheduler (a REST protocol: the name is in the path, the group in the body or the
+  query) `schedule/G/N` (ListSchedules has no resource: "*").
 * Actions IAM does not have. A DynamoDB transaction is authorized per item (PutItem, UpdateItem,
   DeleteItem, ConditionCheckItem; GetItem for TransactGetItems) on each item's table, a batch on
   each table it names; SQS's SendMessageBatch / DeleteMessageBatch /
@@ -25,7 +28,10 @@ resource with `*` wildcards. What it lacks for our services, and what this file 
   here) cannot read: a refusal is answered as AWS does, HTTP 400 with
   `{"__type": "AccessDeniedException", "message": "User: <arn> is not authorized to perform:
   <action> on resource: <arn>"}` (UnrecognizedClientException, InvalidSignatureException for
-  the authentication failures).
+  the authentication failures); Scheduler's (REST JSON) the same body with HTTP 403.
+
+Not enforced by moto at all: `iam:PassRole` (the scheduler role a CreateSchedule passes, with
+its `iam:PassedToService` condition); the test's evaluator checks it on the recorded calls.
 
 Still not evaluated by moto (the test's own evaluator checks these on the recorded calls):
 condition keys other than StringEquals in trust policies, so `dynamodb:LeadingKeys` and any
@@ -128,7 +134,19 @@ def _sqs(op, body, region, account, resource):
     return [(_SQS_BATCHES.get(op, op), resource)]
 
 
-_RESOLVERS = {"dynamodb": _dynamodb, "events": _events, "ssm": _ssm, "sqs": _sqs}
+def _scheduler(op, body, region, account, resource, request):
+    """`schedule/<group>/<name>`: the name is the last path segment (`/schedules/<name>`), the
+    group is `GroupName` in the body (create, update) or `groupName` in the query (get, delete),
+    Scheduler's `default` when absent."""
+    if op not in ("CreateSchedule", "UpdateSchedule", "GetSchedule", "DeleteSchedule"):
+        return [(op, resource)]
+    name = urlparse(request.uri).path.rstrip("/").rsplit("/", 1)[-1]
+    group = body.get("GroupName") or (request.querystring.get("groupName") or [None])[0] or "default"
+    return [(op, f"arn:{_partition(region)}:scheduler:{region}:{account}:schedule/{group}/{name}")]
+
+
+_RESOLVERS = {"dynamodb": _dynamodb, "events": _events, "ssm": _ssm, "sqs": _sqs,
+              "scheduler": _scheduler}
 
 # moto's error code -> the JSON protocols' exception name.
 _JSON_CODES = {
@@ -141,7 +159,8 @@ _original_authorize = _Auth._authenticate_and_authorize_normal_action
 
 
 def _authorize(self, resource="*"):
-    resolver = _RESOLVERS.get(_signing_service(self.headers))
+    service = _signing_service(self.headers)
+    resolver = _RESOLVERS.get(service)
     enforcing = _Auth.request_count >= _moto_settings.INITIAL_NO_AUTH_ACTION_COUNT
     if resolver is None or not enforcing:
         return _original_authorize(self, resource)
@@ -152,7 +171,8 @@ def _authorize(self, resource="*"):
             body = {}
         if not isinstance(body, dict):
             body = {}
-        pairs = resolver(self._get_action(), body, self.region, self.current_account, resource)
+        extra = (self,) if service == "scheduler" else ()
+        pairs = resolver(self._get_action(), body, self.region, self.current_account, resource, *extra)
         parsed = urlparse(self.uri)
         path = parsed.path + ("?" + parsed.query if parsed.query else "")
         for action, arn in pairs:
@@ -160,7 +180,9 @@ def _authorize(self, resource="*"):
                 account_id=self.current_account,
                 method=self.method,
                 path=path,
-                data=self.data,
+                # A REST GET has no body: moto's `data` is then the parsed query, which would be
+                # signed as a form body.
+                data="" if service == "scheduler" else self.data,
                 body=self.raw_body,
                 headers=self.headers,
                 action=action,
@@ -174,9 +196,9 @@ def _authorize(self, resource="*"):
                 raise
     except Exception as e:  # noqa: BLE001
         code = getattr(e, "error_type", None)
-        if code in _JSON_CODES and self.headers.get("X-Amz-Target"):
+        if code in _JSON_CODES and (self.headers.get("X-Amz-Target") or service == "scheduler"):
             error = _JsonRESTError(_JSON_CODES[code], e.message)
-            error.code = 400
+            error.code = 403 if service == "scheduler" else 400
             raise error from e
         raise
 

@@ -10,7 +10,8 @@
 //!    environment in the stack, `AwsContext::app`, secrets from SSM for the webhook and the
 //!    worker), on its role's credentials, with an SDK interceptor recording every call, and does
 //!    what it does on AWS through the same use cases and Lambda handlers:
-//!    * api: creates, publishes and activates a workflow (the EventBridge rule sync), chats about
+//!    * api: creates, publishes and activates a workflow (the schedule on EventBridge Scheduler,
+//!      the event rule, and the removal of an old schedule rule the rule-based design left), chats about
 //!      it (the AI chat history in the records table, the model on wiremock), reads the history
 //!      and forgets it, publishes a platform event, reruns, test-runs, runs and cancels, stores
 //!      webhook secrets, rotates the token, takes a second workflow through activation,
@@ -19,11 +20,11 @@
 //!    * worker: the SQS event source's part (receive, delete) and `handle_sqs_batch` run the
 //!      executions to the end: step records, a loop, `record.*` actions, `event.emit`;
 //!    * trigger: a schedule fire, an event routed by a rule, an event envelope, the sweep with its
-//!      reconcile of a rule deleted behind the product's back (clearing `triggerError`).
+//!      reconcile of a schedule deleted behind the product's back (clearing `triggerError`).
 //!
 //!    All of it must succeed.
 //! 3. Refusals: what a function must not do fails with `AccessDeniedException` (the webhook
-//!    cannot write definitions, records or events; the worker cannot change rules or
+//!    cannot write definitions, records or events; the worker cannot change rules, schedules or
 //!    definitions; the trigger cannot delete definitions, write records or take step tasks; the
 //!    api cannot take step tasks or read the workflows' secrets).
 //! 4. The evaluator: every recorded call is turned into the IAM action(s) and resource ARN(s)
@@ -36,11 +37,13 @@
 //!    unused are printed per role (`--no-capture`).
 //!
 //! What moto enforces (with `scripts/infra/moto_iam.py`): action and resource ARN with
-//! wildcards for DynamoDB (tables, indexes), SQS (queues), EventBridge (buses, rules) and SSM
-//! (parameters); the signature; the session's role. What only the evaluator checks:
-//! condition keys, here `dynamodb:LeadingKeys` (the api may touch the records table's `_chat`
-//! partition only: moto lets the api write any collection, the evaluator refuses it, asserted
-//! below). Not covered by either: CloudWatch Logs (written by the Lambda runtime, not by our
+//! wildcards for DynamoDB (tables, indexes), SQS (queues), EventBridge (buses, rules), SSM
+//! (parameters) and EventBridge Scheduler (schedules); the signature; the session's role. What
+//! only the evaluator checks: condition keys, here `dynamodb:LeadingKeys` (the api may touch the
+//! records table's `_chat` partition only: moto lets the api write any collection, the evaluator
+//! refuses it, asserted below), and `iam:PassRole`, which moto never checks: every
+//! CreateSchedule / UpdateSchedule passes the scheduler role (the target's `RoleArn`), allowed
+//! only on that role and only with `iam:PassedToService` = `scheduler.amazonaws.com`. Not covered by either: CloudWatch Logs (written by the Lambda runtime, not by our
 //! code), resource policies (the queue policy, the Lambda permissions: `infra_stack.rs` checks
 //! those in the template), the event source mapping's polling (done here with the worker's role,
 //! as Lambda does).
@@ -56,6 +59,7 @@ use aws_sdk_dynamodb::config::{Credentials, Intercept, SharedInterceptor};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use serde_json::{Value, json};
@@ -206,10 +210,12 @@ impl Stack {
 // ---------------------------------------------------------------------------------------------
 // Recording every call
 
-/// One SDK call as sent: the JSON protocols' `X-Amz-Target` and body.
+/// One SDK call as sent: the JSON protocols' `X-Amz-Target` and body; for Scheduler (REST
+/// JSON) the operation's name and the body with the path's `Name` and the query's `GroupName`
+/// added.
 #[derive(Debug, Clone)]
 struct Call {
-    /// `dynamodb`, `sqs`, `events`, `ssm`.
+    /// `dynamodb`, `sqs`, `events`, `ssm`, `scheduler`.
     service: String,
     operation: String,
     body: Value,
@@ -238,30 +244,59 @@ impl Intercept for Recording {
         &self,
         context: &BeforeTransmitInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let request = context.request();
-        let target = request.headers().get("x-amz-target").unwrap_or("unknown");
-        let (prefix, operation) = target.split_once('.').unwrap_or(("unknown", target));
-        let service = match prefix {
-            p if p.starts_with("DynamoDB") => "dynamodb",
-            p if p.contains("SQS") => "sqs",
-            p if p.contains("Events") => "events",
-            p if p.contains("SSM") => "ssm",
-            _ => "unknown",
-        };
-        let body = request
+        let mut body = request
             .body()
             .bytes()
             .and_then(|b| serde_json::from_slice(b).ok())
             .unwrap_or(Value::Null);
+        let (service, operation) = match request.headers().get("x-amz-target") {
+            Some(target) => {
+                let (prefix, operation) = target.split_once('.').unwrap_or(("unknown", target));
+                let service = match prefix {
+                    p if p.starts_with("DynamoDB") => "dynamodb",
+                    p if p.contains("SQS") => "sqs",
+                    p if p.contains("Events") => "events",
+                    p if p.contains("SSM") => "ssm",
+                    _ => "unknown",
+                };
+                (service, operation.to_string())
+            }
+            // REST JSON (Scheduler): the operation from the SDK's metadata, the schedule's name
+            // from the path (`/schedules/<name>`), the group from the query or the body.
+            None => {
+                let operation = cfg
+                    .load::<Metadata>()
+                    .map(|m| m.name().to_string())
+                    .unwrap_or_else(|| "unknown".into());
+                let uri = request.uri().to_string();
+                let (path, query) = uri.split_once('?').unwrap_or((uri.as_str(), ""));
+                if !body.is_object() {
+                    body = json!({});
+                }
+                if let Some(name) = path
+                    .strip_prefix("/schedules/")
+                    .or_else(|| path.split_once("/schedules/").map(|(_, n)| n))
+                {
+                    body["Name"] = json!(name.trim_end_matches('/'));
+                }
+                for pair in query.split('&') {
+                    if let Some(group) = pair.strip_prefix("groupName=") {
+                        body["GroupName"] = json!(group);
+                    }
+                }
+                ("scheduler", operation)
+            }
+        };
         self.0
             .calls
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(Call {
                 service: service.to_string(),
-                operation: operation.to_string(),
+                operation,
                 body,
             });
         Ok(())
@@ -271,13 +306,14 @@ impl Intercept for Recording {
 // ---------------------------------------------------------------------------------------------
 // The evaluator
 
-/// One permission a call needs: IAM action, resource ARN, and the partition keys it touches
-/// (`dynamodb:LeadingKeys`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// One permission a call needs: IAM action, resource ARN, the partition keys it touches
+/// (`dynamodb:LeadingKeys`), and the service a role is passed to (`iam:PassedToService`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
 struct Need {
     action: String,
     resource: String,
     leading_keys: BTreeSet<String>,
+    passed_to_service: Option<String>,
 }
 
 /// Partition key attribute of each table (the adapters' key layout).
@@ -322,6 +358,7 @@ fn needs(call: &Call, pks: &HashMap<String, &'static str>) -> Vec<Need> {
         action: format!("{service}:{action}"),
         resource,
         leading_keys: keys,
+        passed_to_service: None,
     };
     match call.service.as_str() {
         "dynamodb" => {
@@ -501,6 +538,27 @@ fn needs(call: &Call, pks: &HashMap<String, &'static str>) -> Vec<Need> {
                 .map(|n| need("ssm", op, param(n), BTreeSet::new()))
                 .collect()
         }
+        "scheduler" => match op {
+            "CreateSchedule" | "UpdateSchedule" | "GetSchedule" | "DeleteSchedule" => {
+                let group = b["GroupName"].as_str().unwrap_or("default");
+                let name = b["Name"].as_str().unwrap_or_default();
+                let mut out = vec![need(
+                    "scheduler",
+                    op,
+                    format!("arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{group}/{name}"),
+                    BTreeSet::new(),
+                )];
+                // The schedule's target runs as a role the caller passes to Scheduler.
+                if let Some(role) = b["Target"]["RoleArn"].as_str() {
+                    out.push(Need {
+                        passed_to_service: Some("scheduler.amazonaws.com".into()),
+                        ..need("iam", "PassRole", role.to_string(), BTreeSet::new())
+                    });
+                }
+                out
+            }
+            _ => vec![need("scheduler", op, "*".into(), BTreeSet::new())],
+        },
         other => vec![need(other, op, "*".into(), BTreeSet::new())],
     }
 }
@@ -541,7 +599,8 @@ fn strings_of(v: &Value) -> Vec<String> {
 
 /// Whether the statement's conditions hold for `need`. Only what these roles use is known:
 /// `dynamodb:LeadingKeys` under `StringEquals` / `ForAllValues:StringEquals` /
-/// `ForAnyValue:StringEquals` (IAM's semantics: ForAllValues holds for an empty set). Anything
+/// `ForAnyValue:StringEquals` (IAM's semantics: ForAllValues holds for an empty set), and
+/// `iam:PassedToService` under `StringEquals` (absent from the request: does not hold). Anything
 /// else is unknown and does not hold (fail closed), named in the error.
 fn conditions_hold(statement: &Value, need: &Need) -> Result<bool, String> {
     let Some(conditions) = statement.get("Condition").and_then(Value::as_object) else {
@@ -549,6 +608,17 @@ fn conditions_hold(statement: &Value, need: &Need) -> Result<bool, String> {
     };
     for (operator, keys) in conditions {
         for (key, expected) in keys.as_object().into_iter().flatten() {
+            if key == "iam:PassedToService" && operator == "StringEquals" {
+                let expected = strings_of(expected);
+                if !need
+                    .passed_to_service
+                    .as_ref()
+                    .is_some_and(|s| expected.contains(s))
+                {
+                    return Ok(false);
+                }
+                continue;
+            }
             if key != "dynamodb:LeadingKeys" {
                 return Err(format!("condition key {key} is not evaluated here"));
             }
@@ -852,6 +922,34 @@ async fn each_function_works_with_its_own_role_and_is_refused_the_rest() {
         let f = Function::new(&moto, &stack, kind, credentials).await;
         functions.insert(kind.role(), f);
     }
+    // What the rule-based design left: the schedule rule of `orders` on the default bus, as the
+    // old sync made it. Activation moves it to Scheduler under the api role.
+    let prefix = functions["ApiRole"].config().rule_prefix.clone();
+    let old_rule = format!("{prefix}orders-s0");
+    root.clients
+        .eventbridge
+        .put_rule()
+        .name(&old_rule)
+        .description("wf trigger of workflow orders")
+        .schedule_expression("cron(0 9 * * ? *)")
+        .send()
+        .await
+        .expect("an old schedule rule");
+    root.clients
+        .eventbridge
+        .put_targets()
+        .rule(&old_rule)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("wf-trigger")
+                .arn(stack.output("TriggerFunctionArn"))
+                .input(r#"{"workflowId": "orders", "scheduledTime": 0}"#)
+                .build()
+                .expect("target"),
+        )
+        .send()
+        .await
+        .expect("its target");
     moto.enforce_iam(true);
     // The default credentials are no one now.
     let refused = root
@@ -896,24 +994,41 @@ async fn each_function_works_with_its_own_role_and_is_refused_the_rest() {
     let meta = api_app
         .activate("orders", None)
         .await
-        .expect("api activates (rule sync)");
-    assert_eq!(meta.trigger_error, None, "rule sync under the api role");
+        .expect("api activates (schedule and rule sync)");
+    assert_eq!(meta.trigger_error, None, "trigger sync under the api role");
     let token = meta.webhook_token.clone().expect("webhook token");
+    let group = api.config().schedule_group.clone().expect("schedule group");
+    let schedules = api
+        .aws
+        .clients
+        .scheduler
+        .list_schedules()
+        .group_name(&group)
+        .name_prefix(&prefix)
+        .send()
+        .await
+        .expect("api lists schedules")
+        .schedules;
+    let schedule_names: Vec<String> = schedules.iter().filter_map(|s| s.name.clone()).collect();
+    assert_eq!(
+        schedule_names,
+        [old_rule.clone()],
+        "one schedule, the rule's name"
+    );
     let rules = api
         .aws
         .clients
         .eventbridge
         .list_rules()
-        .name_prefix(&api.config().rule_prefix)
+        .name_prefix(&prefix)
         .send()
         .await
         .expect("api lists rules")
         .rules
         .unwrap_or_default();
-    assert_eq!(
-        rules.len(),
-        1,
-        "the schedule rule on the default bus: {rules:?}"
+    assert!(
+        rules.is_empty(),
+        "the old schedule rule left the default bus: {rules:?}"
     );
 
     // The chat: the model answers a changed draft; the turn goes to the `_chat` partition.
@@ -1037,28 +1152,16 @@ async fn each_function_works_with_its_own_role_and_is_refused_the_rest() {
         .as_str()
         .unwrap_or_else(|| panic!("nothing started: {routed}"))
         .to_string();
-    // Drift: the schedule rule disappears (removed with the api's rights), the sweep restores it.
-    let rule = rules[0].name().expect("rule name").to_string();
-    let eb = &api.aws.clients.eventbridge;
-    let targets = eb
-        .list_targets_by_rule()
-        .rule(&rule)
+    // Drift: the schedule disappears (removed with the api's rights), the sweep restores it.
+    api.aws
+        .clients
+        .scheduler
+        .delete_schedule()
+        .group_name(&group)
+        .name(&schedule_names[0])
         .send()
         .await
-        .expect("targets")
-        .targets
-        .unwrap_or_default();
-    eb.remove_targets()
-        .rule(&rule)
-        .set_ids(Some(targets.into_iter().map(|t| t.id).collect()))
-        .send()
-        .await
-        .expect("remove targets");
-    eb.delete_rule()
-        .name(&rule)
-        .send()
-        .await
-        .expect("delete rule");
+        .expect("delete the schedule");
     // As a failed activation sync leaves it: the sweep clears `triggerError` once repaired.
     let meta = api_app.workflow("orders").await.expect("workflow").meta;
     api_app
@@ -1070,7 +1173,22 @@ async fn each_function_works_with_its_own_role_and_is_refused_the_rest() {
         .expect("the sweep under the trigger role");
     assert!(
         swept["reconciled"].as_u64().unwrap_or(0) >= 1,
-        "the sweep recreated the rule: {swept}"
+        "the sweep recreated the schedule: {swept}"
+    );
+    let back = trigger
+        .aws
+        .clients
+        .scheduler
+        .get_schedule()
+        .group_name(&group)
+        .name(&schedule_names[0])
+        .send()
+        .await
+        .expect("the schedule is back (the trigger role reads it)");
+    assert_eq!(back.schedule_expression_timezone(), Some("UTC"));
+    assert_eq!(
+        back.target().map(|t| t.role_arn()),
+        trigger.config().scheduler_role_arn.as_deref()
     );
     let meta = api_app.workflow("orders").await.expect("workflow").meta;
     assert_eq!(meta.trigger_error, None, "the sweep cleared triggerError");
@@ -1204,6 +1322,50 @@ async fn each_function_works_with_its_own_role_and_is_refused_the_rest() {
     let mark = probes.start(worker);
     let result = worker_rules.sync("orders", Some(&workflow)).await;
     probes.denied(worker, mark, "worker puts a rule", result);
+    let schedules = wf_aws::TriggerSchedules::new(
+        worker.aws.clients.scheduler.clone(),
+        &group,
+        stack.output("TriggerFunctionArn"),
+        trigger
+            .config()
+            .scheduler_role_arn
+            .clone()
+            .expect("scheduler role"),
+    );
+    let spec = schedules.desired(&workflow).expect("desired")[0].clone();
+    let mark = probes.start(worker);
+    let result = worker
+        .aws
+        .clients
+        .scheduler
+        .create_schedule()
+        .group_name(&group)
+        .name(format!("{}-by-worker", spec.name))
+        .schedule_expression(&spec.expression)
+        .flexible_time_window(
+            aws_sdk_scheduler::types::FlexibleTimeWindow::builder()
+                .mode(aws_sdk_scheduler::types::FlexibleTimeWindowMode::Off)
+                .build()
+                .expect("window"),
+        )
+        .target(
+            aws_sdk_scheduler::types::Target::builder()
+                .arn(stack.output("TriggerFunctionArn"))
+                .role_arn(
+                    trigger
+                        .config()
+                        .scheduler_role_arn
+                        .clone()
+                        .unwrap_or_default(),
+                )
+                .input(&spec.input)
+                .build()
+                .expect("target"),
+        )
+        .send()
+        .await
+        .map_err(|e| aws_sdk_scheduler::error::DisplayErrorContext(e).to_string());
+    probes.denied(worker, mark, "worker creates a schedule", result);
     let mark = probes.start(trigger);
     let result = trigger_app.delete_workflow("orders").await;
     probes.denied(trigger, mark, "trigger deletes a workflow", result);
@@ -1300,7 +1462,7 @@ async fn each_function_works_with_its_own_role_and_is_refused_the_rest() {
     );
     assert_eq!(
         probes.marks.len(),
-        12,
+        13,
         "every refusal was checked by the evaluator"
     );
     assert!(!stack.output("EventBusName").is_empty());
@@ -1361,6 +1523,7 @@ fn the_evaluator_follows_iam() {
         action: action.into(),
         resource: resource.into(),
         leading_keys: keys.iter().map(|k| k.to_string()).collect(),
+        passed_to_service: None,
     };
     let rule = "arn:aws:events:us-east-1:123456789012:rule";
     assert_eq!(
@@ -1465,6 +1628,38 @@ fn the_evaluator_follows_iam() {
             action: "sqs:DeleteMessage".into(),
             resource: "arn:aws:sqs:us-east-1:123456789012:q".into(),
             leading_keys: BTreeSet::new(),
+            passed_to_service: None,
         }]
     );
+
+    // A schedule: its ARN from the group and the name; the role it passes, to Scheduler only.
+    let create = Call {
+        service: "scheduler".into(),
+        operation: "CreateSchedule".into(),
+        body: json!({ "Name": "wf-a-s0", "GroupName": "wf-dev",
+                      "Target": { "Arn": "arn:aws:lambda:us-east-1:123456789012:function:t",
+                                  "RoleArn": "arn:aws:iam::123456789012:role/sched" } }),
+    };
+    let got = needs(&create, &pks);
+    assert_eq!(
+        got[0].resource,
+        "arn:aws:scheduler:us-east-1:123456789012:schedule/wf-dev/wf-a-s0"
+    );
+    assert_eq!(got[1].action, "iam:PassRole");
+    let pass = vec![
+        json!({ "Sid": "Pass", "Effect": "Allow", "Action": "iam:PassRole",
+        "Resource": "arn:aws:iam::123456789012:role/sched",
+        "Condition": { "StringEquals": { "iam:PassedToService": "scheduler.amazonaws.com" } } }),
+    ];
+    assert_eq!(evaluate(&pass, &got[1]), Ok("Pass".into()));
+    let to_lambda = Need {
+        passed_to_service: Some("lambda.amazonaws.com".into()),
+        ..got[1].clone()
+    };
+    assert!(evaluate(&pass, &to_lambda).is_err());
+    let other_role = Need {
+        resource: "arn:aws:iam::123456789012:role/admin".into(),
+        ..got[1].clone()
+    };
+    assert!(evaluate(&pass, &other_role).is_err());
 }
