@@ -25,6 +25,7 @@ use wf_aws::dynamo::keys;
 use wf_aws::eventbridge::RULE_PREFIX;
 use wf_aws::{
     AwsClients, Config, DynamoStore, EventBridgeBus, SqsQueue, TriggerInput, TriggerRules,
+    TriggerSchedules, WorkflowTriggers,
 };
 use wf_tests::conformance::store::RetentionProbe;
 use wf_tests::conformance::{bus, queue, store};
@@ -459,7 +460,10 @@ async fn stack_matches_what_the_adapters_and_functions_expect() {
                 || id.starts_with("Outputs.")
                 || id.ends_with("Alarm")
                 || id.ends_with("QueuePolicy")
-                || *id == "StepQueuesPolicy",
+                || *id == "StepQueuesPolicy"
+                // No model in moto's CloudFormation: moto_stack.py creates it through the
+                // Scheduler API (checked below).
+                || *id == "ScheduleGroup",
             "unexpectedly skipped on moto: {id}: {}",
             created.report["skipped"]
         );
@@ -485,6 +489,8 @@ async fn stack_matches_what_the_adapters_and_functions_expect() {
         assert_eq!(
             Config {
                 trigger_target_arn: None,
+                schedule_group: None,
+                scheduler_role_arn: None,
                 ..config.clone()
             },
             worker,
@@ -499,6 +505,22 @@ async fn stack_matches_what_the_adapters_and_functions_expect() {
         api.trigger_target_arn.as_deref(),
         Some(stack.output("TriggerFunctionArn"))
     );
+    // Schedules: the api and the trigger function sync them in the stack's group, as the
+    // stack's scheduler role; the others never touch them.
+    for f in ["ApiFunction", "TriggerFunction"] {
+        let c = stack.config(f, &moto);
+        assert_eq!(
+            c.schedule_group.as_deref(),
+            Some(stack.output("ScheduleGroupName")),
+            "{f}"
+        );
+        assert_eq!(
+            c.scheduler_role_arn.as_deref(),
+            Some(stack.output("SchedulerRoleArn")),
+            "{f}"
+        );
+    }
+    assert_eq!(worker.schedule_group, None);
     let api_env = stack.env("ApiFunction");
     assert_eq!(
         api_env["WF_RULE_PREFIX"], RULE_PREFIX,
@@ -733,12 +755,23 @@ async fn stack_matches_what_the_adapters_and_functions_expect() {
         "a sweep is not a workflow trigger"
     );
 
-    // Rule sync with the api's configuration: the rules it makes are within the api role's
-    // rule permissions and may invoke the trigger function; the sweep rule is outside both.
-    let rules = TriggerRules::new(
-        eb.clone(),
-        &api.event_bus,
-        api.trigger_target_arn.clone().expect("trigger target"),
+    // Trigger sync with the api's configuration: the event rule it makes is within the api
+    // role's rule permissions and may invoke the trigger function; the sweep rule is outside
+    // both; the schedule is a Scheduler schedule in the stack's group (below).
+    let group = api.schedule_group.clone().expect("schedule group");
+    let scheduler_role = api.scheduler_role_arn.clone().expect("scheduler role");
+    let rules = WorkflowTriggers::new(
+        TriggerRules::new(
+            eb.clone(),
+            &api.event_bus,
+            api.trigger_target_arn.clone().expect("trigger target"),
+        ),
+        Some(TriggerSchedules::new(
+            clients.scheduler.clone(),
+            &group,
+            api.trigger_target_arn.clone().expect("trigger target"),
+            &scheduler_role,
+        )),
     );
     let workflow = serde_json::from_value(json!({
         "id": "infra-probe",
@@ -769,16 +802,10 @@ async fn stack_matches_what_the_adapters_and_functions_expect() {
                     .is_some_and(|p| glob(p, rule_arn))
         })
     };
-    for (rule, bus) in [
-        (
-            format!("{RULE_PREFIX}infra-probe-s0"),
-            "default".to_string(),
-        ),
-        (
-            format!("{RULE_PREFIX}infra-probe-ev"),
-            api.event_bus.clone(),
-        ),
-    ] {
+    for (rule, bus) in [(
+        format!("{RULE_PREFIX}infra-probe-ev"),
+        api.event_bus.clone(),
+    )] {
         assert!(report.created.contains(&rule), "{rule} in {report:?}");
         let described = eb
             .describe_rule()
@@ -807,6 +834,90 @@ async fn stack_matches_what_the_adapters_and_functions_expect() {
             "rule {arn} may not invoke the trigger function"
         );
     }
+    // The schedule: within the api role's schedule permissions (and the role it passes, to
+    // Scheduler only); the scheduler role may invoke the trigger function and dead-letter.
+    let name = format!("{RULE_PREFIX}infra-probe-s0");
+    assert!(report.created.contains(&name), "{name} in {report:?}");
+    let schedule = clients
+        .scheduler
+        .get_schedule()
+        .group_name(&group)
+        .name(&name)
+        .send()
+        .await
+        .expect("the schedule is in the stack's group");
+    let schedule_arn = schedule.arn().expect("schedule arn").to_string();
+    for action in [
+        "scheduler:CreateSchedule",
+        "scheduler:UpdateSchedule",
+        "scheduler:DeleteSchedule",
+        "scheduler:GetSchedule",
+    ] {
+        assert!(
+            allows(&api_statements, action, &schedule_arn),
+            "api role lacks {action} on {schedule_arn}"
+        );
+    }
+    assert!(allows(&api_statements, "scheduler:ListSchedules", "*"));
+    assert!(
+        !allows(
+            &api_statements,
+            "scheduler:CreateSchedule",
+            &schedule_arn.replace(&format!("/{group}/"), "/default/")
+        ),
+        "only the stack's group"
+    );
+    let pass = api_statements
+        .iter()
+        .find(|st| grants(st, "iam:PassRole", &scheduler_role))
+        .expect("the api may pass the scheduler role");
+    assert_eq!(
+        pass["Condition"]["StringEquals"]["iam:PassedToService"],
+        "scheduler.amazonaws.com"
+    );
+    assert!(
+        !allows(
+            &api_statements,
+            "iam:PassRole",
+            &format!("arn:aws:iam::{ACCOUNT}:role/admin")
+        ),
+        "no other role is passed"
+    );
+    let target = schedule.target().expect("target");
+    assert_eq!(target.role_arn(), scheduler_role);
+    let scheduler_statements = stack.role_statements("SchedulerRole");
+    assert!(allows(
+        &scheduler_statements,
+        "lambda:InvokeFunction",
+        target.arn()
+    ));
+    let trigger_dlq_arn = format!(
+        "arn:aws:sqs:{REGION}:{ACCOUNT}:{}",
+        stack
+            .output("TriggerDeadLetterQueueUrl")
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+    );
+    assert!(allows(
+        &scheduler_statements,
+        "sqs:SendMessage",
+        &trigger_dlq_arn
+    ));
+    // The move from schedule rules: the api may remove a rule-based schedule (default bus,
+    // RulePrefix), never make one; those rules still reach the trigger function until moved.
+    let old_rule = format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}");
+    for action in [
+        "events:DeleteRule",
+        "events:RemoveTargets",
+        "events:ListTargetsByRule",
+    ] {
+        assert!(allows(&api_statements, action, &old_rule), "{action}");
+    }
+    for action in ["events:PutRule", "events:PutTargets"] {
+        assert!(!allows(&api_statements, action, &old_rule), "{action}");
+    }
+    assert!(invokable(&old_rule), "an old schedule rule until moved");
     let sweep_arn = sweep.arn().expect("sweep arn");
     assert!(
         !allows(&api_statements, "events:PutRule", sweep_arn),
@@ -827,8 +938,12 @@ async fn stack_matches_what_the_adapters_and_functions_expect() {
                 actions.iter().all(|a| !a.ends_with(":*")),
                 "{role}: wildcard action in {st}"
             );
+            // Only the list actions IAM has no resource type for.
             if strings_of(&st["Resource"]).iter().any(|r| r == "*") {
-                assert_eq!(actions, ["events:ListRules"], "{role}: Resource * in {st}");
+                assert!(
+                    actions == ["events:ListRules"] || actions == ["scheduler:ListSchedules"],
+                    "{role}: Resource * in {st}"
+                );
             }
             // The api syncs rules on activation, the trigger's sweep reconciles them; the
             // webhook and the worker never change rules.
@@ -838,6 +953,12 @@ async fn stack_matches_what_the_adapters_and_functions_expect() {
                         .iter()
                         .any(|a| a.starts_with("events:") && a != "events:PutEvents"),
                     "{role} must not manage rules: {st}"
+                );
+                assert!(
+                    !actions
+                        .iter()
+                        .any(|a| a.starts_with("scheduler:") || a == "iam:PassRole"),
+                    "{role} must not manage schedules: {st}"
                 );
             }
         }
