@@ -201,14 +201,20 @@ async fn webhook_and_worker_handlers_run_an_execution_on_aws_adapters() {
     assert_eq!(exec.trigger.kind, "schedule");
 }
 
-/// Drift: a schedule rule deleted behind the product's back comes back within one sweep (the
-/// trigger function's `{"sweep": true}`), and a stale one of a workflow no longer active goes.
+/// Drift: a schedule (EventBridge Scheduler) deleted behind the product's back comes back within
+/// one sweep (the trigger function's `{"sweep": true}`), and a stale one of a workflow no longer
+/// active goes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_sweep_repairs_trigger_rules_that_drifted() {
+async fn the_sweep_repairs_trigger_schedules_that_drifted() {
     let moto = Moto::start();
     let (sdk, mut config) = provisioned(&moto, "dr").await;
     config.trigger_target_arn =
         Some("arn:aws:lambda:us-east-1:123456789012:function:drift-trigger".into());
+    config.scheduler_role_arn = Some("arn:aws:iam::123456789012:role/drift-scheduler".into());
+    let group = config
+        .schedule_group
+        .clone()
+        .expect("provisioned schedule group");
     let aws = AwsContext::from_sdk_config(&config, &sdk);
     let dlq = "arn:aws:sqs:us-east-1:123456789012:wf-trigger-dlq";
     let options = AwsOptions {
@@ -221,68 +227,67 @@ async fn the_sweep_repairs_trigger_rules_that_drifted() {
     let meta = app.activate("order-alert", None).await.unwrap();
     assert_eq!(meta.trigger_error, None);
 
-    let events = &aws.clients.eventbridge;
-    let rules = |events: aws_sdk_eventbridge::Client, prefix: String| async move {
-        events
-            .list_rules()
-            .name_prefix(prefix)
-            .send()
-            .await
-            .unwrap()
-            .rules
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|r| r.name)
-            .collect::<Vec<String>>()
+    let scheduler = aws.clients.scheduler.clone();
+    let schedules = || {
+        let (scheduler, group, prefix) =
+            (scheduler.clone(), group.clone(), config.rule_prefix.clone());
+        async move {
+            scheduler
+                .list_schedules()
+                .group_name(group)
+                .name_prefix(prefix)
+                .send()
+                .await
+                .unwrap()
+                .schedules
+                .into_iter()
+                .filter_map(|s| s.name)
+                .collect::<Vec<String>>()
+        }
     };
-    let before = rules(events.clone(), config.rule_prefix.clone()).await;
-    assert_eq!(before.len(), 1, "one schedule rule: {before:?}");
-
-    // Someone deletes it in the console.
-    let targets = events
-        .list_targets_by_rule()
-        .rule(&before[0])
+    let before = schedules().await;
+    assert_eq!(before.len(), 1, "one schedule: {before:?}");
+    // No schedule rule on the default bus any more.
+    let rules = aws
+        .clients
+        .eventbridge
+        .list_rules()
+        .name_prefix(&config.rule_prefix)
         .send()
         .await
         .unwrap()
-        .targets
+        .rules
         .unwrap_or_default();
-    let ids: Vec<String> = targets.into_iter().map(|t| t.id).collect();
-    events
-        .remove_targets()
-        .rule(&before[0])
-        .set_ids(Some(ids))
+    assert!(rules.is_empty(), "{rules:?}");
+
+    // Someone deletes it in the console.
+    scheduler
+        .delete_schedule()
+        .group_name(&group)
+        .name(&before[0])
         .send()
         .await
         .unwrap();
-    events.delete_rule().name(&before[0]).send().await.unwrap();
-    assert!(
-        rules(events.clone(), config.rule_prefix.clone())
-            .await
-            .is_empty()
-    );
+    assert!(schedules().await.is_empty());
 
-    // One sweep brings it back, targeting the trigger function.
+    // One sweep brings it back, targeting the trigger function as the scheduler role.
     let answer = handle_trigger(&app, json!({ "sweep": true }))
         .await
         .unwrap();
     assert!(answer["reconciled"].as_u64().unwrap_or(0) >= 1, "{answer}");
-    let after = rules(events.clone(), config.rule_prefix.clone()).await;
-    assert_eq!(after, before);
-    let target = events
-        .list_targets_by_rule()
-        .rule(&after[0])
+    assert_eq!(schedules().await, before);
+    let got = scheduler
+        .get_schedule()
+        .group_name(&group)
+        .name(&before[0])
         .send()
         .await
-        .unwrap()
-        .targets
-        .unwrap_or_default();
-    assert_eq!(
-        target.first().map(|t| t.arn.as_str()),
-        config.trigger_target_arn.as_deref()
-    );
-    // Failures are never silent: EventBridge retries, then dead-letters what it cannot deliver.
-    let t = &target[0];
+        .unwrap();
+    let t = got.target().expect("target");
+    assert_eq!(Some(t.arn()), config.trigger_target_arn.as_deref());
+    assert_eq!(Some(t.role_arn()), config.scheduler_role_arn.as_deref());
+    assert_eq!(got.schedule_expression_timezone(), Some("UTC"));
+    // Failures are never silent: Scheduler retries, then dead-letters what it cannot deliver.
     assert_eq!(
         t.retry_policy().and_then(|r| r.maximum_retry_attempts()),
         Some(wf_aws::eventbridge::TARGET_MAX_RETRIES)
@@ -295,16 +300,12 @@ async fn the_sweep_repairs_trigger_rules_that_drifted() {
         .unwrap();
     assert_eq!(again.get("reconciled"), None, "{again}");
 
-    // Deactivated behind the rules' back (META only, as a failed sync would leave it): the
-    // sweep removes the stale rule.
+    // Deactivated behind the schedules' back (META only, as a failed sync would leave it): the
+    // sweep removes the stale schedule.
     let meta = app.workflow("order-alert").await.unwrap().meta;
     app.write_meta(meta, |m| m.active = false).await.unwrap();
     handle_trigger(&app, json!({ "sweep": true }))
         .await
         .unwrap();
-    assert!(
-        rules(events.clone(), config.rule_prefix.clone())
-            .await
-            .is_empty()
-    );
+    assert!(schedules().await.is_empty());
 }
