@@ -19,15 +19,14 @@ pub struct ActionSpec {
 /// `additionalProperties`, `items` as one schema, `not`, `pattern`, bounds), so what passes and
 /// every message are the same (a test in wf-app compares them); but compiling under 2020-12
 /// first builds jsonschema's 2020-12 meta-schema validator (a process-wide static, ~10 MB that
-/// stay resident and most of a Lambda init's instructions). Draft 7's costs a fifth of that.
+/// stay resident and most of a Lambda init's instructions). Nor is the draft 7 meta-schema
+/// validator built: the catalog is ours, a test meta-validates it
+/// ([`crate::schema::draft7_validator_unchecked`] says why that matters).
 /// Used by validation (`validate::semantic`) and by the actions that check their params.
 pub fn params_validator(
     schema: &serde_json::Value,
 ) -> Result<jsonschema::Validator, Box<jsonschema::ValidationError<'static>>> {
-    jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft7)
-        .build(schema)
-        .map_err(Box::new)
+    crate::schema::draft7_validator_unchecked(schema)
 }
 
 /// Every action the engine knows, in documentation order.
@@ -148,4 +147,22 @@ fn record_key_params() -> Value {
 /// The `id` param of `record.get` / `update` / `delete`.
 fn record_id_param() -> Value {
     json!({ "type": "string", "minLength": 1, "maxLength": 256 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `params_validator` skips meta-validation: every catalog schema is checked here instead.
+    #[test]
+    fn every_params_schema_is_a_valid_draft_7_schema() {
+        for a in actions() {
+            let errors: Vec<String> = jsonschema::draft7::meta::VALIDATOR
+                .iter_errors(&a.params_schema)
+                .map(|e| format!("{}: {e}", e.instance_path))
+                .collect();
+            assert!(errors.is_empty(), "{}: {errors:?}", a.name);
+            params_validator(&a.params_schema).expect("compiles");
+        }
+    }
 }

@@ -37,6 +37,32 @@ pub fn workflow_schema() -> Value {
     value
 }
 
+/// Compile one of our own schemas (a piece of [`workflow_schema`], a catalog params schema) as
+/// draft 7, without jsonschema meta-validating it: tests meta-validate each of them instead.
+///
+/// Why: jsonschema 0.33 meta-validates every schema it compiles (no public option turns that
+/// off) with a process-wide draft 7 meta-schema validator whose recursive `$ref`s are compiled
+/// lazily, once per location the validated schema reaches, and kept: for the deep pieces of the
+/// workflow schema that grew to ~6.5 MB, resident in every process that validates a workflow.
+/// Only the document passed to `build` is meta-validated, so the schema is registered as a
+/// resource and the document built is `{"$ref": <it>}`: the same validator, the same errors
+/// (instance paths and messages), no meta-schema. Internal `#/...` references resolve inside
+/// the resource (its URI is their base); the schema must have no `$id` of its own.
+pub fn draft7_validator_unchecked(
+    schema: &Value,
+) -> Result<jsonschema::Validator, Box<jsonschema::ValidationError<'static>>> {
+    const URI: &str = "urn:wf:own-schema";
+    debug_assert!(schema.get("$id").is_none(), "an own schema has no $id");
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft7)
+        .with_resource(
+            URI,
+            jsonschema::Draft::Draft7.create_resource(schema.clone()),
+        )
+        .build(&serde_json::json!({ "$ref": URI }))
+        .map_err(Box::new)
+}
+
 /// [`workflow_schema`] as pretty JSON with a trailing newline: the content of
 /// `workflows/schema.json`.
 pub fn workflow_schema_pretty() -> String {

@@ -729,26 +729,20 @@ const META_URIS: [&str; 5] = [
     "http://json-schema.org/draft-04/schema",
 ];
 
-/// Meta-schema validators by `$schema` URI (without a trailing `#`), each compiled on first
-/// use: a compiled meta-schema costs megabytes, and most workflows only use one draft.
-static META: [LazyLock<Option<Validator>>; 5] = [
-    LazyLock::new(|| meta_validator(META_URIS[0])),
-    LazyLock::new(|| meta_validator(META_URIS[1])),
-    LazyLock::new(|| meta_validator(META_URIS[2])),
-    LazyLock::new(|| meta_validator(META_URIS[3])),
-    LazyLock::new(|| meta_validator(META_URIS[4])),
-];
-
-fn meta_validator(uri: &str) -> Option<Validator> {
-    jsonschema::options()
-        // `$schema` selects that draft's registry, where its meta-schema lives
-        .build(&json!({ "$schema": uri, "$ref": uri }))
-        .ok()
-}
-
+/// The meta-schema validator of a `$schema` URI (without a trailing `#`): jsonschema's own,
+/// each a process-wide static built on first use. The same ones jsonschema meta-validates with
+/// when it compiles a schema (`validator_for` below, `InputValidator`), so checking a schema
+/// here and compiling it builds one meta-schema validator, not two (the 2020-12 one costs
+/// megabytes, and most workflows only use one draft).
 fn meta_for(uri: &str) -> Option<&'static Validator> {
-    let i = META_URIS.iter().position(|u| *u == uri)?;
-    META[i].as_ref()
+    let meta: &'static Validator = match META_URIS.iter().position(|u| *u == uri)? {
+        0 => &jsonschema::draft202012::meta::VALIDATOR,
+        1 => &jsonschema::draft201909::meta::VALIDATOR,
+        2 => &jsonschema::draft7::meta::VALIDATOR,
+        3 => &jsonschema::draft6::meta::VALIDATOR,
+        _ => &jsonschema::draft4::meta::VALIDATOR,
+    };
+    Some(meta)
 }
 
 const JSON_TYPES: &[&str] = &[

@@ -87,8 +87,9 @@ fn build() -> Pieces {
                 "http://json-schema.org/draft-07/schema#".into(),
             );
         }
-        let validator = jsonschema::options()
-            .build(&schema)
+        // draft 7, not meta-validated at run time (why: `schema::draft7_validator_unchecked`;
+        // a test meta-validates every piece)
+        let validator = crate::schema::draft7_validator_unchecked(&schema)
             .expect("the generated workflow schema compiles");
         Piece { validator, schema }
     };
@@ -558,6 +559,42 @@ mod tests {
     fn every_variant_has_a_piece() {
         assert_eq!(PIECES.steps.len(), STEP_TYPES.len());
         assert_eq!(PIECES.triggers.len(), TRIGGER_TYPES.len());
+    }
+
+    /// The pieces compile without meta-validation (`schema::draft7_validator_unchecked`): here
+    /// each is checked against the draft 7 meta-schema instead, and answers like a validator
+    /// compiled the ordinary way (meta-validated, the schema as the root document).
+    #[test]
+    fn every_piece_is_a_valid_draft_7_schema_and_answers_as_compiled_directly() {
+        let pieces = PIECES
+            .steps
+            .values()
+            .chain(PIECES.triggers.values())
+            .chain([&PIECES.workflow]);
+        let samples = [
+            json!({}),
+            json!(null),
+            json!({ "id": 1, "type": "loop", "next": ["x"], "config": { "active": "yes" },
+                    "steps": {}, "retry": { "maxAttempts": -1 }, "extra": true }),
+            json!({ "id": "a", "type": "action", "action": "x", "params": [], "timeoutMs": 0,
+                    "triggers": [{ "type": "webhook", "secret": 3 }], "inputSchema": 1 }),
+        ];
+        for piece in pieces {
+            let errors: Vec<String> = jsonschema::draft7::meta::VALIDATOR
+                .iter_errors(&piece.schema)
+                .map(|e| format!("{}: {e}", e.instance_path))
+                .collect();
+            assert!(errors.is_empty(), "{errors:?}");
+            let direct = jsonschema::draft7::new(&piece.schema).expect("compiles");
+            for sample in &samples {
+                let answer = |v: &Validator| {
+                    v.iter_errors(sample)
+                        .map(|e| (e.instance_path.to_string(), e.to_string()))
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(answer(&piece.validator), answer(&direct), "on {sample}");
+            }
+        }
     }
 
     #[test]
