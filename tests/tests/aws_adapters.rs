@@ -222,7 +222,10 @@ async fn schedules_move_from_rules_to_scheduler_and_the_reconcile_repairs_them()
     old_schedule_rule(&eb, "order-alert", "cron(0 9 ? * MON-FRI *)").await;
     old_schedule_rule(&eb, "retired", "cron(0 1 * * ? *)").await;
 
-    let first = triggers.sync_all(&[wf.clone()]).await.expect("reconcile");
+    let first = triggers
+        .sync_all(std::slice::from_ref(&wf))
+        .await
+        .expect("reconcile");
     assert_eq!(first.created, ["wf-order-alert-s0", "wf-order-alert-ev"]);
     let mut deleted = first.deleted.clone();
     deleted.sort();
@@ -268,7 +271,10 @@ async fn schedules_move_from_rules_to_scheduler_and_the_reconcile_repairs_them()
     );
 
     // Idempotent: the second run changes nothing.
-    let again = triggers.sync_all(&[wf.clone()]).await.expect("again");
+    let again = triggers
+        .sync_all(std::slice::from_ref(&wf))
+        .await
+        .expect("again");
     assert!(!again.changed(), "{again:?}");
     assert_eq!(again.unchanged, ["wf-order-alert-s0", "wf-order-alert-ev"]);
     assert!(
@@ -286,7 +292,10 @@ async fn schedules_move_from_rules_to_scheduler_and_the_reconcile_repairs_them()
         .send()
         .await
         .expect("delete by hand");
-    let back = triggers.sync_all(&[wf.clone()]).await.expect("repair");
+    let back = triggers
+        .sync_all(std::slice::from_ref(&wf))
+        .await
+        .expect("repair");
     assert_eq!(back.created, ["wf-order-alert-s0"], "{back:?}");
     // Edited by hand (another expression, disabled): put back as it should be.
     let current = sc
@@ -306,7 +315,10 @@ async fn schedules_move_from_rules_to_scheduler_and_the_reconcile_repairs_them()
         .send()
         .await
         .expect("edit by hand");
-    let repaired = triggers.sync_all(&[wf.clone()]).await.expect("repair edit");
+    let repaired = triggers
+        .sync_all(std::slice::from_ref(&wf))
+        .await
+        .expect("repair edit");
     assert_eq!(repaired.updated, ["wf-order-alert-s0"], "{repaired:?}");
     let got = sc
         .get_schedule()

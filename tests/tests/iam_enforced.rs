@@ -1012,7 +1012,7 @@ async fn each_function_works_with_its_own_role_and_is_refused_the_rest() {
     let schedule_names: Vec<String> = schedules.iter().filter_map(|s| s.name.clone()).collect();
     assert_eq!(
         schedule_names,
-        [old_rule.clone()],
+        std::slice::from_ref(&old_rule),
         "one schedule, the rule's name"
     );
     let rules = api
