@@ -204,7 +204,7 @@ fn parse_model_json(text: &str) -> Result<Value, serde_json::Error> {
 /// Check the model's JSON against the step's `jsonSchema` (a mismatch is retryable: another
 /// answer may fit).
 fn check_schema(schema: &Value, v: &Value) -> Result<(), StepError> {
-    let validator = jsonschema::validator_for(schema)
+    let validator = wf_core::schema::user_schema_validator(schema)
         .map_err(|e| StepError::new("llm.schema", format!("invalid jsonSchema: {e}")))?;
     let errors: Vec<String> = validator
         .iter_errors(v)

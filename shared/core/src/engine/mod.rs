@@ -141,7 +141,7 @@ impl CompiledWorkflow {
             return Ok(());
         };
         let compiled = self.input_validator.get_or_init(|| {
-            jsonschema::validator_for(schema)
+            crate::schema::user_schema_validator(schema)
                 .map(InputValidator)
                 .map_err(|e| {
                     InvalidText::new(

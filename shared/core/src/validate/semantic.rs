@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use jsonschema::Validator;
 use jsonschema::error::{TypeKind, ValidationErrorKind};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{
     Problem, codes, escape_token, pointer_tokens, subject, suggestion, type_of, unknown_name,
@@ -18,6 +18,7 @@ use crate::model::{
     EffectiveRetry, Step, Trigger, WORKFLOW_ID_MAX_LEN, WebhookScheme, Workflow, check_workflow_id,
     matches_workflow_id_pattern,
 };
+use crate::schema::JSON_TYPES;
 
 const TEMPLATE_HINT: &str = "templates are Jinja (minijinja): `{{ expr }}` for values, `{% if %}`/`{% for %}` blocks; check the braces and the expression";
 
@@ -745,10 +746,6 @@ fn meta_for(uri: &str) -> Option<&'static Validator> {
     Some(meta)
 }
 
-const JSON_TYPES: &[&str] = &[
-    "string", "number", "integer", "boolean", "object", "array", "null",
-];
-
 fn check_json_schema(schema: &Value, at: &str, field: &str, out: &mut Vec<Problem>) {
     let hint = format!(
         "`{field}` is a JSON Schema (draft 2020-12 unless `$schema` says otherwise), e.g. \
@@ -775,7 +772,8 @@ fn check_json_schema(schema: &Value, at: &str, field: &str, out: &mut Vec<Proble
         .and_then(Value::as_str)
         .unwrap_or(DRAFT_2020_12)
         .trim_end_matches('#');
-    if let Some(meta) = meta_for(uri) {
+    // a schema plainly valid needs no meta-schema (which costs megabytes): only compiling
+    if let Some(meta) = meta_for(uri).filter(|_| !crate::schema::plainly_valid(schema)) {
         let mut seen = HashSet::new();
         for err in meta.iter_errors(schema) {
             let path = err.instance_path.as_str().to_string();
@@ -806,7 +804,7 @@ fn check_json_schema(schema: &Value, at: &str, field: &str, out: &mut Vec<Proble
             return;
         }
     }
-    if let Err(e) = jsonschema::validator_for(schema) {
+    if let Err(e) = crate::schema::user_schema_validator(schema) {
         out.push(Problem::new(
             codes::JSON_SCHEMA,
             format!("{at}{}", e.instance_path.as_str()),
@@ -973,6 +971,8 @@ fn cycles(g: &Graph, scope: &Scope, adj: &[Vec<(usize, String)>], out: &mut Vec<
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     /// The workflow-id rule is `check_workflow_id` (wf-core's one definition).
