@@ -26,7 +26,7 @@ pub async fn step_context(
     path: &StepPath,
     loops: &LoopScope,
 ) -> Result<Map<String, Value>, StepError> {
-    let mut ctx = base_context(execution, compiled);
+    let mut ctx = base_context(execution, compiled, compiled.reads_input(path));
     let wanted = compiled
         .visible_step_paths(path)
         .unwrap_or_else(|| compiled.all_visible_step_paths(path));
@@ -80,13 +80,17 @@ pub async fn step_context(
     Ok(ctx)
 }
 
-/// `input`, `vars` and `execution`: what every template sees.
-pub fn base_context(
+/// `input` (when `with_input`: a step whose templates never read it is not given a copy),
+/// `vars` and `execution`: what every template sees.
+fn base_context(
     execution: &ExecutionRecord,
     compiled: &CompiledWorkflow,
+    with_input: bool,
 ) -> Map<String, Value> {
     let mut ctx = Map::new();
-    ctx.insert("input".into(), execution.input.clone());
+    if with_input {
+        ctx.insert("input".into(), execution.input.clone());
+    }
     ctx.insert(
         "vars".into(),
         Value::Object(compiled.workflow.config.variables.clone()),

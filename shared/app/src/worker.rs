@@ -3,6 +3,7 @@
 //! [`crate::app`], and this module performs the engine's decisions with the ports.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -36,12 +37,7 @@ impl App {
     /// successors run inline in this call; others are queued.
     #[tracing::instrument(skip_all, fields(execution_id = %task.execution_id, path = %task.path, attempt = task.attempt))]
     pub async fn run_task(&self, task: &StepTask) -> Result<(), AppError> {
-        let Some(mut execution) = self
-            .services()
-            .executions
-            .get_execution(&task.execution_id)
-            .await?
-        else {
+        let Some(mut execution) = self.execution_for_task(&task.execution_id).await? else {
             warn!("task for an unknown execution: acknowledged");
             return Ok(());
         };
@@ -167,7 +163,7 @@ impl Scrubbed<'_> {
     /// Bring the execution to a terminal status with its output and error scrubbed.
     async fn finish_execution(
         &self,
-        execution: &mut ExecutionRecord,
+        execution: &mut Arc<ExecutionRecord>,
         status: ExecutionStatus,
         mut output: Value,
         mut error: Option<wf_core::StepError>,
@@ -177,7 +173,7 @@ impl Scrubbed<'_> {
             self.scrub.error(e);
         }
         self.app
-            .finish_execution(execution, status, output, error)
+            .finish_execution(Arc::make_mut(execution), status, output, error)
             .await
     }
 }
@@ -240,7 +236,7 @@ impl Run<'_> {
 
     async fn process(
         &mut self,
-        execution: &mut ExecutionRecord,
+        execution: &mut Arc<ExecutionRecord>,
         path_str: &str,
         attempt: u32,
     ) -> Result<(), AppError> {
@@ -294,7 +290,7 @@ impl Run<'_> {
                         );
                         self.store().finish_step(&execution.id, &mut done).await?;
                     }
-                    return self.app.time_out(execution).await;
+                    return self.app.time_out(Arc::make_mut(execution)).await;
                 }
                 TaskPlan::Busy { retry_after_ms } => {
                     // A waiting loop is driven by its iterations; anything else held: look
@@ -480,7 +476,7 @@ impl Run<'_> {
 
     async fn run_claimed(
         &mut self,
-        execution: &mut ExecutionRecord,
+        execution: &mut Arc<ExecutionRecord>,
         path: &StepPath,
         step: &Step,
         claim: StepRecord,
@@ -500,7 +496,8 @@ impl Run<'_> {
                 .update_execution(&execution.id, &mut update)
                 .await?
             {
-                execution.status = ExecutionStatus::Running;
+                Arc::make_mut(execution).status = ExecutionStatus::Running;
+                self.app.remember_execution(execution);
             }
         }
         let ctx = match step_context(self.svc(), execution, self.compiled, path, loops).await {
@@ -597,7 +594,7 @@ impl Run<'_> {
 
     async fn start_loop(
         &mut self,
-        execution: &mut ExecutionRecord,
+        execution: &mut Arc<ExecutionRecord>,
         path: &StepPath,
         step: &Step,
         l: &wf_core::model::LoopStep,
@@ -718,7 +715,7 @@ impl Run<'_> {
     /// Store the attempt's result (conditional on our claim) and perform its effects.
     async fn finish(
         &mut self,
-        execution: &mut ExecutionRecord,
+        execution: &mut Arc<ExecutionRecord>,
         path: &StepPath,
         step: &Step,
         claim: &StepRecord,
@@ -742,7 +739,7 @@ impl Run<'_> {
     /// Perform the effects of a stored step record.
     async fn apply(
         &mut self,
-        execution: &mut ExecutionRecord,
+        execution: &mut Arc<ExecutionRecord>,
         path: &StepPath,
         rec: &StepRecord,
     ) -> Result<(), AppError> {
@@ -752,7 +749,7 @@ impl Run<'_> {
 
     async fn perform(
         &mut self,
-        execution: &mut ExecutionRecord,
+        execution: &mut Arc<ExecutionRecord>,
         effects: Vec<Effect>,
     ) -> Result<(), AppError> {
         let mut pending: VecDeque<Effect> = effects.into();
@@ -794,7 +791,7 @@ impl Run<'_> {
     /// End the execution without an output (failed, timed out).
     async fn end(
         &self,
-        execution: &mut ExecutionRecord,
+        execution: &mut Arc<ExecutionRecord>,
         status: ExecutionStatus,
         error: wf_core::StepError,
     ) -> Result<(), AppError> {

@@ -107,6 +107,11 @@ pub trait ExecutionStore: Send + Sync {
         dedupe: Option<&DedupeKey>,
     ) -> Result<CreateOutcome, StoreError>;
     async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError>;
+    /// The status of an execution, without reading the rest of its record (its input may be
+    /// large; a worker that has the record already asks only whether it moved on).
+    async fn get_execution_status(&self, id: &str) -> Result<Option<ExecutionStatus>, StoreError> {
+        Ok(self.get_execution(id).await?.map(|r| r.status))
+    }
     /// Apply `update` unless the execution is terminal already. Returns whether it applied.
     async fn update_execution(
         &self,

@@ -11,7 +11,8 @@ use wf_core::StoreError;
 use wf_core::damaged::{DamagedExecution, damaged_execution, damaged_step, ulid_time_ms};
 use wf_core::execution::{
     ClaimOutcome, CreateOutcome, DedupeKey, ExecutionPage, ExecutionQuery, ExecutionRecord,
-    ExecutionUpdate, IterationCount, LoopState, StepKey, StepRecord, StepStatus, sort_steps,
+    ExecutionStatus, ExecutionUpdate, IterationCount, LoopState, StepKey, StepRecord, StepStatus,
+    sort_steps,
 };
 use wf_core::keys::{
     DRAFT_SK, EXEC_SK, LOOP_ITEMS_PER_PAGE, MARK_SK, META_SK, STEP_PREFIX, cut_page, iter_prefix,
@@ -499,6 +500,24 @@ impl ExecutionStore for SqliteStore {
                     .and_then(|mut st| st.query_row(params![id], exec_row).optional())
                     .map_err(map_err)?;
                 Ok(row.map(ExecRow::into_record))
+            })
+            .await
+    }
+
+    async fn get_execution_status(&self, id: &str) -> Result<Option<ExecutionStatus>, StoreError> {
+        let id = id.to_string();
+        self.db
+            .read(move |conn| {
+                let status: Option<Option<String>> = conn
+                    .prepare_cached("SELECT status FROM executions WHERE pk = ?1 AND sk = 'EXEC'")
+                    .and_then(|mut st| st.query_row(params![id], |r| r.get(0)).optional())
+                    .map_err(map_err)?;
+                Ok(status.map(|s| {
+                    // The column mirrors the body's status; a row without one reads as damaged
+                    // would (failed), as `get_execution` would answer.
+                    s.and_then(|s| serde_json::from_value(Value::String(s)).ok())
+                        .unwrap_or(ExecutionStatus::Failed)
+                }))
             })
             .await
     }

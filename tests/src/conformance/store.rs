@@ -452,6 +452,9 @@ pub async fn update_execution_until_terminal<S: ExecutionStore + ?Sized>(store: 
     let id = execution_id(T0);
     let record = execution(&id, &unique("wf"), T0);
     create(store, &record).await;
+    // The status alone (what a worker holding the record asks) follows every update.
+    let status = async |id: &str| store.get_execution_status(id).await.expect("status");
+    assert_eq!(status(&id).await, Some(record.status));
 
     let running = ExecutionUpdate {
         status: ExecutionStatus::Running,
@@ -460,6 +463,7 @@ pub async fn update_execution_until_terminal<S: ExecutionStore + ?Sized>(store: 
         finished_at: None,
     };
     assert!(store.update_execution(&id, &running).await.expect("update"));
+    assert_eq!(status(&id).await, Some(ExecutionStatus::Running));
     let done = ExecutionUpdate {
         status: ExecutionStatus::Succeeded,
         output: Some(json!({ "total": 3 })),
@@ -481,6 +485,8 @@ pub async fn update_execution_until_terminal<S: ExecutionStore + ?Sized>(store: 
         "duration from startedAt to finishedAt"
     );
     assert_eq!(stored.input, record.input);
+    assert_eq!(status(&id).await, Some(ExecutionStatus::Succeeded));
+    assert_eq!(status(&execution_id(T0 + 1)).await, None, "no such execution");
 
     let late = ExecutionUpdate {
         status: ExecutionStatus::TimedOut,

@@ -13,6 +13,7 @@ pub mod authoring;
 pub mod error;
 pub mod executions;
 pub mod json;
+mod live;
 pub mod maintenance;
 pub mod triggers;
 pub mod workflows;
@@ -34,6 +35,7 @@ pub use workflows::{NoTriggerSync, TriggerSync};
 use crate::metrics::Metrics;
 use crate::services::Services;
 use crate::settings::EngineSettings;
+use live::LiveExecutions;
 
 type DefinitionCache = HashMap<(String, u32), Arc<CompiledWorkflow>>;
 
@@ -45,6 +47,7 @@ pub struct App {
     metrics: Arc<Metrics>,
     settings: EngineSettings,
     definitions: Mutex<DefinitionCache>,
+    live: Mutex<LiveExecutions>,
     finished: broadcast::Sender<(String, ExecutionStatus)>,
 }
 
@@ -65,6 +68,7 @@ impl App {
             metrics: Arc::new(Metrics::default()),
             settings: EngineSettings::default(),
             definitions: Mutex::new(HashMap::new()),
+            live: Mutex::new(LiveExecutions::default()),
             finished,
         }
     }
@@ -126,6 +130,43 @@ impl App {
         self.definitions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn lock_live(&self) -> MutexGuard<'_, LiveExecutions> {
+        // A poisoned map is still valid: each entry is a record as stored.
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The record of an execution a step task is for: the one this process kept from an
+    /// earlier task when its stored status is still the kept one (only the status is read),
+    /// else read whole (and kept while it is not terminal). See [`live`].
+    pub(crate) async fn execution_for_task(
+        &self,
+        id: &str,
+    ) -> Result<Option<Arc<ExecutionRecord>>, AppError> {
+        let kept = self.lock_live().get(id);
+        if let Some(kept) = kept {
+            match self.svc.executions.get_execution_status(id).await? {
+                Some(status) if status == kept.status => return Ok(Some(kept)),
+                Some(_) => {}
+                None => {
+                    self.lock_live().forget(id);
+                    return Ok(None);
+                }
+            }
+        }
+        let Some(record) = self.svc.executions.get_execution(id).await? else {
+            self.lock_live().forget(id);
+            return Ok(None);
+        };
+        let record = Arc::new(record);
+        self.lock_live().keep(&record);
+        Ok(Some(record))
+    }
+
+    /// Keep (or forget, when terminal) the record of an execution a task changed.
+    pub(crate) fn remember_execution(&self, record: &Arc<ExecutionRecord>) {
+        self.lock_live().keep(record);
+    }
+
     /// Bring an execution to a terminal status (once: the store refuses a second terminal
     /// update) and tell the waiters. `execution` is refreshed with what is stored.
     pub(crate) async fn finish_execution(
@@ -147,6 +188,8 @@ impl App {
             .executions
             .update_execution(&execution.id, &update)
             .await?;
+        // Terminal either way (this update or an earlier one).
+        self.lock_live().forget(&execution.id);
         if applied {
             info!(execution_id = %execution.id, status = status.as_str(), "execution finished");
             self.metrics

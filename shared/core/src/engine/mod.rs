@@ -52,6 +52,9 @@ struct StepInfo {
     reads_all_steps: bool,
     /// Secret names the step's templates read (`secrets.<NAME>`).
     reads_secrets: BTreeSet<String>,
+    /// Whether a template of the step reads `input` (a step that does not is given no copy of
+    /// the execution's input: a loop over a large input would copy it once per iteration).
+    reads_input: bool,
 }
 
 /// A validated workflow indexed for the engine (cached per immutable version by the worker).
@@ -92,6 +95,7 @@ impl CompiledWorkflow {
                 let mut reads_steps = BTreeSet::new();
                 let mut reads_secrets = BTreeSet::new();
                 let mut reads_all_steps = false;
+                let mut reads_input = false;
                 for v in &vars {
                     let mut parts = v.split('.');
                     match (parts.next(), parts.next()) {
@@ -102,6 +106,7 @@ impl CompiledWorkflow {
                         (Some("secrets"), Some(name)) => {
                             reads_secrets.insert(name.to_string());
                         }
+                        (Some("input"), _) => reads_input = true,
                         _ => {}
                     }
                 }
@@ -112,6 +117,7 @@ impl CompiledWorkflow {
                         reads_steps,
                         reads_all_steps,
                         reads_secrets,
+                        reads_input,
                     },
                 );
                 if let Step::Loop(l) = step {
@@ -247,6 +253,12 @@ impl CompiledWorkflow {
             .values()
             .flat_map(|i| i.reads_secrets.iter().map(String::as_str))
             .collect()
+    }
+
+    /// Whether the step at `path` reads the execution's `input` in a template (true for a
+    /// path this version does not know).
+    pub fn reads_input(&self, path: &StepPath) -> bool {
+        self.info.get(path.step_id()).is_none_or(|i| i.reads_input)
     }
 
     /// Secret names the step at `path` reads.
