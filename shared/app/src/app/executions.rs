@@ -12,7 +12,7 @@ use wf_core::StoreError;
 use wf_core::engine::CompiledWorkflow;
 use wf_core::execution::{
     ClaimOutcome, CreateOutcome, DedupeKey, ExecutionPage, ExecutionQuery, ExecutionRecord,
-    ExecutionStatus, ExecutionView, STEP_PAGE_BYTES, STEP_PAGE_SIZE, StepPage, StepRecord,
+    ExecutionStatus, ExecutionView, STEP_PAGE_BYTES, STEP_PAGE_SIZE, StepKey, StepPage, StepRecord,
     StepStatus, StepTask, TriggerInfo, sort_steps, step_page_keys,
 };
 use wf_core::model::Workflow;
@@ -330,6 +330,44 @@ impl App {
         Ok(view)
     }
 
+    /// Every step record of an execution in start order, handed to `each` [`STEP_PAGE_SIZE`]
+    /// at a time (`wf run` prints them so: the records of a 100,000-iteration loop are never
+    /// all in memory at once). The keys are listed and ordered once.
+    pub async fn for_each_step_page<E: From<AppError>>(
+        &self,
+        id: &str,
+        mut each: impl FnMut(Vec<StepRecord>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut keys = self
+            .svc
+            .executions
+            .list_step_keys(id)
+            .await
+            .map_err(AppError::from)?;
+        sort_steps(&mut keys);
+        for chunk in keys.chunks(STEP_PAGE_SIZE) {
+            each(self.steps_in_key_order(id, chunk).await?)?;
+        }
+        Ok(())
+    }
+
+    /// The step records of `keys`, in their order.
+    async fn steps_in_key_order(
+        &self,
+        id: &str,
+        keys: &[StepKey],
+    ) -> Result<Vec<StepRecord>, AppError> {
+        let paths: Vec<String> = keys.iter().map(|k| k.path.clone()).collect();
+        let rank: HashMap<&str, usize> = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.as_str(), i))
+            .collect();
+        let mut records = self.svc.executions.get_steps(id, &paths).await?;
+        records.sort_by_key(|r| rank.get(r.path.as_str()).copied().unwrap_or(usize::MAX));
+        Ok(records)
+    }
+
     /// A page of an execution's step records in start order: after the step the cursor names,
     /// at most `limit` records (1..=1000) and at most [`STEP_PAGE_BYTES`] of them.
     pub async fn execution_steps(
@@ -360,14 +398,7 @@ impl App {
         let mut keys = self.svc.executions.list_step_keys(id).await?;
         sort_steps(&mut keys);
         let page_keys = step_page_keys(&keys, after.as_deref(), limit).ok_or_else(bad_cursor)?;
-        let paths: Vec<String> = page_keys.iter().map(|k| k.path.clone()).collect();
-        let rank: HashMap<&str, usize> = paths
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.as_str(), i))
-            .collect();
-        let mut records = self.svc.executions.get_steps(id, &paths).await?;
-        records.sort_by_key(|r| rank.get(r.path.as_str()).copied().unwrap_or(usize::MAX));
+        let records = self.steps_in_key_order(id, page_keys).await?;
         // Cut before the page passes its byte budget (it keeps at least one record).
         let mut bytes = 0;
         let mut items = Vec::with_capacity(records.len());
