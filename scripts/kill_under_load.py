@@ -621,30 +621,26 @@ def report(args, load, kill, records, listed, peer_reqs, send_secs, drain_secs, 
         t_over = [finished_at[e] for e in taken_over if finished_at.get(e)]
         taken_over_resume = max(t_over) - kill["wall"] if t_over else None
 
-    # Invariants.
+    # Invariants: (offending items, what they are); an empty list passes.
     if len(keys_answered) != n:
         failures.append(f"{n - len(keys_answered)} requests never got a 202 "
                         f"(refused: {dict(list(load.refused.items())[:5])})")
-    if multi_id_keys:
-        failures.append(f"{len(multi_id_keys)} keys answered with more than one execution id")
-    if shared_ids:
-        failures.append(f"{len(shared_ids)} execution ids answered for more than one key")
-    if missing:
-        failures.append(f"{len(missing)} answered executions missing from the store: {missing[:5]}")
-    if not_listed:
-        failures.append(f"{len(not_listed)} answered executions absent from the list: {not_listed[:5]}")
-    if extra:
-        failures.append(f"{len(extra)} executions in the store nobody was answered with: {extra[:5]}")
-    if wrong_trigger:
-        failures.append(f"{len(wrong_trigger)} executions with another key or order: {wrong_trigger[:5]}")
     if statuses.get("succeeded", 0) != len(distinct_ids) or len(distinct_ids) != n:
         failures.append(f"not every execution succeeded: {dict(statuses)} of {len(distinct_ids)}")
-    if bad_peer:
-        failures.append(f"{len(bad_peer)} peer requests whose key is not their execution's: {bad_peer[:5]}")
-    if orders_with_many_keys:
-        failures.append(f"{len(orders_with_many_keys)} orders reached the peer under several keys")
-    if succeeded_without_call:
-        failures.append(f"{len(succeeded_without_call)} succeeded executions never reached the peer")
+    for offending, what, show in [
+        (multi_id_keys, "keys answered with more than one execution id", False),
+        (shared_ids, "execution ids answered for more than one key", False),
+        (missing, "answered executions missing from the store", True),
+        (not_listed, "answered executions absent from the list", True),
+        (extra, "executions in the store nobody was answered with", True),
+        (wrong_trigger, "executions with another key or order", True),
+        (bad_peer, "peer requests whose key is not their execution's", True),
+        (orders_with_many_keys, "orders reached the peer under several keys", False),
+        (succeeded_without_call, "succeeded executions never reached the peer", False),
+    ]:
+        if offending:
+            sample = f": {list(offending)[:5]}" if show else ""
+            failures.append(f"{len(offending)} {what}{sample}")
 
     # "Late": a start step that ran later than a takeover could explain (lease + visibility of
     # the settings wf dev actually ran with, plus 5 s): left to the sweeper.
