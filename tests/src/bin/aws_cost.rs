@@ -43,7 +43,7 @@ const DYNAMO_READ: f64 = 0.125;
 const SQS_REQUEST: f64 = 0.40;
 const LAMBDA_INVOKE: f64 = 0.20;
 const EVENTBRIDGE_EVENT: f64 = 1.00;
-const TARGET: f64 = 2.50;
+const TARGET: f64 = 1.00;
 
 /// Requests and billed units of one operation.
 #[derive(Debug, Clone, Copy, Default)]
