@@ -5,9 +5,9 @@
 //!   the real SQS event payload through the emulator's invoke endpoint
 //!   (`POST /2015-03-31/functions/worker/invocations`), delete what it did not report in
 //!   `batchItemFailures` (reported ones come back after the visibility timeout, as on AWS).
-//! * EventBridge schedule rules: the local [`Scheduler`] computes due fires of the active
-//!   workflows in the store and invokes the trigger function with the rule's input
-//!   `{"workflowId", "scheduledTime"}`.
+//! * Schedules firing (moto stores EventBridge Scheduler schedules but never fires them): the
+//!   local [`Scheduler`] computes due fires of the active workflows in the store and invokes the
+//!   trigger function with a schedule's input `{"workflowId", "scheduledTime"}`.
 //! * The sweep rule: `{"sweep": true}` to the trigger function every minute.
 //! * Event rules: a rule on the platform bus sends every event to a queue (`lambda_bridge setup`
 //!   creates both; moto delivers rule targets to SQS), and the bridge hands each envelope to the

@@ -1,6 +1,6 @@
 //! End to end on the Lambda emulator: the real `webhook`, `api`, `trigger` and `worker` binaries
 //! under `cargo lambda watch`, against moto_server, with the local bridge playing SQS's event
-//! source and the schedule rules. Everything is started by the documented command
+//! source and the firing of schedules (moto stores them but never fires). Everything is started by the documented command
 //! (`scripts/lambda-local`) and driven by the documented script (`scripts/lambda/e2e.py`); then
 //! DynamoDB is read directly to see every step recorded there.
 //!
@@ -278,7 +278,7 @@ async fn a_signed_webhook_a_schedule_and_an_event_run_through_the_real_functions
         .collect();
     assert_eq!(steps, expected);
 
-    // 2. A schedule rule's input into the real trigger function: the execution id derives from
+    // 2. A schedule's input into the real trigger function: the execution id derives from
     //    the scheduled time, so EventBridge's retried delivery starts nothing new.
     let workflow = json!({
         "id": "lambda-tick", "name": "Tick",

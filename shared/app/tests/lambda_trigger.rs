@@ -1,4 +1,4 @@
-//! The trigger function's handler on fixture inputs: a schedule rule's input (execution id from
+//! The trigger function's handler on fixture inputs: a schedule's input (execution id from
 //! the scheduled time), platform events from EventBridge, raw or from a workflow's rule (filter
 //! evaluated, execution id from the event id, a replay starts nothing), and the sweep.
 

@@ -1,7 +1,8 @@
 //! The trigger function: every input EventBridge hands it.
 //!
-//! * `{"workflowId", "scheduledTime"}`: a schedule rule fired (InputTransformer on the default
-//!   bus). The execution id derives from (workflow, scheduled time), so a retried delivery starts
+//! * `{"workflowId", "scheduledTime"}`: a schedule fired (EventBridge Scheduler substitutes
+//!   `<aws.scheduler.scheduled-time>`; a schedule rule of the old design sent the same shape
+//!   through an InputTransformer). The execution id derives from (workflow, scheduled time), so a retried delivery starts
 //!   nothing new ([`start_scheduled`]).
 //! * `{"workflowId", "event": <envelope>}`: an event rule of that workflow matched on the
 //!   platform bus; the workflow's filter is evaluated and the execution id derives from the
