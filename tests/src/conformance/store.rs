@@ -486,7 +486,11 @@ pub async fn update_execution_until_terminal<S: ExecutionStore + ?Sized>(store: 
     );
     assert_eq!(stored.input, record.input);
     assert_eq!(status(&id).await, Some(ExecutionStatus::Succeeded));
-    assert_eq!(status(&execution_id(T0 + 1)).await, None, "no such execution");
+    assert_eq!(
+        status(&execution_id(T0 + 1)).await,
+        None,
+        "no such execution"
+    );
 
     let late = ExecutionUpdate {
         status: ExecutionStatus::TimedOut,
