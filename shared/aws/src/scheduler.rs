@@ -90,6 +90,22 @@ pub struct TriggerSchedules {
     dead_letter_arn: Option<String>,
 }
 
+/// Sets every field of a schedule as `spec` says, on a CreateSchedule or an UpdateSchedule
+/// request (two builder types of the SDK with the same setters, hence a macro).
+macro_rules! schedule_as_specified {
+    ($schedules:expr, $request:expr, $spec:expr) => {
+        $request
+            .group_name(&$schedules.group)
+            .name(&$spec.name)
+            .description(&$spec.description)
+            .schedule_expression(&$spec.expression)
+            .schedule_expression_timezone(TIMEZONE)
+            .flexible_time_window(Self::window()?)
+            .state(ScheduleState::Enabled)
+            .target($schedules.target($spec)?)
+    };
+}
+
 impl TriggerSchedules {
     /// Schedules in `group` invoking `target_arn` (the trigger function) as `role_arn`.
     pub fn new(
@@ -256,16 +272,7 @@ impl TriggerSchedules {
     }
 
     async fn update(&self, spec: &ScheduleSpec) -> Result<(), StoreError> {
-        self.client
-            .update_schedule()
-            .group_name(&self.group)
-            .name(&spec.name)
-            .description(&spec.description)
-            .schedule_expression(&spec.expression)
-            .schedule_expression_timezone(TIMEZONE)
-            .flexible_time_window(Self::window()?)
-            .state(ScheduleState::Enabled)
-            .target(self.target(spec)?)
+        schedule_as_specified!(self, self.client.update_schedule(), spec)
             .send()
             .await
             .store_err("UpdateSchedule")?;
@@ -275,17 +282,7 @@ impl TriggerSchedules {
     /// Create the schedule; `false` when it existed already (then it is compared and updated
     /// when it differs, see [`Self::put`]).
     async fn create(&self, spec: &ScheduleSpec) -> Result<bool, StoreError> {
-        match self
-            .client
-            .create_schedule()
-            .group_name(&self.group)
-            .name(&spec.name)
-            .description(&spec.description)
-            .schedule_expression(&spec.expression)
-            .schedule_expression_timezone(TIMEZONE)
-            .flexible_time_window(Self::window()?)
-            .state(ScheduleState::Enabled)
-            .target(self.target(spec)?)
+        match schedule_as_specified!(self, self.client.create_schedule(), spec)
             .send()
             .await
         {
