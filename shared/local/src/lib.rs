@@ -9,6 +9,7 @@
 mod bus;
 mod db;
 mod items;
+mod listing;
 mod queue;
 mod schema;
 mod store;

@@ -84,6 +84,22 @@ const MIGRATIONS: &[&str] = &[
     DELETE FROM events WHERE seq NOT IN (SELECT MIN(seq) FROM events GROUP BY id);
     CREATE UNIQUE INDEX IF NOT EXISTS events_by_id ON events (id);
     "#,
+    // 3: the status and trigger filters of the executions list read indexes made for them,
+    // alone and with a workflow, newest first (each matches `ORDER BY started_at DESC, pk
+    // DESC` after its equality columns, so a page reads only matching rows; `listing.rs`
+    // checks the plans). `executions_by_status` serves `queued`/`running` exactly, so the
+    // partial index of live executions goes (one index less to write).
+    r#"
+    DROP INDEX IF EXISTS executions_live;
+    CREATE INDEX IF NOT EXISTS executions_by_status
+        ON executions (status, started_at DESC, pk DESC) WHERE sk = 'EXEC';
+    CREATE INDEX IF NOT EXISTS executions_by_trigger
+        ON executions (trigger_type, started_at DESC, pk DESC) WHERE sk = 'EXEC';
+    CREATE INDEX IF NOT EXISTS executions_by_workflow_status
+        ON executions (workflow_id, status, started_at DESC, pk DESC) WHERE sk = 'EXEC';
+    CREATE INDEX IF NOT EXISTS executions_by_workflow_trigger
+        ON executions (workflow_id, trigger_type, started_at DESC, pk DESC) WHERE sk = 'EXEC';
+    "#,
 ];
 
 /// Bring the schema up to date (idempotent; each step in its own transaction).

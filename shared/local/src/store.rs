@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, params, params_from_iter};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -562,50 +561,7 @@ impl ExecutionStore for SqliteStore {
         let cursor = query.cursor.as_deref().map(decode_cursor).transpose()?;
         self.db
             .read(move |conn| {
-                let mut sql = String::from(
-                    "SELECT pk, body, workflow_id, started_at, trigger_type, version
-                     FROM executions WHERE sk = 'EXEC'",
-                );
-                let mut args: Vec<SqlValue> = Vec::new();
-                let mut arg = |sql: &mut String, clause: &str, value: SqlValue| {
-                    args.push(value);
-                    sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
-                };
-                if let Some(workflow_id) = &query.workflow_id {
-                    arg(&mut sql, " AND workflow_id = ?", workflow_id.clone().into());
-                }
-                if let Some(status) = query.status {
-                    // The partial index of live executions (schema.rs) applies when the query
-                    // repeats its term literally.
-                    if !status.is_terminal() {
-                        sql.push_str(" AND status IN ('queued', 'running')");
-                    }
-                    arg(
-                        &mut sql,
-                        " AND status = ?",
-                        status.as_str().to_string().into(),
-                    );
-                }
-                if let Some(trigger) = &query.trigger {
-                    arg(&mut sql, " AND trigger_type = ?", trigger.clone().into());
-                }
-                if let Some(version) = query.version {
-                    arg(&mut sql, " AND version = ?", i64::from(version).into());
-                }
-                if let Some(after) = query.started_after {
-                    arg(&mut sql, " AND started_at >= ?", after.into());
-                }
-                if let Some(before) = query.started_before {
-                    arg(&mut sql, " AND started_at < ?", before.into());
-                }
-                if let Some((started_at, id)) = &cursor {
-                    arg(&mut sql, " AND (started_at < ?", (*started_at).into());
-                    arg(&mut sql, " OR (started_at = ?", (*started_at).into());
-                    arg(&mut sql, " AND pk < ?))", id.clone().into());
-                }
-                sql.push_str(" ORDER BY started_at DESC, pk DESC");
-                arg(&mut sql, " LIMIT ?", ((limit + 1) as i64).into());
-
+                let (sql, args) = crate::listing::executions_sql(&query, cursor.as_ref(), limit);
                 let mut st = conn.prepare_cached(&sql).map_err(map_err)?;
                 let rows = st
                     .query_map(params_from_iter(args.iter()), exec_row)

@@ -674,7 +674,9 @@ async fn walk<S: ExecutionStore + ?Sized>(
     seen
 }
 
-/// Newest first with every filter, and a cursor that walks all pages without gaps.
+/// Newest first with every filter, and a cursor that walks all pages without gaps: every
+/// status and every trigger alone, with a workflow, together, and with a version or a window
+/// (each store reads an index made for the filter; the answers must be exactly the matches).
 pub async fn list_executions_pages<S: ExecutionStore + ?Sized>(store: &S) {
     let wf_a = unique("wf-a");
     let wf_b = unique("wf-b");
@@ -682,6 +684,8 @@ pub async fn list_executions_pages<S: ExecutionStore + ?Sized>(store: &S) {
         ExecutionStatus::Succeeded,
         ExecutionStatus::Failed,
         ExecutionStatus::Running,
+        ExecutionStatus::TimedOut,
+        ExecutionStatus::Cancelled,
     ];
     let triggers = ["webhook", "manual", "schedule", "event"];
     let mut all = Vec::new();
@@ -691,9 +695,10 @@ pub async fn list_executions_pages<S: ExecutionStore + ?Sized>(store: &S) {
         let workflow = if i % 2 == 0 { &wf_a } else { &wf_b };
         let mut record = execution(&execution_id(started_at), workflow, started_at);
         record.version = 1 + (i % 3) as u32;
-        record.trigger = TriggerInfo::new(triggers[(i % 4) as usize]).with("n", i);
+        // Every (workflow, trigger) pair and every (workflow, status) pair occurs.
+        record.trigger = TriggerInfo::new(triggers[((i / 2) % 4) as usize]).with("n", i);
         create(store, &record).await;
-        let status = statuses[(i % 3) as usize];
+        let status = statuses[(i % 5) as usize];
         let finished = status.is_terminal().then_some(started_at + 5);
         let update = ExecutionUpdate {
             status,
@@ -710,7 +715,8 @@ pub async fn list_executions_pages<S: ExecutionStore + ?Sized>(store: &S) {
         record.status = status;
         all.push(record);
     }
-    // A few left queued, in a workflow of their own (the live filters' other status).
+    // A few left queued, in a workflow of their own (the live filters' other status); one
+    // queued in wf-a, and one that went through running to failed.
     let wf_c = unique("wf-c");
     for i in 0..3i64 {
         let started_at = T0 + 500 + i * 1_000;
@@ -718,79 +724,41 @@ pub async fn list_executions_pages<S: ExecutionStore + ?Sized>(store: &S) {
         create(store, &record).await;
         all.push(record);
     }
+    let queued_a = execution(&execution_id(T0 + 4_500), &wf_a, T0 + 4_500);
+    create(store, &queued_a).await;
+    all.push(queued_a);
+    let mut through = execution(&execution_id(T0 + 6_500), &wf_c, T0 + 6_500);
+    through.trigger = TriggerInfo::new("schedule");
+    create(store, &through).await;
+    for (status, finished_at) in [
+        (ExecutionStatus::Running, None),
+        (ExecutionStatus::Failed, Some(T0 + 6_600)),
+    ] {
+        let update = ExecutionUpdate {
+            status,
+            output: None,
+            error: None,
+            finished_at,
+        };
+        assert!(
+            store
+                .update_execution(&through.id, &update)
+                .await
+                .expect("update")
+        );
+    }
+    through.status = ExecutionStatus::Failed;
+    all.push(through);
 
     type Keep = Box<dyn Fn(&ExecutionRecord) -> bool>;
-    let filters: Vec<(&str, ExecutionQuery, Keep)> = vec![
-        ("no filter", ExecutionQuery::default(), Box::new(|_| true)),
+    let mut filters: Vec<(String, ExecutionQuery, Keep)> = vec![
         (
-            "workflow",
-            ExecutionQuery {
-                workflow_id: Some(wf_a.clone()),
-                ..Default::default()
-            },
-            Box::new({
-                let wf_a = wf_a.clone();
-                move |e| e.workflow_id == wf_a
-            }),
+            "no filter".into(),
+            ExecutionQuery::default(),
+            Box::new(|_| true),
         ),
         (
-            "status",
-            ExecutionQuery {
-                status: Some(ExecutionStatus::Failed),
-                ..Default::default()
-            },
-            Box::new(|e| e.status == ExecutionStatus::Failed),
-        ),
-        (
-            "running (the live executions)",
-            ExecutionQuery {
-                status: Some(ExecutionStatus::Running),
-                ..Default::default()
-            },
-            Box::new(|e| e.status == ExecutionStatus::Running),
-        ),
-        (
-            "queued (the live executions)",
-            ExecutionQuery {
-                status: Some(ExecutionStatus::Queued),
-                ..Default::default()
-            },
-            Box::new(|e| e.status == ExecutionStatus::Queued),
-        ),
-        (
-            "workflow + running",
-            ExecutionQuery {
-                workflow_id: Some(wf_a.clone()),
-                status: Some(ExecutionStatus::Running),
-                ..Default::default()
-            },
-            Box::new({
-                let wf_a = wf_a.clone();
-                move |e| e.workflow_id == wf_a && e.status == ExecutionStatus::Running
-            }),
-        ),
-        (
-            "workflow + status",
-            ExecutionQuery {
-                workflow_id: Some(wf_b.clone()),
-                status: Some(ExecutionStatus::Succeeded),
-                ..Default::default()
-            },
-            Box::new({
-                let wf_b = wf_b.clone();
-                move |e| e.workflow_id == wf_b && e.status == ExecutionStatus::Succeeded
-            }),
-        ),
-        (
-            "trigger",
-            ExecutionQuery {
-                trigger: Some("schedule".into()),
-                ..Default::default()
-            },
-            Box::new(|e| e.trigger.kind == "schedule"),
-        ),
-        (
-            "version",
+            "version".into(),
             ExecutionQuery {
                 workflow_id: Some(wf_a.clone()),
                 version: Some(2),
@@ -802,7 +770,7 @@ pub async fn list_executions_pages<S: ExecutionStore + ?Sized>(store: &S) {
             }),
         ),
         (
-            "started window",
+            "started window".into(),
             ExecutionQuery {
                 started_after: Some(T0 + 2_000),
                 started_before: Some(T0 + 7_000),
@@ -810,14 +778,127 @@ pub async fn list_executions_pages<S: ExecutionStore + ?Sized>(store: &S) {
             },
             Box::new(|e| e.started_at >= T0 + 2_000 && e.started_at < T0 + 7_000),
         ),
+        (
+            "failed in a window".into(),
+            ExecutionQuery {
+                status: Some(ExecutionStatus::Failed),
+                started_after: Some(T0 + 2_000),
+                started_before: Some(T0 + 7_000),
+                ..Default::default()
+            },
+            Box::new(|e| {
+                e.status == ExecutionStatus::Failed
+                    && e.started_at >= T0 + 2_000
+                    && e.started_at < T0 + 7_000
+            }),
+        ),
+        (
+            "schedule, version 3".into(),
+            ExecutionQuery {
+                trigger: Some("schedule".into()),
+                version: Some(3),
+                ..Default::default()
+            },
+            Box::new(|e| e.trigger.kind == "schedule" && e.version == 3),
+        ),
     ];
+    let all_statuses = [
+        ExecutionStatus::Queued,
+        ExecutionStatus::Running,
+        ExecutionStatus::Succeeded,
+        ExecutionStatus::Failed,
+        ExecutionStatus::TimedOut,
+        ExecutionStatus::Cancelled,
+    ];
+    let workflows = [None, Some(&wf_a), Some(&wf_b), Some(&wf_c)];
+    for workflow in workflows {
+        let w = workflow.cloned();
+        let wname = workflow.map_or("any workflow", |_| "one workflow");
+        filters.push((
+            wname.to_string(),
+            ExecutionQuery {
+                workflow_id: w.clone(),
+                ..Default::default()
+            },
+            Box::new({
+                let w = w.clone();
+                move |e| w.as_ref().is_none_or(|w| &e.workflow_id == w)
+            }),
+        ));
+        for status in all_statuses {
+            filters.push((
+                format!("{wname} + {}", status.as_str()),
+                ExecutionQuery {
+                    workflow_id: w.clone(),
+                    status: Some(status),
+                    ..Default::default()
+                },
+                Box::new({
+                    let w = w.clone();
+                    move |e| e.status == status && w.as_ref().is_none_or(|w| &e.workflow_id == w)
+                }),
+            ));
+        }
+        for trigger in triggers {
+            filters.push((
+                format!("{wname} + {trigger}"),
+                ExecutionQuery {
+                    workflow_id: w.clone(),
+                    trigger: Some(trigger.into()),
+                    ..Default::default()
+                },
+                Box::new({
+                    let w = w.clone();
+                    move |e| {
+                        e.trigger.kind == trigger && w.as_ref().is_none_or(|w| &e.workflow_id == w)
+                    }
+                }),
+            ));
+            // A status and a trigger together (one of them is read from its index).
+            for status in [ExecutionStatus::Failed, ExecutionStatus::Running] {
+                filters.push((
+                    format!("{wname} + {trigger} + {}", status.as_str()),
+                    ExecutionQuery {
+                        workflow_id: w.clone(),
+                        trigger: Some(trigger.into()),
+                        status: Some(status),
+                        ..Default::default()
+                    },
+                    Box::new({
+                        let w = w.clone();
+                        move |e| {
+                            e.trigger.kind == trigger
+                                && e.status == status
+                                && w.as_ref().is_none_or(|w| &e.workflow_id == w)
+                        }
+                    }),
+                ));
+            }
+        }
+    }
+    // A trigger no execution has, and a workflow with no executions.
+    filters.push((
+        "unknown trigger".into(),
+        ExecutionQuery {
+            trigger: Some("nothing".into()),
+            ..Default::default()
+        },
+        Box::new(|_| false),
+    ));
+    filters.push((
+        "unknown workflow + failed".into(),
+        ExecutionQuery {
+            workflow_id: Some(unique("wf-none")),
+            status: Some(ExecutionStatus::Failed),
+            ..Default::default()
+        },
+        Box::new(|_| false),
+    ));
+    let mut matched = 0;
     for (name, query, keep) in &filters {
         let expected = sorted_newest_first(all.iter().filter(|e| keep(e)).cloned().collect());
-        assert!(
-            !expected.is_empty(),
-            "{name}: the fixture matches something"
-        );
-        for limit in [1, 4, 7, 100] {
+        matched += usize::from(!expected.is_empty());
+        for limit in [1, 4, 100] {
             let got = walk(store, query, limit).await;
             assert_eq!(
                 &got, &expected,
@@ -825,6 +906,11 @@ pub async fn list_executions_pages<S: ExecutionStore + ?Sized>(store: &S) {
             );
         }
     }
+    assert!(
+        matched > filters.len() * 3 / 4,
+        "the fixture matches most filters ({matched} of {})",
+        filters.len()
+    );
 
     // A single page with everything carries no cursor; items are whole records.
     let page = store

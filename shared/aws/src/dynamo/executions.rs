@@ -191,6 +191,32 @@ impl DynamoStore {
         }))
     }
 
+    /// The workflow id and trigger type of execution `id` (what its index keys are made of),
+    /// read alone: a projection of the two never-changing attributes. None when it does not
+    /// exist.
+    async fn index_facts(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.executions)
+            .set_key(Some(key(id, EXEC_SK)))
+            .projection_expression("#w, #t")
+            .expression_attribute_names("#w", keys::WORKFLOW_ID_ATTR)
+            .expression_attribute_names("#t", "triggerType")
+            .consistent_read(true)
+            .send()
+            .await
+            .store_err("update_execution")?;
+        Ok(out.item.map(|item| {
+            (
+                get_s(&item, keys::WORKFLOW_ID_ATTR)
+                    .unwrap_or_default()
+                    .to_string(),
+                get_s(&item, "triggerType").unwrap_or_default().to_string(),
+            )
+        }))
+    }
+
     /// Keys of the executions in one partition of a listing index, newest first, in
     /// `[lower, upper)` of the `startedKey` space. Returns one page of index keys and where to
     /// go on.
@@ -338,6 +364,74 @@ fn step_or_damaged(execution_id: &str, item: Item) -> StepRecord {
                 .unwrap_or(0);
             damaged_step(execution_id, path, started_at, &e.to_string())
         })
+}
+
+/// Which index partitions `list_executions` reads for `query`, and whether what they list may
+/// still not match it. Each filter reads the index made for it, so a rare status or trigger is
+/// found without reading through history:
+/// * a terminal status: `byStatus` (with the workflow: `byWorkflowStatus`), only that status;
+/// * `queued`/`running`: `byLive` (with the workflow: its `<workflowId>#live` partition of
+///   `byWorkflowStatus`): the live executions, of which the other live status is skipped;
+/// * a trigger: `byTrigger` (with the workflow: `byWorkflowTrigger`);
+/// * a workflow alone: `byWorkflow`; nothing: `byStart`.
+///
+/// A status and a trigger together read the status's index and filter the trigger; a version
+/// is filtered on whatever index is read.
+fn index_plan(query: &ExecutionQuery) -> (Vec<IndexPartition>, bool) {
+    let sharded = |index, attribute, values: Vec<String>| {
+        values
+            .into_iter()
+            .map(|v| IndexPartition::new(index, attribute, v))
+            .collect::<Vec<_>>()
+    };
+    let one = |index, attribute, value: String| vec![IndexPartition::new(index, attribute, value)];
+    let mut residual = query.version.is_some();
+    let partitions = match (&query.workflow_id, query.status, &query.trigger) {
+        (workflow, Some(status), trigger) => {
+            residual |= trigger.is_some() || !status.is_terminal();
+            match (workflow, status.is_terminal()) {
+                (Some(w), terminal) => one(
+                    keys::BY_WORKFLOW_STATUS_INDEX,
+                    keys::WORKFLOW_STATUS_ATTR,
+                    keys::workflow_status(
+                        w,
+                        if terminal {
+                            status.as_str()
+                        } else {
+                            keys::LIVE_STATUS
+                        },
+                    ),
+                ),
+                (None, true) => sharded(
+                    keys::BY_STATUS_INDEX,
+                    keys::STATUS_SHARD_ATTR,
+                    keys::status_shards(status.as_str()),
+                ),
+                (None, false) => sharded(
+                    keys::BY_LIVE_INDEX,
+                    keys::LIVE_SHARD_ATTR,
+                    keys::live_shards(),
+                ),
+            }
+        }
+        (Some(w), None, Some(t)) => one(
+            keys::BY_WORKFLOW_TRIGGER_INDEX,
+            keys::WORKFLOW_TRIGGER_ATTR,
+            keys::workflow_trigger(w, t),
+        ),
+        (None, None, Some(t)) => sharded(
+            keys::BY_TRIGGER_INDEX,
+            keys::TRIGGER_SHARD_ATTR,
+            keys::trigger_shards(t),
+        ),
+        (Some(w), None, None) => one(keys::BY_WORKFLOW_INDEX, keys::WORKFLOW_ID_ATTR, w.clone()),
+        (None, None, None) => sharded(
+            keys::BY_START_INDEX,
+            keys::ENTITY_ATTR,
+            keys::exec_entities(),
+        ),
+    };
+    (partitions, residual)
 }
 
 /// A dedupe key may be (re)written when absent, expired, or already this execution's.
@@ -530,9 +624,33 @@ impl ExecutionStore for DynamoStore {
             sets.push("durationMs = :finished - startedAt");
             req = req.expression_attribute_values(":finished", n(finished_at));
         }
-        // A finished execution leaves the live index (`byLive` is sparse on `liveShard`).
+        // A finished execution leaves the live index (`byLive` is sparse on `liveShard`) and
+        // enters the status indexes. `workflowStatus` needs the workflow id, which an update
+        // expression cannot join to the status: one small read (the two attributes) finds it,
+        // and the trigger type, so that an item written before the trigger indexes existed is
+        // added to them when it finishes (an unchanged index key writes no index).
         let remove = if update.status.is_terminal() {
-            req = req.expression_attribute_names("#live", keys::LIVE_SHARD_ATTR);
+            let Some((workflow_id, trigger)) = self.index_facts(id).await? else {
+                return Err(StoreError::NotFound(format!("execution {id}")));
+            };
+            let status = update.status.as_str();
+            sets.push("#ss = :ss");
+            sets.push("#ws = :ws");
+            sets.push("#ts = if_not_exists(#ts, :ts)");
+            sets.push("#wt = if_not_exists(#wt, :wt)");
+            req = req
+                .expression_attribute_names("#live", keys::LIVE_SHARD_ATTR)
+                .expression_attribute_names("#ss", keys::STATUS_SHARD_ATTR)
+                .expression_attribute_names("#ws", keys::WORKFLOW_STATUS_ATTR)
+                .expression_attribute_names("#ts", keys::TRIGGER_SHARD_ATTR)
+                .expression_attribute_names("#wt", keys::WORKFLOW_TRIGGER_ATTR)
+                .expression_attribute_values(":ss", s(keys::status_shard(status, id)))
+                .expression_attribute_values(":ws", s(keys::workflow_status(&workflow_id, status)))
+                .expression_attribute_values(":ts", s(keys::trigger_shard(&trigger, id)))
+                .expression_attribute_values(
+                    ":wt",
+                    s(keys::workflow_trigger(&workflow_id, &trigger)),
+                );
             " REMOVE #live"
         } else {
             ""
@@ -577,24 +695,9 @@ impl ExecutionStore for DynamoStore {
                     .as_ref()
                     .is_none_or(|w| &r.workflow_id == w)
         };
-        let filtered = query.status.is_some() || query.trigger.is_some() || query.version.is_some();
-        // The smallest index that holds every match: the live executions for a `queued` or
-        // `running` filter (the sweep's queries), else one workflow's, else all of them.
-        let partitions: Vec<IndexPartition> = match (&query.status, &query.workflow_id) {
-            (Some(status), _) if !status.is_terminal() => keys::live_shards()
-                .into_iter()
-                .map(|v| IndexPartition::new(keys::BY_LIVE_INDEX, keys::LIVE_SHARD_ATTR, v))
-                .collect(),
-            (_, Some(w)) => vec![IndexPartition::new(
-                keys::BY_WORKFLOW_INDEX,
-                keys::WORKFLOW_ID_ATTR,
-                w.clone(),
-            )],
-            _ => keys::exec_entities()
-                .into_iter()
-                .map(|v| IndexPartition::new(keys::BY_START_INDEX, keys::ENTITY_ATTR, v))
-                .collect(),
-        };
+        // The smallest index that holds every match, and whether some of what it lists may
+        // still not match (then pages are read ahead, since `Limit` applies before filtering).
+        let (partitions, filtered) = index_plan(query);
         let mut heads: Vec<PartitionReader> =
             partitions.into_iter().map(PartitionReader::new).collect();
         let mut items: Vec<ExecutionRecord> = Vec::new();

@@ -194,6 +194,18 @@ pub(crate) struct ExecItem {
     /// Only while the execution is not terminal (the sparse `byLive` index).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live_shard: Option<String>,
+    /// Only once terminal (the sparse `byStatus` index); absent on items written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_shard: Option<String>,
+    /// `byTrigger`; absent on items written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_shard: Option<String>,
+    /// `byWorkflowStatus`; absent on items written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_status: Option<String>,
+    /// `byWorkflowTrigger`; absent on items written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_trigger: Option<String>,
     pub ttl: i64,
 }
 
@@ -218,6 +230,20 @@ impl ExecItem {
             started_key: keys::started_key(r.started_at, &r.id),
             entity: keys::exec_entity(&r.id),
             live_shard: (!r.status.is_terminal()).then(|| keys::live_shard(&r.id)),
+            status_shard: r
+                .status
+                .is_terminal()
+                .then(|| keys::status_shard(r.status.as_str(), &r.id)),
+            trigger_shard: Some(keys::trigger_shard(&r.trigger.kind, &r.id)),
+            workflow_status: Some(keys::workflow_status(
+                &r.workflow_id,
+                if r.status.is_terminal() {
+                    r.status.as_str()
+                } else {
+                    keys::LIVE_STATUS
+                },
+            )),
+            workflow_trigger: Some(keys::workflow_trigger(&r.workflow_id, &r.trigger.kind)),
             ttl: keys::expiry(&r.id, r.started_at, retention_days),
         }
     }

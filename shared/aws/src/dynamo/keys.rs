@@ -10,8 +10,13 @@
 //!   [`INDEX_SHARDS`] partitions: `EXEC`, `EXEC#1` … `EXEC#7`, `startedKey`) and `byLive`
 //!   (`liveShard` = `LIVE#0` … `LIVE#7`, `startedKey`), which holds only the executions not yet
 //!   terminal: `liveShard` is written with a queued execution and removed when it finishes, so
-//!   the sweep and the `queued`/`running` filters read live work, not history. Every item of an
-//!   execution carries the TTL attribute `ttl`.
+//!   the sweep and the `queued`/`running` filters read live work, not history. Four more serve
+//!   the status and trigger filters, each reading only matching executions: `byStatus`
+//!   (`statusShard` = `<status>#<n>`, terminal executions only, written once when it finishes),
+//!   `byTrigger` (`triggerShard` = `<trigger>#<n>`, written with the execution),
+//!   `byWorkflowStatus` (`workflowStatus` = `<workflowId>#live` while queued or running, then
+//!   `<workflowId>#<status>`) and `byWorkflowTrigger` (`workflowTrigger` =
+//!   `<workflowId>#<trigger>`). Every item of an execution carries the TTL attribute `ttl`.
 //! * `records`: pk `collection`, sk `id`.
 
 /// Partition and sort key attribute names.
@@ -34,6 +39,20 @@ pub const WORKFLOW_ID_ATTR: &str = "workflowId";
 pub const STARTED_KEY_ATTR: &str = "startedKey";
 pub const ENTITY_ATTR: &str = "entity";
 pub const LIVE_SHARD_ATTR: &str = "liveShard";
+/// Index of the finished executions by status, newest first (partitions [`status_shards`]).
+pub const BY_STATUS_INDEX: &str = "byStatus";
+pub const STATUS_SHARD_ATTR: &str = "statusShard";
+/// Index of executions by trigger type, newest first (partitions [`trigger_shards`]).
+pub const BY_TRIGGER_INDEX: &str = "byTrigger";
+pub const TRIGGER_SHARD_ATTR: &str = "triggerShard";
+/// Index of one workflow's executions by status ([`workflow_status`]), newest first.
+pub const BY_WORKFLOW_STATUS_INDEX: &str = "byWorkflowStatus";
+pub const WORKFLOW_STATUS_ATTR: &str = "workflowStatus";
+/// Index of one workflow's executions by trigger type ([`workflow_trigger`]), newest first.
+pub const BY_WORKFLOW_TRIGGER_INDEX: &str = "byWorkflowTrigger";
+pub const WORKFLOW_TRIGGER_ATTR: &str = "workflowTrigger";
+/// The status part of `workflowStatus` while an execution is queued or running.
+pub const LIVE_STATUS: &str = "live";
 /// The `entity` of shard 0: the one partition of `byStart` before it was sharded, so items
 /// written then are still listed.
 pub const EXEC_ENTITY: &str = "EXEC";
@@ -78,6 +97,40 @@ pub fn live_shard(execution_id: &str) -> String {
 /// Every partition of `byLive`.
 pub fn live_shards() -> Vec<String> {
     (0..INDEX_SHARDS).map(|n| format!("LIVE#{n}")).collect()
+}
+
+/// The `statusShard` (its `byStatus` partition) of an execution finished with `status`.
+pub fn status_shard(status: &str, execution_id: &str) -> String {
+    format!("{status}#{}", shard_of(execution_id))
+}
+
+/// Every partition of `byStatus` holding `status`.
+pub fn status_shards(status: &str) -> Vec<String> {
+    (0..INDEX_SHARDS).map(|n| format!("{status}#{n}")).collect()
+}
+
+/// The `triggerShard` (its `byTrigger` partition) of an execution started by `trigger`.
+pub fn trigger_shard(trigger: &str, execution_id: &str) -> String {
+    format!("{trigger}#{}", shard_of(execution_id))
+}
+
+/// Every partition of `byTrigger` holding `trigger`.
+pub fn trigger_shards(trigger: &str) -> Vec<String> {
+    (0..INDEX_SHARDS)
+        .map(|n| format!("{trigger}#{n}"))
+        .collect()
+}
+
+/// The `workflowStatus` of an execution of `workflow_id`: `<workflowId>#<status>` once
+/// terminal, `<workflowId>#live` ([`LIVE_STATUS`]) before. Workflow ids hold no `#`, so the
+/// text is unambiguous.
+pub fn workflow_status(workflow_id: &str, status: &str) -> String {
+    format!("{workflow_id}#{status}")
+}
+
+/// The `workflowTrigger` of an execution of `workflow_id` started by `trigger`.
+pub fn workflow_trigger(workflow_id: &str, trigger: &str) -> String {
+    format!("{workflow_id}#{trigger}")
 }
 
 // The layout shared with every store: one definition in wf-core.
@@ -154,6 +207,14 @@ mod tests {
         assert_eq!(exec_entities().len(), 8);
         assert_eq!(live_shards()[3], "LIVE#3");
         assert!(live_shards().contains(&live_shard("x")));
+        assert!(status_shards("failed").contains(&status_shard("failed", "x")));
+        assert!(trigger_shards("schedule").contains(&trigger_shard("schedule", "x")));
+        assert_eq!(
+            status_shard("failed", "x"),
+            format!("failed#{}", shard_of("x"))
+        );
+        assert_eq!(workflow_status("wf", LIVE_STATUS), "wf#live");
+        assert_eq!(workflow_trigger("wf", "event"), "wf#event");
     }
 
     #[test]

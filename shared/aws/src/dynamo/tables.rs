@@ -9,8 +9,11 @@ use aws_sdk_dynamodb::types::{
 use wf_core::StoreError;
 
 use super::keys::{
-    BY_LIVE_INDEX, BY_START_INDEX, BY_WORKFLOW_INDEX, ENTITY_ATTR, EXECUTIONS_PK, LIVE_SHARD_ATTR,
-    RECORDS_PK, RECORDS_SK, SK, STARTED_KEY_ATTR, TTL_ATTRIBUTE, WORKFLOW_ID_ATTR, WORKFLOWS_PK,
+    BY_LIVE_INDEX, BY_START_INDEX, BY_STATUS_INDEX, BY_TRIGGER_INDEX, BY_WORKFLOW_INDEX,
+    BY_WORKFLOW_STATUS_INDEX, BY_WORKFLOW_TRIGGER_INDEX, ENTITY_ATTR, EXECUTIONS_PK,
+    LIVE_SHARD_ATTR, RECORDS_PK, RECORDS_SK, SK, STARTED_KEY_ATTR, STATUS_SHARD_ATTR,
+    TRIGGER_SHARD_ATTR, TTL_ATTRIBUTE, WORKFLOW_ID_ATTR, WORKFLOW_STATUS_ATTR,
+    WORKFLOW_TRIGGER_ATTR, WORKFLOWS_PK,
 };
 use crate::config::Config;
 use crate::error::{Failure, build_error, classify, store_error};
@@ -105,11 +108,27 @@ pub async fn ensure_tables(client: &Client, config: &Config) -> Result<(), Store
             STARTED_KEY_ATTR,
             ENTITY_ATTR,
             LIVE_SHARD_ATTR,
+            STATUS_SHARD_ATTR,
+            TRIGGER_SHARD_ATTR,
+            WORKFLOW_STATUS_ATTR,
+            WORKFLOW_TRIGGER_ATTR,
         ],
         vec![
             index(BY_WORKFLOW_INDEX, WORKFLOW_ID_ATTR, STARTED_KEY_ATTR)?,
             index(BY_START_INDEX, ENTITY_ATTR, STARTED_KEY_ATTR)?,
             index(BY_LIVE_INDEX, LIVE_SHARD_ATTR, STARTED_KEY_ATTR)?,
+            index(BY_STATUS_INDEX, STATUS_SHARD_ATTR, STARTED_KEY_ATTR)?,
+            index(BY_TRIGGER_INDEX, TRIGGER_SHARD_ATTR, STARTED_KEY_ATTR)?,
+            index(
+                BY_WORKFLOW_STATUS_INDEX,
+                WORKFLOW_STATUS_ATTR,
+                STARTED_KEY_ATTR,
+            )?,
+            index(
+                BY_WORKFLOW_TRIGGER_INDEX,
+                WORKFLOW_TRIGGER_ATTR,
+                STARTED_KEY_ATTR,
+            )?,
         ],
     )
     .await?;
