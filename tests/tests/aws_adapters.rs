@@ -595,3 +595,206 @@ async fn the_live_index_holds_only_unfinished_executions() {
     );
     assert!(shards_used.len() > 1, "spread over shards: {shards_used:?}");
 }
+
+/// The status and trigger filter indexes on an upgraded stack. Items written before them carry
+/// none of their attributes: a finished one stays out of `byStatus`/`byTrigger`/
+/// `byWorkflowStatus`/`byWorkflowTrigger` (listed unfiltered and by workflow only), a live one
+/// enters all four when it finishes. A table that does not have the indexes yet (CloudFormation
+/// adds one per stack update) answers every filter through the base indexes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_indexes_on_an_upgraded_table() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType,
+    };
+    use wf_aws::dynamo::items::execution_item;
+    use wf_aws::dynamo::keys;
+    use wf_core::execution::{
+        ExecutionQuery, ExecutionRecord, ExecutionStatus, ExecutionUpdate, TriggerInfo,
+    };
+    use wf_core::ports::ExecutionStore;
+    use wf_tests::conformance::{T0, execution, execution_id};
+
+    let moto = Moto::start();
+    let config = moto
+        .provision(&unique_prefix("upgrade"), Duration::from_secs(30))
+        .await;
+    let clients = moto.clients(None).await;
+    let new_attrs = [
+        keys::STATUS_SHARD_ATTR,
+        keys::TRIGGER_SHARD_ATTR,
+        keys::WORKFLOW_STATUS_ATTR,
+        keys::WORKFLOW_TRIGGER_ATTR,
+    ];
+    // An item as a build before the filter indexes wrote it.
+    let put_old = |table: String, record: ExecutionRecord| {
+        let dynamodb = clients.dynamodb.clone();
+        async move {
+            let mut item = execution_item(&record, 30).expect("item");
+            for a in new_attrs {
+                item.remove(a);
+            }
+            dynamodb
+                .put_item()
+                .table_name(table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .expect("put old item");
+        }
+    };
+    let finished = |status| ExecutionUpdate {
+        status,
+        output: None,
+        error: None,
+        finished_at: Some(T0 + 50_000),
+    };
+    let ids = |page: wf_core::execution::ExecutionPage| -> Vec<String> {
+        page.items.into_iter().map(|e| e.id).collect()
+    };
+    let failed = |workflow: Option<&str>| ExecutionQuery {
+        workflow_id: workflow.map(str::to_string),
+        status: Some(ExecutionStatus::Failed),
+        limit: 100,
+        ..Default::default()
+    };
+    let scheduled = |workflow: Option<&str>| ExecutionQuery {
+        workflow_id: workflow.map(str::to_string),
+        trigger: Some("schedule".into()),
+        limit: 100,
+        ..Default::default()
+    };
+
+    // With every index: an old finished execution is not in the filter indexes; an old live one
+    // is once it finishes; new ones are.
+    let store = wf_aws::DynamoStore::new(clients.dynamodb.clone(), &config);
+    let mut old_done = execution(&execution_id(T0 + 1), "wf", T0 + 1);
+    old_done.status = ExecutionStatus::Failed;
+    old_done.trigger = TriggerInfo::new("schedule");
+    put_old(config.executions_table.clone(), old_done.clone()).await;
+    let mut old_live = execution(&execution_id(T0 + 2), "wf", T0 + 2);
+    old_live.trigger = TriggerInfo::new("schedule");
+    put_old(config.executions_table.clone(), old_live.clone()).await;
+    let mut new = execution(&execution_id(T0 + 3), "wf", T0 + 3);
+    new.trigger = TriggerInfo::new("schedule");
+    store.create_execution(&new, None).await.expect("create");
+    for id in [&old_live.id, &new.id] {
+        assert!(
+            store
+                .update_execution(id, &finished(ExecutionStatus::Failed))
+                .await
+                .expect("finish")
+        );
+    }
+    let indexed = vec![new.id.clone(), old_live.id.clone()];
+    for workflow in [None, Some("wf")] {
+        let page = store
+            .list_executions(&failed(workflow))
+            .await
+            .expect("list");
+        assert_eq!(ids(page), indexed, "failed, workflow {workflow:?}");
+        let page = store
+            .list_executions(&scheduled(workflow))
+            .await
+            .expect("list");
+        assert_eq!(ids(page), indexed, "schedule, workflow {workflow:?}");
+    }
+    let page = store
+        .list_executions(&ExecutionQuery {
+            workflow_id: Some("wf".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(ids(page).len(), 3, "unfiltered, the old one is listed");
+
+    // A table with only the indexes from before (the stack mid-upgrade): every filter is read
+    // through byStart/byWorkflow/byLive, old items included.
+    let old_table = format!("{}-old", config.executions_table);
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("attr")
+    };
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("key")
+    };
+    let mut create = clients
+        .dynamodb
+        .create_table()
+        .table_name(&old_table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key(keys::EXECUTIONS_PK, KeyType::Hash))
+        .key_schema(key(keys::SK, KeyType::Range));
+    for a in [
+        keys::EXECUTIONS_PK,
+        keys::SK,
+        keys::WORKFLOW_ID_ATTR,
+        keys::STARTED_KEY_ATTR,
+        keys::ENTITY_ATTR,
+        keys::LIVE_SHARD_ATTR,
+    ] {
+        create = create.attribute_definitions(attr(a));
+    }
+    for (name, pk) in [
+        (keys::BY_WORKFLOW_INDEX, keys::WORKFLOW_ID_ATTR),
+        (keys::BY_START_INDEX, keys::ENTITY_ATTR),
+        (keys::BY_LIVE_INDEX, keys::LIVE_SHARD_ATTR),
+    ] {
+        create = create.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .key_schema(key(pk, KeyType::Hash))
+                .key_schema(key(keys::STARTED_KEY_ATTR, KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()
+                .expect("index"),
+        );
+    }
+    create.send().await.expect("create the old table");
+    let mut old_config = config.clone();
+    old_config.executions_table = old_table.clone();
+    let store = wf_aws::DynamoStore::new(clients.dynamodb.clone(), &old_config);
+    put_old(old_table.clone(), old_done.clone()).await;
+    put_old(old_table.clone(), old_live.clone()).await;
+    store.create_execution(&new, None).await.expect("create");
+    for id in [&old_live.id, &new.id] {
+        assert!(
+            store
+                .update_execution(id, &finished(ExecutionStatus::Failed))
+                .await
+                .expect("finish")
+        );
+    }
+    let all = vec![new.id.clone(), old_live.id.clone(), old_done.id.clone()];
+    for workflow in [None, Some("wf")] {
+        let page = store
+            .list_executions(&failed(workflow))
+            .await
+            .expect("list");
+        assert_eq!(
+            ids(page),
+            all,
+            "failed without the index, workflow {workflow:?}"
+        );
+        let page = store
+            .list_executions(&scheduled(workflow))
+            .await
+            .expect("list");
+        assert_eq!(
+            ids(page),
+            all,
+            "schedule without the index, workflow {workflow:?}"
+        );
+    }
+}

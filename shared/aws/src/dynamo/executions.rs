@@ -191,6 +191,78 @@ impl DynamoStore {
         }))
     }
 
+    /// Up to `limit + 1` executions of `partitions` (merged newest first) that `keep` takes, in
+    /// `[lower, upper)`. None when an index of the plan cannot be read (missing or building).
+    async fn read_plan(
+        &self,
+        partitions: Vec<IndexPartition>,
+        filtered: bool,
+        lower: &Option<String>,
+        upper: &Option<String>,
+        limit: usize,
+        keep: &(dyn Fn(&ExecutionRecord) -> bool + Sync),
+    ) -> Result<Option<Vec<ExecutionRecord>>, StoreError> {
+        let mut heads: Vec<PartitionReader> =
+            partitions.into_iter().map(PartitionReader::new).collect();
+        let mut items: Vec<ExecutionRecord> = Vec::new();
+        // `Limit` applies before filtering, so a page may yield nothing: keep going until the
+        // page is full (plus one, to know whether there is more) or every partition is read.
+        // The partitions are merged newest first: a key is taken only when every partition
+        // that is not exhausted has a key buffered, so the largest head is the newest left.
+        loop {
+            let want = limit + 1 - items.len();
+            let page_size = if filtered {
+                (want * 4).clamp(25, 1000)
+            } else {
+                want.min(1000)
+            };
+            let mut ids = Vec::new();
+            while ids.len() < page_size {
+                // A page may come back empty with more to read: read until every partition
+                // has a key buffered or is exhausted.
+                while let Some(head) = heads.iter_mut().find(|h| h.needs_rows()) {
+                    let Some((rows, next)) = self
+                        .index_page(
+                            &head.partition,
+                            lower.as_deref(),
+                            upper.as_deref(),
+                            i32::try_from(page_size).unwrap_or(1000),
+                            head.next.take(),
+                        )
+                        .await?
+                    else {
+                        return Ok(None);
+                    };
+                    head.fill(rows, next);
+                }
+                let newest = heads
+                    .iter_mut()
+                    .filter(|h| !h.rows.is_empty())
+                    .max_by(|a, b| a.head_key().cmp(&b.head_key()));
+                let Some(head) = newest else { break };
+                if let Some(id) = head
+                    .rows
+                    .pop_front()
+                    .and_then(|r| get_s(&r, EXECUTIONS_PK).map(str::to_string))
+                {
+                    ids.push(id);
+                }
+            }
+            if ids.is_empty() {
+                break;
+            }
+            for record in self.batch_get_executions(&ids).await? {
+                if keep(&record) && items.len() <= limit {
+                    items.push(record);
+                }
+            }
+            if items.len() > limit {
+                break;
+            }
+        }
+        Ok(Some(items))
+    }
+
     /// The workflow id and trigger type of execution `id` (what its index keys are made of),
     /// read alone: a projection of the two never-changing attributes. None when it does not
     /// exist.
@@ -219,7 +291,7 @@ impl DynamoStore {
 
     /// Keys of the executions in one partition of a listing index, newest first, in
     /// `[lower, upper)` of the `startedKey` space. Returns one page of index keys and where to
-    /// go on.
+    /// go on; None when the table has no such index yet or it is still being built.
     async fn index_page(
         &self,
         index: &IndexPartition,
@@ -227,7 +299,7 @@ impl DynamoStore {
         upper: Option<&str>,
         page_size: i32,
         start: Option<Item>,
-    ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
+    ) -> Result<Option<(Vec<Item>, Option<Item>)>, StoreError> {
         let condition = match (lower, upper) {
             (Some(_), Some(_)) => "#ipk = :ipk AND #isk BETWEEN :lo AND :hi",
             (Some(_), None) => "#ipk = :ipk AND #isk >= :lo",
@@ -254,14 +326,25 @@ impl DynamoStore {
         if let Some(hi) = upper {
             req = req.expression_attribute_values(":hi", s(hi));
         }
-        let out = req.send().await.store_err("list_executions")?;
+        let out = match req.send().await {
+            Ok(out) => out,
+            Err(e) if unreadable_index(&e) => {
+                tracing::warn!(
+                    index = index.index,
+                    error = %crate::error::describe("list_executions", &e),
+                    "listing index not readable: listing through the base indexes"
+                );
+                return Ok(None);
+            }
+            Err(e) => return Err(crate::error::store_error("list_executions", e)),
+        };
         let mut rows = out.items.unwrap_or_default();
         // BETWEEN includes its upper end; the upper bound is exclusive.
         if let (Some(_), Some(hi)) = (lower, upper) {
             rows.retain(|r| get_s(r, keys::STARTED_KEY_ATTR) != Some(hi));
         }
         let next = out.last_evaluated_key.filter(|k| !k.is_empty());
-        Ok((rows, next))
+        Ok(Some((rows, next)))
     }
 
     /// The `EXEC` items of `ids` (BatchGetItem, 100 per request), in the order of `ids`.
@@ -432,6 +515,48 @@ fn index_plan(query: &ExecutionQuery) -> (Vec<IndexPartition>, bool) {
         ),
     };
     (partitions, residual)
+}
+
+/// The plan before the filter indexes, over the indexes every table has: `byLive` for a live
+/// status, else `byWorkflow` or `byStart`, everything else filtered.
+fn base_plan(query: &ExecutionQuery) -> (Vec<IndexPartition>, bool) {
+    let partitions = match (&query.status, &query.workflow_id) {
+        (Some(status), _) if !status.is_terminal() => keys::live_shards()
+            .into_iter()
+            .map(|v| IndexPartition::new(keys::BY_LIVE_INDEX, keys::LIVE_SHARD_ATTR, v))
+            .collect(),
+        (_, Some(w)) => vec![IndexPartition::new(
+            keys::BY_WORKFLOW_INDEX,
+            keys::WORKFLOW_ID_ATTR,
+            w.clone(),
+        )],
+        _ => keys::exec_entities()
+            .into_iter()
+            .map(|v| IndexPartition::new(keys::BY_START_INDEX, keys::ENTITY_ATTR, v))
+            .collect(),
+    };
+    (partitions, true)
+}
+
+/// A Query refused because its index does not exist (DynamoDB: "The table does not have the
+/// specified index", a ValidationException; moto: "Invalid index", ResourceNotFoundException)
+/// or is being built ("Cannot read from backfilling global secondary index").
+fn unreadable_index<E>(
+    err: &aws_sdk_dynamodb::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    err.as_service_error().is_some_and(|e| {
+        let message = e.message().unwrap_or_default();
+        match e.code() {
+            Some("ValidationException") => {
+                message.contains("specified index") || message.contains("backfilling")
+            }
+            Some("ResourceNotFoundException") => message.contains("Invalid index"),
+            _ => false,
+        }
+    })
 }
 
 /// A dedupe key may be (re)written when absent, expired, or already this execution's.
@@ -697,62 +822,25 @@ impl ExecutionStore for DynamoStore {
         };
         // The smallest index that holds every match, and whether some of what it lists may
         // still not match (then pages are read ahead, since `Limit` applies before filtering).
+        // A filter index the table does not have yet (a stack upgraded one index per deploy)
+        // or is still building is read around: the indexes every table has, filtered.
         let (partitions, filtered) = index_plan(query);
-        let mut heads: Vec<PartitionReader> =
-            partitions.into_iter().map(PartitionReader::new).collect();
-        let mut items: Vec<ExecutionRecord> = Vec::new();
-        // `Limit` applies before filtering, so a page may yield nothing: keep going until the
-        // page is full (plus one, to know whether there is more) or every partition is read.
-        // The partitions are merged newest first: a key is taken only when every partition
-        // that is not exhausted has a key buffered, so the largest head is the newest left.
-        loop {
-            let want = limit + 1 - items.len();
-            let page_size = if filtered {
-                (want * 4).clamp(25, 1000)
-            } else {
-                want.min(1000)
-            };
-            let mut ids = Vec::new();
-            while ids.len() < page_size {
-                // A page may come back empty with more to read: read until every partition
-                // has a key buffered or is exhausted.
-                while let Some(head) = heads.iter_mut().find(|h| h.needs_rows()) {
-                    let (rows, next) = self
-                        .index_page(
-                            &head.partition,
-                            lower.as_deref(),
-                            upper.as_deref(),
-                            i32::try_from(page_size).unwrap_or(1000),
-                            head.next.take(),
+        let items = match self
+            .read_plan(partitions, filtered, &lower, &upper, limit, &keep)
+            .await?
+        {
+            Some(items) => items,
+            None => {
+                let (partitions, _) = base_plan(query);
+                self.read_plan(partitions, true, &lower, &upper, limit, &keep)
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::Permanent(
+                            "list_executions: the listing indexes cannot be read".into(),
                         )
-                        .await?;
-                    head.fill(rows, next);
-                }
-                let newest = heads
-                    .iter_mut()
-                    .filter(|h| !h.rows.is_empty())
-                    .max_by(|a, b| a.head_key().cmp(&b.head_key()));
-                let Some(head) = newest else { break };
-                if let Some(id) = head
-                    .rows
-                    .pop_front()
-                    .and_then(|r| get_s(&r, EXECUTIONS_PK).map(str::to_string))
-                {
-                    ids.push(id);
-                }
+                    })?
             }
-            if ids.is_empty() {
-                break;
-            }
-            for record in self.batch_get_executions(&ids).await? {
-                if keep(&record) && items.len() <= limit {
-                    items.push(record);
-                }
-            }
-            if items.len() > limit {
-                break;
-            }
-        }
+        };
         let rows = items
             .into_iter()
             .map(|r| (keys::started_key(r.started_at, &r.id), r));
