@@ -27,6 +27,8 @@
 * Lambda functions ARE created: their code (s3://<bucket>/<LogicalId>.zip, see sam_translate.py)
   is uploaded to moto's S3 first as a small zip holding a placeholder `bootstrap`; moto never runs
   it (invoking would need Docker).
+* A list item `Fn::If [Cond, X, Ref AWS::NoValue]` (the executions table's filter indexes) is
+  resolved with the parameters ("adjusted"): moto keeps AWS::NoValue in a list as null.
 * The SQS event source mapping is created disabled ("adjusted"): moto's mapping invokes the
   function inside SendMessage itself, which would consume every task the tests send.
 * moto's CloudFormation ignores a table's TimeToLiveSpecification and
@@ -121,13 +123,75 @@ def references(node, ids: set[str]) -> set[str]:
     return found
 
 
-def prepare_for_moto(template: dict) -> tuple[dict, dict, list]:
+def condition_value(template: dict, parameters: dict[str, str], node):
+    """The value of a condition expression with the stack's parameters (defaults otherwise);
+    None when it uses something this does not evaluate."""
+    if isinstance(node, (str, int, float, bool)):
+        return str(node)
+    if not isinstance(node, dict) or len(node) != 1:
+        return None
+    (fn, arg), = node.items()
+    value = lambda n: condition_value(template, parameters, n)  # noqa: E731
+    if fn == "Ref":
+        if arg in parameters:
+            return str(parameters[arg])
+        default = template.get("Parameters", {}).get(arg, {}).get("Default")
+        return None if default is None else str(default)
+    if fn == "Condition":
+        return value(template.get("Conditions", {}).get(arg))
+    if fn == "Fn::Equals":
+        a, b = value(arg[0]), value(arg[1])
+        return None if a is None or b is None else a == b
+    if fn == "Fn::Not":
+        v = value(arg[0])
+        return None if v is None else not v
+    if fn in ("Fn::And", "Fn::Or"):
+        vs = [value(a) for a in arg]
+        if any(v is None for v in vs):
+            return None
+        return all(vs) if fn == "Fn::And" else any(vs)
+    return None
+
+
+def drop_novalue_list_items(template: dict, parameters: dict[str, str], node) -> int:
+    """Resolve, in every list under `node`, the items `Fn::If [cond, x, Ref AWS::NoValue]`:
+    moto keeps an AWS::NoValue list item as null (a table's AttributeDefinitions then fail),
+    CloudFormation drops it. Returns how many were resolved."""
+    n = 0
+    if isinstance(node, dict):
+        for v in node.values():
+            n += drop_novalue_list_items(template, parameters, v)
+    elif isinstance(node, list):
+        kept = []
+        for item in node:
+            branch = item.get("Fn::If") if isinstance(item, dict) and len(item) == 1 else None
+            novalue = {"Ref": "AWS::NoValue"}
+            if isinstance(branch, list) and len(branch) == 3 and novalue in branch[1:]:
+                chosen = condition_value(template, parameters, {"Condition": branch[0]})
+                if chosen is not None:
+                    n += 1
+                    item = branch[1] if chosen else branch[2]
+                    if item == novalue:
+                        continue
+            kept.append(item)
+            n += drop_novalue_list_items(template, parameters, item)
+        node[:] = kept
+    return n
+
+
+def prepare_for_moto(template: dict, parameters: dict[str, str] | None = None) -> tuple[dict, dict, list]:
     """A copy of `template` that moto's CloudFormation creates completely; what was removed
     (LogicalId -> reason) and what was changed."""
     out = copy.deepcopy(template)
     resources: dict = out.get("Resources", {})
     skipped: dict[str, str] = {}
     adjusted: list[str] = []
+    resolved = drop_novalue_list_items(out, parameters or {}, resources)
+    if resolved:
+        adjusted.append(
+            f"{resolved} list items Fn::If -> AWS::NoValue resolved with the parameters "
+            "(moto keeps AWS::NoValue in a list as null)"
+        )
     for logical_id, resource in resources.items():
         rtype = resource.get("Type", "")
         if rtype in SKIPPED_TYPES:
@@ -541,7 +605,7 @@ def main(argv: list[str]) -> int:
         for cause in causes or [e]:
             log(f"transform failed: {getattr(cause, 'message', cause)}")
         return 1
-    prepared, skipped, adjusted = prepare_for_moto(template)
+    prepared, skipped, adjusted = prepare_for_moto(template, parameters)
     if args.emit_template:
         args.emit_template.write_text(json.dumps(prepared, indent=2) + "\n", encoding="utf-8")
 
