@@ -131,6 +131,25 @@ fn on_error(base: &str) -> Value {
     })
 }
 
+/// A loop whose body is pure: each slot's next iteration runs inline in the task that counted
+/// the one before (a chain of inline runs a crash can cut anywhere); its results then go to the
+/// peer once.
+fn pure_loop(base: &str) -> Value {
+    json!({
+        "id": "fm-pure-loop",
+        "steps": [
+            { "id": "start", "type": "start", "triggers": [{ "type": "manual" }], "next": "each" },
+            { "id": "each", "type": "loop", "items": "{{ input.items }}", "concurrency": 2,
+              "steps": [ { "id": "double", "type": "output", "output": "{{ item * 2 }}" } ],
+              "next": "report" },
+            { "id": "report", "type": "action", "action": "http.request",
+              "params": { "url": format!("{base}/item"), "method": "POST",
+                          "body": "{{ steps.each.output | tojson }}" }, "next": "done" },
+            { "id": "done", "type": "output", "output": "{{ steps.each.output }}" }
+        ]
+    })
+}
+
 fn specs() -> Vec<Spec> {
     vec![
         Spec {
@@ -155,6 +174,14 @@ fn specs() -> Vec<Spec> {
             input: json!({}),
             has_loop: false,
             focus: "down",
+            peer_changes_on_repeat: false,
+        },
+        Spec {
+            name: "pure_loop",
+            workflow: pure_loop,
+            input: json!({ "items": [1, 2, 3, 4, 5, 6, 7] }),
+            has_loop: true,
+            focus: "report",
             peer_changes_on_repeat: false,
         },
     ]

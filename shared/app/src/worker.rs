@@ -51,6 +51,7 @@ impl App {
             scrub: &scrub,
             sends: Vec::new(),
             inline: VecDeque::new(),
+            inlined: 0,
         };
         run.inline.push_back((task.path.clone(), task.attempt));
         while let Some((path, attempt)) = run.inline.pop_front() {
@@ -90,6 +91,8 @@ struct Run<'a> {
     scrub: &'a Scrubber,
     sends: Vec<(StepTask, u64)>,
     inline: VecDeque<(String, u32)>,
+    /// Steps this task has run inline so far (bounded: [`engine::MAX_INLINE_RUNS`]).
+    inlined: usize,
 }
 
 /// The one boundary between a run and the store: every step record, loop state, iteration
@@ -754,9 +757,12 @@ impl Run<'_> {
     ) -> Result<(), AppError> {
         let mut pending: VecDeque<Effect> = effects.into();
         while let Some(effect) = pending.pop_front() {
-            match effect {
+            match engine::within_inline_budget(effect, &execution.id, self.inlined) {
                 Effect::Enqueue(task, delay) => self.sends.push((task, delay)),
-                Effect::RunInline(p) => self.inline.push_back((p, 1)),
+                Effect::RunInline(p) => {
+                    self.inlined += 1;
+                    self.inline.push_back((p, 1));
+                }
                 Effect::CompleteExecution { output } => {
                     self.store()
                         .finish_execution(execution, ExecutionStatus::Succeeded, output, None)

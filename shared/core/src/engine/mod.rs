@@ -805,6 +805,27 @@ fn successor(
     }
 }
 
+/// How many steps one task runs inline (pure successors, a slot's next pure iterations) before
+/// it queues the next one instead: a task stays short, within its lease and a function's time,
+/// however long a chain of pure steps or a loop's slot is.
+pub const MAX_INLINE_RUNS: usize = 256;
+
+/// `effect` as a task performs it after `inlined` inline runs: a [`Effect::RunInline`] past
+/// [`MAX_INLINE_RUNS`] becomes a queued task of the same step (same outcome, one queue trip).
+pub fn within_inline_budget(effect: Effect, execution_id: &str, inlined: usize) -> Effect {
+    match effect {
+        Effect::RunInline(path) if inlined >= MAX_INLINE_RUNS => Effect::Enqueue(
+            StepTask {
+                execution_id: execution_id.to_string(),
+                path,
+                attempt: 1,
+            },
+            0,
+        ),
+        other => other,
+    }
+}
+
 /// The record a loop step stores once its counter and items are stored: its claim, kept until
 /// the execution's deadline (the iterations drive the loop now), with the input it shows.
 pub fn waiting_loop_record(claim: &StepRecord, input: Value, deadline_at: i64) -> StepRecord {
@@ -864,7 +885,7 @@ pub fn initial_iterations(
     state: &LoopState,
 ) -> Vec<Effect> {
     (0..state.concurrency.min(state.total))
-        .filter_map(|i| iteration_task(compiled, execution_id, loop_path, i))
+        .filter_map(|i| iteration_task(compiled, execution_id, loop_path, i, false))
         .collect()
 }
 
@@ -878,7 +899,7 @@ pub fn following_iteration(
 ) -> Option<Effect> {
     let next = index + state.concurrency;
     if next < state.total && !state.failed {
-        iteration_task(compiled, execution_id, loop_path, next)
+        iteration_task(compiled, execution_id, loop_path, next, true)
     } else {
         None
     }
@@ -913,13 +934,21 @@ pub fn iteration_counted(
     }
 }
 
+/// The task of iteration `index`'s entry step. With `inline_if_pure`, a pure entry step runs in
+/// the task that decided it (the slot's next iteration after a count: no queue round trip, as
+/// pure successors run); the first iterations of a loop are always queued, so the slots spread
+/// over the workers.
 fn iteration_task(
     compiled: &CompiledWorkflow,
     execution_id: &str,
     loop_path: &StepPath,
     index: u32,
+    inline_if_pure: bool,
 ) -> Option<Effect> {
     let entry = iteration_entry(compiled, loop_path, index)?;
+    if inline_if_pure && compiled.step(&entry).is_some_and(Step::is_pure) {
+        return Some(Effect::RunInline(entry.to_string()));
+    }
     Some(Effect::Enqueue(
         StepTask {
             execution_id: execution_id.to_string(),

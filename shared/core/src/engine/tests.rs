@@ -314,6 +314,59 @@ fn the_lease_covers_the_step_timeout_within_the_deadline() {
 }
 
 #[test]
+fn a_slot_runs_its_next_pure_iteration_inline_and_queues_the_first_ones() {
+    let wf: Workflow = serde_json::from_value(json!({
+        "id": "w",
+        "steps": [
+            { "id": "start", "type": "start", "triggers": [{ "type": "manual" }], "next": "each" },
+            { "id": "each", "type": "loop", "items": "{{ input.items }}", "concurrency": 2,
+              "steps": [ { "id": "double", "type": "output", "output": "{{ item * 2 }}" } ] }
+        ]
+    }))
+    .unwrap();
+    let c = CompiledWorkflow::new(wf, 1);
+    let state = loop_state(5, 2);
+    assert_eq!(
+        initial_iterations(&c, "E", &p("each"), &state),
+        vec![
+            Effect::Enqueue(task("each[0]/double", 1), 0),
+            Effect::Enqueue(task("each[1]/double", 1), 0)
+        ],
+        "the slots start on the queue, spread over the workers"
+    );
+    assert_eq!(
+        following_iteration(&c, "E", &p("each"), &state, 1),
+        Some(Effect::RunInline("each[3]/double".into())),
+        "a pure entry step takes the slot in the task that counted"
+    );
+    // An action entry step is always queued (the loop of `compiled()`).
+    assert_eq!(
+        following_iteration(&compiled(), "E", &p("each"), &state, 1),
+        Some(Effect::Enqueue(task("each[3]/get", 1), 0))
+    );
+}
+
+#[test]
+fn a_task_runs_at_most_max_inline_runs_steps_inline() {
+    let inline = || Effect::RunInline("each[3]/double".into());
+    assert_eq!(within_inline_budget(inline(), "E", 0), inline());
+    assert_eq!(
+        within_inline_budget(inline(), "E", MAX_INLINE_RUNS - 1),
+        inline()
+    );
+    assert_eq!(
+        within_inline_budget(inline(), "E", MAX_INLINE_RUNS),
+        Effect::Enqueue(task("each[3]/double", 1), 0),
+        "past the budget the same step is queued"
+    );
+    let queued = Effect::Enqueue(task("call", 2), 100);
+    assert_eq!(
+        within_inline_budget(queued.clone(), "E", MAX_INLINE_RUNS),
+        queued
+    );
+}
+
+#[test]
 fn every_task_effect_names_its_execution() {
     let c = compiled();
     let mut r = record("start", StepStatus::Succeeded, 1);
