@@ -129,6 +129,13 @@ impl Db {
         }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(map_err)?;
+        // Checkpoints stay SQLite's automatic ones, on this connection inside a commit. Moving
+        // them to a thread of their own (wal_autocheckpoint=0, PASSIVE every 250 ms - 1 s on a
+        // second connection; tried twice) lets the WAL grow without bound under load: with
+        // readers always holding a snapshot, a PASSIVE checkpoint never completes a pass the
+        // writer could restart the WAL from (scripts/bench-webhooks: -wal at 415 MB after 10 s),
+        // and appending to an ever longer WAL cost more CPU per commit (~+15%) than the
+        // checkpoints it took off the commit path.
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(map_err)?;
         schema::migrate(&mut conn)?;
