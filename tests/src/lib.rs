@@ -7,3 +7,4 @@ pub mod functions;
 pub mod harness;
 pub mod local_llm;
 pub mod moto;
+pub mod scale;

@@ -15,103 +15,22 @@
 //! 4 KB). moto is a Python emulator: times show the shape, not AWS latency. A measurement, not
 //! a test: `scripts/filter-scale [N] [R]` builds and runs it.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use aws_sdk_dynamodb::config::{Intercept, SharedInterceptor};
-use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
-use aws_sdk_dynamodb::operation::query::QueryOutput;
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::{
-    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
-};
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_sdk_dynamodb::config::SharedInterceptor;
 use serde_json::{Value, json};
 use wf_aws::DynamoStore;
-use wf_aws::dynamo::items::execution_item;
 use wf_core::execution::{ExecutionQuery, ExecutionRecord, ExecutionStatus, TriggerInfo};
-use wf_core::ports::ExecutionStore;
 use wf_tests::moto::{Moto, unique_prefix};
+use wf_tests::scale::{Counter, Counting, load_records, read_all};
 
 /// Workflows the executions are spread over (a workflow filter reads 1/WORKFLOWS of history).
 const WORKFLOWS: i64 = 20;
 /// The version of the rare failed ones, and of the rare scheduled ones ("before" filters on it).
 const FAILED_VERSION: u32 = 7;
 const SCHEDULED_VERSION: u32 = 8;
-
-/// Requests and items returned by DynamoDB operation.
-#[derive(Debug, Default)]
-struct Counter {
-    ops: Mutex<BTreeMap<String, (u64, u64)>>,
-}
-
-#[derive(Debug)]
-struct Counting(Arc<Counter>);
-
-fn op_of(target: Option<&str>) -> String {
-    target
-        .and_then(|t| t.split_once('.'))
-        .map_or("unknown", |(_, op)| op)
-        .to_string()
-}
-
-impl Intercept for Counting {
-    fn name(&self) -> &'static str {
-        "filter-scale-counter"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _rc: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let op = op_of(context.request().headers().get("x-amz-target"));
-        let mut ops = self.0.ops.lock().unwrap_or_else(|p| p.into_inner());
-        ops.entry(op.clone()).or_default().0 += 1;
-        cfg.interceptor_state().store_put(Op(op));
-        Ok(())
-    }
-
-    /// Items each answer carried (keys of an index page, records of a batch read).
-    fn read_after_deserialization(
-        &self,
-        context: &AfterDeserializationInterceptorContextRef<'_>,
-        _rc: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let items = match context.output_or_error() {
-            Ok(out) => {
-                if let Some(q) = out.downcast_ref::<QueryOutput>() {
-                    q.count() as u64
-                } else if let Some(b) = out.downcast_ref::<BatchGetItemOutput>() {
-                    b.responses()
-                        .map_or(0, |r| r.values().map(|v| v.len() as u64).sum())
-                } else {
-                    0
-                }
-            }
-            Err(_) => 0,
-        };
-        let op = cfg
-            .load::<Op>()
-            .map_or_else(|| "unknown".to_string(), |o| o.0.clone());
-        let mut ops = self.0.ops.lock().unwrap_or_else(|p| p.into_inner());
-        ops.entry(op).or_default().1 += items;
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Op(String);
-
-impl aws_smithy_types::config_bag::Storable for Op {
-    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
-}
 
 fn record(i: i64, started_at: i64, kind: Kind) -> ExecutionRecord {
     let (status, trigger, version) = match kind {
@@ -147,24 +66,11 @@ enum Kind {
     Scheduled,
 }
 
-/// Every page of `query`: how many executions it listed.
-async fn read_all(store: &DynamoStore, mut query: ExecutionQuery) -> anyhow::Result<usize> {
-    let mut n = 0;
-    loop {
-        let page = store.list_executions(&query).await?;
-        n += page.items.len();
-        match page.next_cursor {
-            Some(c) => query.cursor = Some(c),
-            None => return Ok(n),
-        }
-    }
-}
-
 /// Index keys and records are small here (keys ~150 bytes; records under 1 KB).
 const INDEX_KEY_BYTES: f64 = 150.0;
 
 fn report(name: &str, counter: &Counter, secs: f64, found: usize) -> Value {
-    let ops = std::mem::take(&mut *counter.ops.lock().unwrap_or_else(|p| p.into_inner()));
+    let ops = counter.take();
     let mut requests = json!({});
     let mut units = 0f64;
     let mut items_read = 0;
@@ -208,51 +114,18 @@ async fn main() -> anyhow::Result<()> {
     let t0 = 1_700_000_000_000i64;
     let every = (finished / rare.max(1)).max(2) as i64;
     let load = Instant::now();
-    let batches: Vec<Vec<WriteRequest>> = (0..finished as i64)
-        .map(|i| {
-            let kind = match (i % every, (i / every) < rare as i64) {
-                (0, true) => Kind::Failed,
-                (1, true) => Kind::Scheduled,
-                _ => Kind::Plain,
-            };
-            let item = execution_item(&record(i, t0 + i * 10, kind), 30)?;
-            Ok(WriteRequest::builder()
-                .put_request(PutRequest::builder().set_item(Some(item)).build()?)
-                .build())
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?
-        .chunks(25)
-        .map(<[WriteRequest]>::to_vec)
-        .collect();
-    let table = config.executions_table.clone();
-    let mut written = 0;
-    for group in batches.chunks(4) {
-        let sends = group.iter().map(|batch| {
-            plain
-                .dynamodb
-                .batch_write_item()
-                .request_items(&table, batch.clone())
-                .send()
-        });
-        for out in futures::future::join_all(sends).await {
-            let out = out.context("BatchWriteItem")?;
-            anyhow::ensure!(
-                out.unprocessed_items().is_none_or(|u| u.is_empty()),
-                "moto left items unprocessed"
-            );
-        }
-        written += group.iter().map(Vec::len).sum::<usize>();
-        if written % 10_000 < 100 {
-            eprintln!("loaded {written} finished executions");
-        }
-    }
+    let records = (0..finished as i64).map(|i| {
+        let kind = match (i % every, (i / every) < rare as i64) {
+            (0, true) => Kind::Failed,
+            (1, true) => Kind::Scheduled,
+            _ => Kind::Plain,
+        };
+        record(i, t0 + i * 10, kind)
+    });
+    load_records(&plain.dynamodb, &config.executions_table, records).await?;
     let load_secs = load.elapsed().as_secs_f64();
     eprintln!("loaded {finished} finished executions in {load_secs:.0} s");
-    counter
-        .ops
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clear();
+    counter.take();
 
     println!(
         "listing {rare} failed and {rare} scheduled among {finished} finished executions (moto_server, pages of 50)"

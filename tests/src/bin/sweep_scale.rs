@@ -14,97 +14,17 @@
 //! emulator: times show the shape (what grows with history), not AWS latency.
 //! `scripts/sweep-scale [N] [R]` builds and runs it.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use aws_sdk_dynamodb::config::{Intercept, SharedInterceptor};
-use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
-use aws_sdk_dynamodb::operation::query::QueryOutput;
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::{
-    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
-};
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_sdk_dynamodb::config::SharedInterceptor;
 use serde_json::{Value, json};
 use wf_aws::DynamoStore;
-use wf_aws::dynamo::items::execution_item;
 use wf_core::execution::{ExecutionQuery, ExecutionRecord, ExecutionStatus, TriggerInfo};
 use wf_core::ports::ExecutionStore;
 use wf_tests::moto::{Moto, unique_prefix};
-
-/// Requests and items returned by DynamoDB operation.
-#[derive(Debug, Default)]
-struct Counter {
-    ops: Mutex<BTreeMap<String, (u64, u64)>>,
-}
-
-#[derive(Debug)]
-struct Counting(Arc<Counter>);
-
-fn op_of(target: Option<&str>) -> String {
-    target
-        .and_then(|t| t.split_once('.'))
-        .map_or("unknown", |(_, op)| op)
-        .to_string()
-}
-
-impl Intercept for Counting {
-    fn name(&self) -> &'static str {
-        "sweep-scale-counter"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _rc: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let op = op_of(context.request().headers().get("x-amz-target"));
-        let mut ops = self.0.ops.lock().unwrap_or_else(|p| p.into_inner());
-        ops.entry(op.clone()).or_default().0 += 1;
-        cfg.interceptor_state().store_put(Op(op));
-        Ok(())
-    }
-
-    /// Items each answer carried (keys of an index page, records of a batch read).
-    fn read_after_deserialization(
-        &self,
-        context: &AfterDeserializationInterceptorContextRef<'_>,
-        _rc: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let items = match context.output_or_error() {
-            Ok(out) => {
-                if let Some(q) = out.downcast_ref::<QueryOutput>() {
-                    q.count() as u64
-                } else if let Some(b) = out.downcast_ref::<BatchGetItemOutput>() {
-                    b.responses()
-                        .map_or(0, |r| r.values().map(|v| v.len() as u64).sum())
-                } else {
-                    0
-                }
-            }
-            Err(_) => 0,
-        };
-        let op = cfg
-            .load::<Op>()
-            .map_or_else(|| "unknown".to_string(), |o| o.0.clone());
-        let mut ops = self.0.ops.lock().unwrap_or_else(|p| p.into_inner());
-        ops.entry(op).or_default().1 += items;
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Op(String);
-
-impl aws_smithy_types::config_bag::Storable for Op {
-    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
-}
+use wf_tests::scale::{Counter, Counting, load_records, read_all};
 
 fn record(id: String, started_at: i64, status: ExecutionStatus, version: u32) -> ExecutionRecord {
     ExecutionRecord {
@@ -128,26 +48,13 @@ fn record(id: String, started_at: i64, status: ExecutionStatus, version: u32) ->
     }
 }
 
-/// One way of reading what the sweep needs: every page of `query`.
-async fn read_all(store: &DynamoStore, mut query: ExecutionQuery) -> anyhow::Result<usize> {
-    let mut n = 0;
-    loop {
-        let page = store.list_executions(&query).await?;
-        n += page.items.len();
-        match page.next_cursor {
-            Some(c) => query.cursor = Some(c),
-            None => return Ok(n),
-        }
-    }
-}
-
 /// Index keys and records are small here (keys ~100 bytes; records under 1 KB): a keys-only
 /// index page costs 1 read unit per 8 KB (eventually consistent; at least half a unit a page),
 /// a strongly consistent batch read 1 unit per record of at most 4 KB.
 const INDEX_KEY_BYTES: f64 = 100.0;
 
 fn report(name: &str, counter: &Counter, secs: f64, found: usize) -> Value {
-    let ops = std::mem::take(&mut *counter.ops.lock().unwrap_or_else(|p| p.into_inner()));
+    let ops = counter.take();
     let mut requests = json!({});
     let mut units = 0f64;
     for (op, (n, items)) in &ops {
@@ -190,41 +97,12 @@ async fn main() -> anyhow::Result<()> {
     // Load: the finished ones in BatchWriteItem requests of 25, four at a time.
     let t0 = 1_700_000_000_000i64;
     let load = Instant::now();
-    let batches: Vec<Vec<WriteRequest>> = (0..retained)
-        .map(|i| {
-            let at = t0 + i as i64 * 10;
-            let id = ulid::Ulid::from_parts(at as u64, i as u128).to_string();
-            let item = execution_item(&record(id, at, ExecutionStatus::Succeeded, 1), 30)?;
-            Ok(WriteRequest::builder()
-                .put_request(PutRequest::builder().set_item(Some(item)).build()?)
-                .build())
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?
-        .chunks(25)
-        .map(<[WriteRequest]>::to_vec)
-        .collect();
-    let table = config.executions_table.clone();
-    let mut written = 0;
-    for group in batches.chunks(4) {
-        let sends = group.iter().map(|batch| {
-            plain
-                .dynamodb
-                .batch_write_item()
-                .request_items(&table, batch.clone())
-                .send()
-        });
-        for out in futures::future::join_all(sends).await {
-            let out = out.context("BatchWriteItem")?;
-            anyhow::ensure!(
-                out.unprocessed_items().is_none_or(|u| u.is_empty()),
-                "moto left items unprocessed"
-            );
-        }
-        written += group.iter().map(Vec::len).sum::<usize>();
-        if written % 20_000 < 100 {
-            eprintln!("loaded {written} finished executions");
-        }
-    }
+    let finished = (0..retained).map(|i| {
+        let at = t0 + i as i64 * 10;
+        let id = ulid::Ulid::from_parts(at as u64, i as u128).to_string();
+        record(id, at, ExecutionStatus::Succeeded, 1)
+    });
+    load_records(&plain.dynamodb, &config.executions_table, finished).await?;
     // The running ones, past their deadline, through the store (they enter byLive).
     let now = t0 + retained as i64 * 10 + 1_000;
     for i in 0..running {
@@ -243,11 +121,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let load_secs = load.elapsed().as_secs_f64();
     eprintln!("loaded {retained} finished + {running} running executions in {load_secs:.0} s");
-    counter
-        .ops
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clear();
+    counter.take();
 
     println!("sweep reads with {retained} finished and {running} running executions (moto_server)");
     let t = Instant::now();
