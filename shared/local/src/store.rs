@@ -514,7 +514,8 @@ impl ExecutionStore for SqliteStore {
                 Ok(status.map(|s| {
                     // The column mirrors the body's status; a row without one reads as damaged
                     // would (failed), as `get_execution` would answer.
-                    s.and_then(|s| serde_json::from_value(Value::String(s)).ok())
+                    s.as_deref()
+                        .and_then(ExecutionStatus::parse)
                         .unwrap_or(ExecutionStatus::Failed)
                 }))
             })
