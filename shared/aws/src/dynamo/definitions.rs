@@ -1,15 +1,14 @@
 //! `DefinitionStore` on the `workflows` table: DRAFT, V#n and META items.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use serde_json::Value;
 use wf_core::StoreError;
 use wf_core::model::Workflow;
 use wf_core::ports::{DefinitionStore, WorkflowMeta};
 
-use super::items::{DraftItem, Item, MetaItem, VersionItem, decode, encode, s};
+use super::items::{DraftItem, Item, MetaItem, VersionItem, decode, encode, n, s};
 use super::keys::{self, DRAFT_SK, META_SK, SK, WORKFLOWS_PK};
-use super::{DynamoStore, QuerySpec, put_condition_failed};
+use super::{Condition, Conditional, DynamoStore, QuerySpec};
 use crate::error::SdkResultExt;
 
 fn key(id: &str, sk: &str) -> Item {
@@ -51,25 +50,16 @@ impl DefinitionStore for DynamoStore {
             definition: workflow.clone(),
         };
         let item = encode(&item, &format!("{}/{sk}", workflow.id), self.item_limit)?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.workflows)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#sk)")
-            .expression_attribute_names("#sk", SK)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                put_condition_failed("put_version", e)?;
-                Err(StoreError::Conflict(format!(
-                    "workflow {} version {version} exists already",
-                    workflow.id
-                )))
-            }
+        let put = self
+            .put_if(&self.workflows, item, Condition::absent(SK), "put_version")
+            .await?;
+        if put.written() {
+            return Ok(());
         }
+        Err(StoreError::Conflict(format!(
+            "workflow {} version {version} exists already",
+            workflow.id
+        )))
     }
 
     async fn get_version(
@@ -100,24 +90,18 @@ impl DefinitionStore for DynamoStore {
     ) -> Result<(), StoreError> {
         let what = format!("{}/{META_SK}", meta.id);
         let item = encode(&MetaItem::from(meta), &what, self.item_limit)?;
-        let mut req = self
-            .client
-            .put_item()
-            .table_name(&self.workflows)
-            .set_item(Some(item))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        req = match expected_updated_at {
-            None => req
-                .condition_expression("attribute_not_exists(#sk)")
-                .expression_attribute_names("#sk", SK),
-            Some(expected) => req
-                .condition_expression("updatedAt = :expected")
-                .expression_attribute_values(":expected", AttributeValue::N(expected.to_string())),
+        let condition = match expected_updated_at {
+            None => Condition::absent(SK),
+            Some(expected) => {
+                Condition::new("updatedAt = :expected").value(":expected", n(expected))
+            }
         };
-        match req.send().await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let stored = put_condition_failed("put_meta", e)?;
+        let put = self
+            .put_if(&self.workflows, item, condition.return_old(), "put_meta")
+            .await?;
+        match put {
+            Conditional::Written(_) => Ok(()),
+            Conditional::Refused(stored) => {
                 Err(StoreError::Conflict(match (expected_updated_at, stored) {
                     (None, _) => format!("workflow {} META exists already", meta.id),
                     (Some(expected), Some(item)) => format!(

@@ -16,9 +16,7 @@
 //!   result, which the redelivered task counts.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde_json::Value;
 use wf_core::StoreError;
 use wf_core::damaged::{DamagedExecution, damaged_execution, damaged_step, ulid_time_ms};
@@ -37,13 +35,16 @@ use super::items::{
 };
 use super::keys::{self, EXEC_SK, EXECUTIONS_PK, SK};
 use super::{
-    DynamoStore, QuerySpec, backoff, put_condition_failed, transaction_cancelled,
-    update_condition_failed,
+    Condition, Conditional, DynamoStore, QuerySpec, backoff, transaction_cancelled, transaction_put,
 };
 use crate::error::{SdkResultExt, build_error};
 
 fn key(pk: &str, sk: &str) -> Item {
     Item::from([(EXECUTIONS_PK.to_string(), s(pk)), (SK.to_string(), s(sk))])
+}
+
+fn loop_not_found(execution_id: &str, loop_path: &str) -> StoreError {
+    StoreError::NotFound(format!("loop {loop_path} of {execution_id}"))
 }
 
 fn status_value(status: ExecutionStatus) -> AttributeValue {
@@ -146,25 +147,40 @@ impl DynamoStore {
         id: &str,
         now: i64,
     ) -> Result<Option<String>, StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.executions)
-            .set_item(Some(item))
-            .condition_expression(DEDUPE_CONDITION)
-            .expression_attribute_names("#pk", EXECUTIONS_PK)
-            .expression_attribute_names("#first", "first")
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":id", s(id))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(None),
-            Err(e) => {
-                let stored = put_condition_failed("put dedupe key", e)?;
-                Ok(stored.and_then(|i| get_s(&i, "first").map(str::to_string)))
+        let written = self
+            .put_if(
+                &self.executions,
+                item,
+                dedupe_condition(id, now),
+                "put dedupe key",
+            )
+            .await?;
+        Ok(match written {
+            Conditional::Written(_) => None,
+            Conditional::Refused(stored) => {
+                stored.and_then(|i| get_s(&i, "first").map(str::to_string))
             }
+        })
+    }
+
+    /// Ok when the execution stored under `execution.id` (`stored`, the item a refused create
+    /// found, else read) is `execution` itself, a redelivered create; a conflict when it is
+    /// another execution.
+    async fn check_redelivered(
+        &self,
+        execution: &ExecutionRecord,
+        stored: Option<Item>,
+    ) -> Result<(), StoreError> {
+        let id = &execution.id;
+        let stored = match stored {
+            Some(item) => Some(decode::<ExecItem>(item, id)?.into_record()),
+            None => self.load_execution(id).await?,
+        };
+        match stored {
+            Some(stored) if stored.same_execution(execution) => Ok(()),
+            _ => Err(StoreError::Conflict(format!(
+                "execution {id} exists already and is a different execution"
+            ))),
         }
     }
 
@@ -559,8 +575,26 @@ where
     })
 }
 
-/// A dedupe key may be (re)written when absent, expired, or already this execution's.
-const DEDUPE_CONDITION: &str = "attribute_not_exists(#pk) OR expiresAt <= :now OR #first = :id";
+/// A dedupe key may be (re)written when absent, expired, or already this execution's (`id`);
+/// a refusal answers with the key as it stands (whose execution holds it).
+fn dedupe_condition(id: &str, now: i64) -> Condition {
+    Condition::new("attribute_not_exists(#pk) OR expiresAt <= :now OR #first = :id")
+        .name("#pk", EXECUTIONS_PK)
+        .name("#first", "first")
+        .value(":now", n(now))
+        .value(":id", s(id))
+        .return_old()
+}
+
+/// "Still my claim": the step is running at the claim's attempt (`finish_step`, `renew_lease`).
+fn still_claimed(claim: &StepRecord) -> Result<Condition, StoreError> {
+    Ok(
+        Condition::new("#status = :running AND attempts = :attempts")
+            .name("#status", "status")
+            .value(":running", step_status_value(StepStatus::Running)?)
+            .value(":attempts", n(claim.attempts)),
+    )
+}
 
 #[async_trait]
 impl ExecutionStore for DynamoStore {
@@ -575,36 +609,20 @@ impl ExecutionStore for DynamoStore {
             &format!("{id}/{EXEC_SK}"),
             self.item_limit,
         )?;
+        let new_execution = Condition::absent(EXECUTIONS_PK).return_old();
         let Some(dedupe) = dedupe else {
-            let result = self
-                .client
-                .put_item()
-                .table_name(&self.executions)
-                .set_item(Some(exec_item))
-                .condition_expression("attribute_not_exists(#pk)")
-                .expression_attribute_names("#pk", EXECUTIONS_PK)
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
+            let written = self
+                .put_if(
+                    &self.executions,
+                    exec_item,
+                    new_execution,
+                    "create_execution",
                 )
-                .send()
-                .await;
-            return match result {
-                Ok(_) => Ok(CreateOutcome::Created),
-                Err(e) => {
-                    let stored = match put_condition_failed("create_execution", e)? {
-                        Some(item) => Some(decode::<ExecItem>(item, id)?.into_record()),
-                        None => self.load_execution(id).await?,
-                    };
-                    match stored {
-                        Some(stored) if stored.same_execution(execution) => {
-                            Ok(CreateOutcome::Created)
-                        }
-                        _ => Err(StoreError::Conflict(format!(
-                            "execution {id} exists already and is a different execution"
-                        ))),
-                    }
-                }
-            };
+                .await?;
+            if let Conditional::Refused(stored) = written {
+                self.check_redelivered(execution, stored).await?;
+            }
+            return Ok(CreateOutcome::Created);
         };
 
         // "Now" for the key's expiry is the execution's start (set from the trigger's clock).
@@ -625,34 +643,18 @@ impl ExecutionStore for DynamoStore {
             if attempt > 0 {
                 backoff(attempt).await;
             }
-            let put_exec = Put::builder()
-                .table_name(&self.executions)
-                .set_item(Some(exec_item.clone()))
-                .condition_expression("attribute_not_exists(#pk)")
-                .expression_attribute_names("#pk", EXECUTIONS_PK)
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .build()
-                .map_err(|e| build_error("a transaction put", e))?;
-            let put_key = Put::builder()
-                .table_name(&self.executions)
-                .set_item(Some(dedupe_item.clone()))
-                .condition_expression(DEDUPE_CONDITION)
-                .expression_attribute_names("#pk", EXECUTIONS_PK)
-                .expression_attribute_names("#first", "first")
-                .expression_attribute_values(":now", n(now))
-                .expression_attribute_values(":id", s(id))
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .build()
-                .map_err(|e| build_error("a transaction put", e))?;
+            let put_exec =
+                transaction_put(&self.executions, exec_item.clone(), new_execution.clone())?;
+            let put_key = transaction_put(
+                &self.executions,
+                dedupe_item.clone(),
+                dedupe_condition(id, now),
+            )?;
             let result = self
                 .client
                 .transact_write_items()
-                .transact_items(TransactWriteItem::builder().put(put_exec).build())
-                .transact_items(TransactWriteItem::builder().put(put_key).build())
+                .transact_items(put_exec)
+                .transact_items(put_key)
                 .send()
                 .await;
             let reasons = match result {
@@ -674,21 +676,11 @@ impl ExecutionStore for DynamoStore {
                 }
             }
             if exec_reason.condition_failed() {
-                let stored = match exec_reason.item {
-                    Some(item) => Some(decode::<ExecItem>(item, id)?.into_record()),
-                    None => self.load_execution(id).await?,
-                };
-                return match stored {
-                    Some(stored) if stored.same_execution(execution) => {
-                        // A redelivered create: the record stands; make sure the key does too.
-                        match self.put_dedupe(dedupe_item.clone(), id, now).await? {
-                            Some(first) if &first != id => Ok(CreateOutcome::Duplicate(first)),
-                            _ => Ok(CreateOutcome::Created),
-                        }
-                    }
-                    _ => Err(StoreError::Conflict(format!(
-                        "execution {id} exists already and is a different execution"
-                    ))),
+                self.check_redelivered(execution, exec_reason.item).await?;
+                // A redelivered create: the record stands; make sure the key does too.
+                return match self.put_dedupe(dedupe_item.clone(), id, now).await? {
+                    Some(first) if &first != id => Ok(CreateOutcome::Duplicate(first)),
+                    _ => Ok(CreateOutcome::Created),
                 };
             }
             // Cancelled for another reason (a conflicting transaction): retry.
@@ -713,16 +705,14 @@ impl ExecutionStore for DynamoStore {
     ) -> Result<bool, StoreError> {
         let what = format!("{id}/{EXEC_SK}");
         let mut sets = vec!["#status = :status"];
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.executions)
-            .set_key(Some(key(id, EXEC_SK)))
-            .expression_attribute_names("#pk", EXECUTIONS_PK)
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":status", status_value(update.status))
-            .expression_attribute_values(":queued", status_value(ExecutionStatus::Queued))
-            .expression_attribute_values(":running", status_value(ExecutionStatus::Running));
+        let mut condition =
+            Condition::new("attribute_exists(#pk) AND #status IN (:queued, :running)")
+                .name("#pk", EXECUTIONS_PK)
+                .name("#status", "status")
+                .value(":status", status_value(update.status))
+                .value(":queued", status_value(ExecutionStatus::Queued))
+                .value(":running", status_value(ExecutionStatus::Running))
+                .return_old();
         // The new attributes alone must fit; DynamoDB refuses a whole item over the limit
         // itself (mapped to TooLarge), and either way nothing is written.
         let mut added = Item::new();
@@ -731,23 +721,23 @@ impl ExecutionStore for DynamoStore {
                 .map_err(|e| StoreError::Permanent(format!("cannot encode output of {id}: {e}")))?;
             added.insert("output".into(), s(text));
             sets.push("#output = :output");
-            req = req.expression_attribute_names("#output", "output");
+            condition = condition.name("#output", "output");
         }
         if let Some(error) = &update.error {
             let text = serde_json::to_string(error)
                 .map_err(|e| StoreError::Permanent(format!("cannot encode error of {id}: {e}")))?;
             added.insert("error".into(), s(text));
             sets.push("#error = :error");
-            req = req.expression_attribute_names("#error", "error");
+            condition = condition.name("#error", "error");
         }
         check_size(&added, &what, self.item_limit)?;
         for (k, v) in added {
-            req = req.expression_attribute_values(format!(":{k}"), v);
+            condition = condition.value(format!(":{k}"), v);
         }
         if let Some(finished_at) = update.finished_at {
             sets.push("finishedAt = :finished");
             sets.push("durationMs = :finished - startedAt");
-            req = req.expression_attribute_values(":finished", n(finished_at));
+            condition = condition.value(":finished", n(finished_at));
         }
         // A finished execution leaves the live index (`byLive` is sparse on `liveShard`) and
         // enters the status indexes. `workflowStatus` needs the workflow id, which an update
@@ -763,37 +753,36 @@ impl ExecutionStore for DynamoStore {
             sets.push("#ws = :ws");
             sets.push("#ts = if_not_exists(#ts, :ts)");
             sets.push("#wt = if_not_exists(#wt, :wt)");
-            req = req
-                .expression_attribute_names("#live", keys::LIVE_SHARD_ATTR)
-                .expression_attribute_names("#ss", keys::STATUS_SHARD_ATTR)
-                .expression_attribute_names("#ws", keys::WORKFLOW_STATUS_ATTR)
-                .expression_attribute_names("#ts", keys::TRIGGER_SHARD_ATTR)
-                .expression_attribute_names("#wt", keys::WORKFLOW_TRIGGER_ATTR)
-                .expression_attribute_values(":ss", s(keys::status_shard(status, id)))
-                .expression_attribute_values(":ws", s(keys::workflow_status(&workflow_id, status)))
-                .expression_attribute_values(":ts", s(keys::trigger_shard(&trigger, id)))
-                .expression_attribute_values(
-                    ":wt",
-                    s(keys::workflow_trigger(&workflow_id, &trigger)),
-                );
+            condition = condition
+                .name("#live", keys::LIVE_SHARD_ATTR)
+                .name("#ss", keys::STATUS_SHARD_ATTR)
+                .name("#ws", keys::WORKFLOW_STATUS_ATTR)
+                .name("#ts", keys::TRIGGER_SHARD_ATTR)
+                .name("#wt", keys::WORKFLOW_TRIGGER_ATTR)
+                .value(":ss", s(keys::status_shard(status, id)))
+                .value(":ws", s(keys::workflow_status(&workflow_id, status)))
+                .value(":ts", s(keys::trigger_shard(&trigger, id)))
+                .value(":wt", s(keys::workflow_trigger(&workflow_id, &trigger)));
             " REMOVE #live"
         } else {
             ""
         };
-        let result = req
-            .update_expression(format!("SET {}{remove}", sets.join(", ")))
-            .condition_expression("attribute_exists(#pk) AND #status IN (:queued, :running)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => match update_condition_failed("update_execution", e)? {
+        let written = self
+            .update_if(
+                &self.executions,
+                key(id, EXEC_SK),
+                &format!("SET {}{remove}", sets.join(", ")),
+                condition,
+                None,
+                "update_execution",
+            )
+            .await?;
+        match written {
+            Conditional::Written(_) => Ok(true),
+            Conditional::Refused(Some(_)) => Ok(false),
+            Conditional::Refused(None) => match self.load_execution(id).await? {
                 Some(_) => Ok(false),
-                None => match self.load_execution(id).await? {
-                    Some(_) => Ok(false),
-                    None => Err(StoreError::NotFound(format!("execution {id}"))),
-                },
+                None => Err(StoreError::NotFound(format!("execution {id}"))),
             },
         }
     }
@@ -953,30 +942,26 @@ impl ExecutionStore for DynamoStore {
             &what,
             self.item_limit,
         )?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.executions)
-            .set_item(Some(item))
-            .condition_expression(
-                "attribute_not_exists(#sk) \
-                 OR (#status = :running AND (attribute_not_exists(leaseUntil) OR leaseUntil <= :now) \
-                     AND attempts <= :attempts) \
-                 OR (#status = :retrying AND attempts < :attempts)",
-            )
-            .expression_attribute_names("#sk", SK)
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":running", step_status_value(StepStatus::Running)?)
-            .expression_attribute_values(":retrying", step_status_value(StepStatus::Retrying)?)
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":attempts", n(record.attempts))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(ClaimOutcome::Claimed),
-            Err(e) => {
-                let stored = match put_condition_failed("claim_step", e)? {
+        let condition = Condition::new(
+            "attribute_not_exists(#sk) \
+             OR (#status = :running AND (attribute_not_exists(leaseUntil) OR leaseUntil <= :now) \
+                 AND attempts <= :attempts) \
+             OR (#status = :retrying AND attempts < :attempts)",
+        )
+        .name("#sk", SK)
+        .name("#status", "status")
+        .value(":running", step_status_value(StepStatus::Running)?)
+        .value(":retrying", step_status_value(StepStatus::Retrying)?)
+        .value(":now", n(now))
+        .value(":attempts", n(record.attempts))
+        .return_old();
+        match self
+            .put_if(&self.executions, item, condition, "claim_step")
+            .await?
+        {
+            Conditional::Written(_) => Ok(ClaimOutcome::Claimed),
+            Conditional::Refused(stored) => {
+                let stored = match stored {
                     Some(item) => Some(decode::<StepItem>(item, &what)?.into_record()),
                     None => self.get_step(execution_id, &record.path).await?,
                 };
@@ -1002,21 +987,15 @@ impl ExecutionStore for DynamoStore {
             &format!("{execution_id}/{sk}"),
             self.item_limit,
         )?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.executions)
-            .set_item(Some(item))
-            .condition_expression("#status = :running AND attempts = :attempts")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":running", step_status_value(StepStatus::Running)?)
-            .expression_attribute_values(":attempts", n(record.attempts))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => put_condition_failed("finish_step", e).map(|_| false),
-        }
+        let written = self
+            .put_if(
+                &self.executions,
+                item,
+                still_claimed(record)?,
+                "finish_step",
+            )
+            .await?;
+        Ok(written.written())
     }
 
     async fn renew_lease(
@@ -1031,26 +1010,21 @@ impl ExecutionStore for DynamoStore {
         } else {
             "leaseLost = :lost"
         };
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.executions)
-            .set_key(Some(key(execution_id, &keys::step_sk(&claim.path))))
-            .update_expression("SET leaseUntil = :lease")
-            .condition_expression(format!(
-                "#status = :running AND attempts = :attempts AND {same_takeovers}"
-            ))
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":running", step_status_value(StepStatus::Running)?)
-            .expression_attribute_values(":attempts", n(claim.attempts))
-            .expression_attribute_values(":lost", n(claim.lease_lost))
-            .expression_attribute_values(":lease", n(lease_until))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => update_condition_failed("renew_lease", e).map(|_| false),
-        }
+        let condition = still_claimed(claim)?
+            .and(same_takeovers)
+            .value(":lost", n(claim.lease_lost))
+            .value(":lease", n(lease_until));
+        let written = self
+            .update_if(
+                &self.executions,
+                key(execution_id, &keys::step_sk(&claim.path)),
+                "SET leaseUntil = :lease",
+                condition,
+                None,
+                "renew_lease",
+            )
+            .await?;
+        Ok(written.written())
     }
 
     async fn init_loop(
@@ -1078,27 +1052,23 @@ impl ExecutionStore for DynamoStore {
         // only if absent: a counter that exists always has all its pages.
         self.put_items(&self.executions, pages, "init_loop").await?;
         let put = self
-            .client
-            .put_item()
-            .table_name(&self.executions)
-            .set_item(Some(counter))
-            .condition_expression("attribute_not_exists(#sk)")
-            .expression_attribute_names("#sk", SK)
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(state.clone()),
-            Err(e) => {
-                put_condition_failed("init_loop", e)?;
-                self.load_loop(execution_id, loop_path)
-                    .await?
-                    .ok_or_else(|| {
-                        StoreError::Unavailable(format!(
-                            "init_loop {execution_id}/{loop_path}: the counter was refused but is not there"
-                        ))
-                    })
-            }
+            .put_if(
+                &self.executions,
+                counter,
+                Condition::absent(SK),
+                "init_loop",
+            )
+            .await?;
+        if put.written() {
+            return Ok(state.clone());
         }
+        self.load_loop(execution_id, loop_path)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Unavailable(format!(
+                    "init_loop {execution_id}/{loop_path}: the counter was refused but is not there"
+                ))
+            })
     }
 
     async fn loop_item(
@@ -1137,25 +1107,23 @@ impl ExecutionStore for DynamoStore {
     }
 
     async fn fail_loop(&self, execution_id: &str, loop_path: &str) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.executions)
-            .set_key(Some(key(execution_id, &keys::loop_sk(loop_path))))
-            .update_expression("SET failed = :true")
-            .condition_expression("attribute_exists(#sk)")
-            .expression_attribute_names("#sk", SK)
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                update_condition_failed("fail_loop", e)?;
-                Err(StoreError::NotFound(format!(
-                    "loop {loop_path} of {execution_id}"
-                )))
-            }
+        let condition = Condition::new("attribute_exists(#sk)")
+            .name("#sk", SK)
+            .value(":true", AttributeValue::Bool(true));
+        let written = self
+            .update_if(
+                &self.executions,
+                key(execution_id, &keys::loop_sk(loop_path)),
+                "SET failed = :true",
+                condition,
+                None,
+                "fail_loop",
+            )
+            .await?;
+        if written.written() {
+            Ok(())
+        } else {
+            Err(loop_not_found(execution_id, loop_path))
         }
     }
 
@@ -1180,43 +1148,38 @@ impl ExecutionStore for DynamoStore {
             self.item_limit,
         )?;
         // 1. The result, if there is none yet (a redelivery keeps the first one).
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.executions)
-            .set_item(Some(iter))
-            .condition_expression("attribute_not_exists(#sk)")
-            .expression_attribute_names("#sk", SK)
-            .send()
-            .await;
-        if let Err(e) = put {
-            put_condition_failed("count_iteration", e)?;
-        }
+        self.put_if(
+            &self.executions,
+            iter,
+            Condition::absent(SK),
+            "count_iteration",
+        )
+        .await?;
         // 2. The count: marker and decrement in one conditional single-item update.
+        let condition = Condition::new(
+            "attribute_exists(#sk) AND NOT contains(counted, :index) \
+             AND remaining > :zero AND #total > :index",
+        )
+        .name("#sk", SK)
+        .name("#total", "total")
+        .value(":minus_one", n(-1))
+        .value(":zero", n(0))
+        .value(":index", n(index))
+        .value(":index_set", AttributeValue::Ns(vec![index.to_string()]))
+        .return_old();
         let counted = self
-            .client
-            .update_item()
-            .table_name(&self.executions)
-            .set_key(Some(key(execution_id, &keys::loop_sk(loop_path))))
-            .update_expression("ADD remaining :minus_one, counted :index_set")
-            .condition_expression(
-                "attribute_exists(#sk) AND NOT contains(counted, :index) \
-                 AND remaining > :zero AND #total > :index",
+            .update_if(
+                &self.executions,
+                key(execution_id, &keys::loop_sk(loop_path)),
+                "ADD remaining :minus_one, counted :index_set",
+                condition,
+                Some(ReturnValue::UpdatedNew),
+                "count_iteration",
             )
-            .expression_attribute_names("#sk", SK)
-            .expression_attribute_names("#total", "total")
-            .expression_attribute_values(":minus_one", n(-1))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":index", n(index))
-            .expression_attribute_values(":index_set", AttributeValue::Ns(vec![index.to_string()]))
-            .return_values(ReturnValue::UpdatedNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
+            .await?;
         let stored = match counted {
-            Ok(out) => {
-                let remaining = out
-                    .attributes
+            Conditional::Written(attributes) => {
+                let remaining = attributes
                     .as_ref()
                     .and_then(|a| get_n(a, "remaining"))
                     .and_then(|r| u32::try_from(r).ok())
@@ -1227,22 +1190,18 @@ impl ExecutionStore for DynamoStore {
                     })?;
                 return Ok(IterationCount::Counted { remaining });
             }
-            Err(e) => match update_condition_failed("count_iteration", e)? {
-                Some(item) => Some(item),
-                None => {
-                    self.get_item(
-                        &self.executions,
-                        key(execution_id, &keys::loop_sk(loop_path)),
-                        "count_iteration",
-                    )
-                    .await?
-                }
-            },
+            Conditional::Refused(Some(item)) => Some(item),
+            Conditional::Refused(None) => {
+                self.get_item(
+                    &self.executions,
+                    key(execution_id, &keys::loop_sk(loop_path)),
+                    "count_iteration",
+                )
+                .await?
+            }
         };
         let Some(stored) = stored else {
-            return Err(StoreError::NotFound(format!(
-                "loop {loop_path} of {execution_id}"
-            )));
+            return Err(loop_not_found(execution_id, loop_path));
         };
         let already = match stored.get("counted") {
             Some(AttributeValue::Ns(set)) => {

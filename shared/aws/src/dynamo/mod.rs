@@ -2,7 +2,8 @@
 //!
 //! Every read is strongly consistent (a worker must see the output a previous step stored
 //! before it queued this one). Conditional writes carry
-//! `ReturnValuesOnConditionCheckFailure = ALL_OLD`, so a lost condition costs no second read.
+//! `ReturnValuesOnConditionCheckFailure = ALL_OLD` where the caller answers from the stored item
+//! (`Condition::return_old`), so a lost condition costs no second read.
 
 mod definitions;
 mod executions;
@@ -13,11 +14,14 @@ pub mod tables;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, Put, PutRequest, ReturnValue, TransactWriteItem, WriteRequest,
+};
 use wf_core::StoreError;
 
 use crate::config::Config;
@@ -202,33 +206,174 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(std::time::Duration::from_millis(base + jitter)).await;
 }
 
-/// `Ok(old item)` when a PutItem lost its condition (the item is `None` when there was none),
-/// the mapped error otherwise.
-fn put_condition_failed(
-    op: &str,
-    err: SdkError<PutItemError, HttpResponse>,
-) -> Result<Option<Item>, StoreError> {
-    if classify(&err) != Failure::Condition {
-        return Err(store_error(op, err));
-    }
-    Ok(match err.into_service_error() {
-        PutItemError::ConditionalCheckFailedException(e) => e.item,
-        _ => None,
-    })
+/// What a conditional write (PutItem, UpdateItem, a transaction's Put) must find, with the
+/// names and values its expressions use.
+#[derive(Debug, Clone)]
+struct Condition {
+    expression: String,
+    names: Vec<(&'static str, &'static str)>,
+    values: Vec<(String, AttributeValue)>,
+    /// Whether a refusal answers with the item as it stood (ALL_OLD): asked where the caller
+    /// answers from it, so a lost condition costs no second read; not asked elsewhere, so a
+    /// refused write does not transfer a large item for nothing.
+    return_old: bool,
 }
 
-/// [`put_condition_failed`] for UpdateItem.
-fn update_condition_failed(
+impl Condition {
+    fn new(expression: impl Into<String>) -> Self {
+        Self {
+            expression: expression.into(),
+            names: Vec::new(),
+            values: Vec::new(),
+            return_old: false,
+        }
+    }
+
+    /// The item does not exist yet: no item has `attribute` (a key attribute) at that key.
+    fn absent(attribute: &'static str) -> Self {
+        Self::new("attribute_not_exists(#key)").name("#key", attribute)
+    }
+
+    /// This condition and `clause` (which may use names and values added after).
+    fn and(mut self, clause: &str) -> Self {
+        self.expression = format!("{} AND {clause}", self.expression);
+        self
+    }
+
+    fn name(mut self, placeholder: &'static str, attribute: &'static str) -> Self {
+        self.names.push((placeholder, attribute));
+        self
+    }
+
+    fn value(mut self, placeholder: impl Into<String>, value: AttributeValue) -> Self {
+        self.values.push((placeholder.into(), value));
+        self
+    }
+
+    fn return_old(mut self) -> Self {
+        self.return_old = true;
+        self
+    }
+}
+
+/// `$request` (a PutItem, UpdateItem or transaction Put builder) under `$condition`: the SDK's
+/// builders share these setters but no trait.
+macro_rules! with_condition {
+    ($request:expr, $condition:expr) => {{
+        let condition: Condition = $condition;
+        let mut request = $request.condition_expression(condition.expression);
+        for (placeholder, attribute) in condition.names {
+            request = request.expression_attribute_names(placeholder, attribute);
+        }
+        for (placeholder, value) in condition.values {
+            request = request.expression_attribute_values(placeholder, value);
+        }
+        if condition.return_old {
+            request = request.return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            );
+        }
+        request
+    }};
+}
+
+/// How a conditional write ended when nothing else went wrong.
+#[derive(Debug)]
+enum Conditional {
+    /// Written; for an UpdateItem, the attributes its `ReturnValues` asked for.
+    Written(Option<Item>),
+    /// The condition failed: the item as it stood, when `return_old` asked for it and there
+    /// was one.
+    Refused(Option<Item>),
+}
+
+impl Conditional {
+    fn written(&self) -> bool {
+        matches!(self, Conditional::Written(_))
+    }
+}
+
+impl DynamoStore {
+    /// A PutItem of `item` under `condition`.
+    async fn put_if(
+        &self,
+        table: &str,
+        item: Item,
+        condition: Condition,
+        op: &str,
+    ) -> Result<Conditional, StoreError> {
+        let request = self
+            .client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item));
+        match with_condition!(request, condition).send().await {
+            Ok(_) => Ok(Conditional::Written(None)),
+            Err(e) => condition_failed(op, e, |e| match e.into_service_error() {
+                PutItemError::ConditionalCheckFailedException(e) => e.item,
+                _ => None,
+            })
+            .map(Conditional::Refused),
+        }
+    }
+
+    /// An UpdateItem of `key` by `update` under `condition` (which holds the names and values
+    /// of both expressions), answering the attributes `returns` asks for.
+    async fn update_if(
+        &self,
+        table: &str,
+        key: Item,
+        update: &str,
+        condition: Condition,
+        returns: Option<ReturnValue>,
+        op: &str,
+    ) -> Result<Conditional, StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .update_expression(update)
+            .set_return_values(returns);
+        match with_condition!(request, condition).send().await {
+            Ok(out) => Ok(Conditional::Written(out.attributes)),
+            Err(e) => condition_failed(op, e, |e| match e.into_service_error() {
+                UpdateItemError::ConditionalCheckFailedException(e) => e.item,
+                _ => None,
+            })
+            .map(Conditional::Refused),
+        }
+    }
+}
+
+/// A transaction's Put of `item` under `condition`.
+fn transaction_put(
+    table: &str,
+    item: Item,
+    condition: Condition,
+) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder().table_name(table).set_item(Some(item));
+    let put = with_condition!(put, condition)
+        .build()
+        .map_err(|e| build_error("a transaction put", e))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// `Ok(old item)` when a write lost its condition (the item is `None` when there was none or
+/// it was not asked for; `old_item` takes it from the operation's own error type), the mapped
+/// error otherwise.
+fn condition_failed<E>(
     op: &str,
-    err: SdkError<UpdateItemError, HttpResponse>,
-) -> Result<Option<Item>, StoreError> {
+    err: SdkError<E, HttpResponse>,
+    old_item: impl FnOnce(SdkError<E, HttpResponse>) -> Option<Item>,
+) -> Result<Option<Item>, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
     if classify(&err) != Failure::Condition {
         return Err(store_error(op, err));
     }
-    Ok(match err.into_service_error() {
-        UpdateItemError::ConditionalCheckFailedException(e) => e.item,
-        _ => None,
-    })
+    Ok(old_item(err))
 }
 
 /// One item's outcome in a cancelled transaction.

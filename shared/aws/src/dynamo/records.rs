@@ -1,14 +1,14 @@
 //! `RecordStore` on the `records` table (pk `collection`, sk `id`).
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::ReturnValue;
 use serde_json::Value;
 use wf_core::StoreError;
 use wf_core::ports::{RecordCreate, RecordStore};
 
 use super::items::{Item, RecordItem, decode, encode, n, s};
 use super::keys::{RECORDS_PK, RECORDS_SK};
-use super::{DynamoStore, backoff, put_condition_failed};
+use super::{Condition, Conditional, DynamoStore, backoff};
 use crate::error::SdkResultExt;
 
 fn key(collection: &str, id: &str) -> Item {
@@ -49,20 +49,14 @@ impl RecordStore for DynamoStore {
             rev: 1,
         };
         let item = encode(&item, &what, self.item_limit)?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.records)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#id)")
-            .expression_attribute_names("#id", RECORDS_SK)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(RecordCreate::Created(data.clone())),
-            Err(e) => {
-                let stored = match put_condition_failed("record create", e)? {
+        let new_record = Condition::absent(RECORDS_SK).return_old();
+        let put = self
+            .put_if(&self.records, item, new_record, "record create")
+            .await?;
+        match put {
+            Conditional::Written(_) => Ok(RecordCreate::Created(data.clone())),
+            Conditional::Refused(stored) => {
+                let stored = match stored {
                     Some(item) => Some(decode::<RecordItem>(item, &what)?),
                     None => self.load_record(collection, id).await?,
                 };
@@ -107,20 +101,12 @@ impl RecordStore for DynamoStore {
             stored.data = merged.clone();
             stored.rev = read_rev + 1;
             let item = encode(&stored, &what, self.item_limit)?;
-            let result = self
-                .client
-                .put_item()
-                .table_name(&self.records)
-                .set_item(Some(item))
-                .condition_expression("rev = :rev")
-                .expression_attribute_values(":rev", n(read_rev))
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(merged),
-                Err(e) => {
-                    put_condition_failed("record update", e)?;
-                }
+            let same_rev = Condition::new("rev = :rev").value(":rev", n(read_rev));
+            let put = self
+                .put_if(&self.records, item, same_rev, "record update")
+                .await?;
+            if put.written() {
+                return Ok(merged);
             }
         }
         Err(StoreError::Unavailable(format!(
