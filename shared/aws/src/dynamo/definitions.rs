@@ -8,7 +8,7 @@ use wf_core::ports::{DefinitionStore, WorkflowMeta};
 
 use super::items::{DraftItem, Item, MetaItem, VersionItem, decode, encode, n, s};
 use super::keys::{self, DRAFT_SK, META_SK, SK, WORKFLOWS_PK};
-use super::{Condition, Conditional, DynamoStore, QuerySpec};
+use super::{Condition, Conditional, DynamoStore};
 use crate::error::SdkResultExt;
 
 fn key(id: &str, sk: &str) -> Item {
@@ -147,17 +147,12 @@ impl DefinitionStore for DynamoStore {
     }
 
     async fn delete_workflow(&self, workflow_id: &str) -> Result<(), StoreError> {
-        let keys = self
-            .query_all(QuerySpec {
-                op: "delete_workflow",
-                table: &self.workflows,
-                condition: "#pk = :pk",
-                names: &[("#pk", WORKFLOWS_PK), ("#sk", SK)],
-                values: &[(":pk", s(workflow_id))],
-                projection: Some("#pk, #sk"),
-            })
-            .await?;
-        self.delete_keys(&self.workflows, keys, "delete_workflow")
-            .await
+        self.delete_partition(
+            &self.workflows,
+            WORKFLOWS_PK,
+            workflow_id,
+            "delete_workflow",
+        )
+        .await
     }
 }

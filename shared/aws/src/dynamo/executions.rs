@@ -35,7 +35,8 @@ use super::items::{
 };
 use super::keys::{self, EXEC_SK, EXECUTIONS_PK, SK};
 use super::{
-    Condition, Conditional, DynamoStore, QuerySpec, backoff, transaction_cancelled, transaction_put,
+    BatchAction, Condition, Conditional, DynamoStore, QuerySpec, backoff, transaction_cancelled,
+    transaction_put,
 };
 use crate::error::{SdkResultExt, build_error};
 
@@ -121,22 +122,32 @@ impl PartitionReader {
 }
 
 impl DynamoStore {
+    /// The `STEP#` items of execution `execution_id`.
+    fn steps_query<'a>(&'a self, op: &'a str, execution_id: &str) -> QuerySpec<'a> {
+        QuerySpec::partition(op, &self.executions, EXECUTIONS_PK, execution_id)
+            .begins_with(keys::STEP_PREFIX)
+    }
+
     fn ttl_of(&self, execution_id: &str, fallback_ms: i64) -> i64 {
         keys::expiry(execution_id, fallback_ms, self.retention_days)
     }
 
-    async fn load_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
-        self.get_item(&self.executions, key(id, EXEC_SK), "get_execution")
+    /// The item `pk`/`sk` of the executions table decoded as `T`, if there is one.
+    async fn load<T: serde::de::DeserializeOwned>(
+        &self,
+        pk: &str,
+        sk: &str,
+        op: &str,
+    ) -> Result<Option<T>, StoreError> {
+        self.get_item(&self.executions, key(pk, sk), op)
             .await?
-            .map(|i| decode::<ExecItem>(i, &format!("{id}/{EXEC_SK}")).map(ExecItem::into_record))
+            .map(|item| decode(item, &format!("{pk}/{sk}")))
             .transpose()
     }
 
-    async fn load_dedupe(&self, pk: &str) -> Result<Option<DedupeItem>, StoreError> {
-        self.get_item(&self.executions, key(pk, keys::DEDUPE_SK), "get dedupe key")
-            .await?
-            .map(|i| decode::<DedupeItem>(i, pk))
-            .transpose()
+    async fn load_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        let item: Option<ExecItem> = self.load(id, EXEC_SK, "get_execution").await?;
+        Ok(item.map(ExecItem::into_record))
     }
 
     /// Put the dedupe key for `id` unless a live key of another execution holds it.
@@ -191,15 +202,8 @@ impl DynamoStore {
         loop_path: &str,
     ) -> Result<Option<LoopState>, StoreError> {
         let sk = keys::loop_sk(loop_path);
-        let what = format!("{execution_id}/{sk}");
-        let Some(row) = self
-            .get_item(&self.executions, key(execution_id, &sk), "get_loop")
-            .await?
-        else {
-            return Ok(None);
-        };
-        let c: LoopCounterItem = decode(row, &what)?;
-        Ok(Some(LoopState {
+        let counter: Option<LoopCounterItem> = self.load(execution_id, &sk, "get_loop").await?;
+        Ok(counter.map(|c| LoopState {
             total: c.total,
             remaining: c.remaining,
             concurrency: c.concurrency,
@@ -586,6 +590,12 @@ fn dedupe_condition(id: &str, now: i64) -> Condition {
         .return_old()
 }
 
+/// The loop's counter item exists: an update must not create one (`fail_loop`,
+/// `count_iteration`).
+fn counter_exists() -> Condition {
+    Condition::new("attribute_exists(#sk)").name("#sk", SK)
+}
+
 /// "Still my claim": the step is running at the claim's attempt (`finish_step`, `renew_lease`).
 fn still_claimed(claim: &StepRecord) -> Result<Condition, StoreError> {
     Ok(
@@ -667,7 +677,10 @@ impl ExecutionStore for DynamoStore {
                 // A live key of another execution: answer with it, write nothing.
                 let first = match key_reason.item.as_ref().and_then(|i| get_s(i, "first")) {
                     Some(first) => Some(first.to_string()),
-                    None => self.load_dedupe(&dedupe_pk).await?.map(|d| d.first),
+                    None => self
+                        .load::<DedupeItem>(&dedupe_pk, keys::DEDUPE_SK, "get dedupe key")
+                        .await?
+                        .map(|d| d.first),
                 };
                 match first {
                     Some(first) if &first != id => return Ok(CreateOutcome::Duplicate(first)),
@@ -704,7 +717,7 @@ impl ExecutionStore for DynamoStore {
         update: &ExecutionUpdate,
     ) -> Result<bool, StoreError> {
         let what = format!("{id}/{EXEC_SK}");
-        let mut sets = vec!["#status = :status"];
+        let mut sets = vec!["#status = :status".to_string()];
         let mut condition =
             Condition::new("attribute_exists(#pk) AND #status IN (:queued, :running)")
                 .name("#pk", EXECUTIONS_PK)
@@ -716,27 +729,25 @@ impl ExecutionStore for DynamoStore {
         // The new attributes alone must fit; DynamoDB refuses a whole item over the limit
         // itself (mapped to TooLarge), and either way nothing is written.
         let mut added = Item::new();
-        if let Some(output) = &update.output {
-            let text = serde_json::to_string(output)
-                .map_err(|e| StoreError::Permanent(format!("cannot encode output of {id}: {e}")))?;
-            added.insert("output".into(), s(text));
-            sets.push("#output = :output");
-            condition = condition.name("#output", "output");
-        }
-        if let Some(error) = &update.error {
-            let text = serde_json::to_string(error)
-                .map_err(|e| StoreError::Permanent(format!("cannot encode error of {id}: {e}")))?;
-            added.insert("error".into(), s(text));
-            sets.push("#error = :error");
-            condition = condition.name("#error", "error");
+        for (attribute, text) in [
+            ("output", update.output.as_ref().map(serde_json::to_string)),
+            ("error", update.error.as_ref().map(serde_json::to_string)),
+        ] {
+            if let Some(text) = text.transpose().map_err(|e| {
+                StoreError::Permanent(format!("cannot encode {attribute} of {id}: {e}"))
+            })? {
+                added.insert(attribute.into(), s(text));
+                sets.push(format!("#{attribute} = :{attribute}"));
+                condition = condition.name(format!("#{attribute}"), attribute);
+            }
         }
         check_size(&added, &what, self.item_limit)?;
-        for (k, v) in added {
-            condition = condition.value(format!(":{k}"), v);
+        for (attribute, v) in added {
+            condition = condition.value(format!(":{attribute}"), v);
         }
         if let Some(finished_at) = update.finished_at {
-            sets.push("finishedAt = :finished");
-            sets.push("durationMs = :finished - startedAt");
+            sets.push("finishedAt = :finished".into());
+            sets.push("durationMs = :finished - startedAt".into());
             condition = condition.value(":finished", n(finished_at));
         }
         // A finished execution leaves the live index (`byLive` is sparse on `liveShard`) and
@@ -749,10 +760,10 @@ impl ExecutionStore for DynamoStore {
                 return Err(StoreError::NotFound(format!("execution {id}")));
             };
             let status = update.status.as_str();
-            sets.push("#ss = :ss");
-            sets.push("#ws = :ws");
-            sets.push("#ts = if_not_exists(#ts, :ts)");
-            sets.push("#wt = if_not_exists(#wt, :wt)");
+            sets.push("#ss = :ss".into());
+            sets.push("#ws = :ws".into());
+            sets.push("#ts = if_not_exists(#ts, :ts)".into());
+            sets.push("#wt = if_not_exists(#wt, :wt)".into());
             condition = condition
                 .name("#live", keys::LIVE_SHARD_ATTR)
                 .name("#ss", keys::STATUS_SHARD_ATTR)
@@ -769,7 +780,6 @@ impl ExecutionStore for DynamoStore {
         };
         let written = self
             .update_if(
-                &self.executions,
                 key(id, EXEC_SK),
                 &format!("SET {}{remove}", sets.join(", ")),
                 condition,
@@ -838,17 +848,7 @@ impl ExecutionStore for DynamoStore {
     }
 
     async fn delete_execution(&self, id: &str) -> Result<(), StoreError> {
-        let keys = self
-            .query_all(QuerySpec {
-                op: "delete_execution",
-                table: &self.executions,
-                condition: "#pk = :pk",
-                names: &[("#pk", EXECUTIONS_PK), ("#sk", SK)],
-                values: &[(":pk", s(id))],
-                projection: Some("#pk, #sk"),
-            })
-            .await?;
-        self.delete_keys(&self.executions, keys, "delete_execution")
+        self.delete_partition(&self.executions, EXECUTIONS_PK, id, "delete_execution")
             .await
     }
 
@@ -857,26 +857,15 @@ impl ExecutionStore for DynamoStore {
         execution_id: &str,
         path: &str,
     ) -> Result<Option<StepRecord>, StoreError> {
-        let sk = keys::step_sk(path);
-        self.get_item(&self.executions, key(execution_id, &sk), "get_step")
-            .await?
-            .map(|i| {
-                decode::<StepItem>(i, &format!("{execution_id}/{sk}")).map(StepItem::into_record)
-            })
-            .transpose()
+        let item: Option<StepItem> = self
+            .load(execution_id, &keys::step_sk(path), "get_step")
+            .await?;
+        Ok(item.map(StepItem::into_record))
     }
 
     async fn list_steps(&self, execution_id: &str) -> Result<Vec<StepRecord>, StoreError> {
-        let rows = self
-            .query_all(QuerySpec {
-                op: "list_steps",
-                table: &self.executions,
-                condition: "#pk = :pk AND begins_with(#sk, :prefix)",
-                names: &[("#pk", EXECUTIONS_PK), ("#sk", SK)],
-                values: &[(":pk", s(execution_id)), (":prefix", s(keys::STEP_PREFIX))],
-                projection: None,
-            })
-            .await?;
+        let steps = self.steps_query("list_steps", execution_id);
+        let rows = self.query_all(steps).await?;
         let mut steps: Vec<StepRecord> = rows
             .into_iter()
             .map(|i| step_or_damaged(execution_id, i))
@@ -888,16 +877,10 @@ impl ExecutionStore for DynamoStore {
     async fn list_step_keys(&self, execution_id: &str) -> Result<Vec<StepKey>, StoreError> {
         // Only the three attributes come back (a query is billed by the items' size all the
         // same, but the records' input and output are not transferred or held).
-        let rows = self
-            .query_all(QuerySpec {
-                op: "list_step_keys",
-                table: &self.executions,
-                condition: "#pk = :pk AND begins_with(#sk, :prefix)",
-                names: &[("#pk", EXECUTIONS_PK), ("#sk", SK), ("#next", "next")],
-                values: &[(":pk", s(execution_id)), (":prefix", s(keys::STEP_PREFIX))],
-                projection: Some("#sk, startedAt, #next"),
-            })
-            .await?;
+        let steps = self
+            .steps_query("list_step_keys", execution_id)
+            .project("#sk, startedAt, #next", &[("#next", "next")]);
+        let rows = self.query_all(steps).await?;
         let fallback = ulid_time_ms(execution_id).unwrap_or(0);
         Ok(rows
             .iter()
@@ -987,15 +970,11 @@ impl ExecutionStore for DynamoStore {
             &format!("{execution_id}/{sk}"),
             self.item_limit,
         )?;
-        let written = self
-            .put_if(
-                &self.executions,
-                item,
-                still_claimed(record)?,
-                "finish_step",
-            )
-            .await?;
-        Ok(written.written())
+        let still_mine = still_claimed(record)?;
+        Ok(self
+            .put_if(&self.executions, item, still_mine, "finish_step")
+            .await?
+            .written())
     }
 
     async fn renew_lease(
@@ -1014,15 +993,10 @@ impl ExecutionStore for DynamoStore {
             .and(same_takeovers)
             .value(":lost", n(claim.lease_lost))
             .value(":lease", n(lease_until));
+        let step = key(execution_id, &keys::step_sk(&claim.path));
+        let renew = "SET leaseUntil = :lease";
         let written = self
-            .update_if(
-                &self.executions,
-                key(execution_id, &keys::step_sk(&claim.path)),
-                "SET leaseUntil = :lease",
-                condition,
-                None,
-                "renew_lease",
-            )
+            .update_if(step, renew, condition, None, "renew_lease")
             .await?;
         Ok(written.written())
     }
@@ -1050,7 +1024,8 @@ impl ExecutionStore for DynamoStore {
             .collect::<Result<Vec<_>, _>>()?;
         // The pages first (plain puts: a repeat writes the same pages), then the counter put
         // only if absent: a counter that exists always has all its pages.
-        self.put_items(&self.executions, pages, "init_loop").await?;
+        self.write_batch(&self.executions, pages, BatchAction::Put, "init_loop")
+            .await?;
         let put = self
             .put_if(
                 &self.executions,
@@ -1080,13 +1055,12 @@ impl ExecutionStore for DynamoStore {
         let (page, offset) = keys::loop_item_page(index);
         let sk = keys::loop_items_sk(loop_path, page);
         let what = format!("{execution_id}/{sk}");
-        let Some(row) = self
-            .get_item(&self.executions, key(execution_id, &sk), "loop_item")
+        let Some(page) = self
+            .load::<LoopItemsItem>(execution_id, &sk, "loop_item")
             .await?
         else {
             return Ok(None);
         };
-        let page: LoopItemsItem = decode(row, &what)?;
         // Only the wanted item is decoded; the others stay raw text.
         let raw: Vec<&serde_json::value::RawValue> = serde_json::from_str(&page.items)
             .map_err(|e| StoreError::Permanent(format!("cannot decode item {what}: {e}")))?;
@@ -1107,18 +1081,10 @@ impl ExecutionStore for DynamoStore {
     }
 
     async fn fail_loop(&self, execution_id: &str, loop_path: &str) -> Result<(), StoreError> {
-        let condition = Condition::new("attribute_exists(#sk)")
-            .name("#sk", SK)
-            .value(":true", AttributeValue::Bool(true));
+        let counter = key(execution_id, &keys::loop_sk(loop_path));
+        let condition = counter_exists().value(":true", AttributeValue::Bool(true));
         let written = self
-            .update_if(
-                &self.executions,
-                key(execution_id, &keys::loop_sk(loop_path)),
-                "SET failed = :true",
-                condition,
-                None,
-                "fail_loop",
-            )
+            .update_if(counter, "SET failed = :true", condition, None, "fail_loop")
             .await?;
         if written.written() {
             Ok(())
@@ -1156,24 +1122,23 @@ impl ExecutionStore for DynamoStore {
         )
         .await?;
         // 2. The count: marker and decrement in one conditional single-item update.
-        let condition = Condition::new(
-            "attribute_exists(#sk) AND NOT contains(counted, :index) \
-             AND remaining > :zero AND #total > :index",
-        )
-        .name("#sk", SK)
-        .name("#total", "total")
-        .value(":minus_one", n(-1))
-        .value(":zero", n(0))
-        .value(":index", n(index))
-        .value(":index_set", AttributeValue::Ns(vec![index.to_string()]))
-        .return_old();
+        let counter = key(execution_id, &keys::loop_sk(loop_path));
+        let condition = counter_exists()
+            .and("NOT contains(counted, :index) AND remaining > :zero AND #total > :index")
+            .name("#total", "total")
+            .value(":minus_one", n(-1))
+            .value(":zero", n(0))
+            .value(":index", n(index))
+            .value(":index_set", AttributeValue::Ns(vec![index.to_string()]))
+            .return_old();
+        let count = "ADD remaining :minus_one, counted :index_set";
+        let new_remaining = Some(ReturnValue::UpdatedNew);
         let counted = self
             .update_if(
-                &self.executions,
-                key(execution_id, &keys::loop_sk(loop_path)),
-                "ADD remaining :minus_one, counted :index_set",
+                counter.clone(),
+                count,
                 condition,
-                Some(ReturnValue::UpdatedNew),
+                new_remaining,
                 "count_iteration",
             )
             .await?;
@@ -1192,12 +1157,8 @@ impl ExecutionStore for DynamoStore {
             }
             Conditional::Refused(Some(item)) => Some(item),
             Conditional::Refused(None) => {
-                self.get_item(
-                    &self.executions,
-                    key(execution_id, &keys::loop_sk(loop_path)),
-                    "count_iteration",
-                )
-                .await?
+                self.get_item(&self.executions, counter, "count_iteration")
+                    .await?
             }
         };
         let Some(stored) = stored else {
@@ -1229,16 +1190,14 @@ impl ExecutionStore for DynamoStore {
         loop_path: &str,
     ) -> Result<Vec<(u32, Value)>, StoreError> {
         let prefix = keys::iter_prefix(loop_path);
-        let rows = self
-            .query_all(QuerySpec {
-                op: "list_iterations",
-                table: &self.executions,
-                condition: "#pk = :pk AND begins_with(#sk, :prefix)",
-                names: &[("#pk", EXECUTIONS_PK), ("#sk", SK)],
-                values: &[(":pk", s(execution_id)), (":prefix", s(prefix))],
-                projection: None,
-            })
-            .await?;
+        let iterations = QuerySpec::partition(
+            "list_iterations",
+            &self.executions,
+            EXECUTIONS_PK,
+            execution_id,
+        )
+        .begins_with(&prefix);
+        let rows = self.query_all(iterations).await?;
         let mut out = Vec::new();
         for row in rows {
             // The prefix also matches iterations of loops nested in this one

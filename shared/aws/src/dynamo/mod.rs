@@ -102,10 +102,10 @@ impl DynamoStore {
                 .key_condition_expression(q.condition)
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take());
-            for (k, v) in q.names {
+            for (k, v) in &q.names {
                 req = req.expression_attribute_names(*k, *v);
             }
-            for (k, v) in q.values {
+            for (k, v) in &q.values {
                 req = req.expression_attribute_values(*k, v.clone());
             }
             if let Some(p) = q.projection {
@@ -120,43 +120,32 @@ impl DynamoStore {
         }
     }
 
-    /// Delete items by key, 25 per request, until nothing is left unprocessed.
-    async fn delete_keys(&self, table: &str, keys: Vec<Item>, op: &str) -> Result<(), StoreError> {
-        let requests = keys
-            .into_iter()
-            .map(|key| {
-                DeleteRequest::builder()
-                    .set_key(Some(key))
-                    .build()
-                    .map(|d| WriteRequest::builder().delete_request(d).build())
-                    .map_err(|e| build_error("a delete request", e))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.write_batch(table, requests, op).await
+    /// Delete every item of partition `pk` of `table` (whose partition key is `pk_attribute`).
+    async fn delete_partition(
+        &self,
+        table: &str,
+        pk_attribute: &'static str,
+        pk: &str,
+        op: &str,
+    ) -> Result<(), StoreError> {
+        let query = QuerySpec::partition(op, table, pk_attribute, pk).project("#pk, #sk", &[]);
+        let keys = self.query_all(query).await?;
+        self.write_batch(table, keys, BatchAction::Delete, op).await
     }
 
-    /// Put items (unconditionally), 25 per request, until nothing is left unprocessed.
-    async fn put_items(&self, table: &str, items: Vec<Item>, op: &str) -> Result<(), StoreError> {
-        let requests = items
-            .into_iter()
-            .map(|item| {
-                PutRequest::builder()
-                    .set_item(Some(item))
-                    .build()
-                    .map(|p| WriteRequest::builder().put_request(p).build())
-                    .map_err(|e| build_error("a put request", e))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.write_batch(table, requests, op).await
-    }
-
-    /// BatchWriteItem, 25 requests per call, retrying what comes back unprocessed.
+    /// BatchWriteItem of `action` on each of `items`, 25 requests per call, retrying what comes
+    /// back unprocessed.
     async fn write_batch(
         &self,
         table: &str,
-        requests: Vec<WriteRequest>,
+        items: Vec<Item>,
+        action: BatchAction,
         op: &str,
     ) -> Result<(), StoreError> {
+        let requests = items
+            .into_iter()
+            .map(|item| action.request(item))
+            .collect::<Result<Vec<_>, _>>()?;
         for chunk in requests.chunks(25) {
             let mut requests = chunk.to_vec();
             for attempt in 0..8u32 {
@@ -189,14 +178,71 @@ impl DynamoStore {
     }
 }
 
-/// A key-condition query over one table.
+/// What a batch write does with each item it is given.
+#[derive(Debug, Clone, Copy)]
+enum BatchAction {
+    /// Put the item (unconditionally: the same item again writes the same thing).
+    Put,
+    /// Delete the item of this key.
+    Delete,
+}
+
+impl BatchAction {
+    fn request(self, item: Item) -> Result<WriteRequest, StoreError> {
+        match self {
+            BatchAction::Put => PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map(|p| WriteRequest::builder().put_request(p).build())
+                .map_err(|e| build_error("a put request", e)),
+            BatchAction::Delete => DeleteRequest::builder()
+                .set_key(Some(item))
+                .build()
+                .map(|d| WriteRequest::builder().delete_request(d).build())
+                .map_err(|e| build_error("a delete request", e)),
+        }
+    }
+}
+
+/// A key-condition query of one partition of one table.
 struct QuerySpec<'a> {
     op: &'a str,
     table: &'a str,
-    condition: &'a str,
-    names: &'a [(&'a str, &'a str)],
-    values: &'a [(&'a str, AttributeValue)],
-    projection: Option<&'a str>,
+    condition: &'static str,
+    names: Vec<(&'static str, &'static str)>,
+    values: Vec<(&'static str, AttributeValue)>,
+    projection: Option<&'static str>,
+}
+
+impl<'a> QuerySpec<'a> {
+    /// Every item of partition `pk` (`pk_attribute`: the table's partition key), whole.
+    fn partition(op: &'a str, table: &'a str, pk_attribute: &'static str, pk: &str) -> Self {
+        Self {
+            op,
+            table,
+            condition: "#pk = :pk",
+            names: vec![("#pk", pk_attribute)],
+            values: vec![(":pk", items::s(pk))],
+            projection: None,
+        }
+    }
+
+    /// Only the items whose sort key begins with `prefix`.
+    fn begins_with(mut self, prefix: &str) -> Self {
+        self.condition = "#pk = :pk AND begins_with(#sk, :prefix)";
+        self.names.push(("#sk", keys::SK));
+        self.values.push((":prefix", items::s(prefix)));
+        self
+    }
+
+    /// Only the attributes of `projection`, in which `#pk` and `#sk` name the key and `names`
+    /// gives any other placeholder.
+    fn project(mut self, projection: &'static str, names: &[(&'static str, &'static str)]) -> Self {
+        self.projection = Some(projection);
+        self.names.push(("#sk", keys::SK));
+        self.names.extend_from_slice(names);
+        self
+    }
 }
 
 /// A short, growing, jittered pause before retrying a contended or throttled write.
@@ -211,7 +257,7 @@ async fn backoff(attempt: u32) {
 #[derive(Debug, Clone)]
 struct Condition {
     expression: String,
-    names: Vec<(&'static str, &'static str)>,
+    names: Vec<(String, &'static str)>,
     values: Vec<(String, AttributeValue)>,
     /// Whether a refusal answers with the item as it stood (ALL_OLD): asked where the caller
     /// answers from it, so a lost condition costs no second read; not asked elsewhere, so a
@@ -240,8 +286,8 @@ impl Condition {
         self
     }
 
-    fn name(mut self, placeholder: &'static str, attribute: &'static str) -> Self {
-        self.names.push((placeholder, attribute));
+    fn name(mut self, placeholder: impl Into<String>, attribute: &'static str) -> Self {
+        self.names.push((placeholder.into(), attribute));
         self
     }
 
@@ -318,10 +364,10 @@ impl DynamoStore {
     }
 
     /// An UpdateItem of `key` by `update` under `condition` (which holds the names and values
-    /// of both expressions), answering the attributes `returns` asks for.
+    /// of both expressions), answering the attributes `returns` asks for. Only on the executions
+    /// table: the other tables' items are put whole.
     async fn update_if(
         &self,
-        table: &str,
         key: Item,
         update: &str,
         condition: Condition,
@@ -331,7 +377,7 @@ impl DynamoStore {
         let request = self
             .client
             .update_item()
-            .table_name(table)
+            .table_name(&self.executions)
             .set_key(Some(key))
             .update_expression(update)
             .set_return_values(returns);
