@@ -707,11 +707,7 @@ mod tests {
     use super::*;
 
     fn client() -> Client {
-        let conf = aws_sdk_eventbridge::Config::builder()
-            .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
-            .region(aws_sdk_eventbridge::config::Region::new("us-east-1"))
-            .build();
-        Client::from_conf(conf)
+        Client::new(&crate::offline_sdk_config())
     }
 
     fn workflow(triggers: Value) -> Workflow {

@@ -28,3 +28,13 @@ pub use dynamo::DynamoStore;
 pub use eventbridge::{EventBridgeBus, RuleSpec, SyncReport, TriggerInput, TriggerRules};
 pub use scheduler::{ScheduleSpec, TriggerSchedules, WorkflowTriggers};
 pub use sqs::SqsQueue;
+
+/// The SDK configuration of unit tests that build clients but send nothing (no endpoint, no
+/// credentials), one for every service's client.
+#[cfg(test)]
+pub(crate) fn offline_sdk_config() -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .build()
+}

@@ -340,9 +340,11 @@ impl TriggerSchedules {
     }
 
     /// Bring `workflow_id`'s schedules in line with `desired`, given the names of its schedules
-    /// that exist (`existing`, already filtered to this workflow).
+    /// that exist (`existing`, already filtered to this workflow); what `sync` and `sync_all`
+    /// do per workflow.
     async fn apply(
         &self,
+        workflow_id: &str,
         desired: &[ScheduleSpec],
         existing: &[String],
     ) -> Result<SyncReport, StoreError> {
@@ -362,6 +364,9 @@ impl TriggerSchedules {
                 report.deleted.push(name.clone());
             }
         }
+        if report.changed() {
+            tracing::info!(workflow_id, ?report, "trigger schedules synced");
+        }
         Ok(report)
     }
 
@@ -372,22 +377,13 @@ impl TriggerSchedules {
         workflow_id: &str,
         active: Option<&Workflow>,
     ) -> Result<SyncReport, StoreError> {
-        let desired = match active {
-            Some(w) => self.desired(w)?,
-            None => Vec::new(),
-        };
-        let prefix = schedule_name_prefix(&self.prefix, workflow_id);
-        let existing: Vec<String> = self
-            .list(&prefix)
-            .await?
-            .into_iter()
-            .filter(|n| owned_suffix(n, &prefix))
-            .collect();
-        let report = self.apply(&desired, &existing).await?;
-        if report.changed() {
-            tracing::info!(workflow_id, ?report, "trigger schedules synced");
-        }
-        Ok(report)
+        let desired = active.map(|w| self.desired(w)).transpose()?;
+        let listed = self
+            .list(&schedule_name_prefix(&self.prefix, workflow_id))
+            .await?;
+        let existing = self.owned_by(workflow_id, &listed);
+        self.apply(workflow_id, &desired.unwrap_or_default(), &existing)
+            .await
     }
 
     /// Repair every managed schedule with one listing: `active` workflows get theirs, every
@@ -398,26 +394,31 @@ impl TriggerSchedules {
         let mut report = SyncReport::default();
         for workflow in active {
             let desired = self.desired(workflow)?;
-            let prefix = schedule_name_prefix(&self.prefix, &workflow.id);
-            let existing: Vec<String> = left
-                .iter()
-                .filter(|n| owned_suffix(n, &prefix))
-                .cloned()
-                .collect();
+            let existing = self.owned_by(&workflow.id, &left);
             for name in &existing {
                 left.remove(name);
             }
-            let r = self.apply(&desired, &existing).await?;
-            if r.changed() {
-                tracing::info!(workflow_id = %workflow.id, report = ?r, "trigger schedules synced");
-            }
-            report.absorb(r);
+            report.absorb(self.apply(&workflow.id, &desired, &existing).await?);
         }
         for name in left {
             self.delete(&name).await?;
             report.deleted.push(name);
         }
         Ok(report)
+    }
+
+    /// The schedules of `workflow_id` among `names` (a listing).
+    fn owned_by<'a>(
+        &self,
+        workflow_id: &str,
+        names: impl IntoIterator<Item = &'a String>,
+    ) -> Vec<String> {
+        let prefix = schedule_name_prefix(&self.prefix, workflow_id);
+        names
+            .into_iter()
+            .filter(|n| owned_suffix(n, &prefix))
+            .cloned()
+            .collect()
     }
 }
 
@@ -501,11 +502,7 @@ mod tests {
     use super::*;
 
     fn client() -> Client {
-        let conf = aws_sdk_scheduler::Config::builder()
-            .behavior_version(aws_sdk_scheduler::config::BehaviorVersion::latest())
-            .region(aws_sdk_scheduler::config::Region::new("us-east-1"))
-            .build();
-        Client::from_conf(conf)
+        Client::new(&crate::offline_sdk_config())
     }
 
     fn workflow(id: &str, triggers: Value) -> Workflow {
