@@ -102,17 +102,39 @@ where
     }
 }
 
-/// Shorthand for `.map_err(|e| store_error(op, e))`.
-pub(crate) trait SdkResultExt<T> {
+/// Mapping an SDK call's result to the ports' errors.
+pub(crate) trait SdkResultExt<T, E> {
+    /// Shorthand for `.map_err(|e| store_error(op, e))`.
     fn store_err(self, op: &str) -> Result<T, StoreError>;
+
+    /// The output, or `None` for the one service error that `expected` recognises as an answer
+    /// rather than a failure ("already exists" on a create that may run twice, "not found" on a
+    /// read or a delete); any other error mapped.
+    fn store_err_unless(
+        self,
+        op: &str,
+        expected: impl FnOnce(&E) -> bool,
+    ) -> Result<Option<T>, StoreError>;
 }
 
-impl<T, E> SdkResultExt<T> for Result<T, SdkError<E, HttpResponse>>
+impl<T, E> SdkResultExt<T, E> for Result<T, SdkError<E, HttpResponse>>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     fn store_err(self, op: &str) -> Result<T, StoreError> {
         self.map_err(|e| store_error(op, e))
+    }
+
+    fn store_err_unless(
+        self,
+        op: &str,
+        expected: impl FnOnce(&E) -> bool,
+    ) -> Result<Option<T>, StoreError> {
+        match self {
+            Ok(out) => Ok(Some(out)),
+            Err(e) if e.as_service_error().is_some_and(expected) => Ok(None),
+            Err(e) => Err(store_error(op, e)),
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use wf_core::StoreError;
 
 use crate::config::{AwsClients, Config};
-use crate::error::{SdkResultExt, store_error};
+use crate::error::SdkResultExt;
 
 /// Names of the resources to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,32 +60,23 @@ pub async fn ensure(
     let queue_url = queue
         .queue_url
         .ok_or_else(|| StoreError::Permanent("CreateQueue answered no queue URL".into()))?;
-    match clients
+    // One that exists already is what was asked for.
+    clients
         .eventbridge
         .create_event_bus()
         .name(&resources.event_bus)
         .send()
         .await
-    {
-        Ok(_) => {}
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_already_exists_exception()) => {}
-        Err(e) => return Err(store_error("CreateEventBus", e)),
-    }
-    match clients
+        .store_err_unless("CreateEventBus", |e| {
+            e.is_resource_already_exists_exception()
+        })?;
+    clients
         .scheduler
         .create_schedule_group()
         .name(&resources.schedule_group)
         .send()
         .await
-    {
-        Ok(_) => {}
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_conflict_exception()) => {}
-        Err(e) => return Err(store_error("CreateScheduleGroup", e)),
-    }
+        .store_err_unless("CreateScheduleGroup", |e| e.is_conflict_exception())?;
     let config = Config {
         region: region.to_string(),
         endpoint_url: endpoint_url.map(str::to_string),

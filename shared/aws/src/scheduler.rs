@@ -32,7 +32,7 @@ use wf_core::StoreError;
 use wf_core::cron::CronSpec;
 use wf_core::model::{Trigger, Workflow};
 
-use crate::error::{SdkResultExt, build_error, store_error};
+use crate::error::{SdkResultExt, build_error};
 use crate::eventbridge::{
     RULE_PREFIX, SyncReport, TARGET_MAX_EVENT_AGE_SECS, TARGET_MAX_RETRIES, TriggerRules,
     all_pages, owned_suffix, rule_prefix_under, short_id,
@@ -195,23 +195,13 @@ impl TriggerSchedules {
     }
 
     async fn get(&self, name: &str) -> Result<Option<GetScheduleOutput>, StoreError> {
-        match self
-            .client
+        self.client
             .get_schedule()
             .group_name(&self.group)
             .name(name)
             .send()
             .await
-        {
-            Ok(out) => Ok(Some(out)),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(store_error("GetSchedule", e)),
-        }
+            .store_err_unless("GetSchedule", |e| e.is_resource_not_found_exception())
     }
 
     fn target(&self, spec: &ScheduleSpec) -> Result<Target, StoreError> {
@@ -282,19 +272,11 @@ impl TriggerSchedules {
     /// Create the schedule; `false` when it existed already (then it is compared and updated
     /// when it differs, see [`Self::put`]).
     async fn create(&self, spec: &ScheduleSpec) -> Result<bool, StoreError> {
-        match schedule_as_specified!(self, self.client.create_schedule(), spec)
+        let created = schedule_as_specified!(self, self.client.create_schedule(), spec)
             .send()
             .await
-        {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conflict_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(store_error("CreateSchedule", e)),
-        }
+            .store_err_unless("CreateSchedule", |e| e.is_conflict_exception())?;
+        Ok(created.is_some())
     }
 
     /// Make the schedule `spec` exist as described; `listed`: whether a listing showed it.
@@ -320,23 +302,14 @@ impl TriggerSchedules {
 
     /// Delete a schedule; one already gone is fine.
     pub async fn delete(&self, name: &str) -> Result<(), StoreError> {
-        match self
-            .client
+        self.client
             .delete_schedule()
             .group_name(&self.group)
             .name(name)
             .send()
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(store_error("DeleteSchedule", e)),
-        }
+            .store_err_unless("DeleteSchedule", |e| e.is_resource_not_found_exception())?;
+        Ok(())
     }
 
     /// Bring `workflow_id`'s schedules in line with `desired`, given the names of its schedules

@@ -443,25 +443,19 @@ impl TaskQueue for SqsQueue {
             );
             return Ok(());
         }
-        let result = self
+        let deleted = self
             .client
             .delete_message()
             .queue_url(&self.queue_url)
             .receipt_handle(r.handle)
             .send()
-            .await;
-        match result {
-            Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_receipt_handle_is_invalid()) =>
-            {
-                tracing::debug!(
-                    message_id = r.message_id,
-                    "ack of a message that is gone: ignored"
-                );
-            }
-            Err(e) => return Err(crate::error::store_error("DeleteMessage", e)),
+            .await
+            .store_err_unless("DeleteMessage", |e| e.is_receipt_handle_is_invalid())?;
+        if deleted.is_none() {
+            tracing::debug!(
+                message_id = r.message_id,
+                "ack of a message that is gone: ignored"
+            );
         }
         self.latest().forget(r.message_id);
         Ok(())
