@@ -7,16 +7,18 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { axe, browser, mockLlm, mockPeer, repo, results, wfDev } from './harness.mjs'
 
+/** The start step of a workflow started by hand, going on to `next`. */
+const manualStart = (next) => ({ id: 'start', type: 'start', triggers: [{ type: 'manual' }], next })
+/** The last step, `done`, answering `output`. */
+const doneStep = (output) => ({ id: 'done', type: 'output', output })
+
 const filter = process.argv[2] ?? ''
 const peer = await mockPeer()
 const llm = await mockLlm()
 const fileFlow = {
   id: 'file-flow',
   name: 'File-based flow',
-  steps: [
-    { id: 'start', type: 'start', triggers: [{ type: 'manual' }], next: 'done' },
-    { id: 'done', type: 'output', output: { hello: '{{ input.name | default("world") }}' } },
-  ],
+  steps: [manualStart('done'), doneStep({ hello: '{{ input.name | default("world") }}' })],
 }
 const dev = await wfDev({ files: { 'file-flow.json': fileFlow }, env: { WF_LLM_BASE_URL: llm.url, WF_LLM_API_KEY: 'test', WF_AI_TIMEOUT_SECS: '20' } })
 const b = await browser()
@@ -34,6 +36,8 @@ const open = async (hash) => {
   await page.goto(`${dev.base}/${hash}`)
 }
 const node = (p) => page.locator(`[data-testid="node-${p}"]`)
+/** Save the draft of workflow `id` through the API. */
+const saveDraft = (id, name, steps) => dev.api('POST', '/workflows', { id, name, steps })
 const state = {}
 
 async function noA11yProblems(view) {
@@ -247,15 +251,11 @@ test('a schedule from plain English shows the next runs', async () => {
 })
 
 test('cancel a running execution', async () => {
-  await dev.api('POST', '/workflows', {
-    id: 'slow-flow',
-    name: 'Slow',
-    steps: [
-      { id: 'start', type: 'start', triggers: [{ type: 'manual' }], next: 'wait' },
-      { id: 'wait', type: 'action', action: 'http.request', params: { url: `${peer.url}/slow?ms=20000` }, next: 'done' },
-      { id: 'done', type: 'output', output: 1 },
-    ],
-  })
+  await saveDraft('slow-flow', 'Slow', [
+    manualStart('wait'),
+    { id: 'wait', type: 'action', action: 'http.request', params: { url: `${peer.url}/slow?ms=20000` }, next: 'done' },
+    doneStep(1),
+  ])
   const { executionId } = await dev.api('POST', '/workflows/slow-flow/executions?draft=true', { input: {} })
   await open(`#/x/${executionId}`)
   await page.locator('[data-testid="node-wait"][data-status="running"]').waitFor()
@@ -266,20 +266,16 @@ test('cancel a running execution', async () => {
 })
 
 test('events that started nothing are listed with why (axe)', async () => {
-  await dev.api('POST', '/workflows', {
-    id: 'typed-events',
-    name: 'Typed events',
-    steps: [
-      {
-        id: 'start',
-        type: 'start',
-        triggers: [{ type: 'event', event: 'order.created' }],
-        inputSchema: { type: 'object', required: ['amount'], properties: { amount: { type: 'number' } } },
-        next: 'done',
-      },
-      { id: 'done', type: 'output', output: '{{ input.amount }}' },
-    ],
-  })
+  await saveDraft('typed-events', 'Typed events', [
+    {
+      id: 'start',
+      type: 'start',
+      triggers: [{ type: 'event', event: 'order.created' }],
+      inputSchema: { type: 'object', required: ['amount'], properties: { amount: { type: 'number' } } },
+      next: 'done',
+    },
+    doneStep('{{ input.amount }}'),
+  ])
   await dev.api('POST', '/workflows/typed-events/publish')
   await dev.api('POST', '/workflows/typed-events/activate', {})
   await dev.api('POST', '/events', { type: 'order.created', id: 'evt-bad', detail: { amount: 'lots' } })
@@ -298,15 +294,11 @@ test('events that started nothing are listed with why (axe)', async () => {
 })
 
 test('an execution with more step records than one answer shows them all (pages)', async () => {
-  await dev.api('POST', '/workflows', {
-    id: 'many-steps',
-    name: 'Many steps',
-    steps: [
-      { id: 'start', type: 'start', triggers: [{ type: 'manual' }], next: 'each' },
-      { id: 'each', type: 'loop', items: '{{ range(300) | list }}', concurrency: 20, steps: [{ id: 'line', type: 'output', output: '{{ item }}' }], next: 'done' },
-      { id: 'done', type: 'output', output: 1 },
-    ],
-  })
+  await saveDraft('many-steps', 'Many steps', [
+    manualStart('each'),
+    { id: 'each', type: 'loop', items: '{{ range(300) | list }}', concurrency: 20, steps: [{ id: 'line', type: 'output', output: '{{ item }}' }], next: 'done' },
+    doneStep(1),
+  ])
   const v = await dev.api('POST', '/workflows/many-steps/executions?draft=true&wait=30', { input: {} })
   assert.equal(v.steps.length, 200, 'the answer carries the first page')
   assert.ok(v.stepsCursor, 'and a cursor to the rest')
