@@ -456,11 +456,8 @@ pub struct ExecutionQuery {
     pub cursor: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ExecutionPage {
-    pub items: Vec<ExecutionRecord>,
-    pub next_cursor: Option<String>,
-}
+/// A page of executions, newest first.
+pub type ExecutionPage = crate::keys::Page<ExecutionRecord>;
 
 #[cfg(test)]
 mod tests {

@@ -143,6 +143,23 @@ pub fn page_size(limit: usize) -> usize {
     }
 }
 
+/// One page of a listing, in listing order, and the cursor of the next page (none on the last).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+// By hand: the derive would ask `T: Default`, and an empty page needs no item.
+impl<T> Default for Page<T> {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            next_cursor: None,
+        }
+    }
+}
+
 /// A page out of `rows` (key text, value), read in listing order with one more than `limit`:
 /// the first `limit` values and, when a row was left over, the cursor ([`encode_cursor`]) of the
 /// last value's key, where the next page starts after.

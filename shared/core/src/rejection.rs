@@ -80,11 +80,7 @@ impl EventRejection {
 }
 
 /// A page of rejections, newest first.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct RejectionPage {
-    pub items: Vec<EventRejection>,
-    pub next_cursor: Option<String>,
-}
+pub type RejectionPage = crate::keys::Page<EventRejection>;
 
 #[cfg(test)]
 mod tests {
