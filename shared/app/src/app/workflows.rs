@@ -192,14 +192,16 @@ pub fn version_diff(old: Option<&Workflow>, new: &Workflow) -> Value {
     json!({ "addedSteps": added, "removedSteps": removed, "changedSteps": changed, "changedConfig": config })
 }
 
+/// `part` of workflow `id` when it was found; else not found, saying what is `missing`.
+fn workflow_part<T>(part: Option<T>, id: &str, missing: &str) -> Result<T, AppError> {
+    part.ok_or_else(|| AppError::not_found(format!("workflow {id} {missing}")))
+}
+
 impl App {
     /// The workflow's META; not found (naming it) when it does not exist.
     pub(super) async fn meta(&self, id: &str) -> Result<WorkflowMeta, AppError> {
-        self.svc
-            .definitions
-            .get_meta(id)
-            .await?
-            .ok_or_else(|| AppError::not_found(format!("workflow {id} does not exist")))
+        let meta = self.svc.definitions.get_meta(id).await?;
+        workflow_part(meta, id, "does not exist")
     }
 
     async fn draft(&self, id: &str) -> Result<Value, AppError> {
@@ -213,11 +215,8 @@ impl App {
 
     /// The stored draft of `id` (not found when there is none).
     pub(crate) async fn stored_draft(&self, id: &str) -> Result<Value, AppError> {
-        self.svc
-            .definitions
-            .get_draft(id)
-            .await?
-            .ok_or_else(|| AppError::not_found(format!("workflow {id} has no draft")))
+        let draft = self.svc.definitions.get_draft(id).await?;
+        workflow_part(draft, id, "has no draft")
     }
 
     /// Every workflow with its draft.
@@ -654,12 +653,9 @@ impl App {
 
     /// One published version (test-run snapshots are not versions).
     pub async fn version(&self, id: &str, version: u32) -> Result<Workflow, AppError> {
-        self.svc
-            .definitions
-            .get_version(id, version)
-            .await?
-            .filter(|_| version < DRAFT_VERSION_BASE)
-            .ok_or_else(|| AppError::not_found(format!("workflow {id} has no version {version}")))
+        let stored = self.svc.definitions.get_version(id, version).await?;
+        let published = stored.filter(|_| version < DRAFT_VERSION_BASE);
+        workflow_part(published, id, &format!("has no version {version}"))
     }
 
     /// A new webhook URL token; the old one stops working at once.
