@@ -60,6 +60,7 @@ store_checks!(
     list_steps_and_delete,
     list_steps_in_start_order,
     update_execution_until_terminal,
+    create_execution_with_steps,
     dedupe_keys,
     list_executions_pages,
     list_iterations_in_index_order,

@@ -116,7 +116,10 @@ fn retry(base: &str) -> Value {
     })
 }
 
-/// onError routing: the peer always fails, no retries, the failure goes to `fallback`.
+/// onError routing: the peer always fails, no retries, the failure goes to `fallback`, an
+/// action (so the route is a queued task: a crash between storing the failure and sending it
+/// is a cell; the send of `down` is the start use case's, which runs the pure start: see
+/// start_retry.rs for a send that fails there).
 fn on_error(base: &str) -> Value {
     json!({
         "id": "fm-onerror",
@@ -126,7 +129,9 @@ fn on_error(base: &str) -> Value {
               "params": { "url": format!("{base}/down") },
               "retry": { "maxRetries": 0 }, "onError": "fallback", "next": "ok" },
             { "id": "ok", "type": "output", "output": "ok" },
-            { "id": "fallback", "type": "output", "output": { "failed": "{{ steps.down.error.code }}" } }
+            { "id": "fallback", "type": "action", "action": "http.request",
+              "params": { "url": format!("{base}/item") }, "next": "noted" },
+            { "id": "noted", "type": "output", "output": { "failed": "{{ steps.down.error.code }}" } }
         ]
     })
 }

@@ -1,5 +1,6 @@
 //! A start whose task send failed after its execution was created (the process died between
-//! the two writes, or the send failed): the client's retry with the same idempotency key is
+//! the two writes, or the send failed; the send is of the first step that is not pure, as the
+//! pure start runs in the start use case): the client's retry with the same idempotency key is
 //! answered with the first execution (`duplicate`) and sends its start task again, so the
 //! execution runs at once instead of at the sweeper's requeue of `queued` executions a minute
 //! later. Found by `scripts/kill-under-load` (SIGKILL of `wf dev` under webhook load).
@@ -82,7 +83,10 @@ async fn a_retried_start_whose_first_send_failed_runs_at_once() {
     let wf: Workflow = serde_json::from_value(json!({
         "id": "retried",
         "steps": [
-            { "id": "start", "type": "start", "triggers": [ { "type": "manual" } ], "next": "out" },
+            { "id": "start", "type": "start", "triggers": [ { "type": "manual" } ], "next": "save" },
+            { "id": "save", "type": "action", "action": "record.create",
+              "params": { "collection": "retried", "id": "n-{{ input.n }}", "data": { "n": "{{ input.n }}" } },
+              "next": "out" },
             { "id": "out", "type": "output", "output": { "n": "{{ input.n }}" } }
         ]
     }))
@@ -95,7 +99,8 @@ async fn a_retried_start_whose_first_send_failed_runs_at_once() {
         ..StartRequest::new(json!({ "n": 1 }), TriggerInfo::new("webhook"))
     };
 
-    // The first delivery: the execution is created, its start task is not sent.
+    // The first delivery: the execution is created (with its start step's record), the task of
+    // its first step that is not pure is not sent.
     let first = app.start(&compiled, request()).await;
     assert!(first.is_err(), "the injected send failure is reported");
     let ids = store

@@ -4,7 +4,7 @@ use futures::future::try_join_all;
 use serde_json::{Map, Value, json};
 use wf_core::StepError;
 use wf_core::engine::{CompiledWorkflow, is_summarized_loop_output, loop_output};
-use wf_core::execution::{ExecutionRecord, StepStatus};
+use wf_core::execution::{ExecutionRecord, StepRecord, StepStatus};
 use wf_core::path::StepPath;
 use wf_core::time_fmt::format_ms;
 
@@ -26,22 +26,44 @@ pub async fn step_context(
     path: &StepPath,
     loops: &LoopScope,
 ) -> Result<Map<String, Value>, StepError> {
-    let mut ctx = base_context(execution, compiled, compiled.reads_input(path));
-    let wanted = compiled
-        .visible_step_paths(path)
-        .unwrap_or_else(|| compiled.all_visible_step_paths(path));
-    let records = try_join_all(wanted.iter().map(|(id, p)| async move {
-        let mut rec = svc.executions.get_step(&execution.id, p).await?;
-        // A large loop's record holds a summary: its results are read from their items.
-        if let Some(r) = rec.as_mut()
-            && let Some(step) = StepPath::parse(p).and_then(|sp| compiled.step(&sp))
-            && is_summarized_loop_output(step, &r.output)
-        {
-            r.output = loop_output(svc.executions.list_iterations(&execution.id, p).await?);
-        }
-        Ok::<_, StepError>((id.clone(), rec))
-    }))
+    let records = try_join_all(
+        steps_read(compiled, path)
+            .into_iter()
+            .map(|(id, p)| async move {
+                let mut rec = svc.executions.get_step(&execution.id, &p).await?;
+                // A large loop's record holds a summary: its results are read from their items.
+                if let Some(r) = rec.as_mut()
+                    && let Some(step) = StepPath::parse(&p).and_then(|sp| compiled.step(&sp))
+                    && is_summarized_loop_output(step, &r.output)
+                {
+                    r.output =
+                        loop_output(svc.executions.list_iterations(&execution.id, &p).await?);
+                }
+                Ok::<_, StepError>((id, rec))
+            }),
+    )
     .await?;
+    context_from_records(svc, execution, compiled, path, loops, records)
+}
+
+/// The steps whose records the templates of the step at `path` read: (step id, record path).
+pub fn steps_read(compiled: &CompiledWorkflow, path: &StepPath) -> Vec<(String, String)> {
+    compiled
+        .visible_step_paths(path)
+        .unwrap_or_else(|| compiled.all_visible_step_paths(path))
+}
+
+/// [`step_context`] from the records it reads, as [`steps_read`] names them (a step without a
+/// record is left out).
+pub fn context_from_records(
+    svc: &Services,
+    execution: &ExecutionRecord,
+    compiled: &CompiledWorkflow,
+    path: &StepPath,
+    loops: &LoopScope,
+    records: Vec<(String, Option<StepRecord>)>,
+) -> Result<Map<String, Value>, StepError> {
+    let mut ctx = base_context(execution, compiled, compiled.reads_input(path));
     let mut steps = Map::new();
     for (id, rec) in records {
         let Some(rec) = rec else { continue };

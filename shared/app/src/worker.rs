@@ -68,6 +68,30 @@ impl App {
 }
 
 impl App {
+    /// What an action knows about its step, with the execution's causation chain (the one its
+    /// trigger stored, else just its own workflow) and the deployment's bounds on it.
+    pub(crate) fn action_context(
+        &self,
+        execution: &ExecutionRecord,
+        path: &StepPath,
+        attempt: u32,
+        timeout: Duration,
+    ) -> ActionContext {
+        let mut event_chain = event_chain::from_trigger(&execution.trigger.details);
+        if event_chain.is_empty() {
+            event_chain.push(execution.workflow_id.clone());
+        }
+        ActionContext {
+            execution_id: execution.id.clone(),
+            path: path.to_string(),
+            attempt,
+            idempotency_key: format!("{}/{}", execution.id, path),
+            timeout,
+            event_chain,
+            event_limits: self.settings().event_limits(),
+        }
+    }
+
     /// The scrubber of an execution of `compiled`: every secret value a step of it may resolve
     /// (a secret one step sent may come back in a later step's answer). The values are also
     /// handed to the log scrubber ([`crate::logs`]).
@@ -184,30 +208,6 @@ impl Scrubbed<'_> {
 impl Run<'_> {
     fn svc(&self) -> &Services {
         self.app.services()
-    }
-
-    /// What an action knows about its step, with the execution's causation chain (the one its
-    /// trigger stored, else just its own workflow) and the deployment's bounds on it.
-    fn action_context(
-        &self,
-        execution: &ExecutionRecord,
-        path: &StepPath,
-        attempt: u32,
-        timeout: Duration,
-    ) -> ActionContext {
-        let mut event_chain = event_chain::from_trigger(&execution.trigger.details);
-        if event_chain.is_empty() {
-            event_chain.push(execution.workflow_id.clone());
-        }
-        ActionContext {
-            execution_id: execution.id.clone(),
-            path: path.to_string(),
-            attempt,
-            idempotency_key: format!("{}/{}", execution.id, path),
-            timeout,
-            event_chain,
-            event_limits: self.app.settings().event_limits(),
-        }
     }
 
     /// Counts a step that refused to publish for an event loop bound (`event.emit` failing
@@ -460,7 +460,8 @@ impl Run<'_> {
                 Ok(map) => {
                     let ctx = ExprContext::new(map);
                     let action_ctx =
-                        self.action_context(execution, path, claim.attempts, Duration::ZERO);
+                        self.app
+                            .action_context(execution, path, claim.attempts, Duration::ZERO);
                     let run = run_step(self.svc(), step, &ctx, &execution.input, action_ctx).await;
                     (run.input, run.outcome)
                 }
@@ -531,7 +532,7 @@ impl Run<'_> {
             .map(|t| engine::worker_step_cap_ms(t.as_millis() as u64));
         let budget: AttemptBudget =
             attempt_budget_within(step, self.svc().clock.now_ms(), execution.deadline_at, cap);
-        let action_ctx = self.action_context(
+        let action_ctx = self.app.action_context(
             execution,
             path,
             claim.attempts,

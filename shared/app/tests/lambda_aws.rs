@@ -12,6 +12,7 @@ use axum::body::to_bytes;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use wf_app::App;
 use wf_app::app::workflows::PublishMode;
 use wf_app::aws::{AwsContext, AwsOptions};
 use wf_app::http::AppState;
@@ -132,64 +133,22 @@ async fn webhook_and_worker_handlers_run_an_execution_on_aws_adapters() {
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     let id = answer["executionId"].as_str().unwrap().to_string();
 
-    // The event source mapping's part: receive, invoke the handler with the SQS event, delete
-    // what it acknowledged.
+    // The webhook's execution is pure from start to end: it ran in the webhook function and was
+    // stored finished, with no task for the worker.
     let sqs = &aws.clients.sqs;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let mut batches = 0;
-    loop {
-        let out = sqs
-            .receive_message()
-            .queue_url(&config.queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .unwrap();
-        let messages = out.messages.unwrap_or_default();
-        if !messages.is_empty() {
-            batches += 1;
-            let event = sqs_event(
-                &messages,
-                "arn:aws:sqs:us-east-1:123456789012:q",
-                "us-east-1",
-            );
-            assert_eq!(event.records[0].attributes["ApproximateReceiveCount"], "1");
-            let answer = handle_sqs_batch(&worker, event, &BatchSettings::default()).await;
-            assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
-            for m in &messages {
-                sqs.delete_message()
-                    .queue_url(&config.queue_url)
-                    .receipt_handle(m.receipt_handle.clone().unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        }
-        let exec = svc.executions.get_execution(&id).await.unwrap().unwrap();
-        if exec.status.is_terminal() {
-            assert_eq!(exec.status, ExecutionStatus::Succeeded, "{exec:?}");
-            assert_eq!(exec.output, json!({ "alerted": true }));
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "execution did not finish: {exec:?}"
-        );
-    }
-    // Pure steps run inline: one task, one batch, for the whole execution.
-    assert_eq!(batches, 1);
+    let alerted = json!({ "alerted": true });
+    assert_eq!(
+        run_worker(sqs, &config.queue_url, &worker, svc, &id, &alerted).await,
+        0
+    );
     let steps = svc.executions.list_steps(&id).await.unwrap();
     let paths: Vec<&str> = steps.iter().map(|s| s.path.as_str()).collect();
-    assert_eq!(paths.len(), 3, "{paths:?}");
-    for p in ["start", "check", "big"] {
-        assert!(paths.contains(&p), "{paths:?}");
-    }
+    assert_eq!(paths, ["start", "check", "big"], "in the order they ran");
     assert!(steps.iter().all(|s| s.status == StepStatus::Succeeded));
 
-    // The trigger handler on the same adapters: a schedule fire creates its execution.
+    // The trigger handler on the same adapters: a schedule fire creates its execution (a
+    // deterministic id: its start is the worker's), and the worker handler runs it, pure steps
+    // inline: one task, one batch, for the whole execution.
     let fired = handle_trigger(
         &worker,
         json!({ "workflowId": "order-alert", "scheduledTime": "2026-11-24T09:00:00Z" }),
@@ -199,6 +158,72 @@ async fn webhook_and_worker_handlers_run_an_execution_on_aws_adapters() {
     let sid = fired["started"][0]["executionId"].as_str().unwrap();
     let exec = svc.executions.get_execution(sid).await.unwrap().unwrap();
     assert_eq!(exec.trigger.kind, "schedule");
+    assert_eq!(exec.status, ExecutionStatus::Queued);
+    // A fire has no order: not alerted.
+    let quiet = json!({ "alerted": false });
+    assert_eq!(
+        run_worker(sqs, &config.queue_url, &worker, svc, sid, &quiet).await,
+        1
+    );
+    assert_eq!(svc.executions.list_steps(sid).await.unwrap().len(), 3);
+}
+
+/// The event source mapping's part: receive, invoke the handler with the SQS event, delete what
+/// it acknowledged, until execution `id` is terminal (it must succeed with `output`).
+/// Returns how many batches it took.
+async fn run_worker(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    worker: &App,
+    svc: &wf_app::services::Services,
+    id: &str,
+    output: &Value,
+) -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut batches = 0;
+    loop {
+        let exec = svc.executions.get_execution(id).await.unwrap().unwrap();
+        if exec.status.is_terminal() {
+            assert_eq!(exec.status, ExecutionStatus::Succeeded, "{exec:?}");
+            assert_eq!(&exec.output, output);
+            return batches;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "execution did not finish: {exec:?}"
+        );
+        let out = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap();
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            continue;
+        }
+        batches += 1;
+        let event = sqs_event(
+            &messages,
+            "arn:aws:sqs:us-east-1:123456789012:q",
+            "us-east-1",
+        );
+        assert_eq!(event.records[0].attributes["ApproximateReceiveCount"], "1");
+        let answer = handle_sqs_batch(worker, event, &BatchSettings::default()).await;
+        assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+        for m in &messages {
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(m.receipt_handle.clone().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
 }
 
 /// Drift: a schedule (EventBridge Scheduler) deleted behind the product's back comes back within

@@ -158,6 +158,39 @@ pub struct ExecutionUpdate {
     pub finished_at: Option<i64>,
 }
 
+impl ExecutionRecord {
+    /// Apply `update` as every store does: only while the execution is not terminal (returns
+    /// whether it applied); a finish sets `durationMs` from `startedAt`.
+    pub fn apply(&mut self, update: &ExecutionUpdate) -> bool {
+        if self.status.is_terminal() {
+            return false;
+        }
+        self.status = update.status;
+        if let Some(output) = &update.output {
+            self.output = output.clone();
+        }
+        if let Some(error) = &update.error {
+            self.error = Some(error.clone());
+        }
+        if let Some(finished_at) = update.finished_at {
+            self.finished_at = Some(finished_at);
+            self.duration_ms = Some(finished_at - self.started_at);
+        }
+        true
+    }
+
+    /// The update that brings a queued copy of this record to this record's status and
+    /// result.
+    pub fn as_update(&self) -> ExecutionUpdate {
+        ExecutionUpdate {
+            status: self.status,
+            output: Some(self.output.clone()),
+            error: self.error.clone(),
+            finished_at: self.finished_at,
+        }
+    }
+}
+
 /// The `STEP#<path>` item: one step of one execution (one per loop iteration inside loops).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

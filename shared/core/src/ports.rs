@@ -106,6 +106,43 @@ pub trait ExecutionStore: Send + Sync {
         execution: &ExecutionRecord,
         dedupe: Option<&DedupeKey>,
     ) -> Result<CreateOutcome, StoreError>;
+    /// Create the execution as `execution` stands (terminal already when its run was pure
+    /// from start to end) with the step records that run stored (`steps`, each as
+    /// [`Self::claim_step`] would store a pure step's record), in one transaction where the store
+    /// has one. `Duplicate` as [`Self::create_execution`]. Where the execution exists already (a
+    /// redelivered create), a step stored already is kept, and a terminal status is written only
+    /// when every step was written with it (else the stored status stands). The default writes
+    /// in the order a worker would: the execution as `queued`, each step, then the terminal
+    /// status; a crash between them leaves a queued execution whose start task the caller's retry
+    /// or the sweeper's requeue sends again, and whose stored steps replay.
+    async fn create_execution_with_steps(
+        &self,
+        execution: &ExecutionRecord,
+        dedupe: Option<&DedupeKey>,
+        steps: &[StepRecord],
+    ) -> Result<CreateOutcome, StoreError> {
+        let mut queued = execution.clone();
+        queued.status = ExecutionStatus::Queued;
+        queued.output = Value::Null;
+        queued.error = None;
+        queued.finished_at = None;
+        queued.duration_ms = None;
+        if let CreateOutcome::Duplicate(first) = self.create_execution(&queued, dedupe).await? {
+            return Ok(CreateOutcome::Duplicate(first));
+        }
+        let mut all_written = true;
+        for step in steps {
+            let claimed = self
+                .claim_step(&execution.id, step, execution.started_at)
+                .await?;
+            all_written &= claimed == ClaimOutcome::Claimed;
+        }
+        if all_written && execution.status != ExecutionStatus::Queued {
+            self.update_execution(&execution.id, &execution.as_update())
+                .await?;
+        }
+        Ok(CreateOutcome::Created)
+    }
     async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError>;
     /// The status of an execution, without reading the rest of its record (its input may be
     /// large; a worker that has the record already asks only whether it moved on).

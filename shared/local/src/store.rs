@@ -378,6 +378,25 @@ fn put_execution(
     Ok(())
 }
 
+/// Put a step record as [`ExecutionStore::claim_step`] does: unless the stored one is not
+/// claimable (held, finished), which is returned instead.
+fn claim_in(
+    conn: &rusqlite::Connection,
+    id: &str,
+    record: &StepRecord,
+    sk: &str,
+    body: &str,
+    now: i64,
+) -> Result<ClaimOutcome, StoreError> {
+    if let Some(stored) = load_step(conn, id, &record.path)?
+        && !claimable(&stored, record, now)
+    {
+        return Ok(ClaimOutcome::Held(stored));
+    }
+    put_exec_item(conn, id, sk, body)?;
+    Ok(ClaimOutcome::Claimed)
+}
+
 fn load_step(
     conn: &rusqlite::Connection,
     execution_id: &str,
@@ -435,9 +454,28 @@ impl ExecutionStore for SqliteStore {
         execution: &ExecutionRecord,
         dedupe: Option<&DedupeKey>,
     ) -> Result<CreateOutcome, StoreError> {
+        self.create_execution_with_steps(execution, dedupe, &[])
+            .await
+    }
+
+    async fn create_execution_with_steps(
+        &self,
+        execution: &ExecutionRecord,
+        dedupe: Option<&DedupeKey>,
+        steps: &[StepRecord],
+    ) -> Result<CreateOutcome, StoreError> {
         let record = execution.clone();
         let body = to_body(&record, &record.id, EXEC_SK, self.item_limit)?;
+        let steps = steps
+            .iter()
+            .map(|step| {
+                let sk = step_sk(&step.path);
+                let body = to_body(step, &record.id, &sk, self.item_limit)?;
+                Ok((step.clone(), sk, body))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let dedupe = dedupe.cloned();
+        let limit = self.item_limit;
         self.db
             .write(move |txn| {
                 // "Now" for the dedupe key's expiry is the execution's start: the trigger sets
@@ -461,8 +499,21 @@ impl ExecutionStore for SqliteStore {
                     }
                 }
                 match load_execution(txn, &record.id)? {
-                    Some(stored) if stored.same_execution(&record) => {
-                        // A redelivered create: leave the record as it stands.
+                    Some(mut stored) if stored.same_execution(&record) => {
+                        // A redelivered create: the steps stored are kept, and the status is
+                        // ours only if every step is (the port's rule).
+                        let mut all_written = true;
+                        for (step, sk, body) in &steps {
+                            let claimed = claim_in(txn, &record.id, step, sk, body, now)?;
+                            all_written &= claimed == ClaimOutcome::Claimed;
+                        }
+                        if all_written
+                            && record.status != ExecutionStatus::Queued
+                            && stored.apply(&record.as_update())
+                        {
+                            let body = to_body(&stored, &record.id, EXEC_SK, limit)?;
+                            put_execution(txn, &stored, &body)?;
+                        }
                     }
                     Some(_) => {
                         return Err(StoreError::Conflict(format!(
@@ -470,7 +521,12 @@ impl ExecutionStore for SqliteStore {
                             record.id
                         )));
                     }
-                    None => put_execution(txn, &record, &body)?,
+                    None => {
+                        put_execution(txn, &record, &body)?;
+                        for (_, sk, body) in &steps {
+                            put_exec_item(txn, &record.id, sk, body)?;
+                        }
+                    }
                 }
                 if let Some(key) = &dedupe {
                     txn.prepare_cached(
@@ -535,19 +591,8 @@ impl ExecutionStore for SqliteStore {
                 let Some(mut record) = load_execution(txn, &id)? else {
                     return Err(StoreError::NotFound(format!("execution {id}")));
                 };
-                if record.status.is_terminal() {
+                if !record.apply(&update) {
                     return Ok(false);
-                }
-                record.status = update.status;
-                if let Some(output) = update.output {
-                    record.output = output;
-                }
-                if let Some(error) = update.error {
-                    record.error = Some(error);
-                }
-                if let Some(finished_at) = update.finished_at {
-                    record.finished_at = Some(finished_at);
-                    record.duration_ms = Some(finished_at - record.started_at);
                 }
                 let body = to_body(&record, &id, EXEC_SK, limit)?;
                 put_execution(txn, &record, &body)?;
@@ -682,15 +727,7 @@ impl ExecutionStore for SqliteStore {
         let sk = step_sk(&record.path);
         let body = to_body(&record, &id, &sk, self.item_limit)?;
         self.db
-            .write(move |txn| {
-                if let Some(stored) = load_step(txn, &id, &record.path)?
-                    && !claimable(&stored, &record, now)
-                {
-                    return Ok(ClaimOutcome::Held(stored));
-                }
-                put_exec_item(txn, &id, &sk, &body)?;
-                Ok(ClaimOutcome::Claimed)
-            })
+            .write(move |txn| claim_in(txn, &id, &record, &sk, &body, now))
             .await
     }
 

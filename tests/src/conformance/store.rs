@@ -514,6 +514,121 @@ pub async fn update_execution_until_terminal<S: ExecutionStore + ?Sized>(store: 
     );
 }
 
+/// An execution created with the records of its pure start: stored as given (terminal with its
+/// output and duration, or queued), the steps with it; a live dedupe key writes nothing; a
+/// redelivered create keeps what is stored (its status, its steps) and adds missing steps.
+pub async fn create_execution_with_steps<S: ExecutionStore + ?Sized>(store: &S) {
+    let finished_step = |path: &str, next: Option<&str>| StepRecord {
+        step_type: "condition".into(),
+        output: json!({ "path": path }),
+        finished_at: Some(T0 + 2),
+        duration_ms: Some(2),
+        lease_until: None,
+        next: next.map(str::to_string),
+        ..step(path, StepStatus::Succeeded, 1, None)
+    };
+    let workflow = unique("wf");
+    let id = execution_id(T0);
+    let mut done = execution(&id, &workflow, T0);
+    done.apply(&ExecutionUpdate {
+        status: ExecutionStatus::Succeeded,
+        output: Some(json!({ "alerted": true })),
+        error: None,
+        finished_at: Some(T0 + 3),
+    });
+    let steps = vec![
+        finished_step("start", Some("check")),
+        finished_step("check", Some("out")),
+        finished_step("out", None),
+    ];
+    let key = DedupeKey {
+        key: format!("{workflow}#k"),
+        expires_at: T0 + 60_000,
+    };
+    let created = store
+        .create_execution_with_steps(&done, Some(&key), &steps)
+        .await
+        .expect("create with steps");
+    assert_eq!(created, CreateOutcome::Created);
+    let stored = store
+        .get_execution(&id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(stored, done, "stored as given, terminal");
+    assert_eq!(stored.duration_ms, Some(3));
+    assert_eq!(store.list_steps(&id).await.expect("steps"), steps);
+
+    // The same key again: the first execution, nothing written.
+    let other = execution(&execution_id(T0 + 1), &workflow, T0 + 1);
+    let again = store
+        .create_execution_with_steps(&other, Some(&key), &steps)
+        .await
+        .expect("duplicate");
+    assert_eq!(again, CreateOutcome::Duplicate(id.clone()));
+    assert_eq!(store.get_execution(&other.id).await.expect("get"), None);
+    assert!(store.list_steps(&other.id).await.expect("steps").is_empty());
+
+    // A queued execution whose first step is stored already (another run of it): created
+    // again, it keeps its status and that step, and gains the missing ones.
+    let queued_id = execution_id(T0 + 2);
+    let queued = execution(&queued_id, &workflow, T0 + 2);
+    create(store, &queued).await;
+    let mut theirs = finished_step("start", Some("check"));
+    theirs.output = json!({ "theirs": true });
+    assert_eq!(
+        store
+            .claim_step(&queued_id, &theirs, T0)
+            .await
+            .expect("claim"),
+        ClaimOutcome::Claimed
+    );
+    let mut mine = done.clone();
+    mine.id = queued_id.clone();
+    mine.started_at = queued.started_at;
+    mine.deadline_at = queued.deadline_at;
+    let redelivered = store
+        .create_execution_with_steps(&mine, None, &steps[..2])
+        .await
+        .expect("redelivered create");
+    assert_eq!(redelivered, CreateOutcome::Created);
+    let after = store.list_steps(&queued_id).await.expect("steps");
+    assert_eq!(
+        after,
+        vec![theirs, steps[1].clone()],
+        "stored step kept, missing added"
+    );
+    let stored = store
+        .get_execution(&queued_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        stored.status,
+        ExecutionStatus::Queued,
+        "a step was not ours: the stored status stands"
+    );
+
+    // A queued execution with the records of its pure prefix (the rest is queued).
+    let prefix_id = execution_id(T0 + 3);
+    let prefix = execution(&prefix_id, &workflow, T0 + 3);
+    let created = store
+        .create_execution_with_steps(&prefix, None, &steps[..1])
+        .await
+        .expect("create a queued one");
+    assert_eq!(created, CreateOutcome::Created);
+    let stored = store
+        .get_execution(&prefix_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(stored.status, ExecutionStatus::Queued);
+    assert_eq!(
+        store.list_steps(&prefix_id).await.expect("steps"),
+        steps[..1]
+    );
+}
+
 /// Dedupe keys: a live key answers the first id and writes nothing; a redelivered create is
 /// `Created` and changes nothing; an expired key is replaced.
 pub async fn dedupe_keys<S: ExecutionStore + ?Sized>(store: &S) {

@@ -163,40 +163,78 @@ impl App {
             key: format!("{}#{}", compiled.workflow.id, k),
             expires_at: now + DEDUPE_TTL_MS,
         });
+        // A new id cannot meet a stored execution, so what its pure start stages is all there
+        // is (a deterministic id may be a redelivery: its worker runs the start, replaying).
+        let fresh = req.execution_id.is_none();
         let record = new_record(compiled, &id, req, now);
         let trigger = record.trigger.kind.clone();
-        match self
-            .svc
-            .executions
-            .create_execution(&record, dedupe.as_ref())
-            .await?
-        {
-            CreateOutcome::Duplicate(first) => {
-                // The first delivery may have died between creating the execution and sending
-                // its start task (a crash, a failed send); its client's retry lands here. While
-                // the execution is still `queued`, send the start task again (idempotent, as the
-                // sweeper's requeue) so it starts now rather than at the sweeper's requeue, a
-                // minute later (found by scripts/kill-under-load).
-                if let Some(exec) = self.svc.executions.get_execution(&first).await?
-                    && exec.status == ExecutionStatus::Queued
-                {
-                    self.requeue(&exec).await?;
-                }
-                return Ok(Started {
-                    execution_id: first,
-                    duplicate: true,
-                });
-            }
-            CreateOutcome::Created => {}
-        }
-        let task = StepTask {
-            execution_id: id.clone(),
-            path: start.to_string(),
-            attempt: 1,
+        let staged = match fresh {
+            true => self.stage_pure_start(compiled, &record, &start).await,
+            false => None,
         };
-        self.svc.queue.send(&[(task, 0)]).await?;
+        let created = match &staged {
+            Some(s) => {
+                let created = self
+                    .svc
+                    .executions
+                    .create_execution_with_steps(&s.record, dedupe.as_ref(), &s.steps)
+                    .await;
+                match created {
+                    // A staged record the store refuses for its size: the worker runs the
+                    // start and stores the engine's clean failure in its place.
+                    Err(StoreError::TooLarge(_)) => None,
+                    other => Some(other?),
+                }
+            }
+            None => None,
+        };
+        let (created, staged) = match created {
+            Some(outcome) => (outcome, staged),
+            None => (
+                self.svc
+                    .executions
+                    .create_execution(&record, dedupe.as_ref())
+                    .await?,
+                None,
+            ),
+        };
+        if let CreateOutcome::Duplicate(first) = created {
+            // The first delivery may have died between creating the execution and sending
+            // its start task (a crash, a failed send); its client's retry lands here. While
+            // the execution is still `queued`, send the start task again (idempotent, as the
+            // sweeper's requeue) so it starts now rather than at the sweeper's requeue, a
+            // minute later (found by scripts/kill-under-load).
+            if let Some(exec) = self.svc.executions.get_execution(&first).await?
+                && exec.status == ExecutionStatus::Queued
+            {
+                self.requeue(&exec).await?;
+            }
+            return Ok(Started {
+                execution_id: first,
+                duplicate: true,
+            });
+        }
         self.metrics.incr("wf_executions_started_total", &trigger);
-        info!(execution_id = %id, workflow_id = %compiled.workflow.id, version = compiled.version, "execution queued");
+        match staged {
+            Some(staged) => {
+                if !staged.sends.is_empty() {
+                    self.svc.queue.send(&staged.sends).await?;
+                }
+                info!(execution_id = %id, workflow_id = %compiled.workflow.id, version = compiled.version, steps = staged.steps.len(), "execution started (pure start run inline)");
+                if staged.record.status.is_terminal() {
+                    self.announce_finished(&id, staged.record.status);
+                }
+            }
+            None => {
+                let task = StepTask {
+                    execution_id: id.clone(),
+                    path: start.to_string(),
+                    attempt: 1,
+                };
+                self.svc.queue.send(&[(task, 0)]).await?;
+                info!(execution_id = %id, workflow_id = %compiled.workflow.id, version = compiled.version, "execution queued");
+            }
+        }
         Ok(Started {
             execution_id: id,
             duplicate: false,

@@ -15,6 +15,7 @@ pub mod executions;
 pub mod json;
 mod live;
 pub mod maintenance;
+mod staged;
 pub mod triggers;
 pub mod workflows;
 
@@ -191,18 +192,24 @@ impl App {
         // Terminal either way (this update or an earlier one).
         self.lock_live().forget(&execution.id);
         if applied {
-            info!(execution_id = %execution.id, status = status.as_str(), "execution finished");
-            self.metrics
-                .incr("wf_executions_finished_total", status.as_str());
             execution.status = status;
             execution.output = output;
             execution.error = error;
             execution.finished_at = Some(now);
-            let _ = self.finished.send((execution.id.clone(), status));
+            self.announce_finished(&execution.id, status);
         } else if let Some(stored) = self.svc.executions.get_execution(&execution.id).await? {
             *execution = stored;
         }
         Ok(())
+    }
+
+    /// Count, log and tell the waiters that this process brought an execution to `status`
+    /// (terminal), once it is stored.
+    fn announce_finished(&self, id: &str, status: ExecutionStatus) {
+        info!(execution_id = %id, status = status.as_str(), "execution finished");
+        self.metrics
+            .incr("wf_executions_finished_total", status.as_str());
+        let _ = self.finished.send((id.to_string(), status));
     }
 
     /// Time out an execution past its deadline (workers, the sweeper and waiters call this).
