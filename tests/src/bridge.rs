@@ -167,6 +167,7 @@ impl FireSink for TriggerSink {
             Some(id) => Ok(Fired {
                 execution_id: id.to_string(),
                 duplicate: started["duplicate"].as_bool().unwrap_or(false),
+                finished: None,
             }),
             None => Err(AppError::permanent(
                 "invoke",

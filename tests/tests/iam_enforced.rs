@@ -1115,6 +1115,7 @@ async fn each_function_works_with_its_own_role_and_is_refused_the_rest() {
         wf_app::app::triggers::WebhookOutcome::Started(wf_app::app::executions::Started {
             execution_id: from_webhook.clone(),
             duplicate: true,
+            finished: None,
         })
     );
 

@@ -129,6 +129,18 @@ async fn a_pure_run_is_stored_finished_by_its_start_with_the_records_a_worker_st
             stored.finished_at.map(|f| f - stored.started_at)
         );
         assert!(queued_paths(&local).await.is_empty(), "nothing queued");
+        // A waiting caller is handed the execution as stored, not a read back of it.
+        let handed = started.finished.clone().expect("finished in its start");
+        let read = local
+            .app
+            .wait_finished(&started.execution_id, Some(Duration::ZERO))
+            .await
+            .expect("wait")
+            .expect("terminal");
+        assert_eq!(
+            serde_json::to_value(handed.as_ref()).unwrap(),
+            serde_json::to_value(&read).unwrap()
+        );
         let staged = local
             .wait_finished(&started.execution_id)
             .await
@@ -158,6 +170,7 @@ async fn a_pure_prefix_is_stored_with_the_execution_and_the_first_step_that_is_n
         )
         .await
         .expect("start");
+    assert_eq!(started.finished, None, "not finished in its start");
     let id = started.execution_id;
     let stored = local
         .store

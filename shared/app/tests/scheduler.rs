@@ -105,6 +105,7 @@ impl FireSink for Recorder {
             None => Fired {
                 execution_id: scheduled_execution_id(workflow_id, scheduled_ms),
                 duplicate: false,
+                finished: None,
             },
         };
         self.fires.lock().unwrap().push(Rec {

@@ -4,6 +4,7 @@
 //! and test runs, history, cancel and rerun.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -58,11 +59,14 @@ pub struct InputViolation {
 }
 
 /// The started (or, for a repeated dedupe key, the first) execution.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Started {
     pub execution_id: String,
     /// True when a dedupe key matched: nothing new was started.
     pub duplicate: bool,
+    /// The execution as stored, when it finished in its start (pure from start to end): a
+    /// waiting caller answers with it instead of reading it back.
+    pub finished: Option<Arc<ExecutionView>>,
 }
 
 /// Check an input against the start step's `inputSchema`: every violation is listed, as an
@@ -125,6 +129,47 @@ pub fn new_record(
         duration_ms: None,
         deadline_at: now + compiled.workflow.config.timeout_ms as i64,
         rerun_of: req.rerun_of,
+    }
+}
+
+/// A page of step records from `records` (in start order, at most a page's count): cut before
+/// it passes its byte budget (it keeps at least one record), with a cursor when the page does
+/// not end at `last` (the path of the execution's last step).
+fn cut_step_page(records: Vec<StepRecord>, last: Option<&str>) -> StepPage {
+    let mut bytes = 0;
+    let mut items = Vec::with_capacity(records.len());
+    for record in records {
+        let size = serde_json::to_vec(&record).map_or(0, |v| v.len());
+        if !items.is_empty() && bytes + size > STEP_PAGE_BYTES {
+            break;
+        }
+        bytes += size;
+        items.push(record);
+    }
+    let end = items.last().map(|r: &StepRecord| r.path.clone());
+    let more = match (&end, last) {
+        (Some(end), Some(last)) => end != last,
+        _ => false,
+    };
+    StepPage {
+        items,
+        next_cursor: end
+            .filter(|_| more)
+            .map(|p| wf_core::keys::encode_cursor(&p)),
+    }
+}
+
+/// The view `GET /executions/{id}` answers for an execution and all its step records, built
+/// from memory (a staged run that finished in its start: what was just stored).
+fn view_of(execution: ExecutionRecord, mut steps: Vec<StepRecord>) -> ExecutionView {
+    sort_steps(&mut steps);
+    let last = steps.last().map(|s| s.path.clone());
+    steps.truncate(STEP_PAGE_SIZE);
+    let page = cut_step_page(steps, last.as_deref());
+    ExecutionView {
+        execution,
+        steps: page.items,
+        steps_cursor: page.next_cursor,
     }
 }
 
@@ -212,9 +257,11 @@ impl App {
             return Ok(Started {
                 execution_id: first,
                 duplicate: true,
+                finished: None,
             });
         }
         self.metrics.incr("wf_executions_started_total", &trigger);
+        let mut finished = None;
         match staged {
             Some(staged) => {
                 if !staged.sends.is_empty() {
@@ -223,6 +270,7 @@ impl App {
                 info!(execution_id = %id, workflow_id = %compiled.workflow.id, version = compiled.version, steps = staged.steps.len(), "execution started (pure start run inline)");
                 if staged.record.status.is_terminal() {
                     self.announce_finished(&id, staged.record.status);
+                    finished = Some(Arc::new(view_of(staged.record, staged.steps)));
                 }
             }
             None => {
@@ -238,6 +286,7 @@ impl App {
         Ok(Started {
             execution_id: id,
             duplicate: false,
+            finished,
         })
     }
 
@@ -437,28 +486,7 @@ impl App {
         sort_steps(&mut keys);
         let page_keys = step_page_keys(&keys, after.as_deref(), limit).ok_or_else(bad_cursor)?;
         let records = self.steps_in_key_order(id, page_keys).await?;
-        // Cut before the page passes its byte budget (it keeps at least one record).
-        let mut bytes = 0;
-        let mut items = Vec::with_capacity(records.len());
-        for record in records {
-            let size = serde_json::to_vec(&record).map_or(0, |v| v.len());
-            if !items.is_empty() && bytes + size > STEP_PAGE_BYTES {
-                break;
-            }
-            bytes += size;
-            items.push(record);
-        }
-        let last = items.last().map(|r: &StepRecord| r.path.clone());
-        let more = match &last {
-            Some(path) => keys.last().is_some_and(|k| &k.path != path),
-            None => false,
-        };
-        Ok(StepPage {
-            items,
-            next_cursor: last
-                .filter(|_| more)
-                .map(|p| wf_core::keys::encode_cursor(&p)),
-        })
+        Ok(cut_step_page(records, keys.last().map(|k| k.path.as_str())))
     }
 
     /// Cancel a queued or running execution: its queued tasks are dropped, a running step
@@ -560,6 +588,7 @@ impl App {
         Ok(Started {
             execution_id: new_id,
             duplicate: false,
+            finished: None,
         })
     }
 }

@@ -36,7 +36,7 @@ pub struct WebhookDelivery<'a> {
 }
 
 /// What a webhook delivery did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum WebhookOutcome {
     /// Slack's `url_verification`: answer with this challenge (nothing started).
     Challenge(String),
@@ -124,7 +124,7 @@ pub fn schedule_dedupe_key(scheduled_ms: i64) -> String {
 }
 
 /// What an EventBridge schedule's fire did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ScheduleFire {
     Started(Started),
     /// Nothing to start, and why.
@@ -473,6 +473,7 @@ impl App {
         let seen = |execution_id: String| Started {
             execution_id,
             duplicate: true,
+            finished: None,
         };
         if self
             .svc

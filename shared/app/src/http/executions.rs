@@ -48,6 +48,9 @@ pub async fn started_response(
 ) -> Result<Response, ApiError> {
     let (id, duplicate) = (started.execution_id.as_str(), started.duplicate);
     if let Some(secs) = wait {
+        if let Some(view) = &started.finished {
+            return Ok((StatusCode::OK, Json(view.as_ref())).into_response());
+        }
         let max = Duration::from_secs(secs.min(MAX_WAIT_SECS));
         if let Some(view) = state.app.wait_finished(id, Some(max)).await? {
             return Ok((StatusCode::OK, Json(view)).into_response());
