@@ -8,16 +8,29 @@ use time::format_description::well_known::Rfc3339;
 pub fn format_ms(ms: i64) -> String {
     let dt = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        dt.year(),
-        dt.month() as u8,
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second(),
-        dt.millisecond()
-    )
+    let Ok(year) = u32::try_from(dt.year()).map(|y| y.min(9999)) else {
+        return "0000-01-01T00:00:00.000Z".to_string();
+    };
+    // Digits written into a fixed template rather than `format!` with widths (or `time`'s
+    // format descriptions): every record carries several timestamps, and `format!` was ~4% of
+    // `wf dev`'s CPU under webhook load (perf, scripts/bench-webhooks).
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    for (at, width, value) in [
+        (0, 4, year),
+        (5, 2, dt.month() as u32),
+        (8, 2, dt.day() as u32),
+        (11, 2, dt.hour() as u32),
+        (14, 2, dt.minute() as u32),
+        (17, 2, dt.second() as u32),
+        (20, 3, dt.millisecond() as u32),
+    ] {
+        let mut n = value;
+        for digit in out[at..at + width].iter_mut().rev() {
+            *digit = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    }
+    out.iter().map(|&b| b as char).collect()
 }
 
 /// Parse an RFC 3339 timestamp into epoch milliseconds.
@@ -71,5 +84,33 @@ mod tests {
         let s = format_ms(ms);
         assert_eq!(s, "2026-11-24T09:00:00.123Z");
         assert_eq!(parse_ms(&s), Some(ms));
+    }
+
+    #[test]
+    fn formats_as_the_padded_rfc3339_of_time() {
+        for ms in [
+            0,
+            1,
+            -1,
+            -86_400_001,
+            951_782_400_000,     // 2000-02-29
+            1_798_761_599_999,   // 2026-12-31T23:59:59.999
+            253_402_300_799_999, // 9999-12-31T23:59:59.999
+            -62_135_596_800_000, // 0001-01-01
+        ] {
+            let dt = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap();
+            let expected = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                dt.year(),
+                dt.month() as u8,
+                dt.day(),
+                dt.hour(),
+                dt.minute(),
+                dt.second(),
+                dt.millisecond()
+            );
+            assert_eq!(format_ms(ms), expected, "{ms}");
+            assert_eq!(parse_ms(&expected), Some(ms), "{ms}");
+        }
     }
 }
