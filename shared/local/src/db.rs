@@ -31,6 +31,11 @@ use crate::schema;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Upper bound of jobs committed in one transaction (keeps a single commit short).
 const MAX_BATCH: usize = 512;
+/// WAL pages past which the writer checkpoints at its commit (and the next commit restarts the
+/// WAL): 4,000 pages of 4 KiB, a 16 MB WAL at most between restarts.
+const WAL_RESTART_PAGES: i64 = 4_000;
+/// How often the background checkpointer copies committed pages into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// Read-only connections kept open for reuse.
 const READ_POOL: usize = 4;
 /// Events buffered per subscriber of the local bus before a slow one starts lagging.
@@ -102,6 +107,8 @@ struct DbInner {
     sender: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     writer_id: ThreadId,
+    /// The background checkpointer: dropping the sender stops it.
+    checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     /// Transactions committed by the writer (a batch of jobs is one).
     commits: Arc<AtomicU64>,
     readers: Mutex<Vec<Connection>>,
@@ -129,14 +136,27 @@ impl Db {
         }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(map_err)?;
-        // Checkpoints stay SQLite's automatic ones, on this connection inside a commit. Moving
-        // them to a thread of their own (wal_autocheckpoint=0, PASSIVE every 250 ms - 1 s on a
-        // second connection; tried twice) lets the WAL grow without bound under load: with
-        // readers always holding a snapshot, a PASSIVE checkpoint never completes a pass the
-        // writer could restart the WAL from (scripts/bench-webhooks: -wal at 415 MB after 10 s),
-        // and appending to an ever longer WAL cost more CPU per commit (~+15%) than the
-        // checkpoints it took off the commit path.
+        // Checkpoints, mostly off the commit path. SQLite's automatic checkpoint runs inside the
+        // commit that takes the WAL past `wal_autocheckpoint` pages: with the default 1,000 that
+        // was every ~100th webhook execution, and its page copies and fsyncs (3-6 ms) were the
+        // whole p99 at concurrency 1 (scripts/bench-webhooks: p99 4.7 ms with them, 0.64 ms
+        // without). So a checkpointer thread (`checkpointer_loop`) copies committed pages into
+        // the database in the background (PASSIVE: it never blocks the writer or a reader), and
+        // the writer's own checkpoint only comes at `WAL_RESTART_PAGES`: by then the background
+        // passes have copied nearly everything, so it costs an fsync or two, and it is what
+        // lets the next commit restart the WAL from its beginning (a background pass can never
+        // do that under load: the writer appends while it copies, so its pass is never complete;
+        // with checkpoints only in the background the WAL grew to 415 MB in 10 s).
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_RESTART_PAGES)
+            .map_err(map_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(map_err)?;
+        // Every write job runs in a savepoint of the batch's transaction, so SQLite keeps the
+        // pages a job changes in a sub-journal. By default that spills to a temporary file past
+        // 64 KiB and stays a file for the rest of the transaction: a `pwrite` per page, 17% of
+        // `wf dev`'s CPU under webhook load (perf, scripts/bench-webhooks). In memory it costs a
+        // batch's changed pages at most (MAX_BATCH jobs, a few MB), released at the commit.
+        conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(map_err)?;
         schema::migrate(&mut conn)?;
 
@@ -148,12 +168,22 @@ impl Db {
             .spawn(move || writer_loop(conn, receiver, &writer_commits))
             .map_err(|e| StoreError::Permanent(format!("cannot start the sqlite writer: {e}")))?;
         let writer_id = writer.thread().id();
+        let (checkpoint_stop, stop) = mpsc::channel::<()>();
+        let checkpointer_path = path.to_path_buf();
+        let checkpointer_commits = commits.clone();
+        let checkpointer = thread::Builder::new()
+            .name("wf-sqlite-checkpoint".into())
+            .spawn(move || checkpointer_loop(&checkpointer_path, &stop, &checkpointer_commits))
+            .map_err(|e| {
+                StoreError::Permanent(format!("cannot start the sqlite checkpointer: {e}"))
+            })?;
         Ok(Self {
             inner: Arc::new(DbInner {
                 path: path.to_path_buf(),
                 sender: Mutex::new(Some(sender)),
                 writer: Mutex::new(Some(writer)),
                 writer_id,
+                checkpointer: Mutex::new(Some((checkpoint_stop, checkpointer))),
                 commits,
                 readers: Mutex::new(Vec::new()),
                 queue_notify: Notify::new(),
@@ -250,6 +280,14 @@ impl Drop for DbInner {
         // for it so that reopening the same file right after a drop sees every write.
         if let Ok(mut sender) = self.sender.lock() {
             sender.take();
+        }
+        if let Ok(mut checkpointer) = self.checkpointer.lock()
+            && let Some((stop, handle)) = checkpointer.take()
+        {
+            drop(stop);
+            if thread::current().id() != handle.thread().id() && handle.join().is_err() {
+                tracing::error!("sqlite checkpointer thread panicked");
+            }
         }
         if thread::current().id() == self.writer_id {
             return;
@@ -355,6 +393,35 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, commits: &AtomicU64) {
         }
         for c in completions {
             c(commit_error.clone());
+        }
+    }
+}
+
+/// Copy committed WAL pages into the database every `CHECKPOINT_EVERY` while there were
+/// commits (PASSIVE: frames a reader may still need are left for a later pass), until `stop` is
+/// dropped. A failed pass (the file busy or gone) is tried again at the next tick: the writer's
+/// own checkpoint at `WAL_RESTART_PAGES` bounds the WAL whatever happens here.
+fn checkpointer_loop(path: &Path, stop: &mpsc::Receiver<()>, commits: &AtomicU64) {
+    let conn = match Connection::open(path) {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::warn!(error = %e, "sqlite checkpointer not started; the writer checkpoints alone");
+            return;
+        }
+    };
+    let mut seen = commits.load(Ordering::Relaxed);
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        let now = commits.load(Ordering::Relaxed);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let pass = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        });
+        match pass {
+            Ok((wal, copied)) => tracing::trace!(wal, copied, "sqlite checkpoint pass"),
+            Err(e) => tracing::debug!(error = %e, "sqlite checkpoint pass failed; next tick"),
         }
     }
 }
