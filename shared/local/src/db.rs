@@ -650,4 +650,56 @@ mod tests {
         .await
         .expect("works again");
     }
+
+    async fn insert_rows(db: &Db, keys: std::ops::Range<i64>, bytes: usize) {
+        for k in keys {
+            db.write(move |txn| {
+                txn.execute(
+                    "INSERT INTO t (k, v) VALUES (?1, ?2)",
+                    params![k, "x".repeat(bytes)],
+                )
+                .map(|_| ())
+                .map_err(map_err)
+            })
+            .await
+            .expect("insert");
+        }
+    }
+
+    fn file_len(path: &Path) -> u64 {
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn committed_pages_reach_the_database_file_in_the_background() {
+        let (dir, db) = open();
+        create_table(&db).await;
+        let main = dir.path().join("t.db");
+        let before = file_len(&main);
+        // ~600 WAL pages: far below the writer's own checkpoint at WAL_RESTART_PAGES.
+        insert_rows(&db, 0..200, 8_000).await;
+        let deadline = std::time::Instant::now() + CHECKPOINT_EVERY * 20;
+        while file_len(&main) < before + 200 * 8_000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the rows are still only in the WAL: {} bytes in the database file",
+                file_len(&main)
+            );
+            tokio::time::sleep(CHECKPOINT_EVERY / 4).await;
+        }
+        assert_eq!(count(&db).await, 200);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_restarts_instead_of_growing() {
+        let (dir, db) = open();
+        create_table(&db).await;
+        // ~3 pages per commit, 3 times past the restart bound.
+        insert_rows(&db, 0..4_000, 8_000).await;
+        let frame = 4096 + 24;
+        let bound = 32 + (WAL_RESTART_PAGES as u64 + 64) * frame;
+        let wal = file_len(&dir.path().join("t.db-wal"));
+        assert!(wal <= bound, "WAL of {wal} bytes, bound {bound}");
+        assert_eq!(count(&db).await, 4_000);
+    }
 }
