@@ -558,6 +558,8 @@ impl FaultEngine {
             secrets: Arc::new(EnvSecrets),
         };
         let app = Arc::new(App::new(svc).with_settings(settings));
+        // As `wf dev` and the webhook function: pure starts run in the start (app/staged.rs).
+        app.enable_pure_start();
         Self {
             backend,
             store,

@@ -326,6 +326,8 @@ impl TestEngine {
             secrets: Arc::new(EnvSecrets),
         };
         let app = Arc::new(App::new(svc).with_settings(settings));
+        // As `wf dev` and the webhook function: pure starts run in the start (app/staged.rs).
+        app.enable_pure_start();
         let pool = WorkerPool::start(app.clone(), queue.clone(), PoolSettings::default());
         Self {
             backend,

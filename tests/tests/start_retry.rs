@@ -80,6 +80,8 @@ async fn a_retried_start_whose_first_send_failed_runs_at_once() {
         clock,
         secrets: Arc::new(EnvSecrets),
     }));
+    // As `wf dev`: the pure start runs in the start, so the send that fails is of `save`.
+    app.enable_pure_start();
     let wf: Workflow = serde_json::from_value(json!({
         "id": "retried",
         "steps": [

@@ -8,6 +8,7 @@ use wf_app::lambda::{Function, init, webhook_router};
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let init = init(Function::Webhook).await;
+    init.app.enable_pure_start();
     let state = AppState::new(init.app, init.options.webhook_base_url);
     lambda_http::run(webhook_router(state)).await
 }

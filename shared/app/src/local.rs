@@ -95,6 +95,7 @@ impl LocalApp {
         let app = Arc::new_cyclic(|weak| {
             App::with_triggers(svc, triggers(weak.clone())).with_settings(settings)
         });
+        app.enable_pure_start();
         Ok(Self {
             store,
             queue,

@@ -17,8 +17,8 @@ use wf_core::engine::{
 };
 use wf_core::event_chain;
 use wf_core::execution::{
-    ClaimOutcome, ExecutionRecord, ExecutionStatus, ExecutionUpdate, LoopState, StepRecord,
-    StepStatus, StepTask,
+    ClaimOutcome, ExecutionRecord, ExecutionStatus, ExecutionUpdate, IterationCount, LoopState,
+    StepRecord, StepStatus, StepTask,
 };
 use wf_core::expr::ExprContext;
 use wf_core::model::Step;
@@ -47,6 +47,7 @@ impl App {
         let scrub = self.scrubber(&compiled);
         let mut run = Run {
             app: self,
+            execution_id: &task.execution_id,
             compiled: &compiled,
             scrub: &scrub,
             sends: Vec::new(),
@@ -110,6 +111,8 @@ impl App {
 /// The state of one `handle` call.
 struct Run<'a> {
     app: &'a App,
+    /// The execution the task is for (every step it runs inline is of the same one).
+    execution_id: &'a str,
     compiled: &'a CompiledWorkflow,
     /// Applied by [`Scrubbed`], the worker's only way to write execution state.
     scrub: &'a Scrubber,
@@ -126,6 +129,8 @@ struct Run<'a> {
 struct Scrubbed<'a> {
     app: &'a App,
     scrub: &'a Scrubber,
+    /// The execution whose state this writes (a task runs steps of one execution).
+    execution_id: &'a str,
 }
 
 impl Scrubbed<'_> {
@@ -135,55 +140,50 @@ impl Scrubbed<'_> {
 
     async fn claim_step(
         &self,
-        execution_id: &str,
         record: &mut StepRecord,
         now: i64,
     ) -> Result<ClaimOutcome, StoreError> {
         self.scrub.step_record(record);
-        self.store().claim_step(execution_id, record, now).await
+        self.store()
+            .claim_step(self.execution_id, record, now)
+            .await
     }
 
-    async fn finish_step(
-        &self,
-        execution_id: &str,
-        record: &mut StepRecord,
-    ) -> Result<bool, StoreError> {
+    async fn finish_step(&self, record: &mut StepRecord) -> Result<bool, StoreError> {
         self.scrub.step_record(record);
-        self.store().finish_step(execution_id, record).await
+        self.store().finish_step(self.execution_id, record).await
     }
 
-    async fn update_execution(
-        &self,
-        execution_id: &str,
-        update: &mut ExecutionUpdate,
-    ) -> Result<bool, StoreError> {
+    async fn update_execution(&self, update: &mut ExecutionUpdate) -> Result<bool, StoreError> {
         self.scrub.execution_update(update);
-        self.store().update_execution(execution_id, update).await
+        self.store()
+            .update_execution(self.execution_id, update)
+            .await
     }
 
     async fn init_loop(
         &self,
-        execution_id: &str,
         loop_path: &str,
         state: &LoopState,
         items: &mut [Value],
     ) -> Result<LoopState, StoreError> {
         items.iter_mut().for_each(|i| self.scrub.value(i));
-        self.store()
-            .init_loop(execution_id, loop_path, state, items)
+        let store = self.store();
+        store
+            .init_loop(self.execution_id, loop_path, state, items)
             .await
     }
 
     async fn count_iteration(
         &self,
-        execution_id: &str,
         loop_path: &str,
         index: u32,
         result: &Value,
-    ) -> Result<wf_core::execution::IterationCount, StoreError> {
+    ) -> Result<IterationCount, StoreError> {
         let result = self.scrub.scrubbed(result);
-        self.store()
-            .count_iteration(execution_id, loop_path, index, &result)
+        let store = self.store();
+        store
+            .count_iteration(self.execution_id, loop_path, index, &result)
             .await
     }
 
@@ -234,6 +234,7 @@ impl Run<'_> {
         Scrubbed {
             app: self.app,
             scrub: self.scrub,
+            execution_id: self.execution_id,
         }
     }
 
@@ -291,7 +292,7 @@ impl Run<'_> {
                             outcome,
                             now,
                         );
-                        self.store().finish_step(&execution.id, &mut done).await?;
+                        self.store().finish_step(&mut done).await?;
                     }
                     return self.app.time_out(Arc::make_mut(execution)).await;
                 }
@@ -347,7 +348,7 @@ impl Run<'_> {
                     let mut done = self
                         .run_pure(execution, &path, &step, &claim, &loops)
                         .await?;
-                    match self.store().claim_step(&execution.id, &mut done, now).await {
+                    match self.store().claim_step(&mut done, now).await {
                         Ok(ClaimOutcome::Claimed) => {
                             return self.apply(execution, &path, &done).await;
                         }
@@ -360,11 +361,7 @@ impl Run<'_> {
                                 &m,
                                 self.svc().clock.now_ms(),
                             );
-                            match self
-                                .store()
-                                .claim_step(&execution.id, &mut failed, now)
-                                .await?
-                            {
+                            match self.store().claim_step(&mut failed, now).await? {
                                 ClaimOutcome::Claimed => {
                                     return self.apply(execution, &path, &failed).await;
                                 }
@@ -395,11 +392,7 @@ impl Run<'_> {
                     let lost = lost_record(self.compiled, &claim, &step, &path, now);
                     let given_up = lost.is_some();
                     let mut write = lost.unwrap_or(claim);
-                    match self
-                        .store()
-                        .claim_step(&execution.id, &mut write, now)
-                        .await?
-                    {
+                    match self.store().claim_step(&mut write, now).await? {
                         ClaimOutcome::Claimed if given_up => {
                             warn!("step lost too many times: failed with step.lost");
                             return self.apply(execution, &path, &write).await;
@@ -495,29 +488,14 @@ impl Run<'_> {
                 error: None,
                 finished_at: None,
             };
-            if self
-                .store()
-                .update_execution(&execution.id, &mut update)
-                .await?
-            {
+            if self.store().update_execution(&mut update).await? {
                 Arc::make_mut(execution).status = ExecutionStatus::Running;
                 self.app.remember_execution(execution);
             }
         }
         let ctx = match step_context(self.svc(), execution, self.compiled, path, loops).await {
             Ok(map) => ExprContext::new(map),
-            Err(e) => {
-                return self
-                    .finish(
-                        execution,
-                        path,
-                        step,
-                        &claim,
-                        Value::Null,
-                        StepOutcome::Failed(e),
-                    )
-                    .await;
-            }
+            Err(e) => return self.fail(execution, path, step, &claim, e).await,
         };
         if let Step::Loop(l) = step {
             return self
@@ -616,29 +594,9 @@ impl Run<'_> {
                         wf_core::expr::type_name(&other)
                     ),
                 );
-                return self
-                    .finish(
-                        execution,
-                        path,
-                        step,
-                        claim,
-                        Value::Null,
-                        StepOutcome::Failed(e),
-                    )
-                    .await;
+                return self.fail(execution, path, step, claim, e).await;
             }
-            Err(e) => {
-                return self
-                    .finish(
-                        execution,
-                        path,
-                        step,
-                        claim,
-                        Value::Null,
-                        StepOutcome::Failed(e),
-                    )
-                    .await;
-            }
+            Err(e) => return self.fail(execution, path, step, claim, e).await,
         };
         let input = engine::loop_record_input(&items);
         if items.is_empty() {
@@ -653,33 +611,16 @@ impl Run<'_> {
         let path_str = path.to_string();
         let mut items = items;
         let state = loop_state(items.len() as u32, l.concurrency);
-        let state = match self
-            .store()
-            .init_loop(&execution.id, &path_str, &state, &mut items)
-            .await
-        {
+        let state = match self.store().init_loop(&path_str, &state, &mut items).await {
             Ok(s) => s,
             Err(StoreError::TooLarge(m)) => {
                 let e = too_large_error(&format!("loop {path}"), &m);
-                return self
-                    .finish(
-                        execution,
-                        path,
-                        step,
-                        claim,
-                        Value::Null,
-                        StepOutcome::Failed(e),
-                    )
-                    .await;
+                return self.fail(execution, path, step, claim, e).await;
             }
             Err(e) => return Err(e.into()),
         };
         let mut waiting = engine::waiting_loop_record(claim, input, execution.deadline_at);
-        if !self
-            .store()
-            .finish_step(&execution.id, &mut waiting)
-            .await?
-        {
+        if !self.store().finish_step(&mut waiting).await? {
             return Ok(()); // lost the claim: its new holder starts the loop
         }
         let effects = initial_iterations(self.compiled, &execution.id, path, &state);
@@ -691,19 +632,18 @@ impl Run<'_> {
     /// stored, or None when the claim was lost.
     async fn store_finished(
         &self,
-        execution_id: &str,
         claim: &StepRecord,
         step: &Step,
         done: StepRecord,
     ) -> Result<Option<StepRecord>, AppError> {
         let store = self.store();
         let mut done = done;
-        let (applied, stored) = match store.finish_step(execution_id, &mut done).await {
+        let (applied, stored) = match store.finish_step(&mut done).await {
             Ok(applied) => (applied, done),
             Err(StoreError::TooLarge(m)) => {
                 let mut failed =
                     too_large_record(self.compiled, claim, step, &m, self.svc().clock.now_ms());
-                (store.finish_step(execution_id, &mut failed).await?, failed)
+                (store.finish_step(&mut failed).await?, failed)
             }
             Err(e) => return Err(e.into()),
         };
@@ -714,6 +654,20 @@ impl Run<'_> {
                 .incr("wf_step_failures_total", &error.code);
         }
         Ok(applied.then_some(stored))
+    }
+
+    /// [`Self::finish`] with a failure before the step produced an input.
+    async fn fail(
+        &mut self,
+        execution: &mut Arc<ExecutionRecord>,
+        path: &StepPath,
+        step: &Step,
+        claim: &StepRecord,
+        error: wf_core::StepError,
+    ) -> Result<(), AppError> {
+        let outcome = StepOutcome::Failed(error);
+        self.finish(execution, path, step, claim, Value::Null, outcome)
+            .await
     }
 
     /// Store the attempt's result (conditional on our claim) and perform its effects.
@@ -728,10 +682,7 @@ impl Run<'_> {
     ) -> Result<(), AppError> {
         let now = self.svc().clock.now_ms();
         let done = finish_record(self.compiled, claim, step, input, outcome, now);
-        match self
-            .store_finished(&execution.id, claim, step, done)
-            .await?
-        {
+        match self.store_finished(claim, step, done).await? {
             Some(stored) => self.apply(execution, path, &stored).await,
             None => {
                 debug!("claim lost before finishing: another worker owns this step now");
@@ -815,11 +766,7 @@ impl Run<'_> {
         result: &Value,
     ) -> Result<Vec<Effect>, AppError> {
         let lp = parse_loop_path(loop_path)?;
-        let counted = match self
-            .store()
-            .count_iteration(&execution.id, loop_path, index, result)
-            .await
-        {
+        let counted = match self.store().count_iteration(loop_path, index, result).await {
             Ok(c) => c,
             Err(StoreError::TooLarge(m)) => {
                 let error = too_large_error(&format!("iteration {loop_path}[{index}]"), &m);
@@ -890,7 +837,7 @@ impl Run<'_> {
         };
         let now = self.svc().clock.now_ms();
         let done = finish_record(self.compiled, &rec, step, rec.input.clone(), outcome, now);
-        let stored = match self.store_finished(&execution.id, &rec, step, done).await? {
+        let stored = match self.store_finished(&rec, step, done).await? {
             Some(stored) => Some(stored),
             // Someone else finished it meanwhile: follow what they stored.
             None => store

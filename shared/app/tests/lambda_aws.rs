@@ -91,6 +91,8 @@ async fn webhook_and_worker_handlers_run_an_execution_on_aws_adapters() {
         ..AwsOptions::default()
     };
     let worker = aws.app(&options, true).await.unwrap();
+    // As the webhook function's main does.
+    worker.enable_pure_start();
     let state = AppState::new(worker.clone(), options.webhook_base_url.clone());
     let svc = worker.services();
     let wf: Workflow = serde_json::from_value(order_alert()).unwrap();

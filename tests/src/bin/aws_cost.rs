@@ -421,8 +421,11 @@ async fn main() -> anyhow::Result<()> {
         clock,
         secrets: Arc::new(EnvSecrets),
     };
+    let app = Arc::new(App::new(svc));
+    // The executions start as webhooks do, in the webhook function, which runs pure starts.
+    app.enable_pure_start();
     let engine = Engine {
-        app: Arc::new(App::new(svc)),
+        app,
         queue,
         store,
         counter,

@@ -210,12 +210,13 @@ impl App {
         });
         // A new id cannot meet a stored execution, so what its pure start stages is all there
         // is (a deterministic id may be a redelivery: its worker runs the start, replaying).
+        // Only where this process runs pure starts (`App::enable_pure_start`).
         let fresh = req.execution_id.is_none();
         let record = new_record(compiled, &id, req, now);
         let trigger = record.trigger.kind.clone();
-        let staged = match fresh {
-            true => self.stage_pure_start(compiled, &record, &start).await,
-            false => None,
+        let staged = match (fresh, self.pure_start.get()) {
+            (true, Some(pure_start)) => pure_start(self, compiled, &record, &start).await,
+            _ => None,
         };
         let created = match &staged {
             Some(s) => {

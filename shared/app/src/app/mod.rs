@@ -20,7 +20,7 @@ pub mod triggers;
 pub mod workflows;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -50,6 +50,8 @@ pub struct App {
     definitions: Mutex<DefinitionCache>,
     live: Mutex<LiveExecutions>,
     finished: broadcast::Sender<(String, ExecutionStatus)>,
+    /// Set by [`App::enable_pure_start`].
+    pure_start: OnceLock<staged::PureStart>,
 }
 
 impl App {
@@ -71,6 +73,7 @@ impl App {
             definitions: Mutex::new(HashMap::new()),
             live: Mutex::new(LiveExecutions::default()),
             finished,
+            pure_start: OnceLock::new(),
         }
     }
 

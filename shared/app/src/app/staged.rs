@@ -18,6 +18,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use serde_json::Value;
 use wf_core::engine::{self, CompiledWorkflow, Effect, claim_record, effects_for, finish_record};
 use wf_core::execution::{ExecutionRecord, ExecutionStatus, ExecutionUpdate, StepRecord, StepTask};
@@ -29,6 +30,26 @@ use super::App;
 use crate::context::{LoopScope, context_from_records, steps_read};
 use crate::step_runner::run_step;
 
+/// How a process runs the pure start of an execution, once [`App::enable_pure_start`] set it.
+/// A function pointer, set at start-up, rather than a method `start` calls directly: a binary
+/// that never enables it (the api function) links none of the step runner (its zip stays under
+/// the 5 MB bound).
+pub(crate) type PureStart = for<'a> fn(
+    &'a App,
+    &'a CompiledWorkflow,
+    &'a ExecutionRecord,
+    &'a StepPath,
+) -> BoxFuture<'a, Option<StagedStart>>;
+
+fn boxed_pure_start<'a>(
+    app: &'a App,
+    compiled: &'a CompiledWorkflow,
+    record: &'a ExecutionRecord,
+    start: &'a StepPath,
+) -> BoxFuture<'a, Option<StagedStart>> {
+    Box::pin(app.stage_pure_start(compiled, record, start))
+}
+
 /// What running an execution's pure start produced: the record to create (queued, or terminal
 /// when nothing is left), the step records, and the tasks to send once created.
 pub(crate) struct StagedStart {
@@ -38,6 +59,14 @@ pub(crate) struct StagedStart {
 }
 
 impl App {
+    /// Run the pure start of new executions in this process (see the module). Local engines
+    /// (`wf dev`, `wf run`) and the webhook function do; the api function leaves it to the
+    /// worker (its role reads no secrets, so few workflows could, and it keeps the step runner
+    /// out of its binary); the trigger function starts with deterministic ids, which never do.
+    pub fn enable_pure_start(&self) {
+        let _ = self.pure_start.set(boxed_pure_start);
+    }
+
     /// Run the pure steps `record` (a new, queued execution) starts with, from `start`. `None`
     /// when the start step is not pure, or when a secret the workflow reads is not set in this
     /// process (the records must be scrubbed of every secret a step may resolve, as the worker
