@@ -332,45 +332,6 @@ impl Run<'_> {
                     debug!("step finished before: replaying its effects");
                     return self.apply(execution, &path, &rec).await;
                 }
-                TaskPlan::Claim if step.is_pure() && stored.is_none() => {
-                    // Pure steps are deterministic: compute the final record and store it with
-                    // one put-if-absent instead of a claim and a finish. A concurrent duplicate
-                    // computes the same record and replays the stored one.
-                    let claim = claim_record(
-                        &path,
-                        &step,
-                        attempt,
-                        now,
-                        execution.deadline_at,
-                        None,
-                        self.app.settings().lease_ms(),
-                    );
-                    let mut done = self
-                        .run_pure(execution, &path, &step, &claim, &loops)
-                        .await?;
-                    match self.store().claim_step(&mut done, now).await {
-                        Ok(ClaimOutcome::Claimed) => {
-                            return self.apply(execution, &path, &done).await;
-                        }
-                        Ok(ClaimOutcome::Held(current)) => stored = Some(current),
-                        Err(StoreError::TooLarge(m)) => {
-                            let mut failed = too_large_record(
-                                self.compiled,
-                                &claim,
-                                &step,
-                                &m,
-                                self.svc().clock.now_ms(),
-                            );
-                            match self.store().claim_step(&mut failed, now).await? {
-                                ClaimOutcome::Claimed => {
-                                    return self.apply(execution, &path, &failed).await;
-                                }
-                                ClaimOutcome::Held(current) => stored = Some(current),
-                            }
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
                 TaskPlan::Claim => {
                     let claim = claim_record(
                         &path,
@@ -381,6 +342,37 @@ impl Run<'_> {
                         stored.as_ref(),
                         self.app.settings().lease_ms(),
                     );
+                    if step.is_pure() && stored.is_none() {
+                        // Pure steps are deterministic: compute the final record and store it
+                        // with one put-if-absent instead of a claim and a finish. A concurrent
+                        // duplicate computes the same record and replays the stored one.
+                        let mut done = self
+                            .run_pure(execution, &path, &step, &claim, &loops)
+                            .await?;
+                        match self.store().claim_step(&mut done, now).await {
+                            Ok(ClaimOutcome::Claimed) => {
+                                return self.apply(execution, &path, &done).await;
+                            }
+                            Ok(ClaimOutcome::Held(current)) => stored = Some(current),
+                            Err(StoreError::TooLarge(m)) => {
+                                let mut failed = too_large_record(
+                                    self.compiled,
+                                    &claim,
+                                    &step,
+                                    &m,
+                                    self.svc().clock.now_ms(),
+                                );
+                                match self.store().claim_step(&mut failed, now).await? {
+                                    ClaimOutcome::Claimed => {
+                                        return self.apply(execution, &path, &failed).await;
+                                    }
+                                    ClaimOutcome::Held(current) => stored = Some(current),
+                                }
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
+                        continue;
+                    }
                     if claim.lease_lost > 0 {
                         warn!(
                             lease_lost = claim.lease_lost,
