@@ -62,12 +62,12 @@ use wf_app::runner::{PoolSettings, WorkerPool};
 use wf_app::services::{EnvSecrets, Services};
 use wf_app::settings::EngineSettings;
 use wf_aws::{DynamoStore, EventBridgeBus, SqsQueue};
-use wf_core::StoreError;
 use wf_core::execution::StepKey;
 use wf_core::execution::*;
 use wf_core::model::Workflow;
 use wf_core::ports::*;
 use wf_core::rejection::{EventRejection, RejectionPage};
+use wf_core::{StoreError, StoreResult};
 use wf_local::{QueueConfig, SqliteStore};
 
 use crate::harness::{Backend, EngineStore};
@@ -238,39 +238,34 @@ impl ExecutionStore for FaultStore {
         &self,
         e: &ExecutionRecord,
         d: Option<&DedupeKey>,
-    ) -> Result<CreateOutcome, StoreError> {
+    ) -> StoreResult<CreateOutcome> {
         self.inner.create_execution(e, d).await
     }
-    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+    async fn get_execution(&self, id: &str) -> StoreResult<Option<ExecutionRecord>> {
         self.inner.get_execution(id).await
     }
-    async fn update_execution(&self, id: &str, u: &ExecutionUpdate) -> Result<bool, StoreError> {
+    async fn update_execution(&self, id: &str, u: &ExecutionUpdate) -> StoreResult<bool> {
         self.inner.update_execution(id, u).await
     }
-    async fn list_executions(&self, q: &ExecutionQuery) -> Result<ExecutionPage, StoreError> {
+    async fn list_executions(&self, q: &ExecutionQuery) -> StoreResult<ExecutionPage> {
         self.inner.list_executions(q).await
     }
-    async fn delete_execution(&self, id: &str) -> Result<(), StoreError> {
+    async fn delete_execution(&self, id: &str) -> StoreResult<()> {
         self.inner.delete_execution(id).await
     }
-    async fn get_step(&self, e: &str, p: &str) -> Result<Option<StepRecord>, StoreError> {
+    async fn get_step(&self, e: &str, p: &str) -> StoreResult<Option<StepRecord>> {
         self.inner.get_step(e, p).await
     }
-    async fn list_steps(&self, e: &str) -> Result<Vec<StepRecord>, StoreError> {
+    async fn list_steps(&self, e: &str) -> StoreResult<Vec<StepRecord>> {
         self.inner.list_steps(e).await
     }
-    async fn list_step_keys(&self, e: &str) -> Result<Vec<StepKey>, StoreError> {
+    async fn list_step_keys(&self, e: &str) -> StoreResult<Vec<StepKey>> {
         self.inner.list_step_keys(e).await
     }
-    async fn get_steps(&self, e: &str, paths: &[String]) -> Result<Vec<StepRecord>, StoreError> {
+    async fn get_steps(&self, e: &str, paths: &[String]) -> StoreResult<Vec<StepRecord>> {
         self.inner.get_steps(e, paths).await
     }
-    async fn claim_step(
-        &self,
-        e: &str,
-        r: &StepRecord,
-        now: i64,
-    ) -> Result<ClaimOutcome, StoreError> {
+    async fn claim_step(&self, e: &str, r: &StepRecord, now: i64) -> StoreResult<ClaimOutcome> {
         let cp = Checkpoint::AfterClaim;
         match self.faults.hit(e, cp, &r.path) {
             None => self.inner.claim_step(e, r, now).await,
@@ -281,7 +276,7 @@ impl ExecutionStore for FaultStore {
             }
         }
     }
-    async fn finish_step(&self, e: &str, r: &StepRecord) -> Result<bool, StoreError> {
+    async fn finish_step(&self, e: &str, r: &StepRecord) -> StoreResult<bool> {
         let cp = Checkpoint::BeforeFinish;
         match self.faults.hit(e, cp, &r.path) {
             None => self.inner.finish_step(e, r).await,
@@ -292,7 +287,7 @@ impl ExecutionStore for FaultStore {
             }
         }
     }
-    async fn renew_lease(&self, e: &str, r: &StepRecord, until: i64) -> Result<bool, StoreError> {
+    async fn renew_lease(&self, e: &str, r: &StepRecord, until: i64) -> StoreResult<bool> {
         self.inner.renew_lease(e, r, until).await
     }
     async fn init_loop(
@@ -301,16 +296,16 @@ impl ExecutionStore for FaultStore {
         p: &str,
         s: &LoopState,
         items: &[Value],
-    ) -> Result<LoopState, StoreError> {
+    ) -> StoreResult<LoopState> {
         self.inner.init_loop(e, p, s, items).await
     }
-    async fn loop_item(&self, e: &str, p: &str, i: u32) -> Result<Option<Value>, StoreError> {
+    async fn loop_item(&self, e: &str, p: &str, i: u32) -> StoreResult<Option<Value>> {
         self.inner.loop_item(e, p, i).await
     }
-    async fn get_loop(&self, e: &str, p: &str) -> Result<Option<LoopState>, StoreError> {
+    async fn get_loop(&self, e: &str, p: &str) -> StoreResult<Option<LoopState>> {
         self.inner.get_loop(e, p).await
     }
-    async fn fail_loop(&self, e: &str, p: &str) -> Result<(), StoreError> {
+    async fn fail_loop(&self, e: &str, p: &str) -> StoreResult<()> {
         self.inner.fail_loop(e, p).await
     }
     async fn count_iteration(
@@ -319,7 +314,7 @@ impl ExecutionStore for FaultStore {
         p: &str,
         i: u32,
         r: &Value,
-    ) -> Result<IterationCount, StoreError> {
+    ) -> StoreResult<IterationCount> {
         let cp = Checkpoint::IterationMarker;
         match self.faults.hit(e, cp, &format!("{p}[{i}]")) {
             None => self.inner.count_iteration(e, p, i, r).await,
@@ -347,16 +342,16 @@ impl ExecutionStore for FaultStore {
             }
         }
     }
-    async fn list_iterations(&self, e: &str, p: &str) -> Result<Vec<(u32, Value)>, StoreError> {
+    async fn list_iterations(&self, e: &str, p: &str) -> StoreResult<Vec<(u32, Value)>> {
         self.inner.list_iterations(e, p).await
     }
-    async fn get_mark(&self, name: &str) -> Result<Value, StoreError> {
+    async fn get_mark(&self, name: &str) -> StoreResult<Value> {
         self.inner.get_mark(name).await
     }
-    async fn put_mark(&self, name: &str, value: &Value) -> Result<(), StoreError> {
+    async fn put_mark(&self, name: &str, value: &Value) -> StoreResult<()> {
         self.inner.put_mark(name, value).await
     }
-    async fn record_rejection(&self, r: &EventRejection) -> Result<(), StoreError> {
+    async fn record_rejection(&self, r: &EventRejection) -> StoreResult<()> {
         self.inner.record_rejection(r).await
     }
     async fn list_rejections(
@@ -364,7 +359,7 @@ impl ExecutionStore for FaultStore {
         w: &str,
         limit: usize,
         cursor: Option<&str>,
-    ) -> Result<RejectionPage, StoreError> {
+    ) -> StoreResult<RejectionPage> {
         self.inner.list_rejections(w, limit, cursor).await
     }
 }
@@ -432,7 +427,7 @@ impl FaultQueue {
 
 #[async_trait]
 impl TaskQueue for FaultQueue {
-    async fn send(&self, tasks: &[(StepTask, u64)]) -> Result<(), StoreError> {
+    async fn send(&self, tasks: &[(StepTask, u64)]) -> StoreResult<()> {
         let cp = Checkpoint::AfterFinishBeforeEnqueue;
         // One `run_task` sends the tasks of one execution.
         let hit = tasks
@@ -448,7 +443,7 @@ impl TaskQueue for FaultQueue {
         }
     }
 
-    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, StoreError> {
+    async fn receive(&self, max: usize, wait: Duration) -> StoreResult<Vec<Delivery>> {
         let got = self.inner.receive(max, wait).await?;
         let mut receipts = self.faults.receipts.lock().unwrap();
         for d in &got {
@@ -460,7 +455,7 @@ impl TaskQueue for FaultQueue {
         Ok(got)
     }
 
-    async fn ack(&self, receipt: &str) -> Result<(), StoreError> {
+    async fn ack(&self, receipt: &str) -> StoreResult<()> {
         let cp = Checkpoint::BeforeAck;
         let of = self.faults.receipts.lock().unwrap().get(receipt).cloned();
         let hit = of.and_then(|(e, p)| self.faults.hit(&e, cp, &p));

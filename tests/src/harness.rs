@@ -21,12 +21,12 @@ use wf_app::runner::{PoolSettings, WorkerPool};
 use wf_app::services::{EnvSecrets, Services};
 use wf_app::settings::EngineSettings;
 use wf_aws::{DynamoStore, EventBridgeBus, SqsQueue};
-use wf_core::StoreError;
 use wf_core::execution::StepKey;
 use wf_core::execution::*;
 use wf_core::model::Workflow;
 use wf_core::ports::*;
 use wf_core::rejection::{EventRejection, RejectionPage};
+use wf_core::{StoreError, StoreResult};
 use wf_local::{QueueConfig, SqliteStore};
 
 use crate::moto::{Moto, unique_prefix};
@@ -78,7 +78,7 @@ pub struct FaultyQueue {
 
 #[async_trait]
 impl TaskQueue for FaultyQueue {
-    async fn send(&self, tasks: &[(StepTask, u64)]) -> Result<(), StoreError> {
+    async fn send(&self, tasks: &[(StepTask, u64)]) -> StoreResult<()> {
         match self.mode {
             QueueMode::DeliverTwice => {
                 let doubled: Vec<_> = tasks.iter().flat_map(|t| [t.clone(), t.clone()]).collect();
@@ -95,11 +95,11 @@ impl TaskQueue for FaultyQueue {
         }
     }
 
-    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, StoreError> {
+    async fn receive(&self, max: usize, wait: Duration) -> StoreResult<Vec<Delivery>> {
         self.inner.receive(max, wait).await
     }
 
-    async fn ack(&self, receipt: &str) -> Result<(), StoreError> {
+    async fn ack(&self, receipt: &str) -> StoreResult<()> {
         if self.mode == QueueMode::DropFirstAck {
             let id = receipt.split(':').next().unwrap_or(receipt).to_string();
             let mut acked = self.acked.lock().unwrap();
@@ -125,42 +125,37 @@ impl ExecutionStore for CountingStore {
         &self,
         e: &ExecutionRecord,
         d: Option<&DedupeKey>,
-    ) -> Result<CreateOutcome, StoreError> {
+    ) -> StoreResult<CreateOutcome> {
         self.inner.create_execution(e, d).await
     }
-    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+    async fn get_execution(&self, id: &str) -> StoreResult<Option<ExecutionRecord>> {
         self.inner.get_execution(id).await
     }
-    async fn update_execution(&self, id: &str, u: &ExecutionUpdate) -> Result<bool, StoreError> {
+    async fn update_execution(&self, id: &str, u: &ExecutionUpdate) -> StoreResult<bool> {
         self.inner.update_execution(id, u).await
     }
-    async fn list_executions(&self, q: &ExecutionQuery) -> Result<ExecutionPage, StoreError> {
+    async fn list_executions(&self, q: &ExecutionQuery) -> StoreResult<ExecutionPage> {
         self.inner.list_executions(q).await
     }
-    async fn delete_execution(&self, id: &str) -> Result<(), StoreError> {
+    async fn delete_execution(&self, id: &str) -> StoreResult<()> {
         self.inner.delete_execution(id).await
     }
-    async fn get_step(&self, e: &str, p: &str) -> Result<Option<StepRecord>, StoreError> {
+    async fn get_step(&self, e: &str, p: &str) -> StoreResult<Option<StepRecord>> {
         self.inner.get_step(e, p).await
     }
-    async fn list_steps(&self, e: &str) -> Result<Vec<StepRecord>, StoreError> {
+    async fn list_steps(&self, e: &str) -> StoreResult<Vec<StepRecord>> {
         self.inner.list_steps(e).await
     }
-    async fn list_step_keys(&self, e: &str) -> Result<Vec<StepKey>, StoreError> {
+    async fn list_step_keys(&self, e: &str) -> StoreResult<Vec<StepKey>> {
         self.inner.list_step_keys(e).await
     }
-    async fn get_steps(&self, e: &str, paths: &[String]) -> Result<Vec<StepRecord>, StoreError> {
+    async fn get_steps(&self, e: &str, paths: &[String]) -> StoreResult<Vec<StepRecord>> {
         self.inner.get_steps(e, paths).await
     }
-    async fn claim_step(
-        &self,
-        e: &str,
-        r: &StepRecord,
-        now: i64,
-    ) -> Result<ClaimOutcome, StoreError> {
+    async fn claim_step(&self, e: &str, r: &StepRecord, now: i64) -> StoreResult<ClaimOutcome> {
         self.inner.claim_step(e, r, now).await
     }
-    async fn finish_step(&self, e: &str, r: &StepRecord) -> Result<bool, StoreError> {
+    async fn finish_step(&self, e: &str, r: &StepRecord) -> StoreResult<bool> {
         let applied = self.inner.finish_step(e, r).await?;
         if applied && r.status.is_terminal() {
             *self
@@ -172,7 +167,7 @@ impl ExecutionStore for CountingStore {
         }
         Ok(applied)
     }
-    async fn renew_lease(&self, e: &str, r: &StepRecord, until: i64) -> Result<bool, StoreError> {
+    async fn renew_lease(&self, e: &str, r: &StepRecord, until: i64) -> StoreResult<bool> {
         self.inner.renew_lease(e, r, until).await
     }
     async fn init_loop(
@@ -181,16 +176,16 @@ impl ExecutionStore for CountingStore {
         p: &str,
         s: &LoopState,
         items: &[Value],
-    ) -> Result<LoopState, StoreError> {
+    ) -> StoreResult<LoopState> {
         self.inner.init_loop(e, p, s, items).await
     }
-    async fn loop_item(&self, e: &str, p: &str, i: u32) -> Result<Option<Value>, StoreError> {
+    async fn loop_item(&self, e: &str, p: &str, i: u32) -> StoreResult<Option<Value>> {
         self.inner.loop_item(e, p, i).await
     }
-    async fn get_loop(&self, e: &str, p: &str) -> Result<Option<LoopState>, StoreError> {
+    async fn get_loop(&self, e: &str, p: &str) -> StoreResult<Option<LoopState>> {
         self.inner.get_loop(e, p).await
     }
-    async fn fail_loop(&self, e: &str, p: &str) -> Result<(), StoreError> {
+    async fn fail_loop(&self, e: &str, p: &str) -> StoreResult<()> {
         self.inner.fail_loop(e, p).await
     }
     async fn count_iteration(
@@ -199,19 +194,19 @@ impl ExecutionStore for CountingStore {
         p: &str,
         i: u32,
         r: &Value,
-    ) -> Result<IterationCount, StoreError> {
+    ) -> StoreResult<IterationCount> {
         self.inner.count_iteration(e, p, i, r).await
     }
-    async fn list_iterations(&self, e: &str, p: &str) -> Result<Vec<(u32, Value)>, StoreError> {
+    async fn list_iterations(&self, e: &str, p: &str) -> StoreResult<Vec<(u32, Value)>> {
         self.inner.list_iterations(e, p).await
     }
-    async fn get_mark(&self, name: &str) -> Result<Value, StoreError> {
+    async fn get_mark(&self, name: &str) -> StoreResult<Value> {
         self.inner.get_mark(name).await
     }
-    async fn put_mark(&self, name: &str, value: &Value) -> Result<(), StoreError> {
+    async fn put_mark(&self, name: &str, value: &Value) -> StoreResult<()> {
         self.inner.put_mark(name, value).await
     }
-    async fn record_rejection(&self, r: &EventRejection) -> Result<(), StoreError> {
+    async fn record_rejection(&self, r: &EventRejection) -> StoreResult<()> {
         self.inner.record_rejection(r).await
     }
     async fn list_rejections(
@@ -219,7 +214,7 @@ impl ExecutionStore for CountingStore {
         w: &str,
         limit: usize,
         cursor: Option<&str>,
-    ) -> Result<RejectionPage, StoreError> {
+    ) -> StoreResult<RejectionPage> {
         self.inner.list_rejections(w, limit, cursor).await
     }
 }

@@ -18,10 +18,10 @@ use wf_app::app::workflows::PublishMode;
 use wf_app::llm::{LlmConfig, OpenAiCompatible};
 use wf_app::runner::{PoolSettings, WorkerPool};
 use wf_app::services::{EnvSecrets, Services};
-use wf_core::StoreError;
 use wf_core::execution::{ExecutionStatus, StepTask, TriggerInfo};
 use wf_core::model::Workflow;
 use wf_core::ports::{Clock, Delivery, ExecutionStore, RecordStore, SystemClock, TaskQueue};
+use wf_core::{StoreError, StoreResult};
 use wf_local::{QueueConfig, SqliteStore};
 
 /// Fails the next send while `fail_next` is set (the send never reaches the queue).
@@ -32,16 +32,16 @@ struct FailOnce {
 
 #[async_trait]
 impl TaskQueue for FailOnce {
-    async fn send(&self, tasks: &[(StepTask, u64)]) -> Result<(), StoreError> {
+    async fn send(&self, tasks: &[(StepTask, u64)]) -> StoreResult<()> {
         if self.fail_next.swap(false, Ordering::SeqCst) {
             return Err(StoreError::Unavailable("injected send failure".into()));
         }
         self.inner.send(tasks).await
     }
-    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, StoreError> {
+    async fn receive(&self, max: usize, wait: Duration) -> StoreResult<Vec<Delivery>> {
         self.inner.receive(max, wait).await
     }
-    async fn ack(&self, receipt: &str) -> Result<(), StoreError> {
+    async fn ack(&self, receipt: &str) -> StoreResult<()> {
         self.inner.ack(receipt).await
     }
 }

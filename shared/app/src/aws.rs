@@ -13,9 +13,9 @@ use wf_aws::{
     AwsClients, Config, DynamoStore, EventBridgeBus, SqsQueue, TriggerRules, TriggerSchedules,
     WorkflowTriggers,
 };
-use wf_core::StoreError;
 use wf_core::engine::CompiledWorkflow;
 use wf_core::ports::{Clock, SecretSource, SystemClock};
+use wf_core::{StoreError, StoreResult};
 
 use crate::actions::{BuiltinActions, OutboundPolicy};
 use crate::app::{App, NoTriggerSync, TriggerSync};
@@ -275,14 +275,14 @@ impl TriggerSync for AwsTriggerSync {
         &self,
         workflow_id: &str,
         active: Option<Arc<CompiledWorkflow>>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         self.triggers
             .sync(workflow_id, active.as_deref().map(|c| &c.workflow))
             .await
             .map(|_| ())
     }
 
-    async fn reconcile(&self, active: Vec<Arc<CompiledWorkflow>>) -> Result<usize, StoreError> {
+    async fn reconcile(&self, active: Vec<Arc<CompiledWorkflow>>) -> StoreResult<usize> {
         let workflows: Vec<wf_core::model::Workflow> =
             active.iter().map(|c| c.workflow.clone()).collect();
         let report = self.triggers.sync_all(&workflows).await?;
@@ -300,7 +300,7 @@ pub struct SsmSecrets {
 }
 
 impl SsmSecrets {
-    pub async fn load(client: aws_sdk_ssm::Client, path: &str) -> Result<Arc<Self>, StoreError> {
+    pub async fn load(client: aws_sdk_ssm::Client, path: &str) -> StoreResult<Arc<Self>> {
         let s = Arc::new(Self {
             client,
             path: path.trim_end_matches('/').to_string(),
@@ -312,7 +312,7 @@ impl SsmSecrets {
     }
 
     /// Read every parameter under the path again; returns how many there are.
-    pub async fn refresh(&self) -> Result<usize, StoreError> {
+    pub async fn refresh(&self) -> StoreResult<usize> {
         let prefix = format!("{}/", self.path);
         let mut values = HashMap::new();
         let mut token = None;
@@ -395,7 +395,7 @@ where
 }
 
 /// One SSM parameter (the api's bearer token), decrypted.
-pub async fn ssm_parameter(client: &aws_sdk_ssm::Client, name: &str) -> Result<String, StoreError> {
+pub async fn ssm_parameter(client: &aws_sdk_ssm::Client, name: &str) -> StoreResult<String> {
     let out = client
         .get_parameter()
         .name(name)

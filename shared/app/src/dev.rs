@@ -13,11 +13,11 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
-use wf_core::StoreError;
 use wf_core::engine::CompiledWorkflow;
 use wf_core::model::Trigger;
 use wf_core::ports::{Clock, SystemClock};
 use wf_core::time_fmt::format_ms;
+use wf_core::{StoreError, StoreResult};
 use wf_local::LocalEventBus;
 
 use crate::app::maintenance::SweepSettings;
@@ -73,7 +73,7 @@ impl TriggerSync for LocalTriggers {
         &self,
         workflow_id: &str,
         active: Option<Arc<CompiledWorkflow>>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         match active {
             Some(c) => {
                 let specs =
@@ -228,7 +228,7 @@ impl DevServer {
     }
 
     /// What `wf dev` prints at start: each webhook URL and each schedule's next runs.
-    pub async fn banner(&self) -> Result<String, StoreError> {
+    pub async fn banner(&self) -> StoreResult<String> {
         let mut out = format!("wf dev listening on http://{}\n", self.addr);
         out.push_str(&format!(
             "  API: http://{0}/workflows   OpenAPI: http://{0}/openapi.json\n",

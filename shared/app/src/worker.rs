@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tracing::{debug, warn};
-use wf_core::StoreError;
 use wf_core::engine::{
     self, AttemptBudget, CompiledWorkflow, Effect, StepOutcome, TaskPlan, attempt_budget_within,
     claim_record, effects_for, finish_record, heartbeat_interval_ms, initial_iterations,
@@ -25,6 +24,7 @@ use wf_core::model::Step;
 use wf_core::path::StepPath;
 use wf_core::ports::ActionContext;
 use wf_core::scrub::Scrubber;
+use wf_core::{StoreError, StoreResult};
 
 use crate::app::{App, AppError};
 use crate::context::{LoopScope, step_context};
@@ -138,23 +138,19 @@ impl Scrubbed<'_> {
         &*self.app.services().executions
     }
 
-    async fn claim_step(
-        &self,
-        record: &mut StepRecord,
-        now: i64,
-    ) -> Result<ClaimOutcome, StoreError> {
+    async fn claim_step(&self, record: &mut StepRecord, now: i64) -> StoreResult<ClaimOutcome> {
         self.scrub.step_record(record);
         self.store()
             .claim_step(self.execution_id, record, now)
             .await
     }
 
-    async fn finish_step(&self, record: &mut StepRecord) -> Result<bool, StoreError> {
+    async fn finish_step(&self, record: &mut StepRecord) -> StoreResult<bool> {
         self.scrub.step_record(record);
         self.store().finish_step(self.execution_id, record).await
     }
 
-    async fn update_execution(&self, update: &mut ExecutionUpdate) -> Result<bool, StoreError> {
+    async fn update_execution(&self, update: &mut ExecutionUpdate) -> StoreResult<bool> {
         self.scrub.execution_update(update);
         self.store()
             .update_execution(self.execution_id, update)
@@ -166,7 +162,7 @@ impl Scrubbed<'_> {
         loop_path: &str,
         state: &LoopState,
         items: &mut [Value],
-    ) -> Result<LoopState, StoreError> {
+    ) -> StoreResult<LoopState> {
         items.iter_mut().for_each(|i| self.scrub.value(i));
         let store = self.store();
         store
@@ -179,7 +175,7 @@ impl Scrubbed<'_> {
         loop_path: &str,
         index: u32,
         result: &Value,
-    ) -> Result<IterationCount, StoreError> {
+    ) -> StoreResult<IterationCount> {
         let result = self.scrub.scrubbed(result);
         let store = self.store();
         store

@@ -10,9 +10,9 @@ use serde_json::json;
 use wf_app::app::workflows::PublishMode;
 use wf_app::app::{ErrorKind, TriggerSync};
 use wf_app::local::{LocalApp, LocalOptions};
-use wf_core::StoreError;
 use wf_core::engine::CompiledWorkflow;
 use wf_core::model::Workflow;
+use wf_core::{StoreError, StoreResult};
 
 /// A trigger infrastructure that is down for its first `failures` calls.
 struct Flaky {
@@ -23,7 +23,7 @@ struct Flaky {
 
 #[async_trait]
 impl TriggerSync for Flaky {
-    async fn sync(&self, _: &str, _: Option<Arc<CompiledWorkflow>>) -> Result<(), StoreError> {
+    async fn sync(&self, _: &str, _: Option<Arc<CompiledWorkflow>>) -> StoreResult<()> {
         if self.calls.fetch_add(1, Ordering::SeqCst) < self.failures {
             return Err(StoreError::Unavailable("EventBridge throttled".into()));
         }

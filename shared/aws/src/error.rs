@@ -4,7 +4,7 @@
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use wf_core::StoreError;
+use wf_core::{StoreError, StoreResult};
 
 /// Error codes that mean "try again later" across DynamoDB, SQS and EventBridge.
 const RETRYABLE_CODES: &[&str] = &[
@@ -105,7 +105,7 @@ where
 /// Mapping an SDK call's result to the ports' errors.
 pub(crate) trait SdkResultExt<T, E> {
     /// Shorthand for `.map_err(|e| store_error(op, e))`.
-    fn store_err(self, op: &str) -> Result<T, StoreError>;
+    fn store_err(self, op: &str) -> StoreResult<T>;
 
     /// The output, or `None` for the one service error that `expected` recognises as an answer
     /// rather than a failure ("already exists" on a create that may run twice, "not found" on a
@@ -114,14 +114,14 @@ pub(crate) trait SdkResultExt<T, E> {
         self,
         op: &str,
         expected: impl FnOnce(&E) -> bool,
-    ) -> Result<Option<T>, StoreError>;
+    ) -> StoreResult<Option<T>>;
 }
 
 impl<T, E> SdkResultExt<T, E> for Result<T, SdkError<E, HttpResponse>>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    fn store_err(self, op: &str) -> Result<T, StoreError> {
+    fn store_err(self, op: &str) -> StoreResult<T> {
         self.map_err(|e| store_error(op, e))
     }
 
@@ -129,7 +129,7 @@ where
         self,
         op: &str,
         expected: impl FnOnce(&E) -> bool,
-    ) -> Result<Option<T>, StoreError> {
+    ) -> StoreResult<Option<T>> {
         match self {
             Ok(out) => Ok(Some(out)),
             Err(e) if e.as_service_error().is_some_and(expected) => Ok(None),

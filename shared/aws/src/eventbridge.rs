@@ -38,9 +38,9 @@ use aws_sdk_eventbridge::types::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
-use wf_core::StoreError;
 use wf_core::model::{Trigger, Workflow};
 use wf_core::ports::{EventBus, PlatformEvent};
+use wf_core::{StoreError, StoreResult};
 
 use crate::error::{SdkResultExt, build_error};
 
@@ -80,7 +80,7 @@ impl EventBridgeBus {
         }
     }
 
-    fn entry(&self, event: &PlatformEvent) -> Result<(PutEventsRequestEntry, usize), StoreError> {
+    fn entry(&self, event: &PlatformEvent) -> StoreResult<(PutEventsRequestEntry, usize)> {
         let detail = match &event.detail {
             Value::Object(_) => event.detail.clone(),
             other => json!({ WRAPPED_DETAIL_KEY: other }),
@@ -118,7 +118,7 @@ impl EventBridgeBus {
         Ok((entry, size))
     }
 
-    async fn put_batch(&self, batch: Vec<PutEventsRequestEntry>) -> Result<(), StoreError> {
+    async fn put_batch(&self, batch: Vec<PutEventsRequestEntry>) -> StoreResult<()> {
         crate::sqs::retry_batch("PutEvents", batch, |pending| self.put_round(pending)).await
     }
 
@@ -126,7 +126,7 @@ impl EventBridgeBus {
     async fn put_round(
         &self,
         pending: Vec<PutEventsRequestEntry>,
-    ) -> Result<Vec<PutEventsRequestEntry>, StoreError> {
+    ) -> StoreResult<Vec<PutEventsRequestEntry>> {
         let out = self
             .client
             .put_events()
@@ -163,7 +163,7 @@ impl EventBridgeBus {
 #[async_trait]
 impl EventBus for EventBridgeBus {
     /// In requests of at most 10 entries and 256 KB; nothing is sent when any entry is too large.
-    async fn publish(&self, events: &[PlatformEvent]) -> Result<(), StoreError> {
+    async fn publish(&self, events: &[PlatformEvent]) -> StoreResult<()> {
         let entries = events
             .iter()
             .map(|e| self.entry(e))
@@ -370,9 +370,9 @@ fn owner_of(rule: &Rule) -> Option<String> {
 /// token (absent or empty after the last page).
 pub(crate) async fn all_pages<T, Page>(
     mut page: impl FnMut(Option<String>) -> Page,
-) -> Result<Vec<T>, StoreError>
+) -> StoreResult<Vec<T>>
 where
-    Page: Future<Output = Result<(Vec<T>, Option<String>), StoreError>>,
+    Page: Future<Output = StoreResult<(Vec<T>, Option<String>)>>,
 {
     let mut out = Vec::new();
     let mut token: Option<String> = None;
@@ -442,7 +442,7 @@ impl TriggerRules {
     /// The rules `workflow` should have while active: one event rule when it has event
     /// triggers. Schedule triggers are schedules ([`crate::scheduler::TriggerSchedules`]), never
     /// rules any more: a schedule rule found on the default bus is deleted by the sync.
-    pub fn desired(&self, workflow: &Workflow) -> Result<Vec<RuleSpec>, StoreError> {
+    pub fn desired(&self, workflow: &Workflow) -> StoreResult<Vec<RuleSpec>> {
         let prefix = rule_prefix_under(&self.prefix, &workflow.id);
         let description = format!("{DESCRIPTION_PREFIX}{}", workflow.id);
         let id_json = Value::String(workflow.id.clone()).to_string();
@@ -472,7 +472,7 @@ impl TriggerRules {
     }
 
     /// Every rule on `bus` whose name starts with `prefix`.
-    async fn list_rules(&self, bus: &str, prefix: &str) -> Result<Vec<Rule>, StoreError> {
+    async fn list_rules(&self, bus: &str, prefix: &str) -> StoreResult<Vec<Rule>> {
         all_pages(|token| async move {
             let page = self
                 .client
@@ -488,7 +488,7 @@ impl TriggerRules {
         .await
     }
 
-    async fn targets(&self, rule: &str, bus: &str) -> Result<Vec<Target>, StoreError> {
+    async fn targets(&self, rule: &str, bus: &str) -> StoreResult<Vec<Target>> {
         all_pages(|token| async move {
             let page = self
                 .client
@@ -504,7 +504,7 @@ impl TriggerRules {
         .await
     }
 
-    fn target(&self, spec: &RuleSpec) -> Result<Target, StoreError> {
+    fn target(&self, spec: &RuleSpec) -> StoreResult<Target> {
         let transformer = InputTransformer::builder()
             .set_input_paths_map((!spec.input_paths.is_empty()).then(|| spec.input_paths.clone()))
             .input_template(&spec.input_template)
@@ -551,7 +551,7 @@ impl TriggerRules {
             && rule.description() == Some(spec.description.as_str())
     }
 
-    async fn put_rule(&self, spec: &RuleSpec) -> Result<(), StoreError> {
+    async fn put_rule(&self, spec: &RuleSpec) -> StoreResult<()> {
         self.client
             .put_rule()
             .name(&spec.name)
@@ -566,7 +566,7 @@ impl TriggerRules {
         Ok(())
     }
 
-    async fn delete_rule(&self, name: &str, bus: &str) -> Result<(), StoreError> {
+    async fn delete_rule(&self, name: &str, bus: &str) -> StoreResult<()> {
         let ids: Vec<String> = self
             .targets(name, bus)
             .await?
@@ -601,7 +601,7 @@ impl TriggerRules {
         &self,
         workflow_id: &str,
         active: Option<&Workflow>,
-    ) -> Result<SyncReport, StoreError> {
+    ) -> StoreResult<SyncReport> {
         let desired = match active {
             Some(w) => self.desired(w)?,
             None => Vec::new(),
@@ -680,7 +680,7 @@ impl TriggerRules {
 
     /// Repair every managed rule: `active` workflows get theirs, rules of any other workflow
     /// (deleted or deactivated while a sync failed) are removed.
-    pub async fn sync_all(&self, active: &[Workflow]) -> Result<SyncReport, StoreError> {
+    pub async fn sync_all(&self, active: &[Workflow]) -> StoreResult<SyncReport> {
         let mut owners = BTreeSet::new();
         let buses: BTreeSet<&str> = [SCHEDULE_BUS, self.event_bus.as_str()].into();
         for bus in buses {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use wf_core::StoreError;
+use wf_core::{StoreError, StoreResult};
 
 use crate::config::{AwsClients, Config};
 use crate::error::SdkResultExt;
@@ -45,7 +45,7 @@ pub async fn ensure(
     resources: &Resources,
     region: &str,
     endpoint_url: Option<&str>,
-) -> Result<Config, StoreError> {
+) -> StoreResult<Config> {
     let visibility = resources.visibility_timeout.as_secs().to_string();
     let queue = clients
         .sqs

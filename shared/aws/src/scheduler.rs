@@ -28,9 +28,9 @@ use aws_sdk_scheduler::types::{
     Target,
 };
 use serde_json::{Value, json};
-use wf_core::StoreError;
 use wf_core::cron::CronSpec;
 use wf_core::model::{Trigger, Workflow};
+use wf_core::{StoreError, StoreResult};
 
 use crate::error::{SdkResultExt, build_error};
 use crate::eventbridge::{
@@ -142,7 +142,7 @@ impl TriggerSchedules {
 
     /// The schedules `workflow` should have while active. A cron EventBridge cannot run is
     /// `Invalid` (validation refuses those before publishing).
-    pub fn desired(&self, workflow: &Workflow) -> Result<Vec<ScheduleSpec>, StoreError> {
+    pub fn desired(&self, workflow: &Workflow) -> StoreResult<Vec<ScheduleSpec>> {
         let prefix = schedule_name_prefix(&self.prefix, &workflow.id);
         let mut out = Vec::new();
         for trigger in workflow.triggers() {
@@ -173,7 +173,7 @@ impl TriggerSchedules {
     }
 
     /// Names of the schedules in the group whose names start with `prefix`.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+    pub async fn list(&self, prefix: &str) -> StoreResult<Vec<String>> {
         all_pages(|token| async move {
             let page = self
                 .client
@@ -194,7 +194,7 @@ impl TriggerSchedules {
         .await
     }
 
-    async fn get(&self, name: &str) -> Result<Option<GetScheduleOutput>, StoreError> {
+    async fn get(&self, name: &str) -> StoreResult<Option<GetScheduleOutput>> {
         self.client
             .get_schedule()
             .group_name(&self.group)
@@ -204,7 +204,7 @@ impl TriggerSchedules {
             .store_err_unless("GetSchedule", |e| e.is_resource_not_found_exception())
     }
 
-    fn target(&self, spec: &ScheduleSpec) -> Result<Target, StoreError> {
+    fn target(&self, spec: &ScheduleSpec) -> StoreResult<Target> {
         Target::builder()
             .arn(&self.target_arn)
             .role_arn(&self.role_arn)
@@ -224,7 +224,7 @@ impl TriggerSchedules {
             .map_err(|e| build_error("a schedule target", e))
     }
 
-    fn window() -> Result<FlexibleTimeWindow, StoreError> {
+    fn window() -> StoreResult<FlexibleTimeWindow> {
         FlexibleTimeWindow::builder()
             .mode(FlexibleTimeWindowMode::Off)
             .build()
@@ -261,7 +261,7 @@ impl TriggerSchedules {
             && target.dead_letter_config().and_then(|d| d.arn()) == self.dead_letter_arn.as_deref()
     }
 
-    async fn update(&self, spec: &ScheduleSpec) -> Result<(), StoreError> {
+    async fn update(&self, spec: &ScheduleSpec) -> StoreResult<()> {
         schedule_as_specified!(self, self.client.update_schedule(), spec)
             .send()
             .await
@@ -271,7 +271,7 @@ impl TriggerSchedules {
 
     /// Create the schedule; `false` when it existed already (then it is compared and updated
     /// when it differs, see [`Self::put`]).
-    async fn create(&self, spec: &ScheduleSpec) -> Result<bool, StoreError> {
+    async fn create(&self, spec: &ScheduleSpec) -> StoreResult<bool> {
         let created = schedule_as_specified!(self, self.client.create_schedule(), spec)
             .send()
             .await
@@ -281,7 +281,7 @@ impl TriggerSchedules {
 
     /// Make the schedule `spec` exist as described; `listed`: whether a listing showed it.
     /// Which list of the report it belongs to: created, updated or unchanged.
-    async fn put(&self, spec: &ScheduleSpec, listed: bool) -> Result<Outcome, StoreError> {
+    async fn put(&self, spec: &ScheduleSpec, listed: bool) -> StoreResult<Outcome> {
         if !listed && self.create(spec).await? {
             return Ok(Outcome::Created);
         }
@@ -301,7 +301,7 @@ impl TriggerSchedules {
     }
 
     /// Delete a schedule; one already gone is fine.
-    pub async fn delete(&self, name: &str) -> Result<(), StoreError> {
+    pub async fn delete(&self, name: &str) -> StoreResult<()> {
         self.client
             .delete_schedule()
             .group_name(&self.group)
@@ -320,7 +320,7 @@ impl TriggerSchedules {
         workflow_id: &str,
         desired: &[ScheduleSpec],
         existing: &[String],
-    ) -> Result<SyncReport, StoreError> {
+    ) -> StoreResult<SyncReport> {
         let mut report = SyncReport::default();
         for spec in desired {
             let listed = existing.contains(&spec.name);
@@ -349,7 +349,7 @@ impl TriggerSchedules {
         &self,
         workflow_id: &str,
         active: Option<&Workflow>,
-    ) -> Result<SyncReport, StoreError> {
+    ) -> StoreResult<SyncReport> {
         let desired = active.map(|w| self.desired(w)).transpose()?;
         let listed = self
             .list(&schedule_name_prefix(&self.prefix, workflow_id))
@@ -362,7 +362,7 @@ impl TriggerSchedules {
     /// Repair every managed schedule with one listing: `active` workflows get theirs, every
     /// other schedule under the managed prefix (of a workflow deleted or deactivated while a
     /// sync failed) is removed.
-    pub async fn sync_all(&self, active: &[Workflow]) -> Result<SyncReport, StoreError> {
+    pub async fn sync_all(&self, active: &[Workflow]) -> StoreResult<SyncReport> {
         let mut left: BTreeSet<String> = self.list(&self.prefix).await?.into_iter().collect();
         let mut report = SyncReport::default();
         for workflow in active {
@@ -418,7 +418,7 @@ impl WorkflowTriggers {
         Self { rules, schedules }
     }
 
-    fn schedules_for(&self, workflow: &Workflow) -> Result<Option<&TriggerSchedules>, StoreError> {
+    fn schedules_for(&self, workflow: &Workflow) -> StoreResult<Option<&TriggerSchedules>> {
         let wants = workflow
             .triggers()
             .iter()
@@ -440,7 +440,7 @@ impl WorkflowTriggers {
         &self,
         workflow_id: &str,
         active: Option<&Workflow>,
-    ) -> Result<SyncReport, StoreError> {
+    ) -> StoreResult<SyncReport> {
         let mut report = SyncReport::default();
         let schedules = match active {
             Some(w) => self.schedules_for(w)?,
@@ -455,7 +455,7 @@ impl WorkflowTriggers {
 
     /// Repair everything: schedules of the active workflows (one listing), then their rules
     /// (which moves what is left of the schedule rules), then leftovers of inactive workflows.
-    pub async fn sync_all(&self, active: &[Workflow]) -> Result<SyncReport, StoreError> {
+    pub async fn sync_all(&self, active: &[Workflow]) -> StoreResult<SyncReport> {
         let mut report = SyncReport::default();
         match &self.schedules {
             Some(s) => report.absorb(s.sync_all(active).await?),

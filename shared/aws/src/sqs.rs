@@ -23,9 +23,9 @@ use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
     SendMessageBatchRequestEntry,
 };
-use wf_core::StoreError;
 use wf_core::execution::StepTask;
 use wf_core::ports::{Clock, Delivery, SystemClock, TaskQueue};
+use wf_core::{StoreError, StoreResult};
 
 use crate::error::{SdkResultExt, build_error};
 
@@ -114,7 +114,7 @@ struct Outgoing {
     size: usize,
 }
 
-fn string_attr(value: impl Into<String>) -> Result<MessageAttributeValue, StoreError> {
+fn string_attr(value: impl Into<String>) -> StoreResult<MessageAttributeValue> {
     MessageAttributeValue::builder()
         .data_type("String")
         .string_value(value)
@@ -122,7 +122,7 @@ fn string_attr(value: impl Into<String>) -> Result<MessageAttributeValue, StoreE
         .map_err(|e| build_error("a message attribute", e))
 }
 
-fn number_attr(value: impl ToString) -> Result<MessageAttributeValue, StoreError> {
+fn number_attr(value: impl ToString) -> StoreResult<MessageAttributeValue> {
     MessageAttributeValue::builder()
         .data_type("Number")
         .string_value(value.to_string())
@@ -156,7 +156,7 @@ impl SqsQueue {
     }
 
     /// The message for `task` due `delay_ms` from now.
-    fn outgoing(&self, task: &StepTask, delay_ms: u64) -> Result<Outgoing, StoreError> {
+    fn outgoing(&self, task: &StepTask, delay_ms: u64) -> StoreResult<Outgoing> {
         let body = serde_json::to_string(task)
             .map_err(|e| StoreError::Permanent(format!("cannot encode a task: {e}")))?;
         // Whole seconds, rounded up: a task is never visible before its delay.
@@ -195,7 +195,7 @@ impl SqsQueue {
 
     /// Send prepared messages in batches of at most 10 entries and 256 KiB; entries SQS fails
     /// for a transient reason are sent again.
-    async fn send_all(&self, messages: Vec<Outgoing>) -> Result<(), StoreError> {
+    async fn send_all(&self, messages: Vec<Outgoing>) -> StoreResult<()> {
         let mut batch: Vec<Outgoing> = Vec::new();
         let mut bytes = 0;
         for m in messages {
@@ -212,7 +212,7 @@ impl SqsQueue {
         Ok(())
     }
 
-    async fn send_batch(&self, batch: Vec<Outgoing>) -> Result<(), StoreError> {
+    async fn send_batch(&self, batch: Vec<Outgoing>) -> StoreResult<()> {
         let pending: Vec<(String, Outgoing)> = batch
             .into_iter()
             .enumerate()
@@ -228,7 +228,7 @@ impl SqsQueue {
     async fn send_round(
         &self,
         mut pending: Vec<(String, Outgoing)>,
-    ) -> Result<Vec<(String, Outgoing)>, StoreError> {
+    ) -> StoreResult<Vec<(String, Outgoing)>> {
         if pending.len() == 1 {
             // One message: the plain call is the same price and easier to read in logs.
             let (_, m) = &pending[0];
@@ -279,7 +279,7 @@ impl SqsQueue {
 
     /// Delete several received messages in one request (what a Lambda event source mapping
     /// does after a batch). Stale receipts are skipped, as in [`TaskQueue::ack`].
-    pub async fn ack_batch(&self, receipts: &[String]) -> Result<(), StoreError> {
+    pub async fn ack_batch(&self, receipts: &[String]) -> StoreResult<()> {
         let mut entries = Vec::new();
         for (i, receipt) in receipts.iter().enumerate() {
             let r = parse_receipt(receipt)
@@ -327,9 +327,9 @@ pub(crate) async fn retry_batch<T, Round>(
     operation: &str,
     mut pending: Vec<T>,
     mut round: impl FnMut(Vec<T>) -> Round,
-) -> Result<(), StoreError>
+) -> StoreResult<()>
 where
-    Round: Future<Output = Result<Vec<T>, StoreError>>,
+    Round: Future<Output = StoreResult<Vec<T>>>,
 {
     for attempt in 0..4u32 {
         if pending.is_empty() {
@@ -352,7 +352,7 @@ where
 
 #[async_trait]
 impl TaskQueue for SqsQueue {
-    async fn send(&self, tasks: &[(StepTask, u64)]) -> Result<(), StoreError> {
+    async fn send(&self, tasks: &[(StepTask, u64)]) -> StoreResult<()> {
         let messages = tasks
             .iter()
             .map(|(task, delay)| self.outgoing(task, *delay))
@@ -360,7 +360,7 @@ impl TaskQueue for SqsQueue {
         self.send_all(messages).await
     }
 
-    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, StoreError> {
+    async fn receive(&self, max: usize, wait: Duration) -> StoreResult<Vec<Delivery>> {
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -433,7 +433,7 @@ impl TaskQueue for SqsQueue {
         Ok(deliveries)
     }
 
-    async fn ack(&self, receipt: &str) -> Result<(), StoreError> {
+    async fn ack(&self, receipt: &str) -> StoreResult<()> {
         let r = parse_receipt(receipt)
             .ok_or_else(|| StoreError::Permanent(format!("invalid receipt {receipt:?}")))?;
         if self.latest().is_stale(r.message_id, r.count) {

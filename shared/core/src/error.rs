@@ -106,6 +106,9 @@ pub enum StoreError {
     Permanent(String),
 }
 
+/// What a port or an adapter answers (as `std::io::Result` is to `io::Error`).
+pub type StoreResult<T> = Result<T, StoreError>;
+
 impl StoreError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))

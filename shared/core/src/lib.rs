@@ -34,4 +34,4 @@ pub mod time_fmt;
 pub mod validate;
 pub mod webhook;
 
-pub use error::{StepError, StoreError};
+pub use error::{StepError, StoreError, StoreResult};

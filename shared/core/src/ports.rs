@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{StepError, StoreError};
+use crate::error::{StepError, StoreResult};
 use crate::execution::*;
 use crate::model::Workflow;
 use crate::rejection::{EventRejection, RejectionPage};
@@ -72,27 +72,22 @@ pub struct WorkflowMeta {
 #[async_trait]
 pub trait DefinitionStore: Send + Sync {
     /// Store the draft (raw JSON: drafts may be invalid). Overwrites.
-    async fn put_draft(&self, workflow_id: &str, draft: &Value, now: i64)
-    -> Result<(), StoreError>;
-    async fn get_draft(&self, workflow_id: &str) -> Result<Option<Value>, StoreError>;
+    async fn put_draft(&self, workflow_id: &str, draft: &Value, now: i64) -> StoreResult<()>;
+    async fn get_draft(&self, workflow_id: &str) -> StoreResult<Option<Value>>;
     /// Put version `version` if it does not exist yet (`Conflict` if it does).
-    async fn put_version(&self, workflow: &Workflow, version: u32) -> Result<(), StoreError>;
-    async fn get_version(
-        &self,
-        workflow_id: &str,
-        version: u32,
-    ) -> Result<Option<Workflow>, StoreError>;
-    async fn get_meta(&self, workflow_id: &str) -> Result<Option<WorkflowMeta>, StoreError>;
+    async fn put_version(&self, workflow: &Workflow, version: u32) -> StoreResult<()>;
+    async fn get_version(&self, workflow_id: &str, version: u32) -> StoreResult<Option<Workflow>>;
+    async fn get_meta(&self, workflow_id: &str) -> StoreResult<Option<WorkflowMeta>>;
     /// Write META. With `expected_updated_at`, only if the stored one has that `updatedAt`
     /// (optimistic concurrency; `Conflict` otherwise); `None` means "must not exist yet".
     async fn put_meta(
         &self,
         meta: &WorkflowMeta,
         expected_updated_at: Option<i64>,
-    ) -> Result<(), StoreError>;
-    async fn list_metas(&self) -> Result<Vec<WorkflowMeta>, StoreError>;
+    ) -> StoreResult<()>;
+    async fn list_metas(&self) -> StoreResult<Vec<WorkflowMeta>>;
     /// Delete the draft, every version and META.
-    async fn delete_workflow(&self, workflow_id: &str) -> Result<(), StoreError>;
+    async fn delete_workflow(&self, workflow_id: &str) -> StoreResult<()>;
 }
 
 /// The `executions` table: EXEC, STEP#, LOOP#, ITER# items and dedupe keys.
@@ -105,7 +100,7 @@ pub trait ExecutionStore: Send + Sync {
         &self,
         execution: &ExecutionRecord,
         dedupe: Option<&DedupeKey>,
-    ) -> Result<CreateOutcome, StoreError>;
+    ) -> StoreResult<CreateOutcome>;
     /// Create the execution as `execution` stands (terminal already when its run was pure
     /// from start to end) with the step records that run stored (`steps`, each as
     /// [`Self::claim_step`] would store a pure step's record), in one transaction where the store
@@ -120,7 +115,7 @@ pub trait ExecutionStore: Send + Sync {
         execution: &ExecutionRecord,
         dedupe: Option<&DedupeKey>,
         steps: &[StepRecord],
-    ) -> Result<CreateOutcome, StoreError> {
+    ) -> StoreResult<CreateOutcome> {
         let mut queued = execution.clone();
         queued.status = ExecutionStatus::Queued;
         queued.output = Value::Null;
@@ -143,47 +138,36 @@ pub trait ExecutionStore: Send + Sync {
         }
         Ok(CreateOutcome::Created)
     }
-    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError>;
+    async fn get_execution(&self, id: &str) -> StoreResult<Option<ExecutionRecord>>;
     /// The status of an execution, without reading the rest of its record (its input may be
     /// large; a worker that has the record already asks only whether it moved on).
-    async fn get_execution_status(&self, id: &str) -> Result<Option<ExecutionStatus>, StoreError> {
+    async fn get_execution_status(&self, id: &str) -> StoreResult<Option<ExecutionStatus>> {
         Ok(self.get_execution(id).await?.map(|r| r.status))
     }
     /// Apply `update` unless the execution is terminal already. Returns whether it applied.
-    async fn update_execution(
-        &self,
-        id: &str,
-        update: &ExecutionUpdate,
-    ) -> Result<bool, StoreError>;
+    async fn update_execution(&self, id: &str, update: &ExecutionUpdate) -> StoreResult<bool>;
     /// Newest first. `started_after` is inclusive, `started_before` exclusive; `limit` 0 means
     /// 50, at most 1000. A cursor that does not decode is `Invalid`.
-    async fn list_executions(&self, query: &ExecutionQuery) -> Result<ExecutionPage, StoreError>;
+    async fn list_executions(&self, query: &ExecutionQuery) -> StoreResult<ExecutionPage>;
     /// Delete an execution with all its items (retention).
-    async fn delete_execution(&self, id: &str) -> Result<(), StoreError>;
+    async fn delete_execution(&self, id: &str) -> StoreResult<()>;
 
-    async fn get_step(
-        &self,
-        execution_id: &str,
-        path: &str,
-    ) -> Result<Option<StepRecord>, StoreError>;
+    async fn get_step(&self, execution_id: &str, path: &str) -> StoreResult<Option<StepRecord>>;
     /// Every step record of an execution, in the order the steps started: by `startedAt`; in the
     /// same millisecond a step after the one whose `next` led to it, then by path with loop
     /// indexes compared as numbers (`each[2]/x` before `each[10]/x`). That is
     /// [`crate::execution::sort_steps`], which implementations apply (not the sort-key order).
-    async fn list_steps(&self, execution_id: &str) -> Result<Vec<StepRecord>, StoreError>;
+    async fn list_steps(&self, execution_id: &str) -> StoreResult<Vec<StepRecord>>;
     /// What the start order of every step record of an execution depends on ([`StepKey`]:
     /// path, `startedAt`, `next`), in any order, without the records' input and output: pages
     /// of step records are cut from these ([`crate::execution::step_page_keys`]). A record that
     /// cannot be decoded has a key all the same (its `startedAt` as [`Self::list_steps`] shows
     /// it).
-    async fn list_step_keys(&self, execution_id: &str) -> Result<Vec<StepKey>, StoreError>;
+    async fn list_step_keys(&self, execution_id: &str) -> StoreResult<Vec<StepKey>>;
     /// The step records at `paths`, in any order; a path with no record is left out, one that
     /// cannot be decoded is its `damaged` stand-in.
-    async fn get_steps(
-        &self,
-        execution_id: &str,
-        paths: &[String],
-    ) -> Result<Vec<StepRecord>, StoreError>;
+    async fn get_steps(&self, execution_id: &str, paths: &[String])
+    -> StoreResult<Vec<StepRecord>>;
     /// Put `record` (status `running`) only if there is no record, or the stored one is
     /// `running` with `leaseUntil <= now` (a missing `leaseUntil` counts as expired) and
     /// `attempts <= record.attempts`, or `retrying` with `attempts < record.attempts`.
@@ -194,14 +178,10 @@ pub trait ExecutionStore: Send + Sync {
         execution_id: &str,
         record: &StepRecord,
         now: i64,
-    ) -> Result<ClaimOutcome, StoreError>;
+    ) -> StoreResult<ClaimOutcome>;
     /// Replace the record only if the stored one is `running` with the same `attempts`
     /// (the writer still holds its claim). Returns whether it applied.
-    async fn finish_step(
-        &self,
-        execution_id: &str,
-        record: &StepRecord,
-    ) -> Result<bool, StoreError>;
+    async fn finish_step(&self, execution_id: &str, record: &StepRecord) -> StoreResult<bool>;
     /// Extend a claim's lease to `lease_until` (the running step's heartbeat) only if the
     /// stored record is still that claim: `running` with the same `attempts` and `leaseLost`
     /// (a takeover counts `leaseLost`, so a worker whose lease was taken over cannot renew).
@@ -211,7 +191,7 @@ pub trait ExecutionStore: Send + Sync {
         execution_id: &str,
         claim: &StepRecord,
         lease_until: i64,
-    ) -> Result<bool, StoreError>;
+    ) -> StoreResult<bool>;
 
     /// Put the loop's counter and its items (in pages of `keys::LOOP_ITEMS_PER_PAGE`) if the
     /// counter is absent; returns the stored counter (the existing one on a repeat, whose
@@ -222,21 +202,18 @@ pub trait ExecutionStore: Send + Sync {
         loop_path: &str,
         state: &LoopState,
         items: &[Value],
-    ) -> Result<LoopState, StoreError>;
+    ) -> StoreResult<LoopState>;
     /// Item `index` of the loop, read from its page; None when there is no such item.
     async fn loop_item(
         &self,
         execution_id: &str,
         loop_path: &str,
         index: u32,
-    ) -> Result<Option<Value>, StoreError>;
-    async fn get_loop(
-        &self,
-        execution_id: &str,
-        loop_path: &str,
-    ) -> Result<Option<LoopState>, StoreError>;
+    ) -> StoreResult<Option<Value>>;
+    async fn get_loop(&self, execution_id: &str, loop_path: &str)
+    -> StoreResult<Option<LoopState>>;
     /// Mark the loop failed so the remaining iterations stop.
-    async fn fail_loop(&self, execution_id: &str, loop_path: &str) -> Result<(), StoreError>;
+    async fn fail_loop(&self, execution_id: &str, loop_path: &str) -> StoreResult<()>;
     /// In one transaction: put `ITER#<loop_path>[index]` with `result` if absent and decrement
     /// `remaining`. Exactly once per (loop, index).
     async fn count_iteration(
@@ -245,25 +222,25 @@ pub trait ExecutionStore: Send + Sync {
         loop_path: &str,
         index: u32,
         result: &Value,
-    ) -> Result<IterationCount, StoreError>;
+    ) -> StoreResult<IterationCount>;
     /// The counted iterations' results, ordered by index.
     async fn list_iterations(
         &self,
         execution_id: &str,
         loop_path: &str,
-    ) -> Result<Vec<(u32, Value)>, StoreError>;
+    ) -> StoreResult<Vec<(u32, Value)>>;
 
     /// A small piece of the engine's own state kept between runs (the sweep's place when it
     /// ran out of time), by name: `MARK#<name>` items. Null when none.
-    async fn get_mark(&self, name: &str) -> Result<Value, StoreError>;
+    async fn get_mark(&self, name: &str) -> StoreResult<Value>;
     /// Set (or, with null, clear) a mark; the last write wins.
-    async fn put_mark(&self, name: &str, value: &Value) -> Result<(), StoreError>;
+    async fn put_mark(&self, name: &str, value: &Value) -> StoreResult<()>;
 
     /// Keep an event rejection in its workflow's list (`REJECT#<workflow>` items, keyed by the
     /// event's time and id: the same event again overwrites its item). The store bounds how
     /// long they are kept (DynamoDB: the executions' TTL; SQLite: the newest
     /// [`REJECTIONS_KEPT_LOCALLY`] per workflow).
-    async fn record_rejection(&self, rejection: &EventRejection) -> Result<(), StoreError>;
+    async fn record_rejection(&self, rejection: &EventRejection) -> StoreResult<()>;
     /// A workflow's rejections, newest first. `limit` 0 means 50, at most 1000. A cursor that
     /// does not decode is `Invalid`.
     async fn list_rejections(
@@ -271,7 +248,7 @@ pub trait ExecutionStore: Send + Sync {
         workflow_id: &str,
         limit: usize,
         cursor: Option<&str>,
-    ) -> Result<RejectionPage, StoreError>;
+    ) -> StoreResult<RejectionPage>;
 }
 
 /// How many rejections per workflow the SQLite store keeps (the oldest go first).
@@ -296,12 +273,12 @@ pub trait RecordStore: Send + Sync {
         id: &str,
         data: &Value,
         idempotency_key: &str,
-    ) -> Result<RecordCreate, StoreError>;
-    async fn get(&self, collection: &str, id: &str) -> Result<Option<Value>, StoreError>;
+    ) -> StoreResult<RecordCreate>;
+    async fn get(&self, collection: &str, id: &str) -> StoreResult<Option<Value>>;
     /// Shallow-merge `patch` into the stored object; `NotFound` if absent. Returns the result.
-    async fn update(&self, collection: &str, id: &str, patch: &Value) -> Result<Value, StoreError>;
+    async fn update(&self, collection: &str, id: &str, patch: &Value) -> StoreResult<Value>;
     /// Returns whether a record was deleted.
-    async fn delete(&self, collection: &str, id: &str) -> Result<bool, StoreError>;
+    async fn delete(&self, collection: &str, id: &str) -> StoreResult<bool>;
     /// Records of a collection ordered by id, after `after`: exactly `min(limit, remaining)`
     /// (never a short page while more remain, so a caller asking `limit + 1` detects the end).
     async fn query(
@@ -309,7 +286,7 @@ pub trait RecordStore: Send + Sync {
         collection: &str,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<(String, Value)>, StoreError>;
+    ) -> StoreResult<Vec<(String, Value)>>;
 }
 
 /// One received task, with what acknowledges it.
@@ -326,11 +303,11 @@ pub struct Delivery {
 #[async_trait]
 pub trait TaskQueue: Send + Sync {
     /// Send tasks, each with a delay in milliseconds (adapters chain delays past their limit).
-    async fn send(&self, tasks: &[(StepTask, u64)]) -> Result<(), StoreError>;
+    async fn send(&self, tasks: &[(StepTask, u64)]) -> StoreResult<()>;
     /// Receive up to `max` visible tasks, waiting up to `wait` for one. Received tasks are
     /// invisible until acknowledged or until the visibility timeout passes.
-    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, StoreError>;
-    async fn ack(&self, receipt: &str) -> Result<(), StoreError>;
+    async fn receive(&self, max: usize, wait: Duration) -> StoreResult<Vec<Delivery>>;
+    async fn ack(&self, receipt: &str) -> StoreResult<()>;
 }
 
 /// A platform event (EventBridge on AWS, the local bus in `wf dev`).
@@ -356,7 +333,7 @@ pub trait EventBus: Send + Sync {
     /// Publish events. Ids are deterministic (derived from the idempotency key of the step that
     /// emits them), so a redelivered publish repeats an id: adapters keep one event per id where
     /// they can, and triggers dedupe executions by event id in any case.
-    async fn publish(&self, events: &[PlatformEvent]) -> Result<(), StoreError>;
+    async fn publish(&self, events: &[PlatformEvent]) -> StoreResult<()>;
 }
 
 /// Where `{{ secrets.NAME }}` values come from.

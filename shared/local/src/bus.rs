@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use rusqlite::params;
 use tokio::sync::broadcast;
-use wf_core::StoreError;
 use wf_core::ports::{Clock, EventBus, PlatformEvent, SystemClock};
+use wf_core::{StoreError, StoreResult};
 
 use crate::db::{Db, map_err};
 use crate::items::{check_size, from_body};
@@ -44,7 +44,7 @@ impl LocalEventBus {
         &self,
         after_seq: i64,
         limit: usize,
-    ) -> Result<Vec<(i64, PlatformEvent)>, StoreError> {
+    ) -> StoreResult<Vec<(i64, PlatformEvent)>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.db
             .read(move |conn| {
@@ -69,7 +69,7 @@ impl LocalEventBus {
     }
 
     /// Delete outbox events published before `before` (ms). Returns how many were deleted.
-    pub async fn purge_before(&self, before: i64) -> Result<usize, StoreError> {
+    pub async fn purge_before(&self, before: i64) -> StoreResult<usize> {
         self.db
             .write(move |txn| {
                 txn.execute(
@@ -84,7 +84,7 @@ impl LocalEventBus {
 
 #[async_trait]
 impl EventBus for LocalEventBus {
-    async fn publish(&self, events: &[PlatformEvent]) -> Result<(), StoreError> {
+    async fn publish(&self, events: &[PlatformEvent]) -> StoreResult<()> {
         if events.is_empty() {
             return Ok(());
         }

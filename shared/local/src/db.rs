@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
 use tokio::sync::{Notify, broadcast, oneshot};
-use wf_core::StoreError;
 use wf_core::ports::PlatformEvent;
+use wf_core::{StoreError, StoreResult};
 
 use crate::schema;
 
@@ -56,13 +56,13 @@ trait WriteJob: Send {
 
 struct TypedJob<F, R> {
     f: F,
-    reply: oneshot::Sender<Result<R, StoreError>>,
+    reply: oneshot::Sender<StoreResult<R>>,
 }
 
 impl<F, R> WriteJob for TypedJob<F, R>
 where
     R: Send + 'static,
-    F: FnOnce(&Transaction<'_>) -> Result<R, StoreError> + Send + 'static,
+    F: FnOnce(&Transaction<'_>) -> StoreResult<R> + Send + 'static,
 {
     fn run(self: Box<Self>, txn: &Transaction<'_>) -> (bool, Completion) {
         let TypedJob { f, reply } = *self;
@@ -120,7 +120,7 @@ struct DbInner {
 
 impl Db {
     /// Open (or create) the file, apply the schema, start the writer thread.
-    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+    pub(crate) fn open(path: &Path) -> StoreResult<Self> {
         let mut conn = Connection::open(path).map_err(map_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(map_err)?;
         // WAL: readers and the writer do not block each other. `synchronous=NORMAL` with WAL
@@ -194,12 +194,12 @@ impl Db {
 
     /// Run `f` on the writer thread inside the current batch's transaction (in its own
     /// savepoint). `Ok` is answered only after the batch committed.
-    pub(crate) async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    pub(crate) async fn write<R, F>(&self, f: F) -> StoreResult<R>
     where
         R: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<R, StoreError> + Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> StoreResult<R> + Send + 'static,
     {
-        let (reply, rx) = oneshot::channel::<Result<R, StoreError>>();
+        let (reply, rx) = oneshot::channel::<StoreResult<R>>();
         let job: Job = Box::new(TypedJob { f, reply });
         {
             let sender = self
@@ -222,10 +222,10 @@ impl Db {
     /// Run `f` with a read-only connection, on the calling thread. A WAL read served from the
     /// page cache takes microseconds: less than the two thread handoffs of `spawn_blocking`,
     /// which profiling showed to dominate `wf dev` under load (reads never wait on the writer).
-    pub(crate) async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    pub(crate) async fn read<R, F>(&self, f: F) -> StoreResult<R>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
     {
         let conn = self.take_reader()?;
         let result = f(&conn);
@@ -246,7 +246,7 @@ impl Db {
         &self.inner.events
     }
 
-    fn take_reader(&self) -> Result<Connection, StoreError> {
+    fn take_reader(&self) -> StoreResult<Connection> {
         if let Ok(mut pool) = self.inner.readers.lock()
             && let Some(conn) = pool.pop()
         {
@@ -569,7 +569,7 @@ mod tests {
         let (_dir, db) = open();
         create_table(&db).await;
         let err = db
-            .write(|_| -> Result<(), StoreError> { panic!("boom") })
+            .write(|_| -> StoreResult<()> { panic!("boom") })
             .await
             .expect_err("panicked job");
         assert!(matches!(err, StoreError::Permanent(_)), "{err:?}");

@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use wf_core::StoreError;
+use wf_core::{StoreError, StoreResult};
 
 use crate::db::map_err;
 
@@ -18,7 +18,7 @@ pub(crate) fn to_body<T: Serialize + ?Sized>(
     pk: &str,
     sk: &str,
     limit: usize,
-) -> Result<String, StoreError> {
+) -> StoreResult<String> {
     let body = serde_json::to_string(value)
         .map_err(|e| StoreError::Permanent(format!("cannot encode item {pk}/{sk}: {e}")))?;
     check_size(pk, sk, body.len(), limit)?;
@@ -26,12 +26,7 @@ pub(crate) fn to_body<T: Serialize + ?Sized>(
 }
 
 /// Refuse an item of `body_len` bytes (plus its keys) over `limit`.
-pub(crate) fn check_size(
-    pk: &str,
-    sk: &str,
-    body_len: usize,
-    limit: usize,
-) -> Result<(), StoreError> {
+pub(crate) fn check_size(pk: &str, sk: &str, body_len: usize, limit: usize) -> StoreResult<()> {
     let size = pk.len() + sk.len() + body_len;
     if size > limit {
         return Err(StoreError::TooLarge(format!(
@@ -43,11 +38,7 @@ pub(crate) fn check_size(
 }
 
 /// Decode an item body.
-pub(crate) fn from_body<T: DeserializeOwned>(
-    body: &str,
-    pk: &str,
-    sk: &str,
-) -> Result<T, StoreError> {
+pub(crate) fn from_body<T: DeserializeOwned>(body: &str, pk: &str, sk: &str) -> StoreResult<T> {
     serde_json::from_str(body)
         .map_err(|e| StoreError::Permanent(format!("cannot decode item {pk}/{sk}: {e}")))
 }
@@ -67,11 +58,7 @@ pub(crate) fn prefix_upper(prefix: &str) -> String {
 }
 
 /// The body of one `executions` item.
-pub(crate) fn get_exec_item(
-    conn: &Connection,
-    pk: &str,
-    sk: &str,
-) -> Result<Option<String>, StoreError> {
+pub(crate) fn get_exec_item(conn: &Connection, pk: &str, sk: &str) -> StoreResult<Option<String>> {
     conn.prepare_cached("SELECT body FROM executions WHERE pk = ?1 AND sk = ?2")
         .and_then(|mut st| st.query_row(params![pk, sk], |r| r.get(0)).optional())
         .map_err(map_err)
@@ -83,7 +70,7 @@ pub(crate) fn exec_items_with_prefix(
     conn: &Connection,
     pk: &str,
     prefix: &str,
-) -> Result<Vec<(String, String)>, StoreError> {
+) -> StoreResult<Vec<(String, String)>> {
     let mut st = conn
         .prepare_cached(
             "SELECT sk, body FROM executions WHERE pk = ?1 AND sk >= ?2 AND sk < ?3 ORDER BY sk",
@@ -98,12 +85,7 @@ pub(crate) fn exec_items_with_prefix(
 }
 
 /// Put (insert or replace) one non-EXEC `executions` item.
-pub(crate) fn put_exec_item(
-    conn: &Connection,
-    pk: &str,
-    sk: &str,
-    body: &str,
-) -> Result<(), StoreError> {
+pub(crate) fn put_exec_item(conn: &Connection, pk: &str, sk: &str, body: &str) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT INTO executions (pk, sk, body) VALUES (?1, ?2, ?3)
          ON CONFLICT (pk, sk) DO UPDATE SET body = excluded.body",

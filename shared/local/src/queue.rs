@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::params;
-use wf_core::StoreError;
 use wf_core::execution::StepTask;
 use wf_core::ports::{Clock, Delivery, SystemClock, TaskQueue};
+use wf_core::{StoreError, StoreResult};
 
 use crate::db::{Db, map_err};
 use crate::items::check_size;
@@ -73,7 +73,7 @@ impl SqliteQueue {
     }
 
     /// Messages in the queue: visible, delayed and in flight (received, not acknowledged).
-    pub async fn approximate_len(&self) -> Result<usize, StoreError> {
+    pub async fn approximate_len(&self) -> StoreResult<usize> {
         self.db
             .read(|conn| {
                 conn.query_row("SELECT COUNT(*) FROM queue", [], |r| r.get::<_, i64>(0))
@@ -84,7 +84,7 @@ impl SqliteQueue {
     }
 
     /// Make up to `max` visible messages invisible and hand them out.
-    async fn receive_now(&self, max: usize) -> Result<Received, StoreError> {
+    async fn receive_now(&self, max: usize) -> StoreResult<Received> {
         let now = self.clock.now_ms();
         let invisible_until = now.saturating_add(self.visibility_ms);
         let max = i64::try_from(max).unwrap_or(i64::MAX);
@@ -155,7 +155,7 @@ fn parse_receipt(receipt: &str) -> Option<(i64, i64)> {
 
 #[async_trait]
 impl TaskQueue for SqliteQueue {
-    async fn send(&self, tasks: &[(StepTask, u64)]) -> Result<(), StoreError> {
+    async fn send(&self, tasks: &[(StepTask, u64)]) -> StoreResult<()> {
         if tasks.is_empty() {
             return Ok(());
         }
@@ -190,7 +190,7 @@ impl TaskQueue for SqliteQueue {
         Ok(())
     }
 
-    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, StoreError> {
+    async fn receive(&self, max: usize, wait: Duration) -> StoreResult<Vec<Delivery>> {
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -222,7 +222,7 @@ impl TaskQueue for SqliteQueue {
         }
     }
 
-    async fn ack(&self, receipt: &str) -> Result<(), StoreError> {
+    async fn ack(&self, receipt: &str) -> StoreResult<()> {
         let (id, count) = parse_receipt(receipt)
             .ok_or_else(|| StoreError::Permanent(format!("invalid receipt {receipt:?}")))?;
         let deleted = self

@@ -2,7 +2,7 @@
 //! migrations, tracked with `PRAGMA user_version`.
 
 use rusqlite::Connection;
-use wf_core::StoreError;
+use wf_core::{StoreError, StoreResult};
 
 use crate::db::map_err;
 
@@ -103,7 +103,7 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// Bring the schema up to date (idempotent; each step in its own transaction).
-pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<()> {
     let current: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(map_err)?;

@@ -6,7 +6,6 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params, params_from_iter};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use wf_core::StoreError;
 use wf_core::damaged::{DamagedExecution, damaged_execution, damaged_step, ulid_time_ms};
 use wf_core::execution::{
     ClaimOutcome, CreateOutcome, DedupeKey, ExecutionPage, ExecutionQuery, ExecutionRecord,
@@ -24,6 +23,7 @@ use wf_core::ports::{
     WorkflowMeta,
 };
 use wf_core::rejection::{EventRejection, RejectionPage};
+use wf_core::{StoreError, StoreResult};
 
 use crate::bus::LocalEventBus;
 use crate::db::{Db, map_err};
@@ -52,7 +52,7 @@ impl std::fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// Delete every row of partition `pk` with `sql` (`DELETE FROM <table> WHERE pk = ?1`).
-    async fn delete_partition(&self, sql: &'static str, pk: &str) -> Result<(), StoreError> {
+    async fn delete_partition(&self, sql: &'static str, pk: &str) -> StoreResult<()> {
         let pk = pk.to_string();
         self.db
             .write(move |txn| {
@@ -67,7 +67,7 @@ impl SqliteStore {
         &self,
         workflow_id: &str,
         sk: String,
-    ) -> Result<Option<T>, StoreError> {
+    ) -> StoreResult<Option<T>> {
         let pk = workflow_id.to_string();
         self.db
             .read(move |conn| {
@@ -80,7 +80,7 @@ impl SqliteStore {
 
     /// Open (or create) the database file, migrate its schema and start the writer thread.
     /// Blocks briefly (file open + migration): call it at startup.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+    pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
         let path = path.as_ref().to_path_buf();
         let db = Db::open(&path)?;
         tracing::debug!(path = %path.display(), "sqlite store opened");
@@ -114,7 +114,7 @@ impl SqliteStore {
 
     /// Delete dedupe keys that expired at or before `now` (the local stand-in for DynamoDB TTL).
     /// Returns how many were deleted.
-    pub async fn purge_expired_dedupe(&self, now: i64) -> Result<usize, StoreError> {
+    pub async fn purge_expired_dedupe(&self, now: i64) -> StoreResult<usize> {
         self.db
             .write(move |txn| {
                 txn.execute("DELETE FROM dedupe WHERE expires_at <= ?1", params![now])
@@ -128,7 +128,7 @@ impl SqliteStore {
         &self,
         before: i64,
         limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> StoreResult<Vec<String>> {
         let limit = limit as i64;
         self.db
             .read(move |conn| {
@@ -157,7 +157,7 @@ fn put_workflow_item(
     sk: &str,
     body: &str,
     updated_at: i64,
-) -> Result<(), StoreError> {
+) -> StoreResult<()> {
     txn.prepare_cached(
         "INSERT INTO workflows (pk, sk, body, updated_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (pk, sk) DO UPDATE
@@ -172,7 +172,7 @@ fn get_workflow_body(
     conn: &rusqlite::Connection,
     pk: &str,
     sk: &str,
-) -> Result<Option<String>, StoreError> {
+) -> StoreResult<Option<String>> {
     conn.prepare_cached("SELECT body FROM workflows WHERE pk = ?1 AND sk = ?2")
         .and_then(|mut st| st.query_row(params![pk, sk], |r| r.get(0)).optional())
         .map_err(map_err)
@@ -180,12 +180,7 @@ fn get_workflow_body(
 
 #[async_trait]
 impl DefinitionStore for SqliteStore {
-    async fn put_draft(
-        &self,
-        workflow_id: &str,
-        draft: &Value,
-        now: i64,
-    ) -> Result<(), StoreError> {
+    async fn put_draft(&self, workflow_id: &str, draft: &Value, now: i64) -> StoreResult<()> {
         let pk = workflow_id.to_string();
         let body = to_body(draft, &pk, DRAFT_SK, self.item_limit)?;
         self.db
@@ -193,11 +188,11 @@ impl DefinitionStore for SqliteStore {
             .await
     }
 
-    async fn get_draft(&self, workflow_id: &str) -> Result<Option<Value>, StoreError> {
+    async fn get_draft(&self, workflow_id: &str) -> StoreResult<Option<Value>> {
         self.workflow_item(workflow_id, DRAFT_SK.to_string()).await
     }
 
-    async fn put_version(&self, workflow: &Workflow, version: u32) -> Result<(), StoreError> {
+    async fn put_version(&self, workflow: &Workflow, version: u32) -> StoreResult<()> {
         let pk = workflow.id.clone();
         let sk = version_sk(version);
         let body = to_body(workflow, &pk, &sk, self.item_limit)?;
@@ -220,15 +215,11 @@ impl DefinitionStore for SqliteStore {
             .await
     }
 
-    async fn get_version(
-        &self,
-        workflow_id: &str,
-        version: u32,
-    ) -> Result<Option<Workflow>, StoreError> {
+    async fn get_version(&self, workflow_id: &str, version: u32) -> StoreResult<Option<Workflow>> {
         self.workflow_item(workflow_id, version_sk(version)).await
     }
 
-    async fn get_meta(&self, workflow_id: &str) -> Result<Option<WorkflowMeta>, StoreError> {
+    async fn get_meta(&self, workflow_id: &str) -> StoreResult<Option<WorkflowMeta>> {
         self.workflow_item(workflow_id, META_SK.to_string()).await
     }
 
@@ -236,7 +227,7 @@ impl DefinitionStore for SqliteStore {
         &self,
         meta: &WorkflowMeta,
         expected_updated_at: Option<i64>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let pk = meta.id.clone();
         let body = to_body(meta, &pk, META_SK, self.item_limit)?;
         let updated_at = meta.updated_at;
@@ -270,7 +261,7 @@ impl DefinitionStore for SqliteStore {
             .await
     }
 
-    async fn list_metas(&self) -> Result<Vec<WorkflowMeta>, StoreError> {
+    async fn list_metas(&self) -> StoreResult<Vec<WorkflowMeta>> {
         self.db
             .read(move |conn| {
                 let mut st = conn
@@ -291,7 +282,7 @@ impl DefinitionStore for SqliteStore {
             .await
     }
 
-    async fn delete_workflow(&self, workflow_id: &str) -> Result<(), StoreError> {
+    async fn delete_workflow(&self, workflow_id: &str) -> StoreResult<()> {
         self.delete_partition("DELETE FROM workflows WHERE pk = ?1", workflow_id)
             .await
     }
@@ -300,10 +291,7 @@ impl DefinitionStore for SqliteStore {
 // ---------------------------------------------------------------------------------------------
 // Executions
 
-fn load_execution(
-    conn: &rusqlite::Connection,
-    id: &str,
-) -> Result<Option<ExecutionRecord>, StoreError> {
+fn load_execution(conn: &rusqlite::Connection, id: &str) -> StoreResult<Option<ExecutionRecord>> {
     get_exec_item(conn, id, EXEC_SK)?
         .map(|b| from_body(&b, id, EXEC_SK))
         .transpose()
@@ -353,7 +341,7 @@ fn put_execution(
     conn: &rusqlite::Connection,
     record: &ExecutionRecord,
     body: &str,
-) -> Result<(), StoreError> {
+) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT INTO executions
              (pk, sk, body, workflow_id, started_at, status, trigger_type, version)
@@ -387,7 +375,7 @@ fn claim_in(
     sk: &str,
     body: &str,
     now: i64,
-) -> Result<ClaimOutcome, StoreError> {
+) -> StoreResult<ClaimOutcome> {
     if let Some(stored) = load_step(conn, id, &record.path)?
         && !claimable(&stored, record, now)
     {
@@ -401,7 +389,7 @@ fn load_step(
     conn: &rusqlite::Connection,
     execution_id: &str,
     path: &str,
-) -> Result<Option<StepRecord>, StoreError> {
+) -> StoreResult<Option<StepRecord>> {
     let sk = step_sk(path);
     get_exec_item(conn, execution_id, &sk)?
         .map(|b| from_body(&b, execution_id, &sk))
@@ -412,7 +400,7 @@ fn load_loop(
     conn: &rusqlite::Connection,
     execution_id: &str,
     loop_path: &str,
-) -> Result<Option<LoopState>, StoreError> {
+) -> StoreResult<Option<LoopState>> {
     let sk = loop_sk(loop_path);
     get_exec_item(conn, execution_id, &sk)?
         .map(|b| from_body(&b, execution_id, &sk))
@@ -436,7 +424,7 @@ fn cursor_key(started_at: i64, id: &str) -> String {
     format!("{started_at}\n{id}")
 }
 
-fn decode_cursor(cursor: &str) -> Result<(i64, String), StoreError> {
+fn decode_cursor(cursor: &str) -> StoreResult<(i64, String)> {
     let text = wf_core::keys::decode_cursor(cursor);
     match text.as_deref().and_then(|t| t.split_once('\n')) {
         Some((started_at, id)) => match started_at.parse() {
@@ -453,7 +441,7 @@ impl ExecutionStore for SqliteStore {
         &self,
         execution: &ExecutionRecord,
         dedupe: Option<&DedupeKey>,
-    ) -> Result<CreateOutcome, StoreError> {
+    ) -> StoreResult<CreateOutcome> {
         self.create_execution_with_steps(execution, dedupe, &[])
             .await
     }
@@ -463,7 +451,7 @@ impl ExecutionStore for SqliteStore {
         execution: &ExecutionRecord,
         dedupe: Option<&DedupeKey>,
         steps: &[StepRecord],
-    ) -> Result<CreateOutcome, StoreError> {
+    ) -> StoreResult<CreateOutcome> {
         let record = execution.clone();
         let body = to_body(&record, &record.id, EXEC_SK, self.item_limit)?;
         let steps = steps
@@ -473,7 +461,7 @@ impl ExecutionStore for SqliteStore {
                 let body = to_body(step, &record.id, &sk, self.item_limit)?;
                 Ok((step.clone(), sk, body))
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+            .collect::<StoreResult<Vec<_>>>()?;
         let dedupe = dedupe.cloned();
         let limit = self.item_limit;
         self.db
@@ -543,7 +531,7 @@ impl ExecutionStore for SqliteStore {
             .await
     }
 
-    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+    async fn get_execution(&self, id: &str) -> StoreResult<Option<ExecutionRecord>> {
         let id = id.to_string();
         self.db
             .read(move |conn| {
@@ -559,7 +547,7 @@ impl ExecutionStore for SqliteStore {
             .await
     }
 
-    async fn get_execution_status(&self, id: &str) -> Result<Option<ExecutionStatus>, StoreError> {
+    async fn get_execution_status(&self, id: &str) -> StoreResult<Option<ExecutionStatus>> {
         let id = id.to_string();
         self.db
             .read(move |conn| {
@@ -578,11 +566,7 @@ impl ExecutionStore for SqliteStore {
             .await
     }
 
-    async fn update_execution(
-        &self,
-        id: &str,
-        update: &ExecutionUpdate,
-    ) -> Result<bool, StoreError> {
+    async fn update_execution(&self, id: &str, update: &ExecutionUpdate) -> StoreResult<bool> {
         let id = id.to_string();
         let update = update.clone();
         let limit = self.item_limit;
@@ -601,7 +585,7 @@ impl ExecutionStore for SqliteStore {
             .await
     }
 
-    async fn list_executions(&self, query: &ExecutionQuery) -> Result<ExecutionPage, StoreError> {
+    async fn list_executions(&self, query: &ExecutionQuery) -> StoreResult<ExecutionPage> {
         let query = query.clone();
         let limit = page_size(query.limit);
         let cursor = query.cursor.as_deref().map(decode_cursor).transpose()?;
@@ -617,28 +601,24 @@ impl ExecutionStore for SqliteStore {
                         let record = row.map_err(map_err)?.into_record();
                         Ok((cursor_key(record.started_at, &record.id), record))
                     })
-                    .collect::<Result<Vec<_>, StoreError>>()?;
+                    .collect::<StoreResult<Vec<_>>>()?;
                 let (items, next_cursor) = cut_page(rows, limit);
                 Ok(ExecutionPage { items, next_cursor })
             })
             .await
     }
 
-    async fn delete_execution(&self, id: &str) -> Result<(), StoreError> {
+    async fn delete_execution(&self, id: &str) -> StoreResult<()> {
         self.delete_partition("DELETE FROM executions WHERE pk = ?1", id)
             .await
     }
 
-    async fn get_step(
-        &self,
-        execution_id: &str,
-        path: &str,
-    ) -> Result<Option<StepRecord>, StoreError> {
+    async fn get_step(&self, execution_id: &str, path: &str) -> StoreResult<Option<StepRecord>> {
         let (id, path) = (execution_id.to_string(), path.to_string());
         self.db.read(move |conn| load_step(conn, &id, &path)).await
     }
 
-    async fn list_steps(&self, execution_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+    async fn list_steps(&self, execution_id: &str) -> StoreResult<Vec<StepRecord>> {
         let id = execution_id.to_string();
         self.db
             .read(move |conn| {
@@ -652,7 +632,7 @@ impl ExecutionStore for SqliteStore {
             .await
     }
 
-    async fn list_step_keys(&self, execution_id: &str) -> Result<Vec<StepKey>, StoreError> {
+    async fn list_step_keys(&self, execution_id: &str) -> StoreResult<Vec<StepKey>> {
         let id = execution_id.to_string();
         self.db
             .read(move |conn| {
@@ -699,7 +679,7 @@ impl ExecutionStore for SqliteStore {
         &self,
         execution_id: &str,
         paths: &[String],
-    ) -> Result<Vec<StepRecord>, StoreError> {
+    ) -> StoreResult<Vec<StepRecord>> {
         let id = execution_id.to_string();
         let paths = paths.to_vec();
         self.db
@@ -721,7 +701,7 @@ impl ExecutionStore for SqliteStore {
         execution_id: &str,
         record: &StepRecord,
         now: i64,
-    ) -> Result<ClaimOutcome, StoreError> {
+    ) -> StoreResult<ClaimOutcome> {
         let id = execution_id.to_string();
         let record = record.clone();
         let sk = step_sk(&record.path);
@@ -731,11 +711,7 @@ impl ExecutionStore for SqliteStore {
             .await
     }
 
-    async fn finish_step(
-        &self,
-        execution_id: &str,
-        record: &StepRecord,
-    ) -> Result<bool, StoreError> {
+    async fn finish_step(&self, execution_id: &str, record: &StepRecord) -> StoreResult<bool> {
         let id = execution_id.to_string();
         let record = record.clone();
         let sk = step_sk(&record.path);
@@ -759,7 +735,7 @@ impl ExecutionStore for SqliteStore {
         execution_id: &str,
         claim: &StepRecord,
         lease_until: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let id = execution_id.to_string();
         let claim = claim.clone();
         let sk = step_sk(&claim.path);
@@ -790,7 +766,7 @@ impl ExecutionStore for SqliteStore {
         loop_path: &str,
         state: &LoopState,
         items: &[Value],
-    ) -> Result<LoopState, StoreError> {
+    ) -> StoreResult<LoopState> {
         let id = execution_id.to_string();
         let loop_path = loop_path.to_string();
         let state = state.clone();
@@ -823,7 +799,7 @@ impl ExecutionStore for SqliteStore {
         execution_id: &str,
         loop_path: &str,
         index: u32,
-    ) -> Result<Option<Value>, StoreError> {
+    ) -> StoreResult<Option<Value>> {
         let (page, offset) = loop_item_page(index);
         let (id, sk) = (execution_id.to_string(), loop_items_sk(loop_path, page));
         self.db
@@ -846,14 +822,14 @@ impl ExecutionStore for SqliteStore {
         &self,
         execution_id: &str,
         loop_path: &str,
-    ) -> Result<Option<LoopState>, StoreError> {
+    ) -> StoreResult<Option<LoopState>> {
         let (id, loop_path) = (execution_id.to_string(), loop_path.to_string());
         self.db
             .read(move |conn| load_loop(conn, &id, &loop_path))
             .await
     }
 
-    async fn fail_loop(&self, execution_id: &str, loop_path: &str) -> Result<(), StoreError> {
+    async fn fail_loop(&self, execution_id: &str, loop_path: &str) -> StoreResult<()> {
         let (id, loop_path) = (execution_id.to_string(), loop_path.to_string());
         let limit = self.item_limit;
         self.db
@@ -878,7 +854,7 @@ impl ExecutionStore for SqliteStore {
         loop_path: &str,
         index: u32,
         result: &Value,
-    ) -> Result<IterationCount, StoreError> {
+    ) -> StoreResult<IterationCount> {
         let (id, loop_path) = (execution_id.to_string(), loop_path.to_string());
         let iter_key = iter_sk(&loop_path, index);
         let iter_body = to_body(result, &id, &iter_key, self.item_limit)?;
@@ -918,7 +894,7 @@ impl ExecutionStore for SqliteStore {
         &self,
         execution_id: &str,
         loop_path: &str,
-    ) -> Result<Vec<(u32, Value)>, StoreError> {
+    ) -> StoreResult<Vec<(u32, Value)>> {
         let id = execution_id.to_string();
         let loop_path = loop_path.to_string();
         let prefix = iter_prefix(&loop_path);
@@ -938,7 +914,7 @@ impl ExecutionStore for SqliteStore {
             .await
     }
 
-    async fn get_mark(&self, name: &str) -> Result<Value, StoreError> {
+    async fn get_mark(&self, name: &str) -> StoreResult<Value> {
         let pk = wf_core::keys::mark_pk(name);
         self.db
             .read(move |conn| match get_exec_item(conn, &pk, MARK_SK)? {
@@ -948,7 +924,7 @@ impl ExecutionStore for SqliteStore {
             .await
     }
 
-    async fn put_mark(&self, name: &str, value: &Value) -> Result<(), StoreError> {
+    async fn put_mark(&self, name: &str, value: &Value) -> StoreResult<()> {
         let pk = wf_core::keys::mark_pk(name);
         let body = (!value.is_null())
             .then(|| to_body(value, &pk, MARK_SK, self.item_limit))
@@ -968,7 +944,7 @@ impl ExecutionStore for SqliteStore {
             .await
     }
 
-    async fn record_rejection(&self, rejection: &EventRejection) -> Result<(), StoreError> {
+    async fn record_rejection(&self, rejection: &EventRejection) -> StoreResult<()> {
         let pk = rejections_pk(&rejection.workflow_id);
         let sk = rejection_sk(rejection.event_time, &rejection.event_id);
         let body = to_body(rejection, &pk, &sk, self.item_limit)?;
@@ -993,7 +969,7 @@ impl ExecutionStore for SqliteStore {
         workflow_id: &str,
         limit: usize,
         cursor: Option<&str>,
-    ) -> Result<RejectionPage, StoreError> {
+    ) -> StoreResult<RejectionPage> {
         let limit = page_size(limit);
         let before = cursor.map(decode_rejection_cursor).transpose()?;
         let pk = rejections_pk(workflow_id);
@@ -1017,7 +993,7 @@ impl ExecutionStore for SqliteStore {
                         let rejection = from_body(&body, &pk, &sk)?;
                         Ok((sk, rejection))
                     })
-                    .collect::<Result<Vec<_>, StoreError>>()?;
+                    .collect::<StoreResult<Vec<_>>>()?;
                 let (items, next_cursor) = cut_page(rows, limit);
                 Ok(RejectionPage { items, next_cursor })
             })
@@ -1036,7 +1012,7 @@ fn decode_step(id: &str, sk: &str, body: &str) -> StepRecord {
 }
 
 /// The sort key a rejections cursor holds (`<16 digits>#<event id>`).
-fn decode_rejection_cursor(cursor: &str) -> Result<String, StoreError> {
+fn decode_rejection_cursor(cursor: &str) -> StoreResult<String> {
     wf_core::keys::decode_time_cursor(cursor)
         .ok_or_else(|| StoreError::Invalid(format!("invalid cursor {cursor:?}")))
 }
@@ -1048,7 +1024,7 @@ fn load_record(
     conn: &rusqlite::Connection,
     collection: &str,
     id: &str,
-) -> Result<Option<(Value, Option<String>)>, StoreError> {
+) -> StoreResult<Option<(Value, Option<String>)>> {
     let row: Option<(String, Option<String>)> = conn
         .prepare_cached(
             "SELECT data, idempotency_key FROM records WHERE collection = ?1 AND id = ?2",
@@ -1070,7 +1046,7 @@ impl RecordStore for SqliteStore {
         id: &str,
         data: &Value,
         idempotency_key: &str,
-    ) -> Result<RecordCreate, StoreError> {
+    ) -> StoreResult<RecordCreate> {
         let (collection, id) = (collection.to_string(), id.to_string());
         let key = idempotency_key.to_string();
         let body = to_body(
@@ -1100,14 +1076,14 @@ impl RecordStore for SqliteStore {
             .await
     }
 
-    async fn get(&self, collection: &str, id: &str) -> Result<Option<Value>, StoreError> {
+    async fn get(&self, collection: &str, id: &str) -> StoreResult<Option<Value>> {
         let (collection, id) = (collection.to_string(), id.to_string());
         self.db
             .read(move |conn| Ok(load_record(conn, &collection, &id)?.map(|(data, _)| data)))
             .await
     }
 
-    async fn update(&self, collection: &str, id: &str, patch: &Value) -> Result<Value, StoreError> {
+    async fn update(&self, collection: &str, id: &str, patch: &Value) -> StoreResult<Value> {
         let (collection, id) = (collection.to_string(), id.to_string());
         let Value::Object(patch) = patch.clone() else {
             return Err(StoreError::Permanent(format!(
@@ -1139,7 +1115,7 @@ impl RecordStore for SqliteStore {
             .await
     }
 
-    async fn delete(&self, collection: &str, id: &str) -> Result<bool, StoreError> {
+    async fn delete(&self, collection: &str, id: &str) -> StoreResult<bool> {
         let (collection, id) = (collection.to_string(), id.to_string());
         self.db
             .write(move |txn| {
@@ -1159,7 +1135,7 @@ impl RecordStore for SqliteStore {
         collection: &str,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<(String, Value)>, StoreError> {
+    ) -> StoreResult<Vec<(String, Value)>> {
         let collection = collection.to_string();
         let after = after.map(str::to_string);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use serde_json::{Value, json};
-use wf_core::StoreError;
 use wf_core::execution::{
     ClaimOutcome, CreateOutcome, DedupeKey, ExecutionQuery, ExecutionRecord, ExecutionStatus,
     ExecutionUpdate, IterationCount, StepRecord, StepStatus, TriggerInfo,
@@ -14,13 +13,14 @@ use wf_core::execution::{
 use wf_core::model::Workflow;
 use wf_core::ports::{DefinitionStore, ExecutionStore, RecordCreate, RecordStore, WorkflowMeta};
 use wf_core::rejection::{EventRejection, RejectionReason};
+use wf_core::{StoreError, StoreResult};
 
 use super::{T0, big_string, execution, execution_id, loop_items, loop_state, step, unique};
 
 /// Over DynamoDB's 400 KB item limit.
 const TOO_LARGE: usize = 420 * 1024;
 
-fn expect_too_large<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
+fn expect_too_large<T: std::fmt::Debug>(result: StoreResult<T>, what: &str) {
     match result {
         Err(StoreError::TooLarge(message)) => {
             assert!(!message.is_empty(), "{what}: TooLarge names the item");

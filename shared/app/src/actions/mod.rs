@@ -255,7 +255,7 @@ mod tests {
     use std::time::Duration;
 
     use async_trait::async_trait;
-    use wf_core::error::StoreError;
+    use wf_core::error::{StoreError, StoreResult};
     use wf_core::ports::{PlatformEvent, RecordCreate, SystemClock};
 
     use super::*;
@@ -265,22 +265,16 @@ mod tests {
 
     #[async_trait]
     impl RecordStore for NullStore {
-        async fn create(
-            &self,
-            _: &str,
-            _: &str,
-            _: &Value,
-            _: &str,
-        ) -> Result<RecordCreate, StoreError> {
+        async fn create(&self, _: &str, _: &str, _: &Value, _: &str) -> StoreResult<RecordCreate> {
             Err(StoreError::Unavailable("null store".into()))
         }
-        async fn get(&self, _: &str, _: &str) -> Result<Option<Value>, StoreError> {
+        async fn get(&self, _: &str, _: &str) -> StoreResult<Option<Value>> {
             Err(StoreError::Unavailable("null store".into()))
         }
-        async fn update(&self, _: &str, _: &str, _: &Value) -> Result<Value, StoreError> {
+        async fn update(&self, _: &str, _: &str, _: &Value) -> StoreResult<Value> {
             Err(StoreError::Unavailable("null store".into()))
         }
-        async fn delete(&self, _: &str, _: &str) -> Result<bool, StoreError> {
+        async fn delete(&self, _: &str, _: &str) -> StoreResult<bool> {
             Err(StoreError::Unavailable("null store".into()))
         }
         async fn query(
@@ -288,14 +282,14 @@ mod tests {
             _: &str,
             _: Option<&str>,
             _: usize,
-        ) -> Result<Vec<(String, Value)>, StoreError> {
+        ) -> StoreResult<Vec<(String, Value)>> {
             Err(StoreError::Unavailable("null store".into()))
         }
     }
 
     #[async_trait]
     impl EventBus for NullStore {
-        async fn publish(&self, _: &[PlatformEvent]) -> Result<(), StoreError> {
+        async fn publish(&self, _: &[PlatformEvent]) -> StoreResult<()> {
             Err(StoreError::Unavailable("null bus".into()))
         }
     }

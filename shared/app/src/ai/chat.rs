@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use wf_core::StoreError;
+use wf_core::StoreResult;
 use wf_core::ports::{RecordCreate, RecordStore};
 use wf_core::time_fmt::format_ms;
 use wf_core::validate::{format_problems, validate_value};
@@ -420,10 +420,7 @@ fn changed_keys(old: &Value, new: &Value) -> Vec<String> {
 // ---- the conversation ----
 
 /// The stored conversation of a workflow, oldest first.
-pub async fn history(
-    records: &dyn RecordStore,
-    workflow_id: &str,
-) -> Result<Vec<ChatTurn>, StoreError> {
+pub async fn history(records: &dyn RecordStore, workflow_id: &str) -> StoreResult<Vec<ChatTurn>> {
     Ok(records
         .get(HISTORY_COLLECTION, workflow_id)
         .await?
@@ -445,7 +442,7 @@ pub async fn append_turn(
     records: &dyn RecordStore,
     workflow_id: &str,
     turn: ChatTurn,
-) -> Result<(), StoreError> {
+) -> StoreResult<()> {
     let existing = records.get(HISTORY_COLLECTION, workflow_id).await?;
     let mut turns = existing.as_ref().map(decode_turns).unwrap_or_default();
     turns.push(turn);
@@ -472,7 +469,7 @@ pub async fn append_turn(
 }
 
 /// Forget a workflow's conversation.
-pub async fn clear_history(records: &dyn RecordStore, workflow_id: &str) -> Result<(), StoreError> {
+pub async fn clear_history(records: &dyn RecordStore, workflow_id: &str) -> StoreResult<()> {
     records.delete(HISTORY_COLLECTION, workflow_id).await?;
     Ok(())
 }

@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use wf_core::StoreError;
 use wf_core::ports::{DefinitionStore, WorkflowMeta};
+use wf_core::{StoreError, StoreResult};
 
 use super::{
     AiError, AiSettings, Rejected, Validation, author, chat, check_id, prompts, truncate_chars,
@@ -233,7 +233,7 @@ fn exists(id: &str) -> AiError {
     ))
 }
 
-async fn is_stored(defs: &dyn DefinitionStore, id: &str) -> Result<bool, StoreError> {
+async fn is_stored(defs: &dyn DefinitionStore, id: &str) -> StoreResult<bool> {
     Ok(defs.get_meta(id).await?.is_some() || defs.get_draft(id).await?.is_some())
 }
 

@@ -10,11 +10,11 @@ use rand::RngCore;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use tracing::info;
-use wf_core::StoreError;
 use wf_core::engine::{self, CompiledWorkflow};
 use wf_core::model::{Step, Workflow, check_workflow_id};
 use wf_core::ports::{DefinitionStore, WorkflowMeta};
 use wf_core::validate::{Report, validate_source, validate_value};
+use wf_core::{StoreError, StoreResult};
 
 use super::{App, AppError};
 
@@ -30,12 +30,12 @@ pub trait TriggerSync: Send + Sync {
         &self,
         workflow_id: &str,
         active: Option<Arc<CompiledWorkflow>>,
-    ) -> Result<(), StoreError>;
+    ) -> StoreResult<()>;
 
     /// Make every trigger match `active` (the active versions of all workflows): missing ones
     /// are created, stale ones (of workflows no longer active) removed. Returns how many
     /// changes it made. The default syncs each active workflow.
-    async fn reconcile(&self, active: Vec<Arc<CompiledWorkflow>>) -> Result<usize, StoreError> {
+    async fn reconcile(&self, active: Vec<Arc<CompiledWorkflow>>) -> StoreResult<usize> {
         let n = active.len();
         for c in active {
             self.sync(&c.workflow.id.clone(), Some(c)).await?;
@@ -49,11 +49,11 @@ pub struct NoTriggerSync;
 
 #[async_trait]
 impl TriggerSync for NoTriggerSync {
-    async fn sync(&self, _: &str, _: Option<Arc<CompiledWorkflow>>) -> Result<(), StoreError> {
+    async fn sync(&self, _: &str, _: Option<Arc<CompiledWorkflow>>) -> StoreResult<()> {
         Ok(())
     }
 
-    async fn reconcile(&self, _: Vec<Arc<CompiledWorkflow>>) -> Result<usize, StoreError> {
+    async fn reconcile(&self, _: Vec<Arc<CompiledWorkflow>>) -> StoreResult<usize> {
         Ok(0)
     }
 }
@@ -698,7 +698,7 @@ pub async fn publish_version(
     defs: &dyn DefinitionStore,
     workflow: &Workflow,
     now: i64,
-) -> Result<u32, StoreError> {
+) -> StoreResult<u32> {
     for _ in 0..5 {
         let stored = defs.get_meta(&workflow.id).await?;
         let mut meta = stored.clone().unwrap_or_else(|| WorkflowMeta {

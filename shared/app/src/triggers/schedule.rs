@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{Notify, watch};
 use tracing::{debug, error, info, warn};
-use wf_core::StoreError;
+use wf_core::StoreResult;
 use wf_core::cron::CronSpec;
 use wf_core::model::{Trigger, Workflow};
 use wf_core::ports::{Clock, DefinitionStore};
@@ -289,7 +289,7 @@ impl Scheduler {
     /// triggers is scheduled, everything else removed. Returns how many are scheduled. A
     /// version whose schedule does not parse is skipped with an error log (publishing
     /// validates, so that means a corrupted store).
-    pub async fn sync(&self, defs: &dyn DefinitionStore) -> Result<usize, StoreError> {
+    pub async fn sync(&self, defs: &dyn DefinitionStore) -> StoreResult<usize> {
         let mut wanted: Vec<(String, u32, Vec<CronSpec>)> = Vec::new();
         for meta in defs.list_metas().await? {
             let (true, Some(version)) = (meta.active, meta.active_version) else {

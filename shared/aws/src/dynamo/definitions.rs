@@ -2,9 +2,9 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
-use wf_core::StoreError;
 use wf_core::model::Workflow;
 use wf_core::ports::{DefinitionStore, WorkflowMeta};
+use wf_core::{StoreError, StoreResult};
 
 use super::items::{DraftItem, Item, MetaItem, VersionItem, decode, encode, n, s};
 use super::keys::{self, DRAFT_SK, META_SK, SK, WORKFLOWS_PK};
@@ -17,12 +17,7 @@ fn key(id: &str, sk: &str) -> Item {
 
 #[async_trait]
 impl DefinitionStore for DynamoStore {
-    async fn put_draft(
-        &self,
-        workflow_id: &str,
-        draft: &Value,
-        now: i64,
-    ) -> Result<(), StoreError> {
+    async fn put_draft(&self, workflow_id: &str, draft: &Value, now: i64) -> StoreResult<()> {
         let item = DraftItem {
             id: workflow_id.to_string(),
             sk: DRAFT_SK.into(),
@@ -33,7 +28,7 @@ impl DefinitionStore for DynamoStore {
         self.put_item(&self.workflows, item, "put_draft").await
     }
 
-    async fn get_draft(&self, workflow_id: &str) -> Result<Option<Value>, StoreError> {
+    async fn get_draft(&self, workflow_id: &str) -> StoreResult<Option<Value>> {
         let what = format!("{workflow_id}/{DRAFT_SK}");
         self.get_item(&self.workflows, key(workflow_id, DRAFT_SK), "get_draft")
             .await?
@@ -41,7 +36,7 @@ impl DefinitionStore for DynamoStore {
             .transpose()
     }
 
-    async fn put_version(&self, workflow: &Workflow, version: u32) -> Result<(), StoreError> {
+    async fn put_version(&self, workflow: &Workflow, version: u32) -> StoreResult<()> {
         let sk = keys::version_sk(version);
         let item = VersionItem {
             id: workflow.id.clone(),
@@ -62,11 +57,7 @@ impl DefinitionStore for DynamoStore {
         )))
     }
 
-    async fn get_version(
-        &self,
-        workflow_id: &str,
-        version: u32,
-    ) -> Result<Option<Workflow>, StoreError> {
+    async fn get_version(&self, workflow_id: &str, version: u32) -> StoreResult<Option<Workflow>> {
         let sk = keys::version_sk(version);
         let what = format!("{workflow_id}/{sk}");
         self.get_item(&self.workflows, key(workflow_id, &sk), "get_version")
@@ -75,7 +66,7 @@ impl DefinitionStore for DynamoStore {
             .transpose()
     }
 
-    async fn get_meta(&self, workflow_id: &str) -> Result<Option<WorkflowMeta>, StoreError> {
+    async fn get_meta(&self, workflow_id: &str) -> StoreResult<Option<WorkflowMeta>> {
         let what = format!("{workflow_id}/{META_SK}");
         self.get_item(&self.workflows, key(workflow_id, META_SK), "get_meta")
             .await?
@@ -87,7 +78,7 @@ impl DefinitionStore for DynamoStore {
         &self,
         meta: &WorkflowMeta,
         expected_updated_at: Option<i64>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let what = format!("{}/{META_SK}", meta.id);
         let item = encode(&MetaItem::from(meta), &what, self.item_limit)?;
         let condition = match expected_updated_at {
@@ -117,7 +108,7 @@ impl DefinitionStore for DynamoStore {
 
     /// A scan filtered on `sk = META`: the workflows table holds a few items per workflow, and
     /// this runs on activation sweeps and listings, not per step.
-    async fn list_metas(&self) -> Result<Vec<WorkflowMeta>, StoreError> {
+    async fn list_metas(&self) -> StoreResult<Vec<WorkflowMeta>> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -146,7 +137,7 @@ impl DefinitionStore for DynamoStore {
         Ok(out)
     }
 
-    async fn delete_workflow(&self, workflow_id: &str) -> Result<(), StoreError> {
+    async fn delete_workflow(&self, workflow_id: &str) -> StoreResult<()> {
         self.delete_partition(
             &self.workflows,
             WORKFLOWS_PK,

@@ -18,7 +18,6 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde_json::Value;
-use wf_core::StoreError;
 use wf_core::damaged::{DamagedExecution, damaged_execution, damaged_step, ulid_time_ms};
 use wf_core::execution::{
     ClaimOutcome, CreateOutcome, DedupeKey, ExecutionPage, ExecutionQuery, ExecutionRecord,
@@ -28,6 +27,7 @@ use wf_core::execution::{
 use wf_core::keys::{cut_page, page_size};
 use wf_core::ports::{Clock, ExecutionStore, SystemClock};
 use wf_core::rejection::{EventRejection, RejectionPage};
+use wf_core::{StoreError, StoreResult};
 
 use super::items::{
     DedupeItem, ExecItem, Item, IterItem, LoopCounterItem, LoopItemsItem, MarkItem, RejectionItem,
@@ -52,7 +52,7 @@ fn status_value(status: ExecutionStatus) -> AttributeValue {
     s(status.as_str())
 }
 
-fn step_status_value(status: StepStatus) -> Result<AttributeValue, StoreError> {
+fn step_status_value(status: StepStatus) -> StoreResult<AttributeValue> {
     match serde_json::to_value(status) {
         Ok(Value::String(v)) => Ok(s(v)),
         other => Err(StoreError::Permanent(format!(
@@ -63,7 +63,7 @@ fn step_status_value(status: StepStatus) -> Result<AttributeValue, StoreError> {
 
 /// What the cursor of `list_executions` (the last item's `startedKey`) and of
 /// `list_rejections` (the last item's sort key) holds: both are `<16-digit time>#<id>`.
-fn decode_cursor(cursor: &str) -> Result<String, StoreError> {
+fn decode_cursor(cursor: &str) -> StoreResult<String> {
     wf_core::keys::decode_time_cursor(cursor)
         .ok_or_else(|| StoreError::Invalid(format!("invalid cursor {cursor:?}")))
 }
@@ -138,26 +138,21 @@ impl DynamoStore {
         pk: &str,
         sk: &str,
         op: &str,
-    ) -> Result<Option<T>, StoreError> {
+    ) -> StoreResult<Option<T>> {
         self.get_item(&self.executions, key(pk, sk), op)
             .await?
             .map(|item| decode(item, &format!("{pk}/{sk}")))
             .transpose()
     }
 
-    async fn load_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+    async fn load_execution(&self, id: &str) -> StoreResult<Option<ExecutionRecord>> {
         let item: Option<ExecItem> = self.load(id, EXEC_SK, "get_execution").await?;
         Ok(item.map(ExecItem::into_record))
     }
 
     /// Put the dedupe key for `id` unless a live key of another execution holds it.
     /// `Some(first)` when one does.
-    async fn put_dedupe(
-        &self,
-        item: Item,
-        id: &str,
-        now: i64,
-    ) -> Result<Option<String>, StoreError> {
+    async fn put_dedupe(&self, item: Item, id: &str, now: i64) -> StoreResult<Option<String>> {
         let written = self
             .put_if(
                 &self.executions,
@@ -181,7 +176,7 @@ impl DynamoStore {
         &self,
         execution: &ExecutionRecord,
         stored: Option<Item>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let id = &execution.id;
         let stored = match stored {
             Some(item) => Some(decode::<ExecItem>(item, id)?.into_record()),
@@ -200,7 +195,7 @@ impl DynamoStore {
         &self,
         execution_id: &str,
         loop_path: &str,
-    ) -> Result<Option<LoopState>, StoreError> {
+    ) -> StoreResult<Option<LoopState>> {
         let sk = keys::loop_sk(loop_path);
         let counter: Option<LoopCounterItem> = self.load(execution_id, &sk, "get_loop").await?;
         Ok(counter.map(|c| LoopState {
@@ -221,7 +216,7 @@ impl DynamoStore {
         upper: &Option<String>,
         limit: usize,
         keep: &(dyn Fn(&ExecutionRecord) -> bool + Sync),
-    ) -> Result<Option<Vec<ExecutionRecord>>, StoreError> {
+    ) -> StoreResult<Option<Vec<ExecutionRecord>>> {
         let mut heads: Vec<PartitionReader> =
             partitions.into_iter().map(PartitionReader::new).collect();
         let mut items: Vec<ExecutionRecord> = Vec::new();
@@ -286,7 +281,7 @@ impl DynamoStore {
     /// The workflow id and trigger type of execution `id` (what its index keys are made of),
     /// read alone: a projection of the two never-changing attributes. None when it does not
     /// exist.
-    async fn index_facts(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {
+    async fn index_facts(&self, id: &str) -> StoreResult<Option<(String, String)>> {
         let out = self
             .client
             .get_item()
@@ -319,7 +314,7 @@ impl DynamoStore {
         upper: Option<&str>,
         page_size: i32,
         start: Option<Item>,
-    ) -> Result<Option<(Vec<Item>, Option<Item>)>, StoreError> {
+    ) -> StoreResult<Option<(Vec<Item>, Option<Item>)>> {
         let condition = match (lower, upper) {
             (Some(_), Some(_)) => "#ipk = :ipk AND #isk BETWEEN :lo AND :hi",
             (Some(_), None) => "#ipk = :ipk AND #isk >= :lo",
@@ -368,10 +363,7 @@ impl DynamoStore {
     }
 
     /// The `EXEC` items of `ids` (BatchGetItem, 100 per request), in the order of `ids`.
-    async fn batch_get_executions(
-        &self,
-        ids: &[String],
-    ) -> Result<Vec<ExecutionRecord>, StoreError> {
+    async fn batch_get_executions(&self, ids: &[String]) -> StoreResult<Vec<ExecutionRecord>> {
         let keys = ids.iter().map(|id| key(id, EXEC_SK)).collect();
         let mut found: std::collections::HashMap<String, ExecutionRecord> = self
             .batch_get(keys, "list_executions")
@@ -386,7 +378,7 @@ impl DynamoStore {
 
     /// The items of `keys` in the executions table (BatchGetItem, 100 per request, unprocessed
     /// keys retried with backoff), in any order; a key with no item is left out.
-    async fn batch_get(&self, keys: Vec<Item>, op: &str) -> Result<Vec<Item>, StoreError> {
+    async fn batch_get(&self, keys: Vec<Item>, op: &str) -> StoreResult<Vec<Item>> {
         let mut items = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(100) {
             let mut keys_left: Vec<Item> = chunk.to_vec();
@@ -597,7 +589,7 @@ fn counter_exists() -> Condition {
 }
 
 /// "Still my claim": the step is running at the claim's attempt (`finish_step`, `renew_lease`).
-fn still_claimed(claim: &StepRecord) -> Result<Condition, StoreError> {
+fn still_claimed(claim: &StepRecord) -> StoreResult<Condition> {
     Ok(
         Condition::new("#status = :running AND attempts = :attempts")
             .name("#status", "status")
@@ -612,7 +604,7 @@ impl ExecutionStore for DynamoStore {
         &self,
         execution: &ExecutionRecord,
         dedupe: Option<&DedupeKey>,
-    ) -> Result<CreateOutcome, StoreError> {
+    ) -> StoreResult<CreateOutcome> {
         let id = &execution.id;
         let exec_item = encode(
             &ExecItem::new(execution, self.retention_days),
@@ -704,18 +696,14 @@ impl ExecutionStore for DynamoStore {
         )))
     }
 
-    async fn get_execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+    async fn get_execution(&self, id: &str) -> StoreResult<Option<ExecutionRecord>> {
         Ok(self
             .get_item(&self.executions, key(id, EXEC_SK), "get_execution")
             .await?
             .map(exec_or_damaged))
     }
 
-    async fn update_execution(
-        &self,
-        id: &str,
-        update: &ExecutionUpdate,
-    ) -> Result<bool, StoreError> {
+    async fn update_execution(&self, id: &str, update: &ExecutionUpdate) -> StoreResult<bool> {
         let what = format!("{id}/{EXEC_SK}");
         let mut sets = vec!["#status = :status".to_string()];
         let mut condition =
@@ -797,7 +785,7 @@ impl ExecutionStore for DynamoStore {
         }
     }
 
-    async fn list_executions(&self, query: &ExecutionQuery) -> Result<ExecutionPage, StoreError> {
+    async fn list_executions(&self, query: &ExecutionQuery) -> StoreResult<ExecutionPage> {
         let limit = page_size(query.limit);
         let cursor = query.cursor.as_deref().map(decode_cursor).transpose()?;
         let lower = query.started_after.map(keys::started_bound);
@@ -847,23 +835,19 @@ impl ExecutionStore for DynamoStore {
         Ok(ExecutionPage { items, next_cursor })
     }
 
-    async fn delete_execution(&self, id: &str) -> Result<(), StoreError> {
+    async fn delete_execution(&self, id: &str) -> StoreResult<()> {
         self.delete_partition(&self.executions, EXECUTIONS_PK, id, "delete_execution")
             .await
     }
 
-    async fn get_step(
-        &self,
-        execution_id: &str,
-        path: &str,
-    ) -> Result<Option<StepRecord>, StoreError> {
+    async fn get_step(&self, execution_id: &str, path: &str) -> StoreResult<Option<StepRecord>> {
         let item: Option<StepItem> = self
             .load(execution_id, &keys::step_sk(path), "get_step")
             .await?;
         Ok(item.map(StepItem::into_record))
     }
 
-    async fn list_steps(&self, execution_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+    async fn list_steps(&self, execution_id: &str) -> StoreResult<Vec<StepRecord>> {
         let steps = self.steps_query("list_steps", execution_id);
         let rows = self.query_all(steps).await?;
         let mut steps: Vec<StepRecord> = rows
@@ -874,7 +858,7 @@ impl ExecutionStore for DynamoStore {
         Ok(steps)
     }
 
-    async fn list_step_keys(&self, execution_id: &str) -> Result<Vec<StepKey>, StoreError> {
+    async fn list_step_keys(&self, execution_id: &str) -> StoreResult<Vec<StepKey>> {
         // Only the three attributes come back (a query is billed by the items' size all the
         // same, but the records' input and output are not transferred or held).
         let steps = self
@@ -899,7 +883,7 @@ impl ExecutionStore for DynamoStore {
         &self,
         execution_id: &str,
         paths: &[String],
-    ) -> Result<Vec<StepRecord>, StoreError> {
+    ) -> StoreResult<Vec<StepRecord>> {
         let keys = paths
             .iter()
             .map(|p| key(execution_id, &keys::step_sk(p)))
@@ -917,7 +901,7 @@ impl ExecutionStore for DynamoStore {
         execution_id: &str,
         record: &StepRecord,
         now: i64,
-    ) -> Result<ClaimOutcome, StoreError> {
+    ) -> StoreResult<ClaimOutcome> {
         let sk = keys::step_sk(&record.path);
         let what = format!("{execution_id}/{sk}");
         let item = encode(
@@ -959,11 +943,7 @@ impl ExecutionStore for DynamoStore {
         }
     }
 
-    async fn finish_step(
-        &self,
-        execution_id: &str,
-        record: &StepRecord,
-    ) -> Result<bool, StoreError> {
+    async fn finish_step(&self, execution_id: &str, record: &StepRecord) -> StoreResult<bool> {
         let sk = keys::step_sk(&record.path);
         let item = encode(
             &StepItem::new(execution_id, record, self.retention_days),
@@ -982,7 +962,7 @@ impl ExecutionStore for DynamoStore {
         execution_id: &str,
         claim: &StepRecord,
         lease_until: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         // Items written before `leaseLost` existed have no attribute: that is 0.
         let same_takeovers = if claim.lease_lost == 0 {
             "(attribute_not_exists(leaseLost) OR leaseLost = :lost)"
@@ -1007,7 +987,7 @@ impl ExecutionStore for DynamoStore {
         loop_path: &str,
         state: &LoopState,
         items: &[Value],
-    ) -> Result<LoopState, StoreError> {
+    ) -> StoreResult<LoopState> {
         if let Some(stored) = self.load_loop(execution_id, loop_path).await? {
             return Ok(stored);
         }
@@ -1051,7 +1031,7 @@ impl ExecutionStore for DynamoStore {
         execution_id: &str,
         loop_path: &str,
         index: u32,
-    ) -> Result<Option<Value>, StoreError> {
+    ) -> StoreResult<Option<Value>> {
         let (page, offset) = keys::loop_item_page(index);
         let sk = keys::loop_items_sk(loop_path, page);
         let what = format!("{execution_id}/{sk}");
@@ -1076,11 +1056,11 @@ impl ExecutionStore for DynamoStore {
         &self,
         execution_id: &str,
         loop_path: &str,
-    ) -> Result<Option<LoopState>, StoreError> {
+    ) -> StoreResult<Option<LoopState>> {
         self.load_loop(execution_id, loop_path).await
     }
 
-    async fn fail_loop(&self, execution_id: &str, loop_path: &str) -> Result<(), StoreError> {
+    async fn fail_loop(&self, execution_id: &str, loop_path: &str) -> StoreResult<()> {
         let counter = key(execution_id, &keys::loop_sk(loop_path));
         let condition = counter_exists().value(":true", AttributeValue::Bool(true));
         let written = self
@@ -1099,7 +1079,7 @@ impl ExecutionStore for DynamoStore {
         loop_path: &str,
         index: u32,
         result: &Value,
-    ) -> Result<IterationCount, StoreError> {
+    ) -> StoreResult<IterationCount> {
         let iter_key = keys::iter_sk(loop_path, index);
         let what = format!("{execution_id}/{iter_key}");
         let iter = encode(
@@ -1188,7 +1168,7 @@ impl ExecutionStore for DynamoStore {
         &self,
         execution_id: &str,
         loop_path: &str,
-    ) -> Result<Vec<(u32, Value)>, StoreError> {
+    ) -> StoreResult<Vec<(u32, Value)>> {
         let prefix = keys::iter_prefix(loop_path);
         let iterations = QuerySpec::partition(
             "list_iterations",
@@ -1213,7 +1193,7 @@ impl ExecutionStore for DynamoStore {
         Ok(out)
     }
 
-    async fn get_mark(&self, name: &str) -> Result<Value, StoreError> {
+    async fn get_mark(&self, name: &str) -> StoreResult<Value> {
         let pk = wf_core::keys::mark_pk(name);
         match self
             .get_item(
@@ -1228,7 +1208,7 @@ impl ExecutionStore for DynamoStore {
         }
     }
 
-    async fn put_mark(&self, name: &str, value: &Value) -> Result<(), StoreError> {
+    async fn put_mark(&self, name: &str, value: &Value) -> StoreResult<()> {
         // A cleared mark is stored as null (`get_mark` answers null either way): a put, so the
         // trigger function's role needs no DeleteItem.
         let pk = wf_core::keys::mark_pk(name);
@@ -1244,7 +1224,7 @@ impl ExecutionStore for DynamoStore {
         self.put_item(&self.executions, item, "put_mark").await
     }
 
-    async fn record_rejection(&self, rejection: &EventRejection) -> Result<(), StoreError> {
+    async fn record_rejection(&self, rejection: &EventRejection) -> StoreResult<()> {
         let pk = wf_core::keys::rejections_pk(&rejection.workflow_id);
         let sk = wf_core::keys::rejection_sk(rejection.event_time, &rejection.event_id);
         let what = format!("{pk}/{sk}");
@@ -1269,7 +1249,7 @@ impl ExecutionStore for DynamoStore {
         workflow_id: &str,
         limit: usize,
         cursor: Option<&str>,
-    ) -> Result<RejectionPage, StoreError> {
+    ) -> StoreResult<RejectionPage> {
         let limit = page_size(limit);
         let pk = wf_core::keys::rejections_pk(workflow_id);
         let start = cursor
@@ -1298,7 +1278,7 @@ impl ExecutionStore for DynamoStore {
                 let item = decode::<RejectionItem>(row, &pk)?;
                 Ok((item.sk, item.rejection))
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+            .collect::<StoreResult<Vec<_>>>()?;
         let (items, next_cursor) = cut_page(rows, limit);
         Ok(RejectionPage { items, next_cursor })
     }

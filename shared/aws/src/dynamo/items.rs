@@ -12,12 +12,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use wf_core::StepError;
-use wf_core::StoreError;
 use wf_core::execution::{
     ExecutionRecord, ExecutionStatus, LoopState, StepRecord, StepStatus, TriggerInfo,
 };
 use wf_core::model::Workflow;
 use wf_core::ports::WorkflowMeta;
+use wf_core::{StoreError, StoreResult};
 
 use super::keys;
 
@@ -72,11 +72,7 @@ pub(crate) mod json_text_opt {
 }
 
 /// Encode an item struct, refusing it when it is over `limit` bytes.
-pub(crate) fn encode<T: Serialize>(
-    value: &T,
-    what: &str,
-    limit: usize,
-) -> Result<Item, StoreError> {
+pub(crate) fn encode<T: Serialize>(value: &T, what: &str, limit: usize) -> StoreResult<Item> {
     let item: Item = serde_dynamo::to_item(value)
         .map_err(|e| StoreError::Permanent(format!("cannot encode item {what}: {e}")))?;
     check_size(&item, what, limit)?;
@@ -84,13 +80,13 @@ pub(crate) fn encode<T: Serialize>(
 }
 
 /// Decode an item into its struct.
-pub(crate) fn decode<T: DeserializeOwned>(item: Item, what: &str) -> Result<T, StoreError> {
+pub(crate) fn decode<T: DeserializeOwned>(item: Item, what: &str) -> StoreResult<T> {
     serde_dynamo::from_item(item)
         .map_err(|e| StoreError::Permanent(format!("cannot decode item {what}: {e}")))
 }
 
 /// Refuse an item over `limit` bytes, naming it and its size.
-pub(crate) fn check_size(item: &Item, what: &str, limit: usize) -> Result<(), StoreError> {
+pub(crate) fn check_size(item: &Item, what: &str, limit: usize) -> StoreResult<()> {
     let size = item_size(item);
     if size > limit {
         return Err(too_large(what, size, limit));
@@ -269,7 +265,7 @@ impl ExecItem {
 
 /// The `EXEC` item of `record` as the store writes it (for tools that load many executions at
 /// once, e.g. the sweep measurement `tests/src/bin/sweep_scale.rs`).
-pub fn execution_item(record: &ExecutionRecord, retention_days: u32) -> Result<Item, StoreError> {
+pub fn execution_item(record: &ExecutionRecord, retention_days: u32) -> StoreResult<Item> {
     encode(
         &ExecItem::new(record, retention_days),
         &format!("{}/{}", record.id, keys::EXEC_SK),
@@ -388,7 +384,7 @@ pub(crate) fn loop_items(
     state: &LoopState,
     items: &[Value],
     ttl: i64,
-) -> Result<(LoopCounterItem, Vec<LoopItemsItem>), StoreError> {
+) -> StoreResult<(LoopCounterItem, Vec<LoopItemsItem>)> {
     let counter = LoopCounterItem {
         execution_id: execution_id.to_string(),
         sk: keys::loop_sk(path),
@@ -413,7 +409,7 @@ pub(crate) fn loop_items(
                 ttl,
             })
         })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+        .collect::<StoreResult<Vec<_>>>()?;
     Ok((counter, pages))
 }
 

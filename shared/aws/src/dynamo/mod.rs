@@ -22,7 +22,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, Put, PutRequest, ReturnValue, TransactWriteItem, WriteRequest,
 };
-use wf_core::StoreError;
+use wf_core::{StoreError, StoreResult};
 
 use crate::config::Config;
 use crate::error::{Failure, SdkResultExt, build_error, classify, store_error};
@@ -65,7 +65,7 @@ impl DynamoStore {
     }
 
     /// A strongly consistent GetItem.
-    async fn get_item(&self, table: &str, key: Item, op: &str) -> Result<Option<Item>, StoreError> {
+    async fn get_item(&self, table: &str, key: Item, op: &str) -> StoreResult<Option<Item>> {
         let out = self
             .client
             .get_item()
@@ -79,7 +79,7 @@ impl DynamoStore {
     }
 
     /// An unconditional PutItem (the same item again writes the same thing).
-    async fn put_item(&self, table: &str, item: Item, op: &str) -> Result<(), StoreError> {
+    async fn put_item(&self, table: &str, item: Item, op: &str) -> StoreResult<()> {
         self.client
             .put_item()
             .table_name(table)
@@ -91,7 +91,7 @@ impl DynamoStore {
     }
 
     /// Every item of a key condition (all pages), strongly consistent, in sort key order.
-    async fn query_all(&self, q: QuerySpec<'_>) -> Result<Vec<Item>, StoreError> {
+    async fn query_all(&self, q: QuerySpec<'_>) -> StoreResult<Vec<Item>> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -127,7 +127,7 @@ impl DynamoStore {
         pk_attribute: &'static str,
         pk: &str,
         op: &str,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let query = QuerySpec::partition(op, table, pk_attribute, pk).project("#pk, #sk", &[]);
         let keys = self.query_all(query).await?;
         self.write_batch(table, keys, BatchAction::Delete, op).await
@@ -141,7 +141,7 @@ impl DynamoStore {
         items: Vec<Item>,
         action: BatchAction,
         op: &str,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let requests = items
             .into_iter()
             .map(|item| action.request(item))
@@ -188,7 +188,7 @@ enum BatchAction {
 }
 
 impl BatchAction {
-    fn request(self, item: Item) -> Result<WriteRequest, StoreError> {
+    fn request(self, item: Item) -> StoreResult<WriteRequest> {
         match self {
             BatchAction::Put => PutRequest::builder()
                 .set_item(Some(item))
@@ -347,7 +347,7 @@ impl DynamoStore {
         item: Item,
         condition: Condition,
         op: &str,
-    ) -> Result<Conditional, StoreError> {
+    ) -> StoreResult<Conditional> {
         let request = self
             .client
             .put_item()
@@ -373,7 +373,7 @@ impl DynamoStore {
         condition: Condition,
         returns: Option<ReturnValue>,
         op: &str,
-    ) -> Result<Conditional, StoreError> {
+    ) -> StoreResult<Conditional> {
         let request = self
             .client
             .update_item()
@@ -397,7 +397,7 @@ fn transaction_put(
     table: &str,
     item: Item,
     condition: Condition,
-) -> Result<TransactWriteItem, StoreError> {
+) -> StoreResult<TransactWriteItem> {
     let put = Put::builder().table_name(table).set_item(Some(item));
     let put = with_condition!(put, condition)
         .build()
@@ -412,7 +412,7 @@ fn condition_failed<E>(
     op: &str,
     err: SdkError<E, HttpResponse>,
     old_item: impl FnOnce(SdkError<E, HttpResponse>) -> Option<Item>,
-) -> Result<Option<Item>, StoreError>
+) -> StoreResult<Option<Item>>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -441,7 +441,7 @@ impl Reason {
 fn transaction_cancelled(
     op: &str,
     err: SdkError<TransactWriteItemsError, HttpResponse>,
-) -> Result<Vec<Reason>, StoreError> {
+) -> StoreResult<Vec<Reason>> {
     if classify(&err) != Failure::Cancelled {
         return Err(store_error(op, err));
     }

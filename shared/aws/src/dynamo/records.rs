@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
 use serde_json::Value;
-use wf_core::StoreError;
 use wf_core::ports::{RecordCreate, RecordStore};
+use wf_core::{StoreError, StoreResult};
 
 use super::items::{Item, RecordItem, decode, encode, n, s};
 use super::keys::{RECORDS_PK, RECORDS_SK};
@@ -19,11 +19,7 @@ fn key(collection: &str, id: &str) -> Item {
 }
 
 impl DynamoStore {
-    async fn load_record(
-        &self,
-        collection: &str,
-        id: &str,
-    ) -> Result<Option<RecordItem>, StoreError> {
+    async fn load_record(&self, collection: &str, id: &str) -> StoreResult<Option<RecordItem>> {
         self.get_item(&self.records, key(collection, id), "get record")
             .await?
             .map(|i| decode(i, &format!("{collection}/{id}")))
@@ -39,7 +35,7 @@ impl RecordStore for DynamoStore {
         id: &str,
         data: &Value,
         idempotency_key: &str,
-    ) -> Result<RecordCreate, StoreError> {
+    ) -> StoreResult<RecordCreate> {
         let what = format!("{collection}/{id}");
         let item = RecordItem {
             collection: collection.to_string(),
@@ -70,13 +66,13 @@ impl RecordStore for DynamoStore {
         }
     }
 
-    async fn get(&self, collection: &str, id: &str) -> Result<Option<Value>, StoreError> {
+    async fn get(&self, collection: &str, id: &str) -> StoreResult<Option<Value>> {
         Ok(self.load_record(collection, id).await?.map(|r| r.data))
     }
 
     /// Read, merge, write under a condition on the revision read (the data is JSON text, so the
     /// merge happens here); a concurrent update makes it read again.
-    async fn update(&self, collection: &str, id: &str, patch: &Value) -> Result<Value, StoreError> {
+    async fn update(&self, collection: &str, id: &str, patch: &Value) -> StoreResult<Value> {
         let what = format!("{collection}/{id}");
         let Value::Object(patch) = patch else {
             return Err(StoreError::Permanent(format!(
@@ -114,7 +110,7 @@ impl RecordStore for DynamoStore {
         )))
     }
 
-    async fn delete(&self, collection: &str, id: &str) -> Result<bool, StoreError> {
+    async fn delete(&self, collection: &str, id: &str) -> StoreResult<bool> {
         let out = self
             .client
             .delete_item()
@@ -132,7 +128,7 @@ impl RecordStore for DynamoStore {
         collection: &str,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<(String, Value)>, StoreError> {
+    ) -> StoreResult<Vec<(String, Value)>> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         while out.len() < limit {

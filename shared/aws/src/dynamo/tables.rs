@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
-use wf_core::StoreError;
+use wf_core::StoreResult;
 
 use super::keys::{
     BY_LIVE_INDEX, BY_START_INDEX, BY_STATUS_INDEX, BY_TRIGGER_INDEX, BY_WORKFLOW_INDEX,
@@ -18,7 +18,7 @@ use super::keys::{
 use crate::config::Config;
 use crate::error::{Failure, build_error, classify, store_error};
 
-fn attr(name: &str) -> Result<AttributeDefinition, StoreError> {
+fn attr(name: &str) -> StoreResult<AttributeDefinition> {
     AttributeDefinition::builder()
         .attribute_name(name)
         .attribute_type(ScalarAttributeType::S)
@@ -26,7 +26,7 @@ fn attr(name: &str) -> Result<AttributeDefinition, StoreError> {
         .map_err(|e| build_error("an attribute definition", e))
 }
 
-fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, StoreError> {
+fn key(name: &str, kind: KeyType) -> StoreResult<KeySchemaElement> {
     KeySchemaElement::builder()
         .attribute_name(name)
         .key_type(kind)
@@ -37,7 +37,7 @@ fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, StoreError> {
 /// A keys-only index: listing reads the page's items afterwards, so updates of an execution's
 /// status or output never write to the index (only its creation does, and for `byLive` the
 /// removal of `liveShard` when it finishes).
-fn index(name: &str, pk: &str, sk: &str) -> Result<GlobalSecondaryIndex, StoreError> {
+fn index(name: &str, pk: &str, sk: &str) -> StoreResult<GlobalSecondaryIndex> {
     GlobalSecondaryIndex::builder()
         .index_name(name)
         .key_schema(key(pk, KeyType::Hash)?)
@@ -59,7 +59,7 @@ async fn create_table(
     sk: &str,
     extra_attrs: &[&str],
     indexes: Vec<GlobalSecondaryIndex>,
-) -> Result<(), StoreError> {
+) -> StoreResult<()> {
     let mut req = client
         .create_table()
         .table_name(name)
@@ -88,7 +88,7 @@ async fn create_table(
 }
 
 /// Create the three tables of `config` (idempotent) and turn on TTL for executions.
-pub async fn ensure_tables(client: &Client, config: &Config) -> Result<(), StoreError> {
+pub async fn ensure_tables(client: &Client, config: &Config) -> StoreResult<()> {
     create_table(
         client,
         &config.workflows_table,
