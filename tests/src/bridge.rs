@@ -188,9 +188,7 @@ pub struct Bridge {
 
 impl Bridge {
     pub fn new(
-        options: BridgeOptions,
-        sqs: aws_sdk_sqs::Client,
-        definitions: Arc<dyn DefinitionStore>,
+        options: BridgeOptions, sqs: aws_sdk_sqs::Client, definitions: Arc<dyn DefinitionStore>,
     ) -> Self {
         let invoker = Invoker::new(&options.invoke_url);
         Self {

@@ -235,9 +235,7 @@ impl FaultStore {
 #[async_trait]
 impl ExecutionStore for FaultStore {
     async fn create_execution(
-        &self,
-        e: &ExecutionRecord,
-        d: Option<&DedupeKey>,
+        &self, e: &ExecutionRecord, d: Option<&DedupeKey>,
     ) -> StoreResult<CreateOutcome> {
         self.inner.create_execution(e, d).await
     }
@@ -291,11 +289,7 @@ impl ExecutionStore for FaultStore {
         self.inner.renew_lease(e, r, until).await
     }
     async fn init_loop(
-        &self,
-        e: &str,
-        p: &str,
-        s: &LoopState,
-        items: &[Value],
+        &self, e: &str, p: &str, s: &LoopState, items: &[Value],
     ) -> StoreResult<LoopState> {
         self.inner.init_loop(e, p, s, items).await
     }
@@ -309,11 +303,7 @@ impl ExecutionStore for FaultStore {
         self.inner.fail_loop(e, p).await
     }
     async fn count_iteration(
-        &self,
-        e: &str,
-        p: &str,
-        i: u32,
-        r: &Value,
+        &self, e: &str, p: &str, i: u32, r: &Value,
     ) -> StoreResult<IterationCount> {
         let cp = Checkpoint::IterationMarker;
         match self.faults.hit(e, cp, &format!("{p}[{i}]")) {
@@ -355,10 +345,7 @@ impl ExecutionStore for FaultStore {
         self.inner.record_rejection(r).await
     }
     async fn list_rejections(
-        &self,
-        w: &str,
-        limit: usize,
-        cursor: Option<&str>,
+        &self, w: &str, limit: usize, cursor: Option<&str>,
     ) -> StoreResult<RejectionPage> {
         self.inner.list_rejections(w, limit, cursor).await
     }
@@ -380,10 +367,8 @@ impl Intercept for CounterUpdateFault {
     }
 
     fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        &self, context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents, _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let request = context.request();
         if request.headers().get("x-amz-target") != Some("DynamoDB_20120810.UpdateItem") {
@@ -579,11 +564,7 @@ impl FaultEngine {
     /// Start an execution of a published version (its first task is queued) and watch it with
     /// `fault` armed; the fault counts calls from here on.
     pub async fn start(
-        &self,
-        workflow_id: &str,
-        version: u32,
-        input: Value,
-        fault: Option<Fault>,
+        &self, workflow_id: &str, version: u32, input: Value, fault: Option<Fault>,
     ) -> String {
         let compiled = self.app.definition(workflow_id, version).await.unwrap();
         let id = self

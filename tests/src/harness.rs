@@ -122,9 +122,7 @@ pub struct CountingStore {
 #[async_trait]
 impl ExecutionStore for CountingStore {
     async fn create_execution(
-        &self,
-        e: &ExecutionRecord,
-        d: Option<&DedupeKey>,
+        &self, e: &ExecutionRecord, d: Option<&DedupeKey>,
     ) -> StoreResult<CreateOutcome> {
         self.inner.create_execution(e, d).await
     }
@@ -171,11 +169,7 @@ impl ExecutionStore for CountingStore {
         self.inner.renew_lease(e, r, until).await
     }
     async fn init_loop(
-        &self,
-        e: &str,
-        p: &str,
-        s: &LoopState,
-        items: &[Value],
+        &self, e: &str, p: &str, s: &LoopState, items: &[Value],
     ) -> StoreResult<LoopState> {
         self.inner.init_loop(e, p, s, items).await
     }
@@ -189,11 +183,7 @@ impl ExecutionStore for CountingStore {
         self.inner.fail_loop(e, p).await
     }
     async fn count_iteration(
-        &self,
-        e: &str,
-        p: &str,
-        i: u32,
-        r: &Value,
+        &self, e: &str, p: &str, i: u32, r: &Value,
     ) -> StoreResult<IterationCount> {
         self.inner.count_iteration(e, p, i, r).await
     }
@@ -210,10 +200,7 @@ impl ExecutionStore for CountingStore {
         self.inner.record_rejection(r).await
     }
     async fn list_rejections(
-        &self,
-        w: &str,
-        limit: usize,
-        cursor: Option<&str>,
+        &self, w: &str, limit: usize, cursor: Option<&str>,
     ) -> StoreResult<RejectionPage> {
         self.inner.list_rejections(w, limit, cursor).await
     }
@@ -247,10 +234,7 @@ impl TestEngine {
 
     /// An engine on `backend` with the deployment settings `settings` (a short lease, ...).
     pub async fn with_settings(
-        backend: Backend,
-        mode: QueueMode,
-        llm_base_url: &str,
-        settings: EngineSettings,
+        backend: Backend, mode: QueueMode, llm_base_url: &str, settings: EngineSettings,
     ) -> Self {
         // Redelivery modes need a short visibility timeout (SQS counts it in whole seconds).
         let short = !matches!(mode, QueueMode::Clean | QueueMode::DeliverTwice);

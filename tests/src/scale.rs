@@ -51,9 +51,7 @@ impl Intercept for Counting {
     }
 
     fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _rc: &RuntimeComponents,
+        &self, context: &BeforeTransmitInterceptorContextRef<'_>, _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let op = op_of(context.request().headers().get("x-amz-target"));
@@ -65,9 +63,7 @@ impl Intercept for Counting {
 
     /// Items each answer carried (keys of an index page, records of a batch read).
     fn read_after_deserialization(
-        &self,
-        context: &AfterDeserializationInterceptorContextRef<'_>,
-        _rc: &RuntimeComponents,
+        &self, context: &AfterDeserializationInterceptorContextRef<'_>, _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let items = match context.output_or_error() {
@@ -102,9 +98,7 @@ impl aws_smithy_types::config_bag::Storable for Op {
 /// Put `records` into `table` exactly as the store writes them (`execution_item`, every index
 /// attribute), in BatchWriteItem requests of 25, four at a time; progress on stderr.
 pub async fn load_records(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    records: impl Iterator<Item = ExecutionRecord>,
+    client: &aws_sdk_dynamodb::Client, table: &str, records: impl Iterator<Item = ExecutionRecord>,
 ) -> anyhow::Result<usize> {
     let requests = records
         .map(|r| {

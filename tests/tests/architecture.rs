@@ -218,9 +218,7 @@ fn wf_app_modules_import_each_other_without_a_cycle() {
     }
     // A cycle is a back edge of a depth-first search.
     fn visit(
-        n: &str,
-        edges: &BTreeMap<String, BTreeSet<String>>,
-        state: &mut BTreeMap<String, u8>,
+        n: &str, edges: &BTreeMap<String, BTreeSet<String>>, state: &mut BTreeMap<String, u8>,
         stack: &mut Vec<String>,
     ) -> Option<Vec<String>> {
         state.insert(n.to_string(), 1);

@@ -311,10 +311,7 @@ struct Ran {
 /// Start every planned execution with the workers stopped, arm its fault, then let the
 /// workers run them all; read the records once everything settled.
 async fn run_all(
-    e: &mut FaultEngine,
-    server: &MockServer,
-    versions: &[(String, u32)],
-    specs: &[Spec],
+    e: &mut FaultEngine, server: &MockServer, versions: &[(String, u32)], specs: &[Spec],
     plan: &[Planned],
 ) -> Vec<Ran> {
     e.stop_workers().await;
@@ -466,10 +463,7 @@ fn applies(spec: &Spec, cp: Checkpoint) -> bool {
 
 /// The occurrences a cell runs, from the clean run's trace of its checkpoint.
 fn occurrences(
-    spec: &Spec,
-    trace: &[(Checkpoint, String)],
-    cp: Checkpoint,
-    full: bool,
+    spec: &Spec, trace: &[(Checkpoint, String)], cp: Checkpoint, full: bool,
 ) -> Vec<usize> {
     let at: Vec<&String> = trace
         .iter()

@@ -241,10 +241,8 @@ impl Intercept for Recording {
     }
 
     fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
+        &self, context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents, cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let request = context.request();
         let mut body = request
@@ -1485,11 +1483,7 @@ impl Probes {
     /// Moto refused it (`AccessDeniedException`); keep the refused call for the evaluator.
     #[track_caller]
     fn denied<T: std::fmt::Debug, E: std::fmt::Display>(
-        &mut self,
-        f: &Function,
-        mark: usize,
-        what: &str,
-        result: Result<T, E>,
+        &mut self, f: &Function, mark: usize, what: &str, result: Result<T, E>,
     ) {
         assert_denied(what, result);
         self.refused_by_evaluator(f, mark, what);

@@ -407,11 +407,7 @@ impl DevProcess {
 
     /// POST raw bytes with a content type and extra headers.
     pub async fn post_raw(
-        &self,
-        path: &str,
-        content_type: &str,
-        body: Vec<u8>,
-        headers: &[(&str, String)],
+        &self, path: &str, content_type: &str, body: Vec<u8>, headers: &[(&str, String)],
     ) -> Reply {
         let mut req = self
             .http
@@ -443,14 +439,8 @@ impl DevProcess {
     /// (`msg_id`: see `sign`), plus `extra` headers.
     #[allow(clippy::too_many_arguments)] // mirrors `sign`'s parameters, plus path and headers
     pub async fn post_signed(
-        &self,
-        path: &str,
-        scheme: WebhookScheme,
-        secret: &str,
-        body: &[u8],
-        timestamp: i64,
-        msg_id: &str,
-        extra: &[(&str, String)],
+        &self, path: &str, scheme: WebhookScheme, secret: &str, body: &[u8], timestamp: i64,
+        msg_id: &str, extra: &[(&str, String)],
     ) -> Reply {
         let mut headers: Vec<(&str, String)> = sign(scheme, secret, body, timestamp, msg_id)
             .expect("sign")
@@ -535,10 +525,7 @@ impl DevProcess {
 
     /// Poll `GET /workflows/{id}` until `check` holds (at most 15 s).
     pub async fn wait_workflow(
-        &self,
-        id: &str,
-        what: &str,
-        check: impl Fn(&Value) -> bool,
+        &self, id: &str, what: &str, check: impl Fn(&Value) -> bool,
     ) -> Value {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {

@@ -74,8 +74,7 @@ impl AwsOptions {
     }
 
     pub fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String>,
-        with_secrets: bool,
+        lookup: impl Fn(&str) -> Option<String>, with_secrets: bool,
     ) -> Result<Self, AwsAppError> {
         let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
         let allow_private_outbound = match get(env::OUTBOUND_ALLOW_PRIVATE).as_deref() {
@@ -247,9 +246,7 @@ impl AwsContext {
     /// The application over the AWS adapters. `with_triggers`: whether activation keeps the
     /// EventBridge rules in step (the api function; others never activate).
     pub async fn app(
-        &self,
-        options: &AwsOptions,
-        with_triggers: bool,
+        &self, options: &AwsOptions, with_triggers: bool,
     ) -> Result<Arc<App>, AwsAppError> {
         let services = self.services(options).await?;
         let triggers = if with_triggers {
@@ -272,9 +269,7 @@ pub struct AwsTriggerSync {
 #[async_trait]
 impl TriggerSync for AwsTriggerSync {
     async fn sync(
-        &self,
-        workflow_id: &str,
-        active: Option<Arc<CompiledWorkflow>>,
+        &self, workflow_id: &str, active: Option<Arc<CompiledWorkflow>>,
     ) -> StoreResult<()> {
         self.triggers
             .sync(workflow_id, active.as_deref().map(|c| &c.workflow))

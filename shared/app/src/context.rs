@@ -20,10 +20,7 @@ pub struct LoopScope {
 /// Context for a step at `path`: `input`, `vars`, `execution`, `steps` (only the records the
 /// step's templates read), `item`/`index` of the innermost loop, `secrets` it reads.
 pub async fn step_context(
-    svc: &Services,
-    execution: &ExecutionRecord,
-    compiled: &CompiledWorkflow,
-    path: &StepPath,
+    svc: &Services, execution: &ExecutionRecord, compiled: &CompiledWorkflow, path: &StepPath,
     loops: &LoopScope,
 ) -> Result<Map<String, Value>, StepError> {
     let records = try_join_all(
@@ -56,12 +53,8 @@ pub fn steps_read(compiled: &CompiledWorkflow, path: &StepPath) -> Vec<(String, 
 /// [`step_context`] from the records it reads, as [`steps_read`] names them (a step without a
 /// record is left out).
 pub fn context_from_records(
-    svc: &Services,
-    execution: &ExecutionRecord,
-    compiled: &CompiledWorkflow,
-    path: &StepPath,
-    loops: &LoopScope,
-    records: Vec<(String, Option<StepRecord>)>,
+    svc: &Services, execution: &ExecutionRecord, compiled: &CompiledWorkflow, path: &StepPath,
+    loops: &LoopScope, records: Vec<(String, Option<StepRecord>)>,
 ) -> Result<Map<String, Value>, StepError> {
     let mut ctx = base_context(execution, compiled, compiled.reads_input(path));
     let mut steps = Map::new();
@@ -105,9 +98,7 @@ pub fn context_from_records(
 /// `input` (when `with_input`: a step whose templates never read it is not given a copy),
 /// `vars` and `execution`: what every template sees.
 fn base_context(
-    execution: &ExecutionRecord,
-    compiled: &CompiledWorkflow,
-    with_input: bool,
+    execution: &ExecutionRecord, compiled: &CompiledWorkflow, with_input: bool,
 ) -> Map<String, Value> {
     let mut ctx = Map::new();
     if with_input {

@@ -70,9 +70,7 @@ pub struct LocalTriggers {
 #[async_trait]
 impl TriggerSync for LocalTriggers {
     async fn sync(
-        &self,
-        workflow_id: &str,
-        active: Option<Arc<CompiledWorkflow>>,
+        &self, workflow_id: &str, active: Option<Arc<CompiledWorkflow>>,
     ) -> StoreResult<()> {
         match active {
             Some(c) => {
@@ -308,10 +306,7 @@ fn cursor_file(db: &Path) -> PathBuf {
 
 /// Sweep every `interval` until `shutdown` flips to true.
 async fn run_sweeper(
-    app: Arc<App>,
-    settings: SweepSettings,
-    interval: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    app: Arc<App>, settings: SweepSettings, interval: Duration, mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
         if let Err(e) = app.sweep(&settings).await {
@@ -331,10 +326,7 @@ async fn run_sweeper(
 /// cursor kept in a file, so events published while routing was behind (or down) are routed
 /// later; routing is idempotent (one execution per workflow and event id).
 async fn pump_events(
-    app: Arc<App>,
-    bus: LocalEventBus,
-    cursor_path: PathBuf,
-    mut stop: watch::Receiver<bool>,
+    app: Arc<App>, bus: LocalEventBus, cursor_path: PathBuf, mut stop: watch::Receiver<bool>,
 ) {
     let mut wake = bus.subscribe();
     let mut cursor: i64 = std::fs::read_to_string(&cursor_path)

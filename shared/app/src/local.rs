@@ -61,9 +61,7 @@ impl LocalApp {
     /// An engine whose activations keep `triggers(app)` in step: the trigger sync may hold a
     /// weak reference to the application it serves (the scheduler starts executions with it).
     pub fn open_with(
-        db: &Path,
-        options: LocalOptions,
-        triggers: impl FnOnce(Weak<App>) -> Arc<dyn TriggerSync>,
+        db: &Path, options: LocalOptions, triggers: impl FnOnce(Weak<App>) -> Arc<dyn TriggerSync>,
     ) -> Result<Self, AppError> {
         let store = Arc::new(SqliteStore::open(db)?);
         let queue = Arc::new(store.queue(QueueConfig {

@@ -30,10 +30,7 @@ impl StepRun {
 /// Run a non-loop step. `budget` bounds the attempt (the step's timeout or what is left of
 /// the execution's deadline, whichever is smaller).
 pub async fn run_step(
-    svc: &Services,
-    step: &Step,
-    ctx: &ExprContext,
-    execution_input: &Value,
+    svc: &Services, step: &Step, ctx: &ExprContext, execution_input: &Value,
     action_ctx: ActionContext,
 ) -> StepRun {
     match step {
@@ -71,10 +68,7 @@ pub async fn run_step(
 }
 
 async fn run_action(
-    svc: &Services,
-    step: &ActionStep,
-    ctx: &ExprContext,
-    actx: ActionContext,
+    svc: &Services, step: &ActionStep, ctx: &ExprContext, actx: ActionContext,
 ) -> StepRun {
     let params = match ctx.render(&step.params) {
         Ok(p) => p,

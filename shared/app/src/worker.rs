@@ -72,11 +72,7 @@ impl App {
     /// What an action knows about its step, with the execution's causation chain (the one its
     /// trigger stored, else just its own workflow) and the deployment's bounds on it.
     pub(crate) fn action_context(
-        &self,
-        execution: &ExecutionRecord,
-        path: &StepPath,
-        attempt: u32,
-        timeout: Duration,
+        &self, execution: &ExecutionRecord, path: &StepPath, attempt: u32, timeout: Duration,
     ) -> ActionContext {
         let mut event_chain = event_chain::from_trigger(&execution.trigger.details);
         if event_chain.is_empty() {
@@ -158,10 +154,7 @@ impl Scrubbed<'_> {
     }
 
     async fn init_loop(
-        &self,
-        loop_path: &str,
-        state: &LoopState,
-        items: &mut [Value],
+        &self, loop_path: &str, state: &LoopState, items: &mut [Value],
     ) -> StoreResult<LoopState> {
         items.iter_mut().for_each(|i| self.scrub.value(i));
         let store = self.store();
@@ -171,10 +164,7 @@ impl Scrubbed<'_> {
     }
 
     async fn count_iteration(
-        &self,
-        loop_path: &str,
-        index: u32,
-        result: &Value,
+        &self, loop_path: &str, index: u32, result: &Value,
     ) -> StoreResult<IterationCount> {
         let result = self.scrub.scrubbed(result);
         let store = self.store();
@@ -185,10 +175,7 @@ impl Scrubbed<'_> {
 
     /// Bring the execution to a terminal status with its output and error scrubbed.
     async fn finish_execution(
-        &self,
-        execution: &mut Arc<ExecutionRecord>,
-        status: ExecutionStatus,
-        mut output: Value,
+        &self, execution: &mut Arc<ExecutionRecord>, status: ExecutionStatus, mut output: Value,
         mut error: Option<wf_core::StepError>,
     ) -> Result<(), AppError> {
         self.scrub.value(&mut output);
@@ -235,10 +222,7 @@ impl Run<'_> {
     }
 
     async fn process(
-        &mut self,
-        execution: &mut Arc<ExecutionRecord>,
-        path_str: &str,
-        attempt: u32,
+        &mut self, execution: &mut Arc<ExecutionRecord>, path_str: &str, attempt: u32,
     ) -> Result<(), AppError> {
         let Some(path) = StepPath::parse(path_str) else {
             warn!(path = path_str, "malformed step path: acknowledged");
@@ -403,9 +387,7 @@ impl Run<'_> {
     /// failed or does not exist (the task is moot). Reads the small loop counters and one page
     /// of items: the same work whatever the loop's size.
     async fn loop_scope(
-        &self,
-        execution_id: &str,
-        path: &StepPath,
+        &self, execution_id: &str, path: &StepPath,
     ) -> Result<Option<LoopScope>, AppError> {
         let store = &self.svc().executions;
         let mut innermost = None;
@@ -429,11 +411,7 @@ impl Run<'_> {
 
     /// Run a pure step (start, condition, output) and return its final record (not stored).
     async fn run_pure(
-        &mut self,
-        execution: &ExecutionRecord,
-        path: &StepPath,
-        step: &Step,
-        claim: &StepRecord,
+        &mut self, execution: &ExecutionRecord, path: &StepPath, step: &Step, claim: &StepRecord,
         loops: &LoopScope,
     ) -> Result<StepRecord, AppError> {
         let (input, outcome) =
@@ -460,12 +438,8 @@ impl Run<'_> {
     }
 
     async fn run_claimed(
-        &mut self,
-        execution: &mut Arc<ExecutionRecord>,
-        path: &StepPath,
-        step: &Step,
-        claim: StepRecord,
-        loops: &LoopScope,
+        &mut self, execution: &mut Arc<ExecutionRecord>, path: &StepPath, step: &Step,
+        claim: StepRecord, loops: &LoopScope,
     ) -> Result<(), AppError> {
         // `running` is written before the first step that does real work; an execution made
         // only of pure steps goes from queued to its final status in one write.
@@ -528,10 +502,7 @@ impl Run<'_> {
     /// unreachable) is tried again at the next beat. A crash drops both, so the lease runs out
     /// and another worker takes the step over.
     async fn with_heartbeat<F: Future>(
-        &self,
-        execution_id: &str,
-        claim: &StepRecord,
-        work: F,
+        &self, execution_id: &str, claim: &StepRecord, work: F,
     ) -> Option<F::Output> {
         let lease_ms = self.app.settings().lease_ms();
         let every = Duration::from_millis(heartbeat_interval_ms(lease_ms));
@@ -563,13 +534,8 @@ impl Run<'_> {
     }
 
     async fn start_loop(
-        &mut self,
-        execution: &mut Arc<ExecutionRecord>,
-        path: &StepPath,
-        step: &Step,
-        l: &wf_core::model::LoopStep,
-        claim: &StepRecord,
-        ctx: &ExprContext,
+        &mut self, execution: &mut Arc<ExecutionRecord>, path: &StepPath, step: &Step,
+        l: &wf_core::model::LoopStep, claim: &StepRecord, ctx: &ExprContext,
     ) -> Result<(), AppError> {
         let items = match ctx.eval(&l.items) {
             Ok(Value::Array(items)) => items,
@@ -619,10 +585,7 @@ impl Run<'_> {
     /// replaced by the engine's clean failure ([`too_large_record`]). Returns the record
     /// stored, or None when the claim was lost.
     async fn store_finished(
-        &self,
-        claim: &StepRecord,
-        step: &Step,
-        done: StepRecord,
+        &self, claim: &StepRecord, step: &Step, done: StepRecord,
     ) -> Result<Option<StepRecord>, AppError> {
         let store = self.store();
         let mut done = done;
@@ -646,12 +609,8 @@ impl Run<'_> {
 
     /// [`Self::finish`] with a failure before the step produced an input.
     async fn fail(
-        &mut self,
-        execution: &mut Arc<ExecutionRecord>,
-        path: &StepPath,
-        step: &Step,
-        claim: &StepRecord,
-        error: wf_core::StepError,
+        &mut self, execution: &mut Arc<ExecutionRecord>, path: &StepPath, step: &Step,
+        claim: &StepRecord, error: wf_core::StepError,
     ) -> Result<(), AppError> {
         let outcome = StepOutcome::Failed(error);
         self.finish(execution, path, step, claim, Value::Null, outcome)
@@ -660,13 +619,8 @@ impl Run<'_> {
 
     /// Store the attempt's result (conditional on our claim) and perform its effects.
     async fn finish(
-        &mut self,
-        execution: &mut Arc<ExecutionRecord>,
-        path: &StepPath,
-        step: &Step,
-        claim: &StepRecord,
-        input: Value,
-        outcome: StepOutcome,
+        &mut self, execution: &mut Arc<ExecutionRecord>, path: &StepPath, step: &Step,
+        claim: &StepRecord, input: Value, outcome: StepOutcome,
     ) -> Result<(), AppError> {
         let now = self.svc().clock.now_ms();
         let done = finish_record(self.compiled, claim, step, input, outcome, now);
@@ -681,19 +635,14 @@ impl Run<'_> {
 
     /// Perform the effects of a stored step record.
     async fn apply(
-        &mut self,
-        execution: &mut Arc<ExecutionRecord>,
-        path: &StepPath,
-        rec: &StepRecord,
+        &mut self, execution: &mut Arc<ExecutionRecord>, path: &StepPath, rec: &StepRecord,
     ) -> Result<(), AppError> {
         let effects = effects_for(self.compiled, &execution.id, path, rec);
         self.perform(execution, effects).await
     }
 
     async fn perform(
-        &mut self,
-        execution: &mut Arc<ExecutionRecord>,
-        effects: Vec<Effect>,
+        &mut self, execution: &mut Arc<ExecutionRecord>, effects: Vec<Effect>,
     ) -> Result<(), AppError> {
         let mut pending: VecDeque<Effect> = effects.into();
         while let Some(effect) = pending.pop_front() {
@@ -736,9 +685,7 @@ impl Run<'_> {
 
     /// End the execution without an output (failed, timed out).
     async fn end(
-        &self,
-        execution: &mut Arc<ExecutionRecord>,
-        status: ExecutionStatus,
+        &self, execution: &mut Arc<ExecutionRecord>, status: ExecutionStatus,
         error: wf_core::StepError,
     ) -> Result<(), AppError> {
         self.store()
@@ -747,11 +694,7 @@ impl Run<'_> {
     }
 
     async fn count_iteration(
-        &mut self,
-        execution: &ExecutionRecord,
-        loop_path: &str,
-        index: u32,
-        result: &Value,
+        &mut self, execution: &ExecutionRecord, loop_path: &str, index: u32, result: &Value,
     ) -> Result<Vec<Effect>, AppError> {
         let lp = parse_loop_path(loop_path)?;
         let counted = match self.store().count_iteration(loop_path, index, result).await {
@@ -782,10 +725,7 @@ impl Run<'_> {
     }
 
     async fn fail_loop(
-        &mut self,
-        execution: &ExecutionRecord,
-        loop_path: &str,
-        error: wf_core::StepError,
+        &mut self, execution: &ExecutionRecord, loop_path: &str, error: wf_core::StepError,
     ) -> Result<Vec<Effect>, AppError> {
         let lp = parse_loop_path(loop_path)?;
         self.svc()
@@ -798,10 +738,7 @@ impl Run<'_> {
     /// Finish the loop step (idempotently) and return its effects: with its iterations'
     /// results in item order, or failed with `error`.
     async fn finish_loop(
-        &mut self,
-        execution: &ExecutionRecord,
-        lp: &StepPath,
-        error: Option<wf_core::StepError>,
+        &mut self, execution: &ExecutionRecord, lp: &StepPath, error: Option<wf_core::StepError>,
     ) -> Result<Vec<Effect>, AppError> {
         let loop_path = lp.to_string();
         let store = &self.svc().executions;

@@ -445,11 +445,7 @@ struct RecordsDown;
 #[async_trait::async_trait]
 impl RecordStore for RecordsDown {
     async fn create(
-        &self,
-        _: &str,
-        _: &str,
-        _: &Value,
-        _: &str,
+        &self, _: &str, _: &str, _: &Value, _: &str,
     ) -> Result<wf_core::ports::RecordCreate, wf_core::StoreError> {
         Err(down())
     }
@@ -463,10 +459,7 @@ impl RecordStore for RecordsDown {
         Err(down())
     }
     async fn query(
-        &self,
-        _: &str,
-        _: Option<&str>,
-        _: usize,
+        &self, _: &str, _: Option<&str>, _: usize,
     ) -> Result<Vec<(String, Value)>, wf_core::StoreError> {
         Err(down())
     }

@@ -174,12 +174,8 @@ async fn webhook_and_worker_handlers_run_an_execution_on_aws_adapters() {
 /// it acknowledged, until execution `id` is terminal (it must succeed with `output`).
 /// Returns how many batches it took.
 async fn run_worker(
-    sqs: &aws_sdk_sqs::Client,
-    queue_url: &str,
-    worker: &App,
-    svc: &wf_app::services::Services,
-    id: &str,
-    output: &Value,
+    sqs: &aws_sdk_sqs::Client, queue_url: &str, worker: &App, svc: &wf_app::services::Services,
+    id: &str, output: &Value,
 ) -> usize {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut batches = 0;

@@ -97,8 +97,7 @@ fn api_request(path: &str, authorization: &str) -> lambda_http::Request {
 }
 
 async fn send(
-    app: axum::Router,
-    req: lambda_http::Request,
+    app: axum::Router, req: lambda_http::Request,
 ) -> (StatusCode, Value, axum::http::HeaderMap) {
     let response = app.oneshot(req).await.unwrap();
     let status = response.status();

@@ -92,10 +92,7 @@ impl Recorder {
 #[async_trait]
 impl FireSink for Recorder {
     async fn fire(
-        &self,
-        workflow_id: &str,
-        version: u32,
-        scheduled_ms: i64,
+        &self, workflow_id: &str, version: u32, scheduled_ms: i64,
     ) -> Result<Fired, AppError> {
         if let Some(e) = self.failures.lock().unwrap().pop_front() {
             return Err(e);

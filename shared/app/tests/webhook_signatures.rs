@@ -109,11 +109,7 @@ const ALL_SECRETS: &[&str] = &[
 
 /// Verifies, expecting an error, and checks it is counted under `reason` with no secret in it.
 fn refused(
-    scheme: WebhookScheme,
-    secrets: &Secrets,
-    headers: &HeaderMap,
-    body: &[u8],
-    now: i64,
+    scheme: WebhookScheme, secrets: &Secrets, headers: &HeaderMap, body: &[u8], now: i64,
     reason: &str,
 ) -> SignatureError {
     let err = verify(scheme, secrets, headers, body, now).expect_err("must be refused");

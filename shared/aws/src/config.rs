@@ -221,8 +221,7 @@ impl AwsClients {
     /// in the cost script, tracing). Timeouts bound every call so a stuck connection becomes a
     /// retryable error rather than a hung worker.
     pub fn from_sdk_config(
-        sdk: &aws_config::SdkConfig,
-        interceptor: Option<SharedInterceptor>,
+        sdk: &aws_config::SdkConfig, interceptor: Option<SharedInterceptor>,
     ) -> Self {
         let short = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(3))

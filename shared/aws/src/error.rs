@@ -111,9 +111,7 @@ pub(crate) trait SdkResultExt<T, E> {
     /// rather than a failure ("already exists" on a create that may run twice, "not found" on a
     /// read or a delete); any other error mapped.
     fn store_err_unless(
-        self,
-        op: &str,
-        expected: impl FnOnce(&E) -> bool,
+        self, op: &str, expected: impl FnOnce(&E) -> bool,
     ) -> StoreResult<Option<T>>;
 }
 
@@ -126,9 +124,7 @@ where
     }
 
     fn store_err_unless(
-        self,
-        op: &str,
-        expected: impl FnOnce(&E) -> bool,
+        self, op: &str, expected: impl FnOnce(&E) -> bool,
     ) -> StoreResult<Option<T>> {
         match self {
             Ok(out) => Ok(Some(out)),

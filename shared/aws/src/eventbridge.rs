@@ -124,8 +124,7 @@ impl EventBridgeBus {
 
     /// One round of [`Self::put_batch`]: the entries EventBridge failed for a transient reason.
     async fn put_round(
-        &self,
-        pending: Vec<PutEventsRequestEntry>,
+        &self, pending: Vec<PutEventsRequestEntry>,
     ) -> StoreResult<Vec<PutEventsRequestEntry>> {
         let out = self
             .client
@@ -405,9 +404,7 @@ impl TriggerRules {
     /// Rules on `event_bus` (event triggers) and the default bus (schedules), all targeting
     /// `target_arn` (the trigger function).
     pub fn new(
-        client: Client,
-        event_bus: impl Into<String>,
-        target_arn: impl Into<String>,
+        client: Client, event_bus: impl Into<String>, target_arn: impl Into<String>,
     ) -> Self {
         Self {
             client,
@@ -598,9 +595,7 @@ impl TriggerRules {
     /// or repairs its rules and targets; `None` (deactivated or deleted) removes them. Idempotent:
     /// a second call changes nothing, and a rule edited or deleted by hand is put back.
     pub async fn sync(
-        &self,
-        workflow_id: &str,
-        active: Option<&Workflow>,
+        &self, workflow_id: &str, active: Option<&Workflow>,
     ) -> StoreResult<SyncReport> {
         let desired = match active {
             Some(w) => self.desired(w)?,

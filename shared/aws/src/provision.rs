@@ -41,10 +41,7 @@ impl Resources {
 
 /// Create every resource (or find it) and return the configuration that uses them.
 pub async fn ensure(
-    clients: &AwsClients,
-    resources: &Resources,
-    region: &str,
-    endpoint_url: Option<&str>,
+    clients: &AwsClients, resources: &Resources, region: &str, endpoint_url: Option<&str>,
 ) -> StoreResult<Config> {
     let visibility = resources.visibility_timeout.as_secs().to_string();
     let queue = clients

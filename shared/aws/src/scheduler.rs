@@ -109,9 +109,7 @@ macro_rules! schedule_as_specified {
 impl TriggerSchedules {
     /// Schedules in `group` invoking `target_arn` (the trigger function) as `role_arn`.
     pub fn new(
-        client: Client,
-        group: impl Into<String>,
-        target_arn: impl Into<String>,
+        client: Client, group: impl Into<String>, target_arn: impl Into<String>,
         role_arn: impl Into<String>,
     ) -> Self {
         Self {
@@ -316,10 +314,7 @@ impl TriggerSchedules {
     /// that exist (`existing`, already filtered to this workflow); what `sync` and `sync_all`
     /// do per workflow.
     async fn apply(
-        &self,
-        workflow_id: &str,
-        desired: &[ScheduleSpec],
-        existing: &[String],
+        &self, workflow_id: &str, desired: &[ScheduleSpec], existing: &[String],
     ) -> StoreResult<SyncReport> {
         let mut report = SyncReport::default();
         for spec in desired {
@@ -346,9 +341,7 @@ impl TriggerSchedules {
     /// Bring the schedules of `workflow_id` in line: `Some(workflow)` (its active version)
     /// creates or repairs them; `None` (deactivated or deleted) removes them. Idempotent.
     pub async fn sync(
-        &self,
-        workflow_id: &str,
-        active: Option<&Workflow>,
+        &self, workflow_id: &str, active: Option<&Workflow>,
     ) -> StoreResult<SyncReport> {
         let desired = active.map(|w| self.desired(w)).transpose()?;
         let listed = self
@@ -382,9 +375,7 @@ impl TriggerSchedules {
 
     /// The schedules of `workflow_id` among `names` (a listing).
     fn owned_by<'a>(
-        &self,
-        workflow_id: &str,
-        names: impl IntoIterator<Item = &'a String>,
+        &self, workflow_id: &str, names: impl IntoIterator<Item = &'a String>,
     ) -> Vec<String> {
         let prefix = schedule_name_prefix(&self.prefix, workflow_id);
         names
@@ -437,9 +428,7 @@ impl WorkflowTriggers {
 
     /// Schedules first, then rules (which removes the workflow's old schedule rules).
     pub async fn sync(
-        &self,
-        workflow_id: &str,
-        active: Option<&Workflow>,
+        &self, workflow_id: &str, active: Option<&Workflow>,
     ) -> StoreResult<SyncReport> {
         let mut report = SyncReport::default();
         let schedules = match active {

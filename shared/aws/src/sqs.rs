@@ -226,8 +226,7 @@ impl SqsQueue {
 
     /// One round of [`Self::send_batch`]: the entries SQS failed for a transient reason.
     async fn send_round(
-        &self,
-        mut pending: Vec<(String, Outgoing)>,
+        &self, mut pending: Vec<(String, Outgoing)>,
     ) -> StoreResult<Vec<(String, Outgoing)>> {
         if pending.len() == 1 {
             // One message: the plain call is the same price and easier to read in logs.
@@ -324,9 +323,7 @@ impl SqsQueue {
 /// its error). What still fails after the last round is `Unavailable`. The queue's
 /// `SendMessageBatch` and the bus's `PutEvents` both send this way.
 pub(crate) async fn retry_batch<T, Round>(
-    operation: &str,
-    mut pending: Vec<T>,
-    mut round: impl FnMut(Vec<T>) -> Round,
+    operation: &str, mut pending: Vec<T>, mut round: impl FnMut(Vec<T>) -> Round,
 ) -> StoreResult<()>
 where
     Round: Future<Output = StoreResult<Vec<T>>>,

@@ -129,9 +129,7 @@ pub fn check_emit(chain: &[String], limits: EventLimits) -> Result<(), ChainRefu
 
 /// Refuse a chain that already holds `workflow_id` `max_revisits` times.
 fn check_revisits(
-    chain: &[String],
-    workflow_id: &str,
-    limits: EventLimits,
+    chain: &[String], workflow_id: &str, limits: EventLimits,
 ) -> Result<(), ChainRefusal> {
     let n = count(chain, workflow_id);
     if n >= limits.max_revisits as usize {
@@ -147,9 +145,7 @@ fn check_revisits(
 /// Whether an event carrying `chain` may start workflow `target`: what [`check_emit`] refuses,
 /// and a chain that already holds `target` `max_revisits` times.
 pub fn check_route(
-    chain: &[String],
-    target: &str,
-    limits: EventLimits,
+    chain: &[String], target: &str, limits: EventLimits,
 ) -> Result<(), ChainRefusal> {
     check_emit(chain, limits)?;
     check_revisits(chain, target, limits)

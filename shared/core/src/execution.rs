@@ -390,9 +390,7 @@ pub struct StepPage {
 /// first page when None), at most `limit` of them. None when `after` is no step of these keys
 /// (a cursor of another execution).
 pub fn step_page_keys<'k>(
-    keys: &'k [StepKey],
-    after: Option<&str>,
-    limit: usize,
+    keys: &'k [StepKey], after: Option<&str>, limit: usize,
 ) -> Option<&'k [StepKey]> {
     let from = match after {
         None => 0,

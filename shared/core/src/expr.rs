@@ -444,10 +444,7 @@ impl ExprContext {
     }
 
     fn eval_error(
-        &self,
-        e: minijinja::Error,
-        src: &str,
-        vars: impl FnOnce() -> BTreeSet<String>,
+        &self, e: minijinja::Error, src: &str, vars: impl FnOnce() -> BTreeSet<String>,
     ) -> StepError {
         match e.kind() {
             ErrorKind::UndefinedError => {

@@ -164,8 +164,7 @@ impl<T> Default for Page<T> {
 /// the first `limit` values and, when a row was left over, the cursor ([`encode_cursor`]) of the
 /// last value's key, where the next page starts after.
 pub fn cut_page<T>(
-    rows: impl IntoIterator<Item = (String, T)>,
-    limit: usize,
+    rows: impl IntoIterator<Item = (String, T)>, limit: usize,
 ) -> (Vec<T>, Option<String>) {
     let mut rows = rows.into_iter();
     let mut items = Vec::new();

@@ -81,9 +81,7 @@ pub trait DefinitionStore: Send + Sync {
     /// Write META. With `expected_updated_at`, only if the stored one has that `updatedAt`
     /// (optimistic concurrency; `Conflict` otherwise); `None` means "must not exist yet".
     async fn put_meta(
-        &self,
-        meta: &WorkflowMeta,
-        expected_updated_at: Option<i64>,
+        &self, meta: &WorkflowMeta, expected_updated_at: Option<i64>,
     ) -> StoreResult<()>;
     async fn list_metas(&self) -> StoreResult<Vec<WorkflowMeta>>;
     /// Delete the draft, every version and META.
@@ -97,9 +95,7 @@ pub trait ExecutionStore: Send + Sync {
     /// A live key answers `Duplicate(first id)` and writes nothing. Creating an id that exists is
     /// `Created` when the stored record is the same execution (a redelivered create) .
     async fn create_execution(
-        &self,
-        execution: &ExecutionRecord,
-        dedupe: Option<&DedupeKey>,
+        &self, execution: &ExecutionRecord, dedupe: Option<&DedupeKey>,
     ) -> StoreResult<CreateOutcome>;
     /// Create the execution as `execution` stands (terminal already when its run was pure
     /// from start to end) with the step records that run stored (`steps`, each as
@@ -111,10 +107,7 @@ pub trait ExecutionStore: Send + Sync {
     /// status; a crash between them leaves a queued execution whose start task the caller's retry
     /// or the sweeper's requeue sends again, and whose stored steps replay.
     async fn create_execution_with_steps(
-        &self,
-        execution: &ExecutionRecord,
-        dedupe: Option<&DedupeKey>,
-        steps: &[StepRecord],
+        &self, execution: &ExecutionRecord, dedupe: Option<&DedupeKey>, steps: &[StepRecord],
     ) -> StoreResult<CreateOutcome> {
         let mut queued = execution.clone();
         queued.status = ExecutionStatus::Queued;
@@ -174,10 +167,7 @@ pub trait ExecutionStore: Send + Sync {
     /// Otherwise `Held(stored)`. The record is stored as given: pure steps pass their final
     /// (terminal) record here, which makes this a put-if-absent of the result.
     async fn claim_step(
-        &self,
-        execution_id: &str,
-        record: &StepRecord,
-        now: i64,
+        &self, execution_id: &str, record: &StepRecord, now: i64,
     ) -> StoreResult<ClaimOutcome>;
     /// Replace the record only if the stored one is `running` with the same `attempts`
     /// (the writer still holds its claim). Returns whether it applied.
@@ -187,28 +177,18 @@ pub trait ExecutionStore: Send + Sync {
     /// (a takeover counts `leaseLost`, so a worker whose lease was taken over cannot renew).
     /// Returns whether it applied; `false` means the claim is lost.
     async fn renew_lease(
-        &self,
-        execution_id: &str,
-        claim: &StepRecord,
-        lease_until: i64,
+        &self, execution_id: &str, claim: &StepRecord, lease_until: i64,
     ) -> StoreResult<bool>;
 
     /// Put the loop's counter and its items (in pages of `keys::LOOP_ITEMS_PER_PAGE`) if the
     /// counter is absent; returns the stored counter (the existing one on a repeat, whose
     /// items are kept). The counter is written last, so a counter always has all its pages.
     async fn init_loop(
-        &self,
-        execution_id: &str,
-        loop_path: &str,
-        state: &LoopState,
-        items: &[Value],
+        &self, execution_id: &str, loop_path: &str, state: &LoopState, items: &[Value],
     ) -> StoreResult<LoopState>;
     /// Item `index` of the loop, read from its page; None when there is no such item.
     async fn loop_item(
-        &self,
-        execution_id: &str,
-        loop_path: &str,
-        index: u32,
+        &self, execution_id: &str, loop_path: &str, index: u32,
     ) -> StoreResult<Option<Value>>;
     async fn get_loop(&self, execution_id: &str, loop_path: &str)
     -> StoreResult<Option<LoopState>>;
@@ -217,17 +197,11 @@ pub trait ExecutionStore: Send + Sync {
     /// In one transaction: put `ITER#<loop_path>[index]` with `result` if absent and decrement
     /// `remaining`. Exactly once per (loop, index).
     async fn count_iteration(
-        &self,
-        execution_id: &str,
-        loop_path: &str,
-        index: u32,
-        result: &Value,
+        &self, execution_id: &str, loop_path: &str, index: u32, result: &Value,
     ) -> StoreResult<IterationCount>;
     /// The counted iterations' results, ordered by index.
     async fn list_iterations(
-        &self,
-        execution_id: &str,
-        loop_path: &str,
+        &self, execution_id: &str, loop_path: &str,
     ) -> StoreResult<Vec<(u32, Value)>>;
 
     /// A small piece of the engine's own state kept between runs (the sweep's place when it
@@ -244,10 +218,7 @@ pub trait ExecutionStore: Send + Sync {
     /// A workflow's rejections, newest first. `limit` 0 means 50, at most 1000. A cursor that
     /// does not decode is `Invalid`.
     async fn list_rejections(
-        &self,
-        workflow_id: &str,
-        limit: usize,
-        cursor: Option<&str>,
+        &self, workflow_id: &str, limit: usize, cursor: Option<&str>,
     ) -> StoreResult<RejectionPage>;
 }
 
@@ -268,11 +239,7 @@ pub enum RecordCreate {
 #[async_trait]
 pub trait RecordStore: Send + Sync {
     async fn create(
-        &self,
-        collection: &str,
-        id: &str,
-        data: &Value,
-        idempotency_key: &str,
+        &self, collection: &str, id: &str, data: &Value, idempotency_key: &str,
     ) -> StoreResult<RecordCreate>;
     async fn get(&self, collection: &str, id: &str) -> StoreResult<Option<Value>>;
     /// Shallow-merge `patch` into the stored object; `NotFound` if absent. Returns the result.
@@ -282,10 +249,7 @@ pub trait RecordStore: Send + Sync {
     /// Records of a collection ordered by id, after `after`: exactly `min(limit, remaining)`
     /// (never a short page while more remain, so a caller asking `limit + 1` detects the end).
     async fn query(
-        &self,
-        collection: &str,
-        after: Option<&str>,
-        limit: usize,
+        &self, collection: &str, after: Option<&str>, limit: usize,
     ) -> StoreResult<Vec<(String, Value)>>;
 }
 
@@ -369,10 +333,7 @@ pub struct ActionContext {
 #[async_trait]
 pub trait ActionRunner: Send + Sync {
     async fn run(
-        &self,
-        action: &str,
-        params: Value,
-        ctx: &ActionContext,
+        &self, action: &str, params: Value, ctx: &ActionContext,
     ) -> Result<Value, StepError>;
 }
 
@@ -402,8 +363,6 @@ pub struct LlmResponse {
 #[async_trait]
 pub trait LlmProvider: Send + Sync {
     async fn complete(
-        &self,
-        request: &LlmRequest,
-        timeout: Duration,
+        &self, request: &LlmRequest, timeout: Duration,
     ) -> Result<LlmResponse, StepError>;
 }

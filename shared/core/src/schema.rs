@@ -59,8 +59,7 @@ pub fn draft7_validator_unchecked(
 /// [`draft7_validator_unchecked`]); that document is meta-validated as draft 7, whose
 /// meta-schema validator the workflow schema's pieces build anyway (1.1 MB).
 fn validator_unchecked(
-    schema: &Value,
-    draft: jsonschema::Draft,
+    schema: &Value, draft: jsonschema::Draft,
 ) -> Result<jsonschema::Validator, Box<jsonschema::ValidationError<'static>>> {
     const URI: &str = "urn:wf:schema";
     jsonschema::options()

@@ -35,9 +35,7 @@ fn json_blocks(markdown: &str) -> Vec<(usize, String)> {
 }
 
 fn collect(
-    steps: &Value,
-    types: &mut BTreeSet<String>,
-    triggers: &mut BTreeSet<String>,
+    steps: &Value, types: &mut BTreeSet<String>, triggers: &mut BTreeSet<String>,
     actions: &mut BTreeSet<String>,
 ) {
     for step in steps.as_array().into_iter().flatten() {

@@ -41,9 +41,7 @@ impl LocalEventBus {
     /// Events in the outbox after sequence number `after_seq` (0 = from the start), oldest
     /// first, at most `limit`: `(seq, event)` pairs.
     pub async fn list_events(
-        &self,
-        after_seq: i64,
-        limit: usize,
+        &self, after_seq: i64, limit: usize,
     ) -> StoreResult<Vec<(i64, PlatformEvent)>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.db

@@ -14,10 +14,7 @@ pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 
 /// Serialize an item body, refusing it when the item (keys + body) is over the limit.
 pub(crate) fn to_body<T: Serialize + ?Sized>(
-    value: &T,
-    pk: &str,
-    sk: &str,
-    limit: usize,
+    value: &T, pk: &str, sk: &str, limit: usize,
 ) -> StoreResult<String> {
     let body = serde_json::to_string(value)
         .map_err(|e| StoreError::Permanent(format!("cannot encode item {pk}/{sk}: {e}")))?;
@@ -67,9 +64,7 @@ pub(crate) fn get_exec_item(conn: &Connection, pk: &str, sk: &str) -> StoreResul
 /// The `(sk, body)` of the `executions` items of `pk` whose sort key starts with `prefix`, in
 /// sort key order.
 pub(crate) fn exec_items_with_prefix(
-    conn: &Connection,
-    pk: &str,
-    prefix: &str,
+    conn: &Connection, pk: &str, prefix: &str,
 ) -> StoreResult<Vec<(String, String)>> {
     let mut st = conn
         .prepare_cached(

@@ -19,9 +19,7 @@ use wf_core::execution::ExecutionQuery;
 /// The statement and its arguments listing `limit + 1` executions of `query` after `cursor`
 /// (`(started_at, id)` of the last execution of the previous page).
 pub(crate) fn executions_sql(
-    query: &ExecutionQuery,
-    cursor: Option<&(i64, String)>,
-    limit: usize,
+    query: &ExecutionQuery, cursor: Option<&(i64, String)>, limit: usize,
 ) -> (String, Vec<SqlValue>) {
     let mut sql = String::from(
         "SELECT pk, body, workflow_id, started_at, trigger_type, version

@@ -64,9 +64,7 @@ impl SqliteStore {
 
     /// One `workflows` item, decoded.
     async fn workflow_item<T: serde::de::DeserializeOwned + Send + 'static>(
-        &self,
-        workflow_id: &str,
-        sk: String,
+        &self, workflow_id: &str, sk: String,
     ) -> StoreResult<Option<T>> {
         let pk = workflow_id.to_string();
         self.db
@@ -125,9 +123,7 @@ impl SqliteStore {
 
     /// Ids of executions that started before `before` (for the retention sweep), oldest first.
     pub async fn executions_started_before(
-        &self,
-        before: i64,
-        limit: usize,
+        &self, before: i64, limit: usize,
     ) -> StoreResult<Vec<String>> {
         let limit = limit as i64;
         self.db
@@ -152,11 +148,7 @@ impl SqliteStore {
 
 /// Put (insert or replace) a `workflows` item.
 fn put_workflow_item(
-    txn: &rusqlite::Connection,
-    pk: &str,
-    sk: &str,
-    body: &str,
-    updated_at: i64,
+    txn: &rusqlite::Connection, pk: &str, sk: &str, body: &str, updated_at: i64,
 ) -> StoreResult<()> {
     txn.prepare_cached(
         "INSERT INTO workflows (pk, sk, body, updated_at) VALUES (?1, ?2, ?3, ?4)
@@ -169,9 +161,7 @@ fn put_workflow_item(
 }
 
 fn get_workflow_body(
-    conn: &rusqlite::Connection,
-    pk: &str,
-    sk: &str,
+    conn: &rusqlite::Connection, pk: &str, sk: &str,
 ) -> StoreResult<Option<String>> {
     conn.prepare_cached("SELECT body FROM workflows WHERE pk = ?1 AND sk = ?2")
         .and_then(|mut st| st.query_row(params![pk, sk], |r| r.get(0)).optional())
@@ -224,9 +214,7 @@ impl DefinitionStore for SqliteStore {
     }
 
     async fn put_meta(
-        &self,
-        meta: &WorkflowMeta,
-        expected_updated_at: Option<i64>,
+        &self, meta: &WorkflowMeta, expected_updated_at: Option<i64>,
     ) -> StoreResult<()> {
         let pk = meta.id.clone();
         let body = to_body(meta, &pk, META_SK, self.item_limit)?;
@@ -338,9 +326,7 @@ impl ExecRow {
 }
 
 fn put_execution(
-    conn: &rusqlite::Connection,
-    record: &ExecutionRecord,
-    body: &str,
+    conn: &rusqlite::Connection, record: &ExecutionRecord, body: &str,
 ) -> StoreResult<()> {
     conn.prepare_cached(
         "INSERT INTO executions
@@ -369,12 +355,7 @@ fn put_execution(
 /// Put a step record as [`ExecutionStore::claim_step`] does: unless the stored one is not
 /// claimable (held, finished), which is returned instead.
 fn claim_in(
-    conn: &rusqlite::Connection,
-    id: &str,
-    record: &StepRecord,
-    sk: &str,
-    body: &str,
-    now: i64,
+    conn: &rusqlite::Connection, id: &str, record: &StepRecord, sk: &str, body: &str, now: i64,
 ) -> StoreResult<ClaimOutcome> {
     if let Some(stored) = load_step(conn, id, &record.path)?
         && !claimable(&stored, record, now)
@@ -386,9 +367,7 @@ fn claim_in(
 }
 
 fn load_step(
-    conn: &rusqlite::Connection,
-    execution_id: &str,
-    path: &str,
+    conn: &rusqlite::Connection, execution_id: &str, path: &str,
 ) -> StoreResult<Option<StepRecord>> {
     let sk = step_sk(path);
     get_exec_item(conn, execution_id, &sk)?
@@ -397,9 +376,7 @@ fn load_step(
 }
 
 fn load_loop(
-    conn: &rusqlite::Connection,
-    execution_id: &str,
-    loop_path: &str,
+    conn: &rusqlite::Connection, execution_id: &str, loop_path: &str,
 ) -> StoreResult<Option<LoopState>> {
     let sk = loop_sk(loop_path);
     get_exec_item(conn, execution_id, &sk)?
@@ -438,19 +415,14 @@ fn decode_cursor(cursor: &str) -> StoreResult<(i64, String)> {
 #[async_trait]
 impl ExecutionStore for SqliteStore {
     async fn create_execution(
-        &self,
-        execution: &ExecutionRecord,
-        dedupe: Option<&DedupeKey>,
+        &self, execution: &ExecutionRecord, dedupe: Option<&DedupeKey>,
     ) -> StoreResult<CreateOutcome> {
         self.create_execution_with_steps(execution, dedupe, &[])
             .await
     }
 
     async fn create_execution_with_steps(
-        &self,
-        execution: &ExecutionRecord,
-        dedupe: Option<&DedupeKey>,
-        steps: &[StepRecord],
+        &self, execution: &ExecutionRecord, dedupe: Option<&DedupeKey>, steps: &[StepRecord],
     ) -> StoreResult<CreateOutcome> {
         let record = execution.clone();
         let body = to_body(&record, &record.id, EXEC_SK, self.item_limit)?;
@@ -676,9 +648,7 @@ impl ExecutionStore for SqliteStore {
     }
 
     async fn get_steps(
-        &self,
-        execution_id: &str,
-        paths: &[String],
+        &self, execution_id: &str, paths: &[String],
     ) -> StoreResult<Vec<StepRecord>> {
         let id = execution_id.to_string();
         let paths = paths.to_vec();
@@ -697,10 +667,7 @@ impl ExecutionStore for SqliteStore {
     }
 
     async fn claim_step(
-        &self,
-        execution_id: &str,
-        record: &StepRecord,
-        now: i64,
+        &self, execution_id: &str, record: &StepRecord, now: i64,
     ) -> StoreResult<ClaimOutcome> {
         let id = execution_id.to_string();
         let record = record.clone();
@@ -731,10 +698,7 @@ impl ExecutionStore for SqliteStore {
     }
 
     async fn renew_lease(
-        &self,
-        execution_id: &str,
-        claim: &StepRecord,
-        lease_until: i64,
+        &self, execution_id: &str, claim: &StepRecord, lease_until: i64,
     ) -> StoreResult<bool> {
         let id = execution_id.to_string();
         let claim = claim.clone();
@@ -761,11 +725,7 @@ impl ExecutionStore for SqliteStore {
     }
 
     async fn init_loop(
-        &self,
-        execution_id: &str,
-        loop_path: &str,
-        state: &LoopState,
-        items: &[Value],
+        &self, execution_id: &str, loop_path: &str, state: &LoopState, items: &[Value],
     ) -> StoreResult<LoopState> {
         let id = execution_id.to_string();
         let loop_path = loop_path.to_string();
@@ -795,10 +755,7 @@ impl ExecutionStore for SqliteStore {
     }
 
     async fn loop_item(
-        &self,
-        execution_id: &str,
-        loop_path: &str,
-        index: u32,
+        &self, execution_id: &str, loop_path: &str, index: u32,
     ) -> StoreResult<Option<Value>> {
         let (page, offset) = loop_item_page(index);
         let (id, sk) = (execution_id.to_string(), loop_items_sk(loop_path, page));
@@ -819,9 +776,7 @@ impl ExecutionStore for SqliteStore {
     }
 
     async fn get_loop(
-        &self,
-        execution_id: &str,
-        loop_path: &str,
+        &self, execution_id: &str, loop_path: &str,
     ) -> StoreResult<Option<LoopState>> {
         let (id, loop_path) = (execution_id.to_string(), loop_path.to_string());
         self.db
@@ -849,11 +804,7 @@ impl ExecutionStore for SqliteStore {
     }
 
     async fn count_iteration(
-        &self,
-        execution_id: &str,
-        loop_path: &str,
-        index: u32,
-        result: &Value,
+        &self, execution_id: &str, loop_path: &str, index: u32, result: &Value,
     ) -> StoreResult<IterationCount> {
         let (id, loop_path) = (execution_id.to_string(), loop_path.to_string());
         let iter_key = iter_sk(&loop_path, index);
@@ -891,9 +842,7 @@ impl ExecutionStore for SqliteStore {
     }
 
     async fn list_iterations(
-        &self,
-        execution_id: &str,
-        loop_path: &str,
+        &self, execution_id: &str, loop_path: &str,
     ) -> StoreResult<Vec<(u32, Value)>> {
         let id = execution_id.to_string();
         let loop_path = loop_path.to_string();
@@ -965,10 +914,7 @@ impl ExecutionStore for SqliteStore {
     }
 
     async fn list_rejections(
-        &self,
-        workflow_id: &str,
-        limit: usize,
-        cursor: Option<&str>,
+        &self, workflow_id: &str, limit: usize, cursor: Option<&str>,
     ) -> StoreResult<RejectionPage> {
         let limit = page_size(limit);
         let before = cursor.map(decode_rejection_cursor).transpose()?;
@@ -1021,9 +967,7 @@ fn decode_rejection_cursor(cursor: &str) -> StoreResult<String> {
 // Records
 
 fn load_record(
-    conn: &rusqlite::Connection,
-    collection: &str,
-    id: &str,
+    conn: &rusqlite::Connection, collection: &str, id: &str,
 ) -> StoreResult<Option<(Value, Option<String>)>> {
     let row: Option<(String, Option<String>)> = conn
         .prepare_cached(
@@ -1041,11 +985,7 @@ fn load_record(
 #[async_trait]
 impl RecordStore for SqliteStore {
     async fn create(
-        &self,
-        collection: &str,
-        id: &str,
-        data: &Value,
-        idempotency_key: &str,
+        &self, collection: &str, id: &str, data: &Value, idempotency_key: &str,
     ) -> StoreResult<RecordCreate> {
         let (collection, id) = (collection.to_string(), id.to_string());
         let key = idempotency_key.to_string();
@@ -1131,10 +1071,7 @@ impl RecordStore for SqliteStore {
     }
 
     async fn query(
-        &self,
-        collection: &str,
-        after: Option<&str>,
-        limit: usize,
+        &self, collection: &str, after: Option<&str>, limit: usize,
     ) -> StoreResult<Vec<(String, Value)>> {
         let collection = collection.to_string();
         let after = after.map(str::to_string);

@@ -77,10 +77,8 @@ impl Intercept for Counting {
     /// `X-Amz-Target` header (`DynamoDB_20120810.PutItem`, `AmazonSQS.SendMessage`,
     /// `AWSEvents.PutEvents`); billed units from the body (items of a transaction or batch).
     fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        &self, context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents, _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let request = context.request();
         let target = request
@@ -163,11 +161,7 @@ struct Engine {
 
 /// One scenario: start `runs` executions, drive them like Lambda would, report.
 async fn scenario(
-    engine: &Engine,
-    title: &str,
-    workflow: Value,
-    input: Value,
-    runs: usize,
+    engine: &Engine, title: &str, workflow: Value, input: Value, runs: usize,
 ) -> anyhow::Result<f64> {
     let wf: Workflow = serde_json::from_value(workflow).context("workflow JSON")?;
     let problems = wf_core::validate::validate_workflow(&wf);

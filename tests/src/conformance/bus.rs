@@ -36,9 +36,7 @@ fn event(id: &str, event_type: &str, detail: Value) -> PlatformEvent {
 
 /// Collect deliveries until `want` arrived or `within` passed.
 async fn collect<P: BusProbe + ?Sized>(
-    probe: &mut P,
-    want: usize,
-    within: Duration,
+    probe: &mut P, want: usize, within: Duration,
 ) -> Vec<PlatformEvent> {
     let deadline = Instant::now() + within;
     let mut out = Vec::new();

@@ -13,9 +13,7 @@ use super::{T0, execution, execution_id, step, task, unique};
 
 /// Receive until `want` deliveries arrived or `within` passed.
 async fn receive_n<Q: TaskQueue + ?Sized>(
-    queue: &Q,
-    want: usize,
-    within: Duration,
+    queue: &Q, want: usize, within: Duration,
 ) -> Vec<Delivery> {
     let deadline = Instant::now() + within;
     let mut out = Vec::new();

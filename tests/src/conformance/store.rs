@@ -761,9 +761,7 @@ fn sorted_newest_first(mut items: Vec<ExecutionRecord>) -> Vec<String> {
 
 /// Walk every page of `query` with `limit`, checking there are no duplicates.
 async fn walk<S: ExecutionStore + ?Sized>(
-    store: &S,
-    query: &ExecutionQuery,
-    limit: usize,
+    store: &S, query: &ExecutionQuery, limit: usize,
 ) -> Vec<String> {
     let mut query = query.clone();
     query.limit = limit;

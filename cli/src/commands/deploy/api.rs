@@ -264,10 +264,7 @@ impl Api {
     /// answers 409 `exists`, which the caller turns into the PUT. So 429, every 5xx and every
     /// failure to get an answer are retried, with a doubling delay (or `Retry-After`).
     async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
+        &self, method: Method, path: &str, body: Option<&Value>,
     ) -> Result<Value, Failure> {
         let request = format!("{method} {path}");
         let fail = |kind| Failure {
@@ -300,12 +297,7 @@ impl Api {
     }
 
     async fn attempt(
-        &self,
-        method: &Method,
-        url: &str,
-        has_body: bool,
-        body: &[u8],
-        attempt: u32,
+        &self, method: &Method, url: &str, has_body: bool, body: &[u8], attempt: u32,
     ) -> Attempt {
         let mut headers: Vec<(String, String)> = Vec::new();
         if has_body {

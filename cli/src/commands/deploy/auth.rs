@@ -93,11 +93,7 @@ impl Signer {
     /// The SigV4 headers (`authorization`, `x-amz-date`, `x-amz-security-token` with temporary
     /// credentials) for a request with exactly these `headers` and `body`.
     pub async fn sign(
-        &self,
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
+        &self, method: &str, url: &str, headers: &[(&str, &str)], body: &[u8],
     ) -> Result<Vec<(String, String)>, String> {
         let credentials = self.current_credentials().await?;
         let identity = credentials.into();

@@ -514,11 +514,7 @@ async fn sync_one(api: &Api, local: &Local, remote: Option<&Remote>, dry_run: bo
 
 /// The calls for one workflow; `state` follows what they did (or, dry, would do).
 async fn sync_steps(
-    api: &Api,
-    local: &Local,
-    state: &mut Remote,
-    actions: &mut Vec<&'static str>,
-    dry_run: bool,
+    api: &Api, local: &Local, state: &mut Remote, actions: &mut Vec<&'static str>, dry_run: bool,
 ) -> Result<(), Failure> {
     let wf = &local.workflow;
     let path = format!("/workflows/{}", wf.id);

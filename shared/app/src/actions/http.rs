@@ -96,9 +96,7 @@ struct Outbound {
 }
 
 pub(crate) async fn request(
-    via: Transport<'_>,
-    params: HttpParams,
-    ctx: &ActionContext,
+    via: Transport<'_>, params: HttpParams, ctx: &ActionContext,
 ) -> Result<Value, StepError> {
     let method = reqwest::Method::from_bytes(params.method.as_bytes()).map_err(|_| {
         params_error(
@@ -173,9 +171,7 @@ pub(crate) async fn request(
 }
 
 pub(crate) async fn send_message(
-    via: Transport<'_>,
-    params: MessageParams,
-    ctx: &ActionContext,
+    via: Transport<'_>, params: MessageParams, ctx: &ActionContext,
 ) -> Result<Value, StepError> {
     let url = parse_url("message.send", &params.url)?;
     let mut payload = json!({ "text": params.text });
@@ -211,9 +207,7 @@ fn parse_url(action: &str, raw: &str) -> Result<Url, StepError> {
 
 /// Sends under the policy and reads the whole (bounded) response, all within `timeout`.
 async fn send(
-    via: Transport<'_>,
-    req: Outbound,
-    ctx: &ActionContext,
+    via: Transport<'_>, req: Outbound, ctx: &ActionContext,
 ) -> Result<ReadResponse, StepError> {
     // IP literals never reach the resolver: check them here, before any connection.
     via.policy.check_url(&req.url).map_err(url_refused_error)?;

@@ -85,11 +85,8 @@ impl BuiltinActions {
     /// policy on resolved addresses and redirects lives in the client (its DNS resolver and
     /// redirect policy). IP-literal URLs are checked here whatever the client.
     pub fn new(
-        client: reqwest::Client,
-        records: Arc<dyn RecordStore>,
-        events: Arc<dyn EventBus>,
-        clock: Arc<dyn Clock>,
-        policy: OutboundPolicy,
+        client: reqwest::Client, records: Arc<dyn RecordStore>, events: Arc<dyn EventBus>,
+        clock: Arc<dyn Clock>, policy: OutboundPolicy,
     ) -> Self {
         let validators = wf_core::catalog::actions()
             .into_iter()
@@ -114,9 +111,7 @@ impl BuiltinActions {
 
     /// Builds the policy's client and the runner: what callers want unless they share a client.
     pub fn with_policy(
-        records: Arc<dyn RecordStore>,
-        events: Arc<dyn EventBus>,
-        clock: Arc<dyn Clock>,
+        records: Arc<dyn RecordStore>, events: Arc<dyn EventBus>, clock: Arc<dyn Clock>,
         policy: OutboundPolicy,
     ) -> Result<Self, reqwest::Error> {
         let client = policy.build_client()?;
@@ -165,10 +160,7 @@ impl BuiltinActions {
 #[async_trait]
 impl ActionRunner for BuiltinActions {
     async fn run(
-        &self,
-        action: &str,
-        params: Value,
-        ctx: &ActionContext,
+        &self, action: &str, params: Value, ctx: &ActionContext,
     ) -> Result<Value, StepError> {
         let span = tracing::debug_span!("action", action, path = %ctx.path, attempt = ctx.attempt);
         let result = self.dispatch(action, params, ctx).instrument(span).await;
@@ -181,10 +173,7 @@ impl ActionRunner for BuiltinActions {
 
 impl BuiltinActions {
     async fn dispatch(
-        &self,
-        action: &str,
-        params: Value,
-        ctx: &ActionContext,
+        &self, action: &str, params: Value, ctx: &ActionContext,
     ) -> Result<Value, StepError> {
         match action {
             "http.request" => http::request(self.http(), self.params(action, params)?, ctx).await,
@@ -278,10 +267,7 @@ mod tests {
             Err(StoreError::Unavailable("null store".into()))
         }
         async fn query(
-            &self,
-            _: &str,
-            _: Option<&str>,
-            _: usize,
+            &self, _: &str, _: Option<&str>, _: usize,
         ) -> StoreResult<Vec<(String, Value)>> {
             Err(StoreError::Unavailable("null store".into()))
         }

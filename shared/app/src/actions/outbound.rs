@@ -124,8 +124,7 @@ impl OutboundPolicy {
     /// both alike. Lets tests name a host that resolves to a forbidden address.
     #[cfg(feature = "test-support")]
     pub fn client_builder_with_hosts(
-        &self,
-        hosts: std::collections::HashMap<String, Vec<IpAddr>>,
+        &self, hosts: std::collections::HashMap<String, Vec<IpAddr>>,
     ) -> reqwest::ClientBuilder {
         self.client_builder().dns_resolver(Arc::new(PolicyResolver {
             policy: *self,
@@ -361,8 +360,7 @@ pub(crate) enum BodyError {
 /// Reads the body, stopping as soon as it exceeds `limit` (a declared Content-Length over the
 /// limit fails before reading anything).
 pub(crate) async fn read_body_limited(
-    response: &mut reqwest::Response,
-    limit: usize,
+    response: &mut reqwest::Response, limit: usize,
 ) -> Result<Bytes, BodyError> {
     if response
         .content_length()

@@ -169,12 +169,7 @@ impl Records<'_> {
     /// Publishes the record's change, unless the execution's causation chain is at a bound: the
     /// write stands, and `out` gets `eventSuppressed` (why) instead.
     async fn publish(
-        &self,
-        collection: &str,
-        verb: &str,
-        id: &str,
-        data: &Value,
-        ctx: &ActionContext,
+        &self, collection: &str, verb: &str, id: &str, data: &Value, ctx: &ActionContext,
         out: &mut Value,
     ) -> Result<(), StepError> {
         if let Err(refusal) = event_chain::check_emit(&ctx.event_chain, ctx.event_limits) {

@@ -141,10 +141,7 @@ pub struct ChatReply {
 
 /// Apply a request in plain words to a workflow's draft.
 pub async fn chat(
-    svc: &Services,
-    settings: &AiSettings,
-    workflow_id: &str,
-    message: &str,
+    svc: &Services, settings: &AiSettings, workflow_id: &str, message: &str,
 ) -> Result<ChatReply, AiError> {
     let message = message.trim();
     if message.is_empty() {
@@ -439,9 +436,7 @@ fn decode_turns(record: &Value) -> Vec<ChatTurn> {
 
 /// Add a turn, keeping the last [`MAX_TURNS`].
 pub async fn append_turn(
-    records: &dyn RecordStore,
-    workflow_id: &str,
-    turn: ChatTurn,
+    records: &dyn RecordStore, workflow_id: &str, turn: ChatTurn,
 ) -> StoreResult<()> {
     let existing = records.get(HISTORY_COLLECTION, workflow_id).await?;
     let mut turns = existing.as_ref().map(decode_turns).unwrap_or_default();

@@ -33,9 +33,7 @@ pub struct Resolved {
 
 /// Read `text` as a schedule: the parser, then (with `llm`) the model.
 pub async fn resolve(
-    text: &str,
-    llm: Option<&dyn LlmProvider>,
-    settings: &AiSettings,
+    text: &str, llm: Option<&dyn LlmProvider>, settings: &AiSettings,
 ) -> Result<Resolved, AiError> {
     let parse_error = match parse_any(text) {
         Ok(spec) => {

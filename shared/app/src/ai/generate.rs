@@ -56,9 +56,7 @@ pub struct Generated {
 
 /// Generate and save a draft. See [`generate_with`].
 pub async fn generate(
-    svc: &Services,
-    settings: &AiSettings,
-    req: GenerateRequest,
+    svc: &Services, settings: &AiSettings, req: GenerateRequest,
 ) -> Result<Generated, AiError> {
     generate_with(svc, settings, req, &|_| false).await
 }
@@ -66,9 +64,7 @@ pub async fn generate(
 /// Generate and save a draft; `taken` marks ids that are unavailable besides the stored ones
 /// (`wf new` passes the files in `workflows/`).
 pub async fn generate_with(
-    svc: &Services,
-    settings: &AiSettings,
-    req: GenerateRequest,
+    svc: &Services, settings: &AiSettings, req: GenerateRequest,
     taken: &(dyn Fn(&str) -> bool + Send + Sync),
 ) -> Result<Generated, AiError> {
     let non_empty = |s: Option<String>| s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
@@ -180,12 +176,8 @@ pub fn empty_draft(id: &str, name: Option<&str>) -> Value {
 
 /// Store META (must not exist) and the draft; an id taken meanwhile moves an automatic id on.
 async fn save(
-    svc: &Services,
-    mut id: String,
-    base: &str,
-    explicit: bool,
-    taken: &(dyn Fn(&str) -> bool + Send + Sync),
-    draft: &mut Value,
+    svc: &Services, mut id: String, base: &str, explicit: bool,
+    taken: &(dyn Fn(&str) -> bool + Send + Sync), draft: &mut Value,
 ) -> Result<String, AiError> {
     let defs = &*svc.definitions;
     for _ in 0..5 {
@@ -239,9 +231,7 @@ async fn is_stored(defs: &dyn DefinitionStore, id: &str) -> StoreResult<bool> {
 
 /// The first of `base`, `base-2`, `base-3`, ... that is neither stored nor `taken`.
 pub async fn free_id(
-    defs: &dyn DefinitionStore,
-    base: &str,
-    taken: &(dyn Fn(&str) -> bool + Send + Sync),
+    defs: &dyn DefinitionStore, base: &str, taken: &(dyn Fn(&str) -> bool + Send + Sync),
 ) -> Result<String, AiError> {
     for n in 1..=100u32 {
         let candidate = if n == 1 {

@@ -268,10 +268,7 @@ fn fenced_block(text: &str) -> Option<&str> {
 
 /// One model call in JSON mode.
 pub(crate) async fn ask(
-    llm: &dyn LlmProvider,
-    settings: &AiSettings,
-    system: Option<&str>,
-    prompt: String,
+    llm: &dyn LlmProvider, settings: &AiSettings, system: Option<&str>, prompt: String,
 ) -> Result<String, AiError> {
     let request = LlmRequest {
         model: settings.model.clone(),
@@ -308,10 +305,7 @@ pub struct Authored {
 /// that quote the previous answer and list its problems. `fixup` enforces what the model may
 /// not decide (the id, `config.active`) before validation.
 pub(crate) async fn author(
-    llm: &dyn LlmProvider,
-    settings: &AiSettings,
-    system: &str,
-    prompt: &str,
+    llm: &dyn LlmProvider, settings: &AiSettings, system: &str, prompt: &str,
     fixup: impl Fn(&mut Value),
 ) -> Result<Authored, AiError> {
     let mut rejected = Vec::new();

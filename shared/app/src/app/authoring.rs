@@ -63,9 +63,7 @@ impl App {
     /// most 3 rounds); never published or activated. `taken` marks ids that are unavailable
     /// besides the stored ones (`wf new` passes the files in `workflows/`).
     pub async fn generate_workflow(
-        &self,
-        settings: &AiSettings,
-        req: GenerateRequest,
+        &self, settings: &AiSettings, req: GenerateRequest,
         taken: &(dyn Fn(&str) -> bool + Send + Sync),
     ) -> Result<Generated, AppError> {
         Ok(generate_with(&self.svc, settings, req, taken).await?)
@@ -73,10 +71,7 @@ impl App {
 
     /// Change a draft in plain words; stored only when valid and changed.
     pub async fn chat(
-        &self,
-        settings: &AiSettings,
-        workflow_id: &str,
-        message: &str,
+        &self, settings: &AiSettings, workflow_id: &str, message: &str,
     ) -> Result<ChatReply, AppError> {
         Ok(chat::chat(&self.svc, settings, workflow_id, message).await?)
     }
@@ -96,12 +91,7 @@ impl App {
     /// A schedule from cron, a preset or plain English (the LLM, with `ai`, only for what the
     /// parser cannot read), and its next `count` runs after `from` (RFC 3339; default now).
     pub async fn resolve_cron(
-        &self,
-        settings: &AiSettings,
-        expression: &str,
-        ai: bool,
-        from: Option<&str>,
-        count: usize,
+        &self, settings: &AiSettings, expression: &str, ai: bool, from: Option<&str>, count: usize,
     ) -> Result<(Resolved, Vec<i64>), AppError> {
         if !(1..=100).contains(&count) {
             return Err(AppError::invalid(

@@ -110,10 +110,7 @@ pub fn new_execution_id(now: i64) -> String {
 
 /// The `queued` record of a new execution.
 pub fn new_record(
-    compiled: &CompiledWorkflow,
-    id: &str,
-    req: StartRequest,
-    now: i64,
+    compiled: &CompiledWorkflow, id: &str, req: StartRequest, now: i64,
 ) -> ExecutionRecord {
     ExecutionRecord {
         id: id.to_string(),
@@ -191,9 +188,7 @@ fn downstream(workflow: &Workflow, from: &str) -> HashSet<String> {
 impl App {
     /// Start an execution of `compiled`. Nothing is written when the input is invalid.
     pub async fn start(
-        &self,
-        compiled: &CompiledWorkflow,
-        req: StartRequest,
+        &self, compiled: &CompiledWorkflow, req: StartRequest,
     ) -> Result<Started, AppError> {
         check_input(compiled, &req.input)?;
         let start = compiled
@@ -294,10 +289,7 @@ impl App {
     /// A manual run of the active (else the latest published) version, or with `draft` a test
     /// run of the draft (pinned to an immutable snapshot of it).
     pub async fn run_workflow(
-        &self,
-        id: &str,
-        input: Value,
-        draft: bool,
+        &self, id: &str, input: Value, draft: bool,
     ) -> Result<Started, AppError> {
         let meta = self.meta(id).await?;
         let (compiled, trigger) = if draft {
@@ -377,9 +369,7 @@ impl App {
 
     /// A page of one workflow's history (the workflow must exist).
     pub async fn workflow_executions(
-        &self,
-        workflow_id: &str,
-        mut query: ExecutionQuery,
+        &self, workflow_id: &str, mut query: ExecutionQuery,
     ) -> Result<ExecutionPage, AppError> {
         self.meta(workflow_id).await?;
         query.workflow_id = Some(workflow_id.to_string());
@@ -422,9 +412,7 @@ impl App {
     /// at a time (`wf run` prints them so: the records of a 100,000-iteration loop are never
     /// all in memory at once). The keys are listed and ordered once.
     pub async fn for_each_step_page<E: From<AppError>>(
-        &self,
-        id: &str,
-        mut each: impl FnMut(Vec<StepRecord>) -> Result<(), E>,
+        &self, id: &str, mut each: impl FnMut(Vec<StepRecord>) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut keys = self
             .svc
@@ -441,9 +429,7 @@ impl App {
 
     /// The step records of `keys`, in their order.
     async fn steps_in_key_order(
-        &self,
-        id: &str,
-        keys: &[StepKey],
+        &self, id: &str, keys: &[StepKey],
     ) -> Result<Vec<StepRecord>, AppError> {
         let paths: Vec<String> = keys.iter().map(|k| k.path.clone()).collect();
         let rank: HashMap<&str, usize> = paths
@@ -459,20 +445,14 @@ impl App {
     /// A page of an execution's step records in start order: after the step the cursor names,
     /// at most `limit` records (1..=1000) and at most [`STEP_PAGE_BYTES`] of them.
     pub async fn execution_steps(
-        &self,
-        id: &str,
-        cursor: Option<&str>,
-        limit: usize,
+        &self, id: &str, cursor: Option<&str>, limit: usize,
     ) -> Result<StepPage, AppError> {
         self.stored_execution(id).await?;
         self.step_page(id, cursor, limit).await
     }
 
     async fn step_page(
-        &self,
-        id: &str,
-        cursor: Option<&str>,
-        limit: usize,
+        &self, id: &str, cursor: Option<&str>, limit: usize,
     ) -> Result<StepPage, AppError> {
         let bad_cursor = || {
             listing_error(StoreError::Invalid(format!(
@@ -515,10 +495,7 @@ impl App {
     /// Run an execution again from a top-level step (default: the start) with its input (or
     /// `input`): the records of the steps before `from_step` are copied, the rest run anew.
     pub async fn rerun(
-        &self,
-        id: &str,
-        from_step: Option<String>,
-        input: Option<Value>,
+        &self, id: &str, from_step: Option<String>, input: Option<Value>,
     ) -> Result<Started, AppError> {
         let old = self.execution(id).await?;
         let compiled = self

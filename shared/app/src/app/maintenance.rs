@@ -264,11 +264,7 @@ impl App {
     /// (`?wait`) see it end. The same rule in both homes: the local worker loop and the SQS
     /// batch handler both call this.
     pub async fn task_failed(
-        &self,
-        task: &StepTask,
-        receive_count: u32,
-        max_receive_count: u32,
-        reason: &str,
+        &self, task: &StepTask, receive_count: u32, max_receive_count: u32, reason: &str,
     ) -> FailedDelivery {
         if receive_count < max_receive_count {
             warn!(execution_id = %task.execution_id, path = %task.path, attempt = task.attempt, receive_count, %reason, "task failed: left for redelivery");
@@ -283,10 +279,7 @@ impl App {
 
     /// Fail the execution of a task that could not be handled in `deliveries` deliveries.
     pub async fn fail_poisoned_task(
-        &self,
-        task: &StepTask,
-        deliveries: u32,
-        reason: &str,
+        &self, task: &StepTask, deliveries: u32, reason: &str,
     ) -> Result<(), AppError> {
         let Some(mut execution) = self
             .svc

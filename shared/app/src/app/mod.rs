@@ -106,9 +106,7 @@ impl App {
 
     /// The compiled definition of a published version (immutable, so cached forever).
     pub async fn definition(
-        &self,
-        workflow_id: &str,
-        version: u32,
+        &self, workflow_id: &str, version: u32,
     ) -> Result<Arc<CompiledWorkflow>, AppError> {
         let key = (workflow_id.to_string(), version);
         if let Some(c) = self.lock_definitions().get(&key) {
@@ -143,8 +141,7 @@ impl App {
     /// earlier task when its stored status is still the kept one (only the status is read),
     /// else read whole (and kept while it is not terminal). See [`live`].
     pub(crate) async fn execution_for_task(
-        &self,
-        id: &str,
+        &self, id: &str,
     ) -> Result<Option<Arc<ExecutionRecord>>, AppError> {
         let kept = self.lock_live().get(id);
         if let Some(kept) = kept {
@@ -174,10 +171,7 @@ impl App {
     /// Bring an execution to a terminal status (once: the store refuses a second terminal
     /// update) and tell the waiters. `execution` is refreshed with what is stored.
     pub(crate) async fn finish_execution(
-        &self,
-        execution: &mut ExecutionRecord,
-        status: ExecutionStatus,
-        output: Value,
+        &self, execution: &mut ExecutionRecord, status: ExecutionStatus, output: Value,
         error: Option<StepError>,
     ) -> Result<(), AppError> {
         let now = self.svc.clock.now_ms();
@@ -235,9 +229,7 @@ impl App {
     /// the store otherwise (on AWS another function's worker finishes it). An execution found
     /// past its deadline is timed out here, as the sweeper would.
     pub async fn wait_finished(
-        &self,
-        id: &str,
-        max: Option<Duration>,
+        &self, id: &str, max: Option<Duration>,
     ) -> Result<Option<ExecutionView>, AppError> {
         let mut finished = self.subscribe_finished();
         let give_up = max.map(|m| Instant::now() + m);

@@ -42,10 +42,7 @@ pub(crate) type PureStart = for<'a> fn(
 ) -> BoxFuture<'a, Option<StagedStart>>;
 
 fn boxed_pure_start<'a>(
-    app: &'a App,
-    compiled: &'a CompiledWorkflow,
-    record: &'a ExecutionRecord,
-    start: &'a StepPath,
+    app: &'a App, compiled: &'a CompiledWorkflow, record: &'a ExecutionRecord, start: &'a StepPath,
 ) -> BoxFuture<'a, Option<StagedStart>> {
     Box::pin(app.stage_pure_start(compiled, record, start))
 }
@@ -72,10 +69,7 @@ impl App {
     /// process (the records must be scrubbed of every secret a step may resolve, as the worker
     /// scrubs them; that worker then runs the start).
     pub(crate) async fn stage_pure_start(
-        &self,
-        compiled: &CompiledWorkflow,
-        record: &ExecutionRecord,
-        start: &StepPath,
+        &self, compiled: &CompiledWorkflow, record: &ExecutionRecord, start: &StepPath,
     ) -> Option<StagedStart> {
         if !compiled.step(start)?.is_pure() {
             return None;
@@ -178,12 +172,8 @@ impl App {
 /// End the staged record as `App::finish_execution` ends a stored one (output and error
 /// scrubbed).
 fn finish(
-    record: &mut ExecutionRecord,
-    scrub: &Scrubber,
-    status: ExecutionStatus,
-    mut output: Value,
-    mut error: Option<wf_core::StepError>,
-    now: i64,
+    record: &mut ExecutionRecord, scrub: &Scrubber, status: ExecutionStatus, mut output: Value,
+    mut error: Option<wf_core::StepError>, now: i64,
 ) {
     scrub.value(&mut output);
     if let Some(e) = error.as_mut() {

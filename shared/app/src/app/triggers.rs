@@ -46,9 +46,7 @@ pub enum WebhookOutcome {
 /// The input of a webhook body (`wf_core::webhook::body::webhook_input`): JSON, or for Slack
 /// form-encoded bodies, a JSON object.
 fn webhook_input(
-    headers: &HeaderMap,
-    body: &[u8],
-    scheme: WebhookScheme,
+    headers: &HeaderMap, body: &[u8], scheme: WebhookScheme,
 ) -> Result<Value, AppError> {
     let content_type = headers
         .get(http::header::CONTENT_TYPE)
@@ -162,8 +160,7 @@ impl App {
     /// `Idempotency-Key` (or the scheme's message id) as dedupe key. A refused request starts
     /// nothing and is counted by reason at `/metrics`.
     pub async fn receive_webhook(
-        &self,
-        delivery: WebhookDelivery<'_>,
+        &self, delivery: WebhookDelivery<'_>,
     ) -> Result<WebhookOutcome, AppError> {
         let workflow_id = delivery.workflow_id;
         let meta = self
@@ -251,11 +248,7 @@ impl App {
 
     /// Publish a platform event (`POST /events`; on AWS, to the EventBridge bus). Returns its id.
     pub async fn publish_event(
-        &self,
-        event_type: &str,
-        detail: Value,
-        id: Option<String>,
-        source: Option<String>,
+        &self, event_type: &str, detail: Value, id: Option<String>, source: Option<String>,
     ) -> Result<String, AppError> {
         check_event_type(event_type)?;
         let id = id.unwrap_or_else(|| ulid::Ulid::new().to_string());
@@ -283,9 +276,7 @@ impl App {
     /// `wf_events_refused_total`; the execution it starts otherwise stores the chain plus its
     /// own workflow id in `trigger.chain`.
     pub async fn route_event(
-        &self,
-        event: &PlatformEvent,
-        only: Option<&str>,
+        &self, event: &PlatformEvent, only: Option<&str>,
     ) -> Result<Vec<Routed>, AppError> {
         let mut routed = Vec::new();
         let metas = match only {
@@ -388,11 +379,7 @@ impl App {
 
     /// Keep why `event` started nothing of `workflow_id` (listed by [`App::rejections`]).
     async fn keep_rejection(
-        &self,
-        workflow_id: &str,
-        event: &PlatformEvent,
-        reason: RejectionReason,
-        message: &str,
+        &self, workflow_id: &str, event: &PlatformEvent, reason: RejectionReason, message: &str,
     ) -> Result<(), AppError> {
         let now = self.svc.clock.now_ms();
         let rejection = EventRejection {
@@ -413,10 +400,7 @@ impl App {
     /// The events a workflow subscribed to and did not start on, newest first (`limit` 0: 50,
     /// at most 1000). An unknown workflow is not found; a cursor that is not one is invalid.
     pub async fn rejections(
-        &self,
-        workflow_id: &str,
-        limit: usize,
-        cursor: Option<&str>,
+        &self, workflow_id: &str, limit: usize, cursor: Option<&str>,
     ) -> Result<RejectionPage, AppError> {
         self.meta(workflow_id).await?;
         self.svc
@@ -429,9 +413,7 @@ impl App {
     /// Whether any of the workflow's triggers for this event type lets it through; the first
     /// filter that cannot be evaluated is the error.
     fn filter_passes(
-        &self,
-        compiled: &wf_core::engine::CompiledWorkflow,
-        event: &PlatformEvent,
+        &self, compiled: &wf_core::engine::CompiledWorkflow, event: &PlatformEvent,
     ) -> Result<bool, wf_core::StepError> {
         let mut failed = None;
         for t in compiled.workflow.triggers() {
@@ -463,9 +445,7 @@ impl App {
     /// already (a redelivery, even past its dedupe window; another scheduler's write between
     /// our read and ours) is answered as a duplicate.
     async fn start_once(
-        &self,
-        compiled: &wf_core::engine::CompiledWorkflow,
-        req: StartRequest,
+        &self, compiled: &wf_core::engine::CompiledWorkflow, req: StartRequest,
     ) -> Result<Started, AppError> {
         let Some(execution_id) = req.execution_id.clone() else {
             return self.start(compiled, req).await;
@@ -500,10 +480,7 @@ impl App {
     /// [`schedule_dedupe_key`]. A repeat of the same fire answers the first execution with
     /// `duplicate: true`.
     pub async fn fire_schedule(
-        &self,
-        workflow_id: &str,
-        version: u32,
-        scheduled_ms: i64,
+        &self, workflow_id: &str, version: u32, scheduled_ms: i64,
     ) -> Result<Started, AppError> {
         let compiled = self.definition(workflow_id, version).await?;
         let time = format_ms(scheduled_ms);
@@ -520,9 +497,7 @@ impl App {
     /// schedule trigger; skipped with the reason when nothing is to start (inactive or deleted
     /// workflow, no schedule any more: its schedule is removed by the next sync).
     pub async fn fire_active_schedule(
-        &self,
-        workflow_id: &str,
-        scheduled_ms: i64,
+        &self, workflow_id: &str, scheduled_ms: i64,
     ) -> Result<ScheduleFire, AppError> {
         let Some(meta) = self.svc.definitions.get_meta(workflow_id).await? else {
             return Ok(ScheduleFire::Skipped(format!(

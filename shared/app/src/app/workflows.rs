@@ -27,9 +27,7 @@ pub const DRAFT_VERSION_BASE: u32 = 1 << 31;
 pub trait TriggerSync: Send + Sync {
     /// `active` is the version triggers now start, or None when the workflow is inactive/deleted.
     async fn sync(
-        &self,
-        workflow_id: &str,
-        active: Option<Arc<CompiledWorkflow>>,
+        &self, workflow_id: &str, active: Option<Arc<CompiledWorkflow>>,
     ) -> StoreResult<()>;
 
     /// Make every trigger match `active` (the active versions of all workflows): missing ones
@@ -275,9 +273,7 @@ impl App {
 
     /// Replace the draft of `id` (the body's id, when given, must be `id`).
     pub async fn replace_draft(
-        &self,
-        id: &str,
-        mut draft: Value,
+        &self, id: &str, mut draft: Value,
     ) -> Result<WorkflowState, AppError> {
         let meta = self.meta(id).await?;
         refuse_file_backed(&meta)?;
@@ -315,9 +311,7 @@ impl App {
 
     /// The validation of `definition`, or of the stored draft when None.
     pub async fn validate_workflow(
-        &self,
-        id: &str,
-        definition: Option<Value>,
+        &self, id: &str, definition: Option<Value>,
     ) -> Result<Report, AppError> {
         let draft = match definition {
             Some(d) => d,
@@ -347,9 +341,7 @@ impl App {
     /// activate). Safe to repeat after a crash: a version written without its META update is
     /// skipped.
     pub async fn publish(
-        &self,
-        workflow: &Workflow,
-        mode: PublishMode,
+        &self, workflow: &Workflow, mode: PublishMode,
     ) -> Result<Published, AppError> {
         if let Some(limit) = self.settings().worker_timeout {
             let problems = engine::worker_timeout_problems(workflow, limit.as_millis() as u64);
@@ -458,9 +450,7 @@ impl App {
 
     /// Activate `version` (default: the latest). A never-published workflow cannot be activated.
     pub async fn activate(
-        &self,
-        workflow_id: &str,
-        version: Option<u32>,
+        &self, workflow_id: &str, version: Option<u32>,
     ) -> Result<WorkflowMeta, AppError> {
         let meta = self.meta(workflow_id).await?;
         if meta.latest_version == 0 {
@@ -502,9 +492,7 @@ impl App {
     /// a failed sync leaves `triggerError` (the API shows it, the sweep's reconcile repairs it)
     /// and answers a retryable error saying so; a good one clears it.
     async fn sync_recorded(
-        &self,
-        meta: WorkflowMeta,
-        active: Option<Arc<CompiledWorkflow>>,
+        &self, meta: WorkflowMeta, active: Option<Arc<CompiledWorkflow>>,
     ) -> Result<WorkflowMeta, AppError> {
         match self.triggers.sync(&meta.id, active).await {
             Ok(()) if meta.trigger_error.is_none() => Ok(meta),
@@ -556,9 +544,7 @@ impl App {
 
     /// Apply `change` to META with optimistic concurrency (re-read and retry on a lost race).
     pub async fn write_meta(
-        &self,
-        mut meta: WorkflowMeta,
-        change: impl Fn(&mut WorkflowMeta),
+        &self, mut meta: WorkflowMeta, change: impl Fn(&mut WorkflowMeta),
     ) -> Result<WorkflowMeta, AppError> {
         let defs = &self.svc.definitions;
         for _ in 0..5 {
@@ -594,9 +580,7 @@ impl App {
     /// Change config keys: `active` (de)activates now; other keys edit the draft (applied when
     /// published). Returns the draft's config and the draft.
     pub async fn patch_config(
-        &self,
-        id: &str,
-        mut patch: Map<String, Value>,
+        &self, id: &str, mut patch: Map<String, Value>,
     ) -> Result<(Value, Value), AppError> {
         let meta = self.meta(id).await?;
         let active = patch.remove("active");
@@ -668,9 +652,7 @@ impl App {
 
     /// Signing secrets of the webhook (several during a rotation; empty removes them).
     pub async fn set_webhook_secrets(
-        &self,
-        id: &str,
-        secrets: Vec<String>,
+        &self, id: &str, secrets: Vec<String>,
     ) -> Result<WorkflowMeta, AppError> {
         if secrets.iter().any(|s| s.trim().is_empty()) {
             return Err(AppError::invalid(
@@ -695,9 +677,7 @@ fn config_of(draft: &Value, active: bool) -> Value {
 /// Store `workflow` as the next version and move META's latest version to it. Safe to repeat
 /// after a crash: a version written without its META update is found and skipped over.
 pub async fn publish_version(
-    defs: &dyn DefinitionStore,
-    workflow: &Workflow,
-    now: i64,
+    defs: &dyn DefinitionStore, workflow: &Workflow, now: i64,
 ) -> StoreResult<u32> {
     for _ in 0..5 {
         let stored = defs.get_meta(&workflow.id).await?;

@@ -34,9 +34,7 @@ fn settings(ext: Option<Extension<AiSettings>>) -> AiSettings {
               (status = 409, description = "The given id exists"),
               (status = 422, description = "Still invalid after the repair rounds (nothing saved): every remaining problem")))]
 pub async fn generate(
-    State(state): State<AppState>,
-    ext: Option<Extension<AiSettings>>,
-    JsonBody(body): JsonBody,
+    State(state): State<AppState>, ext: Option<Extension<AiSettings>>, JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let req: GenerateRequest = parse_optional_body(&body)?;
     let out = state
@@ -49,9 +47,7 @@ pub async fn generate(
 /// `POST /workflows/{id}`: only `/workflows/generate` takes POST. Routed here (not as a static
 /// route) so that a workflow whose id is `generate` stays readable at `GET /workflows/generate`.
 pub async fn post_workflow(
-    state: State<AppState>,
-    ApiPath(id): ApiPath<String>,
-    ext: Option<Extension<AiSettings>>,
+    state: State<AppState>, ApiPath(id): ApiPath<String>, ext: Option<Extension<AiSettings>>,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     if id != "generate" {
@@ -71,10 +67,8 @@ pub async fn post_workflow(
               (status = 409, description = "Edited in a file (`file_backed`), or the draft changed meanwhile (`draft_changed`)"),
               (status = 422, description = "Still invalid after the repair rounds: the draft is unchanged")))]
 pub async fn chat(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
-    ext: Option<Extension<AiSettings>>,
-    JsonBody(body): JsonBody,
+    State(state): State<AppState>, ApiPath(id): ApiPath<String>,
+    ext: Option<Extension<AiSettings>>, JsonBody(body): JsonBody,
 ) -> Result<Json<chat::ChatReply>, ApiError> {
     let req: ChatRequest = parse_body(&body)?;
     let reply = state.app.chat(&settings(ext), &id, &req.message).await?;
@@ -87,8 +81,7 @@ pub async fn chat(
         oldest first, the last 20", body = super::schemas::ChatHistory),
               (status = 404, description = "Unknown workflow")))]
 pub async fn chat_history(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    State(state): State<AppState>, ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let turns = state.app.chat_history(&id).await?;
     Ok(Json(json!({ "workflowId": id, "turns": turns })))
@@ -99,8 +92,7 @@ pub async fn chat_history(
     responses((status = 204, description = "The conversation is forgotten (the draft is unchanged)"),
               (status = 404, description = "Unknown workflow")))]
 pub async fn forget_chat(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    State(state): State<AppState>, ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.app.forget_chat(&id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -134,9 +126,7 @@ pub(crate) struct CronBody {
         check the next runs before using it", body = super::schemas::CronReading),
               (status = 422, description = "Not readable as a schedule, or EventBridge cannot run it (the fix is in the message)")))]
 pub async fn cron(
-    State(state): State<AppState>,
-    ext: Option<Extension<AiSettings>>,
-    JsonBody(body): JsonBody,
+    State(state): State<AppState>, ext: Option<Extension<AiSettings>>, JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let req: CronBody = parse_body(&body)?;
     let (resolved, next) = state

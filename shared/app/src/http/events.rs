@@ -44,8 +44,7 @@ pub(crate) struct EventAccepted {
     responses((status = 202, description = "`{ id, type }`: every active workflow subscribed to the type whose filter is true starts once per id", body = EventAccepted),
               (status = 400, description = "Not JSON, or no valid type"), (status = 413, description = "Over 256 KiB")))]
 pub async fn publish(
-    State(state): State<AppState>,
-    JsonBody(body): JsonBody,
+    State(state): State<AppState>, JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let req: EventBody = parse_body(&body)?;
     let id = state
@@ -103,8 +102,7 @@ impl From<RejectionPage> for RejectionList {
     responses((status = 200, description = "`{ items, nextCursor }`: events this workflow did not start on, newest first", body = RejectionList),
               (status = 400, description = "Bad limit or cursor"), (status = 404, description = "Unknown workflow")))]
 pub async fn rejected(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    State(state): State<AppState>, ApiPath(id): ApiPath<String>,
     ApiQuery(p): ApiQuery<RejectionParams>,
 ) -> Result<Json<RejectionList>, ApiError> {
     let limit = page_limit(p.limit)?;

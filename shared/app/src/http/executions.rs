@@ -42,9 +42,7 @@ pub(crate) struct RunBody {
 /// `202 {executionId}` (`duplicate: true` for a repeated key), or with `?wait=N` the
 /// finished execution when it finishes within N seconds (at most 30).
 pub async fn started_response(
-    state: &AppState,
-    started: &Started,
-    wait: Option<u64>,
+    state: &AppState, started: &Started, wait: Option<u64>,
 ) -> Result<Response, ApiError> {
     let (id, duplicate) = (started.execution_id.as_str(), started.duplicate);
     if let Some(secs) = wait {
@@ -72,10 +70,8 @@ pub async fn started_response(
               (status = 404, description = "Unknown workflow"), (status = 409, description = "Never published (use ?draft=true)"),
               (status = 422, description = "Invalid input (every violation) or invalid draft (every problem)")))]
 pub async fn run_manual(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
-    ApiQuery(params): ApiQuery<RunParams>,
-    JsonBody(body): JsonBody,
+    State(state): State<AppState>, ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<RunParams>, JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let req: RunBody = super::parse_optional_body(&body)?;
     let input = if req.input.is_null() {
@@ -205,8 +201,7 @@ fn query_of(p: ListParams) -> Result<ExecutionQuery, ApiError> {
     params(("workflowId" = Option<String>, Query, description = "Only this workflow"), ListParams),
     responses((status = 200, description = "`{ items, nextCursor }`, newest first", body = ExecutionList), (status = 400, description = "Bad filter or cursor")))]
 pub async fn list(
-    State(state): State<AppState>,
-    ApiQuery(p): ApiQuery<ListParams>,
+    State(state): State<AppState>, ApiQuery(p): ApiQuery<ListParams>,
 ) -> Result<Json<ExecutionList>, ApiError> {
     let page = state.app.list_executions(&query_of(p)?).await?;
     Ok(Json(page.into()))
@@ -216,9 +211,7 @@ pub async fn list(
     params(("id" = String, Path, description = "Workflow id"), ListParams),
     responses((status = 200, description = "Like GET /executions?workflowId={id}", body = ExecutionList), (status = 404, description = "Unknown workflow")))]
 pub async fn list_for_workflow(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
-    ApiQuery(p): ApiQuery<ListParams>,
+    State(state): State<AppState>, ApiPath(id): ApiPath<String>, ApiQuery(p): ApiQuery<ListParams>,
 ) -> Result<Json<ExecutionList>, ApiError> {
     let page = state.app.workflow_executions(&id, query_of(p)?).await?;
     Ok(Json(page.into()))
@@ -228,8 +221,7 @@ pub async fn list_for_workflow(
     params(("id" = String, Path, description = "Execution id")),
     responses((status = 200, description = "The execution with its step records in start order (the first page, with `stepsCursor`, when there are more than 200 or 4 MiB)", body = wf_core::execution::ExecutionView), (status = 404, description = "Unknown execution")))]
 pub async fn get_one(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    State(state): State<AppState>, ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ExecutionView>, ApiError> {
     Ok(Json(state.app.execution(&id).await?))
 }
@@ -252,9 +244,7 @@ pub struct StepsParams {
     responses((status = 200, description = "`{ items, nextCursor }`: step records in the order they started", body = wf_core::execution::StepPage),
               (status = 400, description = "Bad limit or cursor"), (status = 404, description = "Unknown execution")))]
 pub async fn steps(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
-    ApiQuery(p): ApiQuery<StepsParams>,
+    State(state): State<AppState>, ApiPath(id): ApiPath<String>, ApiQuery(p): ApiQuery<StepsParams>,
 ) -> Result<Json<StepPage>, ApiError> {
     let limit = page_limit(p.limit)?;
     Ok(Json(
@@ -270,8 +260,7 @@ pub async fn steps(
     responses((status = 200, description = "Cancelled: queued tasks of it are dropped, a running step finishes but nothing follows", body = wf_core::execution::ExecutionView),
               (status = 404, description = "Unknown execution"), (status = 409, description = "Already finished")))]
 pub async fn cancel(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    State(state): State<AppState>, ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ExecutionView>, ApiError> {
     Ok(Json(state.app.cancel(&id).await?))
 }
@@ -295,10 +284,8 @@ pub(crate) struct RerunBody {
               (status = 200, description = "The finished execution (with ?wait)", body = wf_core::execution::ExecutionView),
               (status = 404, description = "Unknown execution"), (status = 422, description = "Unknown step, or invalid input")))]
 pub async fn rerun(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
-    ApiQuery(params): ApiQuery<RunParams>,
-    JsonBody(body): JsonBody,
+    State(state): State<AppState>, ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<RunParams>, JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let req: RerunBody = super::parse_optional_body(&body)?;
     let started = state.app.rerun(&id, req.from_step, req.input).await?;

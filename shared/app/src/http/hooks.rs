@@ -31,11 +31,8 @@ pub struct HookParams {
               (status = 503, description = "The webhook's signing secret is not configured (the message names where it is looked for)"),
               (status = 415, description = "Not JSON"), (status = 422, description = "Input fails inputSchema (every violation)")))]
 pub async fn receive(
-    State(state): State<AppState>,
-    ApiPath((workflow_id, token)): ApiPath<(String, String)>,
-    ApiQuery(params): ApiQuery<HookParams>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    State(state): State<AppState>, ApiPath((workflow_id, token)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<HookParams>, headers: HeaderMap, RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let delivery = WebhookDelivery {
         workflow_id: &workflow_id,

@@ -144,8 +144,7 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
 
 /// 414 in the API's error shape for a URI over [`MAX_URI_BYTES`].
 async fn uri_bound(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
+    req: axum::extract::Request, next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());

@@ -121,9 +121,7 @@ impl Progress {
 }
 
 fn progress(
-    app: Arc<App>,
-    id: String,
-    first: ExecutionView,
+    app: Arc<App>, id: String, first: ExecutionView,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let finished = app.subscribe_finished();
     let state = Progress {
@@ -145,8 +143,7 @@ fn progress(
               (status = 404, description = "Unknown execution"),
               (status = 501, description = "`streaming_unavailable`: this deployment buffers responses (AWS Lambda function URLs); poll `GET /executions/{id}`")))]
 pub async fn events(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    State(state): State<AppState>, ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         return Err(ApiError::new(

@@ -72,11 +72,7 @@ async fn api_with_workflow() -> Api {
 
 impl Api {
     async fn send(
-        &self,
-        method: Method,
-        uri: &str,
-        content_type: Option<&str>,
-        body: &str,
+        &self, method: Method, uri: &str, content_type: Option<&str>, body: &str,
     ) -> Answer {
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(ct) = content_type {

@@ -193,8 +193,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<WorkflowSumm
               (status = 400, description = "Not JSON"), (status = 409, description = "The id exists"),
               (status = 422, description = "No valid id")))]
 pub async fn create(
-    State(state): State<AppState>,
-    JsonBody(body): DefinitionBody,
+    State(state): State<AppState>, JsonBody(body): DefinitionBody,
 ) -> Result<Response, ApiError> {
     let draft = parse_json(&body)?;
     let created = state.app.create_workflow(draft).await?;
@@ -205,8 +204,7 @@ pub async fn create(
     params(("id" = String, Path, description = "Workflow id")),
     responses((status = 200, description = "Summary, draft and the draft's validation", body = WorkflowWithDraft), (status = 404, description = "Unknown workflow")))]
 pub async fn get_one(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    State(state): State<AppState>, ApiPath(id): ApiPath<String>,
 ) -> Result<Json<WorkflowWithDraft>, ApiError> {
     let w = state.app.workflow(&id).await?;
     Ok(Json(with_draft(&state, &w)))
@@ -219,9 +217,7 @@ pub async fn get_one(
     responses((status = 200, description = "Draft replaced, with its validation", body = WorkflowWithDraft), (status = 404, description = "Unknown workflow"),
               (status = 409, description = "The workflow is edited in a file"), (status = 422, description = "The body's id differs")))]
 pub async fn replace(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
-    JsonBody(body): DefinitionBody,
+    State(state): State<AppState>, ApiPath(id): ApiPath<String>, JsonBody(body): DefinitionBody,
 ) -> Result<Json<WorkflowWithDraft>, ApiError> {
     let draft = parse_json(&body)?;
     let w = state.app.replace_draft(&id, draft).await?;
@@ -233,8 +229,7 @@ pub async fn replace(
     responses((status = 204, description = "Deleted (executions are kept until retention)"), (status = 404, description = "Unknown workflow"),
               (status = 409, description = "The workflow is edited in a file")))]
 pub async fn delete(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    State(state): State<AppState>, ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.app.delete_workflow(&id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -245,9 +240,7 @@ pub async fn delete(
     request_body(content = Option<super::openapi::AnyDefinition>, description = "Optional: a definition to check instead of the stored draft (any JSON: what is wrong with it is the answer)"),
     responses((status = 200, description = "Validation result", body = ValidationResult), (status = 404, description = "Unknown workflow (without a body)")))]
 pub async fn validate(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
-    JsonBody(body): DefinitionBody,
+    State(state): State<AppState>, ApiPath(id): ApiPath<String>, JsonBody(body): DefinitionBody,
 ) -> Result<Json<ValidationResult>, ApiError> {
     let definition = if is_blank(&body) {
         None
@@ -265,8 +258,7 @@ pub async fn validate(
               (status = 409, description = "The workflow is edited in a file"),
               (status = 404, description = "Unknown workflow"), (status = 422, description = "The draft is invalid: every problem listed")))]
 pub async fn publish(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    State(state): State<AppState>, ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let Published {
         version,
@@ -304,9 +296,7 @@ pub(crate) struct ActivateBody {
     responses((status = 200, description = "Activated", body = WorkflowSummary), (status = 404, description = "Unknown workflow"),
               (status = 409, description = "Never published"), (status = 422, description = "No such version")))]
 pub async fn activate(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
-    JsonBody(body): JsonBody,
+    State(state): State<AppState>, ApiPath(id): ApiPath<String>, JsonBody(body): JsonBody,
 ) -> Result<Json<WorkflowSummary>, ApiError> {
     let req: ActivateBody = super::parse_optional_body(&body)?;
     let meta = state.app.activate(&id, req.version).await?;
@@ -317,8 +307,7 @@ pub async fn activate(
     params(("id" = String, Path, description = "Workflow id")),
     responses((status = 200, description = "Deactivated", body = WorkflowSummary), (status = 404, description = "Unknown workflow")))]
 pub async fn deactivate(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    State(state): State<AppState>, ApiPath(id): ApiPath<String>,
 ) -> Result<Json<WorkflowSummary>, ApiError> {
     let meta = state.app.deactivate(&id).await?;
     Ok(Json(summary_now(&state, &meta).await?))
@@ -328,8 +317,7 @@ pub async fn deactivate(
     params(("id" = String, Path, description = "Workflow id")),
     responses((status = 200, description = "The draft's config, with `active` from activation", body = ConfigAnswer), (status = 404, description = "Unknown workflow")))]
 pub async fn get_config(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    State(state): State<AppState>, ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(state.app.config(&id).await?))
 }
@@ -341,9 +329,7 @@ pub async fn get_config(
               (status = 409, description = "Edited in a file, or activating a never-published workflow"),
               (status = 422, description = "`active` is not a boolean (`invalid_config`), or the stored draft is not an object (`invalid_draft`)")))]
 pub async fn patch_config(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
-    JsonBody(body): JsonBody,
+    State(state): State<AppState>, ApiPath(id): ApiPath<String>, JsonBody(body): JsonBody,
 ) -> Result<Json<ConfigPatched>, ApiError> {
     let Value::Object(patch) = parse_json(&body)? else {
         return Err(ApiError::bad_request(
@@ -362,8 +348,7 @@ pub async fn patch_config(
     params(("id" = String, Path, description = "Workflow id")),
     responses((status = 200, description = "Published version numbers, the active one marked", body = VersionList)))]
 pub async fn list_versions(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    State(state): State<AppState>, ApiPath(id): ApiPath<String>,
 ) -> Result<Json<VersionList>, ApiError> {
     let meta = state.app.versions(&id).await?;
     let versions = (1..=meta.latest_version)
@@ -379,8 +364,7 @@ pub async fn list_versions(
     params(("id" = String, Path, description = "Workflow id"), ("version" = u32, Path, description = "Version number")),
     responses((status = 200, description = "The immutable definition", body = super::schemas::Workflow), (status = 404, description = "No such version")))]
 pub async fn get_version(
-    State(state): State<AppState>,
-    ApiPath((id, version)): ApiPath<(String, u32)>,
+    State(state): State<AppState>, ApiPath((id, version)): ApiPath<(String, u32)>,
 ) -> Result<Json<Workflow>, ApiError> {
     Ok(Json(state.app.version(&id, version).await?))
 }
@@ -389,8 +373,7 @@ pub async fn get_version(
     params(("id" = String, Path, description = "Workflow id")),
     responses((status = 200, description = "A new webhook URL; the old one answers 404 from now on", body = WorkflowSummary)))]
 pub async fn rotate_token(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
+    State(state): State<AppState>, ApiPath(id): ApiPath<String>,
 ) -> Result<Json<WorkflowSummary>, ApiError> {
     let meta = state.app.rotate_webhook_token(&id).await?;
     Ok(Json(summary_now(&state, &meta).await?))
@@ -417,9 +400,7 @@ pub(crate) struct SecretValue(String);
     responses((status = 200, description = "Stored", body = WorkflowSummary),
               (status = 422, description = "An empty secret (`invalid_secret`)")))]
 pub async fn set_secrets(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
-    JsonBody(body): JsonBody,
+    State(state): State<AppState>, ApiPath(id): ApiPath<String>, JsonBody(body): JsonBody,
 ) -> Result<Json<WorkflowSummary>, ApiError> {
     let req: SecretsBody = super::parse_body(&body)?;
     let meta = state.app.set_webhook_secrets(&id, req.secrets).await?;

@@ -205,8 +205,7 @@ pub fn api_router(state: AppState, auth: ApiAuth) -> Router {
 
 /// Logs the request's metrics as EMF once it is answered.
 async fn emit_metrics_after(
-    State((app, function)): State<(Arc<crate::app::App>, super::Function)>,
-    req: Request,
+    State((app, function)): State<(Arc<crate::app::App>, super::Function)>, req: Request,
     next: Next,
 ) -> Response {
     let response = next.run(req).await;

@@ -114,9 +114,7 @@ struct EmfLayer;
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for EmfLayer {
     fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
+        &self, event: &tracing::Event<'_>, _ctx: tracing_subscriber::layer::Context<'_, S>,
     ) {
         use std::io::Write;
         use tracing_subscriber::fmt::MakeWriter;

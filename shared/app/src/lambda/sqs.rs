@@ -77,19 +77,14 @@ pub enum Outcome {
 
 /// Handle a batch with no deadline of its own (tests, the local bridge).
 pub async fn handle_sqs_batch(
-    app: &App,
-    event: SqsEvent,
-    settings: &BatchSettings,
+    app: &App, event: SqsEvent, settings: &BatchSettings,
 ) -> SqsBatchResponse {
     handle_sqs_batch_until(app, event, settings, None).await
 }
 
 /// Handle a batch; tasks still running `DEADLINE_MARGIN` before `deadline` are reported.
 pub async fn handle_sqs_batch_until(
-    app: &App,
-    event: SqsEvent,
-    settings: &BatchSettings,
-    deadline: Option<SystemTime>,
+    app: &App, event: SqsEvent, settings: &BatchSettings, deadline: Option<SystemTime>,
 ) -> SqsBatchResponse {
     let left = deadline.map(|d| d.duration_since(SystemTime::now()).unwrap_or_default());
     debug!(
@@ -156,10 +151,7 @@ pub fn receive_count(message: &SqsMessage) -> u32 {
 
 /// Handle one message of a batch.
 pub async fn handle_message(
-    app: &App,
-    message: &SqsMessage,
-    settings: &BatchSettings,
-    budget: Option<Duration>,
+    app: &App, message: &SqsMessage, settings: &BatchSettings, budget: Option<Duration>,
 ) -> Outcome {
     let message_id = message.message_id.as_deref().unwrap_or("");
     let count = receive_count(message);
@@ -211,11 +203,7 @@ pub async fn handle_message(
 /// dead-letter queue); on its last delivery [`App::task_failed`] first fails its execution
 /// with the reason, as the local worker loop does.
 async fn failed(
-    app: &App,
-    task: &StepTask,
-    message_id: &str,
-    count: u32,
-    settings: &BatchSettings,
+    app: &App, task: &StepTask, message_id: &str, count: u32, settings: &BatchSettings,
     reason: String,
 ) -> Outcome {
     debug!(message_id, "task failed");

@@ -131,9 +131,7 @@ async fn trigger(app: &App, input: Value) -> Result<Value, TriggerError> {
 }
 
 async fn route(
-    app: &App,
-    event: &wf_core::ports::PlatformEvent,
-    only: Option<&str>,
+    app: &App, event: &wf_core::ports::PlatformEvent, only: Option<&str>,
 ) -> Result<Value, TriggerError> {
     match app.route_event(event, only).await {
         Ok(routed) => Ok(json!({

@@ -200,9 +200,7 @@ impl OpenAiCompatible {
 #[async_trait]
 impl LlmProvider for OpenAiCompatible {
     async fn complete(
-        &self,
-        request: &LlmRequest,
-        timeout: Duration,
+        &self, request: &LlmRequest, timeout: Duration,
     ) -> Result<LlmResponse, StepError> {
         let body = request_body(request, self.config.schema_form);
         tracing::debug!(model = %body["model"], json = request.json, "llm request");
@@ -307,9 +305,7 @@ fn parse_completion(bytes: &[u8], sent: &Value) -> Result<LlmResponse, StepError
 }
 
 fn status_error(
-    status: StatusCode,
-    headers: &reqwest::header::HeaderMap,
-    body: &[u8],
+    status: StatusCode, headers: &reqwest::header::HeaderMap, body: &[u8],
 ) -> StepError {
     let message = provider_message(body);
     let mut details = json!({ "status": status.as_u16(), "message": message });

@@ -69,10 +69,7 @@ pub type Fired = Started;
 #[async_trait]
 pub trait FireSink: Send + Sync {
     async fn fire(
-        &self,
-        workflow_id: &str,
-        version: u32,
-        scheduled_ms: i64,
+        &self, workflow_id: &str, version: u32, scheduled_ms: i64,
     ) -> Result<Fired, AppError>;
 }
 
@@ -90,10 +87,7 @@ impl StartExecutionSink {
 #[async_trait]
 impl FireSink for StartExecutionSink {
     async fn fire(
-        &self,
-        workflow_id: &str,
-        version: u32,
-        scheduled_ms: i64,
+        &self, workflow_id: &str, version: u32, scheduled_ms: i64,
     ) -> Result<Fired, AppError> {
         let app = self
             .app

@@ -75,9 +75,7 @@ impl DefinitionStore for DynamoStore {
     }
 
     async fn put_meta(
-        &self,
-        meta: &WorkflowMeta,
-        expected_updated_at: Option<i64>,
+        &self, meta: &WorkflowMeta, expected_updated_at: Option<i64>,
     ) -> StoreResult<()> {
         let what = format!("{}/{META_SK}", meta.id);
         let item = encode(&MetaItem::from(meta), &what, self.item_limit)?;

@@ -134,10 +134,7 @@ impl DynamoStore {
 
     /// The item `pk`/`sk` of the executions table decoded as `T`, if there is one.
     async fn load<T: serde::de::DeserializeOwned>(
-        &self,
-        pk: &str,
-        sk: &str,
-        op: &str,
+        &self, pk: &str, sk: &str, op: &str,
     ) -> StoreResult<Option<T>> {
         self.get_item(&self.executions, key(pk, sk), op)
             .await?
@@ -173,9 +170,7 @@ impl DynamoStore {
     /// found, else read) is `execution` itself, a redelivered create; a conflict when it is
     /// another execution.
     async fn check_redelivered(
-        &self,
-        execution: &ExecutionRecord,
-        stored: Option<Item>,
+        &self, execution: &ExecutionRecord, stored: Option<Item>,
     ) -> StoreResult<()> {
         let id = &execution.id;
         let stored = match stored {
@@ -192,9 +187,7 @@ impl DynamoStore {
 
     /// The counter of a loop (a small item whatever the item count).
     async fn load_loop(
-        &self,
-        execution_id: &str,
-        loop_path: &str,
+        &self, execution_id: &str, loop_path: &str,
     ) -> StoreResult<Option<LoopState>> {
         let sk = keys::loop_sk(loop_path);
         let counter: Option<LoopCounterItem> = self.load(execution_id, &sk, "get_loop").await?;
@@ -209,13 +202,8 @@ impl DynamoStore {
     /// Up to `limit + 1` executions of `partitions` (merged newest first) that `keep` takes, in
     /// `[lower, upper)`. None when an index of the plan cannot be read (missing or building).
     async fn read_plan(
-        &self,
-        partitions: Vec<IndexPartition>,
-        filtered: bool,
-        lower: &Option<String>,
-        upper: &Option<String>,
-        limit: usize,
-        keep: &(dyn Fn(&ExecutionRecord) -> bool + Sync),
+        &self, partitions: Vec<IndexPartition>, filtered: bool, lower: &Option<String>,
+        upper: &Option<String>, limit: usize, keep: &(dyn Fn(&ExecutionRecord) -> bool + Sync),
     ) -> StoreResult<Option<Vec<ExecutionRecord>>> {
         let mut heads: Vec<PartitionReader> =
             partitions.into_iter().map(PartitionReader::new).collect();
@@ -308,11 +296,7 @@ impl DynamoStore {
     /// `[lower, upper)` of the `startedKey` space. Returns one page of index keys and where to
     /// go on; None when the table has no such index yet or it is still being built.
     async fn index_page(
-        &self,
-        index: &IndexPartition,
-        lower: Option<&str>,
-        upper: Option<&str>,
-        page_size: i32,
+        &self, index: &IndexPartition, lower: Option<&str>, upper: Option<&str>, page_size: i32,
         start: Option<Item>,
     ) -> StoreResult<Option<(Vec<Item>, Option<Item>)>> {
         let condition = match (lower, upper) {
@@ -601,9 +585,7 @@ fn still_claimed(claim: &StepRecord) -> StoreResult<Condition> {
 #[async_trait]
 impl ExecutionStore for DynamoStore {
     async fn create_execution(
-        &self,
-        execution: &ExecutionRecord,
-        dedupe: Option<&DedupeKey>,
+        &self, execution: &ExecutionRecord, dedupe: Option<&DedupeKey>,
     ) -> StoreResult<CreateOutcome> {
         let id = &execution.id;
         let exec_item = encode(
@@ -880,9 +862,7 @@ impl ExecutionStore for DynamoStore {
     }
 
     async fn get_steps(
-        &self,
-        execution_id: &str,
-        paths: &[String],
+        &self, execution_id: &str, paths: &[String],
     ) -> StoreResult<Vec<StepRecord>> {
         let keys = paths
             .iter()
@@ -897,10 +877,7 @@ impl ExecutionStore for DynamoStore {
     }
 
     async fn claim_step(
-        &self,
-        execution_id: &str,
-        record: &StepRecord,
-        now: i64,
+        &self, execution_id: &str, record: &StepRecord, now: i64,
     ) -> StoreResult<ClaimOutcome> {
         let sk = keys::step_sk(&record.path);
         let what = format!("{execution_id}/{sk}");
@@ -958,10 +935,7 @@ impl ExecutionStore for DynamoStore {
     }
 
     async fn renew_lease(
-        &self,
-        execution_id: &str,
-        claim: &StepRecord,
-        lease_until: i64,
+        &self, execution_id: &str, claim: &StepRecord, lease_until: i64,
     ) -> StoreResult<bool> {
         // Items written before `leaseLost` existed have no attribute: that is 0.
         let same_takeovers = if claim.lease_lost == 0 {
@@ -982,11 +956,7 @@ impl ExecutionStore for DynamoStore {
     }
 
     async fn init_loop(
-        &self,
-        execution_id: &str,
-        loop_path: &str,
-        state: &LoopState,
-        items: &[Value],
+        &self, execution_id: &str, loop_path: &str, state: &LoopState, items: &[Value],
     ) -> StoreResult<LoopState> {
         if let Some(stored) = self.load_loop(execution_id, loop_path).await? {
             return Ok(stored);
@@ -1027,10 +997,7 @@ impl ExecutionStore for DynamoStore {
     }
 
     async fn loop_item(
-        &self,
-        execution_id: &str,
-        loop_path: &str,
-        index: u32,
+        &self, execution_id: &str, loop_path: &str, index: u32,
     ) -> StoreResult<Option<Value>> {
         let (page, offset) = keys::loop_item_page(index);
         let sk = keys::loop_items_sk(loop_path, page);
@@ -1053,9 +1020,7 @@ impl ExecutionStore for DynamoStore {
     }
 
     async fn get_loop(
-        &self,
-        execution_id: &str,
-        loop_path: &str,
+        &self, execution_id: &str, loop_path: &str,
     ) -> StoreResult<Option<LoopState>> {
         self.load_loop(execution_id, loop_path).await
     }
@@ -1074,11 +1039,7 @@ impl ExecutionStore for DynamoStore {
     }
 
     async fn count_iteration(
-        &self,
-        execution_id: &str,
-        loop_path: &str,
-        index: u32,
-        result: &Value,
+        &self, execution_id: &str, loop_path: &str, index: u32, result: &Value,
     ) -> StoreResult<IterationCount> {
         let iter_key = keys::iter_sk(loop_path, index);
         let what = format!("{execution_id}/{iter_key}");
@@ -1165,9 +1126,7 @@ impl ExecutionStore for DynamoStore {
     }
 
     async fn list_iterations(
-        &self,
-        execution_id: &str,
-        loop_path: &str,
+        &self, execution_id: &str, loop_path: &str,
     ) -> StoreResult<Vec<(u32, Value)>> {
         let prefix = keys::iter_prefix(loop_path);
         let iterations = QuerySpec::partition(
@@ -1245,10 +1204,7 @@ impl ExecutionStore for DynamoStore {
     }
 
     async fn list_rejections(
-        &self,
-        workflow_id: &str,
-        limit: usize,
-        cursor: Option<&str>,
+        &self, workflow_id: &str, limit: usize, cursor: Option<&str>,
     ) -> StoreResult<RejectionPage> {
         let limit = page_size(limit);
         let pk = wf_core::keys::rejections_pk(workflow_id);

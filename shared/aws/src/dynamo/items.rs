@@ -50,8 +50,7 @@ pub(crate) mod json_text_opt {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     pub fn serialize<T: Serialize, S: Serializer>(
-        value: &Option<T>,
-        s: S,
+        value: &Option<T>, s: S,
     ) -> Result<S::Ok, S::Error> {
         match value {
             Some(v) => super::json_text::serialize(v, s),
@@ -379,11 +378,7 @@ pub(crate) struct LoopItemsItem {
 
 /// The counter item and the page items of a loop over `items`.
 pub(crate) fn loop_items(
-    execution_id: &str,
-    path: &str,
-    state: &LoopState,
-    items: &[Value],
-    ttl: i64,
+    execution_id: &str, path: &str, state: &LoopState, items: &[Value], ttl: i64,
 ) -> StoreResult<(LoopCounterItem, Vec<LoopItemsItem>)> {
     let counter = LoopCounterItem {
         execution_id: execution_id.to_string(),

@@ -122,11 +122,7 @@ impl DynamoStore {
 
     /// Delete every item of partition `pk` of `table` (whose partition key is `pk_attribute`).
     async fn delete_partition(
-        &self,
-        table: &str,
-        pk_attribute: &'static str,
-        pk: &str,
-        op: &str,
+        &self, table: &str, pk_attribute: &'static str, pk: &str, op: &str,
     ) -> StoreResult<()> {
         let query = QuerySpec::partition(op, table, pk_attribute, pk).project("#pk, #sk", &[]);
         let keys = self.query_all(query).await?;
@@ -136,11 +132,7 @@ impl DynamoStore {
     /// BatchWriteItem of `action` on each of `items`, 25 requests per call, retrying what comes
     /// back unprocessed.
     async fn write_batch(
-        &self,
-        table: &str,
-        items: Vec<Item>,
-        action: BatchAction,
-        op: &str,
+        &self, table: &str, items: Vec<Item>, action: BatchAction, op: &str,
     ) -> StoreResult<()> {
         let requests = items
             .into_iter()
@@ -342,11 +334,7 @@ impl Conditional {
 impl DynamoStore {
     /// A PutItem of `item` under `condition`.
     async fn put_if(
-        &self,
-        table: &str,
-        item: Item,
-        condition: Condition,
-        op: &str,
+        &self, table: &str, item: Item, condition: Condition, op: &str,
     ) -> StoreResult<Conditional> {
         let request = self
             .client
@@ -367,11 +355,7 @@ impl DynamoStore {
     /// of both expressions), answering the attributes `returns` asks for. Only on the executions
     /// table: the other tables' items are put whole.
     async fn update_if(
-        &self,
-        key: Item,
-        update: &str,
-        condition: Condition,
-        returns: Option<ReturnValue>,
+        &self, key: Item, update: &str, condition: Condition, returns: Option<ReturnValue>,
         op: &str,
     ) -> StoreResult<Conditional> {
         let request = self
@@ -394,9 +378,7 @@ impl DynamoStore {
 
 /// A transaction's Put of `item` under `condition`.
 fn transaction_put(
-    table: &str,
-    item: Item,
-    condition: Condition,
+    table: &str, item: Item, condition: Condition,
 ) -> StoreResult<TransactWriteItem> {
     let put = Put::builder().table_name(table).set_item(Some(item));
     let put = with_condition!(put, condition)
@@ -409,8 +391,7 @@ fn transaction_put(
 /// it was not asked for; `old_item` takes it from the operation's own error type), the mapped
 /// error otherwise.
 fn condition_failed<E>(
-    op: &str,
-    err: SdkError<E, HttpResponse>,
+    op: &str, err: SdkError<E, HttpResponse>,
     old_item: impl FnOnce(SdkError<E, HttpResponse>) -> Option<Item>,
 ) -> StoreResult<Option<Item>>
 where
@@ -439,8 +420,7 @@ impl Reason {
 
 /// `Ok(reasons)` when a transaction was cancelled, the mapped error otherwise.
 fn transaction_cancelled(
-    op: &str,
-    err: SdkError<TransactWriteItemsError, HttpResponse>,
+    op: &str, err: SdkError<TransactWriteItemsError, HttpResponse>,
 ) -> StoreResult<Vec<Reason>> {
     if classify(&err) != Failure::Cancelled {
         return Err(store_error(op, err));

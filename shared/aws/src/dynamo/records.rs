@@ -30,11 +30,7 @@ impl DynamoStore {
 #[async_trait]
 impl RecordStore for DynamoStore {
     async fn create(
-        &self,
-        collection: &str,
-        id: &str,
-        data: &Value,
-        idempotency_key: &str,
+        &self, collection: &str, id: &str, data: &Value, idempotency_key: &str,
     ) -> StoreResult<RecordCreate> {
         let what = format!("{collection}/{id}");
         let item = RecordItem {
@@ -124,10 +120,7 @@ impl RecordStore for DynamoStore {
     }
 
     async fn query(
-        &self,
-        collection: &str,
-        after: Option<&str>,
-        limit: usize,
+        &self, collection: &str, after: Option<&str>, limit: usize,
     ) -> StoreResult<Vec<(String, Value)>> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;

@@ -53,11 +53,7 @@ fn index(name: &str, pk: &str, sk: &str) -> StoreResult<GlobalSecondaryIndex> {
 
 /// Create one table unless it exists (on-demand billing).
 async fn create_table(
-    client: &Client,
-    name: &str,
-    pk: &str,
-    sk: &str,
-    extra_attrs: &[&str],
+    client: &Client, name: &str, pk: &str, sk: &str, extra_attrs: &[&str],
     indexes: Vec<GlobalSecondaryIndex>,
 ) -> StoreResult<()> {
     let mut req = client

@@ -223,10 +223,7 @@ impl CompiledWorkflow {
     }
 
     fn resolve_in_scope(
-        &self,
-        from: &StepPath,
-        target_loops: &[String],
-        id: &str,
+        &self, from: &StepPath, target_loops: &[String], id: &str,
     ) -> Option<String> {
         // The target's scope must enclose (or equal) the current scope.
         let from_loops: Vec<&str> = from.segments[..from.depth()]
@@ -307,10 +304,7 @@ pub enum TaskPlan {
 
 /// Decide what to do with a task given the execution and the stored step record.
 pub fn plan_task(
-    execution: &ExecutionRecord,
-    step: Option<&StepRecord>,
-    task: &StepTask,
-    now: i64,
+    execution: &ExecutionRecord, step: Option<&StepRecord>, task: &StepTask, now: i64,
 ) -> TaskPlan {
     if execution.status.is_terminal() {
         return TaskPlan::Ack {
@@ -362,13 +356,8 @@ pub fn plan_task(
 /// record (its lease expired: the worker holding it was lost) is a takeover: the same attempt,
 /// with `leaseLost` counted.
 pub fn claim_record(
-    path: &StepPath,
-    step: &Step,
-    attempt: u32,
-    now: i64,
-    deadline: i64,
-    previous: Option<&StepRecord>,
-    lease_ms: i64,
+    path: &StepPath, step: &Step, attempt: u32, now: i64, deadline: i64,
+    previous: Option<&StepRecord>, lease_ms: i64,
 ) -> StepRecord {
     let budget = attempt_budget(step, now, deadline).ms as i64;
     let lease_lost = match previous {
@@ -421,11 +410,7 @@ pub fn lost_error(path: &StepPath, lost: u32) -> StepError {
 /// the failed record to store in its place (with the claim's condition, so one worker decides),
 /// following `onError` like any failure. `None`: run the claim.
 pub fn lost_record(
-    compiled: &CompiledWorkflow,
-    claim: &StepRecord,
-    step: &Step,
-    path: &StepPath,
-    now: i64,
+    compiled: &CompiledWorkflow, claim: &StepRecord, step: &Step, path: &StepPath, now: i64,
 ) -> Option<StepRecord> {
     if claim.lease_lost < MAX_LEASE_LOSSES {
         return None;
@@ -480,10 +465,7 @@ pub fn attempt_budget(step: &Step, now: i64, deadline: i64) -> AttemptBudget {
 /// function's timeout less [`WORKER_TIMEOUT_MARGIN_MS`]). A step cut by the cap fails like one
 /// cut by its own `timeoutMs` (retryable), before the function's timeout would kill the worker.
 pub fn attempt_budget_within(
-    step: &Step,
-    now: i64,
-    deadline: i64,
-    cap_ms: Option<u64>,
+    step: &Step, now: i64, deadline: i64, cap_ms: Option<u64>,
 ) -> AttemptBudget {
     let remaining = (deadline - now).max(0) as u64;
     let own = match (step.timeout_ms(), cap_ms) {
@@ -559,11 +541,7 @@ pub const DEADLINE_SLACK_MS: i64 = 50;
 /// execution's deadline that ended at the deadline is the deadline passing, whatever error the
 /// step itself reported (its own timer fired with the same budget).
 pub fn settle_attempt(
-    outcome: StepOutcome,
-    budget: AttemptBudget,
-    ended_at: i64,
-    deadline: i64,
-    timeout_ms: u64,
+    outcome: StepOutcome, budget: AttemptBudget, ended_at: i64, deadline: i64, timeout_ms: u64,
 ) -> StepOutcome {
     match outcome {
         StepOutcome::Failed(_)
@@ -584,11 +562,7 @@ pub fn too_large_error(what: &str, message: &str) -> StepError {
 /// The record to store instead of one the store refused as too large: the step fails cleanly
 /// with nothing of the oversized payload (its input included), so nothing is half-written.
 pub fn too_large_record(
-    compiled: &CompiledWorkflow,
-    claimed: &StepRecord,
-    step: &Step,
-    message: &str,
-    now: i64,
+    compiled: &CompiledWorkflow, claimed: &StepRecord, step: &Step, message: &str, now: i64,
 ) -> StepRecord {
     let what = match step {
         Step::Loop(_) => format!("loop {}", claimed.path),
@@ -607,8 +581,7 @@ pub fn too_large_record(
 /// Evaluate a condition step: the first true branch wins, else `else`, else the path ends.
 /// Returns the step's resolved input (each branch's value), output and chosen next.
 pub fn evaluate_condition(
-    step: &ConditionStep,
-    ctx: &ExprContext,
+    step: &ConditionStep, ctx: &ExprContext,
 ) -> Result<(Value, Value, Option<String>), StepError> {
     let mut evaluated = Vec::new();
     for (i, branch) in step.branches.iter().enumerate() {
@@ -635,12 +608,8 @@ pub fn evaluate_condition(
 /// The final record of a step after its attempt, and where the execution goes next.
 /// A retryable failure with attempts left becomes `retrying` (the worker queues the retry).
 pub fn finish_record(
-    compiled: &CompiledWorkflow,
-    claimed: &StepRecord,
-    step: &Step,
-    input: Value,
-    outcome: StepOutcome,
-    now: i64,
+    compiled: &CompiledWorkflow, claimed: &StepRecord, step: &Step, input: Value,
+    outcome: StepOutcome, now: i64,
 ) -> StepRecord {
     let mut rec = claimed.clone();
     rec.input = input;
@@ -708,10 +677,7 @@ pub enum Effect {
 /// The effects of a stored step record. Used after a fresh finish and again on redelivery:
 /// the same record always yields the same (idempotent) effects.
 pub fn effects_for(
-    compiled: &CompiledWorkflow,
-    execution_id: &str,
-    path: &StepPath,
-    rec: &StepRecord,
+    compiled: &CompiledWorkflow, execution_id: &str, path: &StepPath, rec: &StepRecord,
 ) -> Vec<Effect> {
     let Some(step) = compiled.step(path) else {
         return Vec::new();
@@ -786,10 +752,7 @@ pub fn effects_for(
 }
 
 fn successor(
-    compiled: &CompiledWorkflow,
-    path: &StepPath,
-    next: &str,
-    execution_id: String,
+    compiled: &CompiledWorkflow, path: &StepPath, next: &str, execution_id: String,
 ) -> Effect {
     let next_path = path.sibling(next);
     match compiled.step(&next_path) {
@@ -862,9 +825,7 @@ pub fn loop_state(total: u32, concurrency: u32) -> LoopState {
 
 /// The path of iteration `index`'s entry step, or None for an empty body.
 pub fn iteration_entry(
-    compiled: &CompiledWorkflow,
-    loop_path: &StepPath,
-    index: u32,
+    compiled: &CompiledWorkflow, loop_path: &StepPath, index: u32,
 ) -> Option<StepPath> {
     match compiled.step(loop_path)? {
         Step::Loop(l) => l
@@ -879,10 +840,7 @@ pub fn iteration_entry(
 /// `k, k + c, k + 2c, ...` one after the other: finishing iteration `i` starts `i + c`.
 /// Deterministic, so re-sending after a redelivery is harmless, and at most `c` run at once.
 pub fn initial_iterations(
-    compiled: &CompiledWorkflow,
-    execution_id: &str,
-    loop_path: &StepPath,
-    state: &LoopState,
+    compiled: &CompiledWorkflow, execution_id: &str, loop_path: &StepPath, state: &LoopState,
 ) -> Vec<Effect> {
     (0..state.concurrency.min(state.total))
         .filter_map(|i| iteration_task(compiled, execution_id, loop_path, i, false))
@@ -891,10 +849,7 @@ pub fn initial_iterations(
 
 /// The iteration to start after iteration `index` was counted, if any.
 pub fn following_iteration(
-    compiled: &CompiledWorkflow,
-    execution_id: &str,
-    loop_path: &StepPath,
-    state: &LoopState,
+    compiled: &CompiledWorkflow, execution_id: &str, loop_path: &StepPath, state: &LoopState,
     index: u32,
 ) -> Option<Effect> {
     let next = index + state.concurrency;
@@ -917,12 +872,8 @@ pub struct IterationCounted {
 
 /// Decide what follows the count of iteration `index`, given the loop's state read after it.
 pub fn iteration_counted(
-    compiled: &CompiledWorkflow,
-    execution_id: &str,
-    loop_path: &StepPath,
-    state: &LoopState,
-    index: u32,
-    count: IterationCount,
+    compiled: &CompiledWorkflow, execution_id: &str, loop_path: &StepPath, state: &LoopState,
+    index: u32, count: IterationCount,
 ) -> IterationCounted {
     let remaining = match count {
         IterationCount::Counted { remaining } => remaining,
@@ -939,10 +890,7 @@ pub fn iteration_counted(
 /// pure successors run); the first iterations of a loop are always queued, so the slots spread
 /// over the workers.
 fn iteration_task(
-    compiled: &CompiledWorkflow,
-    execution_id: &str,
-    loop_path: &StepPath,
-    index: u32,
+    compiled: &CompiledWorkflow, execution_id: &str, loop_path: &StepPath, index: u32,
     inline_if_pure: bool,
 ) -> Option<Effect> {
     let entry = iteration_entry(compiled, loop_path, index)?;

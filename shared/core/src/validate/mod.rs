@@ -50,9 +50,7 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(
-        code: &'static str,
-        pointer: impl Into<String>,
-        message: impl Into<String>,
+        code: &'static str, pointer: impl Into<String>, message: impl Into<String>,
         hint: impl Into<String>,
     ) -> Self {
         Self {
@@ -362,8 +360,7 @@ pub(crate) fn pointer_tokens(pointer: &str) -> Vec<String> {
 
 /// The closest candidate to `word` when it is close enough to be a typo.
 pub(crate) fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
+    word: &str, candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
     let w = word.to_lowercase();
     let limit = (w.chars().count() / 3).clamp(1, 3);
@@ -389,12 +386,7 @@ pub(crate) fn subject(tokens: &[String], root: &str) -> String {
 /// `name` at `{at}/name`, which is not one of `known`: `message` says what it is (e.g.
 /// "unknown field `x`"), followed by the closest known name when one is close.
 pub(crate) fn unknown_name(
-    code: &'static str,
-    at: &str,
-    name: &str,
-    message: String,
-    known: &[&str],
-    hint: String,
+    code: &'static str, at: &str, name: &str, message: String, known: &[&str], hint: String,
 ) -> Problem {
     Problem::new(
         code,

@@ -239,11 +239,7 @@ fn check_trigger(trigger: &Value, ptr: &str, out: &mut Vec<Issue>) {
 
 /// The `type` of a step or trigger, or a problem at `<ptr>/type`.
 fn variant_type<'a>(
-    obj: &'a Map<String, Value>,
-    ptr: &str,
-    what: &str,
-    types: &[&str],
-    code: &'static str,
+    obj: &'a Map<String, Value>, ptr: &str, what: &str, types: &[&str], code: &'static str,
     out: &mut Vec<Issue>,
 ) -> Option<&'a str> {
     let valid = types.join(", ");

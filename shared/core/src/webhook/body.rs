@@ -75,9 +75,7 @@ pub fn media_type(value: Option<&str>) -> String {
 /// decoded; one nested past the limit, counting the object around it, is refused like a JSON
 /// body). `content_type` is the request's `Content-Type` header, when it is text.
 pub fn webhook_input(
-    content_type: Option<&str>,
-    body: &[u8],
-    scheme: WebhookScheme,
+    content_type: Option<&str>, body: &[u8], scheme: WebhookScheme,
 ) -> Result<Value, BodyError> {
     let ct = media_type(content_type);
     if is_json_content_type(content_type) {

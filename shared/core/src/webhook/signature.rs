@@ -256,11 +256,7 @@ pub struct Verified {
 /// `body` must be the raw bytes as received; `now_unix_secs` is the current time (a parameter so
 /// that callers and tests control the clock). Scheme `none` accepts every request.
 pub fn verify(
-    scheme: WebhookScheme,
-    secrets: &Secrets,
-    headers: &HeaderMap,
-    body: &[u8],
-    now_unix_secs: i64,
+    scheme: WebhookScheme, secrets: &Secrets, headers: &HeaderMap, body: &[u8], now_unix_secs: i64,
 ) -> Result<Verified, SignatureError> {
     if scheme == WebhookScheme::None {
         return Ok(Verified::default());
@@ -289,10 +285,7 @@ pub fn verify(
 /// secrets into errors we could not tell apart without matching on its messages, and it takes one
 /// secret, not a rotation set. The comparison done here is constant-time like the crate's.
 fn verify_standard(
-    secrets: &Secrets,
-    headers: &HeaderMap,
-    body: &[u8],
-    now: i64,
+    secrets: &Secrets, headers: &HeaderMap, body: &[u8], now: i64,
 ) -> Result<Verified, SignatureError> {
     use header::*;
     // The Svix-branded names are accepted when none of the unbranded ones is present.
@@ -362,9 +355,7 @@ fn verify_standard(
 /// timestamp; `X-GitHub-Delivery` (a GUID, the same on redelivery) is the message id. The legacy
 /// SHA-1 `X-Hub-Signature` is not accepted.
 fn verify_github(
-    secrets: &Secrets,
-    headers: &HeaderMap,
-    body: &[u8],
+    secrets: &Secrets, headers: &HeaderMap, body: &[u8],
 ) -> Result<Verified, SignatureError> {
     let value = header_str(headers, header::GITHUB_SIGNATURE)?;
     let provided = prefixed_digest(value, header::GITHUB_SIGNATURE, "sha256=")?;
@@ -388,10 +379,7 @@ fn verify_github(
 /// used verbatim, not decoded). Several `v1` entries appear while Stripe rolls a secret; one
 /// matching is enough. The event `id` of the JSON body is the message id.
 fn verify_stripe(
-    secrets: &Secrets,
-    headers: &HeaderMap,
-    body: &[u8],
-    now: i64,
+    secrets: &Secrets, headers: &HeaderMap, body: &[u8], now: i64,
 ) -> Result<Verified, SignatureError> {
     let h = header::STRIPE_SIGNATURE;
     let value = header_str(headers, h)?;
@@ -437,10 +425,7 @@ fn verify_stripe(
 /// `X-Slack-Request-Timestamp: {ts}`. An Events API body's `event_id` (the same on Slack's
 /// retries) is the message id; slash commands and interactions have none.
 fn verify_slack(
-    secrets: &Secrets,
-    headers: &HeaderMap,
-    body: &[u8],
-    now: i64,
+    secrets: &Secrets, headers: &HeaderMap, body: &[u8], now: i64,
 ) -> Result<Verified, SignatureError> {
     let ts_raw = header_str(headers, header::SLACK_TIMESTAMP)?;
     let value = header_str(headers, header::SLACK_SIGNATURE)?;
@@ -504,11 +489,7 @@ pub fn idempotency_key(headers: &HeaderMap, verified: &Verified) -> Option<Strin
 /// no headers. Fails for a standard secret that is not base64, or a standard body that is not
 /// UTF-8.
 pub fn sign(
-    scheme: WebhookScheme,
-    secret: &str,
-    body: &[u8],
-    timestamp: i64,
-    msg_id: &str,
+    scheme: WebhookScheme, secret: &str, body: &[u8], timestamp: i64, msg_id: &str,
 ) -> Result<Vec<(&'static str, String)>, SignatureError> {
     Ok(match scheme {
         WebhookScheme::Standard => {
