@@ -61,6 +61,15 @@ pub(crate) fn get_exec_item(conn: &Connection, pk: &str, sk: &str) -> StoreResul
         .map_err(map_err)
 }
 
+/// One `executions` item, decoded.
+pub(crate) fn load_exec_item<T: DeserializeOwned>(
+    conn: &Connection, pk: &str, sk: &str,
+) -> StoreResult<Option<T>> {
+    get_exec_item(conn, pk, sk)?
+        .map(|body| from_body(&body, pk, sk))
+        .transpose()
+}
+
 /// The `(sk, body)` of the `executions` items of `pk` whose sort key starts with `prefix`, in
 /// sort key order.
 pub(crate) fn exec_items_with_prefix(

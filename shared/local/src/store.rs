@@ -28,8 +28,8 @@ use wf_core::{StoreError, StoreResult};
 use crate::bus::LocalEventBus;
 use crate::db::{Db, map_err};
 use crate::items::{
-    MAX_ITEM_BYTES, exec_items_with_prefix, from_body, get_exec_item, prefix_upper, put_exec_item,
-    to_body,
+    MAX_ITEM_BYTES, exec_items_with_prefix, from_body, get_exec_item, load_exec_item, prefix_upper,
+    put_exec_item, to_body,
 };
 use crate::queue::{QueueConfig, SqliteQueue};
 
@@ -280,9 +280,7 @@ impl DefinitionStore for SqliteStore {
 // Executions
 
 fn load_execution(conn: &rusqlite::Connection, id: &str) -> StoreResult<Option<ExecutionRecord>> {
-    get_exec_item(conn, id, EXEC_SK)?
-        .map(|b| from_body(&b, id, EXEC_SK))
-        .transpose()
+    load_exec_item(conn, id, EXEC_SK)
 }
 
 /// An `EXEC` row as listing and `get_execution` read it: the body, and the columns kept apart
@@ -352,36 +350,58 @@ fn put_execution(
     Ok(())
 }
 
+/// A step record of one execution, encoded for its row (encoded before the write job, so a
+/// record over the size limit fails before anything is written).
+struct StepRow {
+    execution_id: String,
+    record: StepRecord,
+    sk: String,
+    body: String,
+}
+
+impl StepRow {
+    fn new(execution_id: &str, record: &StepRecord, limit: usize) -> StoreResult<Self> {
+        let sk = step_sk(&record.path);
+        let body = to_body(record, execution_id, &sk, limit)?;
+        Ok(Self {
+            execution_id: execution_id.to_string(),
+            record: record.clone(),
+            sk,
+            body,
+        })
+    }
+
+    fn put(&self, conn: &rusqlite::Connection) -> StoreResult<()> {
+        put_exec_item(conn, &self.execution_id, &self.sk, &self.body)
+    }
+
+    fn load_stored(&self, conn: &rusqlite::Connection) -> StoreResult<Option<StepRecord>> {
+        load_step(conn, &self.execution_id, &self.record.path)
+    }
+}
+
 /// Put a step record as [`ExecutionStore::claim_step`] does: unless the stored one is not
 /// claimable (held, finished), which is returned instead.
-fn claim_in(
-    conn: &rusqlite::Connection, id: &str, record: &StepRecord, sk: &str, body: &str, now: i64,
-) -> StoreResult<ClaimOutcome> {
-    if let Some(stored) = load_step(conn, id, &record.path)?
-        && !claimable(&stored, record, now)
+fn claim_in(conn: &rusqlite::Connection, row: &StepRow, now: i64) -> StoreResult<ClaimOutcome> {
+    if let Some(stored) = row.load_stored(conn)?
+        && !claimable(&stored, &row.record, now)
     {
         return Ok(ClaimOutcome::Held(stored));
     }
-    put_exec_item(conn, id, sk, body)?;
+    row.put(conn)?;
     Ok(ClaimOutcome::Claimed)
 }
 
 fn load_step(
     conn: &rusqlite::Connection, execution_id: &str, path: &str,
 ) -> StoreResult<Option<StepRecord>> {
-    let sk = step_sk(path);
-    get_exec_item(conn, execution_id, &sk)?
-        .map(|b| from_body(&b, execution_id, &sk))
-        .transpose()
+    load_exec_item(conn, execution_id, &step_sk(path))
 }
 
 fn load_loop(
     conn: &rusqlite::Connection, execution_id: &str, loop_path: &str,
 ) -> StoreResult<Option<LoopState>> {
-    let sk = loop_sk(loop_path);
-    get_exec_item(conn, execution_id, &sk)?
-        .map(|b| from_body(&b, execution_id, &sk))
-        .transpose()
+    load_exec_item(conn, execution_id, &loop_sk(loop_path))
 }
 
 /// Whether a claim of `new` may replace `stored` (see `ExecutionStore::claim_step`).
@@ -428,11 +448,7 @@ impl ExecutionStore for SqliteStore {
         let body = to_body(&record, &record.id, EXEC_SK, self.item_limit)?;
         let steps = steps
             .iter()
-            .map(|step| {
-                let sk = step_sk(&step.path);
-                let body = to_body(step, &record.id, &sk, self.item_limit)?;
-                Ok((step.clone(), sk, body))
-            })
+            .map(|step| StepRow::new(&record.id, step, self.item_limit))
             .collect::<StoreResult<Vec<_>>>()?;
         let dedupe = dedupe.cloned();
         let limit = self.item_limit;
@@ -463,8 +479,8 @@ impl ExecutionStore for SqliteStore {
                         // A redelivered create: the steps stored are kept, and the status is
                         // ours only if every step is (the port's rule).
                         let mut all_written = true;
-                        for (step, sk, body) in &steps {
-                            let claimed = claim_in(txn, &record.id, step, sk, body, now)?;
+                        for step in &steps {
+                            let claimed = claim_in(txn, step, now)?;
                             all_written &= claimed == ClaimOutcome::Claimed;
                         }
                         if all_written
@@ -483,8 +499,8 @@ impl ExecutionStore for SqliteStore {
                     }
                     None => {
                         put_execution(txn, &record, &body)?;
-                        for (_, sk, body) in &steps {
-                            put_exec_item(txn, &record.id, sk, body)?;
+                        for step in &steps {
+                            step.put(txn)?;
                         }
                     }
                 }
@@ -669,29 +685,21 @@ impl ExecutionStore for SqliteStore {
     async fn claim_step(
         &self, execution_id: &str, record: &StepRecord, now: i64,
     ) -> StoreResult<ClaimOutcome> {
-        let id = execution_id.to_string();
-        let record = record.clone();
-        let sk = step_sk(&record.path);
-        let body = to_body(&record, &id, &sk, self.item_limit)?;
-        self.db
-            .write(move |txn| claim_in(txn, &id, &record, &sk, &body, now))
-            .await
+        let row = StepRow::new(execution_id, record, self.item_limit)?;
+        self.db.write(move |txn| claim_in(txn, &row, now)).await
     }
 
     async fn finish_step(&self, execution_id: &str, record: &StepRecord) -> StoreResult<bool> {
-        let id = execution_id.to_string();
-        let record = record.clone();
-        let sk = step_sk(&record.path);
-        let body = to_body(&record, &id, &sk, self.item_limit)?;
+        let row = StepRow::new(execution_id, record, self.item_limit)?;
         self.db
             .write(move |txn| {
-                match load_step(txn, &id, &record.path)? {
+                match row.load_stored(txn)? {
                     Some(stored)
                         if stored.status == StepStatus::Running
-                            && stored.attempts == record.attempts => {}
+                            && stored.attempts == row.record.attempts => {}
                     _ => return Ok(false),
                 }
-                put_exec_item(txn, &id, &sk, &body)?;
+                row.put(txn)?;
                 Ok(true)
             })
             .await
@@ -866,10 +874,7 @@ impl ExecutionStore for SqliteStore {
     async fn get_mark(&self, name: &str) -> StoreResult<Value> {
         let pk = wf_core::keys::mark_pk(name);
         self.db
-            .read(move |conn| match get_exec_item(conn, &pk, MARK_SK)? {
-                Some(body) => from_body(&body, &pk, MARK_SK),
-                None => Ok(Value::Null),
-            })
+            .read(move |conn| Ok(load_exec_item(conn, &pk, MARK_SK)?.unwrap_or(Value::Null)))
             .await
     }
 

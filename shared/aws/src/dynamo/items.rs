@@ -153,6 +153,60 @@ pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
 // ---------------------------------------------------------------------------------------------
 // executions table
 
+/// The attributes an `EXEC` and a `STEP#` item share: what the run gave and when (flattened
+/// into each item: the attribute names are the same as if each item listed them).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RunAttrs {
+    #[serde(with = "json_text")]
+    pub output: Value,
+    #[serde(
+        with = "json_text_opt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub error: Option<StepError>,
+    pub started_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+}
+
+/// `RunAttrs` from an execution or a step record: the fields they have in common.
+macro_rules! run_attrs_from {
+    ($($record:ty),+) => {$(
+        impl From<&$record> for RunAttrs {
+            fn from(r: &$record) -> Self {
+                Self {
+                    output: r.output.clone(),
+                    error: r.error.clone(),
+                    started_at: r.started_at,
+                    finished_at: r.finished_at,
+                    duration_ms: r.duration_ms,
+                }
+            }
+        }
+    )+};
+}
+run_attrs_from!(ExecutionRecord, StepRecord);
+
+/// A record literal (`ExecutionRecord { .. }` or `StepRecord { .. }` without the shared fields)
+/// completed with the fields of a `RunAttrs`.
+macro_rules! record_with_run {
+    ($record:ident { $($field:ident: $value:expr),+ $(,)? }, $run:expr) => {{
+        let run: RunAttrs = $run;
+        $record {
+            $($field: $value,)+
+            output: run.output,
+            error: run.error,
+            started_at: run.started_at,
+            finished_at: run.finished_at,
+            duration_ms: run.duration_ms,
+        }
+    }};
+}
+
 /// The `EXEC` item.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -168,19 +222,8 @@ pub(crate) struct ExecItem {
     pub trigger: TriggerInfo,
     #[serde(with = "json_text")]
     pub input: Value,
-    #[serde(with = "json_text")]
-    pub output: Value,
-    #[serde(
-        with = "json_text_opt",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub error: Option<StepError>,
-    pub started_at: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration_ms: Option<i64>,
+    #[serde(flatten)]
+    pub run: RunAttrs,
     pub deadline_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerun_of: Option<String>,
@@ -215,11 +258,7 @@ impl ExecItem {
             trigger_type: r.trigger.kind.clone(),
             trigger: r.trigger.clone(),
             input: r.input.clone(),
-            output: r.output.clone(),
-            error: r.error.clone(),
-            started_at: r.started_at,
-            finished_at: r.finished_at,
-            duration_ms: r.duration_ms,
+            run: r.into(),
             deadline_at: r.deadline_at,
             rerun_of: r.rerun_of.clone(),
             started_key: keys::started_key(r.started_at, &r.id),
@@ -244,21 +283,19 @@ impl ExecItem {
     }
 
     pub fn into_record(self) -> ExecutionRecord {
-        ExecutionRecord {
-            id: self.execution_id,
-            workflow_id: self.workflow_id,
-            version: self.version,
-            status: self.status,
-            trigger: self.trigger,
-            input: self.input,
-            output: self.output,
-            error: self.error,
-            started_at: self.started_at,
-            finished_at: self.finished_at,
-            duration_ms: self.duration_ms,
-            deadline_at: self.deadline_at,
-            rerun_of: self.rerun_of,
-        }
+        record_with_run!(
+            ExecutionRecord {
+                id: self.execution_id,
+                workflow_id: self.workflow_id,
+                version: self.version,
+                status: self.status,
+                trigger: self.trigger,
+                input: self.input,
+                deadline_at: self.deadline_at,
+                rerun_of: self.rerun_of,
+            },
+            self.run
+        )
     }
 }
 
@@ -285,19 +322,8 @@ pub(crate) struct StepItem {
     pub attempts: u32,
     #[serde(with = "json_text")]
     pub input: Value,
-    #[serde(with = "json_text")]
-    pub output: Value,
-    #[serde(
-        with = "json_text_opt",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub error: Option<StepError>,
-    pub started_at: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration_ms: Option<i64>,
+    #[serde(flatten)]
+    pub run: RunAttrs,
     /// Absent when there is no lease (claims treat that as expired).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_until: Option<i64>,
@@ -319,11 +345,7 @@ impl StepItem {
             status: r.status,
             attempts: r.attempts,
             input: r.input.clone(),
-            output: r.output.clone(),
-            error: r.error.clone(),
-            started_at: r.started_at,
-            finished_at: r.finished_at,
-            duration_ms: r.duration_ms,
+            run: r.into(),
             lease_until: r.lease_until,
             next: r.next.clone(),
             lease_lost: r.lease_lost,
@@ -332,21 +354,19 @@ impl StepItem {
     }
 
     pub fn into_record(self) -> StepRecord {
-        StepRecord {
-            path: self.path,
-            step_type: self.step_type,
-            status: self.status,
-            attempts: self.attempts,
-            input: self.input,
-            output: self.output,
-            error: self.error,
-            started_at: self.started_at,
-            finished_at: self.finished_at,
-            duration_ms: self.duration_ms,
-            lease_until: self.lease_until,
-            next: self.next,
-            lease_lost: self.lease_lost,
-        }
+        record_with_run!(
+            StepRecord {
+                path: self.path,
+                step_type: self.step_type,
+                status: self.status,
+                attempts: self.attempts,
+                input: self.input,
+                lease_until: self.lease_until,
+                next: self.next,
+                lease_lost: self.lease_lost,
+            },
+            self.run
+        )
     }
 }
 
