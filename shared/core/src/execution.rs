@@ -100,39 +100,58 @@ impl TriggerInfo {
     }
 }
 
-/// The `EXEC` item: one run of one pinned version of a workflow.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct ExecutionRecord {
-    /// ULID: sortable by start time.
-    pub id: String,
-    pub workflow_id: String,
-    /// The published version this execution runs (a test run of a draft runs a snapshot
-    /// version, at least 2^31).
-    pub version: u32,
-    pub status: ExecutionStatus,
-    pub trigger: TriggerInfo,
-    pub input: Value,
-    #[serde(default)]
-    pub output: Value,
-    #[serde(default)]
-    pub error: Option<StepError>,
-    #[serde(with = "rfc3339")]
-    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
-    pub started_at: i64,
-    #[serde(with = "rfc3339_opt", default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub finished_at: Option<i64>,
-    #[serde(default)]
-    pub duration_ms: Option<i64>,
-    /// `startedAt + timeoutMs`: past it the execution is `timed_out`.
-    #[serde(with = "rfc3339")]
-    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
-    pub deadline_at: i64,
-    /// The execution this one re-runs, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rerun_of: Option<String>,
+/// Declares a record of a run (an execution, a step): the fields in the first braces, then the
+/// fields every run has in the same form — `output`, `error`, `startedAt`, `finishedAt`
+/// (RFC 3339) and `durationMs` — then the fields in the second braces (in that order in JSON).
+/// One list, so an execution and a step cannot come to say them differently.
+macro_rules! run_record {
+    ($(#[$meta:meta])* pub struct $name:ident { $($before:tt)* } { $($after:tt)* }) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($before)*
+            #[serde(default)]
+            pub output: Value,
+            #[serde(default)]
+            pub error: Option<StepError>,
+            #[serde(with = "rfc3339")]
+            #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+            pub started_at: i64,
+            #[serde(with = "rfc3339_opt", default)]
+            #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+            pub finished_at: Option<i64>,
+            #[serde(default)]
+            pub duration_ms: Option<i64>,
+            $($after)*
+        }
+    };
+}
+
+run_record! {
+    /// The `EXEC` item: one run of one pinned version of a workflow.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[serde(rename_all = "camelCase")]
+    pub struct ExecutionRecord {
+        /// ULID: sortable by start time.
+        pub id: String,
+        pub workflow_id: String,
+        /// The published version this execution runs (a test run of a draft runs a snapshot
+        /// version, at least 2^31).
+        pub version: u32,
+        pub status: ExecutionStatus,
+        pub trigger: TriggerInfo,
+        pub input: Value,
+    }
+    // ... then output, error, startedAt, finishedAt, durationMs (`run_record!`), then:
+    {
+        /// `startedAt + timeoutMs`: past it the execution is `timed_out`.
+        #[serde(with = "rfc3339")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+        pub deadline_at: i64,
+        /// The execution this one re-runs, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub rerun_of: Option<String>,
+    }
 }
 
 impl ExecutionRecord {
@@ -191,45 +210,38 @@ impl ExecutionRecord {
     }
 }
 
-/// The `STEP#<path>` item: one step of one execution (one per loop iteration inside loops).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct StepRecord {
-    pub path: String,
-    #[serde(rename = "type")]
-    pub step_type: String,
-    pub status: StepStatus,
-    /// Attempts made so far (the current one included).
-    pub attempts: u32,
-    /// The resolved (rendered) input of the step, secrets redacted.
-    #[serde(default)]
-    pub input: Value,
-    #[serde(default)]
-    pub output: Value,
-    #[serde(default)]
-    pub error: Option<StepError>,
-    #[serde(with = "rfc3339")]
-    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
-    pub started_at: i64,
-    #[serde(with = "rfc3339_opt", default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub finished_at: Option<i64>,
-    #[serde(default)]
-    pub duration_ms: Option<i64>,
-    /// While `running`: the claim is valid until then; after it another worker may claim.
-    #[serde(with = "rfc3339_opt", default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub lease_until: Option<i64>,
-    /// Where the execution went next (for condition: the chosen edge; for failures: `onError`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next: Option<String>,
-    /// How many times a worker running this step was lost: its lease expired without a result
-    /// (a crash, an out-of-memory kill, a Lambda timeout) and another worker took the step
-    /// over. A takeover is not an attempt; past [`crate::engine::MAX_LEASE_LOSSES`] the step
-    /// fails with `step.lost`.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub lease_lost: u32,
+run_record! {
+    /// The `STEP#<path>` item: one step of one execution (one per loop iteration inside loops).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[serde(rename_all = "camelCase")]
+    pub struct StepRecord {
+        pub path: String,
+        #[serde(rename = "type")]
+        pub step_type: String,
+        pub status: StepStatus,
+        /// Attempts made so far (the current one included).
+        pub attempts: u32,
+        /// The resolved (rendered) input of the step, secrets redacted.
+        #[serde(default)]
+        pub input: Value,
+    }
+    // ... then output, error, startedAt, finishedAt, durationMs (`run_record!`), then:
+    {
+        /// While `running`: the claim is valid until then; after it another worker may claim.
+        #[serde(with = "rfc3339_opt", default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+        pub lease_until: Option<i64>,
+        /// Where the execution went next (for condition: the chosen edge; for failures: `onError`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub next: Option<String>,
+        /// How many times a worker running this step was lost: its lease expired without a result
+        /// (a crash, an out-of-memory kill, a Lambda timeout) and another worker took the step
+        /// over. A takeover is not an attempt; past [`crate::engine::MAX_LEASE_LOSSES`] the step
+        /// fails with `step.lost`.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        pub lease_lost: u32,
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -328,18 +340,6 @@ pub trait StartOrder {
     fn next(&self) -> Option<&str>;
 }
 
-impl StartOrder for StepRecord {
-    fn path(&self) -> &str {
-        &self.path
-    }
-    fn started_at(&self) -> i64 {
-        self.started_at
-    }
-    fn next(&self) -> Option<&str> {
-        self.next.as_deref()
-    }
-}
-
 /// The part of a step record its place in the start order depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepKey {
@@ -348,17 +348,23 @@ pub struct StepKey {
     pub next: Option<String>,
 }
 
-impl StartOrder for StepKey {
-    fn path(&self) -> &str {
-        &self.path
-    }
-    fn started_at(&self) -> i64 {
-        self.started_at
-    }
-    fn next(&self) -> Option<&str> {
-        self.next.as_deref()
-    }
+/// `StartOrder` for types with the fields `path`, `started_at` and `next`.
+macro_rules! start_order_from_fields {
+    ($($t:ty),+) => {$(
+        impl StartOrder for $t {
+            fn path(&self) -> &str {
+                &self.path
+            }
+            fn started_at(&self) -> i64 {
+                self.started_at
+            }
+            fn next(&self) -> Option<&str> {
+                self.next.as_deref()
+            }
+        }
+    )+};
 }
+start_order_from_fields!(StepRecord, StepKey);
 
 impl From<&StepRecord> for StepKey {
     fn from(r: &StepRecord) -> Self {
