@@ -20,6 +20,7 @@ use wf_core::model::Workflow;
 use wf_core::path::StepPath;
 use wf_core::validate::validate_value;
 
+use super::staged::StagedStart;
 use super::workflows::DRAFT_VERSION_BASE;
 use super::{App, AppError};
 
@@ -186,6 +187,29 @@ fn downstream(workflow: &Workflow, from: &str) -> HashSet<String> {
 }
 
 impl App {
+    /// Create the execution: with its staged pure start in one store call when there is one,
+    /// else as it is (its worker runs the start). Returns the stage that was stored.
+    async fn create(
+        &self, record: &ExecutionRecord, dedupe: Option<&DedupeKey>, staged: Option<StagedStart>,
+    ) -> Result<(CreateOutcome, Option<StagedStart>), AppError> {
+        if let Some(stage) = staged {
+            let executions = &self.svc.executions;
+            match executions
+                .create_execution_with_steps(&stage.record, dedupe, &stage.steps)
+                .await
+            {
+                // A staged record the store refuses for its size: the worker runs the start
+                // and stores the engine's clean failure in its place.
+                Err(StoreError::TooLarge(_)) => {}
+                other => return Ok((other?, Some(stage))),
+            }
+        }
+        Ok((
+            self.svc.executions.create_execution(record, dedupe).await?,
+            None,
+        ))
+    }
+
     /// Start an execution of `compiled`. Nothing is written when the input is invalid.
     pub async fn start(
         &self, compiled: &CompiledWorkflow, req: StartRequest,
@@ -213,32 +237,7 @@ impl App {
             (true, Some(pure_start)) => pure_start(self, compiled, &record, &start).await,
             _ => None,
         };
-        let created = match &staged {
-            Some(s) => {
-                let created = self
-                    .svc
-                    .executions
-                    .create_execution_with_steps(&s.record, dedupe.as_ref(), &s.steps)
-                    .await;
-                match created {
-                    // A staged record the store refuses for its size: the worker runs the
-                    // start and stores the engine's clean failure in its place.
-                    Err(StoreError::TooLarge(_)) => None,
-                    other => Some(other?),
-                }
-            }
-            None => None,
-        };
-        let (created, staged) = match created {
-            Some(outcome) => (outcome, staged),
-            None => (
-                self.svc
-                    .executions
-                    .create_execution(&record, dedupe.as_ref())
-                    .await?,
-                None,
-            ),
-        };
+        let (created, staged) = self.create(&record, dedupe.as_ref(), staged).await?;
         if let CreateOutcome::Duplicate(first) = created {
             // The first delivery may have died between creating the execution and sending
             // its start task (a crash, a failed send); its client's retry lands here. While
