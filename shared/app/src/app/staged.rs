@@ -161,11 +161,12 @@ impl App {
     /// The execution's scrubber ([`App::scrubber`]) when every secret the workflow reads is set
     /// in this process.
     fn resolved_scrubber(&self, compiled: &CompiledWorkflow) -> Option<Scrubber> {
-        let all_set = compiled
+        let values: Option<Vec<String>> = compiled
             .all_secrets_read()
             .into_iter()
-            .all(|name| self.svc.secrets.get(name).is_some());
-        all_set.then(|| self.scrubber(compiled))
+            .map(|name| self.svc.secrets.get(name))
+            .collect();
+        Some(crate::worker::scrubber_of(values?))
     }
 }
 
