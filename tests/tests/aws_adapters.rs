@@ -798,3 +798,147 @@ async fn filter_indexes_on_an_upgraded_table() {
         );
     }
 }
+
+/// The loop counter stays a small item however long the loop: `counted` (the indexes counted,
+/// what makes a count exactly-once) is folded into the `countedBelow` low-water mark once the
+/// indexes from it on are gap-free, on DynamoDB only (SQLite keeps a row per iteration). Counts
+/// come in lane order with the lanes shuffled, an iteration lags behind the others for a while,
+/// and redelivered counts (below and above the mark) must stay `AlreadyCounted`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loop_counter_stays_small_however_long_the_loop() {
+    use std::collections::BTreeSet;
+
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use wf_aws::dynamo::keys;
+    use wf_core::execution::IterationCount;
+    use wf_core::ports::ExecutionStore;
+    use wf_tests::conformance::{T0, execution, execution_id, loop_items, loop_state};
+
+    const TOTAL: u32 = 600;
+    const CONCURRENCY: u32 = 10;
+    const LAGGING: u32 = 7;
+    let moto = Moto::start();
+    let config = moto
+        .provision(&unique_prefix("counter"), Duration::from_secs(30))
+        .await;
+    let clients = moto.clients(None).await;
+    let store = wf_aws::DynamoStore::new(clients.dynamodb.clone(), &config);
+    let id = execution_id(T0);
+    store
+        .create_execution(&execution(&id, "wf", T0), None)
+        .await
+        .expect("create");
+    let state = loop_state(TOTAL, CONCURRENCY);
+    store
+        .init_loop(&id, "each", &state, &loop_items(TOTAL))
+        .await
+        .expect("init_loop");
+    // The counter item as stored: (countedBelow, counted).
+    let counter = || async {
+        let item = clients
+            .dynamodb
+            .get_item()
+            .table_name(&config.executions_table)
+            .key(keys::EXECUTIONS_PK, AttributeValue::S(id.clone()))
+            .key(keys::SK, AttributeValue::S(keys::loop_sk("each")))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get counter")
+            .item
+            .expect("counter exists");
+        let below = match item.get(keys::COUNTED_BELOW) {
+            Some(AttributeValue::N(n)) => n.parse::<u32>().expect("number"),
+            _ => 0,
+        };
+        let counted: BTreeSet<u32> = match item.get("counted") {
+            Some(AttributeValue::Ns(set)) => set.iter().map(|i| i.parse().expect("n")).collect(),
+            _ => BTreeSet::new(),
+        };
+        (below, counted)
+    };
+    let count = |index: u32| {
+        let store = &store;
+        let id = &id;
+        async move {
+            store
+                .count_iteration(id, "each", index, &json!(index))
+                .await
+                .expect("count_iteration")
+        }
+    };
+
+    let mut remaining_seen = Vec::new();
+    let mut largest_set = 0;
+    let rounds = TOTAL / CONCURRENCY;
+    for round in 0..rounds {
+        // Lanes in a different order each round (a fixed permutation, no randomness).
+        for k in 0..CONCURRENCY {
+            let lane = (k * 3 + round) % CONCURRENCY;
+            let index = round * CONCURRENCY + lane;
+            // One iteration lags behind its lane's later ones until half the loop is counted.
+            if index == LAGGING && round < rounds / 2 {
+                continue;
+            }
+            if round == rounds / 2 && k == 0 {
+                match count(LAGGING).await {
+                    IterationCount::Counted { remaining } => remaining_seen.push(remaining),
+                    other => panic!("the lagging iteration: {other:?}"),
+                }
+            }
+            match count(index).await {
+                IterationCount::Counted { remaining } => remaining_seen.push(remaining),
+                other => panic!("iteration {index}: {other:?}"),
+            }
+        }
+        let (below, counted) = counter().await;
+        assert!(
+            counted.iter().all(|&i| i >= below),
+            "only indexes from the mark on are listed: below {below}, {counted:?}"
+        );
+        if round > rounds / 2 + 1 {
+            largest_set = largest_set.max(counted.len());
+        }
+        // Redeliveries: one below the mark, one listed in the set.
+        for again in [below.checked_sub(1), counted.iter().next_back().copied()]
+            .into_iter()
+            .flatten()
+        {
+            assert_eq!(
+                count(again).await,
+                IterationCount::AlreadyCounted,
+                "a redelivered count of {again} (mark {below})"
+            );
+        }
+    }
+    remaining_seen.sort_unstable();
+    assert_eq!(
+        remaining_seen,
+        (0..TOTAL).collect::<Vec<_>>(),
+        "every index counted once, each count saw a distinct remaining, 0 once"
+    );
+    let (below, counted) = counter().await;
+    assert!(
+        below >= TOTAL - keys::COMPACT_RUN - CONCURRENCY,
+        "the mark follows the counts: {below}"
+    );
+    assert!(
+        largest_set <= (keys::COMPACT_RUN + 2 * CONCURRENCY) as usize,
+        "once the lagging iteration is counted the set stays small: {largest_set} entries"
+    );
+    assert_eq!(below as usize + counted.len(), TOTAL as usize);
+    let stored = store
+        .get_loop(&id, "each")
+        .await
+        .expect("get_loop")
+        .expect("exists");
+    assert_eq!(stored.remaining, 0);
+    assert_eq!(
+        store
+            .list_iterations(&id, "each")
+            .await
+            .expect("list")
+            .len(),
+        TOTAL as usize
+    );
+}

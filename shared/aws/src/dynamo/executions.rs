@@ -13,7 +13,11 @@
 //!   decrement live in the same item, so a single-item write makes them atomic (what a two-item
 //!   transaction would give) at a quarter of its write cost, and `ReturnValues` answers the exact
 //!   `remaining` of this count. A crash between the two writes leaves a stored but uncounted
-//!   result, which the redelivered task counts.
+//!   result, which the redelivered task counts. The set does not grow with the loop: once the
+//!   indexes from `countedBelow` on are listed without a gap (`COMPACT_RUN` of them), one
+//!   conditional update folds them into that low-water mark (`compact_counted`), so a count is
+//!   a write of a small item at any loop length (before, the set made a count of the 10,000th
+//!   iteration a 29 KB write, and a loop near 100,000 iterations would pass the item limit).
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
@@ -33,7 +37,7 @@ use super::items::{
     DedupeItem, ExecItem, Item, IterItem, LoopCounterItem, LoopItemsItem, MarkItem, RejectionItem,
     StepItem, check_size, decode, encode, get_n, get_s, loop_items, n, s,
 };
-use super::keys::{self, EXEC_SK, EXECUTIONS_PK, SK};
+use super::keys::{self, COMPACT_RUN, COUNTED_BELOW, EXEC_SK, EXECUTIONS_PK, SK};
 use super::{
     BatchAction, Condition, Conditional, DynamoStore, QuerySpec, backoff, transaction_cancelled,
     transaction_put,
@@ -122,6 +126,28 @@ impl PartitionReader {
 }
 
 impl DynamoStore {
+    /// Fold the gap-free run of `counted` from `countedBelow` into `countedBelow` (see
+    /// `COMPACT_RUN`), so the counter stays a small item however long the loop: one
+    /// conditional update (`countedBelow` unchanged since `counter` was read, so every index of
+    /// the run is still listed). A refused or failed compaction changes nothing; a later count
+    /// compacts.
+    async fn compact_counted(&self, key: Item, counter: &Item, what: &str) {
+        let Some((below, end)) = compactable_run(counter) else {
+            return;
+        };
+        let run = (below..end).map(|i| i.to_string()).collect();
+        let condition = Condition::new("attribute_not_exists(#below) OR #below = :below")
+            .name("#below", COUNTED_BELOW)
+            .value(":below", n(below))
+            .value(":end", n(end))
+            .value(":run", AttributeValue::Ns(run));
+        let compact = "SET #below = :end DELETE counted :run";
+        let done = self
+            .update_if(key, compact, condition, None, "count_iteration")
+            .await;
+        tracing::debug!(what, below, end, compacted = ?done.as_ref().map(|c| matches!(c, Conditional::Written(_))), "loop counter compaction");
+    }
+
     /// The `STEP#` items of execution `execution_id`.
     fn steps_query<'a>(&'a self, op: &'a str, execution_id: &str) -> QuerySpec<'a> {
         QuerySpec::partition(op, &self.executions, EXECUTIONS_PK, execution_id)
@@ -568,6 +594,26 @@ fn dedupe_condition(id: &str, now: i64) -> Condition {
 
 /// The loop's counter item exists: an update must not create one (`fail_loop`,
 /// `count_iteration`).
+/// The indexes a loop counter's `counted` set lists.
+fn counted_set(counter: &Item) -> std::collections::BTreeSet<u32> {
+    match counter.get("counted") {
+        Some(AttributeValue::Ns(set)) => set.iter().filter_map(|i| i.parse().ok()).collect(),
+        _ => Default::default(),
+    }
+}
+
+/// The run of `counted` that a compaction of this counter would fold into `countedBelow`:
+/// the indexes from `countedBelow` on without a gap, when there are at least `COMPACT_RUN`.
+fn compactable_run(counter: &Item) -> Option<(u32, u32)> {
+    let below = u32::try_from(get_n(counter, COUNTED_BELOW).unwrap_or(0)).ok()?;
+    let set = counted_set(counter);
+    let mut end = below;
+    while set.contains(&end) {
+        end += 1;
+    }
+    (end - below >= COMPACT_RUN).then_some((below, end))
+}
+
 fn counter_exists() -> Condition {
     Condition::new("attribute_exists(#sk)").name("#sk", SK)
 }
@@ -1065,35 +1111,38 @@ impl ExecutionStore for DynamoStore {
         // 2. The count: marker and decrement in one conditional single-item update.
         let counter = key(execution_id, &keys::loop_sk(loop_path));
         let condition = counter_exists()
-            .and("NOT contains(counted, :index) AND remaining > :zero AND #total > :index")
+            .and(
+                "(attribute_not_exists(#below) OR :index >= #below) \
+                 AND NOT contains(counted, :index) AND remaining > :zero AND #total > :index",
+            )
             .name("#total", "total")
+            .name("#below", COUNTED_BELOW)
             .value(":minus_one", n(-1))
             .value(":zero", n(0))
             .value(":index", n(index))
             .value(":index_set", AttributeValue::Ns(vec![index.to_string()]))
             .return_old();
         let count = "ADD remaining :minus_one, counted :index_set";
-        let new_remaining = Some(ReturnValue::UpdatedNew);
         let counted = self
             .update_if(
                 counter.clone(),
                 count,
                 condition,
-                new_remaining,
+                Some(ReturnValue::AllNew),
                 "count_iteration",
             )
             .await?;
         let stored = match counted {
             Conditional::Written(attributes) => {
-                let remaining = attributes
-                    .as_ref()
-                    .and_then(|a| get_n(a, "remaining"))
+                let attributes = attributes.unwrap_or_default();
+                let remaining = get_n(&attributes, "remaining")
                     .and_then(|r| u32::try_from(r).ok())
                     .ok_or_else(|| {
                         StoreError::Permanent(format!(
                             "count of {what}: no remaining in the update's answer"
                         ))
                     })?;
+                self.compact_counted(counter, &attributes, &what).await;
                 return Ok(IterationCount::Counted { remaining });
             }
             Conditional::Refused(Some(item)) => Some(item),
@@ -1105,12 +1154,8 @@ impl ExecutionStore for DynamoStore {
         let Some(stored) = stored else {
             return Err(loop_not_found(execution_id, loop_path));
         };
-        let already = match stored.get("counted") {
-            Some(AttributeValue::Ns(set)) => {
-                set.iter().any(|i| i.parse::<u32>().ok() == Some(index))
-            }
-            _ => false,
-        };
+        let already = i64::from(index) < get_n(&stored, COUNTED_BELOW).unwrap_or(0)
+            || counted_set(&stored).contains(&index);
         if already {
             return Ok(IterationCount::AlreadyCounted);
         }

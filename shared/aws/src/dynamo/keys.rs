@@ -39,6 +39,13 @@ pub const WORKFLOW_ID_ATTR: &str = "workflowId";
 pub const STARTED_KEY_ATTR: &str = "startedKey";
 pub const ENTITY_ATTR: &str = "entity";
 pub const LIVE_SHARD_ATTR: &str = "liveShard";
+/// The loop counter's low-water mark: every index below it is counted (and no longer listed
+/// in its `counted` set). Absent on counters written before it: 0.
+pub const COUNTED_BELOW: &str = "countedBelow";
+/// A loop counter's `counted` set is compacted once the indexes from `countedBelow` on that it
+/// lists without a gap are this many: the set stays about this size plus the iterations
+/// counted out of order, whatever the loop's length (one extra write per this many counts).
+pub const COMPACT_RUN: u32 = 64;
 /// Index of the finished executions by status, newest first (partitions [`status_shards`]).
 pub const BY_STATUS_INDEX: &str = "byStatus";
 pub const STATUS_SHARD_ATTR: &str = "statusShard";
