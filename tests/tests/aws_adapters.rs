@@ -800,13 +800,14 @@ async fn filter_indexes_on_an_upgraded_table() {
 }
 
 /// The loop counter stays a small item however long the loop: `counted` (the indexes counted,
-/// what makes a count exactly-once) is folded into the `countedBelow` low-water mark once the
-/// indexes from it on are gap-free, on DynamoDB only (SQLite keeps a row per iteration). Counts
-/// come in lane order with the lanes shuffled, an iteration lags behind the others for a while,
-/// and redelivered counts (below and above the mark) must stay `AlreadyCounted`.
+/// what makes a count exactly-once) is folded into per-lane marks once enough of its indexes
+/// follow their lane's mark without a gap, on DynamoDB only (SQLite keeps a row per iteration).
+/// Two orders: lanes in step with each other, shuffled each round, with one iteration lagging
+/// for half the loop; and lanes one after the other (what a task running its lane's iterations
+/// inline does). Redelivered counts (below a mark and in the set) stay `AlreadyCounted`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_loop_counter_stays_small_however_long_the_loop() {
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
 
     use aws_sdk_dynamodb::types::AttributeValue;
     use wf_aws::dynamo::keys;
@@ -823,122 +824,157 @@ async fn the_loop_counter_stays_small_however_long_the_loop() {
         .await;
     let clients = moto.clients(None).await;
     let store = wf_aws::DynamoStore::new(clients.dynamodb.clone(), &config);
-    let id = execution_id(T0);
-    store
-        .create_execution(&execution(&id, "wf", T0), None)
-        .await
-        .expect("create");
-    let state = loop_state(TOTAL, CONCURRENCY);
-    store
-        .init_loop(&id, "each", &state, &loop_items(TOTAL))
-        .await
-        .expect("init_loop");
-    // The counter item as stored: (countedBelow, counted).
-    let counter = || async {
-        let item = clients
-            .dynamodb
-            .get_item()
-            .table_name(&config.executions_table)
-            .key(keys::EXECUTIONS_PK, AttributeValue::S(id.clone()))
-            .key(keys::SK, AttributeValue::S(keys::loop_sk("each")))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("get counter")
-            .item
-            .expect("counter exists");
-        let below = match item.get(keys::COUNTED_BELOW) {
-            Some(AttributeValue::N(n)) => n.parse::<u32>().expect("number"),
-            _ => 0,
-        };
-        let counted: BTreeSet<u32> = match item.get("counted") {
-            Some(AttributeValue::Ns(set)) => set.iter().map(|i| i.parse().expect("n")).collect(),
-            _ => BTreeSet::new(),
-        };
-        (below, counted)
-    };
-    let count = |index: u32| {
-        let store = &store;
-        let id = &id;
-        async move {
-            store
-                .count_iteration(id, "each", index, &json!(index))
-                .await
-                .expect("count_iteration")
-        }
-    };
-
-    let mut remaining_seen = Vec::new();
-    let mut largest_set = 0;
     let rounds = TOTAL / CONCURRENCY;
-    for round in 0..rounds {
-        // Lanes in a different order each round (a fixed permutation, no randomness).
-        for k in 0..CONCURRENCY {
-            let lane = (k * 3 + round) % CONCURRENCY;
-            let index = round * CONCURRENCY + lane;
-            // One iteration lags behind its lane's later ones until half the loop is counted.
-            if index == LAGGING && round < rounds / 2 {
-                continue;
-            }
-            if round == rounds / 2 && k == 0 {
-                match count(LAGGING).await {
-                    IterationCount::Counted { remaining } => remaining_seen.push(remaining),
-                    other => panic!("the lagging iteration: {other:?}"),
+    let in_step: Vec<u32> = (0..rounds)
+        .flat_map(|round| {
+            (0..CONCURRENCY).map(move |k| round * CONCURRENCY + (k * 3 + round) % CONCURRENCY)
+        })
+        .filter(|&i| i != LAGGING)
+        .collect();
+    let (first_half, second_half) = in_step.split_at(in_step.len() / 2);
+    let in_step: Vec<u32> = first_half
+        .iter()
+        .copied()
+        .chain([LAGGING])
+        .chain(second_half.iter().copied())
+        .collect();
+    let lane_after_lane: Vec<u32> = (0..CONCURRENCY)
+        .flat_map(|lane| (0..rounds).map(move |round| round * CONCURRENCY + lane))
+        .collect();
+
+    for (n, order) in [in_step, lane_after_lane].into_iter().enumerate() {
+        let id = execution_id(T0 + n as i64);
+        store
+            .create_execution(&execution(&id, "wf", T0), None)
+            .await
+            .expect("create");
+        store
+            .init_loop(
+                &id,
+                "each",
+                &loop_state(TOTAL, CONCURRENCY),
+                &loop_items(TOTAL),
+            )
+            .await
+            .expect("init_loop");
+        // The counter item as stored: (lane marks, counted).
+        let counter = || async {
+            let item = clients
+                .dynamodb
+                .get_item()
+                .table_name(&config.executions_table)
+                .key(keys::EXECUTIONS_PK, AttributeValue::S(id.clone()))
+                .key(keys::SK, AttributeValue::S(keys::loop_sk("each")))
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("get counter")
+                .item
+                .expect("counter exists");
+            let marks: BTreeMap<u32, u32> = match item.get(keys::LANE_MARKS) {
+                Some(AttributeValue::M(m)) => m
+                    .iter()
+                    .map(|(lane, mark)| {
+                        let AttributeValue::N(mark) = mark else {
+                            panic!("mark {mark:?}")
+                        };
+                        (lane.parse().expect("lane"), mark.parse().expect("mark"))
+                    })
+                    .collect(),
+                _ => BTreeMap::new(),
+            };
+            let counted: BTreeSet<u32> = match item.get("counted") {
+                Some(AttributeValue::Ns(set)) => {
+                    set.iter().map(|i| i.parse().expect("n")).collect()
                 }
+                _ => BTreeSet::new(),
+            };
+            (marks, counted)
+        };
+        let count = |index: u32| {
+            let store = &store;
+            let id = &id;
+            async move {
+                store
+                    .count_iteration(id, "each", index, &json!(index))
+                    .await
+                    .expect("count_iteration")
             }
+        };
+
+        let mut remaining_seen = Vec::new();
+        let mut largest_set = 0;
+        for (done, &index) in order.iter().enumerate() {
             match count(index).await {
                 IterationCount::Counted { remaining } => remaining_seen.push(remaining),
                 other => panic!("iteration {index}: {other:?}"),
             }
+            if done % CONCURRENCY as usize != 0 {
+                continue;
+            }
+            let (marks, counted) = counter().await;
+            for (&lane, &mark) in &marks {
+                assert_eq!(mark % CONCURRENCY, lane, "a mark stays in its lane");
+                assert!(
+                    counted
+                        .iter()
+                        .all(|&i| i % CONCURRENCY != lane || i >= mark),
+                    "only indexes from their lane's mark on are listed: {marks:?} {counted:?}"
+                );
+            }
+            // Once the lagging iteration is counted, nothing holds the marks back.
+            if n == 1 || order[..done].contains(&LAGGING) {
+                largest_set = largest_set.max(counted.len());
+            }
+            // Redeliveries: one below a mark, one listed in the set.
+            let below = marks
+                .iter()
+                .find(|(lane, mark)| *mark > lane)
+                .map(|(_, &mark)| mark - CONCURRENCY);
+            for again in [below, counted.iter().next_back().copied()]
+                .into_iter()
+                .flatten()
+            {
+                assert_eq!(
+                    count(again).await,
+                    IterationCount::AlreadyCounted,
+                    "a redelivered count of {again} (marks {marks:?})"
+                );
+            }
         }
-        let (below, counted) = counter().await;
-        assert!(
-            counted.iter().all(|&i| i >= below),
-            "only indexes from the mark on are listed: below {below}, {counted:?}"
+        remaining_seen.sort_unstable();
+        assert_eq!(
+            remaining_seen,
+            (0..TOTAL).collect::<Vec<_>>(),
+            "order {n}: every index counted once, each count saw a distinct remaining, 0 once"
         );
-        if round > rounds / 2 + 1 {
-            largest_set = largest_set.max(counted.len());
-        }
-        // Redeliveries: one below the mark, one listed in the set.
-        for again in [below.checked_sub(1), counted.iter().next_back().copied()]
-            .into_iter()
-            .flatten()
-        {
-            assert_eq!(
-                count(again).await,
-                IterationCount::AlreadyCounted,
-                "a redelivered count of {again} (mark {below})"
-            );
-        }
-    }
-    remaining_seen.sort_unstable();
-    assert_eq!(
-        remaining_seen,
-        (0..TOTAL).collect::<Vec<_>>(),
-        "every index counted once, each count saw a distinct remaining, 0 once"
-    );
-    let (below, counted) = counter().await;
-    assert!(
-        below >= TOTAL - keys::COMPACT_RUN - CONCURRENCY,
-        "the mark follows the counts: {below}"
-    );
-    assert!(
-        largest_set <= (keys::COMPACT_RUN + 2 * CONCURRENCY) as usize,
-        "once the lagging iteration is counted the set stays small: {largest_set} entries"
-    );
-    assert_eq!(below as usize + counted.len(), TOTAL as usize);
-    let stored = store
-        .get_loop(&id, "each")
-        .await
-        .expect("get_loop")
-        .expect("exists");
-    assert_eq!(stored.remaining, 0);
-    assert_eq!(
-        store
-            .list_iterations(&id, "each")
+        let (marks, counted) = counter().await;
+        let folded: u32 = marks
+            .iter()
+            .map(|(lane, mark)| (mark - lane) / CONCURRENCY)
+            .sum();
+        assert_eq!(folded as usize + counted.len(), TOTAL as usize, "order {n}");
+        assert!(
+            folded >= TOTAL - keys::COMPACT_RUN,
+            "order {n}: the marks follow the counts ({folded} folded)"
+        );
+        assert!(
+            largest_set <= (keys::COMPACT_RUN + 2 * CONCURRENCY) as usize,
+            "order {n}: the set stays small: {largest_set} entries"
+        );
+        let stored = store
+            .get_loop(&id, "each")
             .await
-            .expect("list")
-            .len(),
-        TOTAL as usize
-    );
+            .expect("get_loop")
+            .expect("exists");
+        assert_eq!(stored.remaining, 0);
+        assert_eq!(
+            store
+                .list_iterations(&id, "each")
+                .await
+                .expect("list")
+                .len(),
+            TOTAL as usize
+        );
+    }
 }

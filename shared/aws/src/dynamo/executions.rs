@@ -13,11 +13,15 @@
 //!   decrement live in the same item, so a single-item write makes them atomic (what a two-item
 //!   transaction would give) at a quarter of its write cost, and `ReturnValues` answers the exact
 //!   `remaining` of this count. A crash between the two writes leaves a stored but uncounted
-//!   result, which the redelivered task counts. The set does not grow with the loop: once the
-//!   indexes from `countedBelow` on are listed without a gap (`COMPACT_RUN` of them), one
-//!   conditional update folds them into that low-water mark (`compact_counted`), so a count is
-//!   a write of a small item at any loop length (before, the set made a count of the 10,000th
-//!   iteration a 29 KB write, and a loop near 100,000 iterations would pass the item limit).
+//!   result, which the redelivered task counts. The set does not grow with the loop: a loop's
+//!   iterations run in lanes (index modulo concurrency, one after the other in a lane), and
+//!   once `COMPACT_RUN` listed indexes follow their lane's mark without a gap, one conditional
+//!   update moves the marks past them and takes them out of the set (`compact_counted`); a
+//!   count is refused below its lane's mark. So a count is a write of a small item at any loop
+//!   length (before, the set made a count of the 10,000th iteration a 29 KB write, and a loop
+//!   near 100,000 iterations would have passed the item limit).
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
@@ -37,7 +41,7 @@ use super::items::{
     DedupeItem, ExecItem, Item, IterItem, LoopCounterItem, LoopItemsItem, MarkItem, RejectionItem,
     StepItem, check_size, decode, encode, get_n, get_s, loop_items, n, s,
 };
-use super::keys::{self, COMPACT_RUN, COUNTED_BELOW, EXEC_SK, EXECUTIONS_PK, SK};
+use super::keys::{self, COMPACT_RUN, COMPACTIONS, EXEC_SK, EXECUTIONS_PK, LANE_MARKS, SK};
 use super::{
     BatchAction, Condition, Conditional, DynamoStore, QuerySpec, backoff, transaction_cancelled,
     transaction_put,
@@ -126,26 +130,58 @@ impl PartitionReader {
 }
 
 impl DynamoStore {
-    /// Fold the gap-free run of `counted` from `countedBelow` into `countedBelow` (see
-    /// `COMPACT_RUN`), so the counter stays a small item however long the loop: one
-    /// conditional update (`countedBelow` unchanged since `counter` was read, so every index of
-    /// the run is still listed). A refused or failed compaction changes nothing; a later count
-    /// compacts.
+    /// Fold the indexes of `counted` that follow their lane's mark without a gap into the
+    /// marks (see [`COMPACT_RUN`]), so the counter stays a small item however long the loop:
+    /// one conditional update, written only if no other compaction came between (so every
+    /// index folded is still listed). A refused or failed compaction changes nothing; a later
+    /// count compacts.
     async fn compact_counted(&self, key: Item, counter: &Item, what: &str) {
-        let Some((below, end)) = compactable_run(counter) else {
+        let Some((marks, run)) = compaction(counter) else {
             return;
         };
-        let run = (below..end).map(|i| i.to_string()).collect();
-        let condition = Condition::new("attribute_not_exists(#below) OR #below = :below")
-            .name("#below", COUNTED_BELOW)
-            .value(":below", n(below))
-            .value(":end", n(end))
-            .value(":run", AttributeValue::Ns(run));
-        let compact = "SET #below = :end DELETE counted :run";
+        let version = get_n(counter, COMPACTIONS).unwrap_or(0);
+        let marks = marks
+            .into_iter()
+            .map(|(lane, mark)| (lane.to_string(), n(mark)))
+            .collect();
+        let condition = if version == 0 {
+            Condition::new("attribute_not_exists(#version)")
+        } else {
+            Condition::new("#version = :version").value(":version", n(version))
+        }
+        .name("#version", COMPACTIONS)
+        .name("#marks", LANE_MARKS)
+        .value(":next", n(version + 1))
+        .value(":marks", AttributeValue::M(marks))
+        .value(
+            ":run",
+            AttributeValue::Ns(run.iter().map(u32::to_string).collect()),
+        );
+        let compact = "SET #marks = :marks, #version = :next DELETE counted :run";
         let done = self
             .update_if(key, compact, condition, None, "count_iteration")
             .await;
-        tracing::debug!(what, below, end, compacted = ?done.as_ref().map(|c| matches!(c, Conditional::Written(_))), "loop counter compaction");
+        let written = matches!(done, Ok(Conditional::Written(_)));
+        tracing::debug!(what, folded = run.len(), written, "loop counter compaction");
+    }
+
+    /// A loop's concurrency (what an iteration's lane depends on): it never changes once the
+    /// counter is written, so each process reads it once per loop.
+    async fn loop_concurrency(&self, execution_id: &str, loop_path: &str) -> StoreResult<u32> {
+        let key_text = format!("{execution_id}/{loop_path}");
+        if let Some(&known) = self.lock_concurrencies().get(&key_text) {
+            return Ok(known);
+        }
+        let state = self
+            .load_loop(execution_id, loop_path)
+            .await?
+            .ok_or_else(|| loop_not_found(execution_id, loop_path))?;
+        let mut known = self.lock_concurrencies();
+        if known.len() >= LOOPS_REMEMBERED {
+            known.clear();
+        }
+        known.insert(key_text, state.concurrency.max(1));
+        Ok(state.concurrency.max(1))
     }
 
     /// The `STEP#` items of execution `execution_id`.
@@ -594,24 +630,57 @@ fn dedupe_condition(id: &str, now: i64) -> Condition {
 
 /// The loop's counter item exists: an update must not create one (`fail_loop`,
 /// `count_iteration`).
+/// How many loops' concurrency a store remembers (past it, it starts over).
+const LOOPS_REMEMBERED: usize = 4096;
+
 /// The indexes a loop counter's `counted` set lists.
-fn counted_set(counter: &Item) -> std::collections::BTreeSet<u32> {
+fn counted_set(counter: &Item) -> BTreeSet<u32> {
     match counter.get("counted") {
         Some(AttributeValue::Ns(set)) => set.iter().filter_map(|i| i.parse().ok()).collect(),
-        _ => Default::default(),
+        _ => BTreeSet::new(),
     }
 }
 
-/// The run of `counted` that a compaction of this counter would fold into `countedBelow`:
-/// the indexes from `countedBelow` on without a gap, when there are at least `COMPACT_RUN`.
-fn compactable_run(counter: &Item) -> Option<(u32, u32)> {
-    let below = u32::try_from(get_n(counter, COUNTED_BELOW).unwrap_or(0)).ok()?;
+/// A loop counter's lane marks ([`LANE_MARKS`]): lane -> lowest index still to be found in
+/// `counted`. A lane not listed is at its first index (the lane number itself).
+fn lane_marks(counter: &Item) -> BTreeMap<u32, u32> {
+    let Some(AttributeValue::M(marks)) = counter.get(LANE_MARKS) else {
+        return BTreeMap::new();
+    };
+    marks
+        .iter()
+        .filter_map(|(lane, mark)| match mark {
+            AttributeValue::N(n) => Some((lane.parse().ok()?, n.parse().ok()?)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether `index` is counted by a lane mark of this counter (folded out of `counted`).
+fn below_its_mark(counter: &Item, index: u32, concurrency: u32) -> bool {
+    let lane = index % concurrency.max(1);
+    lane_marks(counter)
+        .get(&lane)
+        .is_some_and(|&mark| index < mark)
+}
+
+/// What compacting this counter would write: the lane marks moved past the indexes of
+/// `counted` that follow them without a gap, and those indexes; None while they are fewer
+/// than [`COMPACT_RUN`].
+fn compaction(counter: &Item) -> Option<(BTreeMap<u32, u32>, Vec<u32>)> {
+    let concurrency = u32::try_from(get_n(counter, "concurrency")?).ok()?.max(1);
     let set = counted_set(counter);
-    let mut end = below;
-    while set.contains(&end) {
-        end += 1;
+    let mut marks = lane_marks(counter);
+    let mut run = Vec::new();
+    let lanes: BTreeSet<u32> = set.iter().map(|i| i % concurrency).collect();
+    for lane in lanes {
+        let mark = marks.entry(lane).or_insert(lane);
+        while set.contains(mark) {
+            run.push(*mark);
+            *mark += concurrency;
+        }
     }
-    (end - below >= COMPACT_RUN).then_some((below, end))
+    (run.len() >= COMPACT_RUN as usize).then_some((marks, run))
 }
 
 fn counter_exists() -> Condition {
@@ -1110,13 +1179,15 @@ impl ExecutionStore for DynamoStore {
         .await?;
         // 2. The count: marker and decrement in one conditional single-item update.
         let counter = key(execution_id, &keys::loop_sk(loop_path));
+        let concurrency = self.loop_concurrency(execution_id, loop_path).await?;
         let condition = counter_exists()
             .and(
-                "(attribute_not_exists(#below) OR :index >= #below) \
+                "(attribute_not_exists(#marks.#lane) OR :index >= #marks.#lane) \
                  AND NOT contains(counted, :index) AND remaining > :zero AND #total > :index",
             )
             .name("#total", "total")
-            .name("#below", COUNTED_BELOW)
+            .name("#marks", LANE_MARKS)
+            .name("#lane", (index % concurrency).to_string())
             .value(":minus_one", n(-1))
             .value(":zero", n(0))
             .value(":index", n(index))
@@ -1154,8 +1225,8 @@ impl ExecutionStore for DynamoStore {
         let Some(stored) = stored else {
             return Err(loop_not_found(execution_id, loop_path));
         };
-        let already = i64::from(index) < get_n(&stored, COUNTED_BELOW).unwrap_or(0)
-            || counted_set(&stored).contains(&index);
+        let already =
+            below_its_mark(&stored, index, concurrency) || counted_set(&stored).contains(&index);
         if already {
             return Ok(IterationCount::AlreadyCounted);
         }

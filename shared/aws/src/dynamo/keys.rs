@@ -39,12 +39,18 @@ pub const WORKFLOW_ID_ATTR: &str = "workflowId";
 pub const STARTED_KEY_ATTR: &str = "startedKey";
 pub const ENTITY_ATTR: &str = "entity";
 pub const LIVE_SHARD_ATTR: &str = "liveShard";
-/// The loop counter's low-water mark: every index below it is counted (and no longer listed
-/// in its `counted` set). Absent on counters written before it: 0.
-pub const COUNTED_BELOW: &str = "countedBelow";
-/// A loop counter's `counted` set is compacted once the indexes from `countedBelow` on that it
-/// lists without a gap are this many: the set stays about this size plus the iterations
-/// counted out of order, whatever the loop's length (one extra write per this many counts).
+/// A loop counter's marks, per lane (an iteration's lane is its index modulo the loop's
+/// concurrency: a lane runs its iterations one after the other): the lowest index of the lane
+/// still to be found in `counted`; every index of the lane below it is counted. A map of lane
+/// numbers (as text) to indexes; a lane not in it (or a counter written before) is at its
+/// first index.
+pub const LANE_MARKS: &str = "lanes";
+/// How many times the counter's `counted` set was compacted into its lane marks (guards a
+/// compaction against another one).
+pub const COMPACTIONS: &str = "compactions";
+/// A loop counter's `counted` set is compacted once this many of its indexes follow their
+/// lane's mark without a gap: the set stays about this size plus the iterations counted out
+/// of order, whatever the loop's length (one extra write per this many counts).
 pub const COMPACT_RUN: u32 = 64;
 /// Index of the finished executions by status, newest first (partitions [`status_shards`]).
 pub const BY_STATUS_INDEX: &str = "byStatus";

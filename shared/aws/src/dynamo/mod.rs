@@ -12,6 +12,9 @@ pub mod keys;
 mod records;
 pub mod tables;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -37,6 +40,8 @@ pub struct DynamoStore {
     records: String,
     retention_days: u32,
     item_limit: usize,
+    /// Each loop's concurrency, once read (it never changes): `loop_concurrency`.
+    loop_concurrencies: Arc<Mutex<HashMap<String, u32>>>,
 }
 
 impl DynamoStore {
@@ -48,7 +53,15 @@ impl DynamoStore {
             records: config.records_table.clone(),
             retention_days: config.retention_days,
             item_limit: MAX_ITEM_BYTES,
+            loop_concurrencies: Arc::default(),
         }
+    }
+
+    fn lock_concurrencies(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        // A panic while holding it cannot leave the map half-written: use it as it is.
+        self.loop_concurrencies
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn client(&self) -> &Client {
@@ -249,7 +262,7 @@ async fn backoff(attempt: u32) {
 #[derive(Debug, Clone)]
 struct Condition {
     expression: String,
-    names: Vec<(String, &'static str)>,
+    names: Vec<(String, String)>,
     values: Vec<(String, AttributeValue)>,
     /// Whether a refusal answers with the item as it stood (ALL_OLD): asked where the caller
     /// answers from it, so a lost condition costs no second read; not asked elsewhere, so a
@@ -278,8 +291,8 @@ impl Condition {
         self
     }
 
-    fn name(mut self, placeholder: impl Into<String>, attribute: &'static str) -> Self {
-        self.names.push((placeholder.into(), attribute));
+    fn name(mut self, placeholder: impl Into<String>, attribute: impl Into<String>) -> Self {
+        self.names.push((placeholder.into(), attribute.into()));
         self
     }
 
