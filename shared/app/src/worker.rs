@@ -88,25 +88,6 @@ impl App {
             event_limits: self.settings().event_limits(),
         }
     }
-
-    /// The scrubber of an execution of `compiled`: every secret value a step of it may resolve
-    /// (a secret one step sent may come back in a later step's answer). The values are also
-    /// handed to the log scrubber ([`crate::logs`]).
-    pub fn scrubber(&self, compiled: &CompiledWorkflow) -> Scrubber {
-        let values = compiled
-            .all_secrets_read()
-            .into_iter()
-            .filter_map(|name| self.services().secrets.get(name));
-        scrubber_of(values)
-    }
-}
-
-/// A scrubber of these secret values (an empty one hides nothing); they also go to the log
-/// scrubber.
-pub(crate) fn scrubber_of(values: impl IntoIterator<Item = String>) -> Scrubber {
-    let values: Vec<String> = values.into_iter().filter(|v| !v.is_empty()).collect();
-    crate::logs::remember_secrets(&values);
-    Scrubber::new(values)
 }
 
 /// The state of one `handle` call.

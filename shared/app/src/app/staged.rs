@@ -166,8 +166,27 @@ impl App {
             .into_iter()
             .map(|name| self.svc.secrets.get(name))
             .collect();
-        Some(crate::worker::scrubber_of(values?))
+        Some(scrubber_of(values?))
     }
+
+    /// The scrubber of an execution of `compiled`: every secret value a step of it may resolve
+    /// (a secret one step sent may come back in a later step's answer). The values are also
+    /// handed to the log scrubber ([`crate::logs`]).
+    pub fn scrubber(&self, compiled: &CompiledWorkflow) -> Scrubber {
+        let values = compiled
+            .all_secrets_read()
+            .into_iter()
+            .filter_map(|name| self.svc.secrets.get(name));
+        scrubber_of(values)
+    }
+}
+
+/// A scrubber of these secret values (an empty one hides nothing); they also go to the log
+/// scrubber.
+fn scrubber_of(values: impl IntoIterator<Item = String>) -> Scrubber {
+    let values: Vec<String> = values.into_iter().filter(|v| !v.is_empty()).collect();
+    crate::logs::remember_secrets(&values);
+    Scrubber::new(values)
 }
 
 /// End the staged record as `App::finish_execution` ends a stored one (output and error
