@@ -576,6 +576,22 @@ async fn scenario(
     Ok(total)
 }
 
+/// A loop over `items` (a template) with one output step per iteration, then a step that
+/// reads every result.
+fn loop_workflow(id: &str, items: &str, concurrency: u32, config: Value) -> Value {
+    json!({
+        "id": id,
+        "config": config,
+        "steps": [
+            { "id": "start", "type": "start", "triggers": [{ "type": "manual" }], "next": "each" },
+            { "id": "each", "type": "loop", "items": items, "concurrency": concurrency,
+              "steps": [ { "id": "double", "type": "output", "output": "{{ item * 2 }}" } ],
+              "next": "done" },
+            { "id": "done", "type": "output", "output": { "count": "{{ steps.each.output | length }}" } }
+        ]
+    })
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -676,16 +692,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
 
     let items: Vec<u32> = (0..100).collect();
-    let loop_wf = json!({
-        "id": "loop-100",
-        "steps": [
-            { "id": "start", "type": "start", "triggers": [{ "type": "manual" }], "next": "each" },
-            { "id": "each", "type": "loop", "items": "{{ input.items }}", "concurrency": 10,
-              "steps": [ { "id": "double", "type": "output", "output": "{{ item * 2 }}" } ],
-              "next": "done" },
-            { "id": "done", "type": "output", "output": { "count": "{{ steps.each.output | length }}" } }
-        ]
-    });
+    let loop_wf = loop_workflow("loop-100", "{{ input.items }}", 10, json!({}));
     let looped = scenario(
         &engine,
         "100-item loop, concurrency 10, one step per iteration",
@@ -700,17 +707,12 @@ async fn main() -> anyhow::Result<()> {
         // The same shape at concurrency 50 (issue 13's setting for 10,000 items), the items
         // from a template: 10,000 in the input would be a large execution record. An hour to
         // run (the default 5 minutes is short for a debug build against moto_server).
-        let big_wf = json!({
-            "id": "loop-big",
-            "config": { "timeoutMs": 3_600_000 },
-            "steps": [
-                { "id": "start", "type": "start", "triggers": [{ "type": "manual" }], "next": "each" },
-                { "id": "each", "type": "loop", "items": "{{ range(input.n) | list }}", "concurrency": 50,
-                  "steps": [ { "id": "double", "type": "output", "output": "{{ item * 2 }}" } ],
-                  "next": "done" },
-                { "id": "done", "type": "output", "output": { "count": "{{ steps.each.output | length }}" } }
-            ]
-        });
+        let big_wf = loop_workflow(
+            "loop-big",
+            "{{ range(input.n) | list }}",
+            50,
+            json!({ "timeoutMs": 3_600_000 }),
+        );
         let big = scenario(
             &engine,
             &format!("{big_items}-item loop, concurrency 50, one step per iteration (items from a template)"),
