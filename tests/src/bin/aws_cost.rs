@@ -6,10 +6,12 @@
 //! `--loop-10k` (or `WF_AWS_COST_10K=1`) adds a third scenario, one execution of a 10,000-item
 //! loop (concurrency 50, the loop benchmark's setting in issue 13; one `output` step per
 //! iteration), its items from a template (`range(input.n) | list`: an input holds at most
-//! 400 KB). It takes about 13 minutes in this debug build against moto_server (moto slows down
-//! as the loop's counter item grows), so it is opt-in.
+//! 400 KB). It takes about 6 minutes in this debug build against moto_server, so it is opt-in.
 //! `WF_AWS_COST_10K_ITEMS=N` gives it N items instead (a shorter probe). It reports progress on
 //! standard error every minute, and what it counted so far if it has not finished in 45 minutes.
+//!
+//! `WF_AWS_COST_TRACE=1` prints every counted request on standard error (operation, table,
+//! item key, billed units, condition): which writes and reads a step costs.
 //!
 //! The worker is driven the way Lambda's SQS event source mapping drives the worker function:
 //! receive up to 10 messages (one invocation per non-empty receive), handle them, delete the
@@ -76,6 +78,9 @@ struct Units {
 #[derive(Debug, Default)]
 struct Counter {
     counts: Mutex<BTreeMap<(String, String), Units>>,
+    /// `WF_AWS_COST_TRACE=1`: print every counted request (operation, table, key, units) on
+    /// standard error, to see which writes a step costs.
+    trace: bool,
 }
 
 impl Counter {
@@ -161,6 +166,9 @@ impl Intercept for Counting {
             .and_then(|b| serde_json::from_slice(b).ok())
             .unwrap_or(Value::Null);
         let billed = billed_units(sent.service, &sent.op, &sent.body, &response);
+        if self.0.trace {
+            eprintln!("{}", traced(sent, billed));
+        }
         let mut counts = self.0.counts.lock().unwrap_or_else(|p| p.into_inner());
         let u = counts
             .entry((sent.service.to_string(), sent.op.clone()))
@@ -169,6 +177,49 @@ impl Intercept for Counting {
         u.billed += billed;
         Ok(())
     }
+}
+
+/// One line of `WF_AWS_COST_TRACE`: the operation, the table, the item's key (or the
+/// queue) and the billed units.
+fn traced(sent: &Sent, billed: u64) -> String {
+    let b = &sent.body;
+    let attr = |v: &Value| -> String {
+        v.as_object()
+            .and_then(|m| m.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .chars()
+            .take(48)
+            .collect()
+    };
+    let item = if b["Key"].is_object() {
+        &b["Key"]
+    } else {
+        &b["Item"]
+    };
+    let key: Vec<String> = item
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| matches!(k.as_str(), "executionId" | "sk" | "pk" | "id"))
+                .map(|(k, v)| format!("{k}={}", attr(v)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let target = b["TableName"]
+        .as_str()
+        .or(b["QueueUrl"].as_str())
+        .unwrap_or("")
+        .rsplit(['/', '-'])
+        .next()
+        .unwrap_or("");
+    let condition = b["ConditionExpression"].as_str().unwrap_or("");
+    format!(
+        "trace {} {} {target} [{}] units={billed} {condition}",
+        sent.service,
+        sent.op,
+        key.join(" ")
+    )
 }
 
 /// DynamoDB's size of a number: 1 byte per 2 significant digits, plus 1.
@@ -626,7 +677,10 @@ async fn main() -> anyhow::Result<()> {
     let config = moto
         .provision(&unique_prefix("cost"), Duration::from_secs(720))
         .await;
-    let counter = Arc::new(Counter::default());
+    let counter = Arc::new(Counter {
+        trace: std::env::var("WF_AWS_COST_TRACE").is_ok_and(|v| v == "1"),
+        ..Counter::default()
+    });
     let clients = moto
         .clients(Some(SharedInterceptor::new(Counting(counter.clone()))))
         .await;
