@@ -113,10 +113,17 @@ impl TaskQueue for FaultyQueue {
     }
 }
 
-/// Counts applied terminal step writes per path (a step output must be written once).
+/// Counts applied terminal step writes per path (a step output must be written once), step
+/// record reads per path and loop counter reads per loop (what a run costs in reads).
 pub struct CountingStore {
     inner: Arc<dyn ExecutionStore>,
     pub terminal_writes: Mutex<HashMap<String, u32>>,
+    pub step_reads: Mutex<HashMap<String, u32>>,
+    pub loop_reads: Mutex<HashMap<String, u32>>,
+}
+
+fn count(map: &Mutex<HashMap<String, u32>>, key: &str) {
+    *map.lock().unwrap().entry(key.to_string()).or_insert(0) += 1;
 }
 
 #[async_trait]
@@ -139,6 +146,7 @@ impl ExecutionStore for CountingStore {
         self.inner.delete_execution(id).await
     }
     async fn get_step(&self, e: &str, p: &str) -> StoreResult<Option<StepRecord>> {
+        count(&self.step_reads, p);
         self.inner.get_step(e, p).await
     }
     async fn list_steps(&self, e: &str) -> StoreResult<Vec<StepRecord>> {
@@ -177,6 +185,7 @@ impl ExecutionStore for CountingStore {
         self.inner.loop_item(e, p, i).await
     }
     async fn get_loop(&self, e: &str, p: &str) -> StoreResult<Option<LoopState>> {
+        count(&self.loop_reads, p);
         self.inner.get_loop(e, p).await
     }
     async fn fail_loop(&self, e: &str, p: &str) -> StoreResult<()> {
@@ -282,6 +291,8 @@ impl TestEngine {
         let counting = Arc::new(CountingStore {
             inner: executions,
             terminal_writes: Mutex::new(HashMap::new()),
+            step_reads: Mutex::new(HashMap::new()),
+            loop_reads: Mutex::new(HashMap::new()),
         });
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let records: Arc<dyn RecordStore> = store.clone();

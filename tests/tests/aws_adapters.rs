@@ -596,6 +596,70 @@ async fn the_live_index_holds_only_unfinished_executions() {
     assert!(shards_used.len() > 1, "spread over shards: {shards_used:?}");
 }
 
+/// A terminal update writes the status indexes' keys from the execution's workflow id and
+/// trigger type. The process that created or read the execution keeps them (no read); another
+/// process reads them from the item. Both write the same keys: the executions are listed by
+/// status and by workflow and status whichever process finished them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_update_indexes_the_same_with_or_without_the_kept_facts() {
+    use wf_core::execution::{ExecutionQuery, ExecutionStatus, ExecutionUpdate};
+    use wf_core::ports::ExecutionStore;
+    use wf_tests::conformance::{T0, execution, execution_id};
+
+    let moto = Moto::start();
+    let config = moto
+        .provision(&unique_prefix("facts"), Duration::from_secs(30))
+        .await;
+    let clients = moto.clients(None).await;
+    let creator = wf_aws::DynamoStore::new(clients.dynamodb.clone(), &config);
+    let mut finished_by = Vec::new();
+    for i in 0..4 {
+        let id = execution_id(T0 + i);
+        let mut record = execution(&id, "wf-facts", T0 + i);
+        record.trigger.kind = "schedule".into();
+        creator
+            .create_execution(&record, None)
+            .await
+            .expect("create");
+        // Even: the creating process finishes it (facts kept); odd: a process that never
+        // saw it (a new store: facts read from the item).
+        let other = wf_aws::DynamoStore::new(clients.dynamodb.clone(), &config);
+        let store = if i % 2 == 0 { &creator } else { &other };
+        let update = ExecutionUpdate {
+            status: ExecutionStatus::Failed,
+            output: None,
+            error: None,
+            finished_at: Some(T0 + 100),
+        };
+        assert!(store.update_execution(&id, &update).await.expect("update"));
+        finished_by.push(id);
+    }
+    let by = |workflow: Option<&str>, trigger: Option<&str>| ExecutionQuery {
+        status: Some(ExecutionStatus::Failed),
+        workflow_id: workflow.map(str::to_string),
+        trigger: trigger.map(str::to_string),
+        ..ExecutionQuery::default()
+    };
+    for query in [
+        by(None, None),
+        by(Some("wf-facts"), None),
+        by(None, Some("schedule")),
+        by(Some("wf-facts"), Some("schedule")),
+    ] {
+        let fresh = wf_aws::DynamoStore::new(clients.dynamodb.clone(), &config);
+        let mut listed: Vec<String> = fresh
+            .list_executions(&query)
+            .await
+            .expect("list")
+            .items
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        listed.sort();
+        assert_eq!(listed, finished_by, "{query:?}");
+    }
+}
+
 /// The status and trigger filter indexes on an upgraded stack. Items written before them carry
 /// none of their attributes: a finished one stays out of `byStatus`/`byTrigger`/
 /// `byWorkflowStatus`/`byWorkflowTrigger` (listed unfiltered and by workflow only), a live one

@@ -286,6 +286,57 @@ async fn loops_keep_item_order_at_any_concurrency(backend: Backend) {
     e.shutdown().await;
 }
 
+/// What a run reads: a step reached inline after a step this task ran is not read before it
+/// runs (a pure step's put-if-absent tells whether it was stored), a record this task stored
+/// is not read again for a template, and a loop's counter is read once per iteration (after
+/// its count; the slot's next iteration, run inline, checks the loop with that read).
+async fn a_run_reads_neither_what_it_wrote_nor_an_inline_step_before_running_it(backend: Backend) {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/order"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "total": 250 })))
+        .mount(&server)
+        .await;
+    let e = engine(&server, backend).await;
+    let workflow = wf(json!([start("fetch"),
+        { "id": "fetch", "type": "action", "action": "http.request",
+          "params": { "url": format!("{}/order", server.uri()) }, "next": "check" },
+        { "id": "check", "type": "condition",
+          "branches": [ { "if": "{{ steps.fetch.output.body.total > 100 }}", "next": "each" } ] },
+        { "id": "each", "type": "loop", "items": "{{ input.items }}", "concurrency": 2,
+          "steps": [ { "id": "double", "type": "output", "output": "{{ item * steps.fetch.output.body.total }}" } ],
+          "next": "done" },
+        { "id": "done", "type": "output",
+          "output": { "total": "{{ steps.fetch.output.body.total }}", "lines": "{{ steps.each.output }}" } }]));
+    let items: Vec<i64> = (1..=20).collect();
+    let v = e.run(workflow, json!({ "items": items })).await;
+    assert_eq!(v.execution.status, ExecutionStatus::Succeeded, "{v:#?}");
+    let lines: Vec<i64> = items.iter().map(|i| i * 250).collect();
+    assert_eq!(v.execution.output, json!({ "total": 250, "lines": lines }));
+
+    let step_reads = e.counting.step_reads.lock().unwrap().clone();
+    // Three tasks run this: `fetch` (then `check` and `each` inline), and the two slots'
+    // first iterations, each running its slot's next nine inline (the last one `done` too).
+    // `fetch` is read before its task claims it and once by each slot's task for the
+    // iterations' template (then kept); not for `check`, `done` or later iterations.
+    assert_eq!(step_reads.get("fetch").copied(), Some(3), "{step_reads:?}");
+    // A delivered task reads its step before claiming it; steps reached inline are not read.
+    assert_eq!(step_reads.get("each[0]/double").copied(), Some(1));
+    assert_eq!(step_reads.get("each[1]/double").copied(), Some(1));
+    for p in ["check", "done", "each[2]/double", "each[19]/double"] {
+        assert_eq!(step_reads.get(p), None, "{p} was read: {step_reads:?}");
+    }
+    let loop_reads = e.counting.loop_reads.lock().unwrap().clone();
+    let each = loop_reads.get("each").copied().unwrap_or(0);
+    // One read after each of the 20 counts and one for each slot's first (queued) iteration.
+    // It was twice per iteration (42) before the inline iteration used the read of its count.
+    assert_eq!(
+        each, 22,
+        "loop counter reads for 20 iterations: {loop_reads:?}"
+    );
+    e.shutdown().await;
+}
+
 async fn empty_loop_outputs_an_empty_array_and_moves_on(backend: Backend) {
     let server = MockServer::start().await;
     let e = engine(&server, backend).await;
@@ -644,6 +695,7 @@ on_both_backends!(
     timeout_mid_step_times_the_execution_out,
     step_timeout_is_a_retryable_failure,
     loops_keep_item_order_at_any_concurrency,
+    a_run_reads_neither_what_it_wrote_nor_an_inline_step_before_running_it,
     empty_loop_outputs_an_empty_array_and_moves_on,
     a_loop_larger_than_a_record_stores_a_summary_and_templates_read_every_result,
     loop_items_must_be_an_array,

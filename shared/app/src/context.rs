@@ -1,5 +1,7 @@
 //! Builds the expression context of one step from the execution and the records it reads.
 
+use std::collections::HashMap;
+
 use futures::future::try_join_all;
 use serde_json::{Map, Value, json};
 use wf_core::StepError;
@@ -19,15 +21,22 @@ pub struct LoopScope {
 
 /// Context for a step at `path`: `input`, `vars`, `execution`, `steps` (only the records the
 /// step's templates read), `item`/`index` of the innermost loop, `secrets` it reads.
+/// Records in `known` (terminal ones the caller holds: they never change) are not read again,
+/// and the terminal records read here are added to it.
 pub async fn step_context(
     svc: &Services, execution: &ExecutionRecord, compiled: &CompiledWorkflow, path: &StepPath,
-    loops: &LoopScope,
+    loops: &LoopScope, known: &mut HashMap<String, StepRecord>,
 ) -> Result<Map<String, Value>, StepError> {
+    let held = &*known;
     let records = try_join_all(
         steps_read(compiled, path)
             .into_iter()
             .map(|(id, p)| async move {
-                let mut rec = svc.executions.get_step(&execution.id, &p).await?;
+                let (mut rec, read) = match held.get(&p) {
+                    Some(r) => (Some(r.clone()), false),
+                    None => (svc.executions.get_step(&execution.id, &p).await?, true),
+                };
+                let fresh = read.then(|| rec.clone()).flatten();
                 // A large loop's record holds a summary: its results are read from their items.
                 if let Some(r) = rec.as_mut()
                     && let Some(step) = StepPath::parse(&p).and_then(|sp| compiled.step(&sp))
@@ -36,11 +45,18 @@ pub async fn step_context(
                     r.output =
                         loop_output(svc.executions.list_iterations(&execution.id, &p).await?);
                 }
-                Ok::<_, StepError>((id, rec))
+                Ok::<_, StepError>(((id, rec), fresh.map(|f| (p, f))))
             }),
     )
     .await?;
-    context_from_records(svc, execution, compiled, path, loops, records)
+    let mut read = Vec::with_capacity(records.len());
+    for (record, fresh) in records {
+        if let Some((p, f)) = fresh.filter(|(_, f)| f.status.is_terminal()) {
+            known.insert(p, f);
+        }
+        read.push(record);
+    }
+    context_from_records(svc, execution, compiled, path, loops, read)
 }
 
 /// The steps whose records the templates of the step at `path` read: (step id, record path).

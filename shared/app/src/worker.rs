@@ -2,7 +2,7 @@
 //! only runs tasks: every decision comes from `wf_core::engine`, every other use case lives in
 //! [`crate::app`], and this module performs the engine's decisions with the ports.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,13 +53,18 @@ impl App {
             sends: Vec::new(),
             inline: VecDeque::new(),
             inlined: 0,
+            known: HashMap::new(),
+            counted_loop: None,
         };
         run.inline.push_back((task.path.clone(), task.attempt));
+        let mut delivered = true;
         while let Some((path, attempt)) = run.inline.pop_front() {
             if execution.status.is_terminal() {
                 break;
             }
-            run.process(&mut execution, &path, attempt).await?;
+            run.process(&mut execution, &path, attempt, delivered)
+                .await?;
+            delivered = false;
         }
         if !run.sends.is_empty() {
             self.services().queue.send(&run.sends).await?;
@@ -102,6 +107,13 @@ struct Run<'a> {
     inline: VecDeque<(String, u32)>,
     /// Steps this task has run inline so far (bounded: [`engine::MAX_INLINE_RUNS`]).
     inlined: usize,
+    /// Terminal step records this task stored or found stored, by path. A terminal record
+    /// never changes, so the templates of the steps this task runs next read them here, not
+    /// from the store.
+    known: HashMap<String, StepRecord>,
+    /// A loop's state as read right after this task counted one of its iterations: the slot's
+    /// next iteration, run inline next, checks the loop with it instead of reading it again.
+    counted_loop: Option<(String, LoopState)>,
 }
 
 /// The one boundary between a run and the store: every step record, loop state, iteration
@@ -207,8 +219,11 @@ impl Run<'_> {
         }
     }
 
+    /// Plan and run the step at `path_str`: the delivered task (`delivered`) or a step this
+    /// task reached inline.
     async fn process(
         &mut self, execution: &mut Arc<ExecutionRecord>, path_str: &str, attempt: u32,
+        delivered: bool,
     ) -> Result<(), AppError> {
         let Some(path) = StepPath::parse(path_str) else {
             warn!(path = path_str, "malformed step path: acknowledged");
@@ -233,11 +248,17 @@ impl Run<'_> {
             path: path_str.to_string(),
             attempt,
         };
-        let mut stored = self
-            .svc()
-            .executions
-            .get_step(&execution.id, path_str)
-            .await?;
+        // A pure step reached inline is planned as not stored yet, without reading its record:
+        // its final record is stored with a put-if-absent, and a record stored before (a
+        // redelivered chain) refuses it and is handed back (`Held`), then replayed.
+        let mut stored = if !delivered && step.is_pure() {
+            None
+        } else {
+            self.svc()
+                .executions
+                .get_step(&execution.id, path_str)
+                .await?
+        };
         // At most two rounds: plan, and re-plan once if the claim lost to another writer.
         for _ in 0..2 {
             let now = self.svc().clock.now_ms();
@@ -373,14 +394,19 @@ impl Run<'_> {
     /// failed or does not exist (the task is moot). Reads the small loop counters and one page
     /// of items: the same work whatever the loop's size.
     async fn loop_scope(
-        &self, execution_id: &str, path: &StepPath,
+        &mut self, execution_id: &str, path: &StepPath,
     ) -> Result<Option<LoopScope>, AppError> {
+        let counted = self.counted_loop.take();
         let store = &self.svc().executions;
         let mut innermost = None;
         let mut p = path.clone();
         while let Some((loop_path, index)) = p.enclosing_loop() {
             let loop_key = loop_path.to_string();
-            match store.get_loop(execution_id, &loop_key).await? {
+            let state = match &counted {
+                Some((key, state)) if *key == loop_key => Some(state.clone()),
+                _ => store.get_loop(execution_id, &loop_key).await?,
+            };
+            match state {
                 Some(state) if !state.failed => {}
                 _ => return Ok(None),
             }
@@ -400,8 +426,10 @@ impl Run<'_> {
         &mut self, execution: &ExecutionRecord, path: &StepPath, step: &Step, claim: &StepRecord,
         loops: &LoopScope,
     ) -> Result<StepRecord, AppError> {
+        let (app, compiled): (&App, &CompiledWorkflow) = (self.app, self.compiled);
+        let known = &mut self.known;
         let (input, outcome) =
-            match step_context(self.svc(), execution, self.compiled, path, loops).await {
+            match step_context(app.services(), execution, compiled, path, loops, known).await {
                 Ok(map) => {
                     let ctx = ExprContext::new(map);
                     let action_ctx =
@@ -441,7 +469,10 @@ impl Run<'_> {
                 self.app.remember_execution(execution);
             }
         }
-        let ctx = match step_context(self.svc(), execution, self.compiled, path, loops).await {
+        let (app, compiled): (&App, &CompiledWorkflow) = (self.app, self.compiled);
+        let known = &mut self.known;
+        let ctx = match step_context(app.services(), execution, compiled, path, loops, known).await
+        {
             Ok(map) => ExprContext::new(map),
             Err(e) => return self.fail(execution, path, step, &claim, e).await,
         };
@@ -624,6 +655,9 @@ impl Run<'_> {
         &mut self, execution: &mut Arc<ExecutionRecord>, path: &StepPath, rec: &StepRecord,
     ) -> Result<(), AppError> {
         let effects = effects_for(self.compiled, &execution.id, path, rec);
+        if rec.status.is_terminal() {
+            self.known.insert(path.to_string(), rec.clone());
+        }
         self.perform(execution, effects).await
     }
 
@@ -703,6 +737,7 @@ impl Run<'_> {
             return Ok(Vec::new());
         };
         let decided = iteration_counted(self.compiled, &execution.id, &lp, &state, index, counted);
+        self.counted_loop = Some((loop_path.to_string(), state));
         let mut effects: Vec<Effect> = decided.next.into_iter().collect();
         if decided.loop_done {
             effects.extend(self.finish_loop(execution, &lp, None).await?);

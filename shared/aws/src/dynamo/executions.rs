@@ -22,6 +22,7 @@
 //!   near 100,000 iterations would have passed the item limit).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
@@ -43,8 +44,8 @@ use super::items::{
 };
 use super::keys::{self, COMPACT_RUN, COMPACTIONS, EXEC_SK, EXECUTIONS_PK, LANE_MARKS, SK};
 use super::{
-    BatchAction, Condition, Conditional, DynamoStore, QuerySpec, backoff, transaction_cancelled,
-    transaction_put,
+    BatchAction, Condition, Conditional, DynamoStore, PAGE_REMEMBERED_BYTES, QuerySpec, backoff,
+    transaction_cancelled, transaction_put,
 };
 use crate::error::{SdkResultExt, build_error};
 
@@ -165,23 +166,28 @@ impl DynamoStore {
         tracing::debug!(what, folded = run.len(), written, "loop counter compaction");
     }
 
+    /// Keep what a terminal update of a live execution needs ([`Self::index_facts`]).
+    fn remember_facts(&self, r: &ExecutionRecord) {
+        self.execution_facts.put(
+            r.id.clone(),
+            (r.workflow_id.clone(), r.trigger.kind.clone()),
+        );
+    }
+
     /// A loop's concurrency (what an iteration's lane depends on): it never changes once the
     /// counter is written, so each process reads it once per loop.
     async fn loop_concurrency(&self, execution_id: &str, loop_path: &str) -> StoreResult<u32> {
         let key_text = format!("{execution_id}/{loop_path}");
-        if let Some(&known) = self.lock_concurrencies().get(&key_text) {
+        if let Some(known) = self.loop_concurrencies.get(&key_text) {
             return Ok(known);
         }
         let state = self
             .load_loop(execution_id, loop_path)
             .await?
             .ok_or_else(|| loop_not_found(execution_id, loop_path))?;
-        let mut known = self.lock_concurrencies();
-        if known.len() >= LOOPS_REMEMBERED {
-            known.clear();
-        }
-        known.insert(key_text, state.concurrency.max(1));
-        Ok(state.concurrency.max(1))
+        let concurrency = state.concurrency.max(1);
+        self.loop_concurrencies.put(key_text, concurrency);
+        Ok(concurrency)
     }
 
     /// The `STEP#` items of execution `execution_id`.
@@ -332,6 +338,9 @@ impl DynamoStore {
     /// read alone: a projection of the two never-changing attributes. None when it does not
     /// exist.
     async fn index_facts(&self, id: &str) -> StoreResult<Option<(String, String)>> {
+        if let Some(known) = self.execution_facts.get(id) {
+            return Ok(Some(known));
+        }
         let out = self
             .client
             .get_item()
@@ -628,11 +637,6 @@ fn dedupe_condition(id: &str, now: i64) -> Condition {
         .return_old()
 }
 
-/// The loop's counter item exists: an update must not create one (`fail_loop`,
-/// `count_iteration`).
-/// How many loops' concurrency a store remembers (past it, it starts over).
-const LOOPS_REMEMBERED: usize = 4096;
-
 /// The indexes a loop counter's `counted` set lists.
 fn counted_set(counter: &Item) -> BTreeSet<u32> {
     match counter.get("counted") {
@@ -683,6 +687,8 @@ fn compaction(counter: &Item) -> Option<(BTreeMap<u32, u32>, Vec<u32>)> {
     (run.len() >= COMPACT_RUN as usize).then_some((marks, run))
 }
 
+/// The loop's counter item exists: an update must not create one (`fail_loop`,
+/// `count_iteration`).
 fn counter_exists() -> Condition {
     Condition::new("attribute_exists(#sk)").name("#sk", SK)
 }
@@ -709,6 +715,9 @@ impl ExecutionStore for DynamoStore {
             self.item_limit,
         )?;
         let new_execution = Condition::absent(EXECUTIONS_PK).return_old();
+        if !execution.status.is_terminal() {
+            self.remember_facts(execution);
+        }
         let Some(dedupe) = dedupe else {
             let written = self
                 .put_if(
@@ -794,10 +803,14 @@ impl ExecutionStore for DynamoStore {
     }
 
     async fn get_execution(&self, id: &str) -> StoreResult<Option<ExecutionRecord>> {
-        Ok(self
+        let record = self
             .get_item(&self.executions, key(id, EXEC_SK), "get_execution")
             .await?
-            .map(exec_or_damaged))
+            .map(exec_or_damaged);
+        if let Some(r) = record.as_ref().filter(|r| !r.status.is_terminal()) {
+            self.remember_facts(r);
+        }
+        Ok(record)
     }
 
     async fn update_execution(&self, id: &str, update: &ExecutionUpdate) -> StoreResult<bool> {
@@ -872,6 +885,9 @@ impl ExecutionStore for DynamoStore {
                 "update_execution",
             )
             .await?;
+        if update.status.is_terminal() {
+            self.execution_facts.forget(id);
+        }
         match written {
             Conditional::Written(_) => Ok(true),
             Conditional::Refused(Some(_)) => Ok(false),
@@ -1117,14 +1133,24 @@ impl ExecutionStore for DynamoStore {
         let (page, offset) = keys::loop_item_page(index);
         let sk = keys::loop_items_sk(loop_path, page);
         let what = format!("{execution_id}/{sk}");
-        let Some(page) = self
-            .load::<LoopItemsItem>(execution_id, &sk, "loop_item")
-            .await?
-        else {
-            return Ok(None);
+        let items: Arc<str> = match self.item_pages.get(&what) {
+            Some(items) => items,
+            None => {
+                let Some(page) = self
+                    .load::<LoopItemsItem>(execution_id, &sk, "loop_item")
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let items: Arc<str> = page.items.into();
+                if items.len() <= PAGE_REMEMBERED_BYTES {
+                    self.item_pages.put(what.clone(), items.clone());
+                }
+                items
+            }
         };
         // Only the wanted item is decoded; the others stay raw text.
-        let raw: Vec<&serde_json::value::RawValue> = serde_json::from_str(&page.items)
+        let raw: Vec<&serde_json::value::RawValue> = serde_json::from_str(&items)
             .map_err(|e| StoreError::Permanent(format!("cannot decode item {what}: {e}")))?;
         raw.get(offset)
             .map(|item| {

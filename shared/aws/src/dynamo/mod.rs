@@ -41,8 +41,61 @@ pub struct DynamoStore {
     retention_days: u32,
     item_limit: usize,
     /// Each loop's concurrency, once read (it never changes): `loop_concurrency`.
-    loop_concurrencies: Arc<Mutex<HashMap<String, u32>>>,
+    loop_concurrencies: Arc<Remembered<u32>>,
+    /// Each live execution's workflow id and trigger type (they never change; a terminal
+    /// update needs them for its index keys), as this process created or read it.
+    execution_facts: Arc<Remembered<(String, String)>>,
+    /// Pages of loop items (immutable once the loop started) this process read, the small ones
+    /// ([`PAGE_REMEMBERED_BYTES`]): a chain of iterations reads its items from one page.
+    item_pages: Arc<Remembered<Arc<str>>>,
 }
+
+/// Facts that never change once written (a loop's concurrency, an execution's workflow id,
+/// a page of loop items), kept per process so that a worker does not read them again. A
+/// bounded map: emptied when it holds `cap` entries (the facts are cheap to read again).
+#[derive(Debug)]
+struct Remembered<V> {
+    map: Mutex<HashMap<String, V>>,
+    cap: usize,
+}
+
+impl<V: Clone> Remembered<V> {
+    fn new(cap: usize) -> Arc<Self> {
+        Arc::new(Self {
+            map: Mutex::new(HashMap::new()),
+            cap,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, V>> {
+        // A panic while holding it cannot leave the map half-written: use it as it is.
+        self.map
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get(&self, key: &str) -> Option<V> {
+        self.lock().get(key).cloned()
+    }
+
+    fn put(&self, key: String, value: V) {
+        let mut map = self.lock();
+        if map.len() >= self.cap {
+            map.clear();
+        }
+        map.insert(key, value);
+    }
+
+    fn forget(&self, key: &str) {
+        self.lock().remove(key);
+    }
+}
+
+/// Loops whose concurrency a process keeps; executions whose facts it keeps.
+const REMEMBERED: usize = 4096;
+/// Pages of loop items a process keeps, and the largest page it keeps (at most 2 MB in all).
+const PAGES_REMEMBERED: usize = 32;
+const PAGE_REMEMBERED_BYTES: usize = 64 * 1024;
 
 impl DynamoStore {
     pub fn new(client: Client, config: &Config) -> Self {
@@ -53,15 +106,10 @@ impl DynamoStore {
             records: config.records_table.clone(),
             retention_days: config.retention_days,
             item_limit: MAX_ITEM_BYTES,
-            loop_concurrencies: Arc::default(),
+            loop_concurrencies: Remembered::new(REMEMBERED),
+            execution_facts: Remembered::new(REMEMBERED),
+            item_pages: Remembered::new(PAGES_REMEMBERED),
         }
-    }
-
-    fn lock_concurrencies(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
-        // A panic while holding it cannot leave the map half-written: use it as it is.
-        self.loop_concurrencies
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn client(&self) -> &Client {
