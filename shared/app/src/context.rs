@@ -19,13 +19,41 @@ pub struct LoopScope {
     pub iteration: Option<(u32, Value)>,
 }
 
+/// Terminal step records a task holds, by path: they never change, so the templates of the
+/// steps the task runs next read them here instead of from the store. Bounded: at most
+/// [`Self::MAX`] records, and an iteration's records are dropped once it is counted (a
+/// long chain of inline iterations does not pile them up).
+#[derive(Debug, Default)]
+pub struct KnownRecords(HashMap<String, StepRecord>);
+
+impl KnownRecords {
+    /// Records kept at most (past it, the others are read from the store when needed).
+    pub const MAX: usize = 64;
+
+    pub fn get(&self, path: &str) -> Option<&StepRecord> {
+        self.0.get(path)
+    }
+
+    /// Keep `record` of the step at `path` if it is terminal and there is room.
+    pub fn keep(&mut self, path: &str, record: &StepRecord) {
+        if record.status.is_terminal() && self.0.len() < Self::MAX {
+            self.0.insert(path.to_string(), record.clone());
+        }
+    }
+
+    /// Drop the records of iteration `index` of the loop at `loop_path` (it was counted).
+    pub fn forget_iteration(&mut self, loop_path: &str, index: u32) {
+        let prefix = format!("{loop_path}[{index}]/");
+        self.0.retain(|path, _| !path.starts_with(&prefix));
+    }
+}
+
 /// Context for a step at `path`: `input`, `vars`, `execution`, `steps` (only the records the
 /// step's templates read), `item`/`index` of the innermost loop, `secrets` it reads.
-/// Records in `known` (terminal ones the caller holds: they never change) are not read again,
-/// and the terminal records read here are added to it.
+/// Records in `known` are not read again, and the terminal records read here are kept in it.
 pub async fn step_context(
     svc: &Services, execution: &ExecutionRecord, compiled: &CompiledWorkflow, path: &StepPath,
-    loops: &LoopScope, known: &mut HashMap<String, StepRecord>,
+    loops: &LoopScope, known: &mut KnownRecords,
 ) -> Result<Map<String, Value>, StepError> {
     let held = &*known;
     let records = try_join_all(
@@ -51,8 +79,8 @@ pub async fn step_context(
     .await?;
     let mut read = Vec::with_capacity(records.len());
     for (record, fresh) in records {
-        if let Some((p, f)) = fresh.filter(|(_, f)| f.status.is_terminal()) {
-            known.insert(p, f);
+        if let Some((p, f)) = fresh {
+            known.keep(&p, &f);
         }
         read.push(record);
     }
@@ -135,4 +163,43 @@ fn base_context(
         }),
     );
     ctx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(path: &str, status: &str) -> StepRecord {
+        serde_json::from_value(json!({
+            "path": path, "type": "output", "status": status, "attempts": 1,
+            "startedAt": "2026-01-01T00:00:00.000Z"
+        }))
+        .expect("a step record")
+    }
+
+    #[test]
+    fn known_records_keep_terminal_ones_and_forget_a_counted_iteration() {
+        let mut known = KnownRecords::default();
+        known.keep("fetch", &record("fetch", "succeeded"));
+        known.keep("wait", &record("wait", "running"));
+        known.keep("each[1]/x", &record("each[1]/x", "succeeded"));
+        known.keep("each[10]/x", &record("each[10]/x", "failed"));
+        assert!(known.get("fetch").is_some());
+        assert!(known.get("wait").is_none(), "a running record may change");
+        known.forget_iteration("each", 1);
+        assert!(known.get("each[1]/x").is_none());
+        assert!(known.get("each[10]/x").is_some(), "another iteration stays");
+        assert!(known.get("fetch").is_some());
+    }
+
+    #[test]
+    fn known_records_are_bounded() {
+        let mut known = KnownRecords::default();
+        for i in 0..KnownRecords::MAX + 10 {
+            let path = format!("s{i}");
+            known.keep(&path, &record(&path, "succeeded"));
+        }
+        assert!(known.get("s0").is_some());
+        assert!(known.get(&format!("s{}", KnownRecords::MAX)).is_none());
+    }
 }

@@ -2,7 +2,7 @@
 //! only runs tasks: every decision comes from `wf_core::engine`, every other use case lives in
 //! [`crate::app`], and this module performs the engine's decisions with the ports.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ use wf_core::scrub::Scrubber;
 use wf_core::{StoreError, StoreResult};
 
 use crate::app::{App, AppError};
-use crate::context::{LoopScope, step_context};
+use crate::context::{KnownRecords, LoopScope, step_context};
 use crate::services::Services;
 use crate::step_runner::run_step;
 
@@ -53,7 +53,7 @@ impl App {
             sends: Vec::new(),
             inline: VecDeque::new(),
             inlined: 0,
-            known: HashMap::new(),
+            known: KnownRecords::default(),
             counted_loop: None,
         };
         run.inline.push_back((task.path.clone(), task.attempt));
@@ -107,10 +107,9 @@ struct Run<'a> {
     inline: VecDeque<(String, u32)>,
     /// Steps this task has run inline so far (bounded: [`engine::MAX_INLINE_RUNS`]).
     inlined: usize,
-    /// Terminal step records this task stored or found stored, by path. A terminal record
-    /// never changes, so the templates of the steps this task runs next read them here, not
-    /// from the store.
-    known: HashMap<String, StepRecord>,
+    /// Terminal step records this task stored or read: the templates of the steps it runs
+    /// next read them here, not from the store.
+    known: KnownRecords,
     /// A loop's state as read right after this task counted one of its iterations: the slot's
     /// next iteration, run inline next, checks the loop with it instead of reading it again.
     counted_loop: Option<(String, LoopState)>,
@@ -655,9 +654,7 @@ impl Run<'_> {
         &mut self, execution: &mut Arc<ExecutionRecord>, path: &StepPath, rec: &StepRecord,
     ) -> Result<(), AppError> {
         let effects = effects_for(self.compiled, &execution.id, path, rec);
-        if rec.status.is_terminal() {
-            self.known.insert(path.to_string(), rec.clone());
-        }
+        self.known.keep(&path.to_string(), rec);
         self.perform(execution, effects).await
     }
 
@@ -689,6 +686,7 @@ impl Run<'_> {
                     index,
                     result,
                 } => {
+                    self.known.forget_iteration(&loop_path, index);
                     let more = self
                         .count_iteration(execution, &loop_path, index, &result)
                         .await?;
