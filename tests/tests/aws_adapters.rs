@@ -970,7 +970,7 @@ async fn the_loop_counter_stays_small_however_long_the_loop() {
         let mut largest_set = 0;
         for (done, &index) in order.iter().enumerate() {
             match count(index).await {
-                IterationCount::Counted { remaining } => remaining_seen.push(remaining),
+                IterationCount::Counted(after) => remaining_seen.push(after.remaining),
                 other => panic!("iteration {index}: {other:?}"),
             }
             if done % CONCURRENCY as usize != 0 {

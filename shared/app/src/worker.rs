@@ -402,7 +402,7 @@ impl Run<'_> {
         while let Some((loop_path, index)) = p.enclosing_loop() {
             let loop_key = loop_path.to_string();
             let state = match &counted {
-                Some((key, state)) if *key == loop_key => Some(state.clone()),
+                Some((key, state)) if *key == loop_key => Some(*state),
                 _ => store.get_loop(execution_id, &loop_key).await?,
             };
             match state {
@@ -726,13 +726,17 @@ impl Run<'_> {
             }
             Err(e) => return Err(e.into()),
         };
-        let Some(state) = self
-            .svc()
-            .executions
-            .get_loop(&execution.id, loop_path)
-            .await?
-        else {
-            return Ok(Vec::new());
+        // The count answers the loop's state it left; a count made before (a redelivery) is
+        // followed by reading the state as it stands.
+        let state = match counted {
+            IterationCount::Counted(after) => after,
+            IterationCount::AlreadyCounted => {
+                let stored = self.svc().executions.get_loop(&execution.id, loop_path);
+                let Some(state) = stored.await? else {
+                    return Ok(Vec::new());
+                };
+                state
+            }
         };
         let decided = iteration_counted(self.compiled, &execution.id, &lp, &state, index, counted);
         self.counted_loop = Some((loop_path.to_string(), state));

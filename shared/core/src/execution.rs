@@ -409,7 +409,7 @@ pub fn step_page_keys<'k>(
 /// Small and of fixed size whatever the item count: the items themselves are stored once, in
 /// pages of [`crate::keys::LOOP_ITEMS_PER_PAGE`] (`LOOP#<path>#items#<page>`), and an iteration
 /// reads only its own page, so the work per iteration does not grow with the loop.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LoopState {
     pub total: u32,
@@ -423,8 +423,9 @@ pub struct LoopState {
 /// Outcome of counting one iteration (the ITER marker put and the decrement are one transaction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IterationCount {
-    /// Counted now; `remaining` after the decrement.
-    Counted { remaining: u32 },
+    /// Counted now: the loop's state as this count left it (`remaining` after the decrement),
+    /// so the caller does not read it again.
+    Counted(LoopState),
     /// This iteration had been counted before (a redelivery).
     AlreadyCounted,
 }

@@ -195,7 +195,8 @@ pub trait ExecutionStore: Send + Sync {
     /// Mark the loop failed so the remaining iterations stop.
     async fn fail_loop(&self, execution_id: &str, loop_path: &str) -> StoreResult<()>;
     /// In one transaction: put `ITER#<loop_path>[index]` with `result` if absent and decrement
-    /// `remaining`. Exactly once per (loop, index).
+    /// `remaining`. Exactly once per (loop, index). `Counted` answers the loop's state as this
+    /// count left it.
     async fn count_iteration(
         &self, execution_id: &str, loop_path: &str, index: u32, result: &Value,
     ) -> StoreResult<IterationCount>;

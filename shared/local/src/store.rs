@@ -737,7 +737,7 @@ impl ExecutionStore for SqliteStore {
     ) -> StoreResult<LoopState> {
         let id = execution_id.to_string();
         let loop_path = loop_path.to_string();
-        let state = state.clone();
+        let state = *state;
         let sk = loop_sk(&loop_path);
         let body = to_body(&state, &id, &sk, self.item_limit)?;
         let pages = items
@@ -842,9 +842,7 @@ impl ExecutionStore for SqliteStore {
                 let body = to_body(&state, &id, &sk, limit)?;
                 put_exec_item(txn, &id, &iter_key, &iter_body)?;
                 put_exec_item(txn, &id, &sk, &body)?;
-                Ok(IterationCount::Counted {
-                    remaining: state.remaining,
-                })
+                Ok(IterationCount::Counted(state))
             })
             .await
     }

@@ -1088,9 +1088,14 @@ pub async fn loop_join_counts_each_iteration_once<S: ExecutionStore + ?Sized + '
     for handle in handles {
         let (index, outcome) = handle.await.expect("task");
         match outcome {
-            IterationCount::Counted { remaining } => {
+            IterationCount::Counted(after) => {
                 *counted.entry(index).or_default() += 1;
-                remaining_seen.push(remaining);
+                remaining_seen.push(after.remaining);
+                assert_eq!(
+                    (after.total, after.failed),
+                    (20, false),
+                    "the count answers the loop's state"
+                );
             }
             IterationCount::AlreadyCounted => already += 1,
         }

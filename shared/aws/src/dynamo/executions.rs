@@ -637,6 +637,17 @@ fn dedupe_condition(id: &str, now: i64) -> Condition {
         .return_old()
 }
 
+/// The loop state a counter item holds (the count's `ALL_NEW` answer), if it has one.
+fn counter_state(counter: &Item) -> Option<LoopState> {
+    let number = |name: &str| get_n(counter, name).and_then(|v| u32::try_from(v).ok());
+    Some(LoopState {
+        total: number("total")?,
+        remaining: number("remaining")?,
+        concurrency: number("concurrency")?,
+        failed: matches!(counter.get("failed"), Some(AttributeValue::Bool(true))),
+    })
+}
+
 /// The indexes a loop counter's `counted` set lists.
 fn counted_set(counter: &Item) -> BTreeSet<u32> {
     match counter.get("counted") {
@@ -1116,7 +1127,7 @@ impl ExecutionStore for DynamoStore {
             )
             .await?;
         if put.written() {
-            return Ok(state.clone());
+            return Ok(*state);
         }
         self.load_loop(execution_id, loop_path)
             .await?
@@ -1232,15 +1243,13 @@ impl ExecutionStore for DynamoStore {
         let stored = match counted {
             Conditional::Written(attributes) => {
                 let attributes = attributes.unwrap_or_default();
-                let remaining = get_n(&attributes, "remaining")
-                    .and_then(|r| u32::try_from(r).ok())
-                    .ok_or_else(|| {
-                        StoreError::Permanent(format!(
-                            "count of {what}: no remaining in the update's answer"
-                        ))
-                    })?;
+                let state = counter_state(&attributes).ok_or_else(|| {
+                    StoreError::Permanent(format!(
+                        "count of {what}: no loop state in the update's answer"
+                    ))
+                })?;
                 self.compact_counted(counter, &attributes, &what).await;
-                return Ok(IterationCount::Counted { remaining });
+                return Ok(IterationCount::Counted(state));
             }
             Conditional::Refused(Some(item)) => Some(item),
             Conditional::Refused(None) => {

@@ -870,13 +870,14 @@ pub struct IterationCounted {
     pub loop_done: bool,
 }
 
-/// Decide what follows the count of iteration `index`, given the loop's state read after it.
+/// Decide what follows the count of iteration `index`, given the loop's state after it (the
+/// count's answer; for a count made before, the state as read now).
 pub fn iteration_counted(
     compiled: &CompiledWorkflow, execution_id: &str, loop_path: &StepPath, state: &LoopState,
     index: u32, count: IterationCount,
 ) -> IterationCounted {
     let remaining = match count {
-        IterationCount::Counted { remaining } => remaining,
+        IterationCount::Counted(after) => after.remaining,
         IterationCount::AlreadyCounted => state.remaining,
     };
     IterationCounted {

@@ -242,7 +242,7 @@ fn loop_slots_start_c_iterations_and_chain_by_c() {
         following_iteration(&c, "E", &p("each"), &state, 3).is_none(),
         "5 is past the end"
     );
-    let mut failed = state.clone();
+    let mut failed = state;
     failed.failed = true;
     assert!(following_iteration(&c, "E", &p("each"), &failed, 0).is_none());
     assert_eq!(
@@ -390,14 +390,7 @@ fn a_loop_completes_only_on_the_count_that_empties_it_without_failure() {
     let mut state = loop_state(3, 2);
     state.remaining = 0;
     let lp = p("each");
-    let done = iteration_counted(
-        &c,
-        "E",
-        &lp,
-        &state,
-        2,
-        IterationCount::Counted { remaining: 0 },
-    );
+    let done = iteration_counted(&c, "E", &lp, &state, 2, IterationCount::Counted(state));
     assert!(done.loop_done);
     assert_eq!(done.next, None, "no iteration follows the last one");
     let not_yet = iteration_counted(
@@ -406,7 +399,10 @@ fn a_loop_completes_only_on_the_count_that_empties_it_without_failure() {
         &lp,
         &state,
         0,
-        IterationCount::Counted { remaining: 1 },
+        IterationCount::Counted(LoopState {
+            remaining: 1,
+            ..state
+        }),
     );
     assert!(!not_yet.loop_done);
     assert_eq!(
@@ -418,14 +414,7 @@ fn a_loop_completes_only_on_the_count_that_empties_it_without_failure() {
     assert!(replay.loop_done);
     // a failed loop never completes, and starts nothing more
     state.failed = true;
-    let failed = iteration_counted(
-        &c,
-        "E",
-        &lp,
-        &state,
-        0,
-        IterationCount::Counted { remaining: 0 },
-    );
+    let failed = iteration_counted(&c, "E", &lp, &state, 0, IterationCount::Counted(state));
     assert_eq!((failed.loop_done, failed.next), (false, None));
 }
 
