@@ -1155,7 +1155,9 @@ impl ExecutionStore for DynamoStore {
                 };
                 let items: Arc<str> = page.items.into();
                 if items.len() <= PAGE_REMEMBERED_BYTES {
-                    self.item_pages.put(what.clone(), items.clone());
+                    let bytes = items.len();
+                    self.item_pages
+                        .put_weighing(what.clone(), items.clone(), bytes);
                 }
                 items
             }

@@ -45,29 +45,40 @@ pub struct DynamoStore {
     /// Each live execution's workflow id and trigger type (they never change; a terminal
     /// update needs them for its index keys), as this process created or read it.
     execution_facts: Arc<Remembered<(String, String)>>,
-    /// Pages of loop items (immutable once the loop started) this process read, the small ones
-    /// ([`PAGE_REMEMBERED_BYTES`]): a chain of iterations reads its items from one page.
+    /// Pages of loop items (immutable once the loop started) this process read, each up to
+    /// [`PAGE_REMEMBERED_BYTES`], [`PAGES_REMEMBERED_BYTES`] in all: each slot's chain of
+    /// iterations walks the pages, and the other slots' chains walk the same ones.
     item_pages: Arc<Remembered<Arc<str>>>,
 }
 
 /// Facts that never change once written (a loop's concurrency, an execution's workflow id,
 /// a page of loop items), kept per process so that a worker does not read them again. A
-/// bounded map: emptied when it holds `cap` entries (the facts are cheap to read again).
+/// bounded map: each entry weighs something (1, or its bytes), and the map is emptied when
+/// the weights would pass `cap` (the facts are cheap to read again).
 #[derive(Debug)]
 struct Remembered<V> {
-    map: Mutex<HashMap<String, V>>,
+    map: Mutex<Weighed<V>>,
     cap: usize,
+}
+
+#[derive(Debug)]
+struct Weighed<V> {
+    entries: HashMap<String, (V, usize)>,
+    weight: usize,
 }
 
 impl<V: Clone> Remembered<V> {
     fn new(cap: usize) -> Arc<Self> {
         Arc::new(Self {
-            map: Mutex::new(HashMap::new()),
+            map: Mutex::new(Weighed {
+                entries: HashMap::new(),
+                weight: 0,
+            }),
             cap,
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, V>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Weighed<V>> {
         // A panic while holding it cannot leave the map half-written: use it as it is.
         self.map
             .lock()
@@ -75,27 +86,39 @@ impl<V: Clone> Remembered<V> {
     }
 
     fn get(&self, key: &str) -> Option<V> {
-        self.lock().get(key).cloned()
+        self.lock().entries.get(key).map(|(v, _)| v.clone())
     }
 
+    /// Keep `value`, weighing 1.
     fn put(&self, key: String, value: V) {
+        self.put_weighing(key, value, 1);
+    }
+
+    fn put_weighing(&self, key: String, value: V, weight: usize) {
         let mut map = self.lock();
-        if map.len() >= self.cap {
-            map.clear();
+        if map.weight + weight > self.cap {
+            map.entries.clear();
+            map.weight = 0;
         }
-        map.insert(key, value);
+        if let Some((_, old)) = map.entries.insert(key, (value, weight)) {
+            map.weight -= old;
+        }
+        map.weight += weight;
     }
 
     fn forget(&self, key: &str) {
-        self.lock().remove(key);
+        let mut map = self.lock();
+        if let Some((_, old)) = map.entries.remove(key) {
+            map.weight -= old;
+        }
     }
 }
 
 /// Loops whose concurrency a process keeps; executions whose facts it keeps.
 const REMEMBERED: usize = 4096;
-/// Pages of loop items a process keeps, and the largest page it keeps (at most 2 MB in all).
-const PAGES_REMEMBERED: usize = 32;
-const PAGE_REMEMBERED_BYTES: usize = 64 * 1024;
+/// Bytes of loop item pages a process keeps in all, and the largest page it keeps.
+const PAGES_REMEMBERED_BYTES: usize = 4 * 1024 * 1024;
+const PAGE_REMEMBERED_BYTES: usize = 256 * 1024;
 
 impl DynamoStore {
     pub fn new(client: Client, config: &Config) -> Self {
@@ -108,7 +131,7 @@ impl DynamoStore {
             item_limit: MAX_ITEM_BYTES,
             loop_concurrencies: Remembered::new(REMEMBERED),
             execution_facts: Remembered::new(REMEMBERED),
-            item_pages: Remembered::new(PAGES_REMEMBERED),
+            item_pages: Remembered::new(PAGES_REMEMBERED_BYTES),
         }
     }
 
@@ -496,5 +519,32 @@ fn transaction_cancelled(
             })
             .collect()),
         other => Err(StoreError::Permanent(format!("{op}: {other}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Remembered;
+
+    #[test]
+    fn remembered_facts_are_bounded_by_their_weight() {
+        let pages = Remembered::<String>::new(100);
+        pages.put_weighing("a".into(), "A".into(), 60);
+        pages.put_weighing("a".into(), "A2".into(), 30);
+        pages.put_weighing("b".into(), "B".into(), 60);
+        // a (30, replaced) + b (60) = 90: both kept.
+        assert_eq!(pages.get("a").as_deref(), Some("A2"));
+        assert_eq!(pages.get("b").as_deref(), Some("B"));
+        // 90 + 20 passes 100: emptied, then c kept.
+        pages.put_weighing("c".into(), "C".into(), 20);
+        assert_eq!((pages.get("a"), pages.get("b")), (None, None));
+        assert_eq!(pages.get("c").as_deref(), Some("C"));
+        pages.forget("c");
+        assert_eq!(pages.get("c"), None);
+        // Forgotten weight is given back: 100 fits again without emptying.
+        pages.put_weighing("d".into(), "D".into(), 50);
+        pages.put_weighing("e".into(), "E".into(), 50);
+        assert_eq!(pages.get("d").as_deref(), Some("D"));
+        assert_eq!(pages.get("e").as_deref(), Some("E"));
     }
 }
