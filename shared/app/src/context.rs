@@ -34,10 +34,10 @@ impl KnownRecords {
         self.0.get(path)
     }
 
-    /// Keep `record` of the step at `path` if it is terminal and there is room.
-    pub fn keep(&mut self, path: &str, record: &StepRecord) {
+    /// Keep `record` (by its path) if it is terminal and there is room.
+    pub fn keep(&mut self, record: &StepRecord) {
         if record.status.is_terminal() && self.0.len() < Self::MAX {
-            self.0.insert(path.to_string(), record.clone());
+            self.0.insert(record.path.clone(), record.clone());
         }
     }
 
@@ -60,11 +60,14 @@ pub async fn step_context(
         steps_read(compiled, path)
             .into_iter()
             .map(|(id, p)| async move {
-                let (mut rec, read) = match held.get(&p) {
-                    Some(r) => (Some(r.clone()), false),
-                    None => (svc.executions.get_step(&execution.id, &p).await?, true),
+                // `fresh`: read now (to keep), as stored.
+                let (mut rec, fresh) = match held.get(&p) {
+                    Some(r) => (Some(r.clone()), None),
+                    None => {
+                        let read = svc.executions.get_step(&execution.id, &p).await?;
+                        (read.clone(), read)
+                    }
                 };
-                let fresh = read.then(|| rec.clone()).flatten();
                 // A large loop's record holds a summary: its results are read from their items.
                 if let Some(r) = rec.as_mut()
                     && let Some(step) = StepPath::parse(&p).and_then(|sp| compiled.step(&sp))
@@ -73,14 +76,14 @@ pub async fn step_context(
                     r.output =
                         loop_output(svc.executions.list_iterations(&execution.id, &p).await?);
                 }
-                Ok::<_, StepError>(((id, rec), fresh.map(|f| (p, f))))
+                Ok::<_, StepError>(((id, rec), fresh))
             }),
     )
     .await?;
     let mut read = Vec::with_capacity(records.len());
     for (record, fresh) in records {
-        if let Some((p, f)) = fresh {
-            known.keep(&p, &f);
+        if let Some(f) = fresh {
+            known.keep(&f);
         }
         read.push(record);
     }
@@ -180,10 +183,10 @@ mod tests {
     #[test]
     fn known_records_keep_terminal_ones_and_forget_a_counted_iteration() {
         let mut known = KnownRecords::default();
-        known.keep("fetch", &record("fetch", "succeeded"));
-        known.keep("wait", &record("wait", "running"));
-        known.keep("each[1]/x", &record("each[1]/x", "succeeded"));
-        known.keep("each[10]/x", &record("each[10]/x", "failed"));
+        known.keep(&record("fetch", "succeeded"));
+        known.keep(&record("wait", "running"));
+        known.keep(&record("each[1]/x", "succeeded"));
+        known.keep(&record("each[10]/x", "failed"));
         assert!(known.get("fetch").is_some());
         assert!(known.get("wait").is_none(), "a running record may change");
         known.forget_iteration("each", 1);
@@ -197,7 +200,7 @@ mod tests {
         let mut known = KnownRecords::default();
         for i in 0..KnownRecords::MAX + 10 {
             let path = format!("s{i}");
-            known.keep(&path, &record(&path, "succeeded"));
+            known.keep(&record(&path, "succeeded"));
         }
         assert!(known.get("s0").is_some());
         assert!(known.get(&format!("s{}", KnownRecords::MAX)).is_none());

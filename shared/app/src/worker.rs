@@ -420,25 +420,31 @@ impl Run<'_> {
         }))
     }
 
+    /// The expression context of the step at `path` ([`step_context`], with the records this
+    /// task holds).
+    async fn context(
+        &mut self, execution: &ExecutionRecord, path: &StepPath, loops: &LoopScope,
+    ) -> Result<serde_json::Map<String, Value>, wf_core::StepError> {
+        let (svc, compiled) = (self.app.services(), self.compiled);
+        step_context(svc, execution, compiled, path, loops, &mut self.known).await
+    }
+
     /// Run a pure step (start, condition, output) and return its final record (not stored).
     async fn run_pure(
         &mut self, execution: &ExecutionRecord, path: &StepPath, step: &Step, claim: &StepRecord,
         loops: &LoopScope,
     ) -> Result<StepRecord, AppError> {
-        let (app, compiled): (&App, &CompiledWorkflow) = (self.app, self.compiled);
-        let known = &mut self.known;
-        let (input, outcome) =
-            match step_context(app.services(), execution, compiled, path, loops, known).await {
-                Ok(map) => {
-                    let ctx = ExprContext::new(map);
-                    let action_ctx =
-                        self.app
-                            .action_context(execution, path, claim.attempts, Duration::ZERO);
-                    let run = run_step(self.svc(), step, &ctx, &execution.input, action_ctx).await;
-                    (run.input, run.outcome)
-                }
-                Err(e) => (Value::Null, StepOutcome::Failed(e)),
-            };
+        let (input, outcome) = match self.context(execution, path, loops).await {
+            Ok(map) => {
+                let ctx = ExprContext::new(map);
+                let action_ctx =
+                    self.app
+                        .action_context(execution, path, claim.attempts, Duration::ZERO);
+                let run = run_step(self.svc(), step, &ctx, &execution.input, action_ctx).await;
+                (run.input, run.outcome)
+            }
+            Err(e) => (Value::Null, StepOutcome::Failed(e)),
+        };
         let now = self.svc().clock.now_ms();
         Ok(finish_record(
             self.compiled,
@@ -468,10 +474,7 @@ impl Run<'_> {
                 self.app.remember_execution(execution);
             }
         }
-        let (app, compiled): (&App, &CompiledWorkflow) = (self.app, self.compiled);
-        let known = &mut self.known;
-        let ctx = match step_context(app.services(), execution, compiled, path, loops, known).await
-        {
+        let ctx = match self.context(execution, path, loops).await {
             Ok(map) => ExprContext::new(map),
             Err(e) => return self.fail(execution, path, step, &claim, e).await,
         };
@@ -654,7 +657,7 @@ impl Run<'_> {
         &mut self, execution: &mut Arc<ExecutionRecord>, path: &StepPath, rec: &StepRecord,
     ) -> Result<(), AppError> {
         let effects = effects_for(self.compiled, &execution.id, path, rec);
-        self.known.keep(&path.to_string(), rec);
+        self.known.keep(rec);
         self.perform(execution, effects).await
     }
 

@@ -259,12 +259,7 @@ impl DynamoStore {
     ) -> StoreResult<Option<LoopState>> {
         let sk = keys::loop_sk(loop_path);
         let counter: Option<LoopCounterItem> = self.load(execution_id, &sk, "get_loop").await?;
-        Ok(counter.map(|c| LoopState {
-            total: c.total,
-            remaining: c.remaining,
-            concurrency: c.concurrency,
-            failed: c.failed,
-        }))
+        Ok(counter.as_ref().map(LoopCounterItem::state))
     }
 
     /// Up to `limit + 1` executions of `partitions` (merged newest first) that `keep` takes, in
@@ -635,17 +630,6 @@ fn dedupe_condition(id: &str, now: i64) -> Condition {
         .value(":now", n(now))
         .value(":id", s(id))
         .return_old()
-}
-
-/// The loop state a counter item holds (the count's `ALL_NEW` answer), if it has one.
-fn counter_state(counter: &Item) -> Option<LoopState> {
-    let number = |name: &str| get_n(counter, name).and_then(|v| u32::try_from(v).ok());
-    Some(LoopState {
-        total: number("total")?,
-        remaining: number("remaining")?,
-        concurrency: number("concurrency")?,
-        failed: matches!(counter.get("failed"), Some(AttributeValue::Bool(true))),
-    })
 }
 
 /// The indexes a loop counter's `counted` set lists.
@@ -1245,11 +1229,8 @@ impl ExecutionStore for DynamoStore {
         let stored = match counted {
             Conditional::Written(attributes) => {
                 let attributes = attributes.unwrap_or_default();
-                let state = counter_state(&attributes).ok_or_else(|| {
-                    StoreError::Permanent(format!(
-                        "count of {what}: no loop state in the update's answer"
-                    ))
-                })?;
+                // `ALL_NEW`: the whole counter item as this count left it.
+                let state = decode::<LoopCounterItem>(attributes.clone(), &what)?.state();
                 self.compact_counted(counter, &attributes, &what).await;
                 return Ok(IterationCount::Counted(state));
             }

@@ -385,6 +385,18 @@ pub(crate) struct LoopCounterItem {
     pub ttl: i64,
 }
 
+impl LoopCounterItem {
+    /// The loop's state this counter holds.
+    pub fn state(&self) -> LoopState {
+        LoopState {
+            total: self.total,
+            remaining: self.remaining,
+            concurrency: self.concurrency,
+            failed: self.failed,
+        }
+    }
+}
+
 /// A `LOOP#<path>#items#<page>` item: up to `LOOP_ITEMS_PER_PAGE` items of a loop, as JSON
 /// text (an iteration decodes only its own item of it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
