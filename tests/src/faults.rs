@@ -19,22 +19,23 @@
 //!   ran (also the loop step's "waiting" write and the loop's final write).
 //! - [`Checkpoint::AfterFinishBeforeEnqueue`]: `TaskQueue::send` of the follow-up tasks, after
 //!   the finished record was stored.
-//! - [`Checkpoint::IterationMarker`]: `ExecutionStore::count_iteration`. What "between the
-//!   iteration marker and its decrement" can mean at this wrapper, per store:
-//!   - SQLite: the `ITER#` marker and the decrement are one transaction, so there is no state
+//! - [`Checkpoint::IterationMarker`]: `ExecutionStore::count_iterations` (a worker writes the
+//!   counts of a slot's inline iterations together; a batch is traced by its lowest index).
+//!   What "between the iteration marker and its decrement" can mean at this wrapper, per store:
+//!   - SQLite: the `ITER#` markers and the decrement are one transaction, so there is no state
 //!     between them to crash in; `Crash` is "the transaction committed, the worker died before
 //!     doing anything with the count", `Transient` is "the transaction did not happen".
-//!   - DynamoDB: the adapter puts the `ITER#` result item if absent, then does one conditional
+//!   - DynamoDB: the adapter writes the results to `ITER#` pages, then does one conditional
 //!     UpdateItem on the loop counter holding both the `counted` marker set and `remaining`
 //!     (so "marker" and "decrement" are themselves one atomic single-item write; the only
-//!     in-between state is "result stored, counter not updated"). The store wrapper cannot
-//!     reach between the adapter's two writes, so on DynamoDB `Crash` goes through an SDK
+//!     in-between state is "results stored, counter not updated"). The store wrapper cannot
+//!     reach between the adapter's writes, so on DynamoDB `Crash` goes through an SDK
 //!     interceptor ([`CounterUpdateFault`], installed by [`FaultEngine`] on the AWS clients):
-//!     the `ITER#` put is applied, the counter's UpdateItem for that (execution, loop, index)
-//!     fails before it is sent, and `count_iteration` returns the error: the worker died
-//!     between the two writes. [`Faults::split_iteration`] tells whether that happened (if the
-//!     SDK ever answered without the update failing, the cell must fail, not pass as a crash
-//!     after both writes). `Transient` is "neither applied" (the wrapper).
+//!     the pages are written, the counter's UpdateItem for that (execution, loop, lowest
+//!     index) fails before it is sent, and `count_iterations` returns the error: the worker
+//!     died between the writes. [`Faults::split_iteration`] tells whether that happened (if
+//!     the SDK ever answered without the update failing, the cell must fail, not pass as a
+//!     crash after both writes). `Transient` is "neither applied" (the wrapper).
 //! - [`Checkpoint::BeforeAck`]: `TaskQueue::ack`, after `run_task` returned `Ok`.
 //!
 //! Every call at a checkpoint of a watched execution is recorded in its trace (checkpoint and
@@ -302,21 +303,24 @@ impl ExecutionStore for FaultStore {
     async fn fail_loop(&self, e: &str, p: &str) -> StoreResult<()> {
         self.inner.fail_loop(e, p).await
     }
-    async fn count_iteration(
-        &self, e: &str, p: &str, i: u32, r: &Value,
+    async fn count_iterations(
+        &self, e: &str, p: &str, batch: &[(u32, Value)],
     ) -> StoreResult<IterationCount> {
         let cp = Checkpoint::IterationMarker;
-        match self.faults.hit(e, cp, &format!("{p}[{i}]")) {
-            None => self.inner.count_iteration(e, p, i, r).await,
+        // A batch is known by its lowest index (the one DynamoDB's counter update names
+        // `:index`, see `CounterUpdateFault`).
+        let first = batch.iter().map(|(i, _)| *i).min().unwrap_or_default();
+        match self.faults.hit(e, cp, &format!("{p}[{first}]")) {
+            None => self.inner.count_iterations(e, p, batch).await,
             Some(FaultKind::Transient) => Err(injected(FaultKind::Transient, cp)),
             Some(FaultKind::Crash) if self.faults.split_iteration_writes.load(Ordering::SeqCst) => {
-                let key = counter_key(e, &wf_core::keys::loop_sk(p), &i.to_string());
+                let key = counter_key(e, &wf_core::keys::loop_sk(p), &first.to_string());
                 self.faults
                     .pending_counter_failures
                     .lock()
                     .unwrap()
                     .insert(key.clone());
-                let result = self.inner.count_iteration(e, p, i, r).await;
+                let result = self.inner.count_iterations(e, p, batch).await;
                 // Not consumed: the update was never attempted (it stays unmarked as split).
                 self.faults
                     .pending_counter_failures
@@ -327,7 +331,7 @@ impl ExecutionStore for FaultStore {
                 Err(injected(FaultKind::Crash, cp))
             }
             Some(FaultKind::Crash) => {
-                self.inner.count_iteration(e, p, i, r).await?;
+                self.inner.count_iterations(e, p, batch).await?;
                 Err(injected(FaultKind::Crash, cp))
             }
         }
@@ -356,7 +360,8 @@ fn counter_key(execution_id: &str, sk: &str, index: &str) -> String {
 }
 
 /// The DynamoDB half of the iteration-count crash: fails the loop counter's UpdateItem (the
-/// `ADD remaining -1, counted {i}` of `count_iteration`, recognised by its key and `:index`)
+/// `ADD remaining -k, counted {i...}` of `count_iterations`, recognised by its key and
+/// `:index`, the batch's lowest index)
 /// before it is sent, for the (execution, loop, index) the [`FaultStore`] marked.
 #[derive(Debug)]
 pub struct CounterUpdateFault(pub Arc<Faults>);
@@ -392,7 +397,7 @@ impl Intercept for CounterUpdateFault {
         let key = counter_key(&e, &sk, &index);
         if self.0.pending_counter_failures.lock().unwrap().remove(&key) {
             self.0.split.lock().unwrap().insert(e);
-            return Err("injected crash between the ITER# put and the loop counter update".into());
+            return Err("injected crash between the ITER# pages and the loop counter update".into());
         }
         Ok(())
     }

@@ -114,12 +114,14 @@ impl TaskQueue for FaultyQueue {
 }
 
 /// Counts applied terminal step writes per path (a step output must be written once), step
-/// record reads per path and loop counter reads per loop (what a run costs in reads).
+/// record reads per path, loop counter reads per loop (what a run costs in reads) and calls
+/// that count iterations per loop (batches, whatever their size).
 pub struct CountingStore {
     inner: Arc<dyn ExecutionStore>,
     pub terminal_writes: Mutex<HashMap<String, u32>>,
     pub step_reads: Mutex<HashMap<String, u32>>,
     pub loop_reads: Mutex<HashMap<String, u32>>,
+    pub count_calls: Mutex<HashMap<String, u32>>,
 }
 
 fn count(map: &Mutex<HashMap<String, u32>>, key: &str) {
@@ -191,10 +193,11 @@ impl ExecutionStore for CountingStore {
     async fn fail_loop(&self, e: &str, p: &str) -> StoreResult<()> {
         self.inner.fail_loop(e, p).await
     }
-    async fn count_iteration(
-        &self, e: &str, p: &str, i: u32, r: &Value,
+    async fn count_iterations(
+        &self, e: &str, p: &str, batch: &[(u32, Value)],
     ) -> StoreResult<IterationCount> {
-        self.inner.count_iteration(e, p, i, r).await
+        count(&self.count_calls, p);
+        self.inner.count_iterations(e, p, batch).await
     }
     async fn list_iterations(&self, e: &str, p: &str) -> StoreResult<Vec<(u32, Value)>> {
         self.inner.list_iterations(e, p).await
@@ -293,6 +296,7 @@ impl TestEngine {
             terminal_writes: Mutex::new(HashMap::new()),
             step_reads: Mutex::new(HashMap::new()),
             loop_reads: Mutex::new(HashMap::new()),
+            count_calls: Mutex::new(HashMap::new()),
         });
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let records: Arc<dyn RecordStore> = store.clone();

@@ -53,6 +53,7 @@ store_checks!(
     dedupe_keys,
     list_executions_pages,
     list_iterations_in_index_order,
+    count_iterations_in_batches,
     loop_items_in_pages,
     rejections_newest_first_in_pages,
     marks_are_kept_overwritten_and_cleared,

@@ -290,7 +290,8 @@ async fn loops_keep_item_order_at_any_concurrency(backend: Backend) {
 /// runs (a pure step's put-if-absent tells whether it was stored), a record this task stored
 /// or read is not read again for a template, and a loop's counter is not read after a count
 /// (the count answers the state it left; the slot's next iteration, run inline, checks the
-/// loop with it).
+/// loop with it). And what it writes for a loop: the counts of a slot's inline iterations
+/// together.
 async fn a_run_reads_neither_what_it_wrote_nor_an_inline_step_before_running_it(backend: Backend) {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
@@ -335,6 +336,14 @@ async fn a_run_reads_neither_what_it_wrote_nor_an_inline_step_before_running_it(
     assert_eq!(
         each, 2,
         "loop counter reads for 20 iterations: {loop_reads:?}"
+    );
+    // Each slot's task holds the counts of the iterations it runs inline and writes its ten
+    // in one call (`count_iterations`): 2 calls for 20 iterations (20 before).
+    let count_calls = e.counting.count_calls.lock().unwrap().clone();
+    assert_eq!(
+        count_calls.get("each").copied(),
+        Some(2),
+        "calls that counted 20 iterations: {count_calls:?}"
     );
     e.shutdown().await;
 }

@@ -54,17 +54,27 @@ impl App {
             inline: VecDeque::new(),
             inlined: 0,
             known: KnownRecords::default(),
-            counted_loop: None,
+            loop_state: None,
+            held: None,
         };
         run.inline.push_back((task.path.clone(), task.attempt));
         let mut delivered = true;
-        while let Some((path, attempt)) = run.inline.pop_front() {
-            if execution.status.is_terminal() {
+        loop {
+            while let Some((path, attempt)) = run.inline.pop_front() {
+                if execution.status.is_terminal() {
+                    break;
+                }
+                run.process(&mut execution, &path, attempt, delivered)
+                    .await?;
+                delivered = false;
+            }
+            // The counts held for the iterations run inline are written before the task ends;
+            // what they decide (the loop's end) may run more inline.
+            if execution.status.is_terminal() || run.held.is_none() {
                 break;
             }
-            run.process(&mut execution, &path, attempt, delivered)
-                .await?;
-            delivered = false;
+            let effects = run.write_held_counts(&execution).await?;
+            run.perform(&mut execution, effects).await?;
         }
         if !run.sends.is_empty() {
             self.services().queue.send(&run.sends).await?;
@@ -110,9 +120,20 @@ struct Run<'a> {
     /// Terminal step records this task stored or read: the templates of the steps it runs
     /// next read them here, not from the store.
     known: KnownRecords,
-    /// A loop's state as read right after this task counted one of its iterations: the slot's
-    /// next iteration, run inline next, checks the loop with it instead of reading it again.
-    counted_loop: Option<(String, LoopState)>,
+    /// The state of the loop this task last counted iterations of or read: the slot's next
+    /// iteration, run inline next, checks the loop with it instead of reading it again, and
+    /// [`engine::hold_count`] decides with it.
+    loop_state: Option<(String, LoopState)>,
+    /// Counts of one loop's iterations this task ran and has not written yet
+    /// ([`engine::hold_count`]): written together before any other effect and before the task
+    /// ends ([`Run::write_held_counts`]).
+    held: Option<HeldCounts>,
+}
+
+/// Iterations of one loop whose counts a task holds, with their (scrubbed) results.
+struct HeldCounts {
+    loop_path: String,
+    results: Vec<(u32, Value)>,
 }
 
 /// The one boundary between a run and the store: every step record, loop state, iteration
@@ -160,13 +181,13 @@ impl Scrubbed<'_> {
             .await
     }
 
-    async fn count_iteration(
-        &self, loop_path: &str, index: u32, result: &Value,
+    /// Results are scrubbed by the caller when they are held ([`HeldCounts`]).
+    async fn count_iterations(
+        &self, loop_path: &str, results: &[(u32, Value)],
     ) -> StoreResult<IterationCount> {
-        let result = self.scrub.scrubbed(result);
         let store = self.store();
         store
-            .count_iteration(self.execution_id, loop_path, index, &result)
+            .count_iterations(self.execution_id, loop_path, results)
             .await
     }
 
@@ -395,15 +416,21 @@ impl Run<'_> {
     async fn loop_scope(
         &mut self, execution_id: &str, path: &StepPath,
     ) -> Result<Option<LoopScope>, AppError> {
-        let counted = self.counted_loop.take();
-        let store = &self.svc().executions;
+        let app = self.app;
+        let store = &app.services().executions;
         let mut innermost = None;
         let mut p = path.clone();
         while let Some((loop_path, index)) = p.enclosing_loop() {
             let loop_key = loop_path.to_string();
-            let state = match &counted {
+            let state = match &self.loop_state {
                 Some((key, state)) if *key == loop_key => Some(*state),
-                _ => store.get_loop(execution_id, &loop_key).await?,
+                _ => {
+                    let read = store.get_loop(execution_id, &loop_key).await?;
+                    if let (None, Some(state)) = (&innermost, read) {
+                        self.loop_state = Some((loop_key.clone(), state));
+                    }
+                    read
+                }
             };
             match state {
                 Some(state) if !state.failed => {}
@@ -666,7 +693,18 @@ impl Run<'_> {
     ) -> Result<(), AppError> {
         let mut pending: VecDeque<Effect> = effects.into();
         while let Some(effect) = pending.pop_front() {
-            match engine::within_inline_budget(effect, &execution.id, self.inlined) {
+            let effect = engine::within_inline_budget(effect, &execution.id, self.inlined);
+            let other_loop = |held: &HeldCounts| match &effect {
+                Effect::Enqueue(..) | Effect::RunInline(_) => false,
+                Effect::CountIteration { loop_path, .. } => *loop_path != held.loop_path,
+                _ => true,
+            };
+            // Held counts are written before any effect but a step to run or another count
+            // of their loop.
+            if self.held.as_ref().is_some_and(other_loop) {
+                pending.extend(self.write_held_counts(execution).await?);
+            }
+            match effect {
                 Effect::Enqueue(task, delay) => self.sends.push((task, delay)),
                 Effect::RunInline(p) => {
                     self.inlined += 1;
@@ -690,8 +728,13 @@ impl Run<'_> {
                     result,
                 } => {
                     self.known.forget_iteration(&loop_path, index);
+                    let result = self.scrub.scrubbed(&result);
+                    if let Some(next) = self.hold_count(execution, &loop_path, index, &result) {
+                        pending.push_back(next);
+                        continue;
+                    }
                     let more = self
-                        .count_iteration(execution, &loop_path, index, &result)
+                        .count_iterations(execution, &loop_path, Some((index, result)))
                         .await?;
                     pending.extend(more);
                 }
@@ -714,13 +757,74 @@ impl Run<'_> {
             .await
     }
 
-    async fn count_iteration(
+    /// Hold the count of iteration `index` when [`engine::hold_count`] allows it, returning the
+    /// slot's next iteration to run now; None: count it now.
+    fn hold_count(
         &mut self, execution: &ExecutionRecord, loop_path: &str, index: u32, result: &Value,
+    ) -> Option<Effect> {
+        let state = match &self.loop_state {
+            Some((key, state)) if key == loop_path => *state,
+            _ => return None,
+        };
+        let held = match &self.held {
+            Some(h) if h.loop_path == loop_path => h.results.len(),
+            Some(_) => return None,
+            None => 0,
+        };
+        let lp = StepPath::parse(loop_path)?;
+        let next = engine::hold_count(
+            self.compiled,
+            &execution.id,
+            &lp,
+            &state,
+            index,
+            held,
+            self.inlined,
+        )?;
+        self.held
+            .get_or_insert_with(|| HeldCounts {
+                loop_path: loop_path.to_string(),
+                results: Vec::new(),
+            })
+            .results
+            .push((index, result.clone()));
+        Some(next)
+    }
+
+    /// Write the counts this task holds (see [`Run::held`]) and return what they decide.
+    async fn write_held_counts(
+        &mut self, execution: &ExecutionRecord,
+    ) -> Result<Vec<Effect>, AppError> {
+        let Some(held) = self.held.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let loop_path = held.loop_path.clone();
+        self.count_iterations(execution, &loop_path, None).await
+    }
+
+    /// Count iteration `current` (index and scrubbed result) with the counts held for its loop,
+    /// or only the held ones, in one store call; returns what follows (the slot's next
+    /// iteration after `current`, the loop's end).
+    async fn count_iterations(
+        &mut self, execution: &ExecutionRecord, loop_path: &str, current: Option<(u32, Value)>,
     ) -> Result<Vec<Effect>, AppError> {
         let lp = parse_loop_path(loop_path)?;
-        let counted = match self.store().count_iteration(loop_path, index, result).await {
+        let mut results = match self.held.take() {
+            Some(held) if held.loop_path == loop_path => held.results,
+            other => {
+                self.held = other;
+                Vec::new()
+            }
+        };
+        let last = current.as_ref().map(|(index, _)| *index);
+        results.extend(current);
+        if results.is_empty() {
+            return Ok(Vec::new());
+        }
+        let counted = match self.store().count_iterations(loop_path, &results).await {
             Ok(c) => c,
             Err(StoreError::TooLarge(m)) => {
+                let (index, _) = results[results.len() - 1];
                 let error = too_large_error(&format!("iteration {loop_path}[{index}]"), &m);
                 return Ok(vec![Effect::FailLoop {
                     loop_path: loop_path.to_string(),
@@ -729,7 +833,7 @@ impl Run<'_> {
             }
             Err(e) => return Err(e.into()),
         };
-        // The count answers the loop's state it left; a count made before (a redelivery) is
+        // The count answers the loop's state it left; counts made before (a redelivery) are
         // followed by reading the state as it stands.
         let state = match counted {
             IterationCount::Counted(after) => after,
@@ -741,8 +845,8 @@ impl Run<'_> {
                 state
             }
         };
-        let decided = iteration_counted(self.compiled, &execution.id, &lp, &state, index, counted);
-        self.counted_loop = Some((loop_path.to_string(), state));
+        let decided = iteration_counted(self.compiled, &execution.id, &lp, &state, last, counted);
+        self.loop_state = Some((loop_path.to_string(), state));
         let mut effects: Vec<Effect> = decided.next.into_iter().collect();
         if decided.loop_done {
             effects.extend(self.finish_loop(execution, &lp, None).await?);

@@ -194,12 +194,27 @@ pub trait ExecutionStore: Send + Sync {
     -> StoreResult<Option<LoopState>>;
     /// Mark the loop failed so the remaining iterations stop.
     async fn fail_loop(&self, execution_id: &str, loop_path: &str) -> StoreResult<()>;
-    /// In one transaction: put `ITER#<loop_path>[index]` with `result` if absent and decrement
-    /// `remaining`. Exactly once per (loop, index). `Counted` answers the loop's state as this
-    /// count left it.
+    /// Count iterations of one loop with their results: for each `(index, result)`, keep
+    /// `result` as the iteration's result if it has none yet and decrement `remaining`,
+    /// exactly once per (loop, index) whatever was counted before. A stored result is not
+    /// replaced by a repeat of the batch; an index stored again in a batch cut differently
+    /// may list either result (DynamoDB keeps results in pages keyed by a batch's first
+    /// index). The engine passes the same result for an index every time: the output of the
+    /// stored record that ended the iteration.
+    /// `Counted` (the loop's state as the batch left it) when at least one of them was counted
+    /// now, `AlreadyCounted` when every one had been. After an error some of them may be
+    /// stored or counted and others not (a store may need more than one request for a batch):
+    /// repeating the call completes it, counting each one still once.
+    async fn count_iterations(
+        &self, execution_id: &str, loop_path: &str, results: &[(u32, Value)],
+    ) -> StoreResult<IterationCount>;
+    /// [`Self::count_iterations`] of one iteration.
     async fn count_iteration(
         &self, execution_id: &str, loop_path: &str, index: u32, result: &Value,
-    ) -> StoreResult<IterationCount>;
+    ) -> StoreResult<IterationCount> {
+        self.count_iterations(execution_id, loop_path, &[(index, result.clone())])
+            .await
+    }
     /// The counted iterations' results, ordered by index.
     async fn list_iterations(
         &self, execution_id: &str, loop_path: &str,

@@ -811,36 +811,51 @@ impl ExecutionStore for SqliteStore {
             .await
     }
 
-    async fn count_iteration(
-        &self, execution_id: &str, loop_path: &str, index: u32, result: &Value,
+    /// One transaction for the whole batch: each iteration's `ITER#` row and the counter's
+    /// decrement commit together, so a batch is counted entirely or not at all.
+    async fn count_iterations(
+        &self, execution_id: &str, loop_path: &str, results: &[(u32, Value)],
     ) -> StoreResult<IterationCount> {
         let (id, loop_path) = (execution_id.to_string(), loop_path.to_string());
-        let iter_key = iter_sk(&loop_path, index);
-        let iter_body = to_body(result, &id, &iter_key, self.item_limit)?;
+        let rows = results
+            .iter()
+            .map(|(index, result)| {
+                let sk = iter_sk(&loop_path, *index);
+                let body = to_body(result, &id, &sk, self.item_limit)?;
+                Ok((*index, sk, body))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
         let limit = self.item_limit;
         self.db
             .write(move |txn| {
-                if get_exec_item(txn, &id, &iter_key)?.is_some() {
-                    return Ok(IterationCount::AlreadyCounted);
-                }
                 let Some(mut state) = load_loop(txn, &id, &loop_path)? else {
                     return Err(StoreError::NotFound(format!("loop {loop_path} of {id}")));
                 };
-                if index >= state.total {
-                    return Err(StoreError::Permanent(format!(
-                        "loop {loop_path} of {id} has {} items; there is no iteration {index}",
-                        state.total
-                    )));
+                let mut counted_now = false;
+                for (index, iter_key, iter_body) in &rows {
+                    if get_exec_item(txn, &id, iter_key)?.is_some() {
+                        continue; // counted before (a redelivery): its first result stays
+                    }
+                    if *index >= state.total {
+                        return Err(StoreError::Permanent(format!(
+                            "loop {loop_path} of {id} has {} items; there is no iteration {index}",
+                            state.total
+                        )));
+                    }
+                    if state.remaining == 0 {
+                        return Err(StoreError::Conflict(format!(
+                            "loop {loop_path} of {id} has no iteration left to count (index {index})"
+                        )));
+                    }
+                    state.remaining -= 1;
+                    put_exec_item(txn, &id, iter_key, iter_body)?;
+                    counted_now = true;
                 }
-                if state.remaining == 0 {
-                    return Err(StoreError::Conflict(format!(
-                        "loop {loop_path} of {id} has no iteration left to count (index {index})"
-                    )));
+                if !counted_now {
+                    return Ok(IterationCount::AlreadyCounted);
                 }
-                state.remaining -= 1;
                 let sk = loop_sk(&loop_path);
                 let body = to_body(&state, &id, &sk, limit)?;
-                put_exec_item(txn, &id, &iter_key, &iter_body)?;
                 put_exec_item(txn, &id, &sk, &body)?;
                 Ok(IterationCount::Counted(state))
             })

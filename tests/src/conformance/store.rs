@@ -1266,6 +1266,124 @@ pub async fn list_iterations_in_index_order<S: ExecutionStore + ?Sized>(store: &
     );
 }
 
+async fn count_each<S: ExecutionStore + ?Sized>(
+    store: &S, id: &str, results: Vec<(u32, Value)>,
+) -> IterationCount {
+    store
+        .count_iterations(id, "each", &results)
+        .await
+        .expect("count_iterations")
+}
+
+/// A batch of counts (`count_iterations`): each iteration counted once whatever was counted
+/// before it (alone, or in a batch cut differently, as a replay after a crash cuts them), the
+/// first result of each kept when the same batch comes again, results too big for one page of a store that pages them listed
+/// all the same, and a result too large for an item refusing the batch before anything of it
+/// is written.
+pub async fn count_iterations_in_batches<S: ExecutionStore + ?Sized>(store: &S) {
+    let id = execution_id(T0);
+    create(store, &execution(&id, &unique("wf"), T0)).await;
+    store
+        .init_loop(&id, "each", &loop_state(12, 2), &loop_items(12))
+        .await
+        .expect("init_loop");
+    let batch = |indexes: &[u32], tag: &str| -> Vec<(u32, Value)> {
+        indexes
+            .iter()
+            .map(|&i| (i, json!(format!("{tag} {i}"))))
+            .collect()
+    };
+    let remaining_after = |outcome: IterationCount| match outcome {
+        IterationCount::Counted(after) => Some(after.remaining),
+        IterationCount::AlreadyCounted => None,
+    };
+    let count = |indexes: Vec<(u32, Value)>| count_each(store, &id, indexes);
+    // The engine passes the same result for an index every time (the output of the record
+    // that ended the iteration); only a repeat of the same batch tries another one here.
+    let alone = count(vec![(2, json!("first 2"))]);
+    assert_eq!(remaining_after(alone.await), Some(11));
+    assert_eq!(
+        remaining_after(count(batch(&[0, 2, 4, 6], "first")).await),
+        Some(8),
+        "2 was counted before: the batch counts the other three"
+    );
+    assert_eq!(
+        count(batch(&[0, 2, 4, 6], "again")).await,
+        IterationCount::AlreadyCounted,
+        "the same batch again counts nothing"
+    );
+    // Six results of 90 KB: more than one page where a store pages them (DynamoDB: pages of
+    // at most half an item).
+    let big =
+        |tag: &str, i: u32| json!({ "tag": format!("{tag} {i}"), "pad": "x".repeat(90 * 1024) });
+    let odd: Vec<(u32, Value)> = [1, 3, 5, 7, 9, 11].map(|i| (i, big("big", i))).into();
+    assert_eq!(remaining_after(count(odd).await), Some(2));
+    let replay: Vec<(u32, Value)> = [5, 7, 9, 11].map(|i| (i, big("big", i))).into();
+    assert_eq!(
+        count(replay).await,
+        IterationCount::AlreadyCounted,
+        "a batch cut differently, all counted before"
+    );
+    assert_eq!(
+        remaining_after(count(batch(&[6, 8], "late")).await),
+        Some(1),
+        "a batch partly counted before counts the rest"
+    );
+    assert_eq!(remaining_after(count(batch(&[10], "last")).await), Some(0));
+    let listed = store
+        .list_iterations(&id, "each")
+        .await
+        .expect("list_iterations");
+    let expected: Vec<(u32, Value)> = (0..12u32)
+        .map(|i| {
+            let value = match i {
+                0 | 2 | 4 | 6 => json!(format!("first {i}")),
+                8 => json!("late 8"),
+                10 => json!("last 10"),
+                _ => big("big", i),
+            };
+            (i, value)
+        })
+        .collect();
+    let differ: Vec<String> = listed
+        .iter()
+        .zip(&expected)
+        .filter(|(l, e)| l != e)
+        .map(|((i, l), (_, e))| {
+            format!(
+                "{i}: {:.60} instead of {:.60}",
+                l.to_string(),
+                e.to_string()
+            )
+        })
+        .collect();
+    assert!(
+        listed.len() == expected.len() && differ.is_empty(),
+        "every index once, in order, with its first result: {:?}; {differ:?}",
+        listed.iter().map(|(i, _)| i).collect::<Vec<_>>()
+    );
+
+    // A result too large refuses the batch: nothing of it is stored or counted.
+    store
+        .init_loop(&id, "other", &loop_state(3, 1), &loop_items(3))
+        .await
+        .expect("init_loop");
+    let too_large = vec![(0, json!("small")), (1, json!("x".repeat(500 * 1024)))];
+    expect_too_large(
+        store.count_iterations(&id, "other", &too_large).await,
+        "a batch with a result too large",
+    );
+    let state = store.get_loop(&id, "other").await.expect("get_loop");
+    assert_eq!(state.map(|s| s.remaining), Some(3));
+    assert!(
+        store
+            .list_iterations(&id, "other")
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Definitions
 

@@ -7,14 +7,19 @@
 //!   lease rule of the port; the finish's is "still my claim"); `renew_lease`: one conditional
 //!   UpdateItem of `leaseUntil` ("still my claim, not taken over").
 //! * `init_loop`: the pages of items (BatchWriteItem), then the counter put only if absent.
-//! * `count_iteration`: the result goes to its `ITER#` item (put if absent: the first result is
-//!   kept), then one conditional UpdateItem on the small counter item does
-//!   `ADD remaining -1, counted {i}` unless `i` is in `counted`. The "counted" marker and the
-//!   decrement live in the same item, so a single-item write makes them atomic (what a two-item
-//!   transaction would give) at a quarter of its write cost, and `ReturnValues` answers the exact
-//!   `remaining` of this count. A crash between the two writes leaves a stored but uncounted
-//!   result, which the redelivered task counts. The set does not grow with the loop: a loop's
-//!   iterations run in lanes (index modulo concurrency, one after the other in a lane), and
+//! * `count_iterations` (a batch of one loop's iterations; `count_iteration` is a batch of
+//!   one): the results go to `ITER#` pages (an UpdateItem per page, `SET r<i> =
+//!   if_not_exists(r<i>, :r<i>)`: the first result of an index is kept, a repeated or
+//!   differently cut batch adds what is missing), then one conditional UpdateItem on the small
+//!   counter item does `ADD remaining -k, counted {i...}` unless one of them is in `counted`.
+//!   The "counted" markers and the decrement live in the same item, so a single-item write
+//!   makes them atomic (what a two-item transaction would give) at a quarter of its write
+//!   cost, and `ReturnValues` answers the exact `remaining` of this count. A batch refused
+//!   because part of it was counted before (a replay) is counted one by one. A crash between
+//!   the writes leaves stored but uncounted results, which the redelivered task counts. A
+//!   worker batches the counts of a slot's iterations it runs inline (ARCHITECTURE.md), so a
+//!   100-iteration lane writes a few pages and counter updates, not a hundred of each. The set
+//!   does not grow with the loop: a loop's iterations run in lanes (index modulo concurrency, one after the other in a lane), and
 //!   once `COMPACT_RUN` listed indexes follow their lane's mark without a gap, one conditional
 //!   update moves the marks past them and takes them out of the set (`compact_counted`); a
 //!   count is refused below its lane's mark. So a count is a write of a small item at any loop
@@ -39,10 +44,13 @@ use wf_core::rejection::{EventRejection, RejectionPage};
 use wf_core::{StoreError, StoreResult};
 
 use super::items::{
-    DedupeItem, ExecItem, Item, IterItem, LoopCounterItem, LoopItemsItem, MarkItem, RejectionItem,
-    StepItem, check_size, decode, encode, get_n, get_s, loop_items, n, s,
+    DedupeItem, ExecItem, Item, IterationPage, LoopCounterItem, LoopItemsItem, MarkItem,
+    RejectionItem, StepItem, check_size, decode, encode, get_n, get_s, iteration_pages,
+    iteration_result_attr, iteration_results, loop_items, n, s,
 };
-use super::keys::{self, COMPACT_RUN, COMPACTIONS, EXEC_SK, EXECUTIONS_PK, LANE_MARKS, SK};
+use super::keys::{
+    self, COMPACT_RUN, COMPACTIONS, EXEC_SK, EXECUTIONS_PK, LANE_MARKS, SK, TTL_ATTRIBUTE,
+};
 use super::{
     BatchAction, Condition, Conditional, DynamoStore, PAGE_REMEMBERED_BYTES, QuerySpec, backoff,
     transaction_cancelled, transaction_put,
@@ -130,7 +138,166 @@ impl PartitionReader {
     }
 }
 
+/// At most this many iterations are counted by one update of a loop counter (the condition
+/// names each of them, and an expression is at most 4 KB).
+const COUNTS_PER_UPDATE: usize = 32;
+
 impl DynamoStore {
+    /// Write one page of iteration results: each result only where the page has none for its
+    /// index (`if_not_exists`), so a repeat or a differently cut batch adds what is missing and
+    /// replaces nothing.
+    async fn put_iteration_page(
+        &self, execution_id: &str, page: IterationPage, ttl: i64,
+    ) -> StoreResult<()> {
+        let mut sets = vec!["#ttl = :ttl".to_string()];
+        let mut names = Condition::always()
+            .name("#ttl", TTL_ATTRIBUTE)
+            .value(":ttl", n(ttl));
+        for (k, (index, result)) in page.results.into_iter().enumerate() {
+            sets.push(format!("#r{k} = if_not_exists(#r{k}, :r{k})"));
+            names = names
+                .name(format!("#r{k}"), iteration_result_attr(index))
+                .value(format!(":r{k}"), result);
+        }
+        let update = format!("SET {}", sets.join(", "));
+        let page_key = key(execution_id, &page.sk);
+        self.update_if(page_key, &update, names, None, "count_iteration")
+            .await?;
+        Ok(())
+    }
+
+    /// Count `indexes` (sorted, distinct) in one conditional update of the loop's counter:
+    /// `ADD remaining -k, counted {indexes}` only if none of them is counted (in `counted` or
+    /// below its lane's mark), `remaining >= k` and each is an iteration of the loop. The
+    /// state the update left, or None when refused (the caller counts them one by one, which
+    /// tells which were counted and reports the errors).
+    async fn count_together(
+        &self, counter: &Item, indexes: &[u32], concurrency: u32, what: &str,
+    ) -> StoreResult<Option<LoopState>> {
+        let (Some(&first), Some(&last)) = (indexes.first(), indexes.last()) else {
+            return Ok(None);
+        };
+        let mut clauses = vec![
+            "remaining >= :count".to_string(),
+            "#total > :last".to_string(),
+        ];
+        let mut condition = counter_exists()
+            .name("#total", "total")
+            .name("#marks", LANE_MARKS)
+            .value(":count", n(indexes.len()))
+            .value(":minus_count", n(-(indexes.len() as i64)))
+            .value(":last", n(last))
+            .value(
+                ":index_set",
+                AttributeValue::Ns(indexes.iter().map(u32::to_string).collect()),
+            );
+        // Each lane's lowest index is at or above the lane's mark (the indexes are sorted).
+        let mut lanes: BTreeMap<u32, u32> = BTreeMap::new();
+        for &index in indexes {
+            lanes.entry(index % concurrency.max(1)).or_insert(index);
+        }
+        for (k, (lane, lowest)) in lanes.into_iter().enumerate() {
+            clauses.push(format!(
+                "(attribute_not_exists(#marks.#lane{k}) OR :lowest{k} >= #marks.#lane{k})"
+            ));
+            condition = condition
+                .name(format!("#lane{k}"), lane.to_string())
+                .value(format!(":lowest{k}"), n(lowest));
+        }
+        // `:index` is the first one, as in a single count (the fault tests key on it).
+        for (k, &index) in indexes.iter().enumerate() {
+            let placeholder = if index == first {
+                ":index".to_string()
+            } else {
+                format!(":i{k}")
+            };
+            clauses.push(format!("NOT contains(counted, {placeholder})"));
+            condition = condition.value(placeholder, n(index));
+        }
+        let condition = condition.and(&clauses.join(" AND "));
+        let count = "ADD remaining :minus_count, counted :index_set";
+        let counted = self
+            .update_if(
+                counter.clone(),
+                count,
+                condition,
+                Some(ReturnValue::AllNew),
+                "count_iteration",
+            )
+            .await?;
+        let Conditional::Written(attributes) = counted else {
+            return Ok(None);
+        };
+        let attributes = attributes.unwrap_or_default();
+        let state = decode::<LoopCounterItem>(attributes.clone(), what)?.state();
+        self.compact_counted(counter.clone(), &attributes, what)
+            .await;
+        Ok(Some(state))
+    }
+
+    /// Count one iteration: `ADD remaining -1, counted {index}` unless it is counted (in
+    /// `counted` or below its lane's mark).
+    async fn count_one(
+        &self, execution_id: &str, loop_path: &str, counter: &Item, index: u32, concurrency: u32,
+    ) -> StoreResult<IterationCount> {
+        let what = format!("{execution_id}/{}", keys::iter_sk(loop_path, index));
+        let condition = counter_exists()
+            .and(
+                "(attribute_not_exists(#marks.#lane) OR :index >= #marks.#lane) \
+                 AND NOT contains(counted, :index) AND remaining > :zero AND #total > :index",
+            )
+            .name("#total", "total")
+            .name("#marks", LANE_MARKS)
+            .name("#lane", (index % concurrency).to_string())
+            .value(":minus_one", n(-1))
+            .value(":zero", n(0))
+            .value(":index", n(index))
+            .value(":index_set", AttributeValue::Ns(vec![index.to_string()]))
+            .return_old();
+        let count = "ADD remaining :minus_one, counted :index_set";
+        let counted = self
+            .update_if(
+                counter.clone(),
+                count,
+                condition,
+                Some(ReturnValue::AllNew),
+                "count_iteration",
+            )
+            .await?;
+        let stored = match counted {
+            Conditional::Written(attributes) => {
+                let attributes = attributes.unwrap_or_default();
+                // `ALL_NEW`: the whole counter item as this count left it.
+                let state = decode::<LoopCounterItem>(attributes.clone(), &what)?.state();
+                self.compact_counted(counter.clone(), &attributes, &what)
+                    .await;
+                return Ok(IterationCount::Counted(state));
+            }
+            Conditional::Refused(Some(item)) => Some(item),
+            Conditional::Refused(None) => {
+                self.get_item(&self.executions, counter.clone(), "count_iteration")
+                    .await?
+            }
+        };
+        let Some(stored) = stored else {
+            return Err(loop_not_found(execution_id, loop_path));
+        };
+        let already =
+            below_its_mark(&stored, index, concurrency) || counted_set(&stored).contains(&index);
+        if already {
+            return Ok(IterationCount::AlreadyCounted);
+        }
+        let total = get_n(&stored, "total").unwrap_or_default();
+        if i64::from(index) >= total {
+            return Err(StoreError::Permanent(format!(
+                "loop {loop_path} of {execution_id} has {total} items; there is no iteration {index}"
+            )));
+        }
+        Err(StoreError::Conflict(format!(
+            "loop {loop_path} of {execution_id} has no iteration left to count (index {index})"
+        )))
+    }
+
     /// Fold the indexes of `counted` that follow their lane's mark without a gap into the
     /// marks (see [`COMPACT_RUN`]), so the counter stays a small item however long the loop:
     /// one conditional update, written only if no other compaction came between (so every
@@ -1176,87 +1343,42 @@ impl ExecutionStore for DynamoStore {
         }
     }
 
-    async fn count_iteration(
-        &self, execution_id: &str, loop_path: &str, index: u32, result: &Value,
+    async fn count_iterations(
+        &self, execution_id: &str, loop_path: &str, results: &[(u32, Value)],
     ) -> StoreResult<IterationCount> {
-        let iter_key = keys::iter_sk(loop_path, index);
-        let what = format!("{execution_id}/{iter_key}");
-        let iter = encode(
-            &IterItem {
-                execution_id: execution_id.to_string(),
-                sk: iter_key.clone(),
-                index,
-                result: result.clone(),
-                ttl: self.ttl_of(execution_id, SystemClock.now_ms()),
-            },
-            &what,
-            self.item_limit,
-        )?;
-        // 1. The result, if there is none yet (a redelivery keeps the first one).
-        self.put_if(
-            &self.executions,
-            iter,
-            Condition::absent(SK),
-            "count_iteration",
-        )
-        .await?;
-        // 2. The count: marker and decrement in one conditional single-item update.
+        // 1. The results, where they have none yet (a redelivery keeps the first ones).
+        let ttl = self.ttl_of(execution_id, SystemClock.now_ms());
+        for page in iteration_pages(execution_id, loop_path, results, self.item_limit)? {
+            self.put_iteration_page(execution_id, page, ttl).await?;
+        }
+        // 2. The counts: markers and decrement in one conditional single-item update per
+        // chunk; one by one where a chunk is refused (some of it was counted before).
         let counter = key(execution_id, &keys::loop_sk(loop_path));
         let concurrency = self.loop_concurrency(execution_id, loop_path).await?;
-        let condition = counter_exists()
-            .and(
-                "(attribute_not_exists(#marks.#lane) OR :index >= #marks.#lane) \
-                 AND NOT contains(counted, :index) AND remaining > :zero AND #total > :index",
-            )
-            .name("#total", "total")
-            .name("#marks", LANE_MARKS)
-            .name("#lane", (index % concurrency).to_string())
-            .value(":minus_one", n(-1))
-            .value(":zero", n(0))
-            .value(":index", n(index))
-            .value(":index_set", AttributeValue::Ns(vec![index.to_string()]))
-            .return_old();
-        let count = "ADD remaining :minus_one, counted :index_set";
-        let counted = self
-            .update_if(
-                counter.clone(),
-                count,
-                condition,
-                Some(ReturnValue::AllNew),
-                "count_iteration",
-            )
-            .await?;
-        let stored = match counted {
-            Conditional::Written(attributes) => {
-                let attributes = attributes.unwrap_or_default();
-                // `ALL_NEW`: the whole counter item as this count left it.
-                let state = decode::<LoopCounterItem>(attributes.clone(), &what)?.state();
-                self.compact_counted(counter, &attributes, &what).await;
-                return Ok(IterationCount::Counted(state));
-            }
-            Conditional::Refused(Some(item)) => Some(item),
-            Conditional::Refused(None) => {
-                self.get_item(&self.executions, counter, "count_iteration")
+        let mut indexes: Vec<u32> = results.iter().map(|(i, _)| *i).collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        let what = format!("{execution_id}/{}", keys::loop_sk(loop_path));
+        let mut outcome = IterationCount::AlreadyCounted;
+        for chunk in indexes.chunks(COUNTS_PER_UPDATE) {
+            if chunk.len() > 1
+                && let Some(state) = self
+                    .count_together(&counter, chunk, concurrency, &what)
                     .await?
+            {
+                outcome = IterationCount::Counted(state);
+                continue;
             }
-        };
-        let Some(stored) = stored else {
-            return Err(loop_not_found(execution_id, loop_path));
-        };
-        let already =
-            below_its_mark(&stored, index, concurrency) || counted_set(&stored).contains(&index);
-        if already {
-            return Ok(IterationCount::AlreadyCounted);
+            for &index in chunk {
+                let one = self
+                    .count_one(execution_id, loop_path, &counter, index, concurrency)
+                    .await?;
+                if let IterationCount::Counted(state) = one {
+                    outcome = IterationCount::Counted(state);
+                }
+            }
         }
-        let total = get_n(&stored, "total").unwrap_or_default();
-        if i64::from(index) >= total {
-            return Err(StoreError::Permanent(format!(
-                "loop {loop_path} of {execution_id} has {total} items; there is no iteration {index}"
-            )));
-        }
-        Err(StoreError::Conflict(format!(
-            "loop {loop_path} of {execution_id} has no iteration left to count (index {index})"
-        )))
+        Ok(outcome)
     }
 
     async fn list_iterations(
@@ -1271,7 +1393,9 @@ impl ExecutionStore for DynamoStore {
         )
         .begins_with(&prefix);
         let rows = self.query_all(iterations).await?;
-        let mut out = Vec::new();
+        // Pages come in key order; an index in two pages (batches cut differently by a
+        // replay, with the same result: see the port) is listed once, from the first page.
+        let mut out = BTreeMap::new();
         for row in rows {
             // The prefix also matches iterations of loops nested in this one
             // (`ITER#each[..]/inner[..]`): keep only this loop's.
@@ -1280,10 +1404,11 @@ impl ExecutionStore for DynamoStore {
                 continue;
             }
             let what = format!("{execution_id}/{sk}");
-            let item: IterItem = decode(row, &what)?;
-            out.push((item.index, item.result));
+            for (index, result) in iteration_results(&row, &what)? {
+                out.entry(index).or_insert(result);
+            }
         }
-        Ok(out)
+        Ok(out.into_iter().collect())
     }
 
     async fn get_mark(&self, name: &str) -> StoreResult<Value> {

@@ -19,7 +19,7 @@ use wf_core::model::Workflow;
 use wf_core::ports::WorkflowMeta;
 use wf_core::{StoreError, StoreResult};
 
-use super::keys;
+use super::keys::{self, EXECUTIONS_PK, SK};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -440,16 +440,95 @@ pub(crate) fn loop_items(
     Ok((counter, pages))
 }
 
-/// An `ITER#<path>[i]` item: the result of a counted iteration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct IterItem {
-    pub execution_id: String,
+/// The attribute of an `ITER#` page that holds iteration `index`'s result (JSON text).
+pub(crate) fn iteration_result_attr(index: u32) -> String {
+    format!("r{index}")
+}
+
+/// At most this many results per `ITER#` page: the update that writes a page names each of
+/// them, and an expression is at most 4 KB.
+const RESULTS_PER_ITER_PAGE: usize = 64;
+
+/// One `ITER#<path>[<first index>]` item to write: the results of counted iterations of one
+/// loop, each in its own attribute ([`iteration_result_attr`]), so a batch of counts writes
+/// one item, and a repeated batch adds what the item lacks without replacing a result
+/// (`SET r<i> = if_not_exists(r<i>, :r<i>)`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct IterationPage {
     pub sk: String,
-    pub index: u32,
-    #[serde(with = "json_text")]
-    pub result: Value,
-    pub ttl: i64,
+    pub results: Vec<(u32, AttributeValue)>,
+}
+
+/// Cut `results` (in the caller's order) into [`IterationPage`]s of at most half of `limit`
+/// bytes and [`RESULTS_PER_ITER_PAGE`] results each, a page always holding at least its first
+/// result. Half, because two batches
+/// cut differently (a replay after a crash) may write the same page, which then holds the
+/// union of both: each has the same first result and at most half the limit of the others.
+/// A result that alone does not fit in an item is `TooLarge`.
+pub(crate) fn iteration_pages(
+    execution_id: &str, loop_path: &str, results: &[(u32, Value)], limit: usize,
+) -> StoreResult<Vec<IterationPage>> {
+    // The key, the TTL and the attribute names' overhead of an item (an upper bound).
+    let fixed = EXECUTIONS_PK.len() + execution_id.len() + SK.len() + loop_path.len() + 64;
+    let mut pages: Vec<IterationPage> = Vec::new();
+    let mut page_bytes = 0;
+    for (index, result) in results {
+        let text = serde_json::to_string(result).map_err(|e| {
+            StoreError::Permanent(format!(
+                "cannot encode the result of {loop_path}[{index}]: {e}"
+            ))
+        })?;
+        let bytes = iteration_result_attr(*index).len() + text.len();
+        if fixed + bytes > limit {
+            let what = format!("{execution_id}/{}", keys::iter_sk(loop_path, *index));
+            return Err(too_large(&what, fixed + bytes, limit));
+        }
+        match pages.last_mut() {
+            Some(page)
+                if page.results.len() < RESULTS_PER_ITER_PAGE
+                    && fixed + page_bytes + bytes <= limit / 2 =>
+            {
+                page.results.push((*index, s(text)));
+                page_bytes += bytes;
+            }
+            _ => {
+                pages.push(IterationPage {
+                    sk: keys::iter_sk(loop_path, *index),
+                    results: vec![(*index, s(text))],
+                });
+                page_bytes = bytes;
+            }
+        }
+    }
+    Ok(pages)
+}
+
+/// The results an `ITER#` item holds: a page's `r<index>` attributes, or the `index` and
+/// `result` of an item written before pages (one result per item).
+pub(crate) fn iteration_results(item: &Item, what: &str) -> StoreResult<Vec<(u32, Value)>> {
+    let parse = |text: &str| {
+        serde_json::from_str(text)
+            .map_err(|e| StoreError::Permanent(format!("cannot decode item {what}: {e}")))
+    };
+    if let (Some(index), Some(AttributeValue::S(text))) = (get_n(item, "index"), item.get("result"))
+    {
+        let index = u32::try_from(index)
+            .map_err(|_| StoreError::Permanent(format!("item {what} has index {index}")))?;
+        return Ok(vec![(index, parse(text)?)]);
+    }
+    let mut out = Vec::new();
+    for (name, value) in item {
+        let Some(index) = name.strip_prefix('r').and_then(|i| i.parse::<u32>().ok()) else {
+            continue;
+        };
+        let AttributeValue::S(text) = value else {
+            return Err(StoreError::Permanent(format!(
+                "item {what}: result {name} is not text"
+            )));
+        };
+        out.push((index, parse(text)?));
+    }
+    Ok(out)
 }
 
 /// A `MARK#<name>` item: a piece of the engine's own state (`ExecutionStore::put_mark`).

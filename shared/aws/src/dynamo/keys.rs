@@ -4,8 +4,9 @@
 //! * `workflows`: pk `id`, sk `DRAFT` | `V#000001` | `META`.
 //! * `executions`: pk `executionId`, sk `EXEC` | `STEP#<path>` | `LOOP#<path>` (the join
 //!   counter) | `LOOP#<path>#items#0000000002` (a page of the loop's items, apart so that
-//!   counting stays a small write and an iteration reads one page) | `ITER#<path>[0000000003]`; dedupe keys are items with pk `DEDUPE#<workflow>#<key>`
-//!   and sk `DEDUPE`. Three sparse, keys-only indexes over the `EXEC` items list executions
+//!   counting stays a small write and an iteration reads one page) | `ITER#<path>[0000000003]`
+//!   (a page of counted iterations' results, keyed by its first index: one attribute
+//!   `r<index>` each); dedupe keys are items with pk `DEDUPE#<workflow>#<key>` and sk `DEDUPE`. Three sparse, keys-only indexes over the `EXEC` items list executions
 //!   newest first: `byWorkflow` (`workflowId`, `startedKey`), `byStart` (`entity`, one of
 //!   [`INDEX_SHARDS`] partitions: `EXEC`, `EXEC#1` … `EXEC#7`, `startedKey`) and `byLive`
 //!   (`liveShard` = `LIVE#0` … `LIVE#7`, `startedKey`), which holds only the executions not yet

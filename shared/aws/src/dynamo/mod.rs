@@ -351,6 +351,11 @@ impl Condition {
         }
     }
 
+    /// No condition: only the names and values an update expression uses.
+    fn always() -> Self {
+        Self::new("")
+    }
+
     /// The item does not exist yet: no item has `attribute` (a key attribute) at that key.
     fn absent(attribute: &'static str) -> Self {
         Self::new("attribute_not_exists(#key)").name("#key", attribute)
@@ -383,7 +388,10 @@ impl Condition {
 macro_rules! with_condition {
     ($request:expr, $condition:expr) => {{
         let condition: Condition = $condition;
-        let mut request = $request.condition_expression(condition.expression);
+        let mut request = $request;
+        if !condition.expression.is_empty() {
+            request = request.condition_expression(condition.expression);
+        }
         for (placeholder, attribute) in condition.names {
             request = request.expression_attribute_names(placeholder, attribute);
         }

@@ -870,19 +870,47 @@ pub struct IterationCounted {
     pub loop_done: bool,
 }
 
-/// Decide what follows the count of iteration `index`, given the loop's state after it (the
-/// count's answer; for a count made before, the state as read now).
+/// Decide what follows a count of iterations, given the loop's state after it (the count's
+/// answer; for a count made before, the state as read now). `index` is the iteration counted
+/// last, whose slot's next iteration this decides; None when the counts written were held
+/// ones ([`hold_count`]), whose next iterations already ran.
 pub fn iteration_counted(
     compiled: &CompiledWorkflow, execution_id: &str, loop_path: &StepPath, state: &LoopState,
-    index: u32, count: IterationCount,
+    index: Option<u32>, count: IterationCount,
 ) -> IterationCounted {
     let remaining = match count {
         IterationCount::Counted(after) => after.remaining,
         IterationCount::AlreadyCounted => state.remaining,
     };
     IterationCounted {
-        next: following_iteration(compiled, execution_id, loop_path, state, index),
+        next: index.and_then(|i| following_iteration(compiled, execution_id, loop_path, state, i)),
         loop_done: remaining == 0 && !state.failed,
+    }
+}
+
+/// At most this many iterations' counts are held by a task ([`hold_count`]) before they are
+/// written together.
+pub const HELD_COUNTS: usize = 16;
+
+/// Whether a task may hold the count of iteration `index` instead of writing it now, to write
+/// it later with the counts of the iterations that follow in its slot (one
+/// `count_iterations`: a page of results and one counter update for up to [`HELD_COUNTS`]
+/// iterations). Only when the slot's next iteration runs inline in this task right after
+/// (its entry step is pure, the inline budget has room) and the task holds fewer than
+/// `HELD_COUNTS - 1`; returns that iteration's effect, to perform now. `state` is the loop as
+/// the task last saw it. Holding only delays the count within the task: the task writes what
+/// it holds before any other effect and before it ends, and a crash in between redelivers the
+/// task, whose replay counts again (exactly once per index, the store's rule).
+pub fn hold_count(
+    compiled: &CompiledWorkflow, execution_id: &str, loop_path: &StepPath, state: &LoopState,
+    index: u32, held: usize, inlined: usize,
+) -> Option<Effect> {
+    if held + 1 >= HELD_COUNTS || inlined >= MAX_INLINE_RUNS {
+        return None;
+    }
+    match following_iteration(compiled, execution_id, loop_path, state, index)? {
+        next @ Effect::RunInline(_) => Some(next),
+        _ => None,
     }
 }
 

@@ -313,8 +313,8 @@ fn the_lease_covers_the_step_timeout_within_the_deadline() {
     assert_eq!(claim.lease_until, Some(1_000 + 9_000 + LEASE_MARGIN_MS));
 }
 
-#[test]
-fn a_slot_runs_its_next_pure_iteration_inline_and_queues_the_first_ones() {
+/// A loop of two slots whose iterations are one pure step.
+fn pure_loop() -> CompiledWorkflow {
     let wf: Workflow = serde_json::from_value(json!({
         "id": "w",
         "steps": [
@@ -324,7 +324,52 @@ fn a_slot_runs_its_next_pure_iteration_inline_and_queues_the_first_ones() {
         ]
     }))
     .unwrap();
-    let c = CompiledWorkflow::new(wf, 1);
+    CompiledWorkflow::new(wf, 1)
+}
+
+#[test]
+fn a_count_is_held_only_while_its_slot_goes_on_inline_and_fewer_than_the_bound_are_held() {
+    let c = pure_loop();
+    let state = loop_state(9, 2);
+    let each = p("each");
+    let inline_3 = Some(Effect::RunInline("each[3]/double".into()));
+    assert_eq!(hold_count(&c, "E", &each, &state, 1, 0, 0), inline_3);
+    assert_eq!(
+        hold_count(&c, "E", &each, &state, 1, HELD_COUNTS - 2, 0),
+        inline_3
+    );
+    assert_eq!(
+        hold_count(&c, "E", &each, &state, 1, HELD_COUNTS - 1, 0),
+        None,
+        "the bound: this count is written with the held ones"
+    );
+    assert_eq!(
+        hold_count(&c, "E", &each, &state, 1, 0, MAX_INLINE_RUNS),
+        None,
+        "the next iteration would be queued: count now"
+    );
+    assert_eq!(
+        hold_count(&c, "E", &each, &state, 7, 0, 0),
+        None,
+        "the slot's last iteration (9 is past the end)"
+    );
+    let failed = LoopState {
+        failed: true,
+        ..state
+    };
+    assert_eq!(hold_count(&c, "E", &each, &failed, 1, 0, 0), None);
+    // An action entry step goes through the queue: its count is never held.
+    assert_eq!(hold_count(&compiled(), "E", &each, &state, 1, 0, 0), None);
+    // Writing held counts decides no next iteration (theirs already ran), only the loop's end.
+    let mut done = state;
+    done.remaining = 0;
+    let written = iteration_counted(&c, "E", &each, &done, None, IterationCount::Counted(done));
+    assert_eq!((written.next, written.loop_done), (None, true));
+}
+
+#[test]
+fn a_slot_runs_its_next_pure_iteration_inline_and_queues_the_first_ones() {
+    let c = pure_loop();
     let state = loop_state(5, 2);
     assert_eq!(
         initial_iterations(&c, "E", &p("each"), &state),
@@ -390,7 +435,14 @@ fn a_loop_completes_only_on_the_count_that_empties_it_without_failure() {
     let mut state = loop_state(3, 2);
     state.remaining = 0;
     let lp = p("each");
-    let done = iteration_counted(&c, "E", &lp, &state, 2, IterationCount::Counted(state));
+    let done = iteration_counted(
+        &c,
+        "E",
+        &lp,
+        &state,
+        Some(2),
+        IterationCount::Counted(state),
+    );
     assert!(done.loop_done);
     assert_eq!(done.next, None, "no iteration follows the last one");
     let not_yet = iteration_counted(
@@ -398,7 +450,7 @@ fn a_loop_completes_only_on_the_count_that_empties_it_without_failure() {
         "E",
         &lp,
         &state,
-        0,
+        Some(0),
         IterationCount::Counted(LoopState {
             remaining: 1,
             ..state
@@ -410,11 +462,25 @@ fn a_loop_completes_only_on_the_count_that_empties_it_without_failure() {
         Some(Effect::Enqueue(task("each[2]/get", 1), 0))
     );
     // a replayed count reads the stored remaining
-    let replay = iteration_counted(&c, "E", &lp, &state, 2, IterationCount::AlreadyCounted);
+    let replay = iteration_counted(
+        &c,
+        "E",
+        &lp,
+        &state,
+        Some(2),
+        IterationCount::AlreadyCounted,
+    );
     assert!(replay.loop_done);
     // a failed loop never completes, and starts nothing more
     state.failed = true;
-    let failed = iteration_counted(&c, "E", &lp, &state, 0, IterationCount::Counted(state));
+    let failed = iteration_counted(
+        &c,
+        "E",
+        &lp,
+        &state,
+        Some(0),
+        IterationCount::Counted(state),
+    );
     assert_eq!((failed.loop_done, failed.next), (false, None));
 }
 
