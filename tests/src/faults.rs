@@ -397,7 +397,9 @@ impl Intercept for CounterUpdateFault {
         let key = counter_key(&e, &sk, &index);
         if self.0.pending_counter_failures.lock().unwrap().remove(&key) {
             self.0.split.lock().unwrap().insert(e);
-            return Err("injected crash between the ITER# pages and the loop counter update".into());
+            return Err(
+                "injected crash between the ITER# pages and the loop counter update".into(),
+            );
         }
         Ok(())
     }

@@ -130,7 +130,8 @@ struct Run<'a> {
     held: Option<HeldCounts>,
 }
 
-/// Iterations of one loop whose counts a task holds, with their (scrubbed) results.
+/// Iterations of one loop whose counts a task holds, with their results (in memory only:
+/// [`Scrubbed`] scrubs them when they are written).
 struct HeldCounts {
     loop_path: String,
     results: Vec<(u32, Value)>,
@@ -181,13 +182,16 @@ impl Scrubbed<'_> {
             .await
     }
 
-    /// Results are scrubbed by the caller when they are held ([`HeldCounts`]).
     async fn count_iterations(
         &self, loop_path: &str, results: &[(u32, Value)],
     ) -> StoreResult<IterationCount> {
+        let results: Vec<(u32, Value)> = results
+            .iter()
+            .map(|(index, result)| (*index, self.scrub.scrubbed(result)))
+            .collect();
         let store = self.store();
         store
-            .count_iterations(self.execution_id, loop_path, results)
+            .count_iterations(self.execution_id, loop_path, &results)
             .await
     }
 
@@ -728,7 +732,6 @@ impl Run<'_> {
                     result,
                 } => {
                     self.known.forget_iteration(&loop_path, index);
-                    let result = self.scrub.scrubbed(&result);
                     if let Some(next) = self.hold_count(execution, &loop_path, index, &result) {
                         pending.push_back(next);
                         continue;
@@ -802,7 +805,7 @@ impl Run<'_> {
         self.count_iterations(execution, &loop_path, None).await
     }
 
-    /// Count iteration `current` (index and scrubbed result) with the counts held for its loop,
+    /// Count iteration `current` (index and result) with the counts held for its loop,
     /// or only the held ones, in one store call; returns what follows (the slot's next
     /// iteration after `current`, the loop's end).
     async fn count_iterations(

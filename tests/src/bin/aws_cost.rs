@@ -6,7 +6,7 @@
 //! `--loop-10k` (or `WF_AWS_COST_10K=1`) adds a third scenario, one execution of a 10,000-item
 //! loop (concurrency 50, the loop benchmark's setting in issue 13; one `output` step per
 //! iteration), its items from a template (`range(input.n) | list`: an input holds at most
-//! 400 KB). It takes about 6 minutes in this debug build against moto_server, so it is opt-in.
+//! 400 KB). It takes about 2 minutes in this debug build against moto_server, so it is opt-in.
 //! `WF_AWS_COST_10K_ITEMS=N` gives it N items instead (a shorter probe). It reports progress on
 //! standard error every minute, and what it counted so far if it has not finished in 45 minutes.
 //!

@@ -216,23 +216,33 @@ impl DynamoStore {
         }
         let condition = condition.and(&clauses.join(" AND "));
         let count = "ADD remaining :minus_count, counted :index_set";
-        let counted = self
-            .update_if(
-                counter.clone(),
-                count,
-                condition,
-                Some(ReturnValue::AllNew),
-                "count_iteration",
-            )
-            .await?;
-        let Conditional::Written(attributes) = counted else {
-            return Ok(None);
-        };
-        let attributes = attributes.unwrap_or_default();
-        let state = decode::<LoopCounterItem>(attributes.clone(), what)?.state();
-        self.compact_counted(counter.clone(), &attributes, what)
-            .await;
-        Ok(Some(state))
+        Ok(self
+            .update_counter(counter, count, condition, what)
+            .await?
+            .ok())
+    }
+
+    /// A count's update of the loop counter under `condition`: the loop's state it left (its
+    /// `ALL_NEW`; a compaction follows when due), or the refusal with the counter as it stood
+    /// when the condition asked for it.
+    async fn update_counter(
+        &self, counter: &Item, update: &str, condition: Condition, what: &str,
+    ) -> StoreResult<Result<LoopState, Option<Item>>> {
+        let returns = Some(ReturnValue::AllNew);
+        let op = "count_iteration";
+        match self
+            .update_if(counter.clone(), update, condition, returns, op)
+            .await?
+        {
+            Conditional::Written(attributes) => {
+                let attributes = attributes.unwrap_or_default();
+                let state = decode::<LoopCounterItem>(attributes.clone(), what)?.state();
+                self.compact_counted(counter.clone(), &attributes, what)
+                    .await;
+                Ok(Ok(state))
+            }
+            Conditional::Refused(stored) => Ok(Err(stored)),
+        }
     }
 
     /// Count one iteration: `ADD remaining -1, counted {index}` unless it is counted (in
@@ -255,26 +265,13 @@ impl DynamoStore {
             .value(":index_set", AttributeValue::Ns(vec![index.to_string()]))
             .return_old();
         let count = "ADD remaining :minus_one, counted :index_set";
-        let counted = self
-            .update_if(
-                counter.clone(),
-                count,
-                condition,
-                Some(ReturnValue::AllNew),
-                "count_iteration",
-            )
-            .await?;
-        let stored = match counted {
-            Conditional::Written(attributes) => {
-                let attributes = attributes.unwrap_or_default();
-                // `ALL_NEW`: the whole counter item as this count left it.
-                let state = decode::<LoopCounterItem>(attributes.clone(), &what)?.state();
-                self.compact_counted(counter.clone(), &attributes, &what)
-                    .await;
-                return Ok(IterationCount::Counted(state));
-            }
-            Conditional::Refused(Some(item)) => Some(item),
-            Conditional::Refused(None) => {
+        let stored = match self
+            .update_counter(counter, count, condition, &what)
+            .await?
+        {
+            Ok(state) => return Ok(IterationCount::Counted(state)),
+            Err(Some(item)) => Some(item),
+            Err(None) => {
                 self.get_item(&self.executions, counter.clone(), "count_iteration")
                     .await?
             }

@@ -689,4 +689,68 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+    #[test]
+    fn iteration_pages_are_cut_by_bytes_and_count_and_read_back_with_older_items() {
+        // Small results: 64 per page at most (the update names each).
+        let small: Vec<(u32, Value)> = (0..150u32).map(|i| (i * 3, json!(i))).collect();
+        let pages = iteration_pages("e1", "each", &small, MAX_ITEM_BYTES).expect("pages");
+        let sizes: Vec<usize> = pages.iter().map(|p| p.results.len()).collect();
+        assert_eq!(sizes, vec![64, 64, 22]);
+        assert_eq!(
+            pages[1].sk,
+            keys::iter_sk("each", 64 * 3),
+            "keyed by its first index"
+        );
+        // Big results: at most half an item per page, a page holding at least one.
+        let big = |i: u32| (i, json!("x".repeat(150 * 1024)));
+        let pages = iteration_pages("e1", "each", &[big(0), big(1), big(2)], MAX_ITEM_BYTES)
+            .expect("pages");
+        assert_eq!(pages.len(), 3);
+        let alone = (7, json!("x".repeat(300 * 1024)));
+        let pages =
+            iteration_pages("e1", "each", &[alone, (8, json!(1))], MAX_ITEM_BYTES).expect("pages");
+        let sizes: Vec<usize> = pages.iter().map(|p| p.results.len()).collect();
+        assert_eq!(sizes, vec![1, 1], "nothing joins a page past half an item");
+        let too_large = (9, json!("x".repeat(MAX_ITEM_BYTES)));
+        match iteration_pages("e1", "each", &[(0, json!(1)), too_large], MAX_ITEM_BYTES) {
+            Err(StoreError::TooLarge(m)) => assert!(m.contains("ITER#each[0000000009]"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // A page's results, and an item written before pages (one `index` and `result`).
+        let mut page: Item = [
+            ("executionId".to_string(), s("e1")),
+            ("sk".to_string(), s(keys::iter_sk("each", 3))),
+            ("ttl".to_string(), n(1)),
+        ]
+        .into();
+        for (index, result) in &pages_input() {
+            page.insert(iteration_result_attr(*index), s(result.to_string()));
+        }
+        let mut read = iteration_results(&page, "p").expect("page");
+        read.sort_by_key(|(i, _)| *i);
+        assert_eq!(read, pages_input());
+        let older: Item = [
+            ("sk".to_string(), s(keys::iter_sk("each", 4))),
+            ("index".to_string(), n(4)),
+            ("result".to_string(), s(r#"{"a":1.0}"#)),
+        ]
+        .into();
+        assert_eq!(
+            iteration_results(&older, "o").expect("older"),
+            vec![(4, json!({ "a": 1.0 }))]
+        );
+        page.insert("r5".into(), n(5));
+        assert!(
+            iteration_results(&page, "p").is_err(),
+            "a result that is not text"
+        );
+    }
+
+    fn pages_input() -> Vec<(u32, Value)> {
+        vec![
+            (3, json!({ "x": [1, 2] })),
+            (13, json!("t")),
+            (23, Value::Null),
+        ]
+    }
 }
