@@ -865,6 +865,12 @@ impl Run<'_> {
             .executions
             .fail_loop(&execution.id, loop_path)
             .await?;
+        // What this task knows of the loop says so too: no more of its iterations run here.
+        if let Some((key, state)) = self.loop_state.as_mut()
+            && key == loop_path
+        {
+            state.failed = true;
+        }
         self.finish_loop(execution, &lp, Some(error)).await
     }
 
