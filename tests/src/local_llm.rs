@@ -76,10 +76,16 @@ impl Drop for LlamaServer {
 }
 
 impl LlamaServer {
-    pub fn log_tail(&self) -> String {
+    /// The last lines of the server's log, and how it ended if it did: a native crash (a
+    /// signal) writes nothing to the log, the client only sees its connection closed.
+    pub fn log_tail(&mut self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+        match self.child.try_wait() {
+            Ok(Some(status)) => format!("{tail}\nthe server process has exited: {status}"),
+            _ => tail,
+        }
     }
 
     /// Starts the server and waits until `/v1/models` answers. The port is picked by binding

@@ -15,7 +15,7 @@ use wf_tests::local_llm::{COMPLETION_TIMEOUT, LlamaServer, assert_server_install
 async fn local_model_answers_text_and_schema_constrained_json() {
     let model = model_path();
     assert_server_installed();
-    let server = LlamaServer::start(&model).await;
+    let mut server = LlamaServer::start(&model).await;
     let provider = OpenAiCompatible::new(LlmConfig::new(server.base_url.clone(), None))
         .expect("client builds");
 
@@ -95,7 +95,7 @@ async fn llm_step_runs_the_support_triage_example_on_a_real_model() {
 
     let model = model_path();
     assert_server_installed();
-    let server = LlamaServer::start(&model).await;
+    let mut server = LlamaServer::start(&model).await;
     let hooks = MockServer::start().await;
     Mock::given(path("/oncall"))
         .respond_with(ResponseTemplate::new(200))
