@@ -200,6 +200,21 @@ fn usage_errors_exit_64() {
         Some(64)
     );
     assert_eq!(wf(&["--help"], dir.path()).status.code(), Some(0));
+    // `wf dev` needs a request thread; the error names the flag before anything is opened.
+    let db = dir.path().join("dev.db");
+    for threads in ["0", "many"] {
+        let out = wf(
+            &["dev", "--threads", threads, "--db", db.to_str().unwrap()],
+            dir.path(),
+        );
+        assert_eq!(out.status.code(), Some(64), "--threads {threads}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--threads"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(!db.exists(), "a usage error opens no store");
 }
 
 #[test]

@@ -35,6 +35,16 @@ pub struct Args {
     #[arg(long, env = "WF_MAX_RECEIVE_COUNT", default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_receive_count: u32,
+    /// Threads that serve requests and run steps [default: the machine's cores less one, at
+    /// least 1: the SQLite writer has a thread of its own, busy under load, and a request
+    /// thread fewer than cores keeps the two from taking turns on a core].
+    #[arg(long, env = "WF_DEV_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+}
+
+/// The request threads when `--threads` is not given: cores less the writer's one, at least 1.
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -68,7 +78,9 @@ pub fn run(args: Args) -> ExitCode {
         sweep_interval: Duration::from_secs(args.sweep_secs.max(1)),
         watch_interval: Duration::from_millis(500),
     };
+    let threads = args.threads.map_or_else(default_threads, usize::from);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
         .enable_all()
         .build()
     {
