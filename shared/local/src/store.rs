@@ -1013,7 +1013,7 @@ impl RecordStore for SqliteStore {
             &id,
             self.item_limit.saturating_sub(key.len()),
         )?;
-        let data = data.clone();
+        let mut data = data.clone();
         self.db
             .write(move |txn| {
                 if let Some((stored, stored_key)) = load_record(txn, &collection, &id)? {
@@ -1029,7 +1029,8 @@ impl RecordStore for SqliteStore {
                     params![collection, id, body, key],
                 )
                 .map_err(map_err)?;
-                Ok(RecordCreate::Created(data))
+                // The writer runs a job once: the record is handed back, not cloned.
+                Ok(RecordCreate::Created(std::mem::take(&mut data)))
             })
             .await
     }
@@ -1043,7 +1044,7 @@ impl RecordStore for SqliteStore {
 
     async fn update(&self, collection: &str, id: &str, patch: &Value) -> StoreResult<Value> {
         let (collection, id) = (collection.to_string(), id.to_string());
-        let Value::Object(patch) = patch.clone() else {
+        let Value::Object(mut patch) = patch.clone() else {
             return Err(StoreError::Permanent(format!(
                 "record {collection}/{id}: an update needs a JSON object to merge"
             )));
@@ -1054,6 +1055,8 @@ impl RecordStore for SqliteStore {
                 let Some((stored, key)) = load_record(txn, &collection, &id)? else {
                     return Err(StoreError::NotFound(format!("record {collection}/{id}")));
                 };
+                // The writer runs a job once: the patch is moved, not cloned.
+                let patch = std::mem::take(&mut patch);
                 let merged = match stored {
                     Value::Object(mut object) => {
                         object.extend(patch);
