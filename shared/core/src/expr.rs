@@ -241,26 +241,6 @@ impl std::io::Write for BoundedWriter {
     }
 }
 
-/// Counts serialized bytes and fails past the limit (the size of an expression's value).
-struct CountingWriter {
-    written: usize,
-    limit: usize,
-}
-
-impl std::io::Write for CountingWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.written += data.len();
-        if self.written > self.limit {
-            return Err(std::io::Error::other("value over the limit"));
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn syntax_message(e: &minijinja::Error, src: &str) -> String {
     let detail = e
         .detail()
@@ -350,11 +330,7 @@ impl ExprContext {
         })?;
         // The value is serialized into a counter first: a lazily repeated list (`[s] * n`)
         // is never built past the limit.
-        let mut counter = CountingWriter {
-            written: 0,
-            limit: MAX_RENDERED_BYTES,
-        };
-        if serde_json::to_writer(&mut counter, &out).is_err() && counter.written > counter.limit {
+        if let Ok(None) = crate::json_size::serialized_len(&out, MAX_RENDERED_BYTES) {
             return Err(StepError::new(
                 "template.too_large",
                 format!(

@@ -10,6 +10,7 @@
 //! * [`damaged`]: what stores return for a record they cannot decode.
 //! * [`event_chain`]: the causation chain of events and the bounds that stop event loops.
 //! * [`json_depth`]: the nesting bound of JSON that enters the engine.
+//! * [`json_size`]: the size of a value's JSON, counted without building it.
 //! * [`webhook`]: webhook signatures and body parsing (pure; wf-app does the I/O around them).
 //!
 //! Nothing in this crate performs I/O.
@@ -23,6 +24,7 @@ pub mod event_chain;
 pub mod execution;
 pub mod expr;
 pub mod json_depth;
+pub mod json_size;
 pub mod keys;
 pub mod model;
 pub mod path;

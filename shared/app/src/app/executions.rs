@@ -130,20 +130,29 @@ pub fn new_record(
     }
 }
 
-/// A page of step records from `records` (in start order, at most a page's count): cut before
+/// A page of step records from `items` (in start order, at most a page's count): cut before
 /// it passes its byte budget (it keeps at least one record), with a cursor when the page does
 /// not end at `last` (the path of the execution's last step).
-fn cut_step_page(records: Vec<StepRecord>, last: Option<&str>) -> StepPage {
+fn cut_step_page(mut items: Vec<StepRecord>, last: Option<&str>) -> StepPage {
+    // Sizes are counted, not serialized, and the page is cut in place: nothing is allocated
+    // (a view is cut for every `?wait` answer).
     let mut bytes = 0;
-    let mut items = Vec::with_capacity(records.len());
-    for record in records {
-        let size = serde_json::to_vec(&record).map_or(0, |v| v.len());
-        if !items.is_empty() && bytes + size > STEP_PAGE_BYTES {
-            break;
+    let mut kept = 0;
+    for record in &items {
+        let room = if kept == 0 {
+            usize::MAX
+        } else {
+            STEP_PAGE_BYTES.saturating_sub(bytes)
+        };
+        match wf_core::json_size::serialized_len(record, room) {
+            Ok(Some(size)) => bytes += size,
+            Ok(None) => break,
+            // Counted as nothing, as it cannot be answered either way.
+            Err(_) => {}
         }
-        bytes += size;
-        items.push(record);
+        kept += 1;
     }
+    items.truncate(kept);
     let end = items.last().map(|r: &StepRecord| r.path.clone());
     let more = match (&end, last) {
         (Some(end), Some(last)) => end != last,
@@ -586,5 +595,44 @@ pub(super) fn listing_error(e: StoreError) -> AppError {
             format!("{m}: pass the nextCursor of the previous page, or leave cursor out"),
         ),
         other => other.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(path: &str, input_bytes: usize) -> StepRecord {
+        let mut r = wf_core::damaged::damaged_step("e1", path, 1, "test");
+        r.input = Value::String("x".repeat(input_bytes));
+        r
+    }
+
+    #[test]
+    fn a_step_page_is_cut_before_its_byte_budget_and_keeps_at_least_one_record() {
+        let third = STEP_PAGE_BYTES / 3;
+        // Three records of a bit over a third: two fit, the third starts the next page.
+        let page = cut_step_page(
+            vec![record("a", third), record("b", third), record("c", third)],
+            Some("c"),
+        );
+        let paths: Vec<&str> = page.items.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, ["a", "b"]);
+        assert_eq!(
+            page.next_cursor,
+            Some(wf_core::keys::encode_cursor("b")),
+            "the page does not end at the last step: a cursor after b"
+        );
+        // One record over the whole budget is answered alone.
+        let page = cut_step_page(
+            vec![record("a", STEP_PAGE_BYTES + 1), record("b", 10)],
+            Some("b"),
+        );
+        assert_eq!(page.items.len(), 1);
+        assert!(page.next_cursor.is_some());
+        // Small records: all of them, no cursor when the page ends at the last step.
+        let page = cut_step_page(vec![record("a", 10), record("b", 10)], Some("b"));
+        assert_eq!(page.items.len(), 2);
+        assert_eq!(page.next_cursor, None);
     }
 }
