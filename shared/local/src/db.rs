@@ -517,7 +517,7 @@ mod tests {
     /// `TypedJob`: freeing on the writer contended for the caller's malloc arena).
     #[tokio::test(flavor = "current_thread")]
     async fn a_job_is_dropped_on_its_callers_thread() {
-        type DroppedOn = Arc<std::sync::Mutex<Option<std::thread::ThreadId>>>;
+        type DroppedOn = Arc<Mutex<Option<std::thread::ThreadId>>>;
         struct NoteDrop(DroppedOn);
         impl Drop for NoteDrop {
             fn drop(&mut self) {
