@@ -15,6 +15,7 @@ pub mod executions;
 pub mod json;
 mod live;
 pub mod maintenance;
+mod meta_cache;
 mod staged;
 pub mod triggers;
 pub mod workflows;
@@ -31,12 +32,14 @@ use wf_core::engine::{self, CompiledWorkflow};
 use wf_core::execution::{ExecutionRecord, ExecutionStatus, ExecutionUpdate, ExecutionView};
 
 pub use error::{AppError, ErrorKind};
+pub use meta_cache::META_FRESH_FOR;
 pub use workflows::{NoTriggerSync, TriggerSync};
 
 use crate::metrics::Metrics;
 use crate::services::Services;
 use crate::settings::EngineSettings;
 use live::LiveExecutions;
+use meta_cache::{InvalidatingDefinitions, MetaCache};
 
 type DefinitionCache = HashMap<(String, u32), Arc<CompiledWorkflow>>;
 
@@ -48,6 +51,8 @@ pub struct App {
     metrics: Arc<Metrics>,
     settings: EngineSettings,
     definitions: Mutex<DefinitionCache>,
+    /// `META` as the webhook path last read it (`meta_cache`).
+    metas: Arc<MetaCache>,
     live: Mutex<LiveExecutions>,
     finished: broadcast::Sender<(String, ExecutionStatus)>,
     /// Set by [`App::enable_pure_start`].
@@ -63,14 +68,20 @@ impl App {
 
     /// An application whose activations keep `triggers` (the local scheduler, EventBridge) in
     /// step.
-    pub fn with_triggers(svc: Services, triggers: Arc<dyn TriggerSync>) -> Self {
+    pub fn with_triggers(mut svc: Services, triggers: Arc<dyn TriggerSync>) -> Self {
         let (finished, _) = broadcast::channel(1024);
+        let metas = Arc::new(MetaCache::default());
+        svc.definitions = Arc::new(InvalidatingDefinitions {
+            inner: svc.definitions.clone(),
+            metas: metas.clone(),
+        });
         Self {
             svc,
             triggers,
             metrics: Arc::new(Metrics::default()),
             settings: EngineSettings::default(),
             definitions: Mutex::new(HashMap::new()),
+            metas,
             live: Mutex::new(LiveExecutions::default()),
             finished,
             pure_start: OnceLock::new(),

@@ -163,10 +163,11 @@ impl App {
         &self, delivery: WebhookDelivery<'_>,
     ) -> Result<WebhookOutcome, AppError> {
         let workflow_id = delivery.workflow_id;
+        // Read through the cache of META (`meta_cache`): a change made through this process is
+        // seen at once, one made by another process within `META_FRESH_FOR`.
         let meta = self
-            .svc
-            .definitions
-            .get_meta(workflow_id)
+            .metas
+            .get(self.svc.definitions.as_ref(), workflow_id)
             .await?
             .ok_or_else(no_webhook)?;
         let expected = meta.webhook_token.as_deref().unwrap_or_default();
