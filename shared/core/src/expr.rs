@@ -31,10 +31,12 @@
 //!   that is not a literal, is still refused before the template is compiled
 //!   (`check_repetition`): `wf validate` reports it, not only a run.
 
-use std::collections::BTreeSet;
-use std::sync::LazyLock;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, LazyLock, Mutex};
 
-use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value as JValue};
+use minijinja::{
+    AutoEscape, Environment, ErrorKind, Expression, UndefinedBehavior, Value as JValue,
+};
 use serde_json::{Map, Value};
 
 use crate::error::{InvalidText, StepError, TextRule};
@@ -60,6 +62,38 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env.set_max_evaluation_bytes(Some(MAX_EVALUATION_BYTES));
     env
 });
+
+/// An expression compiled once.
+type Compiled = Arc<Expression<'static, 'static>>;
+
+/// Expressions compiled by [`ExprContext::eval`], by source: a workflow's expressions are
+/// evaluated over and over with new values (every webhook runs its conditions and outputs), and
+/// compiling one (lexing, parsing, code generation, and the repetition scan before them) cost
+/// more than evaluating it. At most [`MAX_COMPILED`] are kept; past it the map starts over.
+static COMPILED: LazyLock<Mutex<HashMap<Box<str>, Compiled>>> = LazyLock::new(Default::default);
+
+/// Expressions [`COMPILED`] keeps at most.
+const MAX_COMPILED: usize = 4096;
+
+/// `expr` (the expression inside `src`) compiled, after the repetition scan of `src`; from
+/// [`COMPILED`] when it was compiled before. Only expressions that compile are kept.
+fn compiled_expression(src: &str, expr: &str) -> Result<Compiled, StepError> {
+    let lock = || COMPILED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(c) = lock().get(expr) {
+        return Ok(c.clone());
+    }
+    check_repetition(src).map_err(too_large_error)?;
+    let compiled = ENV
+        .compile_expression_owned(expr.to_string())
+        .map(Arc::new)
+        .map_err(|e| StepError::new("template.syntax", syntax_message(&e, src)))?;
+    let mut map = lock();
+    if map.len() >= MAX_COMPILED {
+        map.clear();
+    }
+    map.insert(expr.into(), compiled.clone());
+    Ok(compiled)
+}
 
 /// If `s` is exactly one `{{ expr }}`, the expression inside (whitespace markers removed).
 pub fn single_expression(s: &str) -> Option<&str> {
@@ -319,10 +353,7 @@ impl ExprContext {
                 format!("{src:?} must be exactly one expression in double braces"),
             )
         })?;
-        check_repetition(src).map_err(too_large_error)?;
-        let compiled = ENV
-            .compile_expression(expr)
-            .map_err(|e| StepError::new("template.syntax", syntax_message(&e, src)))?;
+        let compiled = compiled_expression(src, expr)?;
         let out = compiled.eval(&self.value).map_err(|e| {
             self.eval_error(e, src, || {
                 compiled.undeclared_variables(true).into_iter().collect()
@@ -587,6 +618,39 @@ mod tests {
         let err = check_template(src).unwrap_err();
         assert!(err.message.contains("over the limit"), "{err}");
         assert!(check_expression(src).is_err());
+    }
+
+    #[test]
+    fn a_compiled_expression_is_kept_and_evaluated_against_each_context() {
+        let src = "{{ input.kept_expression_probe + 1 }}";
+        let first = ctx(json!({ "input": { "kept_expression_probe": 1 } }));
+        let second = ctx(json!({ "input": { "kept_expression_probe": 41 } }));
+        assert_eq!(first.eval(src).unwrap(), json!(2));
+        assert!(
+            COMPILED
+                .lock()
+                .unwrap()
+                .contains_key("input.kept_expression_probe + 1")
+        );
+        assert_eq!(second.eval(src).unwrap(), json!(42));
+        // One that does not compile is not kept, and fails the same way every time.
+        let bad = "{{ input.kept_expression_probe + }}";
+        let e1 = first.eval(bad).unwrap_err();
+        assert_eq!(e1.code, "template.syntax");
+        assert!(
+            !COMPILED
+                .lock()
+                .unwrap()
+                .contains_key("input.kept_expression_probe +")
+        );
+        assert_eq!(first.eval(bad).unwrap_err().message, e1.message);
+        // Nor does one refused by the repetition scan.
+        let repeated = r#"{{ "x" * input.kept_expression_probe }}"#;
+        assert_eq!(first.eval(repeated).unwrap_err().code, "template.too_large");
+        assert_eq!(
+            second.eval(repeated).unwrap_err().code,
+            "template.too_large"
+        );
     }
 
     #[test]
