@@ -3,13 +3,15 @@
 //! A rusqlite `Connection` is `!Sync` and every call blocks, so no connection is ever touched
 //! from an async task directly:
 //! * writes are closures sent over a channel to ONE writer thread that owns the write
-//!   connection. The thread takes everything pending, runs the batch in ONE transaction (each job
-//!   inside its own `SAVEPOINT`, so a job that fails rolls back only its own changes) and commits
-//!   once (group commit: one fsync-free WAL append per batch instead of one per write). Replies
-//!   are sent only after the commit, so a caller never sees a write that could still be lost to a
-//!   failed commit;
-//! * reads run on `spawn_blocking` against read-only connections from a small pool. In WAL mode
-//!   readers never block the writer and always see the last committed state.
+//!   connection. The thread takes everything pending (waiting a moment for more when writes come
+//!   fast: `Arrivals`), runs the batch in ONE transaction (when a job fails, the batch runs again
+//!   with each job inside its own `SAVEPOINT`, so a job that fails rolls back only its own
+//!   changes: [`run_batch`]) and commits once (group commit: one fsync-free WAL append per batch
+//!   instead of one per write). Replies are sent only after the commit, so a caller never sees a
+//!   write that could still be lost to a failed commit;
+//! * reads run on the calling thread against read-only connections from a small pool
+//!   (`Db::read` says why not `spawn_blocking`). In WAL mode readers never block the writer and
+//!   always see the last committed state.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -17,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle, ThreadId};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
 use tokio::sync::{Notify, broadcast, oneshot};
@@ -41,15 +43,15 @@ const READ_POOL: usize = 4;
 /// Events buffered per subscriber of the local bus before a slow one starts lagging.
 const EVENT_CAPACITY: usize = 1024;
 
-/// How to answer a job's caller once the fate of the transaction is known (`Some` = the commit
-/// failed, so the job's changes are lost).
-type Completion = Box<dyn FnOnce(Option<StoreError>) + Send>;
-
 /// One write sent to the writer thread.
 trait WriteJob: Send {
-    /// Run inside the batch transaction; returns whether it succeeded (else its savepoint is
-    /// rolled back) and how to answer the caller after the commit.
-    fn run(self: Box<Self>, txn: &Transaction<'_>) -> (bool, Completion);
+    /// Run inside the batch transaction and keep the result; returns whether it succeeded. May
+    /// run again after the transaction was rolled back (see [`run_batch`]): the closure is
+    /// `FnMut`, and every job's closure is a function of what it captured and the database.
+    fn run(&mut self, txn: &Transaction<'_>) -> bool;
+    /// Answer the caller with the kept result, or with `commit_error` when the commit failed
+    /// (the job's changes are lost).
+    fn answer(self: Box<Self>, commit_error: Option<StoreError>);
     /// Answer the caller without running (the transaction could not be started).
     fn fail(self: Box<Self>, err: StoreError);
 }
@@ -61,6 +63,8 @@ trait WriteJob: Send {
 /// waiting in `_int_free` of a dropped `StepRow`, the request thread waking it from `malloc`).
 struct TypedJob<F, R> {
     f: F,
+    /// What the last run returned (`None`: not run, or it panicked).
+    result: Option<StoreResult<R>>,
     reply: Option<oneshot::Sender<Answered<F, R>>>,
 }
 
@@ -68,7 +72,7 @@ struct TypedJob<F, R> {
 type Answered<F, R> = (StoreResult<R>, Box<TypedJob<F, R>>);
 
 impl<F, R> TypedJob<F, R> {
-    fn answer(mut self: Box<Self>, answer: StoreResult<R>) {
+    fn send(mut self: Box<Self>, answer: StoreResult<R>) {
         if let Some(reply) = self.reply.take() {
             // The caller may have gone away (its future dropped): nothing to answer.
             let _ = reply.send((answer, self));
@@ -81,21 +85,27 @@ where
     R: Send + 'static,
     F: FnMut(&Transaction<'_>) -> StoreResult<R> + Send + 'static,
 {
-    fn run(mut self: Box<Self>, txn: &Transaction<'_>) -> (bool, Completion) {
+    fn run(&mut self, txn: &Transaction<'_>) -> bool {
+        self.result = None;
         let result = (self.f)(txn);
         let ok = result.is_ok();
-        let completion: Completion = Box::new(move |commit_error| {
-            let answer = match (result, commit_error) {
-                (Ok(_), Some(e)) => Err(e),
-                (result, _) => result,
-            };
-            self.answer(answer);
-        });
-        (ok, completion)
+        self.result = Some(result);
+        ok
+    }
+
+    fn answer(mut self: Box<Self>, commit_error: Option<StoreError>) {
+        let answer = match (self.result.take(), commit_error) {
+            (None, _) => Err(StoreError::Permanent(
+                "sqlite write job panicked; rolled back".into(),
+            )),
+            (Some(Ok(_)), Some(e)) => Err(e),
+            (Some(result), _) => result,
+        };
+        self.send(answer);
     }
 
     fn fail(self: Box<Self>, err: StoreError) {
-        self.answer(Err(err));
+        self.send(Err(err));
     }
 }
 
@@ -207,8 +217,10 @@ impl Db {
         })
     }
 
-    /// Run `f` on the writer thread inside the current batch's transaction (in its own
-    /// savepoint). `Ok` is answered only after the batch committed.
+    /// Run `f` on the writer thread inside the current batch's transaction. `Ok` is answered
+    /// only after the batch committed. `f` may run more than once (when another job of its
+    /// batch fails, after a rollback: [`run_batch`]): it must be a function of what it captured
+    /// and of the database, with no effect outside the transaction.
     pub(crate) async fn write<R, F>(&self, f: F) -> StoreResult<R>
     where
         R: Send + 'static,
@@ -217,6 +229,7 @@ impl Db {
         let (reply, rx) = oneshot::channel::<Answered<F, R>>();
         let job: Job = Box::new(TypedJob {
             f,
+            result: None,
             reply: Some(reply),
         });
         {
@@ -232,9 +245,9 @@ impl Db {
                 .send(job)
                 .map_err(|_| StoreError::Permanent("sqlite writer thread is gone".into()))?;
         }
-        let (answer, job) = rx.await.map_err(|_| {
-            StoreError::Permanent("sqlite writer dropped the job (it panicked)".into())
-        })?;
+        let (answer, job) = rx
+            .await
+            .map_err(|_| StoreError::Permanent("sqlite writer dropped the job".into()))?;
         // Dropped here, on the caller's thread (see `TypedJob`).
         drop(job);
         answer
@@ -324,23 +337,143 @@ impl Drop for DbInner {
 
 fn writer_loop(mut conn: Connection, receiver: mpsc::Receiver<Job>, commits: &AtomicU64) {
     tracing::debug!("sqlite writer started");
-    // Block for the first job, then take whatever else is already waiting: that is the batch.
+    let mut arrivals = Arrivals::new(Instant::now());
+    // Block for the first job, then take whatever else is already waiting: that is the batch;
+    // when writes come fast, wait `LINGER` for more first (`Arrivals`).
     while let Ok(first) = receiver.recv() {
         let mut batch = Vec::with_capacity(16);
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
+        take_waiting(&receiver, &mut batch);
+        if arrivals.busy(batch.len(), Instant::now()) {
+            thread::sleep(LINGER);
+            let before = batch.len();
+            take_waiting(&receiver, &mut batch);
+            arrivals.count(batch.len() - before);
         }
         run_batch(&mut conn, batch, commits);
     }
     tracing::debug!("sqlite writer stopped");
 }
 
-/// Run a batch of jobs in as few transactions as possible (one unless SQLite aborts one).
-fn run_batch(conn: &mut Connection, batch: Vec<Job>, commits: &AtomicU64) {
+/// Add the jobs already waiting to `batch`, up to `MAX_BATCH`.
+fn take_waiting(receiver: &mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
+    while batch.len() < MAX_BATCH {
+        match receiver.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+}
+
+/// How fast write jobs arrive, over windows of `ARRIVAL_WINDOW`: past `BUSY_JOBS_PER_SEC` the
+/// writer lingers before each commit.
+///
+/// Why: a commit appends every page the batch changed to the WAL (about ten 4 KiB pages for a
+/// webhook's execution: its rows and the index entries of the executions list), whatever the
+/// number of jobs in it. Under the c=16 webhook load the jobs came one at a time (1.4 per
+/// commit on average, scripts/bench-webhooks): the writer was fast enough to commit each
+/// alone, and the WAL appends were a third of `wf dev`'s CPU. Waiting `LINGER` when jobs come
+/// fast gathers 5-8 per commit. A single client never waits for it: one request at a time
+/// comes at most every ~0.3 ms (its round trip), under the threshold.
+struct Arrivals {
+    window_start: Instant,
+    jobs: usize,
+    busy: bool,
+}
+
+/// Write jobs per second past which the writer lingers.
+const BUSY_JOBS_PER_SEC: u128 = 5_000;
+/// How long the writer waits for more jobs before a commit, when busy.
+const LINGER: Duration = Duration::from_micros(100);
+/// The window `Arrivals` measures over.
+const ARRIVAL_WINDOW: Duration = Duration::from_millis(10);
+
+impl Arrivals {
+    fn new(now: Instant) -> Self {
+        Self {
+            window_start: now,
+            jobs: 0,
+            busy: false,
+        }
+    }
+
+    /// Count `jobs` that just arrived and say whether the writer is busy: the rate of the last
+    /// complete window (a window ends at the first arrival after it: after an idle spell, the
+    /// rate over it is low).
+    fn busy(&mut self, jobs: usize, now: Instant) -> bool {
+        self.count(jobs);
+        let elapsed = now.saturating_duration_since(self.window_start);
+        if elapsed >= ARRIVAL_WINDOW {
+            self.busy = self.jobs as u128 * 1_000_000 >= BUSY_JOBS_PER_SEC * elapsed.as_micros();
+            self.window_start = now;
+            self.jobs = 0;
+        }
+        self.busy
+    }
+
+    fn count(&mut self, jobs: usize) {
+        self.jobs += jobs;
+    }
+}
+
+/// Run a batch of jobs in as few transactions as possible (one unless SQLite aborts one), and
+/// answer each after its transaction's commit.
+///
+/// First the whole batch runs in one transaction, job after job. When every job succeeds that
+/// transaction is committed: the usual case. When one fails (an error, a panic), the
+/// transaction is rolled back and the batch runs again with each job in its own `SAVEPOINT`
+/// ([`run_guarded`]), so the failed job's changes are rolled back alone and the others still
+/// commit. Savepoints on every job cost a copy of each page a job changes into the
+/// sub-journal (`subjournalPage`, with its release: 8% of `wf dev`'s CPU under the c=16
+/// webhook load of scripts/bench-webhooks), for the rare job that fails.
+fn run_batch(conn: &mut Connection, mut batch: Vec<Job>, commits: &AtomicU64) {
+    let txn = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(txn) => txn,
+        Err(e) => {
+            let err = map_err(e);
+            tracing::warn!(error = %err, "sqlite: cannot begin a write transaction");
+            for job in batch {
+                fail_unrun(job, err.clone());
+            }
+            return;
+        }
+    };
+    let all_ok = batch
+        .iter_mut()
+        .all(|job| catch_unwind(AssertUnwindSafe(|| job.run(&txn))).unwrap_or(false));
+    if !all_ok || txn.is_autocommit() {
+        // A job failed: none of this transaction is kept (dropping it rolls back, or SQLite
+        // already did).
+        let aborted = txn.is_autocommit();
+        drop(txn);
+        if batch.len() > 1 {
+            // Every job runs again, each in its own savepoint.
+            return run_guarded(conn, batch, commits);
+        }
+        // A job alone: its own error, or SQLite's abort of what it wrote.
+        let abort = (all_ok && aborted).then(|| {
+            StoreError::Unavailable("sqlite aborted the write transaction; retry".to_string())
+        });
+        for job in batch {
+            job.answer(abort.clone());
+        }
+        return;
+    }
+    let commit_error = txn.commit().err().map(map_err);
+    match &commit_error {
+        Some(err) => tracing::error!(error = %err, "sqlite: group commit failed"),
+        None => {
+            commits.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    for job in batch {
+        job.answer(commit_error.clone());
+    }
+}
+
+/// Run a batch in which a job failed: each job in its own savepoint, rolled back alone when it
+/// fails again.
+fn run_guarded(conn: &mut Connection, batch: Vec<Job>, commits: &AtomicU64) {
     let mut jobs = batch.into_iter().peekable();
     while jobs.peek().is_some() {
         let txn = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
@@ -355,20 +488,19 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, commits: &AtomicU64) {
                 return;
             }
         };
-        let mut completions: Vec<Completion> = Vec::new();
+        let mut ran: Vec<Job> = Vec::new();
         let mut aborted = false;
-        for job in jobs.by_ref() {
+        for mut job in jobs.by_ref() {
             if let Err(e) = txn.execute_batch("SAVEPOINT job") {
                 let err = map_err(e);
                 fail_unrun(job, err);
                 continue;
             }
-            let (ok, completion) = match catch_unwind(AssertUnwindSafe(|| job.run(&txn))) {
-                Ok(outcome) => outcome,
+            let ok = match catch_unwind(AssertUnwindSafe(|| job.run(&txn))) {
+                Ok(ok) => ok,
                 Err(_) => {
                     tracing::error!("sqlite write job panicked; rolled back");
-                    // The job's reply sender was dropped with it: its caller gets an error.
-                    (false, Box::new(|_| {}) as Completion)
+                    false
                 }
             };
             if txn.is_autocommit() {
@@ -378,10 +510,10 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, commits: &AtomicU64) {
                     "sqlite aborted the write transaction; retry".to_string(),
                 );
                 tracing::error!("sqlite rolled back a write transaction");
-                for c in completions.drain(..) {
-                    c(Some(err.clone()));
+                for j in ran.drain(..) {
+                    j.answer(Some(err.clone()));
                 }
-                completion(Some(err));
+                job.answer(Some(err));
                 aborted = true;
                 break;
             }
@@ -395,10 +527,10 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, commits: &AtomicU64) {
                 tracing::error!(error = %err, "sqlite: cannot close a savepoint");
                 // Make sure nothing of a job answered with an error gets committed.
                 let _ = txn.execute_batch("ROLLBACK TO job; RELEASE job");
-                completion(Some(err));
+                job.answer(Some(err));
                 continue;
             }
-            completions.push(completion);
+            ran.push(job);
         }
         if aborted {
             // The transaction is gone already; drop the handle without a second rollback.
@@ -412,8 +544,8 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, commits: &AtomicU64) {
                 commits.fetch_add(1, Ordering::Relaxed);
             }
         }
-        for c in completions {
-            c(commit_error.clone());
+        for job in ran {
+            job.answer(commit_error.clone());
         }
     }
 }
@@ -503,8 +635,13 @@ mod tests {
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let db = db.clone();
         let handle = tokio::spawn(async move {
+            // Waits on its first run only: a job may run again (when its batch has a failing
+            // job), and `release` is used once.
+            let mut wait = Some(wait);
             db.write(move |_| {
-                let _ = wait.recv();
+                if let Some(wait) = wait.take() {
+                    let _ = wait.recv();
+                }
                 Ok(())
             })
             .await
@@ -624,6 +761,115 @@ mod tests {
             .await
             .expect("read");
         assert_eq!(stored, ok);
+    }
+
+    /// Send jobs for keys `keys` as one batch (queued behind a blocked writer): each inserts its
+    /// key, and the one for `failing` then fails. Returns how often each job ran, and answers.
+    async fn run_counted(
+        db: &Db, keys: std::ops::Range<i64>, failing: Option<i64>,
+    ) -> (Vec<u64>, Vec<StoreResult<i64>>) {
+        let (release, blocker) = block_writer(db);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut runs = Vec::new();
+        let mut tasks = Vec::new();
+        for k in keys {
+            let ran = Arc::new(AtomicU64::new(0));
+            runs.push(ran.clone());
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                db.write(move |txn| {
+                    ran.fetch_add(1, Ordering::Relaxed);
+                    txn.execute("INSERT INTO t (k, v) VALUES (?1, 'x')", params![k])
+                        .map_err(map_err)?;
+                    if Some(k) == failing {
+                        return Err(StoreError::Conflict(format!("job {k} fails")));
+                    }
+                    Ok(k)
+                })
+                .await
+            }));
+            // One after the other, so the batch holds them in this order.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        release.send(()).expect("release");
+        blocker.await.expect("blocker");
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.expect("join"));
+        }
+        (
+            runs.iter().map(|r| r.load(Ordering::Relaxed)).collect(),
+            answers,
+        )
+    }
+
+    /// A batch runs once, without savepoints, when every job succeeds; when one fails, the
+    /// whole batch is rolled back and runs again with a savepoint per job (every job that ran
+    /// runs a second time), and the others still commit; a job alone that fails does not run
+    /// again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_runs_again_with_savepoints_only_when_a_job_fails() {
+        let (_dir, db) = open();
+        create_table(&db).await;
+
+        let (runs, answers) = run_counted(&db, 0..10, None).await;
+        assert_eq!(runs, vec![1; 10], "all succeed: each job ran once");
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        assert_eq!(count(&db).await, 10);
+
+        let (runs, answers) = run_counted(&db, 10..20, Some(13)).await;
+        assert_eq!(
+            runs[..4],
+            [2, 2, 2, 2],
+            "up to the failure: run, rolled back, run again"
+        );
+        assert_eq!(runs[4..], [1; 6], "after it: run once, with savepoints");
+        for (k, answer) in (10..20).zip(&answers) {
+            match answer {
+                Err(StoreError::Conflict(_)) if k == 13 => {}
+                Ok(v) if k != 13 => assert_eq!(*v, k),
+                other => panic!("job {k}: {other:?}"),
+            }
+        }
+        assert_eq!(count(&db).await, 19, "all but the failed job's insert");
+
+        let err = db
+            .write(|txn| -> StoreResult<()> {
+                txn.execute("INSERT INTO t (k, v) VALUES (99, 'x')", [])
+                    .map_err(map_err)?;
+                Err(StoreError::Conflict("alone".into()))
+            })
+            .await
+            .expect_err("fails");
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        assert_eq!(count(&db).await, 19, "its insert was rolled back");
+    }
+
+    /// The writer lingers only while jobs come faster than `BUSY_JOBS_PER_SEC`: not for one
+    /// client's requests one after the other, and not for the first job after a busy spell.
+    #[test]
+    fn the_writer_lingers_only_while_jobs_come_fast() {
+        let t0 = Instant::now();
+        let at = |us: u64| t0 + Duration::from_micros(us);
+        let mut one_client = Arrivals::new(t0);
+        // One job every 300 us (a single client's round trip): never busy.
+        assert!((1..=200).all(|i| !one_client.busy(1, at(i * 300))));
+
+        let mut loaded = Arrivals::new(t0);
+        // One job every 100 us (10,000/s): busy from the end of the first window on.
+        let busy: Vec<bool> = (1..=300).map(|i| loaded.busy(1, at(i * 100))).collect();
+        assert!(
+            !busy[..99].iter().any(|&b| b),
+            "not before a window was measured"
+        );
+        assert!(busy[100..].iter().all(|&b| b), "busy once measured");
+        // Then a pause of a second: the first job after it is not held back.
+        assert!(!loaded.busy(1, at(300 * 100 + 1_000_000)));
+        // Batches count by their jobs: 8 jobs every millisecond is 8,000/s.
+        let mut batched = Arrivals::new(t0);
+        let busy: Vec<bool> = (1..=30).map(|i| batched.busy(8, at(i * 1_000))).collect();
+        assert!(busy[10..].iter().all(|&b| b), "{busy:?}");
     }
 
     #[tokio::test]

@@ -1013,7 +1013,7 @@ impl RecordStore for SqliteStore {
             &id,
             self.item_limit.saturating_sub(key.len()),
         )?;
-        let mut data = data.clone();
+        let data = data.clone();
         self.db
             .write(move |txn| {
                 if let Some((stored, stored_key)) = load_record(txn, &collection, &id)? {
@@ -1029,8 +1029,8 @@ impl RecordStore for SqliteStore {
                     params![collection, id, body, key],
                 )
                 .map_err(map_err)?;
-                // The writer runs a job once: the record is handed back, not cloned.
-                Ok(RecordCreate::Created(std::mem::take(&mut data)))
+                // Cloned, not moved out: a job may run again (`Db::write`).
+                Ok(RecordCreate::Created(data.clone()))
             })
             .await
     }
@@ -1044,7 +1044,7 @@ impl RecordStore for SqliteStore {
 
     async fn update(&self, collection: &str, id: &str, patch: &Value) -> StoreResult<Value> {
         let (collection, id) = (collection.to_string(), id.to_string());
-        let Value::Object(mut patch) = patch.clone() else {
+        let Value::Object(patch) = patch.clone() else {
             return Err(StoreError::Permanent(format!(
                 "record {collection}/{id}: an update needs a JSON object to merge"
             )));
@@ -1055,8 +1055,8 @@ impl RecordStore for SqliteStore {
                 let Some((stored, key)) = load_record(txn, &collection, &id)? else {
                     return Err(StoreError::NotFound(format!("record {collection}/{id}")));
                 };
-                // The writer runs a job once: the patch is moved, not cloned.
-                let patch = std::mem::take(&mut patch);
+                // Cloned, not moved out: a job may run again (`Db::write`).
+                let patch = patch.clone();
                 let merged = match stored {
                     Value::Object(mut object) => {
                         object.extend(patch);
