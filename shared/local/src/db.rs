@@ -427,20 +427,11 @@ impl Arrivals {
 /// sub-journal (`subjournalPage`, with its release: 8% of `wf dev`'s CPU under the c=16
 /// webhook load of scripts/bench-webhooks), for the rare job that fails.
 fn run_batch(conn: &mut Connection, mut batch: Vec<Job>, commits: &AtomicU64) {
-    let txn = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+    let txn = match begin(conn) {
         Ok(txn) => txn,
-        Err(e) => {
-            let err = map_err(e);
-            tracing::warn!(error = %err, "sqlite: cannot begin a write transaction");
-            for job in batch {
-                fail_unrun(job, err.clone());
-            }
-            return;
-        }
+        Err(err) => return fail_all(batch, &err),
     };
-    let all_ok = batch
-        .iter_mut()
-        .all(|job| catch_unwind(AssertUnwindSafe(|| job.run(&txn))).unwrap_or(false));
+    let all_ok = batch.iter_mut().all(|job| run_caught(job, &txn));
     if !all_ok || txn.is_autocommit() {
         // A job failed: none of this transaction is kept (dropping it rolls back, or SQLite
         // already did).
@@ -451,24 +442,13 @@ fn run_batch(conn: &mut Connection, mut batch: Vec<Job>, commits: &AtomicU64) {
             return run_guarded(conn, batch, commits);
         }
         // A job alone: its own error, or SQLite's abort of what it wrote.
-        let abort = (all_ok && aborted).then(|| {
-            StoreError::Unavailable("sqlite aborted the write transaction; retry".to_string())
-        });
+        let abort = (all_ok && aborted).then(aborted_error);
         for job in batch {
             job.answer(abort.clone());
         }
         return;
     }
-    let commit_error = txn.commit().err().map(map_err);
-    match &commit_error {
-        Some(err) => tracing::error!(error = %err, "sqlite: group commit failed"),
-        None => {
-            commits.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    for job in batch {
-        job.answer(commit_error.clone());
-    }
+    commit(txn, batch, commits);
 }
 
 /// Run a batch in which a job failed: each job in its own savepoint, rolled back alone when it
@@ -476,40 +456,23 @@ fn run_batch(conn: &mut Connection, mut batch: Vec<Job>, commits: &AtomicU64) {
 fn run_guarded(conn: &mut Connection, batch: Vec<Job>, commits: &AtomicU64) {
     let mut jobs = batch.into_iter().peekable();
     while jobs.peek().is_some() {
-        let txn = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        let txn = match begin(conn) {
             Ok(txn) => txn,
-            Err(e) => {
-                let err = map_err(e);
-                tracing::warn!(error = %err, "sqlite: cannot begin a write transaction");
-                // Answer every job of the batch; nothing ran.
-                for job in jobs {
-                    fail_unrun(job, err.clone());
-                }
-                return;
-            }
+            Err(err) => return fail_all(jobs, &err),
         };
         let mut ran: Vec<Job> = Vec::new();
         let mut aborted = false;
         for mut job in jobs.by_ref() {
             if let Err(e) = txn.execute_batch("SAVEPOINT job") {
-                let err = map_err(e);
-                fail_unrun(job, err);
+                fail_unrun(job, map_err(e));
                 continue;
             }
-            let ok = match catch_unwind(AssertUnwindSafe(|| job.run(&txn))) {
-                Ok(ok) => ok,
-                Err(_) => {
-                    tracing::error!("sqlite write job panicked; rolled back");
-                    false
-                }
-            };
+            let ok = run_caught(&mut job, &txn);
             if txn.is_autocommit() {
                 // SQLite rolled back the whole transaction (e.g. disk full, I/O error):
                 // every job of this transaction so far is lost; answer them all with an error.
-                let err = StoreError::Unavailable(
-                    "sqlite aborted the write transaction; retry".to_string(),
-                );
                 tracing::error!("sqlite rolled back a write transaction");
+                let err = aborted_error();
                 for j in ran.drain(..) {
                     j.answer(Some(err.clone()));
                 }
@@ -537,16 +500,52 @@ fn run_guarded(conn: &mut Connection, batch: Vec<Job>, commits: &AtomicU64) {
             drop(txn);
             continue;
         }
-        let commit_error = txn.commit().err().map(map_err);
-        match &commit_error {
-            Some(err) => tracing::error!(error = %err, "sqlite: group commit failed"),
-            None => {
-                commits.fetch_add(1, Ordering::Relaxed);
-            }
+        commit(txn, ran, commits);
+    }
+}
+
+/// Begin a batch's write transaction.
+fn begin(conn: &mut Connection) -> StoreResult<Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| {
+            let err = map_err(e);
+            tracing::warn!(error = %err, "sqlite: cannot begin a write transaction");
+            err
+        })
+}
+
+/// Run a job inside `txn`; a panic is a failure (logged; the caller rolls its changes back).
+fn run_caught(job: &mut Job, txn: &Transaction<'_>) -> bool {
+    catch_unwind(AssertUnwindSafe(|| job.run(txn))).unwrap_or_else(|_| {
+        tracing::error!("sqlite write job panicked; rolled back");
+        false
+    })
+}
+
+/// Commit `txn` and answer the jobs it holds (with the commit's error when it failed: their
+/// changes are lost).
+fn commit(txn: Transaction<'_>, jobs: Vec<Job>, commits: &AtomicU64) {
+    let commit_error = txn.commit().err().map(map_err);
+    match &commit_error {
+        Some(err) => tracing::error!(error = %err, "sqlite: group commit failed"),
+        None => {
+            commits.fetch_add(1, Ordering::Relaxed);
         }
-        for job in ran {
-            job.answer(commit_error.clone());
-        }
+    }
+    for job in jobs {
+        job.answer(commit_error.clone());
+    }
+}
+
+/// What a job hears when SQLite itself rolled its transaction back (disk full, I/O error).
+fn aborted_error() -> StoreError {
+    StoreError::Unavailable("sqlite aborted the write transaction; retry".to_string())
+}
+
+/// Answer every job with `err`: none of them ran (the transaction could not begin).
+fn fail_all(jobs: impl IntoIterator<Item = Job>, err: &StoreError) {
+    for job in jobs {
+        fail_unrun(job, err.clone());
     }
 }
 
