@@ -621,6 +621,44 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_sequence_repeated_any_number_of_times_is_empty_at_once() {
+        // Found by the template_render fuzz target (its input is in fuzz/corpus): minijinja's
+        // lazy repetition walked its n rounds on every iteration, producing nothing, so
+        // `'x' in [] * 10**18` never ended. Run on a thread so that a regression fails here
+        // instead of hanging the test run (the fixed evaluation takes microseconds).
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let c = ctx(json!({ "input": { "n": 1_000_000_000_000_000_000u64 } }));
+            let answers: Vec<_> = [
+                "{{ 'x' in [] * 1000000000000000000 }}",
+                "{{ 'x' in [] * input.n }}",
+                "{{ ([] * input.n) | list | length }}",
+                "{{ 'x' in '3' | selectattr('99 99\\r2') * 222222222 }}",
+                "{{ ([1, 2] * 0) | list | length }}",
+                "{{ ([1, 2] * 3) | list | length }}",
+            ]
+            .into_iter()
+            .map(|src| c.eval(src).map_err(|e| e.code))
+            .collect();
+            let _ = tx.send(answers);
+        });
+        let answers = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("an empty repetition is still being walked after 60 s");
+        assert_eq!(
+            answers,
+            vec![
+                Ok(json!(false)),
+                Ok(json!(false)),
+                Ok(json!(0)),
+                Ok(json!(false)),
+                Ok(json!(0)),
+                Ok(json!(6)),
+            ]
+        );
+    }
+
+    #[test]
     fn a_compiled_expression_is_kept_and_evaluated_against_each_context() {
         let src = "{{ input.kept_expression_probe + 1 }}";
         let first = ctx(json!({ "input": { "kept_expression_probe": 1 } }));

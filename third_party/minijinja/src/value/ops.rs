@@ -388,6 +388,13 @@ fn repeat_iterable(n: &Value, seq: &DynObject) -> Result<Value, Error> {
 
     ok!(crate::size_limit::check_items(len.checked_mul(n))); // wf patch
 
+    // wf patch: an empty repetition is empty at once. The lazy view below would still walk
+    // its `n` rounds on every iteration, producing nothing: `'x' in [] * 10**18` never ended
+    // (found by wf's template_render fuzz target).
+    if len == 0 || n == 0 {
+        return Ok(Value::from(Vec::<Value>::new()));
+    }
+
     // This is not optimal.  We only query the enumerator for the length once
     // but we support repeated iteration.  We could both lie about our length
     // here and we could actually deal with an object that changes how much
