@@ -27,6 +27,10 @@
 //!   string to a list held about 8,000 of them (8 GB) within [`FUEL`]. One evaluation is one
 //!   string rendered or one expression evaluated, macros and all (`Environment::
 //!   set_max_evaluation_bytes` in the patched minijinja).
+//! * What one evaluation walks is bounded too ([`MAX_ITERATED_ITEMS`]): fuel counts
+//!   instructions, and one instruction (`x in list`, a filter such as `sum` or `join`) walks a
+//!   whole list; past the bound the evaluation fails with `template.limit`
+//!   (`Environment::set_max_iterated_items` in the patched minijinja).
 //! * A string literal repeated past [`MAX_RENDERED_BYTES`] (`"x" * 100000000`), or by a count
 //!   that is not a literal, is still refused before the template is compiled
 //!   (`check_repetition`): `wf validate` reports it, not only a run.
@@ -49,6 +53,11 @@ pub const MAX_RENDERED_BYTES: usize = 1024 * 1024;
 /// Bytes of strings and lists one evaluation (one string rendered, one expression evaluated)
 /// may build in all, cumulatively: what it can hold at once is at most this much.
 pub const MAX_EVALUATION_BYTES: usize = 64 * 1024 * 1024;
+/// Items one evaluation may walk in all: items of lists, maps and strings taken by `for`, `in`
+/// and the filters that go over their input (`join`, `sum`, `select`, `sort`, ...); counting a
+/// string's characters counts one per 64 bytes. Fuel alone let a loop of 20,000 rounds test
+/// `x in list` against a million-item list (2·10^10 comparisons: minutes of CPU).
+pub const MAX_ITERATED_ITEMS: usize = 2_000_000;
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
@@ -60,6 +69,9 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env.set_max_string_size(Some(MAX_RENDERED_BYTES));
     // ... and all the strings and lists one evaluation builds may not pass this together.
     env.set_max_evaluation_bytes(Some(MAX_EVALUATION_BYTES));
+    // ... and one evaluation may not walk more items than this (fuel counts instructions,
+    // and one instruction, `x in list`, can walk a whole list).
+    env.set_max_iterated_items(Some(MAX_ITERATED_ITEMS));
     env
 });
 
@@ -229,6 +241,12 @@ fn is_string_size_error(e: &minijinja::Error) -> bool {
 /// patched minijinja's `max_evaluation_bytes` error.
 fn is_evaluation_budget_error(e: &minijinja::Error) -> bool {
     is_limit_error(e, "(max_evaluation_bytes)")
+}
+
+/// Whether minijinja stopped an evaluation that walked more than [`MAX_ITERATED_ITEMS`]: the
+/// patched minijinja's `max_iterated_items` error.
+fn is_iteration_bound_error(e: &minijinja::Error) -> bool {
+    is_limit_error(e, "(max_iterated_items)")
 }
 
 /// Whether `e` (or an error it wraps) is the patched minijinja's error for the limit `name`.
@@ -475,6 +493,15 @@ impl ExprContext {
                 ),
             )
             .with_details(serde_json::json!({ "fuel": FUEL })),
+            _ if is_iteration_bound_error(&e) => StepError::new(
+                "template.limit",
+                format!(
+                    "{} walks more than {MAX_ITERATED_ITEMS} items of lists, maps and strings \
+                     in one evaluation (MAX_ITERATED_ITEMS); it was stopped there",
+                    short_src(src)
+                ),
+            )
+            .with_details(serde_json::json!({ "maxIteratedItems": MAX_ITERATED_ITEMS })),
             _ if is_string_size_error(&e) => StepError::new(
                 "template.too_large",
                 format!(
@@ -782,6 +809,66 @@ mod tests {
     }
 
     #[test]
+    fn what_one_evaluation_walks_is_bounded_and_the_work_under_it_is_unaffected() {
+        // Each of these is a few thousand instructions of fuel, but walks a million-item list
+        // or string thousands of times: minutes of CPU without the bound. Run on a thread so
+        // that a regression fails here instead of hanging the test run.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let c = ctx(json!({ "input": { "ids": (0..100_000).collect::<Vec<_>>() } }));
+            let over: Vec<_> = [
+                "{% set l = [1] * 1000000 %}{% for i in range(20000) %}{{ 2 in l }}{% endfor %}",
+                "{% set l = [1] * 1000000 %}{% for i in range(20000) %}{{ l | sum }}{% endfor %}",
+                "{% for i in range(20000) %}{{ input.ids | join(',') | length }}{% endfor %}",
+                "{% for i in range(20000) %}{{ input.ids | max }}{% endfor %}",
+            ]
+            .into_iter()
+            .map(|src| {
+                c.render_str(src)
+                    .map(|_| ())
+                    .map_err(|e| (e.code, e.details.map(|d| *d)))
+            })
+            .collect();
+            // One expression, no loop: eleven walks of a million items.
+            let walks = ["-1 not in (input.ids * 10)"; 11].join(" and ");
+            let expr = c.eval(&format!("{{{{ {walks} }}}}"));
+            // Under the bound: a 100,000-item list walked 5 times, and a loop over part of it.
+            let under = (
+                c.render_str(
+                    "{% for i in range(5) %}{% if 99999 in input.ids %}y{% endif %}{% endfor %}",
+                )
+                .map(|v| v.as_str().map(str::len)),
+                c.eval("{{ input.ids | sum }}"),
+                c.render_str("{% for i in input.ids[:20000] %}{% endfor %}ok"),
+            );
+            let _ = tx.send((over, expr, under));
+        });
+        let (over, expr, under) = rx
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("an evaluation is still walking after 120 s");
+        let limit = Err((
+            "template.limit".to_string(),
+            Some(json!({ "maxIteratedItems": MAX_ITERATED_ITEMS })),
+        ));
+        assert_eq!(over, vec![limit.clone(); 4]);
+        assert_eq!(
+            expr.map_err(|e| (e.code, e.details.map(|d| *d))),
+            limit.map(|()| Value::Null)
+        );
+        assert_eq!(under.0.unwrap(), Some(5));
+        assert_eq!(under.1.unwrap(), json!(4_999_950_000u64));
+        assert_eq!(under.2.unwrap(), json!("ok"));
+        // The bound is per evaluation: the next one starts from zero.
+        let c = ctx(json!({ "input": { "ids": (0..100_000).collect::<Vec<_>>() } }));
+        for _ in 0..3 {
+            assert_eq!(
+                c.eval("{{ input.ids | sum }}").unwrap(),
+                json!(4_999_950_000u64)
+            );
+        }
+    }
+
+    #[test]
     fn secrets_are_redacted() {
         let c = ctx(json!({"secrets": {"TOKEN": "s3cr3t"}}));
         let rendered = c
@@ -856,6 +943,7 @@ mod tests {
         let c = ctx(json!({"input": {}}));
         let (out, peak) = alloc::peak_during(|| c.render_str(src));
         let e = out.expect_err(src);
+        eprintln!("BUDGETCASE {} {src}", e.code);
         assert_eq!(e.code, "template.too_large", "{src}: {e:?}");
         assert!(e.message.contains("MAX_RENDERED_BYTES"), "{src}: {e:?}");
         assert_eq!(
@@ -1010,8 +1098,7 @@ mod tests {
     }
 
     fn assert_over_budget_in(c: &ExprContext, src: &str) {
-        let (out, peak) = alloc::peak_during(|| c.render_str(src));
-        let e = out.expect_err(src);
+        let e = refused_within_peak(c, src);
         assert_eq!(e.code, "template.too_large", "{src}: {e:?}");
         assert!(e.message.contains("MAX_EVALUATION_BYTES"), "{src}: {e:?}");
         assert_eq!(
@@ -1019,10 +1106,29 @@ mod tests {
             Some(&json!({ "limitBytes": MAX_EVALUATION_BYTES })),
             "{src}"
         );
+    }
+
+    /// Lists built by walking something (`list`, `sort`, `map`, ...) walk an item for each
+    /// item they build: the walk bound stops them before the budget would.
+    fn assert_over_walk_bound(src: &str) {
+        let e = refused_within_peak(&ctx(json!({"input": {}})), src);
+        assert_eq!(e.code, "template.limit", "{src}: {e:?}");
+        assert!(e.message.contains("MAX_ITERATED_ITEMS"), "{src}: {e:?}");
+        assert_eq!(
+            e.details.as_deref(),
+            Some(&json!({ "maxIteratedItems": MAX_ITERATED_ITEMS })),
+            "{src}"
+        );
+    }
+
+    fn refused_within_peak(c: &ExprContext, src: &str) -> StepError {
+        let (out, peak) = alloc::peak_during(|| c.render_str(src));
+        let e = out.expect_err(src);
         assert!(
             peak < BUDGET_PEAK_LIMIT,
             "{src} allocated {peak} bytes at one time"
         );
+        e
     }
 
     #[test]
@@ -1047,7 +1153,6 @@ mod tests {
             "s | string ~ ''",
             "s[1:]",
             "s[::-1]",
-            "s | list",
             "s | split",
             "s | lines",
             "s | replace('x', 'y')",
@@ -1056,22 +1161,29 @@ mod tests {
             "s | e",
             "'%s' | format(s)",
             "[s] | join",
-            "(range(100000) | list) | sort",
-            "range(100000) | map('abs')",
-            "range(100000) | select('even')",
             "range(100000) | batch(10)",
         ] {
             assert_over_budget(&keep(copy));
+        }
+        for copy in [
+            "s | list",
+            "(range(100000) | list) | sort",
+            "range(100000) | map('abs')",
+            "range(100000) | select('even')",
+        ] {
+            assert_over_walk_bound(&keep(copy));
         }
         for src in [
             // The same in a capture and in macro calls (nested evaluations share the budget).
             r#"{% set s = "x" * 1000000 %}{% macro m(s) %}{{ s | upper | length }}{% endmacro %}{% for i in range(1000) %}{{ m(s) }}{% endfor %}"#,
             r#"{% set s = "x" * 500000 %}{% set ns = namespace(l=[]) %}{% for i in range(1000) %}{% set x %}{{ s }}{{ s }}{% endset %}{% set ns.l = ns.l + [x] %}{% endfor %}"#,
-            // A 1,000,000-item list, copied again and again.
-            r#"{% set ns = namespace(l=[]) %}{% set s = "x" * 1000000 %}{% for i in range(100) %}{% set ns.l = ns.l + [s | list] %}{% endfor %}"#,
         ] {
             assert_over_budget(src);
         }
+        // A 1,000,000-item list, copied again and again.
+        assert_over_walk_bound(
+            r#"{% set ns = namespace(l=[]) %}{% set s = "x" * 1000000 %}{% for i in range(100) %}{% set ns.l = ns.l + [s | list] %}{% endfor %}"#,
+        );
         // Copies of a 20,000-entry map from the input.
         let m: Map<String, Value> = (0..20_000).map(|i| (format!("k{i}"), json!(i))).collect();
         assert_over_budget_in(
@@ -1080,11 +1192,17 @@ mod tests {
         );
         // An expression is one evaluation too.
         let c = ctx(json!({}));
+        let copies = ["(\"x\" * 1000000) | upper"; 70].join(", ");
         let e = c
-            .eval("{{ (\"x\" * 1000000) | list | list | list | length }}")
+            .eval(&format!("{{{{ [{copies}] | length }}}}"))
             .unwrap_err();
         assert_eq!(e.code, "template.too_large", "{e:?}");
         assert!(e.message.contains("MAX_EVALUATION_BYTES"), "{e:?}");
+        let e = c
+            .eval("{{ (\"x\" * 1000000) | list | list | list | length }}")
+            .unwrap_err();
+        assert_eq!(e.code, "template.limit", "{e:?}");
+        assert!(e.message.contains("MAX_ITERATED_ITEMS"), "{e:?}");
     }
 
     #[test]

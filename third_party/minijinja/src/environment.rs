@@ -87,6 +87,8 @@ pub struct Environment<'source> {
     max_string_size: Option<usize>,
     // wf patch: bound on the bytes of strings and lists one evaluation builds in all.
     max_evaluation_bytes: Option<usize>,
+    // wf patch: bound on the items one evaluation walks in all.
+    max_iterated_items: Option<usize>,
 }
 
 impl Default for Environment<'_> {
@@ -140,6 +142,7 @@ impl<'source> Environment<'source> {
             recursion_limit: MAX_RECURSION,
             max_string_size: None, // wf patch
             max_evaluation_bytes: None, // wf patch
+            max_iterated_items: None, // wf patch
         }
     }
 
@@ -165,6 +168,7 @@ impl<'source> Environment<'source> {
             recursion_limit: MAX_RECURSION,
             max_string_size: None, // wf patch
             max_evaluation_bytes: None, // wf patch
+            max_iterated_items: None, // wf patch
         }
     }
 
@@ -731,6 +735,31 @@ impl<'source> Environment<'source> {
     /// [`set_max_evaluation_bytes`](Self::set_max_evaluation_bytes)).
     pub fn max_evaluation_bytes(&self) -> Option<usize> {
         self.max_evaluation_bytes
+    }
+
+    // wf patch: the setting below (see PATCHED.md at the crate root).
+    /// Sets how many items one evaluation may walk in all.
+    ///
+    /// Fuel counts instructions, but one instruction can walk a whole sequence:
+    /// `x in seq`, a `for` loop's iteration, and the filters that go over their
+    /// input (`join`, `sum`, `select`, `sort`, ...).  A loop of a few thousand
+    /// rounds over a sequence of a million items is within any sensible fuel and
+    /// takes minutes.  With `Some(n)`, every item taken from an iterator (of a
+    /// sequence, an iterable, a map's keys or a string's characters) while one
+    /// evaluation runs is counted; past `n` the iteration ends early and the
+    /// evaluation fails with an [`InvalidOperation`] error naming
+    /// `max_iterated_items` (whatever it computed from the cut iteration is not
+    /// returned).  The default (`None`) keeps the unbounded behavior.
+    ///
+    /// [`InvalidOperation`]: crate::ErrorKind::InvalidOperation
+    pub fn set_max_iterated_items(&mut self, max: Option<usize>) {
+        self.max_iterated_items = max;
+    }
+
+    /// Returns how many items one evaluation may walk (see
+    /// [`set_max_iterated_items`](Self::set_max_iterated_items)).
+    pub fn max_iterated_items(&self) -> Option<usize> {
+        self.max_iterated_items
     }
 
     /// Compiles an expression.

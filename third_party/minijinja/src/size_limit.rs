@@ -36,6 +36,15 @@ thread_local! {
     // a `Bounded` writer refused a write (and which bound): the `fmt::Error` it
     // returned is converted into that bound's error (see `From<fmt::Error> for Error`).
     static EXCEEDED: Cell<u8> = const { Cell::new(NOT_EXCEEDED) };
+    // the iteration bound in effect (for its error), the items the evaluation may
+    // still walk (`usize::MAX`: unbounded, not counted down) and whether an
+    // iteration was cut short by it (sticky until the next outermost evaluation).
+    static ITER_MAX: Cell<Option<usize>> = const { Cell::new(None) };
+    static ITER_LEFT: Cell<usize> = const { Cell::new(usize::MAX) };
+    static ITER_EXCEEDED: Cell<bool> = const { Cell::new(false) };
+    // a `Counted` iterator is taking its next item: the iterators it pulls from
+    // (a lazy view over other sequences) do not count that item again.
+    static IN_COUNTED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The bounds in effect; the previous ones are restored when this is dropped.
@@ -43,6 +52,8 @@ pub(crate) struct Scope {
     max: Option<usize>,
     budget: Option<usize>,
     used: usize,
+    // the iteration state the outermost scope replaced: (max, left, exceeded)
+    iterations: Option<(Option<usize>, usize, bool)>,
 }
 
 impl Drop for Scope {
@@ -56,14 +67,24 @@ impl Drop for Scope {
         });
         if depth == 0 {
             USED.with(|u| u.set(self.used));
+            if let Some((max, left, exceeded)) = self.iterations {
+                ITER_MAX.with(|m| m.set(max));
+                ITER_LEFT.with(|l| l.set(left));
+                ITER_EXCEEDED.with(|e| e.set(exceeded));
+            }
         }
     }
 }
 
-/// Puts `max` (each string) and `budget` (all of them) in effect until the
-/// returned scope is dropped.  The outermost scope starts the budget's count at
-/// zero; nested ones (macro calls, blocks) keep counting.
-pub(crate) fn enter(max: Option<usize>, budget: Option<usize>) -> Scope {
+/// Puts `max` (each string), `budget` (all of them) and `iterations` (the items
+/// walked) in effect until the returned scope is dropped.  The outermost scope
+/// starts the budget's and the iterations' counts at zero; nested ones (macro
+/// calls, blocks) keep counting.
+pub(crate) fn enter(
+    max: Option<usize>,
+    budget: Option<usize>,
+    iterations: Option<usize>,
+) -> Scope {
     EXCEEDED.with(|e| e.set(NOT_EXCEEDED));
     let outermost = DEPTH.with(|d| {
         let depth = d.get();
@@ -71,10 +92,84 @@ pub(crate) fn enter(max: Option<usize>, budget: Option<usize>) -> Scope {
         depth == 0
     });
     let used = USED.with(|u| if outermost { u.replace(0) } else { u.get() });
+    let iterations = outermost.then(|| {
+        (
+            ITER_MAX.with(|m| m.replace(iterations)),
+            ITER_LEFT.with(|l| l.replace(iterations.unwrap_or(usize::MAX))),
+            ITER_EXCEEDED.with(|e| e.replace(false)),
+        )
+    });
     Scope {
         max: MAX.with(|m| m.replace(max)),
         budget: BUDGET.with(|b| b.replace(budget)),
         used,
+        iterations,
+    }
+}
+
+/// Whether items walked are counted (an iteration bound is in effect).
+pub(crate) fn iterations_bounded() -> bool {
+    ITER_LEFT.with(Cell::get) != usize::MAX
+}
+
+/// Counts `n` items walked; false (and the evaluation is marked as cut short)
+/// when that passes the iteration bound.
+pub(crate) fn take_items(n: usize) -> bool {
+    ITER_LEFT.with(|left| match left.get() {
+        usize::MAX => true,
+        have if have >= n => {
+            left.set(have - n);
+            true
+        }
+        _ => {
+            left.set(0);
+            ITER_EXCEEDED.with(|e| e.set(true));
+            false
+        }
+    })
+}
+
+/// The error of an evaluation whose iteration was cut short by the bound.
+pub(crate) fn iterations_exceeded() -> Option<Error> {
+    if !ITER_EXCEEDED.with(Cell::get) {
+        return None;
+    }
+    let max = ITER_MAX.with(Cell::get).unwrap_or_default();
+    Some(Error::new(
+        ErrorKind::InvalidOperation,
+        format!("cannot walk more than {max} items in one evaluation (max_iterated_items)"),
+    ))
+}
+
+/// An iterator whose items are counted against the iteration bound: it ends
+/// early (and the evaluation fails) past it.  An item is counted once, by the
+/// outermost `Counted` it passes through (a lazy view nests the iterators of the
+/// sequences it joins or repeats).
+pub(crate) struct Counted<I>(pub(crate) I);
+
+impl<I: Iterator> Iterator for Counted<I> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        if IN_COUNTED.with(Cell::get) {
+            return self.0.next();
+        }
+        IN_COUNTED.with(|c| c.set(true));
+        // reset even if the inner iterator panics
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                IN_COUNTED.with(|c| c.set(false));
+            }
+        }
+        let reset = Reset;
+        let item = self.0.next();
+        drop(reset);
+        take_items(1).then_some(item?)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, self.0.size_hint().1)
     }
 }
 

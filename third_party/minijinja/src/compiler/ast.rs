@@ -246,7 +246,7 @@ const MAX_FOLDED_STRING_SIZE: usize = 1024;
 
 // wf patch: folds a string-building operation under MAX_FOLDED_STRING_SIZE.
 fn fold_bounded(f: impl FnOnce() -> Result<Value, crate::Error>) -> Option<Value> {
-    let _max = crate::size_limit::enter(Some(MAX_FOLDED_STRING_SIZE), None);
+    let _max = crate::size_limit::enter(Some(MAX_FOLDED_STRING_SIZE), None, None);
     f().ok()
 }
 

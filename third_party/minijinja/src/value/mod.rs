@@ -1473,8 +1473,12 @@ impl Value {
     /// # Ok(()) }
     /// ```
     pub fn try_iter(&self) -> Result<ValueIter, Error> {
+        // wf patch: counting a string's chars walks them (counted against the
+        // iteration bound, in units of 64 bytes)
+        let walked = |s: &str| crate::size_limit::take_items(s.len() / 64);
         match self.0 {
             ValueRepr::None | ValueRepr::Undefined(_) => Some(ValueIterImpl::Empty),
+            ValueRepr::String(ref s, _) if !walked(s) => Some(ValueIterImpl::Empty),
             ValueRepr::String(ref s, _) => {
                 Some(ValueIterImpl::Chars(0, s.chars().count(), Arc::clone(s)))
             }
@@ -1940,6 +1944,10 @@ impl Iterator for ValueIter {
         match self.imp {
             ValueIterImpl::Empty => None,
             ValueIterImpl::Chars(ref mut offset, ref mut len, ref s) => {
+                // wf patch: the chars are counted against the iteration bound
+                if !crate::size_limit::take_items(1) {
+                    return None;
+                }
                 (s as &str)[*offset..].chars().next().map(|c| {
                     *offset += c.len_utf8();
                     *len -= 1;

@@ -329,7 +329,8 @@ macro_rules! impl_object_helpers {
         where
             Self: 'static,
         {
-            match self.enumerate() {
+            // wf patch: the items are counted against the iteration bound
+            let iter: Option<Box<dyn Iterator<Item = Value> + Send + Sync>> = match self.enumerate() {
                 Enumerator::NonEnumerable => None,
                 Enumerator::Empty => Some(Box::new(None::<Value>.into_iter())),
                 Enumerator::Seq(l) => {
@@ -356,6 +357,12 @@ macro_rules! impl_object_helpers {
                 }
                 Enumerator::Str(s) => Some(Box::new(s.iter().copied().map(Value::from))),
                 Enumerator::Values(v) => Some(Box::new(v.into_iter())),
+            };
+            match iter {
+                Some(iter) if crate::size_limit::iterations_bounded() => {
+                    Some(Box::new(crate::size_limit::Counted(iter)))
+                }
+                iter => iter,
             }
         }
 
@@ -365,8 +372,9 @@ macro_rules! impl_object_helpers {
         ) -> Option<Box<dyn Iterator<Item = (Value, Value)> + Send + Sync>> {
             if let ObjectRepr::Map = self.repr() {
                 match self.enumerate() {
-                    Enumerator::KeyValueIter(iter) => Some(iter),
-                    Enumerator::RevKeyValueIter(iter) => Some(Box::new(iter)),
+                    // wf patch: the pairs are counted against the iteration bound
+                    Enumerator::KeyValueIter(iter) => Some(Box::new(crate::size_limit::Counted(iter))),
+                    Enumerator::RevKeyValueIter(iter) => Some(Box::new(crate::size_limit::Counted(iter))),
                     _ => {
                         let iter = some!(self.try_iter());
                         let self_clone = self.clone();

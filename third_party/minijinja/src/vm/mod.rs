@@ -174,21 +174,24 @@ impl<'env> Vm<'env> {
         stack: Stack,
         pc: u32,
     ) -> Result<Option<Value>, Error> {
-        // wf patch: the environment's max string size and evaluation budget apply
-        // while it evaluates
+        // wf patch: the environment's max string size, evaluation budget and
+        // iteration bound apply while it evaluates
         let _size_limits = crate::size_limit::enter(
             self.env.max_string_size(),
             self.env.max_evaluation_bytes(),
+            self.env.max_iterated_items(),
         );
         #[cfg(feature = "stacker")]
-        {
-            stacker::maybe_grow(32 * 1024, 1024 * 1024, || {
-                self.eval_impl(state, out, stack, pc)
-            })
-        }
-        #[cfg(not(feature = "stacker"))]
-        {
+        let rv = stacker::maybe_grow(32 * 1024, 1024 * 1024, || {
             self.eval_impl(state, out, stack, pc)
+        });
+        #[cfg(not(feature = "stacker"))]
+        let rv = self.eval_impl(state, out, stack, pc);
+        // wf patch: an iteration cut short by the bound fails the evaluation
+        // (what was computed from it is not an answer)
+        match crate::size_limit::iterations_exceeded() {
+            Some(err) => Err(err),
+            None => rv,
         }
     }
 
