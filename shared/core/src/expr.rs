@@ -54,8 +54,8 @@ pub const MAX_RENDERED_BYTES: usize = 1024 * 1024;
 /// may build in all, cumulatively: what it can hold at once is at most this much.
 pub const MAX_EVALUATION_BYTES: usize = 64 * 1024 * 1024;
 /// Items one evaluation may walk in all: items of lists, maps and strings taken by `for`, `in`
-/// and the filters that go over their input (`join`, `sum`, `select`, `sort`, ...); counting a
-/// string's characters counts one per 64 bytes. Fuel alone let a loop of 20,000 rounds test
+/// and the filters that go over their input (`join`, `sum`, `select`, `sort`, ...); measuring,
+/// indexing, slicing or searching a string counts one per 64 bytes of it. Fuel alone let a loop of 20,000 rounds test
 /// `x in list` against a million-item list (2·10^10 comparisons: minutes of CPU).
 pub const MAX_ITERATED_ITEMS: usize = 2_000_000;
 
@@ -821,6 +821,11 @@ mod tests {
                 "{% set l = [1] * 1000000 %}{% for i in range(20000) %}{{ l | sum }}{% endfor %}",
                 "{% for i in range(20000) %}{{ input.ids | join(',') | length }}{% endfor %}",
                 "{% for i in range(20000) %}{{ input.ids | max }}{% endfor %}",
+                // Measuring, indexing, slicing and searching a 1 MiB string walk it.
+                "{% set s = 'x' * 1000000 %}{% for i in range(20000) %}{{ s | length }}{% endfor %}",
+                "{% set s = 'x' * 1000000 %}{% for i in range(20000) %}{{ s[-1] }}{% endfor %}",
+                "{% set s = 'x' * 1000000 %}{% for i in range(20000) %}{{ s[-2:] }}{% endfor %}",
+                "{% set s = 'x' * 1000000 %}{% for i in range(20000) %}{{ 'y' in s }}{% endfor %}",
             ]
             .into_iter()
             .map(|src| {
@@ -840,6 +845,10 @@ mod tests {
                 .map(|v| v.as_str().map(str::len)),
                 c.eval("{{ input.ids | sum }}"),
                 c.render_str("{% for i in input.ids[:20000] %}{% endfor %}ok"),
+                c.render_str(
+                    "{% set s = 'x' * 1000000 %}{% for i in range(100) %}{{ s | length }}{% endfor %}",
+                )
+                .map(|v| v.as_str().map(str::len)),
             );
             let _ = tx.send((over, expr, under));
         });
@@ -850,7 +859,7 @@ mod tests {
             "template.limit".to_string(),
             Some(json!({ "maxIteratedItems": MAX_ITERATED_ITEMS })),
         ));
-        assert_eq!(over, vec![limit.clone(); 4]);
+        assert_eq!(over, vec![limit.clone(); 8]);
         assert_eq!(
             expr.map_err(|e| (e.code, e.details.map(|d| *d))),
             limit.map(|()| Value::Null)
@@ -858,6 +867,8 @@ mod tests {
         assert_eq!(under.0.unwrap(), Some(5));
         assert_eq!(under.1.unwrap(), json!(4_999_950_000u64));
         assert_eq!(under.2.unwrap(), json!("ok"));
+        // A 1 MiB string measured 100 times: 100 walks of 16,384 items each.
+        assert_eq!(under.3.unwrap(), Some(700));
         // The bound is per evaluation: the next one starts from zero.
         let c = ctx(json!({ "input": { "ids": (0..100_000).collect::<Vec<_>>() } }));
         for _ in 0..3 {

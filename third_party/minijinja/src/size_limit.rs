@@ -129,6 +129,13 @@ pub(crate) fn take_items(n: usize) -> bool {
     })
 }
 
+/// Counts a walk over a string of `len` bytes (counting or indexing its chars,
+/// searching it): one item per 64 bytes.  Past the bound the evaluation fails
+/// at its end (the walk itself is done: it is at most one string).
+pub(crate) fn take_bytes(len: usize) {
+    take_items(len / 64);
+}
+
 /// The error of an evaluation whose iteration was cut short by the bound.
 pub(crate) fn iterations_exceeded() -> Option<Error> {
     if !ITER_EXCEEDED.with(Cell::get) {

@@ -1363,7 +1363,10 @@ impl Value {
     /// ```
     pub fn len(&self) -> Option<usize> {
         match self.0 {
-            ValueRepr::String(ref s, _) => Some(s.chars().count()),
+            ValueRepr::String(ref s, _) => {
+                crate::size_limit::take_bytes(s.len()); // wf patch: a walk of the chars
+                Some(s.chars().count())
+            }
             ValueRepr::SmallStr(ref s) => Some(s.as_str().chars().count()),
             ValueRepr::Bytes(ref b) => Some(b.len()),
             ValueRepr::Object(ref dy) => dy.enumerator_len(),
@@ -1681,6 +1684,7 @@ impl Value {
                 }
             },
             ValueRepr::String(ref s, _) => {
+                crate::size_limit::take_bytes(s.len()); // wf patch: a walk of the chars
                 let idx = some!(index(key, || Some(s.chars().count())));
                 s.chars().nth(idx).map(Value::from)
             }

@@ -164,6 +164,7 @@ pub fn slice(value: Value, start: Value, stop: Value, step: Value) -> Result<Val
     match value.0 {
         ValueRepr::String(..) | ValueRepr::SmallStr(_) => {
             let s = value.as_str().unwrap();
+            crate::size_limit::take_bytes(s.len()); // wf patch: a walk of the chars
             if step > 0 {
                 let (start, len) = get_offset_and_len(start, stop, || s.chars().count());
                 // wf patch: built through a bounded writer (was `collect::<String>()`)
@@ -501,6 +502,7 @@ pub fn contains(container: &Value, value: &Value) -> Result<Value, Error> {
         return Ok(Value::from(false));
     }
     let rv = if let Some(s) = container.as_str() {
+        crate::size_limit::take_bytes(s.len()); // wf patch: a search of the string
         if let Some(s2) = value.as_str() {
             s.contains(s2)
         } else {
