@@ -580,13 +580,25 @@ class Runner:
         ]
         # Many strings of at most 1 MiB each, kept alive at once: 8,000 copies fit in FUEL (8 GB
         # and more); MAX_EVALUATION_BYTES (64 MiB built by one evaluation) stops them, so the
-        # RSS bound is that budget plus the allocator's slack.
+        # RSS bound is that budget plus the allocator's slack. A list built by walking a string
+        # (`s | list`: a million chars walked for a million items) meets MAX_ITERATED_ITEMS (2
+        # million items walked by one evaluation) first: template.limit.
         keep = ('{% set ns = namespace(l=[]) %}{% set s = "x" * 1000000 %}{% for i in range(8000) %}'
                 '{% set ns.l = ns.l + [COPY] %}{% endfor %}{{ ns.l | length }}')
-        for label, copy in (("s ~ i", "s ~ i"), ("s | upper", "s | upper"), ("s[1:]", "s[1:]"),
-                            ("s | list, 25 MB each", "s | list")):
+        for label, copy, code in (("s ~ i", "s ~ i", "template.too_large"),
+                                  ("s | upper", "s | upper", "template.too_large"),
+                                  ("s[1:]", "s[1:]", "template.too_large"),
+                                  ("s | list, 25 MB each", "s | list", "template.limit")):
             tpl.append((f"namespace list of 8,000 x ({label}) (8 GB kept)", keep.replace("COPY", copy),
-                        {}, ["template.too_large"], None, 100))
+                        {}, [code], None, 100))
+        # Fuel counts instructions, and one instruction can walk a whole list or string:
+        # MAX_ITERATED_ITEMS stops these within a second (without it: minutes of CPU).
+        tpl.append(("20,000 x (2 in a 1,000,000-item list) (2*10^10 compared)",
+                    '{% set l = [1] * 1000000 %}{% for i in range(20000) %}{{ 2 in l }}{% endfor %}',
+                    {}, ["template.limit"], 1.0, 50))
+        tpl.append(("20,000 x (length of a 1 MB string) (2*10^10 chars counted)",
+                    '{% set s = "x" * 1000000 %}{% for i in range(20000) %}{{ s | length }}{% endfor %}',
+                    {}, ["template.limit"], 1.0, 50))
         for i, (label, text, inp, codes, max_secs, max_rss) in enumerate(tpl):
             wid = f"bad-input-tpl-{i}"
             cs.append(Case(f"template {label}", "POST /workflows/{id}/executions", {200, 202},
