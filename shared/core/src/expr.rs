@@ -55,8 +55,9 @@ pub const MAX_RENDERED_BYTES: usize = 1024 * 1024;
 pub const MAX_EVALUATION_BYTES: usize = 64 * 1024 * 1024;
 /// Items one evaluation may walk in all: items of lists, maps and strings taken by `for`, `in`
 /// and the filters that go over their input (`join`, `sum`, `select`, `sort`, ...); measuring,
-/// indexing, slicing or searching a string counts one per 64 bytes of it. Fuel alone let a loop of 20,000 rounds test
-/// `x in list` against a million-item list (2·10^10 comparisons: minutes of CPU).
+/// indexing, slicing or searching a string counts one per 64 bytes of it. Fuel alone let a
+/// loop of 20,000 rounds test `x in list` against a million-item list (2·10^10 comparisons:
+/// minutes of CPU).
 pub const MAX_ITERATED_ITEMS: usize = 2_000_000;
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
@@ -497,7 +498,8 @@ impl ExprContext {
                 "template.limit",
                 format!(
                     "{} walks more than {MAX_ITERATED_ITEMS} items of lists, maps and strings \
-                     in one evaluation (MAX_ITERATED_ITEMS); it was stopped there",
+                     in one evaluation (MAX_ITERATED_ITEMS); it was stopped there. Walk large \
+                     lists in a `loop` step, one item per iteration, instead of in one template",
                     short_src(src)
                 ),
             )
@@ -954,13 +956,12 @@ mod tests {
         let c = ctx(json!({"input": {}}));
         let (out, peak) = alloc::peak_during(|| c.render_str(src));
         let e = out.expect_err(src);
-        eprintln!("BUDGETCASE {} {src}", e.code);
-        assert_eq!(e.code, "template.too_large", "{src}: {e:?}");
-        assert!(e.message.contains("MAX_RENDERED_BYTES"), "{src}: {e:?}");
-        assert_eq!(
-            e.details.as_deref(),
-            Some(&json!({ "limitBytes": MAX_RENDERED_BYTES })),
-            "{src}"
+        assert_refused_by(
+            &e,
+            src,
+            "template.too_large",
+            "MAX_RENDERED_BYTES",
+            json!({ "limitBytes": MAX_RENDERED_BYTES }),
         );
         assert!(
             peak < PEAK_LIMIT,
@@ -1110,12 +1111,12 @@ mod tests {
 
     fn assert_over_budget_in(c: &ExprContext, src: &str) {
         let e = refused_within_peak(c, src);
-        assert_eq!(e.code, "template.too_large", "{src}: {e:?}");
-        assert!(e.message.contains("MAX_EVALUATION_BYTES"), "{src}: {e:?}");
-        assert_eq!(
-            e.details.as_deref(),
-            Some(&json!({ "limitBytes": MAX_EVALUATION_BYTES })),
-            "{src}"
+        assert_refused_by(
+            &e,
+            src,
+            "template.too_large",
+            "MAX_EVALUATION_BYTES",
+            json!({ "limitBytes": MAX_EVALUATION_BYTES }),
         );
     }
 
@@ -1123,13 +1124,21 @@ mod tests {
     /// item they build: the walk bound stops them before the budget would.
     fn assert_over_walk_bound(src: &str) {
         let e = refused_within_peak(&ctx(json!({"input": {}})), src);
-        assert_eq!(e.code, "template.limit", "{src}: {e:?}");
-        assert!(e.message.contains("MAX_ITERATED_ITEMS"), "{src}: {e:?}");
-        assert_eq!(
-            e.details.as_deref(),
-            Some(&json!({ "maxIteratedItems": MAX_ITERATED_ITEMS })),
-            "{src}"
+        assert_refused_by(
+            &e,
+            src,
+            "template.limit",
+            "MAX_ITERATED_ITEMS",
+            json!({ "maxIteratedItems": MAX_ITERATED_ITEMS }),
         );
+    }
+
+    /// `e` (of `src`) is the error of the bound `name`: its code, its name in the message,
+    /// its details.
+    fn assert_refused_by(e: &StepError, src: &str, code: &str, name: &str, details: Value) {
+        assert_eq!(e.code, code, "{src}: {e:?}");
+        assert!(e.message.contains(name), "{src}: {e:?}");
+        assert_eq!(e.details.as_deref(), Some(&details), "{src}");
     }
 
     fn refused_within_peak(c: &ExprContext, src: &str) -> StepError {
