@@ -61,6 +61,7 @@ store_checks!(
     list_steps_in_start_order,
     update_execution_until_terminal,
     create_execution_with_steps,
+    claim_new_step_only_where_nothing_is_stored,
     dedupe_keys,
     list_executions_pages,
     list_iterations_in_index_order,
@@ -222,4 +223,96 @@ async fn a_bad_cursor_is_invalid_and_pages_default_to_50() {
         .expect("list");
     assert_eq!(page.items.len(), 50);
     assert!(page.next_cursor.is_some());
+}
+
+/// The sort keys of every item of an execution, sorted.
+async fn item_keys(store: &DynamoStore, execution_id: &str) -> Vec<String> {
+    let probe = TtlProbe {
+        store: store.clone(),
+    };
+    let mut keys: Vec<String> = probe
+        .expiries(execution_id)
+        .await
+        .into_iter()
+        .map(|(sk, _)| sk)
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// The records of a pure start ride in the `EXEC` item when they cost no write unit there (one
+/// put in all), and are `STEP#` items when they would; the reads are the same either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pure_start_is_one_item_when_its_records_fit_and_step_items_when_not() {
+    use serde_json::json;
+    use wf_core::execution::{CreateOutcome, ExecutionStatus, StepStatus};
+    use wf_tests::conformance::{T0, execution, execution_id, step};
+
+    let aws = Aws::start().await;
+    let store = aws.store();
+    let records = |input: serde_json::Value| {
+        [("start", "check"), ("check", "notify")].map(|(path, next)| {
+            wf_core::execution::StepRecord {
+                step_type: "condition".into(),
+                input: input.clone(),
+                output: json!({ "branch": 0 }),
+                finished_at: Some(T0 + 1),
+                duration_ms: Some(1),
+                lease_until: None,
+                next: Some(next.into()),
+                ..step(path, StepStatus::Succeeded, 1, None)
+            }
+        })
+    };
+    for (n, (input, expected_items)) in [
+        (json!({ "amount": 250 }), vec!["EXEC"]),
+        (
+            json!({ "note": "x".repeat(700) }),
+            vec!["EXEC", "STEP#check", "STEP#start"],
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = execution_id(T0 + n as i64);
+        let mut record = execution(&id, "wf-staged", T0);
+        record.input = input.clone();
+        let steps = records(input).to_vec();
+        let created = store
+            .create_execution_with_steps(&record, None, &steps)
+            .await
+            .expect("create");
+        assert_eq!(created, CreateOutcome::Created);
+        assert_eq!(
+            item_keys(&store, &id).await,
+            expected_items,
+            "items of {id}"
+        );
+        // Another process (nothing remembered) reads the same.
+        let other = aws.store();
+        assert_eq!(other.list_steps(&id).await.expect("steps"), steps);
+        assert_eq!(
+            other
+                .get_execution(&id)
+                .await
+                .expect("get")
+                .map(|r| r.status),
+            Some(ExecutionStatus::Queued)
+        );
+        let mut claim = step("check", StepStatus::Running, 1, Some(T0 + 60_000));
+        claim.next = None;
+        assert_eq!(
+            aws.store()
+                .claim_step(&id, &claim, T0 + 2)
+                .await
+                .expect("claim"),
+            wf_core::execution::ClaimOutcome::Held(steps[1].clone())
+        );
+        // A redelivered create writes nothing more.
+        store
+            .create_execution_with_steps(&record, None, &steps)
+            .await
+            .expect("redelivered create");
+        assert_eq!(item_keys(&store, &id).await, expected_items);
+    }
 }

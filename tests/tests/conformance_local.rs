@@ -50,6 +50,7 @@ store_checks!(
     list_steps_in_start_order,
     update_execution_until_terminal,
     create_execution_with_steps,
+    claim_new_step_only_where_nothing_is_stored,
     dedupe_keys,
     list_executions_pages,
     list_iterations_in_index_order,

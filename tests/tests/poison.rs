@@ -32,6 +32,7 @@ async fn a_poisoned_task_fails_its_execution_after_the_last_delivery(backend: Ba
         duration_ms: None,
         deadline_at: now + 300_000,
         rerun_of: None,
+        handoff: Vec::new(),
     };
     e.store.create_execution(&record, None).await.unwrap();
     let task = StepTask {

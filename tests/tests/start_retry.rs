@@ -1,9 +1,10 @@
 //! A start whose task send failed after its execution was created (the process died between
 //! the two writes, or the send failed; the send is of the first step that is not pure, as the
-//! pure start runs in the start use case): the client's retry with the same idempotency key is
-//! answered with the first execution (`duplicate`) and sends its start task again, so the
-//! execution runs at once instead of at the sweeper's requeue of `queued` executions a minute
-//! later. Found by `scripts/kill-under-load` (SIGKILL of `wf dev` under webhook load).
+//! pure start runs in the start use case, which creates the execution `running` with the task
+//! it hands on): the client's retry with the same idempotency key is answered with the first
+//! execution (`duplicate`) and sends that task again, so the execution runs at once instead of
+//! at the sweep a minute later (found by `scripts/kill-under-load`, SIGKILL of `wf dev` under
+//! webhook load); without a retry, the sweep sends it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,11 +15,12 @@ use serde_json::json;
 use wf_app::App;
 use wf_app::actions::{BuiltinActions, OutboundPolicy};
 use wf_app::app::executions::StartRequest;
+use wf_app::app::maintenance::SweepSettings;
 use wf_app::app::workflows::PublishMode;
 use wf_app::llm::{LlmConfig, OpenAiCompatible};
 use wf_app::runner::{PoolSettings, WorkerPool};
 use wf_app::services::{EnvSecrets, Services};
-use wf_core::execution::{ExecutionStatus, StepTask, TriggerInfo};
+use wf_core::execution::{ExecutionRecord, ExecutionStatus, HandedOff, StepTask, TriggerInfo};
 use wf_core::model::Workflow;
 use wf_core::ports::{Clock, Delivery, ExecutionStore, RecordStore, SystemClock, TaskQueue};
 use wf_core::{StoreError, StoreResult};
@@ -46,8 +48,17 @@ impl TaskQueue for FailOnce {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retried_start_whose_first_send_failed_runs_at_once() {
+/// An engine as `wf dev` has it (the pure start runs in the start use case) whose next send
+/// fails, with workers running, and the workflow `retried` (start -> save -> out).
+struct Engine {
+    _dir: tempfile::TempDir,
+    store: Arc<SqliteStore>,
+    app: Arc<App>,
+    pool: WorkerPool,
+    compiled: Arc<wf_core::engine::CompiledWorkflow>,
+}
+
+async fn engine() -> Engine {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path().join("t.db")).unwrap());
     let queue = Arc::new(FailOnce {
@@ -96,37 +107,102 @@ async fn a_retried_start_whose_first_send_failed_runs_at_once() {
     let version = app.publish(&wf, PublishMode::Always).await.unwrap().version;
     let compiled = app.definition("retried", version).await.unwrap();
     let pool = WorkerPool::start(app.clone(), queue.clone(), PoolSettings::default());
-    let request = || StartRequest {
+    Engine {
+        _dir: dir,
+        store,
+        app,
+        pool,
+        compiled,
+    }
+}
+
+fn request() -> StartRequest {
+    StartRequest {
         dedupe_key: Some("key-1".into()),
         ..StartRequest::new(json!({ "n": 1 }), TriggerInfo::new("webhook"))
-    };
+    }
+}
 
-    // The first delivery: the execution is created (with its start step's record), the task of
-    // its first step that is not pure is not sent.
-    let first = app.start(&compiled, request()).await;
+/// The first delivery: the execution is created (running, with its start step's record and
+/// the task it hands on), the task of its first step that is not pure is not sent.
+async fn start_whose_send_fails(e: &Engine) -> ExecutionRecord {
+    let first = e.app.start(&e.compiled, request()).await;
     assert!(first.is_err(), "the injected send failure is reported");
-    let ids = store
+    let ids = e
+        .store
         .list_executions(&Default::default())
         .await
         .unwrap()
         .items;
     assert_eq!(ids.len(), 1, "the execution was created before the send");
-    assert_eq!(ids[0].status, ExecutionStatus::Queued);
+    let created = ids[0].clone();
+    assert_eq!(
+        created.status,
+        ExecutionStatus::Running,
+        "its start step ran"
+    );
+    assert_eq!(
+        created.handoff,
+        vec![HandedOff {
+            path: "save".into(),
+            attempt: 1,
+            delay_ms: 0
+        }]
+    );
+    let steps = e.store.list_steps(&created.id).await.unwrap();
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    created
+}
 
-    // The client's retry: the same execution, and it runs now (no sweeper in this test).
-    let again = app.start(&compiled, request()).await.unwrap();
-    assert!(again.duplicate);
-    assert_eq!(again.execution_id, ids[0].id);
-    let done = app
-        .wait_finished(&again.execution_id, Some(Duration::from_secs(10)))
+async fn finishes_at_once(e: &Engine, id: &str) {
+    let done = e
+        .app
+        .wait_finished(id, Some(Duration::from_secs(10)))
         .await
         .unwrap()
-        .expect("finished within 10 s, not at the sweeper's requeue");
+        .expect("finished within 10 s");
     assert_eq!(
         done.execution.status,
         ExecutionStatus::Succeeded,
         "{done:?}"
     );
     assert_eq!(done.execution.output, json!({ "n": 1 }));
-    pool.shutdown().await;
+    let saved = RecordStore::get(&*e.store, "retried", "n-1").await.unwrap();
+    assert!(saved.is_some(), "the step that was handed on ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_start_whose_first_send_failed_runs_at_once() {
+    let e = engine().await;
+    let created = start_whose_send_fails(&e).await;
+    // The client's retry: the same execution, and it runs now (no sweeper in this test).
+    let again = e.app.start(&e.compiled, request()).await.unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.execution_id, created.id);
+    finishes_at_once(&e, &again.execution_id).await;
+    e.pool.shutdown().await;
+}
+
+/// Without a retry of the client, the sweep sends the task the start handed on again once it
+/// is overdue, and only then; a sweep after the step ran sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_sends_a_handed_on_task_that_never_reached_a_worker() {
+    let e = engine().await;
+    let created = start_whose_send_fails(&e).await;
+    let patient = SweepSettings {
+        requeue_after: Duration::from_secs(600),
+        ..SweepSettings::default()
+    };
+    let report = e.app.sweep(&patient).await.unwrap();
+    assert_eq!(report.requeued, 0, "not overdue yet: {report:?}");
+    let eager = SweepSettings {
+        requeue_after: Duration::ZERO,
+        ..SweepSettings::default()
+    };
+    let report = e.app.sweep(&eager).await.unwrap();
+    assert_eq!(report.requeued, 1, "{report:?}");
+    finishes_at_once(&e, &created.id).await;
+    let report = e.app.sweep(&eager).await.unwrap();
+    assert_eq!(report.requeued, 0, "finished: nothing to send: {report:?}");
+    e.pool.shutdown().await;
 }

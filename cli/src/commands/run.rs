@@ -273,6 +273,7 @@ mod tests {
             duration_ms: Some(500),
             deadline_at: 1_700_000_060_000,
             rerun_of: None,
+            handoff: Vec::new(),
         }
     }
 

@@ -160,6 +160,13 @@ impl Scrubbed<'_> {
             .await
     }
 
+    async fn claim_new_step(&self, record: &mut StepRecord, now: i64) -> StoreResult<ClaimOutcome> {
+        self.scrub.step_record(record);
+        self.store()
+            .claim_new_step(self.execution_id, record, now)
+            .await
+    }
+
     async fn finish_step(&self, record: &mut StepRecord) -> StoreResult<bool> {
         self.scrub.step_record(record);
         self.store().finish_step(self.execution_id, record).await
@@ -277,6 +284,37 @@ impl Run<'_> {
         // redelivered chain) refuses it and is handed back (`Held`), then replayed.
         let mut stored = if !delivered && step.is_pure() {
             None
+        } else if delivered && attempt == 1 && !step.is_pure() {
+            // The first delivery of a first attempt usually finds no record: claim without
+            // reading, with a put that only succeeds where there is none. A record stored
+            // before comes back with the refusal and is planned below, as a read would have
+            // found it.
+            let now = self.svc().clock.now_ms();
+            if plan_task(execution, None, &task, now) != TaskPlan::Claim {
+                // Finished or overdue: what to do depends on the record.
+                self.svc()
+                    .executions
+                    .get_step(&execution.id, path_str)
+                    .await?
+            } else {
+                let mut claim = claim_record(
+                    &path,
+                    &step,
+                    attempt,
+                    now,
+                    execution.deadline_at,
+                    None,
+                    self.app.settings().lease_ms(),
+                );
+                match self.store().claim_new_step(&mut claim, now).await? {
+                    ClaimOutcome::Claimed => {
+                        return self
+                            .run_claimed(execution, &path, &step, claim, &loops)
+                            .await;
+                    }
+                    ClaimOutcome::Held(current) => Some(current),
+                }
+            }
         } else {
             self.svc()
                 .executions

@@ -30,6 +30,7 @@ fn record(id: &str, started_at: i64) -> ExecutionRecord {
         duration_ms: None,
         deadline_at: started_at + 3_600_000,
         rerun_of: None,
+        handoff: Vec::new(),
     }
 }
 

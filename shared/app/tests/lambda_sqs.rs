@@ -40,6 +40,7 @@ async fn broken_execution(engine: &Engine, id: &str) {
         duration_ms: None,
         deadline_at: now + 60_000,
         rerun_of: None,
+        handoff: Vec::new(),
     };
     engine
         .app

@@ -152,7 +152,8 @@ async fn a_pure_run_is_stored_finished_by_its_start_with_the_records_a_worker_st
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pure_prefix_is_stored_with_the_execution_and_the_first_step_that_is_not_pure_queued() {
+async fn a_pure_prefix_is_stored_with_the_execution_running_and_the_first_step_that_is_not_pure_queued()
+ {
     let (_dir, local) = open();
     let save = json!({ "id": "save", "type": "action", "action": "record.create",
         "params": { "collection": "orders", "id": "{{ input.orderId }}", "data": { "amount": "{{ input.amount }}" } },
@@ -178,7 +179,20 @@ async fn a_pure_prefix_is_stored_with_the_execution_and_the_first_step_that_is_n
         .await
         .expect("get")
         .expect("exists");
-    assert_eq!(stored.status, ExecutionStatus::Queued);
+    assert_eq!(
+        stored.status,
+        ExecutionStatus::Running,
+        "created running: its first steps ran"
+    );
+    assert_eq!(
+        stored.handoff,
+        vec![wf_core::execution::HandedOff {
+            path: "save".into(),
+            attempt: 1,
+            delay_ms: 0
+        }],
+        "with the task it handed on"
+    );
     let paths: Vec<String> = local
         .store
         .list_steps(&id)

@@ -46,6 +46,7 @@ async fn an_incomplete_sweep_keeps_its_place_and_the_next_goes_on() {
             duration_ms: None,
             deadline_at: started + 60_000,
             rerun_of: None,
+            handoff: Vec::new(),
         };
         local.store.create_execution(&record, None).await.unwrap();
         ids.push(id);

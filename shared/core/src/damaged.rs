@@ -59,6 +59,7 @@ pub fn damaged_execution(known: &DamagedExecution<'_>, reason: &str) -> Executio
         duration_ms: None,
         deadline_at: known.started_at,
         rerun_of: None,
+        handoff: Vec::new(),
     }
 }
 

@@ -151,6 +151,61 @@ run_record! {
         /// The execution this one re-runs, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub rerun_of: Option<String>,
+        /// The tasks its start sent to the queue when the start ran the execution's pure
+        /// steps where the trigger arrived and created it `running` with their records. The
+        /// execution is stored before they are sent, so a task whose step has no record of
+        /// that attempt yet may have been lost with the process that was to send it: the
+        /// sweeper, and a repeat of the start (a duplicate), send it again
+        /// ([`HandedOff::to_send_again`]). Empty for an execution created `queued` (its start
+        /// task is sent again while it is queued).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub handoff: Vec<HandedOff>,
+    }
+}
+
+/// A task an execution's start sent to the queue: see [`ExecutionRecord::handoff`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct HandedOff {
+    pub path: String,
+    pub attempt: u32,
+    /// How long the queue held it back (a pure step's retry backoff), in milliseconds.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub delay_ms: u64,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+impl HandedOff {
+    /// The handed-off tasks of `execution` to send again at `now`: those whose step has no
+    /// record of their attempt among `records` (no worker took them), once they are `grace_ms`
+    /// past the time they were due (so a task still on its way is not sent twice for nothing;
+    /// sending twice is harmless, the second is acknowledged or replays). Sent without delay.
+    pub fn to_send_again(
+        execution: &ExecutionRecord, records: &[StepRecord], now: i64, grace_ms: i64,
+    ) -> Vec<(StepTask, u64)> {
+        execution
+            .handoff
+            .iter()
+            .filter(|h| {
+                let due = execution.started_at + h.delay_ms as i64;
+                let taken = records
+                    .iter()
+                    .any(|r| r.path == h.path && r.attempts >= h.attempt);
+                !taken && now - due >= grace_ms
+            })
+            .map(|h| {
+                let task = StepTask {
+                    execution_id: execution.id.clone(),
+                    path: h.path.clone(),
+                    attempt: h.attempt,
+                };
+                (task, 0)
+            })
+            .collect()
     }
 }
 
@@ -649,6 +704,7 @@ mod tests {
             duration_ms: None,
             deadline_at: 1010,
             rerun_of: None,
+            handoff: Vec::new(),
         };
         let mut again = stored.clone();
         again.status = ExecutionStatus::Queued;
@@ -662,5 +718,88 @@ mod tests {
         let mut other = again;
         other.trigger = TriggerInfo::new("webhook");
         assert!(!stored.same_execution(&other));
+    }
+
+    #[test]
+    fn handed_on_tasks_are_sent_again_when_overdue_and_not_taken() {
+        let mut execution = ExecutionRecord {
+            id: "e1".into(),
+            workflow_id: "wf".into(),
+            version: 1,
+            status: ExecutionStatus::Running,
+            trigger: TriggerInfo::new("webhook"),
+            input: json!({}),
+            output: Value::Null,
+            error: None,
+            started_at: 1_000,
+            finished_at: None,
+            duration_ms: None,
+            deadline_at: 100_000,
+            rerun_of: None,
+            handoff: vec![
+                HandedOff {
+                    path: "notify".into(),
+                    attempt: 1,
+                    delay_ms: 0,
+                },
+                HandedOff {
+                    path: "check".into(),
+                    attempt: 2,
+                    delay_ms: 5_000,
+                },
+            ],
+        };
+        let record = |path: &str, status: StepStatus, attempts: u32| StepRecord {
+            path: path.into(),
+            step_type: "action".into(),
+            status,
+            attempts,
+            input: Value::Null,
+            output: Value::Null,
+            error: None,
+            started_at: 1_000,
+            finished_at: None,
+            duration_ms: None,
+            lease_until: None,
+            next: None,
+            lease_lost: 0,
+        };
+        let paths = |sent: Vec<(StepTask, u64)>| -> Vec<(String, u32, u64)> {
+            sent.into_iter()
+                .map(|(t, d)| {
+                    assert_eq!(t.execution_id, "e1");
+                    (t.path, t.attempt, d)
+                })
+                .collect()
+        };
+        // The first attempt of `check` failed in the start and waits for its retry.
+        let retrying = [record("check", StepStatus::Retrying, 1)];
+        assert!(
+            HandedOff::to_send_again(&execution, &retrying, 1_000 + 59_999, 60_000).is_empty(),
+            "not overdue"
+        );
+        assert_eq!(
+            paths(HandedOff::to_send_again(
+                &execution, &retrying, 61_000, 60_000
+            )),
+            [("notify".to_string(), 1, 0)],
+            "the retry is due 5 s later"
+        );
+        assert_eq!(
+            paths(HandedOff::to_send_again(
+                &execution, &retrying, 66_000, 60_000
+            )),
+            [("notify".to_string(), 1, 0), ("check".to_string(), 2, 0)]
+        );
+        let taken = [
+            record("notify", StepStatus::Running, 1),
+            record("check", StepStatus::Succeeded, 2),
+        ];
+        assert!(HandedOff::to_send_again(&execution, &taken, 99_000, 60_000).is_empty());
+        execution.handoff.clear();
+        assert!(HandedOff::to_send_again(&execution, &[], 99_000, 0).is_empty());
+        // The record's JSON carries them only when there are some.
+        let text = serde_json::to_value(&execution).expect("json");
+        assert!(text.get("handoff").is_none(), "{text}");
     }
 }

@@ -109,27 +109,7 @@ pub trait ExecutionStore: Send + Sync {
     async fn create_execution_with_steps(
         &self, execution: &ExecutionRecord, dedupe: Option<&DedupeKey>, steps: &[StepRecord],
     ) -> StoreResult<CreateOutcome> {
-        let mut queued = execution.clone();
-        queued.status = ExecutionStatus::Queued;
-        queued.output = Value::Null;
-        queued.error = None;
-        queued.finished_at = None;
-        queued.duration_ms = None;
-        if let CreateOutcome::Duplicate(first) = self.create_execution(&queued, dedupe).await? {
-            return Ok(CreateOutcome::Duplicate(first));
-        }
-        let mut all_written = true;
-        for step in steps {
-            let claimed = self
-                .claim_step(&execution.id, step, execution.started_at)
-                .await?;
-            all_written &= claimed == ClaimOutcome::Claimed;
-        }
-        if all_written && execution.status != ExecutionStatus::Queued {
-            self.update_execution(&execution.id, &execution.as_update())
-                .await?;
-        }
-        Ok(CreateOutcome::Created)
+        create_in_worker_order(self, execution, dedupe, steps).await
     }
     async fn get_execution(&self, id: &str) -> StoreResult<Option<ExecutionRecord>>;
     /// The status of an execution, without reading the rest of its record (its input may be
@@ -169,6 +149,19 @@ pub trait ExecutionStore: Send + Sync {
     async fn claim_step(
         &self, execution_id: &str, record: &StepRecord, now: i64,
     ) -> StoreResult<ClaimOutcome>;
+    /// Put `record` only if the step has no record at all; otherwise `Held(stored)`, whatever
+    /// [`Self::claim_step`] would allow (an expired lease is taken over by planning from the
+    /// stored record, which counts the takeover). A worker's first delivery of a first attempt
+    /// claims this way without reading the record first: usually there is none. The default
+    /// reads, then claims.
+    async fn claim_new_step(
+        &self, execution_id: &str, record: &StepRecord, now: i64,
+    ) -> StoreResult<ClaimOutcome> {
+        match self.get_step(execution_id, &record.path).await? {
+            Some(stored) => Ok(ClaimOutcome::Held(stored)),
+            None => self.claim_step(execution_id, record, now).await,
+        }
+    }
     /// Replace the record only if the stored one is `running` with the same `attempts`
     /// (the writer still holds its claim). Returns whether it applied.
     async fn finish_step(&self, execution_id: &str, record: &StepRecord) -> StoreResult<bool>;
@@ -236,6 +229,36 @@ pub trait ExecutionStore: Send + Sync {
     async fn list_rejections(
         &self, workflow_id: &str, limit: usize, cursor: Option<&str>,
     ) -> StoreResult<RejectionPage>;
+}
+
+/// [`ExecutionStore::create_execution_with_steps`] as its default does it, one write after the
+/// other in the order a worker would write them (for a store that keeps the records in one
+/// transaction only when they fit, and writes them this way otherwise).
+pub async fn create_in_worker_order<S: ExecutionStore + ?Sized>(
+    store: &S, execution: &ExecutionRecord, dedupe: Option<&DedupeKey>, steps: &[StepRecord],
+) -> StoreResult<CreateOutcome> {
+    let mut queued = execution.clone();
+    queued.status = ExecutionStatus::Queued;
+    queued.output = Value::Null;
+    queued.error = None;
+    queued.finished_at = None;
+    queued.duration_ms = None;
+    if let CreateOutcome::Duplicate(first) = store.create_execution(&queued, dedupe).await? {
+        return Ok(CreateOutcome::Duplicate(first));
+    }
+    let mut all_written = true;
+    for step in steps {
+        let claimed = store
+            .claim_step(&execution.id, step, execution.started_at)
+            .await?;
+        all_written &= claimed == ClaimOutcome::Claimed;
+    }
+    if all_written && execution.status != ExecutionStatus::Queued {
+        store
+            .update_execution(&execution.id, &execution.as_update())
+            .await?;
+    }
+    Ok(CreateOutcome::Created)
 }
 
 /// How many rejections per workflow the SQLite store keeps (the oldest go first).

@@ -1145,6 +1145,7 @@ mod tests {
             duration_ms: None,
             deadline_at: started_at + 1000,
             rerun_of: None,
+            handoff: Vec::new(),
         }
     }
 
@@ -1324,6 +1325,7 @@ mod damaged_tests {
             duration_ms: None,
             deadline_at: started_at + 1000,
             rerun_of: None,
+            handoff: Vec::new(),
         }
     }
 

@@ -56,6 +56,7 @@ fn record(i: i64, started_at: i64, kind: Kind) -> ExecutionRecord {
         duration_ms: Some(40),
         deadline_at: started_at + 60_000,
         rerun_of: None,
+        handoff: Vec::new(),
     }
 }
 

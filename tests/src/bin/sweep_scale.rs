@@ -45,6 +45,7 @@ fn record(id: String, started_at: i64, status: ExecutionStatus, version: u32) ->
         duration_ms: status.is_terminal().then_some(40),
         deadline_at: started_at + 60_000,
         rerun_of: None,
+        handoff: Vec::new(),
     }
 }
 

@@ -60,6 +60,7 @@ pub fn execution(id: &str, workflow_id: &str, started_at: i64) -> ExecutionRecor
         duration_ms: None,
         deadline_at: started_at + 300_000,
         rerun_of: None,
+        handoff: Vec::new(),
     }
 }
 

@@ -558,6 +558,38 @@ pub async fn create_execution_with_steps<S: ExecutionStore + ?Sized>(store: &S) 
     assert_eq!(stored, done, "stored as given, terminal");
     assert_eq!(stored.duration_ms, Some(3));
     assert_eq!(store.list_steps(&id).await.expect("steps"), steps);
+    // Every read of step records sees them, and they hold their paths against claims.
+    assert_eq!(
+        store.get_step(&id, "check").await.expect("get_step"),
+        Some(steps[1].clone())
+    );
+    assert_eq!(store.get_step(&id, "nope").await.expect("get_step"), None);
+    let asked = ["out", "nope", "start"].map(String::from);
+    let mut got = store.get_steps(&id, &asked).await.expect("get_steps");
+    got.sort_by(|a, b| a.path.cmp(&b.path));
+    assert_eq!(got, vec![steps[2].clone(), steps[0].clone()]);
+    let mut keys: Vec<(String, i64, Option<String>)> = store
+        .list_step_keys(&id)
+        .await
+        .expect("keys")
+        .into_iter()
+        .map(|k| (k.path, k.started_at, k.next))
+        .collect();
+    keys.sort();
+    let mut expected: Vec<(String, i64, Option<String>)> = steps
+        .iter()
+        .map(|r| (r.path.clone(), r.started_at, r.next.clone()))
+        .collect();
+    expected.sort();
+    assert_eq!(keys, expected);
+    let mut again = finished_step("check", Some("out"));
+    again.output = json!({ "another": "run" });
+    assert_eq!(
+        store.claim_step(&id, &again, T0 + 10).await.expect("claim"),
+        ClaimOutcome::Held(steps[1].clone()),
+        "a step created with its execution is held like any stored one"
+    );
+    assert_eq!(store.list_steps(&id).await.expect("steps"), steps);
 
     // The same key again: the first execution, nothing written.
     let other = execution(&execution_id(T0 + 1), &workflow, T0 + 1);
@@ -627,6 +659,145 @@ pub async fn create_execution_with_steps<S: ExecutionStore + ?Sized>(store: &S) 
         store.list_steps(&prefix_id).await.expect("steps"),
         steps[..1]
     );
+
+    // A pure step that failed and will be retried: its next attempt claims it, and from then
+    // on every read shows the claim.
+    let retry_id = execution_id(T0 + 4);
+    let retried = execution(&retry_id, &workflow, T0 + 4);
+    let failed = StepRecord {
+        error: Some(wf_core::StepError::new(
+            "template.undefined",
+            "no such value",
+        )),
+        ..step("check", StepStatus::Retrying, 1, None)
+    };
+    let created = store
+        .create_execution_with_steps(&retried, None, &[steps[0].clone(), failed.clone()])
+        .await
+        .expect("create with a retrying step");
+    assert_eq!(created, CreateOutcome::Created);
+    assert_eq!(
+        store.get_step(&retry_id, "check").await.expect("get"),
+        Some(failed.clone())
+    );
+    let same_attempt = step("check", StepStatus::Running, 1, Some(T0 + 30_000));
+    assert_eq!(
+        store
+            .claim_step(&retry_id, &same_attempt, T0 + 5)
+            .await
+            .expect("claim"),
+        ClaimOutcome::Held(failed),
+        "the attempt that failed does not run again"
+    );
+    let next = step("check", StepStatus::Running, 2, Some(T0 + 30_000));
+    assert_eq!(
+        store
+            .claim_step(&retry_id, &next, T0 + 5)
+            .await
+            .expect("claim"),
+        ClaimOutcome::Claimed
+    );
+    assert_eq!(
+        store.get_step(&retry_id, "check").await.expect("get"),
+        Some(next.clone())
+    );
+    let listed = store.list_steps(&retry_id).await.expect("steps");
+    assert_eq!(listed, vec![steps[0].clone(), next.clone()]);
+    assert_eq!(
+        store
+            .claim_step(&retry_id, &next, T0 + 6)
+            .await
+            .expect("claim"),
+        ClaimOutcome::Held(next.clone()),
+        "the claim holds its lease"
+    );
+    let mut finished = next.clone();
+    finished.status = StepStatus::Succeeded;
+    finished.lease_until = None;
+    assert!(
+        store
+            .finish_step(&retry_id, &finished)
+            .await
+            .expect("finish")
+    );
+    assert_eq!(
+        store
+            .get_steps(&retry_id, &["check".to_string()])
+            .await
+            .expect("get_steps"),
+        vec![finished]
+    );
+}
+
+/// `claim_new_step`: a put only where the step has no record; any stored record (held, expired,
+/// retrying, finished, or created with the execution) comes back as `Held`.
+pub async fn claim_new_step_only_where_nothing_is_stored<S: ExecutionStore + ?Sized>(store: &S) {
+    let id = execution_id(T0);
+    let workflow = unique("wf");
+    let prefix = StepRecord {
+        step_type: "start".into(),
+        output: json!({}),
+        finished_at: Some(T0),
+        duration_ms: Some(0),
+        lease_until: None,
+        next: Some("a".into()),
+        ..step("start", StepStatus::Succeeded, 1, None)
+    };
+    let created = store
+        .create_execution_with_steps(
+            &execution(&id, &workflow, T0),
+            None,
+            std::slice::from_ref(&prefix),
+        )
+        .await
+        .expect("create");
+    assert_eq!(created, CreateOutcome::Created);
+    let fresh = step("a", StepStatus::Running, 1, Some(T0 + 30_000));
+    assert_eq!(
+        store.claim_new_step(&id, &fresh, T0).await.expect("claim"),
+        ClaimOutcome::Claimed
+    );
+    assert_eq!(
+        store.get_step(&id, "a").await.expect("get"),
+        Some(fresh.clone())
+    );
+    // Long after its lease: claim_step would take it over, claim_new_step does not.
+    let later = step("a", StepStatus::Running, 1, Some(T0 + 90_000));
+    assert_eq!(
+        store
+            .claim_new_step(&id, &later, T0 + 60_000)
+            .await
+            .expect("claim"),
+        ClaimOutcome::Held(fresh.clone())
+    );
+    let retrying = step("b", StepStatus::Retrying, 1, None);
+    assert_eq!(
+        store.claim_step(&id, &retrying, T0).await.expect("claim"),
+        ClaimOutcome::Claimed
+    );
+    let next = step("b", StepStatus::Running, 2, Some(T0 + 30_000));
+    assert_eq!(
+        store.claim_new_step(&id, &next, T0).await.expect("claim"),
+        ClaimOutcome::Held(retrying)
+    );
+    let start_again = step("start", StepStatus::Running, 1, Some(T0 + 30_000));
+    assert_eq!(
+        store
+            .claim_new_step(&id, &start_again, T0)
+            .await
+            .expect("claim"),
+        ClaimOutcome::Held(prefix.clone()),
+        "a record created with the execution holds its path"
+    );
+    let mut listed: Vec<String> = store
+        .list_steps(&id)
+        .await
+        .expect("steps")
+        .into_iter()
+        .map(|r| r.path)
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["a", "b", "start"]);
 }
 
 /// Dedupe keys: a live key answers the first id and writes nothing; a redelivered create is

@@ -127,6 +127,7 @@ pub fn new_record(
         duration_ms: None,
         deadline_at: now + compiled.workflow.config.timeout_ms as i64,
         rerun_of: req.rerun_of,
+        handoff: Vec::new(),
     }
 }
 
@@ -253,10 +254,13 @@ impl App {
             // the execution is still `queued`, send the start task again (idempotent, as the
             // sweeper's requeue) so it starts now rather than at the sweeper's requeue, a
             // minute later (found by scripts/kill-under-load).
-            if let Some(exec) = self.svc.executions.get_execution(&first).await?
-                && exec.status == ExecutionStatus::Queued
-            {
-                self.requeue(&exec).await?;
+            // Likewise the tasks a start that ran its pure steps handed on, once due.
+            if let Some(exec) = self.svc.executions.get_execution(&first).await? {
+                if exec.status == ExecutionStatus::Queued {
+                    self.requeue(&exec).await?;
+                } else if !exec.handoff.is_empty() && !exec.status.is_terminal() {
+                    self.send_handoff_again(&exec, now, 0).await?;
+                }
             }
             return Ok(Started {
                 execution_id: first,

@@ -78,6 +78,7 @@ mod tests {
             duration_ms: None,
             deadline_at: 1,
             rerun_of: None,
+            handoff: Vec::new(),
         })
     }
 

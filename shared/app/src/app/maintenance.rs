@@ -1,6 +1,7 @@
 //! Use cases that keep executions moving when something went wrong elsewhere: the sweep
-//! (deadlines, executions left `queued`, retention) and giving up on a task that cannot be
-//! handled (a poisoned task), the same way in both homes.
+//! (deadlines, executions left `queued`, tasks a start handed on that never reached a worker,
+//! retention) and giving up on a task that cannot be handled (a poisoned task), the same way
+//! in both homes.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use serde_json::{Value, json};
 use tracing::{error, info, warn};
 use wf_core::StepError;
 use wf_core::damaged::is_damaged;
-use wf_core::execution::{ExecutionQuery, ExecutionRecord, ExecutionStatus, StepTask};
+use wf_core::execution::{ExecutionQuery, ExecutionRecord, ExecutionStatus, HandedOff, StepTask};
 
 use super::{App, AppError};
 
@@ -36,7 +37,9 @@ const SWEEP_PAGE: usize = 500;
 /// Settings of the sweep.
 #[derive(Debug, Clone)]
 pub struct SweepSettings {
-    /// A queued execution older than this gets its start task sent again (idempotent).
+    /// A queued execution older than this gets its start task sent again, and a running one
+    /// the tasks its start handed on that no worker took this long after they were due
+    /// (idempotent).
     pub requeue_after: Duration,
     /// Executions that started longer ago than this are deleted. None keeps everything
     /// (on AWS, DynamoDB's TTL does it).
@@ -166,6 +169,11 @@ impl App {
                                 report.requeued += 1;
                             }
                         })
+                    } else if !exec.handoff.is_empty() {
+                        let grace = settings.requeue_after.as_millis() as i64;
+                        self.send_handoff_again(&exec, now, grace)
+                            .await
+                            .map(|sent| report.requeued += sent)
                     } else {
                         Ok(())
                     };
@@ -234,6 +242,28 @@ impl App {
             );
         }
         Ok(report)
+    }
+
+    /// Send the tasks an execution's start handed on again where no worker took them
+    /// ([`HandedOff::to_send_again`], `grace_ms` after they were due); returns how many.
+    pub(super) async fn send_handoff_again(
+        &self, exec: &ExecutionRecord, now: i64, grace_ms: i64,
+    ) -> Result<usize, AppError> {
+        let due = exec
+            .handoff
+            .iter()
+            .any(|h| now - (exec.started_at + h.delay_ms as i64) >= grace_ms);
+        if !due {
+            return Ok(0);
+        }
+        let paths: Vec<String> = exec.handoff.iter().map(|h| h.path.clone()).collect();
+        let records = self.svc.executions.get_steps(&exec.id, &paths).await?;
+        let tasks = HandedOff::to_send_again(exec, &records, now, grace_ms);
+        if !tasks.is_empty() {
+            warn!(execution_id = %exec.id, tasks = tasks.len(), "tasks its start handed on never reached a worker: sent again");
+            self.svc.queue.send(&tasks).await?;
+        }
+        Ok(tasks.len())
     }
 
     /// Send a queued execution's start task again (idempotent); false when it has no start.

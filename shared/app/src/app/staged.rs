@@ -21,7 +21,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::Value;
 use wf_core::engine::{self, CompiledWorkflow, Effect, claim_record, effects_for, finish_record};
-use wf_core::execution::{ExecutionRecord, ExecutionStatus, ExecutionUpdate, StepRecord, StepTask};
+use wf_core::execution::{
+    ExecutionRecord, ExecutionStatus, ExecutionUpdate, HandedOff, StepRecord, StepTask,
+};
 use wf_core::expr::ExprContext;
 use wf_core::path::StepPath;
 use wf_core::scrub::Scrubber;
@@ -47,8 +49,9 @@ fn boxed_pure_start<'a>(
     Box::pin(app.stage_pure_start(compiled, record, start))
 }
 
-/// What running an execution's pure start produced: the record to create (queued, or terminal
-/// when nothing is left), the step records, and the tasks to send once created.
+/// What running an execution's pure start produced: the record to create (`running` with the
+/// tasks it hands on, or terminal when nothing is left), the step records, and the tasks to
+/// send once created.
 pub(crate) struct StagedStart {
     pub record: ExecutionRecord,
     pub steps: Vec<StepRecord>,
@@ -154,6 +157,21 @@ impl App {
                 );
                 break;
             }
+        }
+        if !staged.record.status.is_terminal() && !staged.sends.is_empty() {
+            // Its steps have run: the execution is created `running`, with the tasks it hands
+            // on, which are sent again if they never reach a worker (`HandedOff`). A worker
+            // then writes nothing to the execution before its end.
+            staged.record.status = ExecutionStatus::Running;
+            staged.record.handoff = staged
+                .sends
+                .iter()
+                .map(|(task, delay)| HandedOff {
+                    path: task.path.clone(),
+                    attempt: task.attempt,
+                    delay_ms: *delay,
+                })
+                .collect();
         }
         Some(staged)
     }

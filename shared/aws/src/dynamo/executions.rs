@@ -39,23 +39,36 @@ use wf_core::execution::{
     sort_steps,
 };
 use wf_core::keys::{cut_page, page_size};
-use wf_core::ports::{Clock, ExecutionStore, SystemClock};
+use wf_core::ports::{Clock, ExecutionStore, SystemClock, create_in_worker_order};
 use wf_core::rejection::{EventRejection, RejectionPage};
 use wf_core::{StoreError, StoreResult};
 
 use super::items::{
     DedupeItem, ExecItem, Item, IterationPage, LoopCounterItem, LoopItemsItem, MarkItem,
-    RejectionItem, StepItem, check_size, decode, encode, get_n, get_s, iteration_pages,
+    RejectionItem, StepItem, check_size, decode, encode, get_n, get_s, item_size, iteration_pages,
     iteration_result_attr, iteration_results, loop_items, n, s,
 };
 use super::keys::{
     self, COMPACT_RUN, COMPACTIONS, EXEC_SK, EXECUTIONS_PK, LANE_MARKS, SK, TTL_ATTRIBUTE,
 };
+use super::staged;
 use super::{
     BatchAction, Condition, Conditional, DynamoStore, PAGE_REMEMBERED_BYTES, QuerySpec, backoff,
     transaction_cancelled, transaction_put,
 };
 use crate::error::{SdkResultExt, build_error};
+
+/// What creating an `EXEC` item found.
+enum Creation {
+    New,
+    /// The same execution was stored already (a redelivered create); `staged`: its item holds
+    /// staged step records.
+    Redelivered {
+        staged: bool,
+    },
+    /// A live dedupe key of another execution.
+    Duplicate(String),
+}
 
 fn key(pk: &str, sk: &str) -> Item {
     Item::from([(EXECUTIONS_PK.to_string(), s(pk)), (SK.to_string(), s(sk))])
@@ -330,6 +343,102 @@ impl DynamoStore {
         tracing::debug!(what, folded = run.len(), written, "loop counter compaction");
     }
 
+    /// Put `exec_item` (the `EXEC` item of `execution`) if absent, with the dedupe key in one
+    /// transaction when there is one (the rules of `create_execution`).
+    async fn create_item(
+        &self, execution: &ExecutionRecord, exec_item: Item, dedupe: Option<&DedupeKey>,
+    ) -> StoreResult<Creation> {
+        let id = &execution.id;
+        let new_execution = Condition::absent(EXECUTIONS_PK).return_old();
+        if !execution.status.is_terminal() {
+            self.remember_facts(execution);
+        }
+        let Some(dedupe) = dedupe else {
+            let written = self
+                .put_if(
+                    &self.executions,
+                    exec_item,
+                    new_execution,
+                    "create_execution",
+                )
+                .await?;
+            return Ok(match written {
+                Conditional::Written(_) => Creation::New,
+                Conditional::Refused(stored) => Creation::Redelivered {
+                    staged: self.check_redelivered(execution, stored).await?,
+                },
+            });
+        };
+
+        // "Now" for the key's expiry is the execution's start (set from the trigger's clock).
+        let now = execution.started_at;
+        let dedupe_pk = keys::dedupe_pk(&dedupe.key);
+        let dedupe_item = encode(
+            &DedupeItem {
+                execution_id: dedupe_pk.clone(),
+                sk: keys::DEDUPE_SK.into(),
+                first: id.clone(),
+                expires_at: dedupe.expires_at,
+                ttl: dedupe.expires_at.div_euclid(1000) + 1,
+            },
+            &dedupe_pk,
+            self.item_limit,
+        )?;
+        for attempt in 0..5u32 {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let put_exec =
+                transaction_put(&self.executions, exec_item.clone(), new_execution.clone())?;
+            let put_key = transaction_put(
+                &self.executions,
+                dedupe_item.clone(),
+                dedupe_condition(id, now),
+            )?;
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(put_exec)
+                .transact_items(put_key)
+                .send()
+                .await;
+            let reasons = match result {
+                Ok(_) => return Ok(Creation::New),
+                Err(e) => transaction_cancelled("create_execution", e)?,
+            };
+            let exec_reason = reasons.first().cloned().unwrap_or_default();
+            let key_reason = reasons.get(1).cloned().unwrap_or_default();
+            if key_reason.condition_failed() {
+                // A live key of another execution: answer with it, write nothing.
+                let first = match key_reason.item.as_ref().and_then(|i| get_s(i, "first")) {
+                    Some(first) => Some(first.to_string()),
+                    None => self
+                        .load::<DedupeItem>(&dedupe_pk, keys::DEDUPE_SK, "get dedupe key")
+                        .await?
+                        .map(|d| d.first),
+                };
+                match first {
+                    Some(first) if &first != id => return Ok(Creation::Duplicate(first)),
+                    // It expired or went away meanwhile: try again.
+                    _ => continue,
+                }
+            }
+            if exec_reason.condition_failed() {
+                let staged = self.check_redelivered(execution, exec_reason.item).await?;
+                // A redelivered create: the record stands; make sure the key does too.
+                return match self.put_dedupe(dedupe_item.clone(), id, now).await? {
+                    Some(first) if &first != id => Ok(Creation::Duplicate(first)),
+                    _ => Ok(Creation::Redelivered { staged }),
+                };
+            }
+            // Cancelled for another reason (a conflicting transaction): retry.
+            tracing::debug!(execution_id = %id, ?reasons, "create transaction cancelled; retrying");
+        }
+        Err(StoreError::Unavailable(format!(
+            "create_execution {id}: the transaction kept being cancelled"
+        )))
+    }
+
     /// Keep what a terminal update of a live execution needs ([`Self::index_facts`]).
     fn remember_facts(&self, r: &ExecutionRecord) {
         self.execution_facts.put(
@@ -401,16 +510,19 @@ impl DynamoStore {
     /// Ok when the execution stored under `execution.id` (`stored`, the item a refused create
     /// found, else read) is `execution` itself, a redelivered create; a conflict when it is
     /// another execution.
+    /// Answers whether the stored item holds staged step records.
     async fn check_redelivered(
         &self, execution: &ExecutionRecord, stored: Option<Item>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let id = &execution.id;
         let stored = match stored {
-            Some(item) => Some(decode::<ExecItem>(item, id)?.into_record()),
-            None => self.load_execution(id).await?,
+            Some(item) => Some(decode::<ExecItem>(item, id)?),
+            None => self.load(id, EXEC_SK, "get_execution").await?,
         };
         match stored {
-            Some(stored) if stored.same_execution(execution) => Ok(()),
+            Some(stored) if stored.clone().into_record().same_execution(execution) => {
+                Ok(stored.staged.is_some())
+            }
             _ => Err(StoreError::Conflict(format!(
                 "execution {id} exists already and is a different execution"
             ))),
@@ -873,99 +985,57 @@ impl ExecutionStore for DynamoStore {
             &format!("{id}/{EXEC_SK}"),
             self.item_limit,
         )?;
-        let new_execution = Condition::absent(EXECUTIONS_PK).return_old();
-        if !execution.status.is_terminal() {
-            self.remember_facts(execution);
-        }
-        let Some(dedupe) = dedupe else {
-            let written = self
-                .put_if(
-                    &self.executions,
-                    exec_item,
-                    new_execution,
-                    "create_execution",
-                )
-                .await?;
-            if let Conditional::Refused(stored) = written {
-                self.check_redelivered(execution, stored).await?;
-            }
-            return Ok(CreateOutcome::Created);
-        };
-
-        // "Now" for the key's expiry is the execution's start (set from the trigger's clock).
-        let now = execution.started_at;
-        let dedupe_pk = keys::dedupe_pk(&dedupe.key);
-        let dedupe_item = encode(
-            &DedupeItem {
-                execution_id: dedupe_pk.clone(),
-                sk: keys::DEDUPE_SK.into(),
-                first: id.clone(),
-                expires_at: dedupe.expires_at,
-                ttl: dedupe.expires_at.div_euclid(1000) + 1,
+        Ok(
+            match self.create_item(execution, exec_item, dedupe).await? {
+                Creation::Duplicate(first) => CreateOutcome::Duplicate(first),
+                Creation::New | Creation::Redelivered { .. } => CreateOutcome::Created,
             },
-            &dedupe_pk,
-            self.item_limit,
-        )?;
-        for attempt in 0..5u32 {
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
-            let put_exec =
-                transaction_put(&self.executions, exec_item.clone(), new_execution.clone())?;
-            let put_key = transaction_put(
-                &self.executions,
-                dedupe_item.clone(),
-                dedupe_condition(id, now),
-            )?;
-            let result = self
-                .client
-                .transact_write_items()
-                .transact_items(put_exec)
-                .transact_items(put_key)
-                .send()
-                .await;
-            let reasons = match result {
-                Ok(_) => return Ok(CreateOutcome::Created),
-                Err(e) => transaction_cancelled("create_execution", e)?,
-            };
-            let exec_reason = reasons.first().cloned().unwrap_or_default();
-            let key_reason = reasons.get(1).cloned().unwrap_or_default();
-            if key_reason.condition_failed() {
-                // A live key of another execution: answer with it, write nothing.
-                let first = match key_reason.item.as_ref().and_then(|i| get_s(i, "first")) {
-                    Some(first) => Some(first.to_string()),
-                    None => self
-                        .load::<DedupeItem>(&dedupe_pk, keys::DEDUPE_SK, "get dedupe key")
-                        .await?
-                        .map(|d| d.first),
-                };
-                match first {
-                    Some(first) if &first != id => return Ok(CreateOutcome::Duplicate(first)),
-                    // It expired or went away meanwhile: try again.
-                    _ => continue,
-                }
-            }
-            if exec_reason.condition_failed() {
-                self.check_redelivered(execution, exec_reason.item).await?;
-                // A redelivered create: the record stands; make sure the key does too.
-                return match self.put_dedupe(dedupe_item.clone(), id, now).await? {
-                    Some(first) if &first != id => Ok(CreateOutcome::Duplicate(first)),
-                    _ => Ok(CreateOutcome::Created),
-                };
-            }
-            // Cancelled for another reason (a conflicting transaction): retry.
-            tracing::debug!(execution_id = %id, ?reasons, "create transaction cancelled; retrying");
+        )
+    }
+
+    /// The pure start's records ride in the `EXEC` item when they cost no write unit there
+    /// (`dynamo/staged.rs`): one request in all. Otherwise, and for a redelivered create whose
+    /// stored item has none, they are `STEP#` items written in the worker's order.
+    async fn create_execution_with_steps(
+        &self, execution: &ExecutionRecord, dedupe: Option<&DedupeKey>, steps: &[StepRecord],
+    ) -> StoreResult<CreateOutcome> {
+        let id = &execution.id;
+        if steps.is_empty() {
+            return create_in_worker_order(self, execution, dedupe, steps).await;
         }
-        Err(StoreError::Unavailable(format!(
-            "create_execution {id}: the transaction kept being cancelled"
-        )))
+        let what = format!("{id}/{EXEC_SK}");
+        let mut exec = ExecItem::new(execution, self.retention_days);
+        let bare = item_size(&encode(&exec, &what, self.item_limit)?);
+        exec.staged = Some(staged::encode(steps, id)?);
+        // A terminal execution is not written again; a live one gets its final status.
+        let growth = if execution.status.is_terminal() {
+            0
+        } else {
+            staged::TERMINAL_GROWTH
+        };
+        let exec_item = match encode(&exec, &what, self.item_limit) {
+            Ok(item) if staged::fits(bare, item_size(&item), growth) => item,
+            _ => return create_in_worker_order(self, execution, dedupe, steps).await,
+        };
+        match self.create_item(execution, exec_item, dedupe).await? {
+            Creation::Duplicate(first) => Ok(CreateOutcome::Duplicate(first)),
+            Creation::New | Creation::Redelivered { staged: true } => Ok(CreateOutcome::Created),
+            Creation::Redelivered { staged: false } => {
+                create_in_worker_order(self, execution, dedupe, steps).await
+            }
+        }
     }
 
     async fn get_execution(&self, id: &str) -> StoreResult<Option<ExecutionRecord>> {
-        let record = self
+        let item = self
             .get_item(&self.executions, key(id, EXEC_SK), "get_execution")
-            .await?
-            .map(exec_or_damaged);
+            .await?;
+        if let Some(item) = item.as_ref()
+            && self.staged_steps.get(id).is_none()
+        {
+            self.remember_staged(id, item);
+        }
+        let record = item.map(exec_or_damaged);
         if let Some(r) = record.as_ref().filter(|r| !r.status.is_terminal()) {
             self.remember_facts(r);
         }
@@ -1116,16 +1186,21 @@ impl ExecutionStore for DynamoStore {
         let item: Option<StepItem> = self
             .load(execution_id, &keys::step_sk(path), "get_step")
             .await?;
-        Ok(item.map(StepItem::into_record))
+        if let Some(item) = item {
+            return Ok(Some(item.into_record()));
+        }
+        let staged = self.staged_records(execution_id).await?;
+        Ok(staged.iter().find(|r| r.path == path).cloned())
     }
 
     async fn list_steps(&self, execution_id: &str) -> StoreResult<Vec<StepRecord>> {
         let steps = self.steps_query("list_steps", execution_id);
         let rows = self.query_all(steps).await?;
-        let mut steps: Vec<StepRecord> = rows
+        let items: Vec<StepRecord> = rows
             .into_iter()
             .map(|i| step_or_damaged(execution_id, i))
             .collect();
+        let mut steps = staged::merge(items, &self.staged_records(execution_id).await?);
         sort_steps(&mut steps);
         Ok(steps)
     }
@@ -1138,7 +1213,7 @@ impl ExecutionStore for DynamoStore {
             .project("#sk, startedAt, #next", &[("#next", "next")]);
         let rows = self.query_all(steps).await?;
         let fallback = ulid_time_ms(execution_id).unwrap_or(0);
-        Ok(rows
+        let mut keys: Vec<StepKey> = rows
             .iter()
             .map(|row| {
                 let sk = get_s(row, SK).unwrap_or_default();
@@ -1148,7 +1223,20 @@ impl ExecutionStore for DynamoStore {
                     next: get_s(row, "next").map(str::to_string),
                 }
             })
-            .collect())
+            .collect();
+        let staged = self.staged_records(execution_id).await?;
+        let stored: BTreeSet<String> = keys.iter().map(|k| k.path.clone()).collect();
+        keys.extend(
+            staged
+                .iter()
+                .filter(|r| !stored.contains(&r.path))
+                .map(|r| StepKey {
+                    path: r.path.clone(),
+                    started_at: r.started_at,
+                    next: r.next.clone(),
+                }),
+        );
+        Ok(keys)
     }
 
     async fn get_steps(
@@ -1158,12 +1246,22 @@ impl ExecutionStore for DynamoStore {
             .iter()
             .map(|p| key(execution_id, &keys::step_sk(p)))
             .collect();
-        Ok(self
+        let items: Vec<StepRecord> = self
             .batch_get(keys, "get_steps")
             .await?
             .into_iter()
             .map(|item| step_or_damaged(execution_id, item))
-            .collect())
+            .collect();
+        if items.len() == paths.len() {
+            return Ok(items);
+        }
+        let staged = self.staged_records(execution_id).await?;
+        let asked: Vec<StepRecord> = staged
+            .iter()
+            .filter(|r| paths.contains(&r.path))
+            .cloned()
+            .collect();
+        Ok(staged::merge(items, &asked))
     }
 
     async fn claim_step(
@@ -1176,6 +1274,14 @@ impl ExecutionStore for DynamoStore {
             &what,
             self.item_limit,
         )?;
+        // A staged record (`dynamo/staged.rs`) holds its path as a `STEP#` item would; a claim
+        // it allows is a `STEP#` item from then on (the condition below sees none yet).
+        let staged = self.staged_records(execution_id).await?;
+        if let Some(held) = staged.iter().find(|r| r.path == record.path)
+            && !staged::claim_allowed(held, record, now)
+        {
+            return Ok(ClaimOutcome::Held(held.clone()));
+        }
         let condition = Condition::new(
             "attribute_not_exists(#sk) \
              OR (#status = :running AND (attribute_not_exists(leaseUntil) OR leaseUntil <= :now) \
@@ -1207,6 +1313,38 @@ impl ExecutionStore for DynamoStore {
                     ))),
                 }
             }
+        }
+    }
+
+    async fn claim_new_step(
+        &self, execution_id: &str, record: &StepRecord, _now: i64,
+    ) -> StoreResult<ClaimOutcome> {
+        let sk = keys::step_sk(&record.path);
+        let what = format!("{execution_id}/{sk}");
+        let staged = self.staged_records(execution_id).await?;
+        if let Some(held) = staged.iter().find(|r| r.path == record.path) {
+            return Ok(ClaimOutcome::Held(held.clone()));
+        }
+        let item = encode(
+            &StepItem::new(execution_id, record, self.retention_days),
+            &what,
+            self.item_limit,
+        )?;
+        let absent = Condition::absent(SK).return_old();
+        match self
+            .put_if(&self.executions, item, absent, "claim_new_step")
+            .await?
+        {
+            Conditional::Written(_) => Ok(ClaimOutcome::Claimed),
+            Conditional::Refused(Some(stored)) => Ok(ClaimOutcome::Held(
+                decode::<StepItem>(stored, &what)?.into_record(),
+            )),
+            Conditional::Refused(None) => match self.get_step(execution_id, &record.path).await? {
+                Some(stored) => Ok(ClaimOutcome::Held(stored)),
+                None => Err(StoreError::Unavailable(format!(
+                    "claim of {what} raced a delete"
+                ))),
+            },
         }
     }
 

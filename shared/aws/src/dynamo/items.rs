@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use wf_core::StepError;
 use wf_core::execution::{
-    ExecutionRecord, ExecutionStatus, LoopState, StepRecord, StepStatus, TriggerInfo,
+    ExecutionRecord, ExecutionStatus, HandedOff, LoopState, StepRecord, StepStatus, TriggerInfo,
 };
 use wf_core::model::Workflow;
 use wf_core::ports::WorkflowMeta;
@@ -245,6 +245,17 @@ pub(crate) struct ExecItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow_trigger: Option<String>,
     pub ttl: i64,
+    /// The step records of the execution's pure start, when they were written with this
+    /// item (JSON text of the list; `dynamo/staged.rs` says when). Never changed afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged: Option<String>,
+    /// `ExecutionRecord::handoff` (JSON text), when there is one.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "json_text_opt"
+    )]
+    pub handoff: Option<Vec<HandedOff>>,
 }
 
 impl ExecItem {
@@ -279,6 +290,8 @@ impl ExecItem {
             )),
             workflow_trigger: Some(keys::workflow_trigger(&r.workflow_id, &r.trigger.kind)),
             ttl: keys::expiry(&r.id, r.started_at, retention_days),
+            staged: None,
+            handoff: (!r.handoff.is_empty()).then(|| r.handoff.clone()),
         }
     }
 
@@ -293,6 +306,7 @@ impl ExecItem {
                 input: self.input,
                 deadline_at: self.deadline_at,
                 rerun_of: self.rerun_of,
+                handoff: self.handoff.unwrap_or_default(),
             },
             self.run
         )

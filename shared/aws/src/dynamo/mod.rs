@@ -10,6 +10,7 @@ mod executions;
 pub mod items;
 pub mod keys;
 mod records;
+mod staged;
 pub mod tables;
 
 use std::collections::HashMap;
@@ -49,6 +50,9 @@ pub struct DynamoStore {
     /// [`PAGE_REMEMBERED_BYTES`], [`PAGES_REMEMBERED_BYTES`] in all: each slot's chain of
     /// iterations walks the pages, and the other slots' chains walk the same ones.
     item_pages: Arc<Remembered<Arc<str>>>,
+    /// The staged step records (`dynamo/staged.rs`) of each execution this process read:
+    /// written with the `EXEC` item, never changed.
+    staged_steps: Arc<Remembered<Arc<Vec<wf_core::execution::StepRecord>>>>,
 }
 
 /// Facts that never change once written (a loop's concurrency, an execution's workflow id,
@@ -132,6 +136,7 @@ impl DynamoStore {
             loop_concurrencies: Remembered::new(REMEMBERED),
             execution_facts: Remembered::new(REMEMBERED),
             item_pages: Remembered::new(PAGES_REMEMBERED_BYTES),
+            staged_steps: Remembered::new(staged::STAGED_REMEMBERED_BYTES),
         }
     }
 

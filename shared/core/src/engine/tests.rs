@@ -47,6 +47,7 @@ fn execution(status: ExecutionStatus) -> ExecutionRecord {
         duration_ms: None,
         deadline_at: 10_000,
         rerun_of: None,
+        handoff: Vec::new(),
     }
 }
 
