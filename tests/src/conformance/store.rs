@@ -660,6 +660,64 @@ pub async fn create_execution_with_steps<S: ExecutionStore + ?Sized>(store: &S) 
         steps[..1]
     );
 
+    // A running one with the tasks its start handed on (as the start use case creates it):
+    // stored as given, the handoff with it, and kept by a status update.
+    let handed_id = execution_id(T0 + 5);
+    let mut handed = execution(&handed_id, &workflow, T0 + 5);
+    handed.status = ExecutionStatus::Running;
+    handed.handoff = vec![
+        wf_core::execution::HandedOff {
+            path: "notify".into(),
+            attempt: 1,
+            delay_ms: 0,
+        },
+        wf_core::execution::HandedOff {
+            path: "check".into(),
+            attempt: 2,
+            delay_ms: 1_500,
+        },
+    ];
+    let created = store
+        .create_execution_with_steps(&handed, None, &steps[..1])
+        .await
+        .expect("create a running one");
+    assert_eq!(created, CreateOutcome::Created);
+    assert_eq!(
+        store.get_execution(&handed_id).await.expect("get"),
+        Some(handed.clone())
+    );
+    let listed = store
+        .list_executions(&ExecutionQuery {
+            workflow_id: Some(workflow.clone()),
+            status: Some(ExecutionStatus::Running),
+            ..ExecutionQuery::default()
+        })
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(
+        listed,
+        vec![handed.clone()],
+        "the sweep lists it with its handoff"
+    );
+    let mut done = handed.clone();
+    done.apply(&ExecutionUpdate {
+        status: ExecutionStatus::Succeeded,
+        output: Some(json!({ "ok": true })),
+        error: None,
+        finished_at: Some(T0 + 9),
+    });
+    assert!(
+        store
+            .update_execution(&handed_id, &done.as_update())
+            .await
+            .expect("finish")
+    );
+    assert_eq!(
+        store.get_execution(&handed_id).await.expect("get"),
+        Some(done)
+    );
+
     // A pure step that failed and will be retried: its next attempt claims it, and from then
     // on every read shows the claim.
     let retry_id = execution_id(T0 + 4);
