@@ -791,8 +791,8 @@ fn step_or_damaged(execution_id: &str, item: Item) -> StepRecord {
 /// still not match it. Each filter reads the index made for it, so a rare status or trigger is
 /// found without reading through history:
 /// * a terminal status: `byStatus` (with the workflow: `byWorkflowStatus`), only that status;
-/// * `queued`/`running`: `byLive` (with the workflow: its `<workflowId>#live` partition of
-///   `byWorkflowStatus`): the live executions, of which the other live status is skipped;
+/// * `queued`/`running`: `byLive`, with or without a workflow: the live executions, of which
+///   the other live status and the other workflows are skipped;
 /// * a trigger: `byTrigger` (with the workflow: `byWorkflowTrigger`);
 /// * a workflow alone: `byWorkflow`; nothing: `byStart`.
 ///
@@ -811,24 +811,20 @@ fn index_plan(query: &ExecutionQuery) -> (Vec<IndexPartition>, bool) {
         (workflow, Some(status), trigger) => {
             residual |= trigger.is_some() || !status.is_terminal();
             match (workflow, status.is_terminal()) {
-                (Some(w), terminal) => one(
+                (Some(w), true) => one(
                     keys::BY_WORKFLOW_STATUS_INDEX,
                     keys::WORKFLOW_STATUS_ATTR,
-                    keys::workflow_status(
-                        w,
-                        if terminal {
-                            status.as_str()
-                        } else {
-                            keys::LIVE_STATUS
-                        },
-                    ),
+                    keys::workflow_status(w, status.as_str()),
                 ),
                 (None, true) => sharded(
                     keys::BY_STATUS_INDEX,
                     keys::STATUS_SHARD_ATTR,
                     keys::status_shards(status.as_str()),
                 ),
-                (None, false) => sharded(
+                // With a workflow too: the live executions of every workflow, the others
+                // skipped (few at any time; a live entry per workflow in `byWorkflowStatus`
+                // would cost two index writes per execution).
+                (_, false) => sharded(
                     keys::BY_LIVE_INDEX,
                     keys::LIVE_SHARD_ATTR,
                     keys::live_shards(),

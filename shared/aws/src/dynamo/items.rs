@@ -238,7 +238,8 @@ pub(crate) struct ExecItem {
     /// `byTrigger`; absent on items written before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger_shard: Option<String>,
-    /// `byWorkflowStatus`; absent on items written before it.
+    /// `byWorkflowStatus`, only once terminal (items written before it have none; live items
+    /// written before this rule have `<workflowId>#live`, replaced at their finish).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow_status: Option<String>,
     /// `byWorkflowTrigger`; absent on items written before it.
@@ -280,14 +281,10 @@ impl ExecItem {
                 .is_terminal()
                 .then(|| keys::status_shard(r.status.as_str(), &r.id)),
             trigger_shard: Some(keys::trigger_shard(&r.trigger.kind, &r.id)),
-            workflow_status: Some(keys::workflow_status(
-                &r.workflow_id,
-                if r.status.is_terminal() {
-                    r.status.as_str()
-                } else {
-                    keys::LIVE_STATUS
-                },
-            )),
+            workflow_status: r
+                .status
+                .is_terminal()
+                .then(|| keys::workflow_status(&r.workflow_id, r.status.as_str())),
             workflow_trigger: Some(keys::workflow_trigger(&r.workflow_id, &r.trigger.kind)),
             ttl: keys::expiry(&r.id, r.started_at, retention_days),
             staged: None,

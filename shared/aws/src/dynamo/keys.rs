@@ -65,7 +65,8 @@ pub const WORKFLOW_STATUS_ATTR: &str = "workflowStatus";
 /// Index of one workflow's executions by trigger type ([`workflow_trigger`]), newest first.
 pub const BY_WORKFLOW_TRIGGER_INDEX: &str = "byWorkflowTrigger";
 pub const WORKFLOW_TRIGGER_ATTR: &str = "workflowTrigger";
-/// The status part of `workflowStatus` while an execution is queued or running.
+/// The status part of `workflowStatus` that items written before it was only set at the
+/// finish have while queued or running (replaced at their finish; never written now).
 pub const LIVE_STATUS: &str = "live";
 /// The `entity` of shard 0: the one partition of `byStart` before it was sharded, so items
 /// written then are still listed.
