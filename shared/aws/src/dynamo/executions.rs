@@ -439,6 +439,33 @@ impl DynamoStore {
         )))
     }
 
+    /// Put `record` as its `STEP#` item under `condition` (which returns the stored item when
+    /// it refuses): `Claimed`, or `Held` with the stored record.
+    async fn put_claim(
+        &self, execution_id: &str, record: &StepRecord, condition: Condition, op: &str,
+    ) -> StoreResult<ClaimOutcome> {
+        let what = format!("{execution_id}/{}", keys::step_sk(&record.path));
+        let item = encode(
+            &StepItem::new(execution_id, record, self.retention_days),
+            &what,
+            self.item_limit,
+        )?;
+        let stored = match self.put_if(&self.executions, item, condition, op).await? {
+            Conditional::Written(_) => return Ok(ClaimOutcome::Claimed),
+            Conditional::Refused(Some(item)) => {
+                Some(decode::<StepItem>(item, &what)?.into_record())
+            }
+            Conditional::Refused(None) => self.get_step(execution_id, &record.path).await?,
+        };
+        match stored {
+            Some(stored) => Ok(ClaimOutcome::Held(stored)),
+            // Gone between the write and the read (a retention delete): claim again.
+            None => Err(StoreError::Unavailable(format!(
+                "claim of {what} raced a delete"
+            ))),
+        }
+    }
+
     /// Keep what a terminal update of a live execution needs ([`Self::index_facts`]).
     fn remember_facts(&self, r: &ExecutionRecord) {
         self.execution_facts.put(
@@ -509,8 +536,7 @@ impl DynamoStore {
 
     /// Ok when the execution stored under `execution.id` (`stored`, the item a refused create
     /// found, else read) is `execution` itself, a redelivered create; a conflict when it is
-    /// another execution.
-    /// Answers whether the stored item holds staged step records.
+    /// another execution. Answers whether the stored item holds staged step records.
     async fn check_redelivered(
         &self, execution: &ExecutionRecord, stored: Option<Item>,
     ) -> StoreResult<bool> {
@@ -1263,13 +1289,6 @@ impl ExecutionStore for DynamoStore {
     async fn claim_step(
         &self, execution_id: &str, record: &StepRecord, now: i64,
     ) -> StoreResult<ClaimOutcome> {
-        let sk = keys::step_sk(&record.path);
-        let what = format!("{execution_id}/{sk}");
-        let item = encode(
-            &StepItem::new(execution_id, record, self.retention_days),
-            &what,
-            self.item_limit,
-        )?;
         // A staged record (`dynamo/staged.rs`) holds its path as a `STEP#` item would; a claim
         // it allows is a `STEP#` item from then on (the condition below sees none yet).
         let staged = self.staged_records(execution_id).await?;
@@ -1291,57 +1310,20 @@ impl ExecutionStore for DynamoStore {
         .value(":now", n(now))
         .value(":attempts", n(record.attempts))
         .return_old();
-        match self
-            .put_if(&self.executions, item, condition, "claim_step")
-            .await?
-        {
-            Conditional::Written(_) => Ok(ClaimOutcome::Claimed),
-            Conditional::Refused(stored) => {
-                let stored = match stored {
-                    Some(item) => Some(decode::<StepItem>(item, &what)?.into_record()),
-                    None => self.get_step(execution_id, &record.path).await?,
-                };
-                match stored {
-                    Some(stored) => Ok(ClaimOutcome::Held(stored)),
-                    // Gone between the write and the read (a retention delete): claim again.
-                    None => Err(StoreError::Unavailable(format!(
-                        "claim of {what} raced a delete"
-                    ))),
-                }
-            }
-        }
+        self.put_claim(execution_id, record, condition, "claim_step")
+            .await
     }
 
     async fn claim_new_step(
         &self, execution_id: &str, record: &StepRecord, _now: i64,
     ) -> StoreResult<ClaimOutcome> {
-        let sk = keys::step_sk(&record.path);
-        let what = format!("{execution_id}/{sk}");
         let staged = self.staged_records(execution_id).await?;
         if let Some(held) = staged.iter().find(|r| r.path == record.path) {
             return Ok(ClaimOutcome::Held(held.clone()));
         }
-        let item = encode(
-            &StepItem::new(execution_id, record, self.retention_days),
-            &what,
-            self.item_limit,
-        )?;
         let absent = Condition::absent(SK).return_old();
-        match self
-            .put_if(&self.executions, item, absent, "claim_new_step")
-            .await?
-        {
-            Conditional::Written(_) => Ok(ClaimOutcome::Claimed),
-            Conditional::Refused(Some(stored)) => Ok(ClaimOutcome::Held(
-                decode::<StepItem>(stored, &what)?.into_record(),
-            )),
-            Conditional::Refused(None) => match self.get_step(execution_id, &record.path).await? {
-                Some(stored) => Ok(ClaimOutcome::Held(stored)),
-                None => Err(StoreError::Unavailable(format!(
-                    "claim of {what} raced a delete"
-                ))),
-            },
-        }
+        self.put_claim(execution_id, record, absent, "claim_new_step")
+            .await
     }
 
     async fn finish_step(&self, execution_id: &str, record: &StepRecord) -> StoreResult<bool> {
