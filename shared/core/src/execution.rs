@@ -180,6 +180,12 @@ fn is_zero_u64(n: &u64) -> bool {
 }
 
 impl HandedOff {
+    /// Whether this task is `grace_ms` past the time it was due (the execution's start plus
+    /// its delay) at `now`.
+    pub fn overdue(&self, started_at: i64, now: i64, grace_ms: i64) -> bool {
+        now - (started_at + self.delay_ms as i64) >= grace_ms
+    }
+
     /// The handed-off tasks of `execution` to send again at `now`: those whose step has no
     /// record of their attempt among `records` (no worker took them), once they are `grace_ms`
     /// past the time they were due (so a task still on its way is not sent twice for nothing;
@@ -191,11 +197,10 @@ impl HandedOff {
             .handoff
             .iter()
             .filter(|h| {
-                let due = execution.started_at + h.delay_ms as i64;
                 let taken = records
                     .iter()
                     .any(|r| r.path == h.path && r.attempts >= h.attempt);
-                !taken && now - due >= grace_ms
+                !taken && h.overdue(execution.started_at, now, grace_ms)
             })
             .map(|h| {
                 let task = StepTask {

@@ -153,7 +153,7 @@ impl Counter {
     /// largest of what the request writes, what its answer shows, and (for an update, a
     /// projected read, a delete) the size last seen; and the index entries it writes. Keeps
     /// what it learnt of the item.
-    fn item_bytes(&self, sent: &Sent, response: &Value) -> (u64, u64) {
+    fn item_billing(&self, sent: &Sent, response: &Value) -> (u64, u64) {
         let table = sent.body["TableName"].as_str().unwrap_or("");
         let key = if sent.body["Key"].is_object() {
             key_of(&sent.body["Key"])
@@ -322,7 +322,7 @@ impl Intercept for Counting {
             .and_then(|b| serde_json::from_slice(b).ok())
             .unwrap_or(Value::Null);
         let (bytes, indexed) = if sent.service == "dynamodb" {
-            self.0.item_bytes(sent, &response)
+            self.0.item_billing(sent, &response)
         } else {
             (0, 0)
         };

@@ -252,7 +252,7 @@ impl App {
         let due = exec
             .handoff
             .iter()
-            .any(|h| now - (exec.started_at + h.delay_ms as i64) >= grace_ms);
+            .any(|h| h.overdue(exec.started_at, now, grace_ms));
         if !due {
             return Ok(0);
         }

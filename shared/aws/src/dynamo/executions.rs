@@ -545,10 +545,9 @@ impl DynamoStore {
             Some(item) => Some(decode::<ExecItem>(item, id)?),
             None => self.load(id, EXEC_SK, "get_execution").await?,
         };
-        match stored {
-            Some(stored) if stored.clone().into_record().same_execution(execution) => {
-                Ok(stored.staged.is_some())
-            }
+        let staged = stored.as_ref().is_some_and(|item| item.staged.is_some());
+        match stored.map(ExecItem::into_record) {
+            Some(stored) if stored.same_execution(execution) => Ok(staged),
             _ => Err(StoreError::Conflict(format!(
                 "execution {id} exists already and is a different execution"
             ))),
@@ -1027,8 +1026,10 @@ impl ExecutionStore for DynamoStore {
         }
         let what = format!("{id}/{EXEC_SK}");
         let mut exec = ExecItem::new(execution, self.retention_days);
-        let bare = item_size(&encode(&exec, &what, self.item_limit)?);
-        exec.staged = Some(staged::encode(steps, id)?);
+        let text = staged::encode(steps, id)?;
+        // The item without the records: the one attribute less (a string: name and text).
+        let staged_bytes = staged::STAGED_ATTR.len() + text.len();
+        exec.staged = Some(text);
         // A terminal execution is not written again; a live one gets its final status.
         let growth = if execution.status.is_terminal() {
             0
@@ -1036,8 +1037,14 @@ impl ExecutionStore for DynamoStore {
             staged::TERMINAL_GROWTH
         };
         let exec_item = match encode(&exec, &what, self.item_limit) {
-            Ok(item) if staged::fits(bare, item_size(&item), growth) => item,
-            _ => return create_in_worker_order(self, execution, dedupe, steps).await,
+            Ok(item) => {
+                let with = item_size(&item);
+                if !staged::fits(with - staged_bytes, with, growth) {
+                    return create_in_worker_order(self, execution, dedupe, steps).await;
+                }
+                item
+            }
+            Err(_) => return create_in_worker_order(self, execution, dedupe, steps).await,
         };
         match self.create_item(execution, exec_item, dedupe).await? {
             Creation::Duplicate(first) => Ok(CreateOutcome::Duplicate(first)),
