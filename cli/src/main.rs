@@ -1,6 +1,7 @@
 //! `wf`: validate, run, serve and deploy workflows. All logic lives in the libraries; this binary
 //! parses arguments, wires adapters and maps results to exit codes.
 
+mod allocator;
 mod commands;
 
 use std::process::ExitCode;
@@ -11,14 +12,6 @@ use clap::{Parser, Subcommand};
 pub const EXIT_USAGE: u8 = 64;
 /// Exit code for an invalid workflow or input.
 pub const EXIT_INVALID: u8 = 3;
-
-/// mimalloc instead of glibc's malloc: under webhook load `wf dev` allocates and frees on the
-/// request threads and on the SQLite writer thread at once, and glibc's malloc/free were ~15%
-/// of its CPU (perf). With mimalloc, `scripts/bench-webhooks` gives ~13% more executions/s at
-/// c=16 for the same idle and peak RSS (built with `no_thp`: transparent huge pages had put
-/// idle RSS at 33 MB instead of 22).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +52,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    allocator::return_freed_memory_at_once();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
